@@ -1,0 +1,27 @@
+"""The pixel baseline: the resized image itself is the embedding."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from pytest_facebench.model import BaseModel
+from pytest_facebench.preprocessing import Preprocessing
+
+
+class Pixels(BaseModel):
+    """Layer `output` is the (3 × size × size) image scaled to [0, 1]; no weights."""
+
+    default_layers = ("output",)
+
+    def __init__(self, *args, size: int = 64, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.size = size
+        if kwargs.get("preprocessing") is None:
+            self.preprocessing = Preprocessing(input_size=size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+                                               crop="none")
+
+    def identity(self) -> dict:
+        return {**super().identity(), "size": self.size}
+
+    def _build_model(self) -> nn.Module:
+        return nn.Identity()

@@ -1,0 +1,56 @@
+"""VGG16 (torchvision): `untrained` (seeded random init), `imagenet` (torchvision weights), or a
+checkpoint path (e.g. a face-trained VGG16; the classifier head is resized to the checkpoint)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.models import VGG16_Weights, vgg16
+
+from pytest_facebench.hub import torchvision_state_dict
+from pytest_facebench.model import BaseModel
+from pytest_facebench.preprocessing import Preprocessing
+
+
+class Vgg16(BaseModel):
+    """`weights`: 'untrained', 'imagenet', or a path to a state_dict / checkpoint."""
+
+    preprocessing = Preprocessing(input_size=224, crop="none")
+    default_layers = ("classifier.5",)
+    named_weights = ("untrained", "imagenet")
+
+    def __init__(self, *args, weights: str = "untrained", seed: int = 0, **kwargs):
+        super().__init__(*args, weights=weights, **kwargs)
+        self.seed = seed
+        if weights == "imagenet":
+            self.preprocessing = Preprocessing(input_size=224, resize_size=256, crop="center")
+
+    def identity(self) -> dict:
+        identity = super().identity()
+        if self.weights == "untrained":
+            identity["seed"] = self.seed
+        elif self.weights == "imagenet":
+            identity["weights"] = str(VGG16_Weights.IMAGENET1K_V1)
+        return identity
+
+    def check_weights(self) -> None:
+        if self.weights == "imagenet":
+            from pytest_facebench.hub import torchvision_cache_path, host_reachable
+            from pytest_facebench.errors import WeightsUnavailable
+
+            weights = VGG16_Weights.IMAGENET1K_V1
+            if not torchvision_cache_path(weights).is_file() and not host_reachable("download.pytorch.org"):
+                raise WeightsUnavailable(f"model '{self.name}': torchvision weights {weights} are not in the torch "
+                                         f"hub cache ({torchvision_cache_path(weights)}) and download.pytorch.org "
+                                         f"cannot be reached")
+        super().check_weights()
+
+    def _build_model(self) -> nn.Module:
+        if self.weights == "untrained":
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                return vgg16(weights=None)
+        net = vgg16(weights=None)
+        if self.weights == "imagenet":
+            net.load_state_dict(torchvision_state_dict(VGG16_Weights.IMAGENET1K_V1, self.name))
+        return net  # a checkpoint path is loaded (with head resizing) by BaseModel.build

@@ -1,0 +1,302 @@
+"""The grid file: models × tasks (× thresholds), parsed and validated into specs.
+
+The grid lives in `facebench.toml` (top-level `[[models]]` and `[[tasks]]` arrays) or in
+`pyproject.toml` under `[tool.facebench]`. Relative paths resolve against the file's directory;
+`~` and `$VARS` are expanded. Problems with one entry are kept on that entry's spec (`spec.error`)
+so the other cells of the grid still run; problems with the file itself raise `ConfigError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import inspect
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .errors import ConfigError
+
+GRID_FILENAME = "facebench.toml"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.]+$")
+MODEL_KEYS = {"name", "factory", "layers", "pooling", "kwargs", "readout", "reference"}
+TASK_KEYS = {"name", "type", "pairs", "images", "distance", "columns", "thresholds", "models", "reference",
+             "tolerances"}
+
+
+@dataclass
+class ModelSpec:
+    """One `[[models]]` entry. `factory` is 'module:Class' or 'path/to/file.py:Class'."""
+
+    name: str
+    factory: str = ""
+    layers: list[str] = field(default_factory=list)
+    pooling: dict[str, str] | str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    readout: str | None = None
+    reference: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    base_dir: Path = Path(".")
+    error: str | None = None
+
+
+@dataclass
+class TaskSpec:
+    """One `[[tasks]]` entry; `options` are the type-specific keys (e.g. `method`, `groups`)."""
+
+    name: str
+    type: str = ""
+    pairs: Path | None = None
+    images: Path | None = None
+    distance: str = "cosine"
+    columns: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    thresholds: list[dict[str, Any]] = field(default_factory=list)
+    tolerances: dict[str, float] = field(default_factory=dict)
+    models: list[str] | None = None
+    reference: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    error: str | None = None
+
+
+@dataclass
+class Grid:
+    """A parsed grid: valid and invalid entries, in file order."""
+
+    path: Path
+    sha256: str
+    models: list[ModelSpec]
+    tasks: list[TaskSpec]
+    errors: list[str] = field(default_factory=list)
+
+    def runnable_pairs(self, task_type: str | None = None) -> list[tuple[ModelSpec, TaskSpec]]:
+        """Model × task cells in deterministic, model-major order, optionally one task type only."""
+        cells = []
+        for model in self.models:
+            for task in self.tasks:
+                if task_type is not None and task.type != task_type:
+                    continue
+                if task.models is not None and model.name not in task.models:
+                    continue
+                cells.append((model, task))
+        return cells
+
+
+def find_grid_file(start_dirs: list[Path], rootdir: Path) -> Path | None:
+    """The nearest `facebench.toml` walking up from each start dir to rootdir, else a pyproject
+    with `[tool.facebench]` in rootdir."""
+    rootdir = rootdir.resolve()
+    for start in start_dirs:
+        directory = start.resolve()
+        if directory.is_file():
+            directory = directory.parent
+        while True:
+            candidate = directory / GRID_FILENAME
+            if candidate.is_file():
+                return candidate
+            if directory == rootdir or directory.parent == directory or rootdir not in directory.parents:
+                break
+            directory = directory.parent
+    if (rootdir / GRID_FILENAME).is_file():
+        return rootdir / GRID_FILENAME
+    pyproject = rootdir / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            return None
+        if "facebench" in data.get("tool", {}):
+            return pyproject
+    return None
+
+
+def load_grid(path: Path | str, known_task_types: dict[str, type] | None = None) -> Grid:
+    """Parse and validate a grid file. File-level problems raise; entry-level ones are kept."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("grid file not found; pass an existing file to --facebench-config", path=path)
+    raw = path.read_bytes()
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text ({exc})", path=path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", path=path) from None
+    if path.name == "pyproject.toml":
+        data = data.get("tool", {}).get("facebench")
+        if data is None:
+            raise ConfigError("has no [tool.facebench] table", path=path)
+        prefix = "tool.facebench."
+    else:
+        prefix = ""
+    if known_task_types is None:
+        from .tasks import TASK_TYPES
+
+        known_task_types = TASK_TYPES
+    return parse_grid(data, path, hashlib.sha256(raw).hexdigest(), known_task_types, prefix)
+
+
+def parse_grid(data: dict[str, Any], path: Path, sha256: str, task_types: dict[str, type],
+               prefix: str = "") -> Grid:
+    """Validate the parsed TOML of a grid file into a `Grid`."""
+    unknown = set(data) - {"models", "tasks", "defaults"}
+    if unknown:
+        raise ConfigError(f"unknown top-level key(s) {sorted(unknown)}; expected 'models', 'tasks' and "
+                          f"optionally 'defaults'", path=path, key=prefix.rstrip(".") or None)
+    defaults = data.get("defaults", {})
+    models = [_parse_model(entry, i, path, prefix) for i, entry in enumerate(_array(data, "models", path, prefix))]
+    tasks = [_parse_task(entry, i, path, prefix, task_types, defaults)
+             for i, entry in enumerate(_array(data, "tasks", path, prefix))]
+    errors = _mark_duplicates(models, "model", path) + _mark_duplicates(tasks, "task", path)
+    return Grid(path=path, sha256=sha256, models=models, tasks=tasks, errors=errors)
+
+
+def _array(data: dict[str, Any], key: str, path: Path, prefix: str) -> list[Any]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise ConfigError(f"expected an array of tables ([[{key}]]), got {type(value).__name__}",
+                          path=path, key=prefix + key)
+    return value
+
+
+def _mark_duplicates(specs: list[Any], kind: str, path: Path) -> list[str]:
+    seen: dict[str, str] = {}
+    errors = []
+    for spec in specs:
+        if spec.name in seen and spec.error is None:
+            spec.error = (f"{path}, {spec.source}: duplicate {kind} name '{spec.name}' (first defined at "
+                          f"{seen[spec.name]}); {kind} names must be unique")
+            errors.append(spec.error)
+        seen.setdefault(spec.name, spec.source)
+    return errors
+
+
+def _entry_name(entry: Any, where: str) -> str:
+    if isinstance(entry, dict) and isinstance(entry.get("name"), str) and entry["name"]:
+        return entry["name"]
+    return where
+
+
+def _check_name(name: str, where: str, path: Path) -> None:
+    if not NAME_PATTERN.match(name):
+        raise ConfigError(f"name '{name}' may only contain letters, digits, '_' and '.' (it becomes part of "
+                          f"test ids and file names)", path=path, key=where)
+
+
+def _unknown_keys(entry: dict[str, Any], allowed: set[str], where: str, path: Path) -> None:
+    for key in entry:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"unknown key '{key}'{hint} Valid keys: {', '.join(sorted(allowed))}",
+                              path=path, key=where)
+
+
+def _parse_model(entry: Any, index: int, path: Path, prefix: str) -> ModelSpec:
+    where = f"{prefix}models[{index}]"
+    spec = ModelSpec(name=_entry_name(entry, where), source=where, base_dir=path.parent)
+    try:
+        if not isinstance(entry, dict):
+            raise ConfigError("expected a table with 'name' and 'factory'", path=path, key=where)
+        if "name" not in entry:
+            raise ConfigError("missing required key 'name'", path=path, key=where)
+        _check_name(spec.name, where, path)
+        where = f"{where} ('{spec.name}')"
+        spec.source = where
+        _unknown_keys(entry, MODEL_KEYS, where, path)
+        factory = entry.get("factory")
+        if not isinstance(factory, str) or ":" not in factory:
+            raise ConfigError(f"'factory' must be 'module:Class' or 'file.py:Class', got {factory!r}",
+                              path=path, key=where)
+        spec.factory = factory
+        layers = entry.get("layers", [])
+        if isinstance(layers, str):
+            layers = [layers]
+        if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
+            raise ConfigError("'layers' must be a list of module names such as ['features.30', 'classifier.5']",
+                              path=path, key=where)
+        spec.layers = layers
+        pooling = entry.get("pooling")
+        if pooling is not None and not isinstance(pooling, (str, dict)):
+            raise ConfigError("'pooling' must be a string or a table {layer = rule}", path=path, key=where)
+        spec.pooling = pooling
+        kwargs = entry.get("kwargs", {})
+        if not isinstance(kwargs, dict):
+            raise ConfigError("'kwargs' must be a table", path=path, key=where)
+        spec.kwargs = kwargs
+        spec.readout = entry.get("readout")
+        if spec.readout is not None and spec.layers and spec.readout not in spec.layers:
+            raise ConfigError(f"'readout' {spec.readout!r} is not among the listed layers {spec.layers}",
+                              path=path, key=where)
+        spec.reference = entry.get("reference", {})
+    except ConfigError as exc:
+        spec.error = str(exc)
+    return spec
+
+
+def resolve_path(value: str, base_dir: Path) -> Path:
+    """Expand `~` and `$VARS`; resolve relative paths against the grid file's directory."""
+    expanded = Path(os.path.expandvars(os.path.expanduser(value)))
+    return expanded if expanded.is_absolute() else (base_dir / expanded)
+
+
+def _parse_task(entry: Any, index: int, path: Path, prefix: str, task_types: dict[str, type],
+                defaults: dict[str, Any]) -> TaskSpec:
+    where = f"{prefix}tasks[{index}]"
+    spec = TaskSpec(name=_entry_name(entry, where), source=where)
+    try:
+        if not isinstance(entry, dict):
+            raise ConfigError("expected a table with 'name', 'type', 'pairs' and 'images'", path=path, key=where)
+        for required in ("name", "type", "pairs", "images"):
+            if required not in entry:
+                raise ConfigError(f"missing required key '{required}'", path=path, key=where)
+        _check_name(spec.name, where, path)
+        where = f"{where} ('{spec.name}')"
+        spec.source = where
+        spec.type = str(entry["type"])
+        if spec.type not in task_types:
+            close = difflib.get_close_matches(spec.type, sorted(task_types), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"unknown task type '{spec.type}'; expected one of "
+                              f"{', '.join(sorted(task_types))}.{hint}", path=path, key=where)
+        task_cls = task_types[spec.type]
+        allowed_options = _task_options(task_cls)
+        _unknown_keys(entry, TASK_KEYS | allowed_options, where, path)
+        spec.pairs = resolve_path(str(entry["pairs"]), path.parent)
+        spec.images = resolve_path(str(entry["images"]), path.parent)
+        spec.distance = str(entry.get("distance", defaults.get("distance", "cosine")))
+        columns = entry.get("columns", {})
+        if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
+            raise ConfigError("'columns' must be a table mapping roles to column names, e.g. "
+                              "{ img1 = 'left', img2 = 'right', label = 'same' }", path=path, key=where)
+        spec.columns = columns
+        spec.options = {k: v for k, v in entry.items() if k in allowed_options}
+        thresholds = entry.get("thresholds", [])
+        if not isinstance(thresholds, list) or not all(isinstance(t, dict) for t in thresholds):
+            raise ConfigError("'thresholds' must be an array of tables like { metric = 'auc', min = 0.9 }",
+                              path=path, key=where)
+        spec.thresholds = thresholds
+        spec.tolerances = entry.get("tolerances", {})
+        models = entry.get("models")
+        if models is not None and not (isinstance(models, list) and all(isinstance(m, str) for m in models)):
+            raise ConfigError("'models' must be a list of model names", path=path, key=where)
+        spec.models = models
+        spec.reference = entry.get("reference", {})
+    except ConfigError as exc:
+        spec.error = str(exc)
+    return spec
+
+
+def _task_options(task_cls: type) -> set[str]:
+    """Type-specific option names: the keyword parameters of the task class's constructor."""
+    params = inspect.signature(task_cls.__init__).parameters
+    common = {"self", "name", "pairs", "images", "distance", "columns"}
+    return {p for p, v in params.items() if p not in common and v.kind is not inspect.Parameter.VAR_KEYWORD}

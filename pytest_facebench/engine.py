@@ -1,0 +1,305 @@
+"""The embedding engine: every distinct image once per model, every layer in one forward pass.
+
+Images are decoded and preprocessed in DataLoader workers (pinned memory, non-blocking copies),
+run under `torch.inference_mode` with the chosen precision, and each layer's pooled rows go to the
+content-addressed store (`cache.py`). Small layers are assembled in memory; wide ones stay on disk
+and are read in chunks when distances are computed, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .cache import EmbeddingStore, layer_key
+from .errors import DataError, FacebenchError, list_some
+from .images import content_hash, load_rgb
+from .model import BaseModel
+
+log = logging.getLogger("facebench")
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+IN_MEMORY_BYTES = 512 * 1024**2  # a layer larger than this (all images) stays on disk
+BATCH_BYTES = 1024**3  # pooled outputs of one batch, all layers: bounds peak memory for wide layers
+
+
+@dataclass
+class EngineOptions:
+    device: str = "auto"
+    precision: str = "fp32"
+    batch_size: int = 32
+    workers: int | None = None  # None: sized to the CPU count
+    channels_last: bool = True
+    progress: bool = False
+
+    def loader_workers(self) -> int:
+        if self.workers is not None:
+            return max(0, self.workers)
+        return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+@dataclass
+class EmbedStats:
+    """Per-model counters for run.json."""
+
+    images: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    embedded: int = 0
+    load_s: float = 0.0
+    forward_s: float = 0.0
+    total_s: float = 0.0
+    batch_size: int = 0
+    oom_retries: int = 0
+
+    def add(self, other: EmbedStats) -> None:
+        for name, value in asdict(other).items():
+            if name == "batch_size":
+                self.batch_size = value or self.batch_size
+            else:
+                setattr(self, name, getattr(self, name) + value)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["images_per_s"] = round(self.embedded / self.forward_s, 1) if self.forward_s > 0 else None
+        return data
+
+
+def resolve_device(option: str, worker_index: int | None = None) -> torch.device:
+    """auto|cpu|cuda|cuda:N. Plain `cuda` under xdist takes GPU `worker_index % visible GPUs`."""
+    if option == "auto":
+        option = "cuda" if torch.cuda.is_available() else "cpu"
+    if option == "cpu":
+        return torch.device("cpu")
+    if option == "cuda" or option.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise FacebenchError(f"--facebench-device {option}: CUDA is not available on this machine")
+        count = torch.cuda.device_count()
+        index = (worker_index or 0) % count if option == "cuda" else int(option.split(":", 1)[1])
+        if index >= count:
+            raise FacebenchError(f"--facebench-device {option}: only {count} CUDA device(s) are visible")
+        return torch.device("cuda", index)
+    raise FacebenchError(f"--facebench-device must be auto, cpu, cuda or cuda:N, got {option!r}")
+
+
+class ImageDataset(Dataset):
+    """(index, tensor, error) per image; a bad file yields an error string instead of stopping the loader."""
+
+    def __init__(self, paths: list[Path], preprocess: Callable[[Any], torch.Tensor]):
+        self.paths = paths
+        self.preprocess = preprocess
+        self._shape: tuple[int, ...] | None = None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str]:
+        try:
+            return index, self.preprocess(load_rgb(self.paths[index])), ""
+        except FacebenchError as exc:
+            return index, None, str(exc)
+        except Exception as exc:  # noqa: BLE001 - a user's preprocess may raise anything
+            return index, None, f"{self.paths[index]}: {type(exc).__name__}: {exc}"
+
+
+def _collate(items: list[tuple[int, torch.Tensor | None, str]]) -> tuple[list[int], torch.Tensor | None, list[str]]:
+    good = [(i, t) for i, t, e in items if t is not None]
+    errors = [e for _, t, e in items if t is None]
+    batch = torch.stack([t for _, t in good]) if good else None
+    return [i for i, _ in good], batch, errors
+
+
+class StoredRows:
+    """Rows of one wide layer, read from the store on demand (indexing returns an ndarray)."""
+
+    def __init__(self, store: EmbeddingStore, key: str, hashes: list[str], dim: int):
+        self.store, self.key, self.hashes = store, key, hashes
+        self.shape = (len(hashes), dim)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        rows = np.atleast_1d(np.arange(self.shape[0])[index])
+        out = np.empty((len(rows), self.shape[1]), dtype=np.float32)
+        for i, row in enumerate(rows):
+            value = self.store.get(self.key, self.hashes[row])
+            if value is None:
+                raise FacebenchError(f"embedding cache entry vanished during the run: {self.store.path(self.key, self.hashes[row])}")
+            out[i] = value
+        return out
+
+
+@dataclass
+class Embeddings:
+    """Per-layer row matrices aligned with the requested paths."""
+
+    layers: dict[str, np.ndarray | StoredRows]
+    stats: EmbedStats
+    keys: dict[str, str] = field(default_factory=dict)
+
+
+class Engine:
+    """Owns the device, precision, loader settings and the store; counts per-model statistics."""
+
+    def __init__(self, options: EngineOptions, store: EmbeddingStore, worker_index: int | None = None,
+                 progress: Callable[..., Any] | None = None):
+        self.options = options
+        self.store = store
+        self.device = resolve_device(options.device, worker_index)
+        if options.precision not in PRECISIONS:
+            raise FacebenchError(f"--facebench-precision must be one of {', '.join(PRECISIONS)}, got {options.precision!r}")
+        self.dtype = PRECISIONS[options.precision]
+        self.stats: dict[str, EmbedStats] = {}
+        self._progress = progress
+
+    def provenance(self) -> dict[str, Any]:
+        return {"device": str(self.device), "precision": self.options.precision,
+                "batch_size": self.options.batch_size, "cache": str(self.store.root) if self.store.persistent else None}
+
+    def layer_keys(self, model: BaseModel) -> dict[str, str]:
+        """The cache key of each layer: everything that changes the numbers."""
+        import torchvision
+
+        base = {"model": model.identity(), "preprocessing": model.preprocessing.as_dict(),
+                "precision": self.options.precision, "device_type": self.device.type,
+                "torch": torch.__version__.split("+")[0], "torchvision": torchvision.__version__.split("+")[0]}
+        if "transformers" in type(model).__module__ or getattr(model, "uses_transformers", False):
+            import transformers
+
+            base["transformers"] = transformers.__version__
+        return {layer: layer_key({**base, "layer": layer, "pooling": model.pooling[layer]}) for layer in model.layers}
+
+    # --- the job ----------------------------------------------------------------------------------
+    def embed(self, model: BaseModel, paths: list[Path]) -> Embeddings:
+        """Rows for every layer of `model`, one per path; only images absent from the store are run."""
+        started = time.perf_counter()
+        stats = EmbedStats(images=len(paths))
+        keys = self.layer_keys(model)
+        hashes = [content_hash(p) for p in paths]
+        unique = list(dict.fromkeys(hashes))
+        first_path = {h: p for h, p in zip(reversed(hashes), reversed(paths))}
+        rows: dict[str, dict[str, np.ndarray]] = {layer: {} for layer in model.layers}
+        missing = []
+        for h in unique:
+            found = {layer: self.store.get(keys[layer], h) for layer in model.layers}
+            if all(v is not None for v in found.values()):
+                for layer, value in found.items():
+                    rows[layer][h] = value  # type: ignore[assignment]
+            else:
+                missing.append(h)
+        stats.cache_hits = len(unique) - len(missing)
+        stats.cache_misses = len(missing)
+        if missing:
+            self._compute(model, [first_path[h] for h in missing], missing, keys, rows, stats)
+        self.store.flush()
+        layers = {layer: self._assemble(rows[layer], keys[layer], hashes, unique) for layer in model.layers}
+        stats.total_s = time.perf_counter() - started
+        self.stats.setdefault(model.name, EmbedStats()).add(stats)
+        return Embeddings(layers=layers, stats=stats, keys=keys)
+
+    def _assemble(self, rows: dict[str, np.ndarray], key: str, hashes: list[str],
+                  unique: list[str]) -> np.ndarray | StoredRows:
+        dims = {r.shape[0] for r in rows.values()} if rows else set()
+        dim = dims.pop() if len(dims) == 1 else self._stored_dim(key, unique)
+        if len(rows) == len(unique) and len(hashes) * dim * 4 <= IN_MEMORY_BYTES:
+            return np.stack([rows[h] for h in hashes]).astype(np.float32, copy=False)
+        return StoredRows(self.store, key, hashes, dim)
+
+    def _stored_dim(self, key: str, unique: list[str]) -> int:
+        row = self.store.get(key, unique[0])
+        if row is None:
+            raise FacebenchError(f"embedding cache entry missing: {self.store.path(key, unique[0])}")
+        return int(row.shape[0])
+
+    def _compute(self, model: BaseModel, paths: list[Path], hashes: list[str], keys: dict[str, str],
+                 rows: dict[str, dict[str, np.ndarray]], stats: EmbedStats) -> None:
+        model.to(self.device)
+        model.build()
+        net = model.net
+        if self.options.channels_last and self.device.type == "cuda" and any(
+                isinstance(m, torch.nn.Conv2d) for m in net.modules()):
+            net.to(memory_format=torch.channels_last)
+        workers = self.options.loader_workers()
+        loader = DataLoader(ImageDataset(paths, model.preprocess), batch_size=self.options.batch_size,
+                            num_workers=workers, pin_memory=self.device.type == "cuda", collate_fn=_collate,
+                            persistent_workers=False, prefetch_factor=4 if workers else None)
+        errors: list[str] = []
+        keep_in_memory = True
+        batch_limit = 1  # the first image probes the output size, then the batch grows to fit BATCH_BYTES
+        bar = self._progress(total=len(paths), desc=model.name) if self._progress else None
+        tick = time.perf_counter()
+        for indices, batch, batch_errors in loader:
+            errors.extend(batch_errors)
+            stats.load_s += time.perf_counter() - tick
+            tick = time.perf_counter()
+            start = 0
+            while batch is not None and start < len(indices):
+                chunk = batch[start:start + batch_limit]
+                outputs, batch_limit = self._forward(model, chunk, batch_limit, stats)
+                for layer, value in outputs.items():
+                    for row, index in zip(value, indices[start:start + len(chunk)]):
+                        self.store.put(keys[layer], hashes[index], row)
+                        if keep_in_memory:
+                            rows[layer][hashes[index]] = row
+                bytes_per_image = max(1, sum(v.shape[1] for v in outputs.values()) * 4)
+                keep_in_memory = keep_in_memory and bytes_per_image * len(paths) <= IN_MEMORY_BYTES
+                if not keep_in_memory:
+                    for layer_rows in rows.values():
+                        layer_rows.clear()
+                batch_limit = max(1, min(self.options.batch_size if stats.embedded == 0 else batch_limit,
+                                         BATCH_BYTES // bytes_per_image))
+                stats.embedded += len(chunk)
+                start += len(chunk)
+            stats.forward_s += time.perf_counter() - tick
+            if bar is not None:
+                bar.update(len(indices) + len(batch_errors))
+            tick = time.perf_counter()
+        if bar is not None:
+            bar.close()
+        stats.batch_size = batch_limit
+        if errors:
+            raise DataError(f"model '{model.name}': {len(errors)} image(s) could not be read: {list_some(errors)}")
+
+    def _forward(self, model: BaseModel, batch: torch.Tensor, batch_limit: int,
+                 stats: EmbedStats) -> tuple[dict[str, np.ndarray], int]:
+        """Run a batch; on out-of-memory halve the batch size and retry, down to one image.
+        Returns the outputs and the batch size to use from now on."""
+        try:
+            return self._run(model, batch), batch_limit
+        except torch.OutOfMemoryError:
+            if len(batch) == 1:
+                raise
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            half = max(1, len(batch) // 2)
+            stats.oom_retries += 1
+            log.warning("facebench: out of memory with batch size %d on %s; retrying with %d", len(batch),
+                        self.device, half)
+            out_a, limit = self._forward(model, batch[:half], half, stats)
+            out_b, limit = self._forward(model, batch[half:], min(limit, half), stats)
+            return {k: np.concatenate([out_a[k], out_b[k]]) for k in out_a}, limit
+
+    def _run(self, model: BaseModel, batch: torch.Tensor) -> dict[str, np.ndarray]:
+        batch = batch.to(self.device, non_blocking=True)
+        if self.options.channels_last and self.device.type == "cuda" and batch.dim() == 4:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        autocast = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32
+                    else nullcontext())
+        with torch.inference_mode(), autocast:
+            outputs = model.extract(batch)
+        return {layer: value.float().cpu().numpy() for layer, value in outputs.items()}
+
+
+def iter_chunks(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))

@@ -1,0 +1,70 @@
+"""One grid cell: embed a task's images with a model, compute distances per layer, score them.
+
+Shared by the `facebench` fixture and the programmatic `run()`; knows nothing about pytest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .distances import distance_name, pair_distances
+from .engine import Engine
+from .model import BaseModel
+from .results import metric_record
+from .tasks.base import BaseTask
+
+
+@dataclass
+class CellResult:
+    """What one model × task evaluation produced."""
+
+    model: str
+    task: str
+    records: list[dict[str, Any]]
+    distances: pd.DataFrame
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame.from_records(self.records)
+
+    def to_payload(self) -> dict[str, Any]:
+        """Plain JSON-able data for the test report (travels from xdist workers to the controller)."""
+        return {"model": self.model, "task": self.task, "records": self.records, "stats": self.stats,
+                "distances": {c: [_plain(v) for v in self.distances[c]] for c in self.distances.columns}}
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def readout_layer(model: BaseModel) -> str:
+    """The layer gates and headline tables use: declared, else the last listed one."""
+    return getattr(model, "readout", None) or model.layers[-1]
+
+
+def evaluate_cell(engine: Engine, model: BaseModel, task: BaseTask, nodeid: str | None = None) -> CellResult:
+    """Embed (once per distinct image), compute every layer's distances on the device, score."""
+    task.load()
+    embeddings = engine.embed(model, task.images)
+    distances = task.pair_rows().reset_index(drop=True)
+    records: list[dict[str, Any]] = []
+    identity = model.identity()
+    readout = readout_layer(model)
+    for index, layer in enumerate(model.layers):
+        values = pair_distances(embeddings.layers[layer], task.pair_index, task.distance, engine.device)
+        column = layer if layer not in distances else f"distance:{layer}"
+        distances[column] = values
+        context = {"model": model.name, "layer": layer, "layer_index": index, "task": task.name,
+                   "task_type": task.type, "distance": distance_name(task.distance),
+                   "pooling": model.pooling[layer], "preprocessing": model.preprocessing.describe(),
+                   "precision": engine.options.precision, "device": str(engine.device),
+                   "weights": str(identity.get("weights", "")), "readout": layer == readout, "nodeid": nodeid}
+        for metric in task.score(np.asarray(values)):
+            records.append(metric_record(metric, **context))
+    stats = {"embedding": embeddings.stats.as_dict(), "task": task.describe(),
+             "engine": engine.provenance()}
+    return CellResult(model=model.name, task=task.name, records=records, distances=distances, stats=stats)

@@ -1,0 +1,49 @@
+"""The `facebench` fixture object: evaluate a cell and record metrics for the reports."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .evaluate import evaluate_cell
+from .model import BaseModel
+from .results import Metric, metric_record
+from .tasks.base import BaseTask
+
+if TYPE_CHECKING:
+    import pytest
+
+    from .session import FacebenchSession
+
+
+class Facebench:
+    """Per-test recorder. Everything recorded travels on the test report to the controller."""
+
+    def __init__(self, session: FacebenchSession, node: pytest.Item):
+        self._session = session
+        self._node = node
+        self.cells: list[dict[str, Any]] = []
+        self.custom: list[dict[str, Any]] = []
+
+    def evaluate(self, model: BaseModel, task: BaseTask) -> pd.DataFrame:
+        """Embed the task's images with the model, score every extracted layer, record and return the
+        metrics (one row per layer × metric)."""
+        with self._session.terminal():
+            result = evaluate_cell(self._session.engine, model, task, nodeid=self._node.nodeid)
+        self.cells.append(result.to_payload())
+        return result.frame()
+
+    def record(self, layer: str | None = None, condition: str | None = None, **metrics: float) -> None:
+        """Record custom metrics for this cell, e.g. `facebench.record(my_score=0.93)`."""
+        callspec = getattr(self._node, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        model = getattr(params.get("model"), "name", None)
+        task = next((getattr(v, "name", None) for k, v in params.items() if k == "task" or k.endswith("_task")), None)
+        for name, value in metrics.items():
+            self.custom.append(metric_record(Metric(name, float(value), condition=condition, protocol="custom"),
+                                             model=model, layer=layer or "", task=task or self._node.name,
+                                             task_type="custom", nodeid=self._node.nodeid))
+
+    def payload(self) -> dict[str, Any]:
+        return {"cells": self.cells, "custom": self.custom}

@@ -1,0 +1,128 @@
+"""Where pretrained weights come from: local dirs and files, the Hugging Face cache, the torch hub
+cache, or (when the host answers) a download. Anything else raises `WeightsUnavailable`, so the
+benchmark skips with a reason instead of running on random weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import torch
+
+from .errors import ModelError, WeightsUnavailable
+from .model import file_sha256
+from .preprocessing import Preprocessing
+
+OFFLINE_VARS = ("FACEBENCH_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
+
+
+def offline() -> bool:
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in OFFLINE_VARS)
+
+
+@cache
+def host_reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+    """One quick TCP connect, memoized: avoids libraries' long retry loops on machines without network."""
+    if offline():
+        return False
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+# --- Hugging Face -------------------------------------------------------------------------------
+def hf_local_dir(source: str) -> Path | None:
+    path = Path(os.path.expanduser(source))
+    return path if path.is_dir() else None
+
+
+def hf_cached_file(source: str, filename: str, revision: str | None = None) -> Path | None:
+    """A file of a hub repo if it is in the local HF cache (no network)."""
+    local = hf_local_dir(source)
+    if local is not None:
+        return local / filename if (local / filename).is_file() else None
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(source, filename, revision=revision)
+    return Path(found) if isinstance(found, str) else None
+
+
+def hf_check_available(source: str, revision: str | None, model_name: str) -> None:
+    """Raise `WeightsUnavailable` unless the repo is a local dir, cached, or fetchable now."""
+    local = Path(os.path.expanduser(source))
+    if local.is_absolute() or source.startswith((".", "~")):
+        if not local.is_dir():
+            raise WeightsUnavailable(f"model '{model_name}': local model directory not found: {local}")
+        return
+    if hf_cached_file(source, "config.json", revision) is not None:
+        return
+    if not host_reachable("huggingface.co"):
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        raise WeightsUnavailable(f"model '{model_name}': pretrained weights '{source}'"
+                                 f"{'@' + revision if revision else ''} are not in the Hugging Face cache "
+                                 f"({HF_HUB_CACHE}) and huggingface.co cannot be reached; download them once "
+                                 f"(huggingface-cli download {source}) or point the grid at a local directory")
+
+
+def hf_from_pretrained(model_cls: Any, source: str, revision: str | None, model_name: str, **kwargs: Any) -> Any:
+    """`model_cls.from_pretrained` from a local dir or hub id; refuses checkpoints that leave weights
+    randomly initialized."""
+    hf_check_available(source, revision, model_name)
+    local = hf_local_dir(source)
+    cached = local is not None or hf_cached_file(source, "config.json", revision) is not None
+    try:
+        net, info = model_cls.from_pretrained(str(local) if local else source, revision=revision,
+                                              local_files_only=cached, output_loading_info=True, **kwargs)
+    except OSError as exc:
+        raise WeightsUnavailable(f"model '{model_name}': cannot load pretrained weights '{source}': "
+                                 f"{str(exc).splitlines()[0]}") from None
+    missing = info.get("missing_keys") or []
+    if missing:
+        raise ModelError(f"model '{model_name}': '{source}' left {len(missing)} weights randomly initialized "
+                         f"(e.g. {sorted(missing)[:3]}); refusing to benchmark random weights")
+    return net
+
+
+def hf_identity(source: str, revision: str | None) -> dict[str, Any]:
+    """Hub id + revision + resolved commit, or the content hash of a local dir's weight files."""
+    local = hf_local_dir(source)
+    if local is not None:
+        files = sorted(p for p in local.iterdir() if p.suffix in WEIGHT_SUFFIXES or p.name == "config.json")
+        return {"source": str(local.resolve()), "files": {p.name: file_sha256(p)[:16] for p in files}}
+    config = hf_cached_file(source, "config.json", revision)
+    commit = config.parent.name if config is not None else None
+    return {"hub_id": source, "revision": revision or "main", "commit": commit}
+
+
+def hf_preprocessing(source: str, revision: str | None, fallback: Preprocessing) -> Preprocessing:
+    """The model's own `preprocessor_config.json`, translated; `fallback` when it has none."""
+    path = hf_cached_file(source, "preprocessor_config.json", revision)
+    if path is None:
+        return fallback
+    return Preprocessing.from_hf_processor_config(json.loads(path.read_text(encoding="utf-8")))
+
+
+# --- torchvision --------------------------------------------------------------------------------
+def torchvision_cache_path(weights: Any) -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
+
+
+def torchvision_state_dict(weights: Any, model_name: str) -> dict[str, torch.Tensor]:
+    """A torchvision weights enum's state dict from the torch hub cache, or downloaded if reachable."""
+    cached = torchvision_cache_path(weights)
+    if not cached.is_file() and not host_reachable(urlparse(weights.url).hostname or ""):
+        raise WeightsUnavailable(f"model '{model_name}': torchvision weights {weights} are not in the torch hub "
+                                 f"cache ({cached}) and {urlparse(weights.url).hostname} cannot be reached")
+    try:
+        return weights.get_state_dict(progress=False, check_hash=False)
+    except Exception as exc:  # noqa: BLE001 - urllib, hash and unpickling errors alike
+        raise WeightsUnavailable(f"model '{model_name}': cannot get torchvision weights {weights}: {exc}") from None

@@ -1,0 +1,114 @@
+"""Reading pairs files: CSV/TSV with a header, whitespace `.txt` tables, and LFW's `pairs.txt`.
+
+Every problem raises `DataError` naming the file, the line or column, and what was expected.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, list_some
+
+LINE = "_line"  # the 1-based line of each row in its file, for error messages
+TRUE_WORDS = {"1", "true", "yes", "same", "y", "t", "1.0"}
+FALSE_WORDS = {"0", "false", "no", "different", "n", "f", "0.0", "diff"}
+
+
+def read_pairs(path: Path) -> pd.DataFrame:
+    """The pairs table with an extra `_line` column. The format follows the suffix and content."""
+    if not path.is_file():
+        raise DataError(f"pairs file not found: {path}")
+    try:
+        if path.suffix.lower() == ".txt" and _looks_like_lfw(path):
+            table = _read_lfw_pairs(path)
+        else:
+            sep = {".csv": ",", ".tsv": "\t"}.get(path.suffix.lower(), r"\s+")
+            table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True,
+                                engine="python" if sep == r"\s+" else "c")
+            table.columns = [str(c).strip() for c in table.columns]
+            table[LINE] = np.arange(len(table)) + 2
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the pairs file is empty; expected a header line such as 'img1,img2,label'") from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{path}: cannot parse the pairs file: {_short(exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); expected a CSV or whitespace table") from None
+    if table.empty:
+        raise DataError(f"{path}: the pairs file has a header but no rows")
+    return table
+
+
+def require_columns(table: pd.DataFrame, columns: dict[str, str], path: Path) -> None:
+    """Each role's column must exist; the message names what was found."""
+    missing = [f"'{col}' ({role})" if role != col else f"'{col}'" for role, col in columns.items() if col not in table]
+    if missing:
+        found = [c for c in table.columns if c != LINE]
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; found columns: {', '.join(found)}. "
+                        f"Name them in the grid with columns = {{ img1 = '...', img2 = '...' }}")
+    for role, col in columns.items():
+        blank = table[col].astype(str).str.strip() == ""
+        if blank.any():
+            lines = table.loc[blank, LINE].tolist()
+            raise DataError(f"{path}: column '{col}' is empty on line(s) {list_some(lines)}")
+
+
+def parse_labels(values: pd.Series, lines: pd.Series, path: Path, column: str) -> np.ndarray:
+    """0/1, true/false, yes/no, same/different in any case → bool array; anything else is an error."""
+    words = values.astype(str).str.strip().str.lower()
+    is_true = words.isin(TRUE_WORDS)
+    is_false = words.isin(FALSE_WORDS)
+    bad = ~(is_true | is_false)
+    if bad.any():
+        offending = sorted(set(values[bad].astype(str)))
+        raise DataError(f"{path}: column '{column}' must be binary (0/1, true/false, yes/no, same/different); "
+                        f"found {list_some([repr(v) for v in offending])} on line(s) {list_some(lines[bad].tolist())}")
+    return is_true.to_numpy()
+
+
+def parse_numbers(values: pd.Series, lines: pd.Series, path: Path, column: str) -> np.ndarray:
+    numbers = pd.to_numeric(values.astype(str).str.strip(), errors="coerce")
+    bad = numbers.isna()
+    if bad.any():
+        raise DataError(f"{path}: column '{column}' must hold numbers; found "
+                        f"{list_some([repr(v) for v in values[bad]])} on line(s) {list_some(lines[bad].tolist())}")
+    return numbers.to_numpy(dtype=np.float64)
+
+
+def _looks_like_lfw(path: Path) -> bool:
+    with path.open(encoding="utf-8") as fh:
+        first = fh.readline().split()
+    return 1 <= len(first) <= 2 and all(token.isdigit() for token in first)
+
+
+def _read_lfw_pairs(path: Path) -> pd.DataFrame:
+    """LFW `pairs.txt`: a 'sets pairs' header, then 'name i j' (same) or 'name1 i name2 j' (different)
+    lines; images are `name/name_0001.jpg`. The set index becomes the `fold` column."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header = [int(x) for x in lines[0].split()]
+    per_set = 2 * header[1] if len(header) == 2 else None
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) == 3:
+            name1, i, name2, j, label = fields[0], fields[1], fields[0], fields[2], 1
+        elif len(fields) == 4:
+            name1, i, name2, j, label = fields[0], fields[1], fields[2], fields[3], 0
+        else:
+            raise DataError(f"{path}, line {number}: expected 'name i j' or 'name1 i name2 j', got {line!r}")
+        if not (i.isdigit() and j.isdigit()):
+            raise DataError(f"{path}, line {number}: image numbers must be integers, got {line!r}")
+        fold = (len(rows) // per_set) if per_set else 0
+        rows.append({"img1": f"{name1}/{name1}_{int(i):04d}.jpg", "img2": f"{name2}/{name2}_{int(j):04d}.jpg",
+                     "label": str(label), "id1": name1, "id2": name2, "fold": str(fold), LINE: number})
+    return pd.DataFrame(rows)
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    return re.sub(r"\s+", " ", text)

@@ -1,0 +1,219 @@
+"""pytest glue: options, grid parametrization, fixtures, and the report hooks. No metrics here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .config import ModelSpec, TaskSpec
+from .engine import PRECISIONS
+from .errors import FacebenchError
+from .fixture import Facebench
+from .session import FacebenchSession
+from .tasks import TASK_TYPES
+
+SESSION_KEY = pytest.StashKey[FacebenchSession]()
+FACEBENCH_KEY = pytest.StashKey[Facebench]()
+TASK_FIXTURES = {f"{task_type}_task": task_type for task_type in TASK_TYPES}
+_current_session: FacebenchSession | None = None  # logreport gets no config; one session per process
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("facebench", "face-perception benchmarks (pytest-facebench)")
+    group.addoption("--facebench-config", metavar="FILE", default=None,
+                    help="grid file (default: the nearest facebench.toml, or [tool.facebench] in pyproject.toml)")
+    group.addoption("--facebench-out", metavar="DIR", default="facebench-results",
+                    help="where results.csv, summary.csv, distances/ and run.json go (default: facebench-results)")
+    group.addoption("--facebench-device", default="auto", metavar="{auto,cpu,cuda,cuda:N}",
+                    help="device for models and distances (default: auto = cuda if available)")
+    group.addoption("--facebench-precision", default="fp32", choices=sorted(PRECISIONS),
+                    help="inference precision (default: fp32)")
+    group.addoption("--facebench-batch-size", type=int, default=32, metavar="N", help="images per batch (default 32)")
+    group.addoption("--facebench-workers", type=int, default=None, metavar="N",
+                    help="DataLoader worker processes for decoding (default: sized to the CPU count)")
+    group.addoption("--facebench-cache", metavar="DIR", default=None,
+                    help="embedding cache directory (default: .facebench_cache under the rootdir)")
+    group.addoption("--facebench-no-cache", action="store_true", default=False, help="do not use the embedding cache")
+    group.addoption("--facebench-no-progress", action="store_true", default=False, help="no progress bars")
+    parser.addini("facebench_config", "grid file for pytest-facebench", default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "facebench: a facebench benchmark cell (added automatically)")
+    global _current_session
+    session = FacebenchSession(config)
+    config.stash[SESSION_KEY] = session
+    _current_session = session
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _current_session
+    if _current_session is config.stash.get(SESSION_KEY, None):
+        _current_session = None
+
+
+def _session(config: pytest.Config) -> FacebenchSession:
+    return config.stash[SESSION_KEY]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize `model` and `task` (or a `<type>_task`) over the grid, model-major."""
+    names = metafunc.fixturenames
+    task_fixture = "task" if "task" in names else next((n for n in TASK_FIXTURES if n in names), None)
+    wants_model = "model" in names
+    if task_fixture is None and not wants_model:
+        return
+    try:
+        grid = _session(metafunc.config).grid
+    except FacebenchError as exc:
+        pytest.fail(f"facebench: {exc}", pytrace=False)
+    models = [m for m in grid.models if not _is_duplicate(m)]
+    tasks = [t for t in grid.tasks if not _is_duplicate(t) and (
+        task_fixture in (None, "task") or t.type == TASK_FIXTURES[task_fixture])]
+    if task_fixture and wants_model:
+        params = [pytest.param(m, t, id=f"{m.name}-{t.name}", marks=[pytest.mark.xdist_group(m.name),
+                                                                      pytest.mark.facebench])
+                  for m in models for t in tasks if t.models is None or m.name in t.models]
+        metafunc.parametrize(["model", task_fixture], params, indirect=True)
+    elif wants_model:
+        metafunc.parametrize("model", [pytest.param(m, id=m.name, marks=pytest.mark.xdist_group(m.name))
+                                       for m in models], indirect=True)
+    else:
+        metafunc.parametrize(task_fixture, [pytest.param(t, id=t.name) for t in tasks], indirect=True)
+
+
+def _is_duplicate(spec: ModelSpec | TaskSpec) -> bool:
+    return bool(spec.error and "duplicate" in spec.error)
+
+
+class GridErrorItem(pytest.Item):
+    """A failing item for a grid entry no test can run (duplicate name, unknown task type), so the
+    problem is reported clearly while every other cell runs."""
+
+    def __init__(self, *, message: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.message = message
+
+    def runtest(self) -> None:
+        raise FacebenchError(self.message)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        return str(excinfo.value)
+
+    def reportinfo(self) -> tuple[str, int, str]:
+        return str(self.path), 0, f"facebench grid: {self.name}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Add a failing item for each grid error that no collected test reports."""
+    fb = _session(config)
+    if fb._grid is None:
+        return
+    used = {id(value) for item in items if hasattr(item, "callspec") for value in item.callspec.params.values()}
+    for spec in [*fb.grid.models, *fb.grid.tasks]:
+        if spec.error and (id(spec) not in used or _is_duplicate(spec)):
+            items.append(GridErrorItem.from_parent(session, name=f"{fb.grid.path.name}::{spec.name}",
+                                                   message=spec.error))
+
+
+@pytest.fixture(scope="session")
+def facebench_session(request: pytest.FixtureRequest) -> FacebenchSession:
+    """The plugin's per-process state (grid, engine, results)."""
+    return _session(request.config)
+
+
+def _param(request: pytest.FixtureRequest, what: str) -> Any:
+    if not hasattr(request, "param"):
+        pytest.fail(f"the '{request.fixturename}' fixture is parametrized from the facebench grid; "
+                    f"this test has no grid parametrization ({what})", pytrace=False)
+    return request.param
+
+
+@pytest.fixture
+def model(request: pytest.FixtureRequest, facebench_session: FacebenchSession):
+    """The grid's model for this cell: built lazily, once per process; skipped when weights are missing."""
+    return facebench_session.model(_param(request, "model"))
+
+
+@pytest.fixture
+def task(request: pytest.FixtureRequest, facebench_session: FacebenchSession):
+    """The grid's task for this cell, loaded and validated."""
+    return facebench_session.task(_param(request, "task"))
+
+
+def _make_task_fixture(fixture_name: str, task_type: str):
+    def typed_task(request: pytest.FixtureRequest, facebench_session: FacebenchSession):
+        return facebench_session.task(_param(request, task_type))
+    typed_task.__doc__ = f"The grid's '{task_type}' tasks only (tests naming it run on no other type)."
+    return pytest.fixture(name=fixture_name)(typed_task)
+
+
+for _name, _type in TASK_FIXTURES.items():
+    globals()[f"_fixture_{_name}"] = _make_task_fixture(_name, _type)
+
+
+@pytest.fixture
+def facebench(request: pytest.FixtureRequest, facebench_session: FacebenchSession) -> Facebench:
+    """`facebench.evaluate(model, task)` and `facebench.record(metric=value)`; results reach the reports."""
+    recorder = Facebench(facebench_session, request.node)
+    request.node.stash[FACEBENCH_KEY] = recorder
+    return recorder
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None:
+        cell = {k: getattr(callspec.params.get(k), "name", None) for k in ("model", "task")}
+        task_param = next((callspec.params[k] for k in TASK_FIXTURES if k in callspec.params), None)
+        if task_param is not None:
+            cell["task"] = task_param.name
+        if any(cell.values()):
+            report.facebench_cell = cell
+    if call.excinfo is not None and call.excinfo.errisinstance(FacebenchError):
+        report.longrepr = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"
+    recorder = item.stash.get(FACEBENCH_KEY, None)
+    if call.when == "call" and recorder is not None:
+        report.facebench = recorder.payload()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """On the controller (or the only process): collect outcomes and result payloads."""
+    fb = _current_session
+    if fb is not None and not fb.is_worker:
+        fb.collect(report)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Release a model's network once the next test no longer uses it."""
+    current = _model_name(item)
+    if current is not None and current != _model_name(nextitem):
+        _session(item.config).release_model(current)
+
+
+def _model_name(item: pytest.Item | None) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    spec = callspec.params.get("model") if callspec is not None else None
+    return getattr(spec, "name", None)
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
+    fb = _session(config)
+    if fb._grid is None:
+        return None
+    return f"facebench grid: {fb.grid.path} ({len(fb.grid.models)} models, {len(fb.grid.tasks)} tasks)"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    _session(session.config).finish()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    _session(config).terminal_summary(terminalreporter)

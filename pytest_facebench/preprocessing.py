@@ -1,0 +1,82 @@
+"""Per-model image preprocessing, declared as data (timm-style) so it is part of every result's
+provenance and of the embedding cache key."""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from PIL import Image
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import v2 as T
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INTERPOLATIONS = {
+    "nearest": InterpolationMode.NEAREST,
+    "bilinear": InterpolationMode.BILINEAR,
+    "bicubic": InterpolationMode.BICUBIC,
+    "lanczos": InterpolationMode.LANCZOS,
+}
+CROPS = ("center", "none")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Resize the shorter side to `resize_size`, crop `input_size` (or resize straight to it when
+    `crop='none'`), scale to [0, 1], then normalize with `mean`/`std`."""
+
+    input_size: int = 224
+    resize_size: int | None = None
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"
+    crop: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {sorted(INTERPOLATIONS)}, got {self.interpolation!r}")
+        if self.crop not in CROPS:
+            raise ValueError(f"crop must be one of {CROPS}, got {self.crop!r}")
+        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
+        object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+
+    @cached_property
+    def transform(self) -> T.Compose:
+        """The torchvision transform: PIL RGB image → float tensor (3, input_size, input_size)."""
+        mode = INTERPOLATIONS[self.interpolation]
+        if self.crop == "center":
+            resize = T.Resize(self.resize_size or self.input_size, interpolation=mode, antialias=True)
+            geometry = [resize, T.CenterCrop(self.input_size)]
+        else:
+            geometry = [T.Resize((self.input_size, self.input_size), interpolation=mode, antialias=True)]
+        return T.Compose([T.ToImage(), *geometry, T.ToDtype(torch.float32, scale=True),
+                          T.Normalize(mean=list(self.mean), std=list(self.std))])
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return self.transform(image)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        """A compact, stable string for CSV columns and cache keys."""
+        return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_hf_processor_config(cls, config: dict[str, Any]) -> Preprocessing:
+        """Translate a Hugging Face `preprocessor_config.json` (CLIP, ViT, DINOv2 image processors)."""
+        size = config.get("size", 224)
+        if isinstance(size, dict):
+            size = size.get("shortest_edge") or size.get("height") or 224
+        crop_size = config.get("crop_size", size)
+        if isinstance(crop_size, dict):
+            crop_size = crop_size.get("height") or crop_size.get("shortest_edge") or size
+        do_crop = bool(config.get("do_center_crop", "crop_size" in config))
+        resample = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}.get(config.get("resample", 3), "bicubic")
+        return cls(input_size=int(crop_size if do_crop else size), resize_size=int(size) if do_crop else None,
+                   mean=tuple(config.get("image_mean", IMAGENET_MEAN)), std=tuple(config.get("image_std", IMAGENET_STD)),
+                   interpolation=resample, crop="center" if do_crop else "none")

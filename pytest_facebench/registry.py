@@ -1,0 +1,79 @@
+"""Turning grid specs into objects: importing model factories and building task instances."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import ModelSpec, TaskSpec
+from .errors import ConfigError, FacebenchError, ModelError
+from .model import BaseModel
+from .tasks import TASK_TYPES
+from .tasks.base import BaseTask
+
+
+def import_factory(factory: str, search_paths: list[Path]) -> Any:
+    """'package.module:Attr' (searched on sys.path plus `search_paths`) or 'path/file.py:Attr'."""
+    module_name, _, attr = factory.rpartition(":")
+    if module_name.endswith(".py"):
+        path = Path(module_name)
+        if not path.is_absolute():
+            path = next((p / path for p in search_paths if (p / path).is_file()), path)
+        if not path.is_file():
+            raise ModelError(f"factory file not found: {path}")
+        spec = importlib.util.spec_from_file_location(f"facebench_factory_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules[spec.name] = module  # type: ignore[union-attr]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    else:
+        for path in search_paths:
+            if str(path) not in sys.path:
+                sys.path.append(str(path))
+        module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        public = [n for n in dir(module) if not n.startswith("_")]
+        raise ModelError(f"module '{module_name}' has no '{attr}'; it defines {', '.join(public[:15])}") from None
+
+
+def build_model(spec: ModelSpec, device: str = "cpu", search_paths: list[Path] | None = None) -> BaseModel:
+    """Instantiate (not build) the model of a grid entry; errors name the entry."""
+    if spec.error:
+        raise ConfigError(spec.error)
+    paths = [spec.base_dir, *(search_paths or [])]
+    try:
+        factory = import_factory(spec.factory, paths)
+    except FacebenchError as exc:
+        raise ModelError(f"{spec.source}: cannot import factory '{spec.factory}': {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any import-time failure of user code
+        raise ModelError(f"{spec.source}: cannot import factory '{spec.factory}': {type(exc).__name__}: {exc}") from None
+    try:
+        model = factory(name=spec.name, layers=spec.layers or None, pooling=spec.pooling, device=device, **spec.kwargs)
+    except FacebenchError as exc:
+        raise ModelError(f"{spec.source}: {exc}") from None
+    except TypeError as exc:
+        raise ModelError(f"{spec.source}: {spec.factory}(...) rejected its arguments: {exc}. Check 'kwargs'") from None
+    if not isinstance(model, BaseModel):
+        raise ModelError(f"{spec.source}: factory '{spec.factory}' returned {type(model).__name__}, not a BaseModel")
+    if spec.readout:
+        model.readout = spec.readout  # type: ignore[attr-defined]
+    return model
+
+
+def build_task(spec: TaskSpec) -> BaseTask:
+    """Instantiate and load the task of a grid entry (pairs and images validated)."""
+    if spec.error:
+        raise ConfigError(spec.error)
+    cls = TASK_TYPES[spec.type]
+    try:
+        task = cls(name=spec.name, pairs=spec.pairs, images=spec.images, distance=spec.distance,
+                   columns=spec.columns, **spec.options)
+    except TypeError as exc:
+        raise ConfigError(f"{spec.source}: {exc}") from None
+    task.thresholds = spec.thresholds  # type: ignore[attr-defined]
+    task.reference = spec.reference  # type: ignore[attr-defined]
+    return task.load()

@@ -1,0 +1,1 @@
+"""Writing what a run produced: CSV tables, run.json, the terminal summary (plots and HTML to come)."""

@@ -1,0 +1,219 @@
+"""`FacebenchSession`: the state of one pytest process (grid, engine, models, tasks, collected results)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager, nullcontext
+from functools import partial
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from .cache import EmbeddingStore
+from .config import Grid, ModelSpec, TaskSpec, find_grid_file, load_grid
+from .engine import Engine, EngineOptions
+from .errors import ConfigError, FacebenchError, WeightsUnavailable
+from .model import BaseModel
+from .registry import build_model, build_task
+from .report.tables import environment, write_json, write_tables
+from .report.terminal import summary_table
+from .tasks.base import BaseTask
+
+
+class FacebenchSession:
+    """Created in `pytest_configure`; lives in every process (controller and xdist workers)."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.is_worker = hasattr(config, "workerinput")
+        worker_id = config.workerinput["workerid"] if self.is_worker else None  # type: ignore[attr-defined]
+        self.worker_index = int(worker_id[2:]) if worker_id and worker_id[2:].isdigit() else None
+        self.out_dir = Path(config.getoption("facebench_out"))
+        if not self.out_dir.is_absolute():
+            self.out_dir = Path(config.invocation_params.dir) / self.out_dir
+        self._grid: Grid | None = None
+        self._engine: Engine | None = None
+        self._models: dict[str, BaseModel] = {}
+        self._tasks: dict[str, BaseTask | FacebenchError] = {}
+        self.cells: list[dict[str, Any]] = []
+        self.custom: list[dict[str, Any]] = []
+        self.tests: dict[str, dict[str, Any]] = {}
+        self.started = time.time()
+        self.results = None
+
+    # --- the grid -------------------------------------------------------------------------------
+    def grid_path(self) -> Path | None:
+        option = self.config.getoption("facebench_config") or self.config.getini("facebench_config")
+        if option:
+            path = Path(option)
+            return path if path.is_absolute() else Path(self.config.invocation_params.dir) / path
+        args = [Path(self.config.invocation_params.dir) / a.split("::")[0] for a in self.config.args]
+        return find_grid_file([a for a in args if a.exists()], Path(self.config.rootpath))
+
+    @property
+    def grid(self) -> Grid:
+        """Loaded on first use; a missing or unreadable file raises `ConfigError`."""
+        if self._grid is None:
+            path = self.grid_path()
+            if path is None:
+                raise ConfigError("no grid found: pass --facebench-config FILE, or put a facebench.toml beside the "
+                                  "benchmarks (or [tool.facebench] in pyproject.toml)")
+            self._grid = load_grid(path)
+        return self._grid
+
+    # --- the engine -----------------------------------------------------------------------------
+    def engine_options(self) -> EngineOptions:
+        option = self.config.getoption
+        return EngineOptions(device=option("facebench_device"), precision=option("facebench_precision"),
+                             batch_size=option("facebench_batch_size"), workers=option("facebench_workers"),
+                             progress=self.show_progress())
+
+    def cache_dir(self) -> Path | None:
+        if self.config.getoption("facebench_no_cache"):
+            return None
+        option = self.config.getoption("facebench_cache")
+        path = Path(option) if option else Path(self.config.rootpath) / ".facebench_cache"
+        return path if path.is_absolute() else Path(self.config.invocation_params.dir) / path
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            options = self.engine_options()
+            bar = None
+            if options.progress:
+                from tqdm.auto import tqdm
+
+                bar = partial(tqdm, file=sys.stderr, leave=False, dynamic_ncols=True, unit="img")
+            self._engine = Engine(options, EmbeddingStore(self.cache_dir()), self.worker_index, progress=bar)
+        return self._engine
+
+    def show_progress(self) -> bool:
+        if self.is_worker or self.config.getoption("facebench_no_progress"):
+            return False
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        return bool(reporter is not None and reporter.isatty and self.config.get_verbosity() >= 0)
+
+    @contextmanager
+    def terminal(self) -> Iterator[None]:
+        """Let a progress bar through pytest's output capture while embedding."""
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        if self.show_progress() and capman is not None:
+            with capman.global_and_fixture_disabled():
+                yield
+        else:
+            with nullcontext():
+                yield
+
+    # --- models and tasks -----------------------------------------------------------------------
+    def model(self, spec: ModelSpec) -> BaseModel:
+        """The model of a grid entry, instantiated once per process; skips when weights are missing."""
+        model = self._models.get(spec.name)
+        if model is None:
+            model = build_model(spec, device=str(self.engine.device), search_paths=[Path(self.config.rootpath)])
+            self._models[spec.name] = model
+        try:
+            model.check_weights()
+        except WeightsUnavailable as exc:
+            pytest.skip(f"weights unavailable: {exc}")
+        return model
+
+    def release_model(self, name: str) -> None:
+        model = self._models.get(name)
+        if model is not None and model.is_built:
+            model.release()
+
+    def task(self, spec: TaskSpec) -> BaseTask:
+        """The loaded task of a grid entry, once per process (a load error is kept and re-raised)."""
+        if spec.name not in self._tasks:
+            try:
+                self._tasks[spec.name] = build_task(spec)
+            except FacebenchError as exc:
+                self._tasks[spec.name] = exc
+        task = self._tasks[spec.name]
+        if isinstance(task, FacebenchError):
+            raise task
+        return task
+
+    # --- results (controller) ---------------------------------------------------------------------
+    def collect(self, report: pytest.TestReport) -> None:
+        cell = getattr(report, "facebench_cell", None)
+        entry = self.tests.setdefault(report.nodeid, {"duration_s": 0.0, "outcome": "passed", **(cell or {})})
+        entry["duration_s"] = round(entry["duration_s"] + report.duration, 4)
+        if report.failed or report.skipped:
+            if entry["outcome"] == "passed":
+                entry["outcome"] = "skipped" if report.skipped else ("error" if report.when != "call" else "failed")
+                entry["reason"] = _reason(report)
+        payload = getattr(report, "facebench", None)
+        if payload:
+            self.cells.extend(payload.get("cells", []))
+            self.custom.extend(payload.get("custom", []))
+
+    def finish(self) -> None:
+        """Write every output once, on the controller (or the only process), failures or not."""
+        if self._engine is not None:
+            self._engine.store.close()
+        if self.is_worker or not self.tests:
+            return
+        records = [r for cell in self.cells for r in cell["records"]] + self.custom
+        model_order, task_order, grid_info = self._grid_order()
+        self.results = write_tables(self.out_dir, records, self.cells, model_order, task_order)
+        write_json(self.out_dir / "run.json", self.run_info(grid_info))
+
+    def _grid_order(self) -> tuple[list[str] | None, list[str] | None, dict[str, Any]]:
+        try:
+            grid = self.grid
+        except FacebenchError:
+            return None, None, {}
+        return ([m.name for m in grid.models], [t.name for t in grid.tasks],
+                {"path": str(grid.path), "sha256": grid.sha256})
+
+    def run_info(self, grid_info: dict[str, Any]) -> dict[str, Any]:
+        models: dict[str, dict[str, Any]] = {}
+        engines = []
+        for cell in self.cells:
+            stats = cell.get("stats", {})
+            entry = models.setdefault(cell["model"], {})
+            for key, value in stats.get("embedding", {}).items():
+                if isinstance(value, (int, float)) and key not in ("batch_size", "images_per_s"):
+                    entry[key] = round(entry.get(key, 0) + value, 4)
+                elif key == "batch_size":
+                    entry[key] = value
+            engines.append(stats.get("engine", {}))
+        for entry in models.values():
+            forward = entry.get("forward_s", 0)
+            entry["images_per_s"] = round(entry.get("embedded", 0) / forward, 1) if forward else None
+        options = self.engine_options()
+        return {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
+            "duration_s": round(time.time() - self.started, 3),
+            "pytest_args": list(self.config.invocation_params.args),
+            "xdist_workers": getattr(self.config.option, "numprocesses", None),
+            "grid": grid_info,
+            "engine": {"devices": sorted({e.get("device") for e in engines if e.get("device")}),
+                       "precision": options.precision, "batch_size": options.batch_size,
+                       "loader_workers": options.loader_workers(), "cache": str(self.cache_dir() or "")},
+            **environment(),
+            "models": models,
+            "tests": self.tests,
+        }
+
+    def terminal_summary(self, reporter: Any) -> None:
+        if self.is_worker or self.results is None:
+            return
+        reporter.write_sep("=", "facebench")
+        table = summary_table(self.results)
+        if table:
+            reporter.write_line(table)
+        reporter.write_line(f"results: {self.out_dir / 'results.csv'}")
+        reporter.write_line(f"summary: {self.out_dir / 'summary.csv'}   provenance: {self.out_dir / 'run.json'}")
+
+
+def _reason(report: pytest.TestReport) -> str:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    text = getattr(report, "longreprtext", "") or ""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("E ")]
+    return (errors[-1][1:].strip() if errors else (lines[-1] if lines else ""))[:500]
