@@ -174,6 +174,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
             cell["task"] = task_param.name
         if any(cell.values()):
             report.facebench_cell = cell
+    if isinstance(item, GridErrorItem):
+        report.facebench_cell = {"grid_entry": item.name}
     if call.excinfo is not None and call.excinfo.errisinstance(FacebenchError):
         report.longrepr = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"
     recorder = item.stash.get(FACEBENCH_KEY, None)

@@ -139,13 +139,15 @@ class FacebenchSession:
     # --- results (controller) ---------------------------------------------------------------------
     def collect(self, report: pytest.TestReport) -> None:
         cell = getattr(report, "facebench_cell", None)
+        payload = getattr(report, "facebench", None)
+        if cell is None and not payload and report.nodeid not in self.tests:
+            return  # not a benchmark test: the plugin stays out of the way
         entry = self.tests.setdefault(report.nodeid, {"duration_s": 0.0, "outcome": "passed", **(cell or {})})
         entry["duration_s"] = round(entry["duration_s"] + report.duration, 4)
         if report.failed or report.skipped:
             if entry["outcome"] == "passed":
                 entry["outcome"] = "skipped" if report.skipped else ("error" if report.when != "call" else "failed")
                 entry["reason"] = _reason(report)
-        payload = getattr(report, "facebench", None)
         if payload:
             self.cells.extend(payload.get("cells", []))
             self.custom.extend(payload.get("custom", []))
