@@ -40,11 +40,19 @@ def import_factory(factory: str, search_paths: list[Path]) -> Any:
         raise ModelError(f"module '{module_name}' has no '{attr}'; it defines {', '.join(public[:15])}") from None
 
 
+def project_root(start: Path) -> list[Path]:
+    """The nearest ancestor holding pyproject.toml or .git (where a `models/` package usually lives)."""
+    for directory in [start.resolve(), *start.resolve().parents]:
+        if (directory / "pyproject.toml").is_file() or (directory / ".git").exists():
+            return [directory]
+    return []
+
+
 def build_model(spec: ModelSpec, device: str = "cpu", search_paths: list[Path] | None = None) -> BaseModel:
     """Instantiate (not build) the model of a grid entry; errors name the entry."""
     if spec.error:
         raise ConfigError(spec.error)
-    paths = [spec.base_dir, *(search_paths or [])]
+    paths = [spec.base_dir, *(search_paths or []), *project_root(spec.base_dir)]
     try:
         factory = import_factory(spec.factory, paths)
     except FacebenchError as exc:

@@ -1,0 +1,80 @@
+"""`run()`: the grid without pytest, for notebooks. Same engine, tasks and output files."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .cache import EmbeddingStore
+from .config import load_grid
+from .engine import Engine, EngineOptions
+from .errors import FacebenchError, WeightsUnavailable
+from .evaluate import CellResult, evaluate_cell
+from .model import BaseModel
+from .registry import build_model, build_task
+from .report.tables import write_tables
+from .results import results_frame, summary_frame
+from .tasks.base import BaseTask
+
+
+@dataclass
+class RunTables:
+    """The long `results` table, the wide `summary`, and per-cell results (with distances)."""
+
+    results: pd.DataFrame
+    summary: pd.DataFrame
+    cells: list[CellResult] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def run(models: list[BaseModel] | str | Path, tasks: list[BaseTask] | None = None, out: str | Path | None = None, *,
+        device: str = "auto", precision: str = "fp32", batch_size: int = 32, workers: int | None = 0,
+        cache: str | Path | None = ".facebench_cache") -> RunTables:
+    """Evaluate every model on every task. `models` may be a grid file path (then `tasks` is None).
+
+    A cell that fails (bad data, missing weights) is reported in `errors` and the others still run.
+    """
+    errors: dict[str, str] = {}
+    if isinstance(models, (str, Path)):
+        grid = load_grid(models)
+        built_models, tasks = [], []
+        for spec in grid.models:
+            try:
+                built_models.append(build_model(spec, search_paths=[Path(models).parent]))
+            except FacebenchError as exc:
+                errors[spec.name] = str(exc)
+        for task_spec in grid.tasks:
+            try:
+                tasks.append(build_task(task_spec))
+            except FacebenchError as exc:
+                errors[task_spec.name] = str(exc)
+        models = built_models
+    engine = Engine(EngineOptions(device=device, precision=precision, batch_size=batch_size, workers=workers),
+                    EmbeddingStore(Path(cache) if cache else None))
+    cells: list[CellResult] = []
+    try:
+        for model in models:
+            try:
+                model.check_weights()
+            except WeightsUnavailable as exc:
+                warnings.warn(f"skipping {model.name}: {exc}", stacklevel=2)
+                errors[model.name] = f"skipped: {exc}"
+                continue
+            for task in tasks or []:
+                try:
+                    cells.append(evaluate_cell(engine, model, task))
+                except FacebenchError as exc:
+                    errors[f"{model.name}-{task.name}"] = str(exc)
+            model.release()
+    finally:
+        engine.store.close()
+    records = [r for cell in cells for r in cell.records]
+    order = ([m.name for m in models], [t.name for t in tasks or []])
+    if out is not None:
+        results = write_tables(Path(out), records, [c.to_payload() for c in cells], *order)
+    else:
+        results = results_frame(records, *order)
+    return RunTables(results=results, summary=summary_frame(results), cells=cells, errors=errors)
