@@ -19,10 +19,11 @@ class Vgg16(BaseModel):
     default_layers = ("classifier.5",)
     named_weights = ("untrained", "imagenet")
 
-    def __init__(self, *args, weights: str = "untrained", seed: int = 0, **kwargs):
+    def __init__(self, *args, weights: str | None = "untrained", seed: int = 0, **kwargs):
+        weights = weights or "untrained"  # None would otherwise build an unseeded random network
         super().__init__(*args, weights=weights, **kwargs)
         self.seed = seed
-        if weights == "imagenet":
+        if weights == "imagenet" and kwargs.get("preprocessing") is None:
             self.preprocessing = Preprocessing(input_size=224, resize_size=256, crop="center")
 
     def identity(self) -> dict:

@@ -26,11 +26,16 @@ def offline() -> bool:
     return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in OFFLINE_VARS)
 
 
-@cache
 def host_reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
-    """One quick TCP connect, memoized: avoids libraries' long retry loops on machines without network."""
+    """One quick TCP connect, memoized: avoids libraries' long retry loops on machines without network.
+    The offline variables are read on every call (not memoized), so setting one later takes effect."""
     if offline():
         return False
+    return _connects(host, port, timeout)
+
+
+@cache
+def _connects(host: str, port: int, timeout: float) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
@@ -44,21 +49,31 @@ def hf_local_dir(source: str) -> Path | None:
     return path if path.is_dir() else None
 
 
+def _looks_local(source: str) -> bool:
+    """An absolute or ./ ~/ path names a local directory, never a hub repo id."""
+    return Path(os.path.expanduser(source)).is_absolute() or source.startswith((".", "~"))
+
+
 def hf_cached_file(source: str, filename: str, revision: str | None = None) -> Path | None:
     """A file of a hub repo if it is in the local HF cache (no network)."""
     local = hf_local_dir(source)
     if local is not None:
         return local / filename if (local / filename).is_file() else None
+    if _looks_local(source):
+        return None  # a local directory that does not exist (hf_check_available names it)
     from huggingface_hub import try_to_load_from_cache
 
-    found = try_to_load_from_cache(source, filename, revision=revision)
+    try:
+        found = try_to_load_from_cache(source, filename, revision=revision)
+    except ValueError:  # HFValidationError: not a valid repo id, so not in the cache
+        return None
     return Path(found) if isinstance(found, str) else None
 
 
 def hf_check_available(source: str, revision: str | None, model_name: str) -> None:
     """Raise `WeightsUnavailable` unless the repo is a local dir, cached, or fetchable now."""
     local = Path(os.path.expanduser(source))
-    if local.is_absolute() or source.startswith((".", "~")):
+    if _looks_local(source):
         if not local.is_dir():
             raise WeightsUnavailable(f"model '{model_name}': local model directory not found: {local}")
         return
@@ -85,7 +100,12 @@ def hf_from_pretrained(model_cls: Any, source: str, revision: str | None, model_
     except OSError as exc:
         raise WeightsUnavailable(f"model '{model_name}': cannot load pretrained weights '{source}': "
                                  f"{str(exc).splitlines()[0]}") from None
-    missing = info.get("missing_keys") or []
+    except Exception as exc:  # noqa: BLE001 - shape mismatches (RuntimeError), corrupt safetensors, bad configs
+        lines = str(exc).strip().splitlines()
+        raise ModelError(f"model '{model_name}': cannot load '{source}' with {getattr(model_cls, '__name__', model_cls)}: "
+                         f"{type(exc).__name__}: {lines[0] if lines else ''}") from None
+    missing = [*(info.get("missing_keys") or []), *(k[0] if isinstance(k, tuple) else k
+                                                      for k in info.get("mismatched_keys") or [])]
     if missing:
         raise ModelError(f"model '{model_name}': '{source}' left {len(missing)} weights randomly initialized "
                          f"(e.g. {sorted(missing)[:3]}); refusing to benchmark random weights")

@@ -106,7 +106,11 @@ class BaseModel:
         self.net = net.eval().to(self.device)
         for param in self.net.parameters():
             param.requires_grad_(False)
-        self._attach_hooks()
+        try:
+            self._attach_hooks()
+        except BaseException:
+            self.release()  # never leave a built network without its hooks behind
+            raise
         return self
 
     def to(self, device: str | torch.device) -> BaseModel:
@@ -242,9 +246,13 @@ def read_state_dict(path: Path, model_name: str = "") -> dict[str, torch.Tensor]
     except Exception as exc:  # noqa: BLE001 - torch raises several types for bad or unsafe files
         if "weights_only" not in str(exc):
             raise ModelError(f"model '{model_name}': cannot read checkpoint {path}: {exc}") from None
-        warnings.warn(f"{path}: checkpoint holds more than tensors; loading it with weights_only=False "
+        try:  # torch mentions weights_only for any unpickling error, garbage files included
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc2:  # noqa: BLE001
+            raise ModelError(f"model '{model_name}': cannot read checkpoint {path}: "
+                             f"{type(exc2).__name__}: {exc2}") from None
+        warnings.warn(f"{path}: checkpoint holds more than tensors; loaded it with weights_only=False "
                       f"(only load checkpoints you trust)", stacklevel=2)
-        obj = torch.load(path, map_location="cpu", weights_only=False)
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

@@ -77,6 +77,9 @@ class Preprocessing:
             crop_size = crop_size.get("height") or crop_size.get("shortest_edge") or size
         do_crop = bool(config.get("do_center_crop", "crop_size" in config))
         resample = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}.get(config.get("resample", 3), "bicubic")
+        normalize = config.get("do_normalize", True) is not False
+        mean = tuple(config.get("image_mean") or IMAGENET_MEAN) if normalize else (0.0, 0.0, 0.0)
+        std = tuple(config.get("image_std") or IMAGENET_STD) if normalize else (1.0, 1.0, 1.0)
         return cls(input_size=int(crop_size if do_crop else size), resize_size=int(size) if do_crop else None,
-                   mean=tuple(config.get("image_mean", IMAGENET_MEAN)), std=tuple(config.get("image_std", IMAGENET_STD)),
+                   mean=mean, std=std,
                    interpolation=resample, crop="center" if do_crop else "none")
