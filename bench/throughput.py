@@ -1,0 +1,245 @@
+"""Throughput of the embedding engine (a script that prints figures, not a test).
+
+On LFW-shaped data (distinct 250×250 JPEGs, generated here) it measures:
+  (a) the limit: model-only throughput on random tensors already on the device;
+  (b) facebench end to end on a cold cache: sustained images/s over --sustained images, and the
+      whole --pairs-pair task (model build and loader start included);
+  (c) the naive pipeline: per pair, both images, single-process loading, distance per pair in Python;
+  (d) a warm-cache rerun of the whole `pytest benchmarks/` grid vs a cold one;
+and the ratios b/a, b/c and cold/warm. Writes JSON to --out.
+
+    python bench/throughput.py --device cuda --precision fp32 bf16
+    python bench/throughput.py --device cpu --images 200 --pairs 600 --sustained 200 --naive-pairs 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from models.vgg16 import Vgg16  # noqa: E402
+from pytest_facebench.cache import EmbeddingStore  # noqa: E402
+from pytest_facebench.distances import cosine  # noqa: E402
+from pytest_facebench.engine import Engine, EngineOptions  # noqa: E402
+from pytest_facebench.evaluate import evaluate_cell  # noqa: E402
+from pytest_facebench.images import load_rgb  # noqa: E402
+from pytest_facebench.tasks import AccuracyTask  # noqa: E402
+
+LAYERS = ["avgpool", "classifier.5"]
+
+
+def _make_jpeg(args: tuple[Path, int]) -> None:
+    path, seed = args
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    image = Image.fromarray(small).resize((250, 250), Image.BICUBIC)
+    noise = rng.normal(0, 6, (250, 250, 3))
+    array = np.clip(np.asarray(image, dtype=np.float64) + noise, 0, 255).astype(np.uint8)
+    Image.fromarray(array).save(path, quality=90)
+
+
+def make_dataset(root: Path, n_images: int, n_pairs: int, seed: int = 0) -> Path:
+    """n distinct 250×250 JPEGs and a pairs CSV (half same, half different)."""
+    images = root / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    jobs = [(images / f"img_{i:05d}.jpg", seed * 1_000_003 + i) for i in range(n_images)
+            if not (images / f"img_{i:05d}.jpg").exists()]
+    with Pool(os.cpu_count()) as pool:
+        pool.map(_make_jpeg, jobs, chunksize=64)
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, n_images, n_pairs), rng.integers(0, n_images, n_pairs)
+    labels = np.arange(n_pairs) % 2
+    lines = ["img1,img2,label"] + [f"img_{x:05d}.jpg,img_{y:05d}.jpg,{l}" for x, y, l in zip(a, b, labels)]
+    (root / "pairs.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def model_only(device: torch.device, precision: str, channels_last: bool, batch: int, iters: int) -> float:
+    """(a) images/s of VGG16 (hooks on LAYERS) on random tensors already on the device."""
+    model = Vgg16(name="vgg16", layers=LAYERS, device=device).build()
+    if channels_last:
+        model.net.to(memory_format=torch.channels_last)
+    x = torch.randn(batch, 3, 224, 224, device=device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    ctx = torch.autocast(device.type, dtype=dtype, enabled=precision != "fp32")
+    with torch.inference_mode(), ctx:
+        for _ in range(3):
+            model.extract(x)
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(iters):
+            model.extract(x)
+        sync(device)
+        elapsed = time.perf_counter() - start
+    model.release()
+    return batch * iters / elapsed
+
+
+def facebench_sustained(paths: list[Path], device: str, precision: str, batch: int, workers: int | None) -> dict:
+    """(b) cold-cache embed of all `paths` (the engine's own counters)."""
+    with tempfile.TemporaryDirectory() as cache:
+        engine = Engine(EngineOptions(device=device, precision=precision, batch_size=batch, workers=workers),
+                        EmbeddingStore(Path(cache)))
+        model = Vgg16(name="vgg16", layers=LAYERS, device=engine.device)
+        model.build()
+        start = time.perf_counter()
+        result = engine.embed(model, paths)
+        elapsed = time.perf_counter() - start
+        engine.store.close()
+    return {"images": len(paths), "seconds": elapsed, "images_per_s": len(paths) / elapsed,
+            "load_s": result.stats.load_s, "forward_s": result.stats.forward_s}
+
+
+def facebench_task(data: Path, device: str, precision: str, batch: int, workers: int | None,
+                   cache: Path) -> float:
+    """(b) the whole task: engine, model build, loader start, embedding, distances, scores."""
+    start = time.perf_counter()
+    engine = Engine(EngineOptions(device=device, precision=precision, batch_size=batch, workers=workers),
+                    EmbeddingStore(cache))
+    model = Vgg16(name="vgg16", layers=LAYERS, device=engine.device)
+    task = AccuracyTask("lfw_like", data / "pairs.csv", data / "images").load()
+    evaluate_cell(engine, model, task)
+    engine.store.close()
+    sync(engine.device)
+    return time.perf_counter() - start
+
+
+def naive(data: Path, device: torch.device, n_pairs: int) -> tuple[float, int]:
+    """(c) the earlier prototype: per pair, both images through the model, PIL in the main process,
+    distance per pair in Python."""
+    start = time.perf_counter()
+    model = Vgg16(name="vgg16", layers=LAYERS, device=device).build()
+    rows = (data / "pairs.csv").read_text().splitlines()[1:n_pairs + 1]
+    distances = []
+    with torch.inference_mode():
+        for row in rows:
+            a, b, _ = row.split(",")
+            batch = torch.stack([model.preprocess(load_rgb(data / "images" / a)),
+                                 model.preprocess(load_rgb(data / "images" / b))]).to(device)
+            out = model.extract(batch)
+            for layer in LAYERS:
+                distances.append(float(cosine(out[layer][:1], out[layer][1:2])[0]))
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    sync(device)
+    return time.perf_counter() - start, len(rows)
+
+
+def grid_rerun(device: str, precision: str) -> dict:
+    """(d) `pytest benchmarks/` cold then warm (fresh cache dir), wall time of each process."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pytest", "benchmarks/", "-q", "-p", "no:cacheprovider",
+               "--facebench-cache", f"{tmp}/cache", "--facebench-out", f"{tmp}/out",
+               "--facebench-device", device, "--facebench-precision", precision]
+        if "pytest_facebench.plugin" not in subprocess.run([sys.executable, "-m", "pytest", "--version", "-VV"],
+                                                           capture_output=True, text=True, env=env).stdout:
+            cmd += ["-p", "pytest_facebench.plugin"]
+        times = {}
+        for label in ("cold", "warm"):
+            start = time.perf_counter()
+            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+            times[label] = time.perf_counter() - start
+            times[f"{label}_tail"] = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-300:]
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument("--images", type=int, default=2000, help="distinct images of the pairs task")
+    parser.add_argument("--pairs", type=int, default=6000)
+    parser.add_argument("--sustained", type=int, default=13000, help="distinct images for sustained throughput")
+    parser.add_argument("--naive-pairs", type=int, default=6000, help="pairs for (c); extrapolated to --pairs")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["a", "b", "c", "d"])
+    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "facebench-bench-data")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "throughput.json")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    report: dict = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                    "cpus": os.cpu_count(), "torch": torch.__version__, "layers": LAYERS, "args": vars(args) | {
+                        "data": str(args.data), "out": str(args.out)}}
+    t0 = time.perf_counter()
+    task_data = make_dataset(args.data / "task", args.images, args.pairs)
+    sustained = make_dataset(args.data / "sustained", args.sustained, 2, seed=1)
+    report["data_generation_s"] = time.perf_counter() - t0
+    paths = sorted((sustained / "images").glob("*.jpg"))
+    for precision in args.precision:
+        entry: dict = {}
+        if "a" not in args.skip:
+            entry["model_only_img_s"] = model_only(device, precision, False, args.batch_size, 20)
+            if device.type == "cuda":
+                entry["model_only_channels_last_img_s"] = model_only(device, precision, True, args.batch_size, 20)
+        if "b" not in args.skip:
+            entry["sustained"] = facebench_sustained(paths, args.device, precision, args.batch_size, args.workers)
+            with tempfile.TemporaryDirectory() as cache:
+                entry["task_cold_s"] = facebench_task(task_data, args.device, precision, args.batch_size,
+                                                      args.workers, Path(cache))
+                entry["task_warm_s"] = facebench_task(task_data, args.device, precision, args.batch_size,
+                                                      args.workers, Path(cache))
+        limit = entry.get("model_only_channels_last_img_s") or entry.get("model_only_img_s")
+        if limit and "sustained" in entry:
+            entry["b_over_a"] = entry["sustained"]["images_per_s"] / limit
+        report[precision] = entry
+        print(json.dumps({precision: entry}, indent=1), flush=True)
+    if "c" not in args.skip:
+        seconds, done = naive(task_data, device, args.naive_pairs)
+        report["naive"] = {"pairs": done, "seconds": seconds, "extrapolated_s": seconds * args.pairs / done}
+        for precision in args.precision:
+            entry = report[precision]
+            if "task_cold_s" in entry:
+                entry["naive_over_cold_task"] = report["naive"]["extrapolated_s"] / entry["task_cold_s"]
+                entry["naive_over_warm_task"] = report["naive"]["extrapolated_s"] / entry["task_warm_s"]
+    if "d" not in args.skip:
+        report["grid"] = grid_rerun(args.device, args.precision[0])
+        report["grid"]["cold_over_warm"] = report["grid"]["cold"] / report["grid"]["warm"]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print_table(report, args.precision)
+
+
+def print_table(report: dict, precisions: list[str]) -> None:
+    print(f"\nfacebench throughput on {report['device']} (VGG16, layers {', '.join(report['layers'])})")
+    for precision in precisions:
+        e = report.get(precision, {})
+        print(f"[{precision}] (a) model-only {e.get('model_only_img_s', float('nan')):8.0f} img/s"
+              f"  channels_last {e.get('model_only_channels_last_img_s', float('nan')):8.0f} img/s")
+        if "sustained" in e:
+            s = e["sustained"]
+            print(f"[{precision}] (b) sustained  {s['images_per_s']:8.0f} img/s over {s['images']} images  "
+                  f"b/a = {e.get('b_over_a', float('nan')):.2f}")
+            print(f"[{precision}] (b) whole task cold {e['task_cold_s']:.2f} s, warm {e['task_warm_s']:.3f} s")
+        if "naive_over_cold_task" in e:
+            print(f"[{precision}] (c) naive {report['naive']['extrapolated_s']:.1f} s → b/c speed-up "
+                  f"{e['naive_over_cold_task']:.1f}× cold, {e['naive_over_warm_task']:.0f}× warm")
+    if "grid" in report:
+        g = report["grid"]
+        print(f"(d) pytest benchmarks/: cold {g['cold']:.1f} s, warm {g['warm']:.1f} s → {g['cold_over_warm']:.1f}×")
+
+
+if __name__ == "__main__":
+    main()
