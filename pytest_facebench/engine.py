@@ -40,6 +40,7 @@ class EngineOptions:
     workers: int | None = None  # None: sized to the CPU count
     channels_last: bool = True
     progress: bool = False
+    decode: str = "pil"  # "pil": PIL in the loader workers; "torchvision": decode_jpeg on the device (nvJPEG)
 
     def loader_workers(self) -> int:
         if self.workers is not None:
@@ -91,31 +92,44 @@ def resolve_device(option: str, worker_index: int | None = None) -> torch.device
     raise FacebenchError(f"--facebench-device must be auto, cpu, cuda or cuda:N, got {option!r}")
 
 
-class ImageDataset(Dataset):
-    """(index, tensor, error) per image; a bad file yields an error string instead of stopping the loader."""
+DECODERS = ("pil", "torchvision")
+JPEG_SUFFIXES = (".jpg", ".jpeg")
 
-    def __init__(self, paths: list[Path], preprocess: Callable[[Any], torch.Tensor]):
+
+class ImageDataset(Dataset):
+    """(index, tensor, error) per image; a bad file yields an error string instead of stopping the loader.
+    With `raw_jpeg`, JPEG files come back as their undecoded bytes (a 1-D uint8 tensor) for the device."""
+
+    def __init__(self, paths: list[Path], preprocess: Callable[[Any], torch.Tensor], raw_jpeg: bool = False):
         self.paths = paths
         self.preprocess = preprocess
-        self._shape: tuple[int, ...] | None = None
+        self.raw_jpeg = raw_jpeg
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str]:
+        path = self.paths[index]
         try:
-            return index, self.preprocess(load_rgb(self.paths[index])), ""
+            if self.raw_jpeg and path.suffix.lower() in JPEG_SUFFIXES:
+                from torchvision.io import read_file
+
+                return index, read_file(str(path)), ""
+            return index, self.preprocess(load_rgb(path)), ""
         except FacebenchError as exc:
             return index, None, str(exc)
         except Exception as exc:  # noqa: BLE001 - a user's preprocess may raise anything
             return index, None, f"{self.paths[index]}: {type(exc).__name__}: {exc}"
 
 
-def _collate(items: list[tuple[int, torch.Tensor | None, str]]) -> tuple[list[int], torch.Tensor | None, list[str]]:
+def _collate(items: list[tuple[int, torch.Tensor | None, str]]) -> tuple[list[int], Any, list[str]]:
+    """Stack preprocessed images; undecoded JPEG bytes (1-D) stay a list for the device decoder."""
     good = [(i, t) for i, t, e in items if t is not None]
     errors = [e for _, t, e in items if t is None]
-    batch = torch.stack([t for _, t in good]) if good else None
-    return [i for i, _ in good], batch, errors
+    tensors = [t for _, t in good]
+    if any(t.dim() == 1 for t in tensors):
+        return [i for i, _ in good], tensors, errors
+    return [i for i, _ in good], (torch.stack(tensors) if tensors else None), errors
 
 
 class StoredRows:
@@ -159,11 +173,13 @@ class Engine:
         if options.precision not in PRECISIONS:
             raise FacebenchError(f"--facebench-precision must be one of {', '.join(PRECISIONS)}, got {options.precision!r}")
         self.dtype = PRECISIONS[options.precision]
+        if options.decode not in DECODERS:
+            raise FacebenchError(f"--facebench-decode must be one of {', '.join(DECODERS)}, got {options.decode!r}")
         self.stats: dict[str, EmbedStats] = {}
         self._progress = progress
 
     def provenance(self) -> dict[str, Any]:
-        return {"device": str(self.device), "precision": self.options.precision,
+        return {"device": str(self.device), "precision": self.options.precision, "decode": self.options.decode,
                 "batch_size": self.options.batch_size, "cache": str(self.store.root) if self.store.persistent else None}
 
     def layer_keys(self, model: BaseModel) -> dict[str, str]:
@@ -172,6 +188,7 @@ class Engine:
 
         base = {"model": model.identity(), "preprocessing": model.preprocessing.as_dict(),
                 "precision": self.options.precision, "device_type": self.device.type,
+                "decode": self._decoder(model),
                 "torch": torch.__version__.split("+")[0], "torchvision": torchvision.__version__.split("+")[0]}
         if "transformers" in type(model).__module__ or getattr(model, "uses_transformers", False):
             import transformers
@@ -230,7 +247,8 @@ class Engine:
                 isinstance(m, torch.nn.Conv2d) for m in net.modules()):
             net.to(memory_format=torch.channels_last)
         workers = self.options.loader_workers()
-        loader = DataLoader(ImageDataset(paths, model.preprocess), batch_size=self.options.batch_size,
+        raw_jpeg = self._decoder(model) == "torchvision"
+        loader = DataLoader(ImageDataset(paths, model.preprocess, raw_jpeg), batch_size=self.options.batch_size,
                             num_workers=workers, pin_memory=self.device.type == "cuda", collate_fn=_collate,
                             persistent_workers=False, prefetch_factor=4 if workers else None)
         errors: list[str] = []
@@ -242,6 +260,9 @@ class Engine:
             errors.extend(batch_errors)
             stats.load_s += time.perf_counter() - tick
             tick = time.perf_counter()
+            if isinstance(batch, list):
+                indices, batch, decode_errors = self._decode_on_device(model, indices, batch, paths)
+                errors.extend(decode_errors)
             start = 0
             while batch is not None and start < len(indices):
                 chunk = batch[start:start + batch_limit]
@@ -269,6 +290,45 @@ class Engine:
         stats.batch_size = batch_limit
         if errors:
             raise DataError(f"model '{model.name}': {len(errors)} image(s) could not be read: {list_some(errors)}")
+
+    def _decoder(self, model: BaseModel) -> str:
+        """torchvision decoding applies only to models that keep the declared (tensor-capable) preprocessing."""
+        if self.options.decode == "torchvision" and type(model).preprocess is BaseModel.preprocess:
+            return "torchvision"
+        return "pil"
+
+    def _decode_on_device(self, model: BaseModel, indices: list[int], items: list[torch.Tensor],
+                          paths: list[Path]) -> tuple[list[int], torch.Tensor | None, list[str]]:
+        """Decode JPEG bytes with `torchvision.io.decode_jpeg` on the engine's device (nvJPEG on CUDA, EXIF
+        orientation applied, grayscale/CMYK → RGB), then apply the model's preprocessing to the tensors."""
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        device = self.device if self.device.type == "cuda" else "cpu"
+        raw = [k for k, t in enumerate(items) if t.dim() == 1]
+        decoded: dict[int, torch.Tensor] = {}
+        errors: list[str] = []
+        try:
+            images = decode_jpeg([items[k] for k in raw], mode=ImageReadMode.RGB, device=device,
+                                 apply_exif_orientation=True)
+            decoded = dict(zip(raw, images))
+        except RuntimeError:  # one bad file fails the batch: decode one by one to name it
+            for k in raw:
+                try:
+                    decoded[k] = decode_jpeg(items[k], mode=ImageReadMode.RGB, device=device,
+                                             apply_exif_orientation=True)
+                except RuntimeError as exc:
+                    errors.append(f"cannot decode image {paths[indices[k]]}: {str(exc).splitlines()[0]}")
+        transform = model.preprocessing.transform
+        keep, tensors = [], []
+        for k, item in enumerate(items):
+            if k in decoded:
+                tensors.append(transform(decoded[k]).to(self.device))
+            elif item.dim() == 3:
+                tensors.append(item.to(self.device, non_blocking=True))
+            else:
+                continue
+            keep.append(indices[k])
+        return keep, (torch.stack(tensors) if tensors else None), errors
 
     def _forward(self, model: BaseModel, batch: torch.Tensor, batch_limit: int,
                  stats: EmbedStats) -> tuple[dict[str, np.ndarray], int]:
