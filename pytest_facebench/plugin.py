@@ -67,7 +67,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     try:
         grid = _session(metafunc.config).grid
     except FacebenchError as exc:
-        pytest.fail(f"facebench: {exc}", pytrace=False)
+        raise pytest.fail.Exception(f"facebench: {exc}", pytrace=False) from None  # one message, no chain
     models = [m for m in grid.models if not _is_duplicate(m)]
     tasks = [t for t in grid.tasks if not _is_duplicate(t) and (
         task_fixture in (None, "task") or t.type == TASK_FIXTURES[task_fixture])]
@@ -115,7 +115,18 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     for spec in [*fb.grid.models, *fb.grid.tasks]:
         if spec.error and (id(spec) not in used or _is_duplicate(spec)):
             items.append(GridErrorItem.from_parent(session, name=f"{fb.grid.path.name}::{spec.name}",
+                                                   path=fb.grid.path, nodeid=_grid_nodeid(config, fb.grid.path,
+                                                                                          spec.name),
                                                    message=spec.error))
+
+
+def _grid_nodeid(config: pytest.Config, path: Any, name: str) -> str:
+    """'benchmarks/facebench.toml::entry' (relative to the rootdir when inside it), not '::facebench.toml::entry'."""
+    try:
+        where = path.resolve().relative_to(config.rootpath.resolve()).as_posix()
+    except ValueError:
+        where = path.name
+    return f"{where}::{name}"
 
 
 @pytest.fixture(scope="session")

@@ -65,7 +65,7 @@ def results_frame(records: list[dict[str, Any]], model_order: list[str] | None =
     sort_cols = []
     for column in ("model", "task"):
         order = keys[column] or sorted(frame[column].dropna().unique())
-        rank = {name: i for i, name in enumerate(order)}
+        rank = {name: i for i, name in enumerate(dict.fromkeys(order))}  # a duplicate keeps its first place
         frame[f"_{column}_rank"] = frame[column].map(lambda v, r=rank: r.get(v, len(r)))
         sort_cols.append(f"_{column}_rank")
     frame["_layer_index"] = pd.to_numeric(frame["layer_index"], errors="coerce").fillna(-1)

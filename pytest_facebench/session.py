@@ -181,7 +181,7 @@ class FacebenchSession:
                 if isinstance(value, (int, float)) and key not in ("batch_size", "images_per_s"):
                     entry[key] = round(entry.get(key, 0) + value, 4)
                 elif key == "batch_size":
-                    entry[key] = value
+                    entry[key] = value or entry.get(key, 0)  # a fully cached cell ran no batch (0)
             engines.append(stats.get("engine", {}))
         for entry in models.values():
             forward = entry.get("forward_s", 0)
@@ -215,6 +215,9 @@ class FacebenchSession:
 def _reason(report: pytest.TestReport) -> str:
     if report.skipped and isinstance(report.longrepr, tuple):
         return str(report.longrepr[2]).removeprefix("Skipped: ")
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None and crash.message:  # what pytest's short summary shows: the exception's message
+        return crash.message.strip().splitlines()[0][:500]
     text = getattr(report, "longreprtext", "") or ""
     lines = [line for line in text.strip().splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("E ")]

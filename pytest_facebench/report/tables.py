@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
 import platform
@@ -56,14 +57,16 @@ def _jsonable(value: Any) -> Any:
 def environment() -> dict[str, Any]:
     """Versions and machine facts for provenance."""
     versions = {"python": platform.python_version()}
+    distributions = {"sklearn": "scikit-learn"}  # module → distribution, where they differ
     for module in ("torch", "torchvision", "transformers", "numpy", "pandas", "scipy", "sklearn", "pytest"):
         imported = sys.modules.get(module)
-        if imported is None:
-            try:
-                imported = __import__(module)
-            except ImportError:
-                continue
-        versions[module] = getattr(imported, "__version__", "?")
+        if imported is not None:
+            versions[module] = getattr(imported, "__version__", "?")
+            continue
+        try:  # the installed version, without paying for an import (transformers takes seconds)
+            versions[module] = importlib.metadata.version(distributions.get(module, module))
+        except importlib.metadata.PackageNotFoundError:
+            continue
     info: dict[str, Any] = {"versions": versions, "platform": platform.platform(), "machine": platform.node()}
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
