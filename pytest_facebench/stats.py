@@ -28,8 +28,10 @@ shape for both designs:
 :func:`bootstrap_ci` / :func:`paired_bootstrap` call ``metric(*arrays, weights=W)``
 when the metric accepts a ``weights`` keyword (all batched metrics here do, and with
 1-D data they sort once and reuse the order for every resample). Other metrics get
-``metric(*(a[idx] for a in arrays))`` with the ``(n_boot, n)`` index matrix; that path
-supports groups only when all groups have the same size. Percentile intervals.
+``metric(*(a[idx] for a in arrays))`` with rows of the index matrix; that path
+supports groups only when all groups have the same size. Resamples are drawn and
+evaluated in blocks of a few hundred rows (vectorized within a block) to keep memory
+small; the blocking never changes the resamples. Percentile intervals.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from __future__ import annotations
 import inspect
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -99,7 +101,7 @@ class KFoldResult:
     mean: float
     std: float  # population std (ddof=0) over folds, like np.std / insightface
     per_fold: FloatArray  # held-out accuracy per fold (sorted fold ids)
-    thresholds: FloatArray  # distance threshold fit on the training part of each fold
+    thresholds: FloatArray  # fit on each fold's training part; -inf / +inf = all different / all same
     correct: NDArray[np.int64]  # per pair: 1 if its held-out prediction was right
     note: str = ""
 
@@ -312,6 +314,8 @@ def _sorted_pairs(
 def roc_auc(distances: ArrayLike, labels: ArrayLike, weights: ArrayLike | None = None) -> Any:
     """[batched] ROC AUC of similarity = -distance (Mann-Whitney, ties count 1/2).
 
+    The Mann-Whitney U with midranks, computed from cumulative class counts over the
+    distinct distances (one sort, shared by all batch rows when ``distances`` is 1-D).
     Equals ``sklearn.metrics.roc_auc_score(labels, -distances)``. Raises ValueError
     if ``labels`` lack a class; a weighted row lacking a class gives nan.
     """
@@ -558,6 +562,43 @@ def _check_boot(n: int, n_boot: int) -> None:
         raise ValueError(f"need n >= 1 and n_boot >= 1; got n={n}, n_boot={n_boot}")
 
 
+_BLOCK_ELEMENTS = 1 << 19  # resamples are drawn and evaluated in blocks of about this many cells
+
+
+def _draw_blocks(high: int, n: int, n_boot: int, seed: int) -> Iterator[NDArray[np.int64]]:
+    """Blocks of resamples, each ``high`` uniform draws from range(high) (rows or groups).
+
+    Rows per block depend only on n, so indices, weights and metrics see the same resamples.
+    """
+    rng = np.random.default_rng(seed)
+    rows = max(1, _BLOCK_ELEMENTS // n)
+    for start in range(0, n_boot, rows):
+        yield rng.integers(0, high, size=(min(rows, n_boot - start), high))
+
+
+def _weight_blocks(n: int, n_boot: int, seed: int, groups: ArrayLike | None) -> Iterator[NDArray[np.int64]]:
+    _check_boot(n, n_boot)
+    if groups is None:
+        return (_row_counts(draws, n) for draws in _draw_blocks(n, n, n_boot, seed))
+    codes, n_groups = _group_codes(groups, n)
+    return (_row_counts(draws, n_groups)[:, codes] for draws in _draw_blocks(n_groups, n, n_boot, seed))
+
+
+def _index_blocks(n: int, n_boot: int, seed: int, groups: ArrayLike | None) -> Iterator[NDArray[np.int64]]:
+    _check_boot(n, n_boot)
+    if groups is None:
+        return _draw_blocks(n, n, n_boot, seed)
+    codes, n_groups = _group_codes(groups, n)
+    sizes = np.bincount(codes)
+    if np.any(sizes != sizes[0]):
+        raise ValueError(
+            f"cluster resamples have variable length when group sizes differ (sizes {sizes.min()}..{sizes.max()}); "
+            "use bootstrap_weights or a metric that accepts weights="
+        )
+    members = np.argsort(codes, kind="stable").reshape(n_groups, sizes[0])
+    return (members[draws].reshape(len(draws), n) for draws in _draw_blocks(n_groups, n, n_boot, seed))
+
+
 def bootstrap_weights(n: int, n_boot: int = 1000, seed: int = 0, groups: ArrayLike | None = None) -> NDArray[np.int64]:
     """(n_boot, n) resampling counts: how often each row occurs in each resample.
 
@@ -565,13 +606,7 @@ def bootstrap_weights(n: int, n_boot: int = 1000, seed: int = 0, groups: ArrayLi
     ``bootstrap_indices(n, n_boot, seed)[b]``). With ``groups`` whole groups are drawn
     with replacement (as many draws as groups) and each row gets its group's count.
     """
-    _check_boot(n, n_boot)
-    rng = np.random.default_rng(seed)
-    if groups is None:
-        return _row_counts(rng.integers(0, n, size=(n_boot, n)), n)
-    codes, n_groups = _group_codes(groups, n)
-    counts = _row_counts(rng.integers(0, n_groups, size=(n_boot, n_groups)), n_groups)
-    return counts[:, codes]
+    return np.concatenate(list(_weight_blocks(n, n_boot, seed, groups)))
 
 
 def bootstrap_indices(n: int, n_boot: int = 1000, seed: int = 0, groups: ArrayLike | None = None) -> NDArray[np.int64]:
@@ -581,19 +616,7 @@ def bootstrap_indices(n: int, n_boot: int = 1000, seed: int = 0, groups: ArrayLi
     With ``groups`` all groups must have the same size (so every resample has n rows);
     for unequal groups use :func:`bootstrap_weights` / a metric accepting ``weights``.
     """
-    _check_boot(n, n_boot)
-    rng = np.random.default_rng(seed)
-    if groups is None:
-        return rng.integers(0, n, size=(n_boot, n))
-    codes, n_groups = _group_codes(groups, n)
-    sizes = np.bincount(codes)
-    if np.any(sizes != sizes[0]):
-        raise ValueError(
-            f"cluster resamples have variable length when group sizes differ (sizes {sizes.min()}..{sizes.max()}); "
-            "use bootstrap_weights or a metric that accepts weights="
-        )
-    members = np.argsort(codes, kind="stable").reshape(n_groups, sizes[0])
-    return members[rng.integers(0, n_groups, size=(n_boot, n_groups))].reshape(n_boot, n)
+    return np.concatenate(list(_index_blocks(n, n_boot, seed, groups)))
 
 
 def _accepts_weights(metric: Callable[..., Any]) -> bool:
@@ -603,26 +626,27 @@ def _accepts_weights(metric: Callable[..., Any]) -> bool:
         return False
 
 
-_BLOCK_ELEMENTS = 1 << 19  # resamples are evaluated in blocks of about this many cells
+def _bootstrap_apply(
+    metric: Callable[..., Any],
+    array_sets: Sequence[Sequence[NDArray[Any]]],
+    n: int,
+    n_boot: int,
+    seed: int,
+    groups: ArrayLike | None,
+) -> list[FloatArray]:
+    """``metric`` on every resample of each set of arrays (the same resamples for all sets).
 
-
-def _resampler(
-    metric: Callable[..., Any], n: int, n_boot: int, seed: int, groups: ArrayLike | None
-) -> Callable[[Sequence[NDArray[Any]]], FloatArray]:
-    """A function applying ``metric`` to every resample of the given arrays.
-
-    Each call of ``metric`` gets a block of resamples (a few hundred rows), which keeps
-    temporaries cache-sized; within a block the metric is fully vectorized.
+    Resamples are generated and evaluated block by block (a few hundred rows), which
+    keeps temporaries cache-sized; within a block the metric is fully vectorized.
     """
-    rows = max(1, _BLOCK_ELEMENTS // n)
-    blocks = [slice(i, i + rows) for i in range(0, n_boot, rows)]
-    if _accepts_weights(metric):
-        w = bootstrap_weights(n, n_boot, seed, groups)
-        call: Callable[[Sequence[NDArray[Any]], slice], Any] = lambda arrays, b: metric(*arrays, weights=w[b])
-    else:
-        idx = bootstrap_indices(n, n_boot, seed, groups)
-        call = lambda arrays, b: metric(*(a[idx[b]] for a in arrays))
-    return lambda arrays: np.concatenate([np.asarray(call(arrays, b), dtype=float).reshape(-1) for b in blocks])
+    weighted = _accepts_weights(metric)
+    blocks = _weight_blocks(n, n_boot, seed, groups) if weighted else _index_blocks(n, n_boot, seed, groups)
+    out: list[list[FloatArray]] = [[] for _ in array_sets]
+    for block in blocks:
+        for samples, arrays in zip(out, array_sets):
+            value = metric(*arrays, weights=block) if weighted else metric(*(a[block] for a in arrays))
+            samples.append(np.asarray(value, dtype=float).reshape(len(block)))
+    return [np.concatenate(samples) for samples in out]
 
 
 def _arrays_n(arrays: Sequence[ArrayLike]) -> tuple[list[NDArray[Any]], int]:
@@ -652,7 +676,7 @@ def bootstrap_samples(
 ) -> FloatArray:
     """(n_boot,) metric values over bootstrap resamples of the rows of ``arrays``."""
     arrs, n = _arrays_n(arrays)
-    return _resampler(metric, n, n_boot, seed, groups)(arrs)
+    return _bootstrap_apply(metric, [arrs], n, n_boot, seed, groups)[0]
 
 
 def bootstrap_ci(
@@ -683,8 +707,8 @@ def paired_bootstrap(
     """
     arrs, n = _arrays_n((x_a, x_b, *rest))
     diff = float(metric(arrs[0], *arrs[2:])) - float(metric(arrs[1], *arrs[2:]))
-    apply = _resampler(metric, n, n_boot, seed, groups)
-    diffs = apply([arrs[0], *arrs[2:]]) - apply([arrs[1], *arrs[2:]])
+    sa, sb = _bootstrap_apply(metric, [[arrs[0], *arrs[2:]], [arrs[1], *arrs[2:]]], n, n_boot, seed, groups)
+    diffs = sa - sb
     low, high = _percentile_ci(diffs, alpha)
     valid = diffs[~np.isnan(diffs)]
     if diff == 0 or len(valid) == 0:
