@@ -1,0 +1,287 @@
+"""CI gates: thresholds from the grid (or `expect=`), and comparisons with a saved baseline.
+
+Pure functions on result records; the plugin only decides where a failure is raised (in the test of
+the cell that regressed) and where outcomes are written.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import operator
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, FacebenchError
+from .metrics import metric_info
+
+BASELINE_FORMAT = "facebench-baseline/1"
+PROVENANCE_KEYS = ("weights", "preprocessing", "precision", "pairs_sha256", "distance", "pooling")
+OPERATORS = {">=": "min", ">": "min", "<=": "max", "<": "max"}
+
+
+class GateFailure(AssertionError):
+    """Raised in the test of a cell whose gates failed; the message lists every failing gate."""
+
+
+@dataclass(frozen=True)
+class Threshold:
+    metric: str
+    min: float | None = None
+    max: float | None = None
+    model: str | None = None
+    layer: str | None = None
+    condition: str | None = None
+
+    def applies(self, record: dict[str, Any], readout: bool) -> bool:
+        if record.get("metric") != self.metric:
+            return False
+        if self.model is not None and record.get("model") != self.model:
+            return False
+        if self.condition is not None and record.get("condition") != self.condition:
+            return False
+        return record.get("layer") == self.layer if self.layer is not None else readout
+
+
+@dataclass
+class GateOutcome:
+    """One gate checked on one record."""
+
+    task: str
+    model: str
+    layer: str
+    metric: str
+    condition: str | None
+    value: float
+    status: str  # pass | fail | new
+    bound: str
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    detail: str = ""
+
+    def message(self) -> str:
+        """`lfw · vgg16-face · classifier.5: accuracy_kfold 0.912 < min 0.950 (95% CI 0.90–0.92)`."""
+        metric = self.metric + (f"[{self.condition}]" if self.condition else "")
+        text = f"{self.task} · {self.model} · {self.layer}: {metric} {_fmt(self.value)} {self.detail or self.bound}"
+        if math.isfinite(self.ci_low) and math.isfinite(self.ci_high):
+            text += f" (95% CI {self.ci_low:.2f}–{self.ci_high:.2f})"
+        return text
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) and math.isfinite(value) else "nan"
+
+
+def parse_thresholds(entries: list[dict[str, Any]], valid_metrics: tuple[str, ...] | list[str],
+                     where: str = "") -> list[Threshold]:
+    """Validate a task's `thresholds = [{ metric = ..., min = ..., max = ... }]`."""
+    out = []
+    for i, entry in enumerate(entries):
+        key = f"{where} thresholds[{i}]".strip()
+        unknown = set(entry) - {"metric", "min", "max", "model", "layer", "condition"}
+        if unknown:
+            raise ConfigError(f"unknown key(s) {sorted(unknown)}; a threshold has metric, min, max, model, layer, "
+                              f"condition", key=key)
+        metric = entry.get("metric")
+        if not _known_metric(metric, valid_metrics):
+            close = difflib.get_close_matches(str(metric), list(valid_metrics), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"unknown metric {metric!r} for this task; valid metrics: "
+                              f"{', '.join(valid_metrics)}.{hint}", key=key)
+        low, high = entry.get("min"), entry.get("max")
+        if low is None and high is None:
+            raise ConfigError(f"threshold on '{metric}' needs 'min' and/or 'max'", key=key)
+        for name, bound in (("min", low), ("max", high)):
+            if bound is not None and not isinstance(bound, (int, float)):
+                raise ConfigError(f"'{name}' must be a number, got {bound!r}", key=key)
+        if low is not None and high is not None and low > high:
+            raise ConfigError(f"threshold on '{metric}': min {low} is greater than max {high}", key=key)
+        out.append(Threshold(metric=metric, min=low, max=high, model=entry.get("model"), layer=entry.get("layer"),
+                             condition=entry.get("condition")))
+    return out
+
+
+def _known_metric(metric: Any, valid: tuple[str, ...] | list[str]) -> bool:
+    if not isinstance(metric, str):
+        return False
+    return metric in valid or (metric.startswith("tar_at_far_") and any(v.startswith("tar_at_far") for v in valid))
+
+
+def expectations(expect: dict[str, tuple[str, float]]) -> list[Threshold]:
+    """`expect={"auc": (">=", 0.9)}` → thresholds (on the readout layer)."""
+    out = []
+    for metric, (op, bound) in expect.items():
+        if op not in OPERATORS:
+            raise ConfigError(f"expect[{metric!r}]: operator must be one of {', '.join(OPERATORS)}, got {op!r}")
+        out.append(Threshold(metric=metric, **{OPERATORS[op]: float(bound)}))
+    return out
+
+
+def check_thresholds(records: list[dict[str, Any]], thresholds: list[Threshold]) -> list[GateOutcome]:
+    """Every threshold against every record it applies to (readout layer unless it names a layer)."""
+    outcomes = []
+    for threshold in thresholds:
+        for record in records:
+            if not threshold.applies(record, bool(record.get("readout"))):
+                continue
+            value = float(record["value"])
+            failed = []
+            if threshold.min is not None and not value >= threshold.min:
+                failed.append(f"< min {_fmt(threshold.min)}")
+            if threshold.max is not None and not value <= threshold.max:
+                failed.append(f"> max {_fmt(threshold.max)}")
+            bound = " and ".join(f"{k} {_fmt(v)}" for k, v in (("min", threshold.min), ("max", threshold.max))
+                                 if v is not None)
+            outcomes.append(_outcome(record, "fail" if failed else "pass", bound, "; ".join(failed)))
+    return outcomes
+
+
+def _outcome(record: dict[str, Any], status: str, bound: str, detail: str = "") -> GateOutcome:
+    return GateOutcome(task=str(record.get("task")), model=str(record.get("model")), layer=str(record.get("layer")),
+                       metric=str(record.get("metric")), condition=record.get("condition") or None,
+                       value=float(record.get("value", math.nan)), status=status, bound=bound,
+                       ci_low=_float(record.get("ci_low")), ci_high=_float(record.get("ci_high")), detail=detail)
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+# --- baselines ---------------------------------------------------------------------------------
+def cell_key(record: dict[str, Any]) -> str:
+    condition = record.get("condition") or ""
+    return "|".join(str(record.get(k) or "") for k in ("task", "model", "layer", "metric")) + f"|{condition}"
+
+
+def baseline_payload(records: list[dict[str, Any]], run_info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON a `--facebench-save-baseline` writes: every metric with its CI and provenance."""
+    cells = {}
+    for record in records:
+        value = _float(record.get("value"))
+        cells[cell_key(record)] = {"value": value if math.isfinite(value) else None,
+                                   "ci_low": _none_if_nan(record.get("ci_low")),
+                                   "ci_high": _none_if_nan(record.get("ci_high")),
+                                   "protocol": record.get("protocol"),
+                                   "provenance": {k: record.get(k) for k in PROVENANCE_KEYS if record.get(k) is not None}}
+    return {"format": BASELINE_FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "run": {k: (run_info or {}).get(k) for k in ("git_commit", "grid", "versions")}, "cells": cells}
+
+
+def _none_if_nan(value: Any) -> float | None:
+    number = _float(value)
+    return number if math.isfinite(number) else None
+
+
+def load_baseline(path: Path) -> dict[str, Any]:
+    """Read and validate a baseline file; errors name the file and what was expected."""
+    if not path.is_file():
+        raise FacebenchError(f"baseline file not found: {path} (write one with --facebench-save-baseline)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FacebenchError(f"baseline file {path} is not valid JSON ({exc}); expected a file written by "
+                             f"--facebench-save-baseline") from None
+    if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT or not isinstance(data.get("cells"), dict):
+        raise FacebenchError(f"baseline file {path} is not a facebench baseline (expected \"format\": "
+                             f"\"{BASELINE_FORMAT}\" and a \"cells\" table)")
+    return data
+
+
+def compare_to_baseline(records: list[dict[str, Any]], baseline: dict[str, Any], *, max_drop: float = 0.01,
+                        tolerances: dict[str, float] | None = None, gate_ci: bool = False,
+                        readout_only: bool = True) -> tuple[list[GateOutcome], list[str]]:
+    """Gate each directed metric against the baseline. Returns outcomes and like-for-like warnings.
+
+    A drop (in the metric's bad direction) larger than the tolerance fails; with `gate_ci`, only when the
+    baseline value also lies outside the current CI. Cells absent from the baseline are `new`.
+    """
+    outcomes, warnings = [], []
+    cells = baseline["cells"]
+    for record in records:
+        direction = metric_info(str(record.get("metric"))).higher_is_better
+        if direction is None or (readout_only and not record.get("readout")):
+            continue
+        key = cell_key(record)
+        value = _float(record.get("value"))
+        old = cells.get(key)
+        if old is None or old.get("value") is None:
+            outcomes.append(_outcome(record, "new", "not in baseline", "new (not in baseline)"))
+            continue
+        tolerance = (tolerances or {}).get(str(record["metric"]), max_drop)
+        drop = (old["value"] - value) if direction else (value - old["value"])
+        low, high = _float(record.get("ci_low")), _float(record.get("ci_high"))
+        within_noise = math.isfinite(low) and math.isfinite(high) and low <= old["value"] <= high
+        regressed = drop > tolerance and not (gate_ci and within_noise)
+        sign = "<" if direction else ">"
+        detail = (f"{sign} baseline {_fmt(old['value'])} by {abs(drop):.3f} (tolerance {tolerance:.3f}"
+                  f"{', baseline inside the CI' if within_noise and gate_ci else ''})")
+        outcomes.append(_outcome(record, "fail" if regressed else "pass", f"baseline {_fmt(old['value'])}",
+                                 detail if regressed else ""))
+        changed = [k for k, v in old.get("provenance", {}).items() if record.get(k) is not None and record.get(k) != v]
+        if changed:
+            warnings.append(f"{key}: not like-for-like with the baseline ({', '.join(changed)} differ)")
+    return outcomes, warnings
+
+
+def outcome_dicts(outcomes: list[GateOutcome]) -> list[dict[str, Any]]:
+    return [asdict(o) for o in outcomes]
+
+
+# --- offline comparison of two runs -------------------------------------------------------------
+def load_run(path: Path) -> dict[str, dict[str, Any]]:
+    """Cells of a result dir (its results.csv) or of a baseline JSON file, keyed by `cell_key`."""
+    import pandas as pd
+
+    if path.is_dir():
+        csv = path / "results.csv"
+        if not csv.is_file():
+            raise FacebenchError(f"{path} has no results.csv; expected a --facebench-out directory or a baseline file")
+        frame = pd.read_csv(csv)
+        return {cell_key(r): {"value": _float(r.get("value")), "readout": str(r.get("readout")).lower() == "true",
+                              "metric": r.get("metric")} for r in frame.to_dict("records")}
+    data = load_baseline(path)
+    return {key: {"value": _float(cell.get("value")), "readout": True, "metric": key.split("|")[3]}
+            for key, cell in data["cells"].items()}
+
+
+def compare_runs(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]], max_drop: float = 0.01):
+    """A DataFrame of changes between two runs with a status per cell: regression, improvement, same,
+    new or removed (directed metrics only; descriptive ones are listed as changed/same)."""
+    import pandas as pd
+
+    rows = []
+    for key in sorted(set(old) | set(new)):
+        task, model, layer, metric, condition = key.split("|")
+        a, b = old.get(key, {}).get("value"), new.get(key, {}).get("value")
+        direction = metric_info(metric).higher_is_better
+        if a is None or b is None:
+            status = "new" if a is None else "removed"
+            change = math.nan
+        else:
+            change = b - a
+            drop = -change if direction else change
+            if direction is None:
+                status = "same" if abs(change) <= max_drop else "changed"
+            elif drop > max_drop:
+                status = "regression"
+            elif drop < -max_drop:
+                status = "improvement"
+            else:
+                status = "same"
+        rows.append({"task": task, "model": model, "layer": layer, "metric": metric, "condition": condition or None,
+                     "old": a, "new": b, "change": change, "status": status})
+    return pd.DataFrame(rows, columns=["task", "model", "layer", "metric", "condition", "old", "new", "change",
+                                       "status"])
+
+
+def append_history(path: Path, entry: dict[str, Any]) -> None:
+    """One JSON line per run."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
