@@ -127,7 +127,14 @@ def pairs_frames(n: int = N_IMAGES) -> dict[str, pd.DataFrame]:
 
 
 class Bench:
-    """A tiny benchmark project in `pytester.path`, and a runner whose outputs stay there."""
+    """A tiny benchmark project in `pytester.path`, and a runner whose outputs stay there.
+
+    Test modules reach everything through the `bench` fixture (never `from conftest import`, which
+    breaks when another directory's conftest.py is imported later, e.g. `pytest tests benchmarks`)."""
+
+    MODELS = MODELS
+    TASKS = TASKS
+    image_name = staticmethod(image_name)
 
     def __init__(self, pytester: pytest.Pytester):
         self.pytester = pytester
@@ -154,16 +161,18 @@ class Bench:
     def test_file(self, source: str = TEST_GRID, name: str = "test_bench") -> Path:
         return self.pytester.makepyfile(**{name: source})
 
-    def args(self, *args: str, out: Path | None = None) -> list[str]:
+    def args(self, *args: str, out: Path | None = None, cache: Path | None = None) -> list[str]:
         # hypothesis's plugin would re-import hypothesis in every in-process run (pytester restores
         # sys.modules afterwards): seconds each. The rewrite warning is about the already-imported plugin.
-        return ["-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-W", "ignore::pytest.PytestAssertRewriteWarning",
-                "--facebench-no-cache", "--facebench-out", str(out or self.out), "--facebench-workers", "0",
+        return ["-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+                "-W", "ignore::pytest.PytestAssertRewriteWarning",
+                *(["--facebench-cache", str(cache)] if cache else ["--facebench-no-cache"]),
+                "--facebench-out", str(out or self.out), "--facebench-workers", "0",
                 "--facebench-no-progress", "-rA", *args]
 
-    def run(self, *args: str, out: Path | None = None) -> pytest.RunResult:
+    def run(self, *args: str, out: Path | None = None, cache: Path | None = None) -> pytest.RunResult:
         """In-process run (fast: torch is already imported)."""
-        return self.pytester.runpytest(*self.args(*args, out=out))
+        return self.pytester.runpytest(*self.args(*args, out=out, cache=cache))
 
     def run_subprocess(self, *args: str, out: Path | None = None) -> pytest.RunResult:
         """A fresh interpreter (xdist, environment variables read at import). ~10 s: it imports torch."""
@@ -172,19 +181,20 @@ class Bench:
     def results(self, out: Path | None = None) -> pd.DataFrame:
         return pd.read_csv((out or self.out) / "results.csv")
 
+    @staticmethod
+    def collected_ids(result: pytest.RunResult) -> list[str]:
+        """Node ids printed by `--collect-only -q`, in order."""
+        return [line.strip() for line in result.outlines if "::" in line and not line.startswith(("=", "_", " "))]
 
-def collected_ids(result: pytest.RunResult) -> list[str]:
-    """Node ids printed by `--collect-only -q`, in order."""
-    return [line.strip() for line in result.outlines if "::" in line and not line.startswith(("=", "_", " "))]
 
-
-def assert_no_traceback(result: pytest.RunResult) -> None:
-    """Grid and data problems are one-line messages, never tracebacks through pandas, PIL or torch."""
-    text = result.stdout.str()
-    assert "Traceback" not in text
-    assert "During handling of the above exception" not in text
-    for library in ("pandas", "PIL", "torch"):
-        assert f"site-packages/{library}/" not in text, f"a {library} traceback leaked into the report"
+    @staticmethod
+    def assert_no_traceback(result: pytest.RunResult) -> None:
+        """Grid and data problems are one-line messages, never tracebacks through pandas, PIL or torch."""
+        text = result.stdout.str()
+        assert "Traceback" not in text
+        assert "During handling of the above exception" not in text
+        for library in ("pandas", "PIL", "torch"):
+            assert f"site-packages/{library}/" not in text, f"a {library} traceback leaked into the report"
 
 
 @pytest.fixture

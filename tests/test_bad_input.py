@@ -7,7 +7,6 @@ import re
 
 import pandas as pd
 import pytest
-from conftest import MODELS, TASKS, Bench, assert_no_traceback, image_name
 
 GOOD_CELLS = [("pixels", "verif"), ("pixels", "sim")]
 
@@ -24,19 +23,19 @@ images = "{images}"
 '''
 
 
-def run_with(bench: Bench, extra: str, models: tuple[str, ...] = ("pixels",)) -> pytest.RunResult:
+def run_with(bench, extra: str, models: tuple[str, ...] = ("pixels",)) -> pytest.RunResult:
     bench.grid(models=models, tasks=("verif", "sim"), extra=extra)
     bench.test_file()
     return bench.run()
 
 
-def assert_others_ran(bench: Bench, result: pytest.RunResult, cells: list[tuple[str, str]] = GOOD_CELLS) -> None:
+def assert_others_ran(bench, result: pytest.RunResult, cells: list[tuple[str, str]] = GOOD_CELLS) -> None:
     """The good cells passed and their rows (only theirs) are in results.csv; no traceback leaked."""
     result.stdout.fnmatch_lines_random([f"PASSED test_bench.py::test_x[{m}-{t}]" for m, t in cells])
     assert result.parseoutcomes()["passed"] == len(cells)
     results = bench.results()
     assert sorted(set(zip(results["model"], results["task"]))) == sorted(cells)
-    assert_no_traceback(result)
+    bench.assert_no_traceback(result)
 
 
 def failure_lines(result: pytest.RunResult, node: str) -> list[str]:
@@ -56,16 +55,16 @@ def assert_one_line(result: pytest.RunResult, node: str, pattern: str) -> str:
 
 
 # --- pairs files and images -----------------------------------------------------------------------
-def test_missing_pairs_file(bench: Bench) -> None:
+def test_missing_pairs_file(bench) -> None:
     result = run_with(bench, broken_task(path="data/nope.csv"))
     result.assert_outcomes(passed=2, errors=1)
     path = bench.data / "nope.csv"
     assert_one_line(result, "ERROR at setup of test_x[pixels-broken]",
-                    rf"^DataError: pairs file not found: {re.escape(str(path))}$")
+                    rf"^DataError: task 'broken': pairs file not found: {re.escape(str(path))}$")
     assert_others_ran(bench, result)
 
 
-def test_missing_images_directory(bench: Bench) -> None:
+def test_missing_images_directory(bench) -> None:
     bench.pairs["verif"].to_csv(bench.data / "broken.csv", index=False)
     result = run_with(bench, broken_task(images="data/no_such_dir"))
     result.assert_outcomes(passed=2, errors=1)
@@ -75,9 +74,9 @@ def test_missing_images_directory(bench: Bench) -> None:
     assert_others_ran(bench, result)
 
 
-def test_missing_image_files_are_listed_up_to_ten_with_a_count(bench: Bench) -> None:
+def test_missing_image_files_are_listed_up_to_ten_with_a_count(bench) -> None:
     ghosts = [f"ghost{i:02d}.png" for i in range(12)]
-    pairs = pd.DataFrame({"img1": [image_name(i) for i in range(12)], "img2": ghosts, "label": [0, 1] * 6})
+    pairs = pd.DataFrame({"img1": [bench.image_name(i) for i in range(12)], "img2": ghosts, "label": [0, 1] * 6})
     pairs.to_csv(bench.data / "broken.csv", index=False)
     result = run_with(bench, broken_task())
     result.assert_outcomes(passed=2, errors=1)
@@ -90,7 +89,7 @@ def test_missing_image_files_are_listed_up_to_ten_with_a_count(bench: Bench) -> 
     assert_others_ran(bench, result)
 
 
-def test_pairs_file_without_img1_img2_names_the_columns_found(bench: Bench) -> None:
+def test_pairs_file_without_img1_img2_names_the_columns_found(bench) -> None:
     pairs = bench.pairs["verif"].rename(columns={"img1": "left", "img2": "right"})
     pairs.to_csv(bench.data / "broken.csv", index=False)
     result = run_with(bench, broken_task())
@@ -101,7 +100,7 @@ def test_pairs_file_without_img1_img2_names_the_columns_found(bench: Bench) -> N
     assert_others_ran(bench, result)
 
 
-def test_labels_that_are_not_binary_name_the_values_and_lines(bench: Bench) -> None:
+def test_labels_that_are_not_binary_name_the_values_and_lines(bench) -> None:
     pairs = bench.pairs["verif"].astype({"label": str})
     pairs.loc[1, "label"] = "maybe"  # line 3 (line 1 is the header)
     pairs.loc[3, "label"] = "2"  # line 5
@@ -115,7 +114,7 @@ def test_labels_that_are_not_binary_name_the_values_and_lines(bench: Bench) -> N
 
 
 @pytest.mark.parametrize("groups", [["upright", "inverted", "sideways"], ["upright"]], ids=["three", "one"])
-def test_relative_difference_needs_exactly_the_two_declared_groups(bench: Bench, groups: list[str]) -> None:
+def test_relative_difference_needs_exactly_the_two_declared_groups(bench, groups: list[str]) -> None:
     pairs = bench.pairs["inv"].copy()
     pairs["orientation"] = [groups[i % len(groups)] for i in range(len(pairs))]
     pairs.to_csv(bench.data / "broken.csv", index=False)
@@ -131,18 +130,19 @@ def test_relative_difference_needs_exactly_the_two_declared_groups(bench: Bench,
     assert_others_ran(bench, result)
 
 
-def test_corrupt_and_zero_byte_images_fail_their_task_only(bench: Bench) -> None:
+def test_corrupt_and_zero_byte_images_fail_their_task_only(bench) -> None:
     for name, content in (("corrupt", b"\x89PNG\r\n\x1a\n this is not really a png"), ("empty", b"")):
         directory = bench.data / f"{name}_images"
         directory.mkdir()
-        for i in range(4):
-            (directory / image_name(i)).write_bytes((bench.data / "images" / image_name(i)).read_bytes())
+        good = [bench.image_name(i) for i in range(4)]
+        for image in good:
+            (directory / image).write_bytes((bench.data / "images" / image).read_bytes())
         (directory / "bad.png").write_bytes(content)
-        pd.DataFrame({"img1": [image_name(i) for i in range(4)], "img2": ["bad.png", image_name(2), "bad.png",
-                                                                         image_name(0)],
+        pd.DataFrame({"img1": good, "img2": ["bad.png", good[2], "bad.png", good[0]],
                       "label": [0, 1, 0, 1]}).to_csv(bench.data / f"{name}.csv", index=False)
-    extra = "".join(TASKS["verif"].replace('"verif"', f'"{name}"').replace("data/verif.csv", f"data/{name}.csv")
-                    .replace("data/images", f"data/{name}_images") for name in ("corrupt", "empty"))
+    extra = "".join(bench.TASKS["verif"].replace('"verif"', f'"{name}"')
+                    .replace("data/verif.csv", f"data/{name}.csv").replace("data/images", f"data/{name}_images")
+                    for name in ("corrupt", "empty"))
     bench.grid(models=("pixels", "tiny"), tasks=("verif", "sim"), extra=extra)
     bench.test_file()
     result = bench.run()
@@ -158,7 +158,7 @@ def test_corrupt_and_zero_byte_images_fail_their_task_only(bench: Bench) -> None
 
 
 # --- the grid ---------------------------------------------------------------------------------------
-def test_unknown_task_type_is_a_failing_item_named_after_the_entry(bench: Bench) -> None:
+def test_unknown_task_type_is_a_failing_item_named_after_the_entry(bench) -> None:
     """Benchmarks take typed fixtures (`accuracy_task`...), so no cell would ever mention the entry."""
     bench.grid(models=("pixels",), tasks=("verif", "sim"), extra=broken_task(type_="acuracy"))
     bench.test_file('''
@@ -178,10 +178,10 @@ def test_unknown_task_type_is_a_failing_item_named_after_the_entry(bench: Bench)
     result.stdout.fnmatch_lines_random(["PASSED test_bench.py::test_acc[[]pixels-verif[]]",
                                         "PASSED test_bench.py::test_corr[[]pixels-sim[]]"])
     assert set(zip(bench.results()["model"], bench.results()["task"])) == set(GOOD_CELLS)
-    assert_no_traceback(result)
+    bench.assert_no_traceback(result)
 
 
-def test_unknown_task_type_fails_its_cells_with_a_generic_task_fixture(bench: Bench) -> None:
+def test_unknown_task_type_fails_its_cells_with_a_generic_task_fixture(bench) -> None:
     result = run_with(bench, broken_task(type_="nonsense"))
     result.assert_outcomes(passed=2, errors=1)
     assert_one_line(result, "test_x[pixels-broken]",
@@ -196,7 +196,7 @@ def test_unknown_task_type_fails_its_cells_with_a_generic_task_fixture(bench: Be
     ("badmodel:Model", "raise ImportError('needs opencv (cv2)')\n", r"ImportError: needs opencv \(cv2\)"),
     ("tinymodel:Tinyy", None, r"module 'tinymodel' has no 'Tinyy'; it defines .*Tiny"),
 ], ids=["missing-module", "syntax-error", "import-error", "missing-attribute"])
-def test_factory_that_fails_to_import(bench: Bench, factory: str, module_source: str | None, pattern: str) -> None:
+def test_factory_that_fails_to_import(bench, factory: str, module_source: str | None, pattern: str) -> None:
     if module_source is not None:
         (bench.path / "badmodel.py").write_text(module_source)
     result = run_with(bench, f'[[models]]\nname = "ghost"\nfactory = "{factory}"\n')
@@ -208,8 +208,8 @@ def test_factory_that_fails_to_import(bench: Bench, factory: str, module_source:
     assert_others_ran(bench, result)
 
 
-def test_unknown_layer_lists_the_closest_valid_names(bench: Bench) -> None:
-    wrong = MODELS["tiny"].replace('"tiny"', '"tiny_bad"').replace('["conv", "fc"]', '["conv", "fcc"]')
+def test_unknown_layer_lists_the_closest_valid_names(bench) -> None:
+    wrong = bench.MODELS["tiny"].replace('"tiny"', '"tiny_bad"').replace('["conv", "fc"]', '["conv", "fcc"]')
     result = run_with(bench, wrong, models=("pixels", "tiny"))
     result.assert_outcomes(passed=4, failed=2)
     for task in ("verif", "sim"):  # the second cell gets the same message, not a half-built model
@@ -220,13 +220,13 @@ def test_unknown_layer_lists_the_closest_valid_names(bench: Bench) -> None:
 
 
 @pytest.mark.parametrize("kind", ["model", "task"])
-def test_duplicate_names(bench: Bench, kind: str) -> None:
+def test_duplicate_names(bench, kind: str) -> None:
     if kind == "model":
-        extra = MODELS["pixels"].replace("size = 16", "size = 8")  # a second 'pixels'
+        extra = bench.MODELS["pixels"].replace("size = 16", "size = 8")  # a second 'pixels'
         grid = bench.grid(models=("pixels", "tiny"), tasks=("verif", "sim"), extra=extra)
         first, second, name = "models[0] ('pixels')", r"models\[2\] \('pixels'\)", "pixels"
     else:
-        grid = bench.grid(models=("pixels", "tiny"), tasks=("verif", "sim"), extra=TASKS["verif"])
+        grid = bench.grid(models=("pixels", "tiny"), tasks=("verif", "sim"), extra=bench.TASKS["verif"])
         first, second, name = "tasks[0] ('verif')", r"tasks\[2\] \('verif'\)", "verif"
     bench.test_file()
     result = bench.run()
@@ -244,7 +244,7 @@ def test_duplicate_names(bench: Bench, kind: str) -> None:
     assert "\"input_size\":16" in pixels["preprocessing"].item()
 
 
-def test_invalid_toml_names_the_file_and_line(bench: Bench) -> None:
+def test_invalid_toml_names_the_file_and_line(bench) -> None:
     text = bench.grid_text(models=("pixels",), tasks=("verif",)) + '\n[[tasks]\nname = "x"\n'
     (bench.path / "facebench.toml").write_text(text)
     line = text.splitlines().index("[[tasks]") + 1
@@ -253,10 +253,10 @@ def test_invalid_toml_names_the_file_and_line(bench: Bench) -> None:
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines([f"*facebench: {bench.path / 'facebench.toml'}: invalid TOML: * (at line {line}, "
                                  "column *)"])
-    assert_no_traceback(result)
+    bench.assert_no_traceback(result)
 
 
-def test_grid_entry_with_a_misspelt_key_names_the_key_and_a_suggestion(bench: Bench) -> None:
+def test_grid_entry_with_a_misspelt_key_names_the_key_and_a_suggestion(bench) -> None:
     extra = broken_task(extra='distanse = "euclidean"').replace('pairs = "data/broken.csv"',
                                                                 'pairs = "data/verif.csv"')
     result = run_with(bench, extra)

@@ -14,7 +14,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TASKS, Bench, assert_no_traceback, collected_ids
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
@@ -25,8 +24,8 @@ ROWS_PER_LAYER = {"accuracy": 3, "correlation": 1, "conditions": 2, "relative_di
 
 
 # --- parametrization, ids and selection ---------------------------------------------------------
-def test_grid_ids_are_model_major_for_every_cell(bench: Bench) -> None:
-    only_tiny = TASKS["verif"].replace('"verif"', '"verif_tiny"').replace('type = "accuracy"',
+def test_grid_ids_are_model_major_for_every_cell(bench) -> None:
+    only_tiny = bench.TASKS["verif"].replace('"verif"', '"verif_tiny"').replace('type = "accuracy"',
                                                                           'type = "accuracy"\nmodels = ["tiny"]')
     bench.grid(extra=only_tiny)
     bench.test_file()
@@ -34,23 +33,23 @@ def test_grid_ids_are_model_major_for_every_cell(bench: Bench) -> None:
     assert result.ret == 0
     expected = [f"test_bench.py::test_x[{cell}]" for cell in ALL_CELLS]
     expected.insert(len(expected), "test_bench.py::test_x[tiny-verif_tiny]")  # `models = [...]` limits a task
-    assert collected_ids(result) == expected
+    assert bench.collected_ids(result) == expected
     result.stdout.fnmatch_lines(["facebench grid: *facebench.toml (2 models, 5 tasks)"])
 
 
-def test_k_selects_exactly_the_matching_cells(bench: Bench) -> None:
+def test_k_selects_exactly_the_matching_cells(bench) -> None:
     bench.grid()
     bench.test_file()
     collected = bench.run("--collect-only", "-q", "-k", "pixels and verif")
-    assert collected_ids(collected) == ["test_bench.py::test_x[pixels-verif]"]
+    assert bench.collected_ids(collected) == ["test_bench.py::test_x[pixels-verif]"]
     result = bench.run("-k", "tiny and (sim or inv)")
     result.assert_outcomes(passed=2, deselected=6)
     results = bench.results()
     assert sorted(set(zip(results["model"], results["task"]))) == [("tiny", "inv"), ("tiny", "sim")]
 
 
-def test_typed_task_fixtures_run_only_on_their_task_type(bench: Bench) -> None:
-    bench.grid(extra=TASKS["verif"].replace('"verif"', '"verif2"'))
+def test_typed_task_fixtures_run_only_on_their_task_type(bench) -> None:
+    bench.grid(extra=bench.TASKS["verif"].replace('"verif"', '"verif2"'))
     bench.test_file('''
         def test_acc(model, accuracy_task, facebench):
             assert accuracy_task.type == "accuracy"
@@ -71,7 +70,7 @@ def test_typed_task_fixtures_run_only_on_their_task_type(bench: Bench) -> None:
         def test_each_model(model):
             assert model.name in ("pixels", "tiny")
     ''')
-    ids = collected_ids(bench.run("--collect-only", "-q"))
+    ids = bench.collected_ids(bench.run("--collect-only", "-q"))
     by_test: dict[str, list[str]] = {}
     for node in ids:
         name, _, param = node.split("::")[1].partition("[")
@@ -89,7 +88,7 @@ def test_typed_task_fixtures_run_only_on_their_task_type(bench: Bench) -> None:
     assert set(bench.results()["task_type"]) == {"accuracy"}  # only test_acc evaluated
 
 
-def test_tests_outside_the_grid_write_no_outputs(bench: Bench) -> None:
+def test_tests_outside_the_grid_write_no_outputs(bench) -> None:
     bench.grid(models=("pixels",), tasks=("verif",))
     bench.test_file("def test_plain():\n    pass\n")
     result = bench.run()
@@ -99,7 +98,7 @@ def test_tests_outside_the_grid_write_no_outputs(bench: Bench) -> None:
 
 
 # --- the facebench fixture ----------------------------------------------------------------------
-def test_evaluate_returns_one_row_per_layer_and_metric_and_record_reaches_results(bench: Bench) -> None:
+def test_evaluate_returns_one_row_per_layer_and_metric_and_record_reaches_results(bench) -> None:
     bench.grid()
     bench.test_file(f'''
         ROWS_PER_LAYER = {ROWS_PER_LAYER!r}
@@ -131,7 +130,7 @@ def test_evaluate_returns_one_row_per_layer_and_metric_and_record_reaches_result
 
 
 # --- outputs ------------------------------------------------------------------------------------
-def cosine_distances(bench: Bench, pairs: pd.DataFrame) -> np.ndarray:
+def cosine_distances(bench, pairs: pd.DataFrame) -> np.ndarray:
     """The pixel model's distances computed independently: 16×16 images are the embedding as-is."""
     def load(name: str) -> np.ndarray:
         return np.asarray(Image.open(bench.data / "images" / name), dtype=np.float64).ravel() / 255.0
@@ -140,7 +139,7 @@ def cosine_distances(bench: Bench, pairs: pd.DataFrame) -> np.ndarray:
     return 1.0 - (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
-def test_outputs_results_summary_distances_run_json_and_terminal_table(bench: Bench) -> None:
+def test_outputs_results_summary_distances_run_json_and_terminal_table(bench) -> None:
     grid = bench.grid()
     bench.test_file()
     result = bench.run()
@@ -203,7 +202,7 @@ def test_outputs_results_summary_distances_run_json_and_terminal_table(bench: Be
     result.stdout.fnmatch_lines([f"results: {bench.out / 'results.csv'}"])
 
 
-def test_outputs_are_written_when_tests_fail_or_skip(bench: Bench) -> None:
+def test_outputs_are_written_when_tests_fail_or_skip(bench) -> None:
     bench.grid()
     bench.test_file('''
         import pytest
@@ -232,8 +231,26 @@ def test_outputs_are_written_when_tests_fail_or_skip(bench: Bench) -> None:
     result.stdout.fnmatch_lines(["results: *results.csv"])
 
 
+def test_a_warm_cache_gives_identical_results_without_running_the_models(bench) -> None:
+    bench.grid()
+    bench.test_file()
+    cache = bench.path / "embedding_cache"
+    cold, warm = bench.path / "out_cold", bench.path / "out_warm"
+    bench.run(out=cold, cache=cache).assert_outcomes(passed=8)
+    assert any(cache.rglob("*")), "nothing was cached"
+    bench.run(out=warm, cache=cache).assert_outcomes(passed=8)
+    pd.testing.assert_frame_equal(bench.results(cold), bench.results(warm))
+    for model in ("pixels", "tiny"):
+        cold_stats = json.loads((cold / "run.json").read_text())["models"][model]
+        warm_stats = json.loads((warm / "run.json").read_text())["models"][model]
+        assert cold_stats["embedded"] == len(bench.images)
+        assert warm_stats["embedded"] == 0 and warm_stats["cache_misses"] == 0
+        assert warm_stats["cache_hits"] == warm_stats["images"] > 0
+    assert json.loads((warm / "run.json").read_text())["engine"]["cache"] == str(cache)
+
+
 # --- xdist --------------------------------------------------------------------------------------
-def test_xdist_gives_the_same_results_as_one_process(bench: Bench) -> None:
+def test_xdist_gives_the_same_results_as_one_process(bench) -> None:
     bench.grid()
     bench.test_file('''
         def test_x(model, task, facebench):
@@ -266,7 +283,7 @@ def test_xdist_gives_the_same_results_as_one_process(bench: Bench) -> None:
 
 
 # --- missing weights ----------------------------------------------------------------------------
-def test_missing_weights_skip_with_a_reason(bench: Bench, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_weights_skip_with_a_reason(bench, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(bench.path / "hf_home"))  # an empty cache, whatever this machine has
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
@@ -300,7 +317,7 @@ kwargs = { hub_id = "facebook/dinov2-small" }
 
 
 # --- finding the grid ---------------------------------------------------------------------------
-def test_facebench_config_points_at_a_grid_elsewhere(bench: Bench) -> None:
+def test_facebench_config_points_at_a_grid_elsewhere(bench) -> None:
     bench.grid(models=("tiny",), tasks=("verif",))  # the default grid, which the option overrides
     elsewhere = bench.path / "configs" / "grid.toml"
     elsewhere.parent.mkdir()
@@ -314,11 +331,11 @@ def test_facebench_config_points_at_a_grid_elsewhere(bench: Bench) -> None:
 
     # the same through the ini option
     bench.pytester.makeini("[pytest]\nfacebench_config = configs/grid.toml\n")
-    ids = collected_ids(bench.run("--collect-only", "-q"))
+    ids = bench.collected_ids(bench.run("--collect-only", "-q"))
     assert ids == ["test_bench.py::test_x[pixels-sim]", "test_bench.py::test_x[pixels-inv]"]
 
 
-def test_tool_facebench_in_pyproject_is_found(bench: Bench) -> None:
+def test_tool_facebench_in_pyproject_is_found(bench) -> None:
     text = bench.grid_text(models=("pixels", "tiny"), tasks=("cond",))
     text = text.replace("[[models]]", "[[tool.facebench.models]]").replace("[[tasks]]", "[[tool.facebench.tasks]]")
     (bench.path / "pyproject.toml").write_text('[project]\nname = "demo"\n\n' + text)
@@ -331,10 +348,10 @@ def test_tool_facebench_in_pyproject_is_found(bench: Bench) -> None:
     assert set(bench.results()["model"]) == {"pixels", "tiny"}
 
 
-def test_no_grid_anywhere_is_a_clear_collection_error(bench: Bench) -> None:
+def test_no_grid_anywhere_is_a_clear_collection_error(bench) -> None:
     bench.test_file()
     result = bench.run()
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*facebench: no grid found: pass --facebench-config FILE*"])
-    assert_no_traceback(result)
+    bench.assert_no_traceback(result)
 

@@ -53,6 +53,8 @@ class BaseTask:
             return self
         if not self.images_root.is_dir():
             raise DataError(f"task '{self.name}': images directory not found: {self.images_root}")
+        if not self.pairs_path.is_file():
+            raise DataError(f"task '{self.name}': pairs file not found: {self.pairs_path}")
         table = read_pairs(self.pairs_path)
         require_columns(table, self.columns, self.pairs_path)
         paths1 = [self.images_root / p.strip() for p in table[self.columns["img1"]]]
