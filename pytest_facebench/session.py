@@ -45,10 +45,14 @@ class FacebenchSession:
 
     # --- the grid -------------------------------------------------------------------------------
     def grid_path(self) -> Path | None:
-        option = self.config.getoption("facebench_config") or self.config.getini("facebench_config")
+        option = self.config.getoption("facebench_config")
+        base = Path(self.config.invocation_params.dir)  # a command-line path is relative to where pytest runs
+        if not option and self.config.getini("facebench_config"):
+            option = self.config.getini("facebench_config")  # an ini path is relative to the ini file
+            base = self.config.inipath.parent if self.config.inipath else Path(self.config.rootpath)
         if option:
             path = Path(option)
-            return path if path.is_absolute() else Path(self.config.invocation_params.dir) / path
+            return path if path.is_absolute() else base / path
         args = [Path(self.config.invocation_params.dir) / a.split("::")[0] for a in self.config.args]
         return find_grid_file([a for a in args if a.exists()], Path(self.config.rootpath))
 

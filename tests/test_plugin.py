@@ -19,8 +19,6 @@ from sklearn.metrics import roc_auc_score
 
 ALL_CELLS = [f"{m}-{t}" for m in ("pixels", "tiny") for t in ("verif", "sim", "cond", "inv")]
 LAYERS = {"pixels": ["output"], "tiny": ["conv", "fc"]}
-# rows per layer that each task type's `score` produces on the tiny data (2 conditions, 2 groups)
-ROWS_PER_LAYER = {"accuracy": 3, "correlation": 1, "conditions": 2, "relative_difference": 4}
 
 
 # --- parametrization, ids and selection ---------------------------------------------------------
@@ -100,18 +98,25 @@ def test_tests_outside_the_grid_write_no_outputs(bench) -> None:
 # --- the facebench fixture ----------------------------------------------------------------------
 def test_evaluate_returns_one_row_per_layer_and_metric_and_record_reaches_results(bench) -> None:
     bench.grid()
-    bench.test_file(f'''
-        ROWS_PER_LAYER = {ROWS_PER_LAYER!r}
-
+    bench.test_file('''
         def test_x(model, task, facebench):
             frame = facebench.evaluate(model, task)
-            assert len(frame) == len(model.layers) * ROWS_PER_LAYER[task.type]
             assert list(dict.fromkeys(frame["layer"])) == model.layers
-            per_layer = frame.groupby("layer")["metric"].apply(list)
-            assert len(set(map(tuple, per_layer))) == 1  # every layer gets the same metrics
+            keys = frame[["metric", "condition"]].fillna("").apply(tuple, axis=1)
+            per_layer = keys.groupby(frame["layer"]).apply(tuple)
+            assert len(set(per_layer)) == 1  # every layer gets the same metric rows...
+            assert len(set(per_layer.iloc[0])) == len(per_layer.iloc[0])  # ...each once
+            assert len(frame) == len(model.layers) * len(per_layer.iloc[0])
             assert (frame["model"] == model.name).all() and (frame["task"] == task.name).all()
-            assert frame["value"].notna().all()
-            facebench.record(my_metric=1.5)
+            assert (frame["task_type"] == task.type).all()
+            headline = frame[frame["metric"] == task.headline]
+            assert len(headline) >= len(model.layers) and headline["value"].notna().all()
+            if task.type == "conditions":
+                assert list(dict.fromkeys(headline["condition"])) == ["near", "far"]
+            if task.type == "relative_difference":
+                means = frame[frame["metric"] == "group_mean"]
+                assert list(dict.fromkeys(means["condition"])) == ["inverted", "upright"]
+            facebench.record(my_metric=1.5, n_rows=len(frame))
             facebench.record(layer=model.layers[0], condition="extra", other_metric=2)
     ''')
     result = bench.run()
@@ -125,8 +130,10 @@ def test_evaluate_returns_one_row_per_layer_and_metric_and_record_reaches_result
     other = results[results["metric"] == "other_metric"]
     assert set(other["condition"]) == {"extra"} and (other["value"] == 2.0).all()
     assert set(other.loc[other["model"] == "tiny", "layer"]) == {"conv"}
+    # every row evaluate returned is in results.csv, once
     metrics = results[results["task_type"] != "custom"]
-    assert len(metrics) == sum(len(LAYERS[m]) * rows for m in LAYERS for rows in ROWS_PER_LAYER.values())
+    assert len(metrics) == results.loc[results["metric"] == "n_rows", "value"].sum()
+    assert set(metrics["layer"]) == {layer for layers in LAYERS.values() for layer in layers}
 
 
 # --- outputs ------------------------------------------------------------------------------------
@@ -198,7 +205,9 @@ def test_outputs_results_summary_distances_run_json_and_terminal_table(bench) ->
     for model in ("pixels", "tiny"):
         row = next(line for line in section.splitlines() if line.startswith(model))
         values = headline[headline["model"] == model].set_index("task")["value"]
-        assert row.split()[1:3] == [f"{values['verif']:.3f}", f"{values['sim']:.3f}"]
+        fields = row.split()  # "<model> <verif> [ci...] <sim> ...": headline values in grid order
+        assert fields[1] == f"{values['verif']:.3f}"
+        assert f"{values['sim']:.3f}" in fields[2:]
     result.stdout.fnmatch_lines([f"results: {bench.out / 'results.csv'}"])
 
 
@@ -268,7 +277,7 @@ def test_xdist_gives_the_same_results_as_one_process(bench) -> None:
     keys = ["model", "layer", "task", "task_type", "metric", "condition", "nodeid"]
     pd.testing.assert_frame_equal(one[keys], two[keys])  # same rows, same deterministic order
     np.testing.assert_allclose(two["value"], one["value"], rtol=1e-9, atol=0)
-    assert len(one) == 30 + 8  # 3 model layers × 10 metric rows, and one record per cell
+    assert sorted(set(zip(one["model"], one["task"]))) == sorted(tuple(c.split("-")) for c in ALL_CELLS)
     for task in ("verif", "inv"):
         for model in ("pixels", "tiny"):
             a = pd.read_csv(serial / "distances" / task / f"{model}.csv")
@@ -317,7 +326,7 @@ kwargs = { hub_id = "facebook/dinov2-small" }
 
 
 # --- finding the grid ---------------------------------------------------------------------------
-def test_facebench_config_points_at_a_grid_elsewhere(bench) -> None:
+def test_facebench_config_points_at_a_grid_elsewhere(bench, monkeypatch: pytest.MonkeyPatch) -> None:
     bench.grid(models=("tiny",), tasks=("verif",))  # the default grid, which the option overrides
     elsewhere = bench.path / "configs" / "grid.toml"
     elsewhere.parent.mkdir()
@@ -329,10 +338,15 @@ def test_facebench_config_points_at_a_grid_elsewhere(bench) -> None:
     assert set(zip(bench.results()["model"], bench.results()["task"])) == {("pixels", "sim"), ("pixels", "inv")}
     assert json.loads((bench.out / "run.json").read_text())["grid"]["path"] == str(elsewhere)
 
-    # the same through the ini option
+    # the same through the ini option, relative to the ini file even when pytest runs from a subdirectory
     bench.pytester.makeini("[pytest]\nfacebench_config = configs/grid.toml\n")
     ids = bench.collected_ids(bench.run("--collect-only", "-q"))
     assert ids == ["test_bench.py::test_x[pixels-sim]", "test_bench.py::test_x[pixels-inv]"]
+    bench.pytester.mkdir("sub")
+    bench.pytester.makepyfile(**{"sub/test_sub": "def test_y(model, task):\n    pass\n"})
+    monkeypatch.chdir(bench.path / "sub")
+    ids = bench.collected_ids(bench.run("--collect-only", "-q"))
+    assert ids == ["sub/test_sub.py::test_y[pixels-sim]", "sub/test_sub.py::test_y[pixels-inv]"]
 
 
 def test_tool_facebench_in_pyproject_is_found(bench) -> None:
