@@ -295,7 +295,8 @@ def test_xdist_gives_the_same_results_as_one_process(bench) -> None:
 def test_missing_weights_skip_with_a_reason(bench, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(bench.path / "hf_home"))  # an empty cache, whatever this machine has
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE"):
+        monkeypatch.delenv(variable, raising=False)
     bench.grid(models=("pixels",), tasks=("verif",), extra='''
 [[models]]
 name = "vgg_face"
