@@ -283,6 +283,9 @@ def _parse_task(entry: Any, index: int, path: Path, prefix: str, task_types: dic
         if not isinstance(thresholds, list) or not all(isinstance(t, dict) for t in thresholds):
             raise ConfigError("'thresholds' must be an array of tables like { metric = 'auc', min = 0.9 }",
                               path=path, key=where)
+        from .gates import parse_thresholds
+
+        parse_thresholds(thresholds, valid_metrics(task_cls), where=f"{path}, {where}")
         spec.thresholds = thresholds
         spec.tolerances = entry.get("tolerances", {})
         models = entry.get("models")
@@ -293,6 +296,11 @@ def _parse_task(entry: Any, index: int, path: Path, prefix: str, task_types: dic
     except ConfigError as exc:
         spec.error = str(exc)
     return spec
+
+
+def valid_metrics(task_cls: type) -> tuple[str, ...]:
+    """The metric ids a task type reports (what thresholds may name)."""
+    return tuple(getattr(task_cls, "metrics", ()))
 
 
 def _task_options(task_cls: type) -> set[str]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from .config import valid_metrics
 from .evaluate import evaluate_cell
+from .gates import GateFailure, apply_gates, expectations, parse_thresholds
 from .model import BaseModel
 from .results import Metric, metric_record
 from .tasks.base import BaseTask
@@ -26,12 +29,29 @@ class Facebench:
         self.cells: list[dict[str, Any]] = []
         self.custom: list[dict[str, Any]] = []
 
-    def evaluate(self, model: BaseModel, task: BaseTask) -> pd.DataFrame:
+    def evaluate(self, model: BaseModel, task: BaseTask,
+                 expect: dict[str, tuple[str, float]] | None = None) -> pd.DataFrame:
         """Embed the task's images with the model, score every extracted layer, record and return the
-        metrics (one row per layer × metric)."""
+        metrics (one row per layer × metric).
+
+        Gates run here, so a regression fails this test: the task's grid `thresholds`, `expect=`
+        (e.g. `{"auc": (">=", 0.9)}`, also as `@pytest.mark.facebench_expect(auc=(">=", 0.9))`) and the
+        `--facebench-baseline`. Every failing gate is listed; the metrics are recorded either way.
+        """
         with self._session.terminal():
             result = evaluate_cell(self._session.engine, model, task, nodeid=self._node.nodeid)
+        thresholds = parse_thresholds(getattr(task, "thresholds", []), valid_metrics(type(task)),
+                                      where=f"task '{task.name}'")
+        for marker in self._node.iter_markers("facebench_expect"):
+            thresholds += expectations(marker.kwargs)
+        thresholds += expectations(expect or {})
+        failures, notes = apply_gates(result.records, thresholds, self._session.gate_settings,
+                                      getattr(task, "tolerances", None))
+        for note in notes:
+            warnings.warn(f"facebench baseline: {note}", stacklevel=2)
         self.cells.append(result.to_payload())
+        if failures:
+            raise GateFailure("\n".join(failures))
         return result.frame()
 
     def record(self, layer: str | None = None, condition: str | None = None, **metrics: float) -> None:

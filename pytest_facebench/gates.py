@@ -285,3 +285,36 @@ def append_history(path: Path, entry: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
+
+
+@dataclass
+class GateSettings:
+    """What the plugin's options say about baselines."""
+
+    baseline: dict[str, Any] | None = None
+    max_drop: float = 0.01
+    gate_ci: bool = False
+
+
+def apply_gates(records: list[dict[str, Any]], thresholds: list[Threshold], settings: GateSettings,
+                tolerances: dict[str, float] | None = None) -> tuple[list[str], list[str]]:
+    """Check thresholds and the baseline for one cell; mark each record's `gate` (pass, fail, new or none)
+    and `gate_bound`. Returns the failure messages (all of them) and like-for-like warnings."""
+    outcomes = check_thresholds(records, thresholds)
+    warnings: list[str] = []
+    if settings.baseline is not None:
+        against, warnings = compare_to_baseline(records, settings.baseline, max_drop=settings.max_drop,
+                                                tolerances=tolerances, gate_ci=settings.gate_ci)
+        outcomes += against
+    by_key: dict[str, list[GateOutcome]] = {}
+    for outcome in outcomes:
+        key = "|".join(str(x) for x in (outcome.task, outcome.model, outcome.layer, outcome.metric,
+                                        outcome.condition or ""))
+        by_key.setdefault(key, []).append(outcome)
+    for record in records:
+        found = by_key.get(cell_key(record), [])
+        statuses = {o.status for o in found}
+        record["gate"] = "fail" if "fail" in statuses else "pass" if "pass" in statuses else \
+            "new" if "new" in statuses else "none"
+        record["gate_bound"] = "; ".join(o.bound for o in found) or None
+    return [o.message() for o in outcomes if o.status == "fail"], warnings

@@ -10,6 +10,7 @@ from .config import ModelSpec, TaskSpec
 from .engine import PRECISIONS
 from .errors import FacebenchError
 from .fixture import Facebench
+from .gates import GateFailure
 from .session import FacebenchSession
 from .tasks import TASK_TYPES
 
@@ -36,11 +37,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="embedding cache directory (default: .facebench_cache under the rootdir)")
     group.addoption("--facebench-no-cache", action="store_true", default=False, help="do not use the embedding cache")
     group.addoption("--facebench-no-progress", action="store_true", default=False, help="no progress bars")
+    group.addoption("--facebench-decode", default="pil", choices=["pil", "torchvision"],
+                    help="JPEG decoding: pil (in loader workers, default) or torchvision (decode_jpeg on the "
+                         "device: nvJPEG on CUDA, for CPU-bound loading)")
+    group.addoption("--facebench-baseline", metavar="FILE", default=None,
+                    help="compare every cell with this baseline; a regression fails the cell's test")
+    group.addoption("--facebench-save-baseline", metavar="FILE", default=None,
+                    help="write this run's metrics, CIs and provenance as a baseline JSON file")
+    group.addoption("--facebench-max-drop", type=float, default=0.01, metavar="X",
+                    help="default tolerance of a baseline comparison (per-metric 'tolerances' in the grid win)")
+    group.addoption("--facebench-gate-ci", action="store_true", default=False,
+                    help="fail a baseline gate only when the baseline value also lies outside the current CI")
     parser.addini("facebench_config", "grid file for pytest-facebench", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "facebench: a facebench benchmark cell (added automatically)")
+    config.addinivalue_line("markers", "facebench_expect(**bounds): gates for facebench.evaluate in this test, "
+                                       "e.g. facebench_expect(auc=('>=', 0.9))")
     global _current_session
     session = FacebenchSession(config)
     config.stash[SESSION_KEY] = session
@@ -187,7 +201,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
             report.facebench_cell = cell
     if isinstance(item, GridErrorItem):
         report.facebench_cell = {"grid_entry": item.name}
-    if call.excinfo is not None and call.excinfo.errisinstance(FacebenchError):
+    if call.excinfo is not None and call.excinfo.errisinstance(GateFailure):
+        report.longrepr = str(call.excinfo.value)
+    elif call.excinfo is not None and call.excinfo.errisinstance(FacebenchError):
         report.longrepr = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"
     recorder = item.stash.get(FACEBENCH_KEY, None)
     if call.when == "call" and recorder is not None:

@@ -83,5 +83,6 @@ def build_task(spec: TaskSpec) -> BaseTask:
     except TypeError as exc:
         raise ConfigError(f"{spec.source}: {exc}") from None
     task.thresholds = spec.thresholds  # type: ignore[attr-defined]
+    task.tolerances = spec.tolerances  # type: ignore[attr-defined]
     task.reference = spec.reference  # type: ignore[attr-defined]
     return task.load()

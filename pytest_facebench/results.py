@@ -12,8 +12,8 @@ NAN = float("nan")
 
 # The columns of results.csv, in order. Records may carry more (they follow these).
 RESULT_COLUMNS = ["model", "layer", "layer_index", "task", "task_type", "metric", "condition", "value", "ci_low",
-                  "ci_high", "n", "protocol", "distance", "pooling", "preprocessing", "precision", "device",
-                  "weights", "note", "nodeid"]
+                  "ci_high", "n", "protocol", "ci_method", "distance", "pooling", "preprocessing", "precision", "device",
+                  "weights", "gate", "gate_bound", "note", "readout", "nodeid"]
 CELL_KEYS = ("model", "layer", "task", "metric", "condition")
 
 

@@ -18,7 +18,8 @@ from .errors import ConfigError, FacebenchError, WeightsUnavailable
 from .model import BaseModel
 from .registry import build_model, build_task
 from .report.tables import environment, write_json, write_tables
-from .report.terminal import summary_table
+from .report.terminal import headline_frame, summary_table
+from .gates import GateSettings, append_history, baseline_payload, load_baseline
 from .tasks.base import BaseTask
 
 
@@ -42,6 +43,20 @@ class FacebenchSession:
         self.tests: dict[str, dict[str, Any]] = {}
         self.started = time.time()
         self.results = None
+        self.gate_settings = GateSettings(baseline=self._load_baseline(),
+                                          max_drop=config.getoption("facebench_max_drop"),
+                                          gate_ci=config.getoption("facebench_gate_ci"))
+
+    def _load_baseline(self) -> dict[str, Any] | None:
+        option = self.config.getoption("facebench_baseline")
+        if not option:
+            return None
+        path = Path(option)
+        path = path if path.is_absolute() else Path(self.config.invocation_params.dir) / path
+        try:
+            return load_baseline(path)
+        except FacebenchError as exc:
+            raise pytest.UsageError(f"--facebench-baseline: {exc}") from None
 
     # --- the grid -------------------------------------------------------------------------------
     def grid_path(self) -> Path | None:
@@ -72,7 +87,7 @@ class FacebenchSession:
         option = self.config.getoption
         return EngineOptions(device=option("facebench_device"), precision=option("facebench_precision"),
                              batch_size=option("facebench_batch_size"), workers=option("facebench_workers"),
-                             progress=self.show_progress())
+                             progress=self.show_progress(), decode=option("facebench_decode"))
 
     def cache_dir(self) -> Path | None:
         if self.config.getoption("facebench_no_cache"):
@@ -165,7 +180,18 @@ class FacebenchSession:
         records = [r for cell in self.cells for r in cell["records"]] + self.custom
         model_order, task_order, grid_info = self._grid_order()
         self.results = write_tables(self.out_dir, records, self.cells, model_order, task_order)
-        write_json(self.out_dir / "run.json", self.run_info(grid_info))
+        info = self.run_info(grid_info)
+        write_json(self.out_dir / "run.json", info)
+        save = self.config.getoption("facebench_save_baseline")
+        if save:
+            path = Path(save) if Path(save).is_absolute() else Path(self.config.invocation_params.dir) / save
+            write_json(path, baseline_payload(records, info))
+        gates = self.results["gate"].value_counts().to_dict() if "gate" in self.results else {}
+        append_history(self.out_dir / "history.jsonl", {
+            "time": info["started"], "git_commit": info.get("git_commit"), "grid_sha256": grid_info.get("sha256"),
+            "outcomes": _count(t["outcome"] for t in self.tests.values()), "gates": gates,
+            "headline": {f"{r['task']}|{r['model']}|{r['layer']}|{r['metric']}": r["value"]
+                         for r in headline_frame(self.results).to_dict("records")}})
 
     def _grid_order(self) -> tuple[list[str] | None, list[str] | None, dict[str, Any]]:
         try:
@@ -212,8 +238,24 @@ class FacebenchSession:
         table = summary_table(self.results)
         if table:
             reporter.write_line(table)
+        failing = self.results[self.results["gate"] == "fail"] if "gate" in self.results else self.results[:0]
+        gated = self.results[self.results["gate"].isin(["pass", "fail"])] if "gate" in self.results else failing
+        if len(gated):
+            reporter.write_line(f"gates: {len(gated) - len(failing)} passed, {len(failing)} failed"
+                                + (f" (baseline {self.config.getoption('facebench_baseline')})"
+                                   if self.gate_settings.baseline else ""))
+            for record in failing.to_dict("records"):
+                reporter.write_line(f"  FAILED gate {record['task']} · {record['model']} · {record['layer']}: "
+                                    f"{record['metric']} {record['value']:.3f} ({record['gate_bound']})")
         reporter.write_line(f"results: {self.out_dir / 'results.csv'}")
         reporter.write_line(f"summary: {self.out_dir / 'summary.csv'}   provenance: {self.out_dir / 'run.json'}")
+
+
+def _count(values: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return counts
 
 
 def _reason(report: pytest.TestReport) -> str:
