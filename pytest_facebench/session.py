@@ -7,20 +7,18 @@ import time
 from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
-from .cache import EmbeddingStore
 from .config import Grid, ModelSpec, TaskSpec, find_grid_file, load_grid
-from .engine import Engine, EngineOptions
 from .errors import ConfigError, FacebenchError, WeightsUnavailable
-from .model import BaseModel
-from .registry import build_model, build_task
-from .report.tables import environment, write_json, write_tables
-from .report.terminal import headline_frame, summary_table
 from .gates import GateSettings, append_history, baseline_payload, load_baseline
-from .tasks.base import BaseTask
+
+if TYPE_CHECKING:  # heavy modules (torch, pandas) load on first use, not when pytest starts
+    from .engine import Engine, EngineOptions
+    from .model import BaseModel
+    from .tasks.base import BaseTask
 
 
 class FacebenchSession:
@@ -84,6 +82,8 @@ class FacebenchSession:
 
     # --- the engine -----------------------------------------------------------------------------
     def engine_options(self) -> EngineOptions:
+        from .engine import EngineOptions
+
         option = self.config.getoption
         return EngineOptions(device=option("facebench_device"), precision=option("facebench_precision"),
                              batch_size=option("facebench_batch_size"), workers=option("facebench_workers"),
@@ -99,6 +99,9 @@ class FacebenchSession:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
+            from .cache import EmbeddingStore
+            from .engine import Engine
+
             options = self.engine_options()
             bar = None
             if options.progress:
@@ -128,6 +131,8 @@ class FacebenchSession:
     # --- models and tasks -----------------------------------------------------------------------
     def model(self, spec: ModelSpec) -> BaseModel:
         """The model of a grid entry, instantiated once per process; skips when weights are missing."""
+        from .registry import build_model
+
         model = self._models.get(spec.name)
         if model is None:
             model = build_model(spec, device=str(self.engine.device), search_paths=[Path(self.config.rootpath)])
@@ -145,6 +150,8 @@ class FacebenchSession:
 
     def task(self, spec: TaskSpec) -> BaseTask:
         """The loaded task of a grid entry, once per process (a load error is kept and re-raised)."""
+        from .registry import build_task
+
         if spec.name not in self._tasks:
             try:
                 self._tasks[spec.name] = build_task(spec)
@@ -177,6 +184,9 @@ class FacebenchSession:
             self._engine.store.close()
         if self.is_worker or not self.tests:
             return
+        from .report.tables import write_json, write_tables
+        from .report.terminal import headline_frame
+
         records = [r for cell in self.cells for r in cell["records"]] + self.custom
         model_order, task_order, grid_info = self._grid_order()
         self.results = write_tables(self.out_dir, records, self.cells, model_order, task_order)
@@ -202,6 +212,8 @@ class FacebenchSession:
                 {"path": str(grid.path), "sha256": grid.sha256})
 
     def run_info(self, grid_info: dict[str, Any]) -> dict[str, Any]:
+        from .report.tables import environment
+
         models: dict[str, dict[str, Any]] = {}
         engines = []
         for cell in self.cells:
@@ -234,6 +246,8 @@ class FacebenchSession:
     def terminal_summary(self, reporter: Any) -> None:
         if self.is_worker or self.results is None:
             return
+        from .report.terminal import summary_table
+
         reporter.write_sep("=", "facebench")
         table = summary_table(self.results)
         if table:
