@@ -3,7 +3,10 @@ small pairs files) written into pytester's directory, and a runner that keeps ev
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,29 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 N_IMAGES = 12
+
+
+def _import_everything_the_plugin_may_import() -> None:
+    """pytester's in-process runs restore `sys.modules` afterwards, so a module first imported inside
+    one run is imported again by the next. That costs seconds each time, and torch's compiled
+    extensions refuse it outright ("Only a single TORCH_LIBRARY can be used to register the namespace
+    _inductor_test"). The plugin imports torch lazily, so import its modules (and the models) once here."""
+    import pytest_facebench
+
+    names = [info.name for info in pkgutil.walk_packages(pytest_facebench.__path__, "pytest_facebench.")]
+    names += ["torchvision.transforms.v2", "torch._dynamo", "models.pixels", "models.vgg16", "models.dino"]
+    for name in names:
+        if name.rsplit(".", 1)[-1].startswith("__"):  # __main__: a command line, not a library
+            continue
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - an optional extra missing here fails its own tests, not all of them
+            pass
+
+
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+_import_everything_the_plugin_may_import()
 
 TINY_MODEL = '''
 from collections import OrderedDict

@@ -8,7 +8,10 @@ import re
 import pandas as pd
 import pytest
 
+from pytest_facebench.tasks import TASK_TYPES
+
 GOOD_CELLS = [("pixels", "verif"), ("pixels", "sim")]
+VALID_TYPES = re.escape(", ".join(sorted(TASK_TYPES)))  # accuracy, conditions, correlation, ...
 
 
 def broken_task(path: str = "data/broken.csv", images: str = "data/images", type_: str = "accuracy",
@@ -173,8 +176,8 @@ def test_unknown_task_type_is_a_failing_item_named_after_the_entry(bench) -> Non
     result.stdout.fnmatch_lines(["FAILED facebench.toml::broken - *"])
     grid = re.escape(str(bench.path / "facebench.toml"))
     assert_one_line(result, "facebench grid: facebench.toml::broken",
-                    rf"{grid}, tasks\[2\] \('broken'\): unknown task type 'acuracy'; expected one of accuracy, "
-                    r"conditions, correlation, relative_difference\. Did you mean 'accuracy'\?$")
+                    rf"{grid}, tasks\[2\] \('broken'\): unknown task type 'acuracy'; expected one of {VALID_TYPES}\. "
+                    r"Did you mean 'accuracy'\?$")
     result.stdout.fnmatch_lines_random(["PASSED test_bench.py::test_acc[[]pixels-verif[]]",
                                         "PASSED test_bench.py::test_corr[[]pixels-sim[]]"])
     assert set(zip(bench.results()["model"], bench.results()["task"])) == set(GOOD_CELLS)
@@ -186,7 +189,7 @@ def test_unknown_task_type_fails_its_cells_with_a_generic_task_fixture(bench) ->
     result.assert_outcomes(passed=2, errors=1)
     assert_one_line(result, "test_x[pixels-broken]",
                     r"^ConfigError: .*facebench\.toml, tasks\[2\] \('broken'\): unknown task type 'nonsense'; "
-                    r"expected one of accuracy, conditions, correlation, relative_difference\.$")
+                    rf"expected one of {VALID_TYPES}\.$")
     assert_others_ran(bench, result)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -195,19 +196,29 @@ def test_outputs_results_summary_distances_run_json_and_terminal_table(bench) ->
     assert run["models"]["tiny"]["embedded"] == len(bench.images)  # each distinct image once per model
     assert run["models"]["tiny"]["batch_size"] > 0
 
-    # the terminal summary: a models × tasks table of headline metrics, and where the files are
-    text = result.stdout.str()
-    section = text[text.index("= facebench ="):]
-    header = next(line for line in section.splitlines() if line.startswith("task"))
-    for column in ("verif (Accuracy)", "sim (Correlation Score)", "cond (Mean Value)", "inv (Relative Difference)"):
-        assert column in header
+    # the terminal summary: a models × tasks table of headline metrics (either orientation), and where
+    # the files are
+    lines = result.stdout.str().split("= facebench =", 1)[1].splitlines()
+    for label in ("verif (Accuracy)", "sim (Correlation Score)", "cond (Mean Value", "inv (Relative Difference)",
+                  "pixels", "tiny"):
+        assert any(label in line for line in lines), label
     headline = results[(results["readout"]) & results["metric"].isin(["accuracy", "correlation"])]
-    for model in ("pixels", "tiny"):
-        row = next(line for line in section.splitlines() if line.startswith(model))
-        values = headline[headline["model"] == model].set_index("task")["value"]
-        fields = row.split()  # "<model> <verif> [ci...] <sim> ...": headline values in grid order
-        assert fields[1] == f"{values['verif']:.3f}"
-        assert f"{values['sim']:.3f}" in fields[2:]
+    value = {(m, t): f"{v:.3f}" for m, t, v in zip(headline["model"], headline["task"], headline["value"])}
+
+    def cells(line: str) -> list[str]:  # a table row without its [ci_low, ci_high] intervals
+        return re.sub(r"\[[^\]]*\]", "", line).split()
+
+    model_rows = {line.split()[0]: cells(line) for line in lines if line.startswith(("pixels ", "tiny "))}
+    if model_rows:  # models as rows: "<model> <verif> <sim> ..."
+        assert sorted(model_rows) == ["pixels", "tiny"]
+        for model, row in model_rows.items():
+            assert row[1:3] == [value[model, "verif"], value[model, "sim"]]
+    else:  # models as columns: "<task (Metric)> <pixels> <tiny>"
+        header = next(line for line in lines if "pixels" in line and "tiny" in line)
+        order = [word for word in header.split() if word in ("pixels", "tiny")]
+        for task, label in (("verif", "verif (Accuracy)"), ("sim", "sim (Correlation Score)")):
+            row = cells(next(line for line in lines if line.startswith(label)))
+            assert row[-2:] == [value[model, task] for model in order]
     result.stdout.fnmatch_lines([f"results: {bench.out / 'results.csv'}"])
 
 
