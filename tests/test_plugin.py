@@ -24,14 +24,14 @@ LAYERS = {"pixels": ["output"], "tiny": ["conv", "fc"]}
 
 # --- parametrization, ids and selection ---------------------------------------------------------
 def test_grid_ids_are_model_major_for_every_cell(bench) -> None:
-    only_tiny = bench.TASKS["verif"].replace('"verif"', '"verif_tiny"').replace('type = "accuracy"',
-                                                                          'type = "accuracy"\nmodels = ["tiny"]')
+    only_tiny = (bench.TASKS["verif"].replace('"verif"', '"verif_tiny"')
+                 .replace('type = "accuracy"', 'type = "accuracy"\nmodels = ["tiny"]'))
     bench.grid(extra=only_tiny)
     bench.test_file()
     result = bench.run("--collect-only", "-q")
     assert result.ret == 0
     expected = [f"test_bench.py::test_x[{cell}]" for cell in ALL_CELLS]
-    expected.insert(len(expected), "test_bench.py::test_x[tiny-verif_tiny]")  # `models = [...]` limits a task
+    expected.append("test_bench.py::test_x[tiny-verif_tiny]")  # `models = [...]` limits a task
     assert bench.collected_ids(result) == expected
     result.stdout.fnmatch_lines(["facebench grid: *facebench.toml (2 models, 5 tasks)"])
 
