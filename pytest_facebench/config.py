@@ -45,6 +45,7 @@ class ModelSpec:
     reference: dict[str, Any] = field(default_factory=dict)
     source: str = ""
     base_dir: Path = Path(".")
+    grid_file: Path | None = None
     error: str | None = None
 
 
@@ -202,7 +203,7 @@ def _unknown_keys(entry: dict[str, Any], allowed: set[str], where: str, path: Pa
 
 def _parse_model(entry: Any, index: int, path: Path, prefix: str) -> ModelSpec:
     where = f"{prefix}models[{index}]"
-    spec = ModelSpec(name=_entry_name(entry, where), source=where, base_dir=path.parent)
+    spec = ModelSpec(name=_entry_name(entry, where), source=where, base_dir=path.parent, grid_file=path)
     try:
         if not isinstance(entry, dict):
             raise ConfigError("expected a table with 'name' and 'factory'", path=path, key=where)

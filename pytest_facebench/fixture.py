@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .config import valid_metrics
+from .errors import FacebenchError
 from .evaluate import evaluate_cell
 from .gates import GateFailure, apply_gates, expectations, parse_thresholds
 from .model import BaseModel
@@ -61,9 +62,20 @@ class Facebench:
         model = getattr(params.get("model"), "name", None)
         task = next((getattr(v, "name", None) for k, v in params.items() if k == "task" or k.endswith("_task")), None)
         for name, value in metrics.items():
-            self.custom.append(metric_record(Metric(name, float(value), condition=condition, protocol="custom"),
+            self.custom.append(metric_record(Metric(name, _number(name, value), condition=condition, protocol="custom"),
                                              model=model, layer=layer or "", task=task or self._node.name,
                                              task_type="custom", nodeid=self._node.nodeid))
 
     def payload(self) -> dict[str, Any]:
         return {"cells": self.cells, "custom": self.custom}
+
+
+def _number(name: str, value: Any) -> float:
+    """A float from a Python, numpy or 0-d torch number; anything else is a clear error."""
+    try:
+        if isinstance(value, (str, bytes, bool)):
+            raise TypeError
+        return float(value)
+    except (TypeError, ValueError):
+        raise FacebenchError(f"facebench.record({name}=...): expected a number, got {type(value).__name__} "
+                             f"{value!r}") from None

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .config import ModelSpec, TaskSpec
-from .engine import PRECISIONS
 from .errors import FacebenchError
-from .fixture import Facebench
 from .gates import GateFailure
 from .session import FacebenchSession
-from .tasks import TASK_TYPES
 
+if TYPE_CHECKING:
+    from .fixture import Facebench
+
+# Kept as plain names so that pytest's start-up does not import torch; tests check they match
+# `pytest_facebench.tasks.TASK_TYPES` and `engine.PRECISIONS`.
+BUILTIN_TASK_TYPES = ("accuracy", "correlation", "conditions", "relative_difference", "rsa", "identification")
+PRECISION_CHOICES = ("bf16", "fp16", "fp32")
 SESSION_KEY = pytest.StashKey[FacebenchSession]()
-FACEBENCH_KEY = pytest.StashKey[Facebench]()
-TASK_FIXTURES = {f"{task_type}_task": task_type for task_type in TASK_TYPES}
-_current_session: FacebenchSession | None = None  # logreport gets no config; one session per process
+FACEBENCH_KEY = pytest.StashKey["Facebench"]()
+TASK_FIXTURES = {f"{task_type}_task": task_type for task_type in BUILTIN_TASK_TYPES}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -28,7 +31,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where results.csv, summary.csv, distances/ and run.json go (default: facebench-results)")
     group.addoption("--facebench-device", default="auto", metavar="{auto,cpu,cuda,cuda:N}",
                     help="device for models and distances (default: auto = cuda if available)")
-    group.addoption("--facebench-precision", default="fp32", choices=sorted(PRECISIONS),
+    group.addoption("--facebench-precision", default="fp32", choices=PRECISION_CHOICES,
                     help="inference precision (default: fp32)")
     group.addoption("--facebench-batch-size", type=int, default=32, metavar="N", help="images per batch (default 32)")
     group.addoption("--facebench-workers", type=int, default=None, metavar="N",
@@ -55,16 +58,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "facebench: a facebench benchmark cell (added automatically)")
     config.addinivalue_line("markers", "facebench_expect(**bounds): gates for facebench.evaluate in this test, "
                                        "e.g. facebench_expect(auc=('>=', 0.9))")
-    global _current_session
     session = FacebenchSession(config)
     config.stash[SESSION_KEY] = session
-    _current_session = session
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    global _current_session
-    if _current_session is config.stash.get(SESSION_KEY, None):
-        _current_session = None
+    config.pluginmanager.register(session, "facebench-session")  # its pytest_runtest_logreport collects
 
 
 def _session(config: pytest.Config) -> FacebenchSession:
@@ -182,6 +178,8 @@ for _name, _type in TASK_FIXTURES.items():
 @pytest.fixture
 def facebench(request: pytest.FixtureRequest, facebench_session: FacebenchSession) -> Facebench:
     """`facebench.evaluate(model, task)` and `facebench.record(metric=value)`; results reach the reports."""
+    from .fixture import Facebench
+
     recorder = Facebench(facebench_session, request.node)
     request.node.stash[FACEBENCH_KEY] = recorder
     return recorder
@@ -210,12 +208,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         report.facebench = recorder.payload()
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """On the controller (or the only process): collect outcomes and result payloads."""
-    fb = _current_session
-    if fb is not None and not fb.is_worker:
-        fb.collect(report)
 
 
 @pytest.hookimpl(trylast=True)

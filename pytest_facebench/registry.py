@@ -53,20 +53,21 @@ def build_model(spec: ModelSpec, device: str = "cpu", search_paths: list[Path] |
     if spec.error:
         raise ConfigError(spec.error)
     paths = [spec.base_dir, *(search_paths or []), *project_root(spec.base_dir)]
+    where = f"{spec.grid_file}, {spec.source}" if spec.grid_file else spec.source
     try:
         factory = import_factory(spec.factory, paths)
     except FacebenchError as exc:
-        raise ModelError(f"{spec.source}: cannot import factory '{spec.factory}': {exc}") from None
+        raise ModelError(f"{where}: cannot import factory '{spec.factory}': {exc}") from None
     except Exception as exc:  # noqa: BLE001 - any import-time failure of user code
-        raise ModelError(f"{spec.source}: cannot import factory '{spec.factory}': {type(exc).__name__}: {exc}") from None
+        raise ModelError(f"{where}: cannot import factory '{spec.factory}': {type(exc).__name__}: {exc}") from None
     try:
         model = factory(name=spec.name, layers=spec.layers or None, pooling=spec.pooling, device=device, **spec.kwargs)
     except FacebenchError as exc:
-        raise ModelError(f"{spec.source}: {exc}") from None
+        raise ModelError(f"{where}: {exc}") from None
     except TypeError as exc:
-        raise ModelError(f"{spec.source}: {spec.factory}(...) rejected its arguments: {exc}. Check 'kwargs'") from None
+        raise ModelError(f"{where}: {spec.factory}(...) rejected its arguments: {exc}. Check 'kwargs'") from None
     if not isinstance(model, BaseModel):
-        raise ModelError(f"{spec.source}: factory '{spec.factory}' returned {type(model).__name__}, not a BaseModel")
+        raise ModelError(f"{where}: factory '{spec.factory}' returned {type(model).__name__}, not a BaseModel")
     if spec.readout:
         model.readout = spec.readout  # type: ignore[attr-defined]
     return model

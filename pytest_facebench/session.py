@@ -163,6 +163,11 @@ class FacebenchSession:
         return task
 
     # --- results (controller) ---------------------------------------------------------------------
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """A hook (the session is registered as a plugin): the controller, or the only process, collects."""
+        if not self.is_worker:
+            self.collect(report)
+
     def collect(self, report: pytest.TestReport) -> None:
         cell = getattr(report, "facebench_cell", None)
         payload = getattr(report, "facebench", None)

@@ -206,7 +206,8 @@ def test_factory_that_fails_to_import(bench, factory: str, module_source: str | 
     result.assert_outcomes(passed=2, errors=2)
     for task in ("verif", "sim"):
         assert_one_line(result, f"test_x[ghost-{task}]",
-                        rf"^ModelError: models\[1\] \('ghost'\): cannot import factory '{re.escape(factory)}': "
+                        rf"^ModelError: \S*facebench.toml, models\[1\] \('ghost'\): cannot import factory "
+                        rf"'{re.escape(factory)}': "
                         + pattern)
     assert_others_ran(bench, result)
 

@@ -1,0 +1,27 @@
+"""The plugin is registered, cheap to load, and its static option lists match the library."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+
+def test_pytest11_entry_point():
+    (entry,) = [e for e in entry_points(group="pytest11") if e.name == "facebench"]
+    assert entry.value == "pytest_facebench.plugin"
+
+
+def test_loading_the_plugin_does_not_import_torch_or_pandas():
+    code = "import sys, pytest_facebench.plugin; print(sorted(m for m in ('torch', 'pandas', 'scipy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_static_names_match_the_library():
+    from pytest_facebench import plugin
+    from pytest_facebench.engine import PRECISIONS
+    from pytest_facebench.tasks import TASK_TYPES
+
+    assert set(plugin.BUILTIN_TASK_TYPES) == set(TASK_TYPES)
+    assert set(plugin.PRECISION_CHOICES) == set(PRECISIONS)
