@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .distances import distance_name, pair_distances
+from .distances import distance_name
 from .engine import Engine
 from .model import BaseModel
 from .results import metric_record
@@ -27,6 +27,7 @@ class CellResult:
     records: list[dict[str, Any]]
     distances: pd.DataFrame
     stats: dict[str, Any] = field(default_factory=dict)
+    scoring: dict[str, Any] = field(default_factory=dict)  # what compare.py needs (task.scoring() + columns)
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame.from_records(self.records)
@@ -34,7 +35,8 @@ class CellResult:
     def to_payload(self) -> dict[str, Any]:
         """Plain JSON-able data for the test report (travels from xdist workers to the controller)."""
         return {"model": self.model, "task": self.task, "records": self.records, "stats": self.stats,
-                "distances": {c: [_plain(v) for v in self.distances[c]] for c in self.distances.columns}}
+                "distances": {c: [_plain(v) for v in self.distances[c]] for c in self.distances.columns},
+                "scoring": self.scoring}
 
 
 def _plain(value: Any) -> Any:
@@ -47,17 +49,20 @@ def readout_layer(model: BaseModel) -> str:
 
 
 def evaluate_cell(engine: Engine, model: BaseModel, task: BaseTask, nodeid: str | None = None) -> CellResult:
-    """Embed (once per distinct image), compute every layer's distances on the device, score."""
+    """Embed (once per distinct image), compute every layer's per-row values (pair distances, or what
+    the task's `layer_values` gives) on the device, score."""
     task.load()
     embeddings = engine.embed(model, task.images)
     distances = task.pair_rows().reset_index(drop=True)
     records: list[dict[str, Any]] = []
     identity = model.identity()
     readout = readout_layer(model)
+    columns: dict[str, str] = {}
     for index, layer in enumerate(model.layers):
-        values = pair_distances(embeddings.layers[layer], task.pair_index, task.distance, engine.device)
+        values = task.layer_values(embeddings.layers[layer], engine.device)
         column = layer if layer not in distances else f"distance:{layer}"
         distances[column] = values
+        columns[layer] = column
         context = {"model": model.name, "layer": layer, "layer_index": index, "task": task.name,
                    "task_type": task.type, "distance": distance_name(task.distance),
                    "pooling": model.pooling[layer], "preprocessing": model.preprocessing.describe(),
@@ -67,4 +72,6 @@ def evaluate_cell(engine: Engine, model: BaseModel, task: BaseTask, nodeid: str 
             records.append(metric_record(metric, **context))
     stats = {"embedding": embeddings.stats.as_dict(), "task": task.describe(),
              "engine": engine.provenance()}
-    return CellResult(model=model.name, task=task.name, records=records, distances=distances, stats=stats)
+    scoring = {**task.scoring(), "columns": columns}
+    return CellResult(model=model.name, task=task.name, records=records, distances=distances, stats=stats,
+                      scoring=scoring)

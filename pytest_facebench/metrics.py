@@ -1,7 +1,12 @@
-"""Metric ids (snake_case in files, thresholds and the API), their display names and directions."""
+"""Metric ids (snake_case in files, thresholds and the API), their display names and directions.
+
+Families resolved by pattern: `tar_at_far_<far>` (e.g. `tar_at_far_0.001`) and `rank<k>` (e.g.
+`rank10`; the rank-k rows of an identification task are its CMC curve). Both: higher is better.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -30,7 +35,10 @@ METRICS: dict[str, MetricInfo] = {
     "rank1": MetricInfo("Rank-1", True),
     "rank5": MetricInfo("Rank-5", True),
     "rsa": MetricInfo("RSA", True),
+    "human_effect": MetricInfo("Human effect", None),
+    "effect_vs_human": MetricInfo("Model − human effect", None),
 }
+RANK = re.compile(r"^rank(\d+)$")
 
 
 def metric_info(metric: str) -> MetricInfo:
@@ -39,6 +47,9 @@ def metric_info(metric: str) -> MetricInfo:
         return METRICS[metric]
     if metric.startswith("tar_at_far_"):
         return MetricInfo(f"TAR@FAR={metric.removeprefix('tar_at_far_')}", True)
+    match = RANK.match(metric)
+    if match:
+        return MetricInfo(f"Rank-{int(match.group(1))}", True)
     return MetricInfo(metric, None)
 
 

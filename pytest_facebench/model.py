@@ -33,6 +33,11 @@ class BaseModel:
     - `preprocessing`: the `Preprocessing` the model expects;
     - `default_layers`: read out when the grid lists none;
     - `named_weights`: values of `weights` that are keywords (e.g. 'untrained'), not file paths.
+
+    `flip_test = true` (a constructor keyword, so `kwargs = { flip_test = true }` in the grid): each
+    layer's embedding is the L2-normalized sum of the pooled outputs of the image and of its
+    horizontal flip (one forward pass over both). It is part of `identity()`, hence of the cache key,
+    also for subclasses that override `identity()`.
     """
 
     preprocessing: ClassVar[Preprocessing] = Preprocessing()
@@ -41,8 +46,12 @@ class BaseModel:
 
     def __init__(self, name: str | None = None, layers: list[str] | None = None,
                  pooling: Mapping[str, str] | str | None = None, weights: str | None = None,
-                 device: str | torch.device = "cpu", preprocessing: Preprocessing | Mapping[str, Any] | None = None):
+                 device: str | torch.device = "cpu", preprocessing: Preprocessing | Mapping[str, Any] | None = None,
+                 flip_test: bool = False):
         self.name = name or type(self).__name__.lower()
+        if not isinstance(flip_test, bool):
+            raise ModelError(f"model '{self.name}': flip_test must be true or false; got {flip_test!r}")
+        self.flip_test = flip_test
         self.layers = list(layers) if layers else list(self.default_layers)
         if len(set(self.layers)) != len(self.layers):
             raise ModelError(f"model '{self.name}': layers listed twice: {self.layers}")
@@ -87,7 +96,20 @@ class BaseModel:
         """Everything about the model that changes its numbers (for the cache key and provenance)."""
         path = self.weights_path()
         weights = f"sha256:{file_sha256(path)}" if path is not None else str(self.weights)
-        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "weights": weights}
+        out = {"class": f"{type(self).__module__}.{type(self).__qualname__}", "weights": weights}
+        return {**out, "flip_test": True} if getattr(self, "flip_test", False) else out
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass's own `identity()` still records `flip_test` (which changes every number)."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("identity")
+        if own is not None and not getattr(own, "_records_flip", False):
+            def identity(self: BaseModel, _own: Any = own) -> dict[str, Any]:
+                out = _own(self)
+                return {**out, "flip_test": True} if getattr(self, "flip_test", False) else out
+            identity.__doc__ = own.__doc__
+            identity._records_flip = True  # type: ignore[attr-defined]
+            cls.identity = identity  # type: ignore[method-assign]
 
     # --- building and running -------------------------------------------------------------------
     @property
@@ -157,7 +179,17 @@ class BaseModel:
         return hook
 
     def extract(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One forward pass → {layer: pooled (B, D) tensor}, in the order of `self.layers`."""
+        """One forward pass → {layer: pooled (B, D) tensor}, in the order of `self.layers`. With
+        `flip_test`, the batch and its horizontal flip go through together and each layer gives
+        normalize(pooled(image) + pooled(flipped image))."""
+        if not self.flip_test:
+            return self._extract(batch)
+        both = self._extract(torch.cat([batch, torch.flip(batch, dims=[-1])]))
+        n = len(batch)
+        return {layer: torch.nn.functional.normalize(value[:n].float() + value[n:].float(), dim=1)
+                for layer, value in both.items()}
+
+    def _extract(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         self.build()
         self._captured.clear()
         output = self._forward(batch)

@@ -1,33 +1,48 @@
-"""Condition averages (`conditions`): the mean distance of the pairs of each condition."""
+"""Condition averages (`conditions`): the mean distance of the pairs of each condition, with a CI.
+
+Optionally `human_effect = { same_identity = 0.21, different_identity = 0.83 }`: human values per
+condition on the model's scale (use `normalize = true` when the human values are normalized too). Each
+such condition then also gets `human_effect` (the human value; the note gives the model's) and
+`effect_vs_human` (model mean − human value, with the model's CI shifted by the human value).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..distances import Distance
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..results import Metric
 from .base import BaseTask
+from .resampling import weighted_mean
 
 
 class ConditionedAverageDistances(BaseTask):
     """Mean Value per condition; with `normalize = true`, distances are first divided by the largest
-    distance of the task (per layer), which makes layers comparable."""
+    distance of the task (per layer), which makes layers comparable. CIs resample pairs within each
+    condition (the normalizing maximum is held fixed)."""
 
     type = "conditions"
     headline = "mean_distance"
-    metrics = ("mean_distance",)
+    metrics = ("mean_distance", "human_effect", "effect_vs_human")
     roles = {"condition": "condition"}
 
     def __init__(self, name: str, pairs: str | Path, images: str | Path, distance: Distance = "cosine",
                  columns: dict[str, str] | None = None, normalize: bool = False,
-                 conditions: list[str] | None = None):
-        super().__init__(name, pairs, images, distance, columns)
+                 conditions: list[str] | None = None, human_effect: dict[str, float] | None = None,
+                 n_boot: int = 1000, seed: int = 0, ci: float = 0.95):
+        super().__init__(name, pairs, images, distance, columns, n_boot=n_boot, seed=seed, ci=ci)
         self.normalize = bool(normalize)
         self.declared = list(conditions) if conditions else None
+        if human_effect is not None and (not isinstance(human_effect, dict) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in human_effect.values())):
+            raise ConfigError(f"task '{name}': human_effect must be a table of human values per condition, e.g. "
+                              f"{{ same_identity = 0.2, different_identity = 0.8 }}; got {human_effect!r}")
+        self.human_effect = {str(k): float(v) for k, v in (human_effect or {}).items()}
         self.conditions: list[str] = []
         self.condition_of_pair = np.empty(0, dtype=object)
 
@@ -41,15 +56,47 @@ class ConditionedAverageDistances(BaseTask):
                 raise DataError(f"{self.pairs_path}: column '{self.columns['condition']}' should hold the declared "
                                 f"conditions {self.declared}; missing {absent}, undeclared {extra}")
         self.conditions = self.declared or sorted(found)
+        unknown = [c for c in self.human_effect if c not in self.conditions]
+        if unknown:
+            raise DataError(f"task '{self.name}': human_effect names condition(s) {unknown} that {self.pairs_path} "
+                            f"does not have; its conditions are {self.conditions}")
         self.condition_of_pair = values.to_numpy()
 
     def score(self, distances: np.ndarray) -> list[Metric]:
         scale = float(np.max(distances)) if self.normalize and len(distances) else 1.0
-        values = distances / scale if scale > 0 else distances
+        values = np.asarray(distances, dtype=float) / scale if scale > 0 else np.asarray(distances, dtype=float)
         protocol = "mean (normalized by max distance)" if self.normalize else "mean"
+        masks = {c: self.condition_of_pair == c for c in self.conditions}
+        samples = self.bootstrap.samples(
+            lambda counts: {c: weighted_mean(values[m], counts[:, m]) for c, m in masks.items()},
+            len(values), strata=self.condition_of_pair)
+        unit = "pairs within each condition"
         out = []
         for condition in self.conditions:
-            chosen = values[self.condition_of_pair == condition]
-            out.append(Metric("mean_distance", float(np.mean(chosen)), condition=condition, protocol=protocol,
-                              n=int(len(chosen))))
+            chosen = values[masks[condition]]
+            metric = self.metric("mean_distance", float(np.mean(chosen)), samples.get(condition), unit=unit,
+                                 condition=condition, protocol=protocol, n=int(len(chosen)),
+                                 extra={"human_effect": self.human_effect[condition]}
+                                 if condition in self.human_effect else None)
+            out.append(metric)
+            if condition in self.human_effect:
+                out += human_rows(self, metric, self.human_effect[condition], unit, condition=condition)
         return out
+
+
+def human_rows(task: BaseTask, model: Metric, human: float, unit: str, condition: str | None = None) -> list[Metric]:
+    """`human_effect` (the declared human value) and `effect_vs_human` (model − human, CI shifted)."""
+    diff = model.value - human
+    inside = (model.ci_low <= human <= model.ci_high) if np.isfinite(model.ci_low) else None
+    where = {True: f"; the human value lies inside the model's {task.bootstrap.ci:.0%} CI",
+             False: f"; the human value lies outside the model's {task.bootstrap.ci:.0%} CI", None: ""}[inside]
+    extra: dict[str, Any] = {"ci_method": "none (declared value)"}
+    return [
+        Metric("human_effect", human, condition=condition, protocol=f"declared in the grid ({model.metric})",
+               n=model.n, note=f"model {model.metric} {model.value:.4g} vs human {human:.4g} "
+                               f"(model - human = {diff:+.4g}){where}", extra=extra),
+        Metric("effect_vs_human", diff, condition=condition, protocol=f"model {model.metric} - human value",
+               ci_low=model.ci_low - human, ci_high=model.ci_high - human, n=model.n,
+               note=f"human {model.metric} = {human:.4g}{where}",
+               extra={"ci_method": model.extra.get("ci_method", "none")}),
+    ]

@@ -1,43 +1,282 @@
-"""Correlation (`correlation`): model distances against human dissimilarities."""
+"""Correlation (`correlation`): model distances against human dissimilarities, with noise ceilings.
+
+`method`: `pearson` (default), `spearman`, `kendall` (tau-b) or `kendall_tau_a` (for tied ratings).
+The human distance is the `distance` column, or, when it is absent, the mean over participants.
+
+Per-participant ratings give the noise ceiling (rsatoolbox's convention, Nili et al. 2014): the upper
+bound is the mean over participants of corr(participant, mean of all participants), the lower bound
+the mean of corr(participant, mean of the others). Ratings come as wide columns (`participants =
+["rater_1", ...]` or `participants_glob = "rater_*"`) or as a long table with a participant column
+(`columns = { participant = "subject", rating = "rating" }`; one row per participant × pair; the
+default names `participant` and `rating` are picked up when present). Rows reported then:
+
+- `correlation_ceiling_low`, `correlation_ceiling_high`: the bounds (same `method` as `correlation`);
+- `correlation_normalized` = correlation / correlation_ceiling_high: the share of the explainable
+  correlation the model reaches, against the upper bound, so a model as good as the best possible one
+  scores about 1 and no better than it (dividing by the lower bound would flatter);
+- `split_half_ceiling`: split-half reliability of the participant mean, Spearman–Brown corrected
+  (100 random participant splits; Pearson, or Spearman for rank methods).
+
+Fewer than 2 participants give NaN ceilings with a note; constant model distances give a NaN
+correlation with the reason. CIs resample pairs (ceilings and the normalized score on the same
+resamples as the correlation).
+"""
 
 from __future__ import annotations
 
+import fnmatch
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .. import stats
 from ..distances import Distance
-from ..errors import ConfigError
-from ..pairs import parse_numbers
+from ..errors import ConfigError, DataError, list_some
+from ..pairs import LINE, parse_numbers
 from ..results import Metric
 from .base import BaseTask
 
-METHODS = ("pearson", "spearman")
+METHODS = ("pearson", "spearman", "kendall", "kendall_tau_a")
+BATCHED = {"pearson": stats.pearson_r, "spearman": stats.spearman_r}
+SPLIT_HALF_SPLITS = 100
 
 
 class CorrelationTask(BaseTask):
-    """Correlation Score between model distances and the `distance` column (Pearson by default)."""
+    """Correlation Score between model distances and human distances, plus noise ceilings."""
 
     type = "correlation"
     headline = "correlation"
-    metrics = ("correlation",)
-    roles = {"distance": "distance"}
+    metrics = ("correlation", "correlation_ceiling_low", "correlation_ceiling_high", "correlation_normalized",
+               "split_half_ceiling")
+    roles: dict[str, str] = {}
+    optional_roles = {"distance": "distance", "participant": "participant", "rating": "rating"}
 
     def __init__(self, name: str, pairs: str | Path, images: str | Path, distance: Distance = "cosine",
-                 columns: dict[str, str] | None = None, method: str = "pearson"):
-        super().__init__(name, pairs, images, distance, columns)
+                 columns: dict[str, str] | None = None, method: str = "pearson",
+                 participants: list[str] | None = None, participants_glob: str | None = None,
+                 n_boot: int = 1000, seed: int = 0, ci: float = 0.95):
+        super().__init__(name, pairs, images, distance, columns, n_boot=n_boot, seed=seed, ci=ci)
         if method not in METHODS:
             raise ConfigError(f"task '{name}': method must be one of {', '.join(METHODS)}, got {method!r}")
+        if participants is not None and (not isinstance(participants, list)
+                                         or not all(isinstance(p, str) for p in participants)):
+            raise ConfigError(f"task '{name}': participants must be a list of column names, e.g. "
+                              f"['rater_1', 'rater_2']; got {participants!r}")
+        if participants_glob is not None and not isinstance(participants_glob, str):
+            raise ConfigError(f"task '{name}': participants_glob must be a pattern such as 'rater_*'; "
+                              f"got {participants_glob!r}")
+        if participants is not None and participants_glob is not None:
+            raise ConfigError(f"task '{name}': give participants or participants_glob, not both")
         self.method = method
+        self.participant_list = participants
+        self.participants_glob = participants_glob
+        self.participants: list[str] = []
+        self.ratings: np.ndarray | None = None
         self.human = np.empty(0)
+        self.human_source = ""
+        self.ceiling: stats.NoiseCeiling | None = None
+        self.split_half = np.nan
+        self._ceiling_samples: dict[str, np.ndarray] | None = None
+
+    # --- loading ------------------------------------------------------------------------------
+    def _prepare(self, table: pd.DataFrame) -> pd.DataFrame:
+        """A long table (one row per participant × pair) becomes one row per pair, one column per participant."""
+        explicit = "participant" in self.columns
+        column = self.columns.get("participant", "participant")
+        if column not in table:
+            if explicit:
+                found = [c for c in table.columns if c != LINE]
+                raise DataError(f"{self.pairs_path}: missing column '{column}' (participant); found columns: "
+                                f"{', '.join(found)}")
+            return table
+        rating = self.columns.get("rating", "rating")
+        if rating not in table:
+            found = [c for c in table.columns if c != LINE]
+            raise DataError(f"{self.pairs_path}: a long table with a participant column '{column}' needs a rating "
+                            f"column '{rating}' (name it with columns = {{ rating = '...' }}); found columns: "
+                            f"{', '.join(found)}")
+        img1, img2 = self.columns["img1"], self.columns["img2"]
+        for role in ("img1", "img2"):
+            if self.columns[role] not in table:
+                return table  # require_columns reports it
+        values = parse_numbers(table[rating], table[LINE], self.pairs_path, rating)
+        key = table[img1].astype(str).str.strip() + "\x00" + table[img2].astype(str).str.strip()
+        who = table[column].astype(str).str.strip()
+        twice = pd.DataFrame({"k": key, "p": who}).duplicated(keep=False)
+        if twice.any():
+            raise DataError(f"{self.pairs_path}: a participant rated the same pair twice (column '{column}') on "
+                            f"line(s) {list_some(table.loc[twice, LINE].tolist())}")
+        names = sorted(set(who), key=_natural)
+        clash = [n for n in names if n in table.columns]
+        labels = {n: (f"participant_{n}" if clash else n) for n in names}
+        wide_values = (pd.DataFrame({"k": key, "p": who.map(labels), "v": values})
+                       .pivot(index="k", columns="p", values="v"))
+        first = ~key.duplicated()
+        keep = [c for c in table.columns if c not in (column, rating)]
+        wide = table.loc[first, keep].reset_index(drop=True)
+        ordered = [labels[n] for n in names]
+        wide = pd.concat([wide, pd.DataFrame(wide_values.loc[key[first].to_numpy(), ordered].to_numpy(),
+                                             columns=ordered)], axis=1)
+        self.columns.pop("participant", None)
+        self.columns.pop("rating", None)
+        self.participant_list = ordered
+        self.participants_glob = None
+        return wide
 
     def _validate(self, table: pd.DataFrame) -> None:
-        column = self.columns["distance"]
-        self.human = parse_numbers(table[column], table["_line"], self.pairs_path, column)
+        self.participants = self._participant_columns(table)
+        if self.participants:
+            self.ratings = np.column_stack([_numbers_or_blank(table[c], table[LINE], self.pairs_path, c)
+                                            for c in self.participants])
+        column = self.optional_column(table, "distance")
+        if column is not None:
+            self.human = parse_numbers(table[column], table[LINE], self.pairs_path, column)
+            self.human_source = f"column '{column}'"
+        elif self.ratings is not None:
+            rated = np.isfinite(self.ratings).any(axis=1)
+            if not rated.all():
+                raise DataError(f"{self.pairs_path}: no participant rated the pair(s) on line(s) "
+                                f"{list_some(table.loc[~rated, LINE].tolist())}")
+            self.human = np.nanmean(self.ratings, axis=1)
+            self.human_source = f"mean of {len(self.participants)} participants"
+        else:
+            found = [c for c in table.columns if c != LINE]
+            name = self.columns.get("distance", "distance")
+            raise DataError(f"{self.pairs_path}: missing column(s) '{name}'; found columns: {', '.join(found)}. "
+                            f"Name the human distance column with columns = {{ distance = '...' }}, or list "
+                            f"per-participant rating columns with participants = [...]")
+        if self.ratings is not None:
+            self.ceiling = stats.noise_ceiling(self.ratings, self.method)
+            split_method = "pearson" if self.method == "pearson" else "spearman"
+            self.split_half = (stats.split_half_reliability(self.ratings, SPLIT_HALF_SPLITS, self.bootstrap.seed,
+                                                            split_method)
+                               if self.ratings.shape[1] >= 2 else np.nan)
 
+    def _participant_columns(self, table: pd.DataFrame) -> list[str]:
+        columns = [c for c in table.columns if c != LINE]
+        if self.participant_list is not None:
+            missing = [c for c in self.participant_list if c not in table]
+            if missing:
+                raise DataError(f"{self.pairs_path}: participant column(s) {', '.join(repr(c) for c in missing)} not "
+                                f"found; found columns: {', '.join(columns)}")
+            return list(self.participant_list)
+        if self.participants_glob is not None:
+            chosen = [c for c in columns if fnmatch.fnmatchcase(c, self.participants_glob)]
+            if not chosen:
+                raise DataError(f"{self.pairs_path}: participants_glob '{self.participants_glob}' matches no column; "
+                                f"found columns: {', '.join(columns)}")
+            return chosen
+        return []
+
+    # --- scoring ------------------------------------------------------------------------------
     def score(self, distances: np.ndarray) -> list[Metric]:
-        result = stats.correlation(distances, self.human, method=self.method)
-        return [Metric("correlation", float(result.r), protocol=self.method, n=len(distances),
-                       note=result.reason or "")]
+        d = np.asarray(distances, dtype=float)
+        n = len(d)
+        result = stats.correlation(d, self.human, method=self.method)
+        samples: dict[str, np.ndarray] = {}
+        if np.isfinite(result.r) and self.bootstrap.enabled:
+            samples = self.bootstrap.samples(lambda w: {"r": _correlations(d, self.human, w, self.method)}, n)
+        out = [self.metric("correlation", result.r, samples.get("r"), protocol=self.method, n=n, note=result.reason)]
+        if self.ceiling is None:
+            return out
+        ceiling = self.ceiling
+        ceiling_samples = self.ceiling_samples() if np.isfinite(ceiling.high) else {}
+        n_participants = len(self.participants)
+        bounds = (f"{self.method} noise ceiling over {n_participants} participants (rsatoolbox / Nili et al. 2014): "
+                  f"%s")
+        extra = {"n_participants": n_participants}
+        out.append(self.metric("correlation_ceiling_low", ceiling.low, ceiling_samples.get("low"), n=n, extra=extra,
+                               protocol=bounds % "each participant vs the mean of the others", note=ceiling.note))
+        out.append(self.metric("correlation_ceiling_high", ceiling.high, ceiling_samples.get("high"), n=n, extra=extra,
+                               protocol=bounds % "each participant vs the mean of all", note=ceiling.note))
+        normalized = result.r / ceiling.high if np.isfinite(ceiling.high) and ceiling.high != 0 else np.nan
+        note = result.reason or (ceiling.note if not np.isfinite(ceiling.high) else "")
+        ratio = None
+        if "r" in samples and "high" in ceiling_samples:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratio = samples["r"] / ceiling_samples["high"]
+        out.append(self.metric("correlation_normalized", normalized, ratio, n=n, extra=extra, note=note,
+                               protocol="correlation / correlation_ceiling_high"))
+        split_method = "pearson" if self.method == "pearson" else "spearman"
+        split_note = "" if np.isfinite(self.split_half) else (
+            f"split-half reliability needs >= 2 participants; got {n_participants}")
+        out.append(self.metric("split_half_ceiling", self.split_half, ceiling_samples.get("split_half"), n=n,
+                               extra=extra, note=split_note,
+                               protocol=f"split-half reliability of the participant mean, Spearman-Brown corrected "
+                                        f"({SPLIT_HALF_SPLITS} random splits, {split_method})"))
+        return out
+
+    def ceiling_samples(self) -> dict[str, np.ndarray]:
+        """Bootstrap samples of the ceilings (the same pair resamples as the correlation), computed once."""
+        if self._ceiling_samples is None:
+            ratings = self.ratings
+            assert ratings is not None
+            split_method = "pearson" if self.method == "pearson" else "spearman"
+            seed = self.bootstrap.seed
+
+            def metric(counts: np.ndarray) -> dict[str, np.ndarray]:
+                low, high = _ceilings(ratings, counts, self.method)
+                split = [stats.split_half_reliability(ratings[np.repeat(np.arange(len(ratings)), row)],
+                                                      SPLIT_HALF_SPLITS, seed, split_method) for row in counts]
+                return {"low": low, "high": high, "split_half": np.asarray(split)}
+
+            self._ceiling_samples = self.bootstrap.samples(metric, len(ratings))
+        return self._ceiling_samples
+
+    def scoring(self) -> dict[str, Any]:
+        return {**super().scoring(), "human": self.human.tolist(), "method": self.method, "unit": "pairs"}
+
+
+def _natural(value: str) -> tuple[int, float | str]:
+    try:
+        return (0, float(value))
+    except ValueError:
+        return (1, value)
+
+
+def _numbers_or_blank(values: pd.Series, lines: pd.Series, path: Path, column: str) -> np.ndarray:
+    """Numbers; blank cells (a participant who did not rate the pair) become NaN."""
+    text = values.astype(str).str.strip()
+    blank = text.isin(["", "nan", "NaN", "NA"])
+    out = np.full(len(values), np.nan)
+    if (~blank).any():
+        out[~blank.to_numpy()] = parse_numbers(values[~blank], lines[~blank], path, column)
+    return out
+
+
+def _correlations(x: np.ndarray, y: np.ndarray, counts: np.ndarray, method: str) -> np.ndarray:
+    """(b,) correlations of the resampled pairs: batched for Pearson/Spearman, else one per resample."""
+    if method in BATCHED:
+        return np.asarray(BATCHED[method](x, y, counts), dtype=float).reshape(len(counts))
+    index = np.arange(len(x))
+    return np.array([stats.correlation(x[rows], y[rows], method).r
+                     for rows in (np.repeat(index, row) for row in counts)])
+
+
+def _ceilings(ratings: np.ndarray, counts: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """(b,) lower and upper noise-ceiling bounds of the resampled items, as `stats.noise_ceiling`."""
+    present = np.isfinite(ratings)
+    filled = np.where(present, ratings, 0.0)
+    total, count = filled.sum(axis=1), present.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_all = total / count
+    lows, highs = [], []
+    for p in range(ratings.shape[1]):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            others = (total - filled[:, p]) / (count - present[:, p])
+        x = ratings[:, p]
+        for target, out in ((mean_all, highs), (others, lows)):
+            ok = np.isfinite(x) & np.isfinite(target)
+            if method in BATCHED:
+                w = counts * ok
+                out.append(np.asarray(BATCHED[method](np.where(ok, x, 0.0), np.where(ok, target, 0.0), w), dtype=float))
+            else:
+                index = np.arange(len(x))
+                out.append(np.array([stats.correlation(x[rows], target[rows], method).r
+                                     for rows in (np.repeat(index, row) for row in counts)]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: degenerate resamples
+        return np.nanmean(np.stack(lows), axis=0), np.nanmean(np.stack(highs), axis=0)

@@ -1,4 +1,14 @@
-"""Relative difference (`relative_difference`): (A − B) / (A + B) of two declared groups' mean distances."""
+"""Relative difference (`relative_difference`): (A − B) / (A + B) of two declared groups' mean distances.
+
+CIs resample pairs within each group independently (stratified bootstrap; the strata are visited in
+sorted label order, so swapping the declared order exactly negates the index and its interval).
+Cohen's d (A vs B, pooled SD) gets its interval from the same resamples.
+
+Optionally `human_effect = 0.12`: the human value of the index (or of Cohen's d with
+`human_effect_metric = "cohens_d"`). The row of that metric then carries a `human_effect` column,
+and two rows are added: `human_effect` (the human value; the note compares) and `effect_vs_human`
+(model − human, with the model's CI shifted by the human value).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +22,9 @@ from ..distances import Distance
 from ..errors import ConfigError, DataError
 from ..results import Metric
 from .base import BaseTask
+from .conditions import human_rows
+
+EFFECT_METRICS = ("relative_difference", "cohens_d")
 
 
 class RelativeDifferenceTask(BaseTask):
@@ -20,16 +33,26 @@ class RelativeDifferenceTask(BaseTask):
 
     type = "relative_difference"
     headline = "relative_difference"
-    metrics = ("relative_difference", "group_mean", "cohens_d")
+    metrics = ("relative_difference", "group_mean", "cohens_d", "human_effect", "effect_vs_human")
     roles = {"group": "group"}
 
     def __init__(self, name: str, pairs: str | Path, images: str | Path, distance: Distance = "cosine",
-                 columns: dict[str, str] | None = None, groups: list[str] | None = None):
-        super().__init__(name, pairs, images, distance, columns)
+                 columns: dict[str, str] | None = None, groups: list[str] | None = None,
+                 human_effect: float | None = None, human_effect_metric: str = "relative_difference",
+                 n_boot: int = 1000, seed: int = 0, ci: float = 0.95):
+        super().__init__(name, pairs, images, distance, columns, n_boot=n_boot, seed=seed, ci=ci)
         if not groups or len(groups) != 2 or groups[0] == groups[1]:
             raise ConfigError(f"task '{name}': declare the two groups in order, e.g. groups = ['inverted', "
                               f"'upright'] for (inverted − upright) / (inverted + upright); got {groups!r}")
+        if human_effect is not None and (isinstance(human_effect, bool) or not isinstance(human_effect, (int, float))):
+            raise ConfigError(f"task '{name}': human_effect must be a number (the human value of "
+                              f"{human_effect_metric}); got {human_effect!r}")
+        if human_effect_metric not in EFFECT_METRICS:
+            raise ConfigError(f"task '{name}': human_effect_metric must be one of {', '.join(EFFECT_METRICS)}; "
+                              f"got {human_effect_metric!r}")
         self.groups = [str(g) for g in groups]
+        self.human_effect = None if human_effect is None else float(human_effect)
+        self.human_effect_metric = human_effect_metric
         self.group_of_pair = np.empty(0, dtype=object)
 
     def _validate(self, table: pd.DataFrame) -> None:
@@ -44,13 +67,44 @@ class RelativeDifferenceTask(BaseTask):
         self.group_of_pair = values.to_numpy()
 
     def score(self, distances: np.ndarray) -> list[Metric]:
-        a = distances[self.group_of_pair == self.groups[0]]
-        b = distances[self.group_of_pair == self.groups[1]]
+        d = np.asarray(distances, dtype=float)
+        in_a = self.group_of_pair == self.groups[0]
+        a, b = d[in_a], d[~in_a]
+        samples = self.bootstrap.samples(lambda counts: group_effects(d, in_a, counts), len(d),
+                                         strata=self.group_of_pair)
+        unit = "pairs within each group"
         label = f"({self.groups[0]} - {self.groups[1]}) / ({self.groups[0]} + {self.groups[1]})"
-        return [
-            Metric("relative_difference", float(stats.relative_difference(a, b)), protocol=label, n=len(distances)),
-            Metric("group_mean", float(np.mean(a)), condition=self.groups[0], protocol="mean", n=len(a)),
-            Metric("group_mean", float(np.mean(b)), condition=self.groups[1], protocol="mean", n=len(b)),
-            Metric("cohens_d", float(stats.cohens_d(a, b)), protocol=f"{self.groups[0]} vs {self.groups[1]}, pooled SD",
-                   n=len(distances)),
+        out = [
+            self.metric("relative_difference", float(stats.relative_difference(a, b)),
+                        samples.get("relative_difference"), unit=unit, protocol=label, n=len(d)),
+            self.metric("group_mean", float(np.mean(a)), samples.get("mean_a"), unit=unit, condition=self.groups[0],
+                        protocol="mean", n=len(a)),
+            self.metric("group_mean", float(np.mean(b)), samples.get("mean_b"), unit=unit, condition=self.groups[1],
+                        protocol="mean", n=len(b)),
+            self.metric("cohens_d", float(stats.cohens_d(a, b)), samples.get("cohens_d"), unit=unit,
+                        protocol=f"{self.groups[0]} vs {self.groups[1]}, pooled SD", n=len(d)),
         ]
+        if self.human_effect is not None:
+            model = next(m for m in out if m.metric == self.human_effect_metric)
+            model.extra["human_effect"] = self.human_effect
+            out += human_rows(self, model, self.human_effect, unit)
+        return out
+
+    def scoring(self) -> dict:
+        return {**super().scoring(), "in_a": (self.group_of_pair == self.groups[0]).astype(int).tolist(),
+                "groups": self.groups, "strata": self.group_of_pair.tolist(), "unit": "pairs within each group"}
+
+
+def group_effects(d: np.ndarray, in_a: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
+    """(b,) group means, relative difference and Cohen's d of the resampled pairs (counts (b, n));
+    each equals the `stats` function on the expanded resample."""
+    w = counts.astype(float)
+    wa, wb = w * in_a, w * ~in_a
+    na, nb = wa.sum(axis=1), wb.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ma, mb = wa @ d / na, wb @ d / nb
+        ss = (wa * (d - ma[:, None]) ** 2).sum(axis=1) + (wb * (d - mb[:, None]) ** 2).sum(axis=1)
+        sd = np.sqrt(ss / (na + nb - 2))
+        rel = np.where(ma + mb == 0, np.nan, (ma - mb) / (ma + mb))
+        cohen = np.where(sd == 0, np.nan, (ma - mb) / sd)
+    return {"mean_a": ma, "mean_b": mb, "relative_difference": rel, "cohens_d": cohen}

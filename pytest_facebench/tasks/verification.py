@@ -1,44 +1,271 @@
-"""Verification (`accuracy`): same/different pairs scored by distance."""
+"""Verification (`accuracy`): same/different pairs scored by distance.
+
+Metrics (a pair is called 'same' when its distance is at most the threshold):
+
+- `accuracy`, `optimal_threshold`: **in-sample**: the threshold (Youden's J on the ROC of
+  similarity = −distance) is chosen on the same pairs it is scored on, which flatters it;
+- `auc`: ROC AUC over all pairs (threshold-free);
+- `accuracy_kfold`, `accuracy_kfold_std`: the verification protocol of LFW / insightface. For each
+  fold, the accuracy-maximizing threshold is fit on the other k−1 folds and applied to the held-out
+  fold; mean and (population) std over folds. Folds come from the `fold` column when the pairs file
+  has one (LFW View 2); else identity-disjoint folds when identity columns (`id1`, `id2`) exist; else
+  `folds` contiguous blocks in file order;
+- `eer`: the equal error rate (FAR = FRR, interpolated on the ROC);
+- `tar_at_far_<far>` for each of `fars`: the true accept rate at the largest threshold whose false
+  accept rate is at most `far`. A FAR that needs more different pairs than the file has is NaN with
+  a note (never extrapolated).
+
+Confidence intervals resample pairs, or identities (clusters = the identity of `img1`) when the file
+has identity columns. The k-fold CI resamples the held-out correctness of each pair (thresholds stay
+as fit), averaging per-fold accuracies as the point estimate does.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .. import stats
 from ..distances import Distance
+from ..errors import ConfigError, DataError
 from ..pairs import parse_labels
 from ..results import Metric
 from .base import BaseTask
 
 IN_SAMPLE = "in-sample (Youden threshold chosen on all pairs)"
+ALL_PAIRS = "all pairs (threshold-free)"
+DEFAULT_FARS = (1e-3, 1e-2, 1e-1)
+
+
+def far_metric(far: float) -> str:
+    """`tar_at_far_0.001` for 1e-3 (positional notation, no trailing zeros)."""
+    return "tar_at_far_" + np.format_float_positional(float(far), trim="-")
 
 
 class AccuracyTask(BaseTask):
-    """Accuracy, AUC and the optimal threshold.
-
-    `accuracy` is **in-sample**: the threshold (Youden's J on the ROC of similarity = −distance) is
-    chosen on the same pairs it is scored on, which flatters it. A pair is called 'same' when its
-    distance is at most the threshold.
-    """
+    """Verification metrics with the in-sample, k-fold and all-pairs protocols (see the module doc)."""
 
     type = "accuracy"
     headline = "accuracy"
-    metrics = ("accuracy", "auc", "optimal_threshold")
+    metrics = ("accuracy", "auc", "optimal_threshold", "accuracy_kfold", "accuracy_kfold_std", "eer",
+               *(far_metric(f) for f in DEFAULT_FARS))
     roles = {"label": "label"}
+    optional_roles = {"fold": "fold", "identity1": "id1", "identity2": "id2"}
 
     def __init__(self, name: str, pairs: str | Path, images: str | Path, distance: Distance = "cosine",
-                 columns: dict[str, str] | None = None):
-        super().__init__(name, pairs, images, distance, columns)
+                 columns: dict[str, str] | None = None, folds: int = 10, fars: Sequence[float] = DEFAULT_FARS,
+                 n_boot: int = 1000, seed: int = 0, ci: float = 0.95):
+        super().__init__(name, pairs, images, distance, columns, n_boot=n_boot, seed=seed, ci=ci)
+        if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+            raise ConfigError(f"task '{name}': folds must be a whole number >= 2; got {folds!r}")
+        if isinstance(fars, (int, float)):
+            fars = [fars]
+        if (not isinstance(fars, (list, tuple)) or not fars
+                or not all(isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f <= 1 for f in fars)):
+            raise ConfigError(f"task '{name}': fars must be a list of false accept rates in (0, 1], e.g. "
+                              f"[0.001, 0.01, 0.1]; got {fars!r}")
+        self.n_folds = folds
+        self.fars = [float(f) for f in dict.fromkeys(fars)]
+        self.metrics = (*type(self).metrics[:6], *(far_metric(f) for f in self.fars))
         self.labels = np.empty(0, dtype=bool)
+        self.folds: np.ndarray | None = None
+        self.kfold_protocol = ""
+        self.kfold_note = ""
+        self.groups: np.ndarray | None = None
+        self.unit = "pairs"
 
     def _validate(self, table: pd.DataFrame) -> None:
         column = self.columns["label"]
-        self.labels = parse_labels(table[column], table["_line"], self.pairs_path, column)
+        labels = parse_labels(table[column], table["_line"], self.pairs_path, column)
+        n, n_same = len(labels), int(labels.sum())
+        if n_same in (0, n):
+            only = "same (1)" if n_same else "different (0)"
+            raise DataError(f"{self.pairs_path}: column '{column}' holds only {only} pairs ({n} rows); a verification "
+                            f"task needs both same and different pairs (AUC, EER and the accuracy threshold are "
+                            f"undefined otherwise, and TAR@FAR needs different pairs)")
+        self.labels = labels
+        id_columns = [c for c in (self.optional_column(table, "identity1"), self.optional_column(table, "identity2"))
+                      if c is not None]
+        identities = (np.stack([table[c].astype(str).str.strip().to_numpy() for c in id_columns], axis=1)
+                      if id_columns else None)
+        if identities is not None:
+            self.groups = identities[:, 0]
+            self.unit = "identities"
+        fold_column = self.optional_column(table, "fold")
+        if fold_column is not None:
+            self._folds_from_column(table, fold_column)
+        else:
+            self._automatic_folds(identities)
 
+    def _folds_from_column(self, table: pd.DataFrame, column: str) -> None:
+        values = table[column].astype(str).str.strip().to_numpy()
+        names = sorted(set(values), key=_natural)
+        if len(names) < 2:
+            raise DataError(f"{self.pairs_path}: column '{column}' (folds) holds a single fold {names}; the k-fold "
+                            f"protocol needs at least 2 folds")
+        for name in names:
+            held_out = self.labels[values == name]
+            for cls, word in ((True, "same (1)"), (False, "different (0)")):
+                if not np.any(held_out == cls):
+                    raise DataError(f"{self.pairs_path}: fold '{name}' (column '{column}', {len(held_out)} pairs) has "
+                                    f"no {word} pairs; every fold of the {len(names)}-fold protocol needs both same "
+                                    f"and different pairs")
+        rank = {name: i for i, name in enumerate(names)}
+        self.folds = np.array([rank[v] for v in values], dtype=np.int64)
+        k = len(names)
+        self.kfold_protocol = f"fold column '{column}' ({k} folds; threshold fit on the other {k - 1})"
+
+    def _automatic_folds(self, identities: np.ndarray | None) -> None:
+        n, k = len(self.labels), self.n_folds
+        if k > n:
+            self.kfold_note = f"k-fold accuracy needs at least {k} pairs (folds = {k}); got {n}"
+            self.kfold_protocol = f"{k}-fold"
+            return
+        folds, kind = None, "contiguous blocks in file order"
+        if identities is not None:
+            try:
+                folds, kind = stats.make_folds(n, k, identities=identities), "identity-disjoint"
+            except ValueError as exc:
+                self.kfold_note = f"identity-disjoint folds impossible ({exc}); used contiguous blocks"
+        if folds is None:
+            folds = stats.make_folds(n, k)
+        self.kfold_protocol = (f"identity-disjoint {k}-fold (threshold fit on {k - 1} folds)"
+                               if kind == "identity-disjoint"
+                               else f"{k}-fold, contiguous blocks in file order (threshold fit on {k - 1} folds)")
+        for fold in range(k):
+            train = self.labels[folds != fold]
+            if train.all() or not train.any():
+                self.kfold_note = "; ".join(filter(None, [
+                    self.kfold_note, f"fold {fold}: the other folds hold only one class, so no threshold can be "
+                    f"fit; give the pairs file a fold column or shuffle it"]))
+                return
+        self.folds = folds
+
+    # --- scoring ------------------------------------------------------------------------------
     def score(self, distances: np.ndarray) -> list[Metric]:
-        n = len(distances)
-        values = stats.in_sample_verification(distances, self.labels)
-        return [Metric(metric, float(values[metric]), protocol=IN_SAMPLE, n=n) for metric in self.metrics]
+        d = np.asarray(distances, dtype=float)
+        y = self.labels
+        n = len(d)
+        point = stats.in_sample_verification(d, y)
+        kfold = stats.kfold_accuracy(d, y, self.folds) if self.folds is not None else None
+        eer = stats.eer(d, y)
+        tars = stats.tar_at_far(d, y, self.fars)
+        roc = WeightedRoc(d, y)
+        correct = kfold.correct if kfold is not None else None
+        fold_matrix = (np.eye(int(self.folds.max()) + 1)[self.folds] if self.folds is not None else None)
+
+        def metric(counts: np.ndarray) -> dict[str, np.ndarray]:
+            out = roc.metrics(counts, self.fars)
+            if correct is not None:
+                out["accuracy_kfold"], out["accuracy_kfold_std"] = fold_accuracy(correct, fold_matrix, counts)
+            return out
+
+        samples = self.bootstrap.samples(metric, n, groups=self.groups)
+        unit = self.unit
+        out = [self.metric("accuracy", point["accuracy"], samples.get("accuracy"), unit=unit, protocol=IN_SAMPLE, n=n),
+               self.metric("auc", point["auc"], samples.get("auc"), unit=unit, protocol=ALL_PAIRS, n=n),
+               self.metric("optimal_threshold", point["optimal_threshold"], samples.get("optimal_threshold"),
+                           unit=unit, protocol=IN_SAMPLE, n=n)]
+        if kfold is not None:
+            held_out = f"{unit}, held-out correctness"
+            out += [self.metric("accuracy_kfold", kfold.mean, samples.get("accuracy_kfold"), unit=held_out,
+                                protocol=self.kfold_protocol, n=n, note=_join(self.kfold_note, kfold.note)),
+                    self.metric("accuracy_kfold_std", kfold.std, samples.get("accuracy_kfold_std"), unit=held_out,
+                                protocol=self.kfold_protocol, n=n)]
+        else:
+            out += [self.metric(name, np.nan, None, protocol=self.kfold_protocol, n=n, note=self.kfold_note)
+                    for name in ("accuracy_kfold", "accuracy_kfold_std")]
+        out.append(self.metric("eer", eer, samples.get("eer"), unit=unit, n=n,
+                               protocol="all pairs (FAR = FRR, interpolated)"))
+        for far in self.fars:
+            result = tars[far]
+            name = far_metric(far)
+            out.append(self.metric(name, result.tar if result.reachable else np.nan, samples.get(name), unit=unit,
+                                   protocol=f"all pairs (largest threshold with FAR <= {far:g})", n=n, note=result.note,
+                                   extra={"threshold": result.threshold}))
+        return out
+
+    def scoring(self) -> dict[str, Any]:
+        return {**super().scoring(), "labels": self.labels.astype(int).tolist(),
+                "folds": None if self.folds is None else self.folds.tolist(),
+                "kfold_protocol": self.kfold_protocol,
+                "groups": None if self.groups is None else self.groups.tolist(), "unit": self.unit}
+
+
+def _natural(value: str) -> tuple[int, float | str]:
+    """Sort fold names numerically when they are numbers."""
+    try:
+        return (0, float(value))
+    except ValueError:
+        return (1, value)
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
+def fold_accuracy(correct: np.ndarray, fold_matrix: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(b,) mean and std over folds of each fold's held-out accuracy under resampling counts (b, n).
+    A fold absent from a resample is left out of that resample's mean."""
+    w = counts.astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_fold = ((w * correct) @ fold_matrix) / (w @ fold_matrix)
+        return np.nanmean(per_fold, axis=1), np.nanstd(per_fold, axis=1)
+
+
+class WeightedRoc:
+    """ROC counts of one layer's distances under many resamples at once: the distances are sorted
+    once; a (b, n) count matrix gives per resample the weighted same/different counts at each
+    distinct distance. Each metric equals the `stats` function on the resampled (expanded) pairs."""
+
+    def __init__(self, distances: np.ndarray, labels: np.ndarray):
+        d = np.asarray(distances, dtype=float)
+        self.order = np.argsort(d, kind="stable")
+        ds = d[self.order]
+        self.starts = np.flatnonzero(np.append(True, ds[1:] != ds[:-1]))
+        self.thresholds = ds[self.starts]
+        self.y = np.asarray(labels, dtype=float)[self.order]
+
+    def counts(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        w = np.asarray(counts, dtype=float)[:, self.order]
+        pos = np.add.reduceat(w * self.y, self.starts, axis=1)
+        neg = np.add.reduceat(w * (1.0 - self.y), self.starts, axis=1)
+        return pos, neg
+
+    def metrics(self, counts: np.ndarray, fars: Sequence[float] = ()) -> dict[str, np.ndarray]:
+        pos, neg = self.counts(counts)
+        tp, fp = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
+        n_pos, n_neg = tp[:, -1], fp[:, -1]
+        rows = np.arange(len(tp))
+        degenerate = (n_pos == 0) | (n_neg == 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # AUC (Mann-Whitney, ties 1/2), as stats.roc_auc
+            mann_whitney = n_pos * n_neg - np.einsum("bi,bi->b", pos, fp) + 0.5 * np.einsum("bi,bi->b", pos, neg)
+            auc = mann_whitney / (n_pos * n_neg)
+            # Youden threshold (observed distances only; ties -> smallest), as stats.in_sample_verification
+            j = tp / n_pos[:, None]
+            j -= fp / n_neg[:, None]
+            j[(pos + neg) <= 0] = -np.inf
+            best = np.argmax(j, axis=1)
+            accuracy = (tp[rows, best] + n_neg - fp[rows, best]) / (n_pos + n_neg)
+            threshold = self.thresholds[best]
+            # EER, as stats.eer
+            far = np.concatenate([np.zeros((len(tp), 1)), fp / n_neg[:, None]], axis=1)
+            frr = np.concatenate([np.ones((len(tp), 1)), (n_pos[:, None] - tp) / n_pos[:, None]], axis=1)
+            gap = far - frr
+            i = np.maximum(np.argmax(gap >= 0, axis=1), 1)
+            g1, g0 = gap[rows, i], gap[rows, i - 1]
+            f1, f0 = far[rows, i], far[rows, i - 1]
+            eer = np.where(g1 == 0, f1, f0 + (-g0 / (g1 - g0)) * (f1 - f0))
+            out = {"accuracy": accuracy, "auc": auc, "optimal_threshold": threshold, "eer": eer}
+            # TAR@FAR, as stats.tar_at_far
+            for target in fars:
+                ok = fp <= target * n_neg[:, None] + 1e-9
+                last = ok.shape[1] - 1 - np.argmax(ok[:, ::-1], axis=1)
+                tar = np.where(ok.any(axis=1), tp[rows, last] / n_pos, 0.0)
+                out[far_metric(target)] = np.where(n_neg * target < 1 - 1e-9, np.nan, tar)
+        return {name: np.where(degenerate, np.nan, value) for name, value in out.items()}
