@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from .cache import EmbeddingStore
+from .compare import comparisons_frame
 from .config import load_grid
 from .engine import Engine, EngineOptions
 from .errors import FacebenchError, WeightsUnavailable
@@ -22,10 +23,11 @@ from .tasks.base import BaseTask
 
 @dataclass
 class RunTables:
-    """The long `results` table, the wide `summary`, and per-cell results (with distances)."""
+    """The long `results` table, the wide `summary`, paired model `comparisons`, and per-cell results."""
 
     results: pd.DataFrame
     summary: pd.DataFrame
+    comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
     cells: list[CellResult] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
 
@@ -73,8 +75,12 @@ def run(models: list[BaseModel] | str | Path, tasks: list[BaseTask] | None = Non
         engine.store.close()
     records = [r for cell in cells for r in cell.records]
     order = ([m.name for m in models], [t.name for t in tasks or []])
+    payloads = [c.to_payload() for c in cells]
+    comparisons = comparisons_frame(payloads)
     if out is not None:
-        results = write_tables(Path(out), records, [c.to_payload() for c in cells], *order)
+        results = write_tables(Path(out), records, payloads, *order)
+        comparisons.to_csv(Path(out) / "comparisons.csv", index=False)
     else:
         results = results_frame(records, *order)
-    return RunTables(results=results, summary=summary_frame(results), cells=cells, errors=errors)
+    return RunTables(results=results, summary=summary_frame(results), comparisons=comparisons, cells=cells,
+                     errors=errors)

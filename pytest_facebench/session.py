@@ -195,6 +195,11 @@ class FacebenchSession:
         records = [r for cell in self.cells for r in cell["records"]] + self.custom
         model_order, task_order, grid_info = self._grid_order()
         self.results = write_tables(self.out_dir, records, self.cells, model_order, task_order)
+        from .compare import comparisons_frame
+
+        rank = {m: i for i, m in enumerate(model_order or [])}
+        comparisons_frame(sorted(self.cells, key=lambda c: rank.get(c["model"], len(rank)))).to_csv(
+            self.out_dir / "comparisons.csv", index=False)
         info = self.run_info(grid_info)
         write_json(self.out_dir / "run.json", info)
         save = self.config.getoption("facebench_save_baseline")

@@ -50,7 +50,7 @@ class AccuracyTask(BaseTask):
     """Verification metrics with the in-sample, k-fold and all-pairs protocols (see the module doc)."""
 
     type = "accuracy"
-    headline = "accuracy"
+    headline = "accuracy_kfold"
     metrics = ("accuracy", "auc", "optimal_threshold", "accuracy_kfold", "accuracy_kfold_std", "eer",
                *(far_metric(f) for f in DEFAULT_FARS))
     roles = {"label": "label"}
