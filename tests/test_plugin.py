@@ -199,10 +199,10 @@ def test_outputs_results_summary_distances_run_json_and_terminal_table(bench) ->
     # the terminal summary: a models × tasks table of headline metrics (either orientation), and where
     # the files are
     lines = result.stdout.str().split("= facebench =", 1)[1].splitlines()
-    for label in ("verif (Accuracy)", "sim (Correlation Score)", "cond (Mean Value", "inv (Relative Difference)",
+    for label in ("verif (Accuracy (k-fold))", "sim (Correlation Score)", "cond (Mean Value", "inv (Relative Difference)",
                   "pixels", "tiny"):
         assert any(label in line for line in lines), label
-    headline = results[(results["readout"]) & results["metric"].isin(["accuracy", "correlation"])]
+    headline = results[(results["readout"]) & results["metric"].isin(["accuracy_kfold", "correlation"])]
     value = {(m, t): f"{v:.3f}" for m, t, v in zip(headline["model"], headline["task"], headline["value"])}
 
     def cells(line: str) -> list[str]:  # a table row without its [ci_low, ci_high] intervals
