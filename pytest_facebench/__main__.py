@@ -1,0 +1,226 @@
+"""`python -m pytest_facebench <command>` (also installed as `facebench`).
+
+Commands register themselves in `SUBCOMMANDS` with the `subcommand` decorator: a function that adds
+its arguments to its parser, and one that runs it and returns the exit status. Adding a command is
+one decorated function:
+
+    def _compare_arguments(parser):
+        parser.add_argument("baseline", type=Path)
+
+    @subcommand("compare", "compare two results dirs", _compare_arguments)
+    def compare_command(args) -> int:
+        ...
+
+`report RESULTS_DIR [RESULTS_DIR ...] [--out DIR]` rebuilds plots/ and report.html from results.csv,
+distances/ and run.json without running any model; several dirs are merged first (later dirs win
+where they hold the same model/layer/task/metric/condition).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+PROG = "python -m pytest_facebench"
+KEYS = ["model", "layer", "task", "metric", "condition"]
+
+
+@dataclass
+class Subcommand:
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {}
+
+
+def subcommand(name: str, help: str, configure: Callable[[argparse.ArgumentParser], None]
+               ) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
+    """Register `run(args) -> exit status` as `python -m pytest_facebench <name>`."""
+    def register(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        SUBCOMMANDS[name] = Subcommand(name, help, configure, run)
+        return run
+    return register
+
+
+class CommandError(Exception):
+    """A user-facing problem: printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="pytest-facebench: work with results directories.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    for command in SUBCOMMANDS.values():
+        sub = commands.add_parser(command.name, help=command.help, description=command.help)
+        command.configure(sub)
+        sub.set_defaults(_run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except CommandError as exc:
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+# --- report -----------------------------------------------------------------------------------------
+def _report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dirs", nargs="+", type=Path, metavar="RESULTS_DIR",
+                        help="results dir(s) written by a run (results.csv, distances/, run.json)")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="where to write (default: the results dir itself; required with several dirs)")
+    parser.add_argument("--dpi", type=int, default=None, help="figure resolution (default 100)")
+    parser.add_argument("--no-plots", action="store_true", help="write report.html without (re)drawing the figures")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="processes drawing figures (default: one per CPU, up to 4, for large grids)")
+
+
+@subcommand("report", "rebuild plots/ and report.html from saved results (merging several dirs)", _report_arguments)
+def report_command(args: argparse.Namespace) -> int:
+    from .report.html import write_html
+    from .report.plots import DPI, write_plots
+
+    for directory in args.dirs:
+        if not (directory / "results.csv").is_file() and not (directory / "run.json").is_file():
+            raise CommandError(f"{directory}: not a results dir (no results.csv or run.json)")
+    if len(args.dirs) > 1 and args.out is None:
+        raise CommandError("several results dirs are merged into a new one: pass --out DIR")
+    out = args.out or args.dirs[0]
+    if len(args.dirs) > 1 or out.resolve() != args.dirs[0].resolve():
+        merge_dirs(args.dirs, out)
+    headlines = _saved_headlines(args.dirs)
+    plots = [] if args.no_plots else write_plots(out, dpi=args.dpi or DPI, headlines=headlines, workers=args.workers)
+    report = write_html(out, headlines=headlines)
+    print(f"plots:  {len(plots)} figures in {out / 'plots'}")
+    print(f"report: {report}")
+    return 0
+
+
+def _saved_headlines(dirs: Sequence[Path]) -> dict[str, str] | None:
+    """The headline metrics the reports of these dirs used (plots/manifest.json), if every type is covered."""
+    from .report.plots import read_manifest, read_results, registry_headlines, task_types
+
+    saved: dict[str, str] = {}
+    for directory in dirs:
+        saved.update(read_manifest(directory).get("headlines") or {})
+    types: set[str] = set()
+    for directory in dirs:
+        types |= set(task_types(read_results(directory)).values())
+    return registry_headlines(saved or None, types)
+
+
+def _copy_dir(source: Path, out: Path) -> Any:
+    from .report.plots import read_results
+
+    for name in ("results.csv", "summary.csv", "run.json", "references.json"):
+        if (source / name).is_file():
+            shutil.copyfile(source / name, out / name)
+    if (source / "distances").is_dir():
+        shutil.copytree(source / "distances", out / "distances", dirs_exist_ok=True)
+    if (source / "plots" / "manifest.json").is_file():  # the headline metrics its report used
+        (out / "plots").mkdir(parents=True, exist_ok=True)
+        headlines = json.loads((source / "plots" / "manifest.json").read_text(encoding="utf-8")).get("headlines")
+        (out / "plots" / "manifest.json").write_text(json.dumps({"headlines": headlines or {}}, indent=2) + "\n",
+                                                     encoding="utf-8")
+    return read_results(out)
+
+
+def merge_dirs(dirs: Sequence[Path], out: Path) -> Any:
+    """Merge results dirs into `out`: results.csv (later dirs win on the same model, layer, task,
+    metric and condition), summary.csv, distances/ (later files win), run.json (tests merged, the
+    provenance of each source under `merged_from`) and references.json. Returns the results frame."""
+    import pandas as pd
+
+    from .report.html import load_references, read_run, save_references
+    from .report.plots import TEXT_COLUMNS
+    from .report.tables import write_json
+    from .results import results_frame, summary_frame
+
+    out.mkdir(parents=True, exist_ok=True)
+    if len(dirs) == 1:  # a copy: the files as they are
+        return _copy_dir(dirs[0], out)
+    frames = []
+    for directory in dirs:
+        path = directory / "results.csv"
+        if path.is_file() and path.stat().st_size:
+            frames.append(pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}))
+    merged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if len(merged):
+        key = merged[KEYS].astype(object).where(merged[KEYS].notna(), "").astype(str)
+        merged = merged[~key.duplicated(keep="last")]
+        models = list(dict.fromkeys(merged["model"].dropna()))
+        tasks = list(dict.fromkeys(merged["task"].dropna()))
+        records = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+                   for r in merged.to_dict("records")]
+        merged = results_frame(records, models, tasks)
+    else:
+        merged = results_frame([])
+    merged.to_csv(out / "results.csv", index=False)
+    summary_frame(merged).to_csv(out / "summary.csv", index=False)
+
+    for directory in dirs:
+        source = directory / "distances"
+        if not source.is_dir():
+            continue
+        for file in sorted(source.rglob("*.csv")):
+            target = out / "distances" / file.relative_to(source)
+            if target.exists() and target.resolve() == file.resolve():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file, target)
+
+    runs = [(directory, read_run(directory)) for directory in dirs]
+    run: dict[str, Any] = {}
+    for _, data in runs:
+        run.update({k: v for k, v in data.items() if k not in ("tests", "merged_from")})
+    run["tests"] = {}
+    for _, data in runs:
+        run["tests"].update(data.get("tests") or {})
+    run["merged_from"] = [{"dir": str(directory), "started": data.get("started"), "duration_s": data.get("duration_s"),
+                           "git_commit": data.get("git_commit"), "grid": data.get("grid"), "engine": data.get("engine")}
+                          for directory, data in runs]
+    run["duration_s"] = sum(float(d.get("duration_s") or 0) for _, d in runs)
+    write_json(out / "run.json", run)
+
+    references: list[dict[str, Any]] = []
+    for directory in dirs:
+        for ref in load_references(directory):
+            if ref not in references:
+                references.append(ref)
+    if references:
+        save_references(out, references)
+
+    manifest = {}
+    for directory in dirs:  # keep the headline metrics the source reports used
+        path = directory / "plots" / "manifest.json"
+        try:
+            manifest.update(json.loads(path.read_text(encoding="utf-8")).get("headlines") or {})
+        except (OSError, ValueError, AttributeError):
+            continue
+    if manifest:
+        (out / "plots").mkdir(parents=True, exist_ok=True)
+        target = out / "plots" / "manifest.json"
+        existing: dict[str, Any] = {}
+        try:
+            existing = json.loads(target.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pass
+        existing["headlines"] = {**(existing.get("headlines") or {}), **manifest}
+        target.write_text(json.dumps(existing, indent=2) + "\n", encoding="utf-8")
+    return merged
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
