@@ -479,7 +479,11 @@ def check_pytest_html(report: Path, expect_cells: set[str]) -> None:
         headline = re.search(r'class="col-fbheadline">([^<]*)<', cells[4]).group(1)
         seen.add(f"{model}-{task}")
         if task in ("verif", "sim") and "passed" in cells[0].lower():
-            assert re.match(r"(Accuracy|Correlation Score) -?\d", headline), headline
+            from pytest_facebench.metrics import display_name
+            from pytest_facebench.tasks import TASK_TYPES
+
+            name = display_name(TASK_TYPES["accuracy" if task == "verif" else "correlation"].headline)
+            assert re.match(re.escape(name) + r" -?\d", headline), headline
         if "passed" in cells[0].lower():
             kinds = [e["format_type"] for e in row["extras"]]
             assert kinds.count("html") == 1 and kinds.count("image") == 1, kinds
