@@ -222,5 +222,38 @@ def merge_dirs(dirs: Sequence[Path], out: Path) -> Any:
     return merged
 
 
+# --- compare ----------------------------------------------------------------------------------------
+def _compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("old", type=Path, help="results dir or baseline JSON of the reference run")
+    parser.add_argument("new", type=Path, help="results dir or baseline JSON of the run to check")
+    parser.add_argument("--max-drop", type=float, default=0.01, metavar="X",
+                        help="a directed metric that got worse by more than X is a regression (default 0.01)")
+    parser.add_argument("--all", action="store_true", help="list unchanged cells too")
+
+
+@subcommand("compare", "table of changes between two runs; exit 1 on regressions (for CI outside pytest)",
+            _compare_arguments)
+def compare_command(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .errors import FacebenchError
+    from .gates import compare_runs, load_run
+
+    try:
+        changes = compare_runs(load_run(args.old), load_run(args.new), max_drop=args.max_drop)
+    except FacebenchError as exc:
+        raise CommandError(str(exc)) from None
+    shown = changes if args.all else changes[changes["status"] != "same"]
+    if len(shown):
+        with pd.option_context("display.max_rows", None, "display.width", 200):
+            print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    counts = changes["status"].value_counts()
+    regressions = int(counts.get("regression", 0))
+    print(f"{regressions} regressions, {int(counts.get('improvement', 0))} improvements, "
+          f"{int(counts.get('new', 0))} new, {int(counts.get('removed', 0))} removed, "
+          f"{int(counts.get('same', 0))} unchanged (max drop {args.max_drop})")
+    return 1 if regressions else 0
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

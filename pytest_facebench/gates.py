@@ -238,6 +238,9 @@ def load_run(path: Path) -> dict[str, dict[str, Any]]:
     """Cells of a result dir (its results.csv) or of a baseline JSON file, keyed by `cell_key`."""
     import pandas as pd
 
+    if not path.exists():
+        raise FacebenchError(f"{path} does not exist; expected a --facebench-out directory (with results.csv) or "
+                             f"a baseline JSON file")
     if path.is_dir():
         csv = path / "results.csv"
         if not csv.is_file():

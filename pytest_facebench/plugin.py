@@ -40,6 +40,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="embedding cache directory (default: .facebench_cache under the rootdir)")
     group.addoption("--facebench-no-cache", action="store_true", default=False, help="do not use the embedding cache")
     group.addoption("--facebench-no-progress", action="store_true", default=False, help="no progress bars")
+    group.addoption("--facebench-no-report", action="store_true", default=False,
+                    help="write the CSV tables and run.json only (no plots/ and report.html)")
     group.addoption("--facebench-decode", default="pil", choices=["pil", "torchvision"],
                     help="JPEG decoding: pil (in loader workers, default) or torchvision (decode_jpeg on the "
                          "device: nvJPEG on CUDA, for CPU-bound loading)")
@@ -61,6 +63,9 @@ def pytest_configure(config: pytest.Config) -> None:
     session = FacebenchSession(config)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "facebench-session")  # its pytest_runtest_logreport collects
+    from .report.pytest_html import register as register_pytest_html
+
+    register_pytest_html(config)  # only when pytest-html is installed and --html is given
 
 
 def _session(config: pytest.Config) -> FacebenchSession:

@@ -41,6 +41,8 @@ class FacebenchSession:
         self.tests: dict[str, dict[str, Any]] = {}
         self.started = time.time()
         self.results = None
+        self.report_path: Path | None = None
+        self.report_error: str | None = None
         self.gate_settings = GateSettings(baseline=self._load_baseline(),
                                           max_drop=config.getoption("facebench_max_drop"),
                                           gate_ci=config.getoption("facebench_gate_ci"))
@@ -212,6 +214,17 @@ class FacebenchSession:
             "outcomes": _count(t["outcome"] for t in self.tests.values()), "gates": gates,
             "headline": {f"{r['task']}|{r['model']}|{r['layer']}|{r['metric']}": r["value"]
                          for r in headline_frame(self.results).to_dict("records")}})
+        if self.config.getoption("facebench_no_report"):
+            return
+        try:  # figures and report.html; a plotting problem must never lose the CSVs written above
+            from .report.html import references_from_grid, write_html
+            from .report.plots import write_plots
+
+            references = references_from_grid(self._grid)
+            write_plots(self.out_dir, self.results, references)
+            self.report_path = write_html(self.out_dir, references, results=self.results)
+        except Exception as exc:  # noqa: BLE001
+            self.report_error = f"{type(exc).__name__}: {exc}"
 
     def _grid_order(self) -> tuple[list[str] | None, list[str] | None, dict[str, Any]]:
         try:
@@ -273,6 +286,10 @@ class FacebenchSession:
                                     f"{record['metric']} {record['value']:.3f} ({record['gate_bound']})")
         reporter.write_line(f"results: {self.out_dir / 'results.csv'}")
         reporter.write_line(f"summary: {self.out_dir / 'summary.csv'}   provenance: {self.out_dir / 'run.json'}")
+        if self.report_path is not None:
+            reporter.write_line(f"report:  {self.report_path}")
+        elif self.report_error:
+            reporter.write_line(f"report.html not written: {self.report_error}")
 
 
 def _count(values: Any) -> dict[str, int]:

@@ -164,4 +164,8 @@ def test_compare_cli_exit_codes(bench):
     assert subprocess.run(cmd + ["--max-drop", "0.5"], capture_output=True, text=True).returncode == 0
     missing = subprocess.run([sys.executable, "-m", "pytest_facebench", "compare", str(old), str(bench.path / "x")],
                              capture_output=True, text=True)
-    assert missing.returncode == 2 and "no results.csv" in missing.stderr
+    assert missing.returncode == 2 and "x does not exist; expected a --facebench-out directory" in missing.stderr
+    (bench.path / "empty").mkdir()
+    empty = subprocess.run([sys.executable, "-m", "pytest_facebench", "compare", str(old), str(bench.path / "empty")],
+                           capture_output=True, text=True)
+    assert empty.returncode == 2 and "has no results.csv" in empty.stderr
