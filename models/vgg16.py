@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models import VGG16_Weights, vgg16
 
 from pytest_facebench.hub import torchvision_state_dict
 from pytest_facebench.model import BaseModel
 from pytest_facebench.preprocessing import Preprocessing
+
+
+IMAGENET_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"  # VGG16_Weights.IMAGENET1K_V1.url
 
 
 class Vgg16(BaseModel):
@@ -31,22 +33,24 @@ class Vgg16(BaseModel):
         if self.weights == "untrained":
             identity["seed"] = self.seed
         elif self.weights == "imagenet":
-            identity["weights"] = str(VGG16_Weights.IMAGENET1K_V1)
+            identity["weights"] = "VGG16_Weights.IMAGENET1K_V1"
         return identity
 
     def check_weights(self) -> None:
         if self.weights == "imagenet":
-            from pytest_facebench.hub import torchvision_cache_path, host_reachable
             from pytest_facebench.errors import WeightsUnavailable
+            from pytest_facebench.hub import host_reachable, torch_hub_checkpoint
 
-            weights = VGG16_Weights.IMAGENET1K_V1
-            if not torchvision_cache_path(weights).is_file() and not host_reachable("download.pytorch.org"):
-                raise WeightsUnavailable(f"model '{self.name}': torchvision weights {weights} are not in the torch "
-                                         f"hub cache ({torchvision_cache_path(weights)}) and download.pytorch.org "
-                                         f"cannot be reached")
+            cached = torch_hub_checkpoint(IMAGENET_URL)
+            if not cached.is_file() and not host_reachable("download.pytorch.org"):
+                raise WeightsUnavailable(f"model '{self.name}': torchvision weights VGG16_Weights.IMAGENET1K_V1 are "
+                                         f"not in the torch hub cache ({cached}) and download.pytorch.org cannot be "
+                                         f"reached")
         super().check_weights()
 
     def _build_model(self) -> nn.Module:
+        from torchvision.models import VGG16_Weights, vgg16  # here, so a fully cached run never imports it
+
         if self.weights == "untrained":
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed)

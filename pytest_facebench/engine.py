@@ -184,16 +184,12 @@ class Engine:
 
     def layer_keys(self, model: BaseModel) -> dict[str, str]:
         """The cache key of each layer: everything that changes the numbers."""
-        import torchvision
-
         base = {"model": model.identity(), "preprocessing": model.preprocessing.as_dict(),
                 "precision": self.options.precision, "device_type": self.device.type,
                 "decode": self._decoder(model),
-                "torch": torch.__version__.split("+")[0], "torchvision": torchvision.__version__.split("+")[0]}
+                "torch": torch.__version__.split("+")[0], "torchvision": _version("torchvision")}
         if "transformers" in type(model).__module__ or getattr(model, "uses_transformers", False):
-            import transformers
-
-            base["transformers"] = transformers.__version__
+            base["transformers"] = _version("transformers")
         return {layer: layer_key({**base, "layer": layer, "pooling": model.pooling[layer]}) for layer in model.layers}
 
     # --- the job ----------------------------------------------------------------------------------
@@ -358,6 +354,15 @@ class Engine:
         with torch.inference_mode(), autocast:
             outputs = model.extract(batch)
         return {layer: value.float().cpu().numpy() for layer, value in outputs.items()}
+
+
+def _version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution).split("+")[0]
+    except PackageNotFoundError:
+        return "absent"
 
 
 def iter_chunks(n: int, size: int) -> Iterator[slice]:

@@ -132,8 +132,13 @@ def hf_preprocessing(source: str, revision: str | None, fallback: Preprocessing)
 
 
 # --- torchvision --------------------------------------------------------------------------------
+def torch_hub_checkpoint(url: str) -> Path:
+    """Where torch.hub keeps the file downloaded from `url`."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+
+
 def torchvision_cache_path(weights: Any) -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
+    return torch_hub_checkpoint(weights.url)
 
 
 def torchvision_state_dict(weights: Any, model_name: str) -> dict[str, torch.Tensor]:

@@ -10,17 +10,10 @@ from typing import Any
 
 import torch
 from PIL import Image
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import v2 as T
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-INTERPOLATIONS = {
-    "nearest": InterpolationMode.NEAREST,
-    "bilinear": InterpolationMode.BILINEAR,
-    "bicubic": InterpolationMode.BICUBIC,
-    "lanczos": InterpolationMode.LANCZOS,
-}
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")  # torchvision InterpolationMode values
 CROPS = ("center", "none")
 
 
@@ -45,9 +38,12 @@ class Preprocessing:
         object.__setattr__(self, "std", tuple(float(s) for s in self.std))
 
     @cached_property
-    def transform(self) -> T.Compose:
+    def transform(self) -> Any:
         """The torchvision transform: PIL RGB image → float tensor (3, input_size, input_size)."""
-        mode = INTERPOLATIONS[self.interpolation]
+        from torchvision.transforms import InterpolationMode  # imported on first use: a warm cache needs none
+        from torchvision.transforms import v2 as T
+
+        mode = InterpolationMode(self.interpolation)
         if self.crop == "center":
             resize = T.Resize(self.resize_size or self.input_size, interpolation=mode, antialias=True)
             geometry = [resize, T.CenterCrop(self.input_size)]

@@ -221,7 +221,10 @@ class FacebenchSession:
             from .report.plots import write_plots
 
             references = references_from_grid(self._grid)
-            write_plots(self.out_dir, self.results, references)
+            stamp, inputs = self.out_dir / "plots" / ".inputs", _inputs_digest(self.out_dir, references)
+            if not (stamp.is_file() and stamp.read_text() == inputs):  # unchanged results: keep the figures
+                write_plots(self.out_dir, self.results, references)
+                stamp.write_text(inputs)
             self.report_path = write_html(self.out_dir, references, results=self.results)
         except Exception as exc:  # noqa: BLE001
             self.report_error = f"{type(exc).__name__}: {exc}"
@@ -290,6 +293,22 @@ class FacebenchSession:
             reporter.write_line(f"report:  {self.report_path}")
         elif self.report_error:
             reporter.write_line(f"report.html not written: {self.report_error}")
+
+
+def _inputs_digest(out_dir: Path, references: Any) -> str:
+    """A hash of everything the figures are drawn from (tables, distances, references, plotting code)."""
+    import hashlib
+    import json
+
+    from .report import plots
+
+    digest = hashlib.blake2b(digest_size=16)
+    files = [out_dir / "results.csv", Path(plots.__file__), *sorted((out_dir / "distances").rglob("*.csv"))]
+    for path in files:
+        if path.is_file():
+            digest.update(path.name.encode() + path.read_bytes())
+    digest.update(json.dumps(references, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
 
 
 def _count(values: Any) -> dict[str, int]:

@@ -25,3 +25,19 @@ def test_static_names_match_the_library():
 
     assert set(plugin.BUILTIN_TASK_TYPES) == set(TASK_TYPES)
     assert set(plugin.PRECISION_CHOICES) == set(PRECISIONS)
+
+
+def test_vgg16_imagenet_url_matches_torchvision():
+    from torchvision.models import VGG16_Weights
+
+    from models.vgg16 import IMAGENET_URL
+
+    assert IMAGENET_URL == VGG16_Weights.IMAGENET1K_V1.url
+
+
+def test_a_warm_start_does_not_import_torchvision(tmp_path):
+    code = ("import sys; from pytest_facebench.preprocessing import Preprocessing; import models.vgg16, models.pixels; "
+            "models.vgg16.Vgg16(weights='untrained').identity(); print('torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1])).stdout
+    assert out.strip() == "False"
