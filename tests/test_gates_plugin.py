@@ -169,3 +169,12 @@ def test_compare_cli_exit_codes(bench):
     empty = subprocess.run([sys.executable, "-m", "pytest_facebench", "compare", str(old), str(bench.path / "empty")],
                            capture_output=True, text=True)
     assert empty.returncode == 2 and "has no results.csv" in empty.stderr
+
+
+def test_report_html_lists_gates_and_comparisons(bench):
+    grid_with(bench, '{ metric = "auc", min = 0.999 }', models=("pixels", "tiny"))
+    bench.run("-p", "no:xdist")
+    html = (bench.out / "report.html").read_text()
+    assert '<section id="gates">' in html and "0 passed, 2 failed" in html
+    assert '<section id="comparisons">' in html
+    assert "between pixels and tiny on auc" in html or "beats" in html

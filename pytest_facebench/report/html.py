@@ -407,6 +407,34 @@ def _problems(tests: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["outcome", "model", "task", "test", "reason"])
 
 
+def _gates(results: pd.DataFrame) -> pd.DataFrame:
+    """Gated rows (pass, fail, new), failures first."""
+    if "gate" not in results:
+        return pd.DataFrame()
+    rows = results[results["gate"].isin(["pass", "fail", "new"])]
+    if rows.empty:
+        return pd.DataFrame()
+    table = pd.DataFrame({"gate": rows["gate"], "task": rows["task"], "model": rows["model"], "layer": rows["layer"],
+                          "metric": rows["metric"], "value": [fmt(v) for v in rows["value"]],
+                          "95% CI": [_ci(a, b) for a, b in zip(rows["ci_low"], rows["ci_high"])],
+                          "bound": rows.get("gate_bound", pd.Series("", index=rows.index)).fillna("")})
+    return table.sort_values("gate", key=lambda g: g.map({"fail": 0, "new": 1, "pass": 2}), kind="stable")
+
+
+def _comparisons(out_dir: Path) -> pd.DataFrame:
+    """comparisons.csv as verdict sentences ("A beats B on auc (Δ=…, 95% CI …, DeLong p=…)")."""
+    path = Path(out_dir) / "comparisons.csv"
+    if not path.is_file():
+        return pd.DataFrame()
+    frame = pd.read_csv(path)
+    if frame.empty:
+        return pd.DataFrame()
+    from ..compare import verdict
+
+    return pd.DataFrame({"task": frame["task"], "metric": frame["metric"],
+                         "verdict": [verdict(row) for row in frame.to_dict("records")]})
+
+
 def read_run(out_dir: Path) -> dict[str, Any]:
     try:
         data = json.loads((Path(out_dir) / "run.json").read_text(encoding="utf-8"))
@@ -453,6 +481,21 @@ def render_html(out_dir: Path, results: pd.DataFrame, run: dict[str, Any], manif
         parts.append('<section id="references"><h2>Reference values</h2><p class="muted">Reproduced here vs '
                      "published (delta = reproduced − published).</p>" + _render_table(shown, "references", colors)
                      + "</section>")
+
+    gates = _gates(results)
+    if len(gates):
+        nav.append('<a href="#gates">Gates</a>')
+        failed = int((gates["gate"] == "fail").sum())
+        parts.append(f'<section id="gates"><h2>Gates</h2><p class="muted">{len(gates) - failed} passed, {failed} '
+                     "failed (thresholds from the grid or expect=, and the baseline when one was given).</p>"
+                     + _render_table(gates, "gates-table", colors) + "</section>")
+    comparisons = _comparisons(out_dir)
+    if len(comparisons):
+        nav.append('<a href="#comparisons">Comparisons</a>')
+        parts.append('<section id="comparisons"><h2>Model comparisons</h2><p class="muted">Paired tests at the '
+                     "readout layers (DeLong for AUC, paired bootstrap otherwise; p-values Holm-adjusted per task "
+                     "and metric). A model beats another only when the CI of the difference excludes 0.</p>"
+                     + _render_table(comparisons, "comparisons-table", colors) + "</section>")
 
     for task in tasks:
         anchor = f"task-{safe_name(task)}"
