@@ -9,7 +9,6 @@ from __future__ import annotations
 import difflib
 import json
 import math
-import operator
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 import warnings
 from collections.abc import Mapping
 from functools import cache
@@ -329,7 +328,3 @@ def _replace_module(net: nn.Module, dotted: str, new: nn.Module) -> None:
     parent_name, _, child = dotted.rpartition(".")
     parent = net.get_submodule(parent_name) if parent_name else net
     setattr(parent, child, new)
-
-
-def describe_identity(identity: Mapping[str, Any]) -> str:
-    return json.dumps(dict(identity), sort_keys=True, separators=(",", ":"), default=str)

@@ -14,7 +14,6 @@ NAN = float("nan")
 RESULT_COLUMNS = ["model", "layer", "layer_index", "task", "task_type", "metric", "condition", "value", "ci_low",
                   "ci_high", "n", "protocol", "ci_method", "distance", "pooling", "preprocessing", "precision", "device",
                   "weights", "gate", "gate_bound", "note", "readout", "nodeid"]
-CELL_KEYS = ("model", "layer", "task", "metric", "condition")
 
 
 @dataclass
