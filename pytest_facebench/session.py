@@ -109,7 +109,7 @@ class FacebenchSession:
             if options.progress:
                 from tqdm.auto import tqdm
 
-                bar = partial(tqdm, file=sys.stderr, leave=False, dynamic_ncols=True, unit="img")
+                bar = partial(tqdm, leave=False, dynamic_ncols=True, unit="img")  # stderr at use time: capture is off then
             self._engine = Engine(options, EmbeddingStore(self.cache_dir()), self.worker_index, progress=bar)
         return self._engine
 
