@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .errors import DataError
 from .distances import distance_name
 from .engine import Engine
 from .model import BaseModel
@@ -52,7 +53,10 @@ def evaluate_cell(engine: Engine, model: BaseModel, task: BaseTask, nodeid: str 
     """Embed (once per distinct image), compute every layer's per-row values (pair distances, or what
     the task's `layer_values` gives) on the device, score."""
     task.load()
-    embeddings = engine.embed(model, task.images)
+    try:
+        embeddings = engine.embed(model, task.images)
+    except DataError as exc:  # name the task too: the same image set may serve several
+        raise DataError(f"task '{task.name}' ({task.pairs_path}): {exc}") from None
     distances = task.pair_rows().reset_index(drop=True)
     records: list[dict[str, Any]] = []
     identity = model.identity()

@@ -42,12 +42,16 @@ def read_pairs(path: Path) -> pd.DataFrame:
     return table
 
 
+def found_columns(table: pd.DataFrame) -> str:
+    """The file's own column names, for error messages ('a, b, c')."""
+    return ", ".join(str(c) for c in table.columns if c != LINE)
+
+
 def require_columns(table: pd.DataFrame, columns: dict[str, str], path: Path) -> None:
     """Each role's column must exist; the message names what was found."""
     missing = [f"'{col}' ({role})" if role != col else f"'{col}'" for role, col in columns.items() if col not in table]
     if missing:
-        found = [c for c in table.columns if c != LINE]
-        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; found columns: {', '.join(found)}. "
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; found columns: {found_columns(table)}. "
                         f"Name them in the grid with columns = {{ img1 = '...', img2 = '...' }}")
     for role, col in columns.items():
         blank = table[col].astype(str).str.strip() == ""

@@ -153,7 +153,8 @@ def test_corrupt_and_zero_byte_images_fail_their_task_only(bench) -> None:
     for model in ("pixels", "tiny"):
         bad = re.escape(str(bench.data / "corrupt_images" / "bad.png"))
         assert_one_line(result, f"test_x[{model}-corrupt]",
-                        rf"^DataError: model '{model}': 1 image\(s\) could not be read: cannot decode image {bad}: ")
+                        rf"^DataError: task 'corrupt' \(\S*corrupt.csv\): model '{model}': 1 image\(s\) could not be "
+                        rf"read: cannot decode image {bad}: ")
         assert_one_line(result, f"test_x[{model}-empty]",
                         rf"^DataError: {re.escape(str(bench.data / 'empty.csv'))}: 1 image file\(s\) are empty "
                         rf"\(0 bytes\): {re.escape(str(bench.data / 'empty_images' / 'bad.png'))}$")

@@ -35,7 +35,7 @@ import pandas as pd
 from .. import stats
 from ..distances import Distance
 from ..errors import ConfigError, DataError, list_some
-from ..pairs import LINE, parse_numbers
+from ..pairs import LINE, found_columns, parse_numbers
 from ..results import Metric
 from .base import BaseTask
 
@@ -88,16 +88,14 @@ class CorrelationTask(BaseTask):
         column = self.columns.get("participant", "participant")
         if column not in table:
             if explicit:
-                found = [c for c in table.columns if c != LINE]
                 raise DataError(f"{self.pairs_path}: missing column '{column}' (participant); found columns: "
-                                f"{', '.join(found)}")
+                                f"{found_columns(table)}")
             return table
         rating = self.columns.get("rating", "rating")
         if rating not in table:
-            found = [c for c in table.columns if c != LINE]
             raise DataError(f"{self.pairs_path}: a long table with a participant column '{column}' needs a rating "
                             f"column '{rating}' (name it with columns = {{ rating = '...' }}); found columns: "
-                            f"{', '.join(found)}")
+                            f"{found_columns(table)}")
         img1, img2 = self.columns["img1"], self.columns["img2"]
         for role in ("img1", "img2"):
             if self.columns[role] not in table:
@@ -143,9 +141,8 @@ class CorrelationTask(BaseTask):
             self.human = np.nanmean(self.ratings, axis=1)
             self.human_source = f"mean of {len(self.participants)} participants"
         else:
-            found = [c for c in table.columns if c != LINE]
             name = self.columns.get("distance", "distance")
-            raise DataError(f"{self.pairs_path}: missing column(s) '{name}'; found columns: {', '.join(found)}. "
+            raise DataError(f"{self.pairs_path}: missing column(s) '{name}'; found columns: {found_columns(table)}. "
                             f"Name the human distance column with columns = {{ distance = '...' }}, or list "
                             f"per-participant rating columns with participants = [...]")
         if self.ratings is not None:

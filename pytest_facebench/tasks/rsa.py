@@ -28,7 +28,7 @@ import pandas as pd
 from .. import stats
 from ..distances import Distance, distance_name
 from ..errors import ConfigError, DataError, list_some
-from ..pairs import LINE, parse_numbers
+from ..pairs import LINE, found_columns, parse_numbers
 from ..results import Metric
 from .base import BaseTask
 
@@ -66,7 +66,6 @@ class RsaTask(BaseTask):
 
     # --- loading ------------------------------------------------------------------------------
     def _prepare(self, table: pd.DataFrame) -> pd.DataFrame:
-        found = [c for c in table.columns if c != LINE]
         image = self.columns.get("image", "image")
         img1, img2 = self.columns["img1"], self.columns["img2"]
         if image in table:
@@ -84,7 +83,7 @@ class RsaTask(BaseTask):
             self.stimuli = list(dict.fromkeys(first))
         else:
             raise DataError(f"{self.pairs_path}: an rsa task needs a column '{image}' (the stimulus list) or columns "
-                            f"'{img1}' and '{img2}' (a pairs table); found columns: {', '.join(found)}")
+                            f"'{img1}' and '{img2}' (a pairs table); found columns: {found_columns(table)}")
         n = len(self.stimuli)
         if n < 3:
             raise DataError(f"{self.pairs_path}: an RDM needs at least 3 stimuli; got {n}")
@@ -105,9 +104,8 @@ class RsaTask(BaseTask):
     def _from_pairs(self, table: pd.DataFrame, img1: str, img2: str) -> np.ndarray:
         column = self.columns.get("distance", "distance")
         if column not in table:
-            found = [c for c in table.columns if c != LINE]
             raise DataError(f"{self.pairs_path}: missing column '{column}' (the human distance of each pair); found "
-                            f"columns: {', '.join(found)}. Name it with columns = {{ distance = '...' }} or give "
+                            f"columns: {found_columns(table)}. Name it with columns = {{ distance = '...' }} or give "
                             f"human_rdm = 'square.csv'")
         values = parse_numbers(table[column], table[LINE], self.pairs_path, column)
         position = {s: i for i, s in enumerate(self.stimuli)}
