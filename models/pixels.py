@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from pytest_facebench.model import BaseModel
 from pytest_facebench.preprocessing import Preprocessing
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 class Pixels(BaseModel):
@@ -24,4 +27,6 @@ class Pixels(BaseModel):
         return {**super().identity(), "size": self.size}
 
     def _build_model(self) -> nn.Module:
+        from torch import nn
+
         return nn.Identity()

@@ -3,12 +3,14 @@ checkpoint path (e.g. a face-trained VGG16; the classifier head is resized to th
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from pytest_facebench.hub import torchvision_state_dict
 from pytest_facebench.model import BaseModel
 from pytest_facebench.preprocessing import Preprocessing
+
+if TYPE_CHECKING:  # torch loads when the network is built: a run served from the caches never needs it
+    from torch import nn
 
 
 IMAGENET_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"  # VGG16_Weights.IMAGENET1K_V1.url
@@ -49,6 +51,7 @@ class Vgg16(BaseModel):
         super().check_weights()
 
     def _build_model(self) -> nn.Module:
+        import torch
         from torchvision.models import VGG16_Weights, vgg16  # here, so a fully cached run never imports it
 
         if self.weights == "untrained":

@@ -8,23 +8,29 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
-import torch
 
 from .errors import ConfigError
 
-DistanceFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+if TYPE_CHECKING:  # torch loads when a distance is computed, not when tasks are read
+    import torch
+
+DistanceFn = Callable[[Any, Any], Any]  # (P, D) tensors → (P,) tensor
 Distance = Union[str, DistanceFn]
 CHUNK_ELEMENTS = 1 << 25  # elements of one side of a chunk: bounds memory for wide conv layers
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    import torch
+
     return 1.0 - torch.nn.functional.cosine_similarity(a, b, dim=1, eps=1e-12)
 
 
 def euclidean(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    import torch
+
     return torch.linalg.vector_norm(a - b, dim=1)
 
 
@@ -60,6 +66,8 @@ def distance_name(distance: Distance) -> str:
 def pair_distances(embeddings: np.ndarray | torch.Tensor, pairs: np.ndarray, distance: Distance = "cosine",
                    device: str | torch.device = "cpu") -> np.ndarray:
     """Distances for `pairs` (P, 2) of row indices into `embeddings` (N, D), float64, chunked on `device`."""
+    import torch
+
     fn = resolve_distance(distance)
     device = torch.device(device)
     dim = max(int(embeddings.shape[1]), 1)
@@ -80,6 +88,8 @@ def pair_distances(embeddings: np.ndarray | torch.Tensor, pairs: np.ndarray, dis
 
 def _rows(embeddings: np.ndarray | torch.Tensor, index: np.ndarray, device: torch.device,
           dtype: torch.dtype) -> torch.Tensor:
+    import torch
+
     if isinstance(embeddings, torch.Tensor):
         return embeddings[torch.as_tensor(index, device=embeddings.device)].to(device=device, dtype=dtype)
     rows = np.asarray(embeddings[np.asarray(index)])

@@ -9,7 +9,6 @@ and are read in chunks when distances are computed, so memory stays bounded.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -21,31 +20,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .cache import EmbeddingStore, layer_key
+from .cache import EmbeddingStore, layer_key, package_version
 from .errors import DataError, FacebenchError, list_some
 from .images import content_hash, load_rgb
 from .model import BaseModel
+from .options import DECODERS, EngineOptions
 
 log = logging.getLogger("facebench")
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 IN_MEMORY_BYTES = 512 * 1024**2  # a layer larger than this (all images) stays on disk
 BATCH_BYTES = 1024**3  # pooled outputs of one batch, all layers: bounds peak memory for wide layers
-
-
-@dataclass
-class EngineOptions:
-    device: str = "auto"
-    precision: str = "fp32"
-    batch_size: int = 32
-    workers: int | None = None  # None: sized to the CPU count
-    channels_last: bool = True
-    progress: bool = False
-    decode: str = "pil"  # "pil": PIL in the loader workers; "torchvision": decode_jpeg on the device (nvJPEG)
-
-    def loader_workers(self) -> int:
-        if self.workers is not None:
-            return max(0, self.workers)
-        return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
 @dataclass
@@ -92,7 +76,6 @@ def resolve_device(option: str, worker_index: int | None = None) -> torch.device
     raise FacebenchError(f"--facebench-device must be auto, cpu, cuda or cuda:N, got {option!r}")
 
 
-DECODERS = ("pil", "torchvision")
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 
 
@@ -357,9 +340,4 @@ class Engine:
 
 
 def _version(distribution: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(distribution).split("+")[0]
-    except PackageNotFoundError:
-        return "absent"
+    return package_version(distribution).split("+")[0]

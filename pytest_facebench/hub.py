@@ -9,14 +9,15 @@ import os
 import socket
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
-
-import torch
 
 from .errors import ModelError, WeightsUnavailable
 from .model import file_sha256
 from .preprocessing import Preprocessing
+
+if TYPE_CHECKING:
+    import torch
 
 OFFLINE_VARS = ("FACEBENCH_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
@@ -132,9 +133,21 @@ def hf_preprocessing(source: str, revision: str | None, fallback: Preprocessing)
 
 
 # --- torchvision --------------------------------------------------------------------------------
+def torch_hub_dir() -> str:
+    """`torch.hub.get_dir()`, without importing torch when it is not loaded yet (checking for cached
+    weights should not cost torch's start-up): $TORCH_HOME/hub, else $XDG_CACHE_HOME/torch/hub."""
+    import sys
+
+    if "torch" in sys.modules:  # honours torch.hub.set_dir()
+        return sys.modules["torch"].hub.get_dir()
+    cache = os.environ.get("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+    home = os.environ.get("TORCH_HOME", os.path.join(cache, "torch"))
+    return os.path.join(os.path.expanduser(home), "hub")
+
+
 def torch_hub_checkpoint(url: str) -> Path:
     """Where torch.hub keeps the file downloaded from `url`."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+    return Path(torch_hub_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
 
 
 def torchvision_cache_path(weights: Any) -> Path:

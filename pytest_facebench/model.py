@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import sys
 import warnings
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar
-
-import torch
-from PIL import Image
-from torch import nn
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from .errors import ModelError, WeightsUnavailable, list_some
 from .preprocessing import Preprocessing
+
+if TYPE_CHECKING:  # torch loads on first use: a run served from the cell cache never needs it
+    import torch
+    from PIL import Image
+    from torch import nn
 
 OUTPUT = "output"
 POOLINGS = ("flatten", "avg", "max", "cls", "mean")
@@ -56,7 +58,7 @@ class BaseModel:
             raise ModelError(f"model '{self.name}': layers listed twice: {self.layers}")
         self.pooling = _pooling_per_layer(self.layers, pooling, self.name)
         self.weights = weights
-        self.device = torch.device(device)
+        self._device: str | torch.device | Callable[[], torch.device] = device
         if preprocessing is not None:
             self.preprocessing = (preprocessing if isinstance(preprocessing, Preprocessing)
                                   else Preprocessing(**preprocessing))
@@ -134,8 +136,27 @@ class BaseModel:
             raise
         return self
 
+    @property
+    def device(self) -> torch.device:
+        """Where the network runs (resolved on first use, so choosing it imports torch only then)."""
+        import torch
+
+        if callable(self._device):
+            self._device = self._device()
+        if not isinstance(self._device, torch.device):
+            self._device = torch.device(self._device)
+        return self._device
+
+    @device.setter
+    def device(self, value: str | torch.device) -> None:
+        self._device = value
+
+    def defer_device(self, resolve: Callable[[], torch.device]) -> None:
+        """Take the device from `resolve()` when it is first needed (the session's engine decides)."""
+        self._device = resolve
+
     def to(self, device: str | torch.device) -> BaseModel:
-        self.device = torch.device(device)
+        self.device = device
         if self.net is not None:
             self.net.to(self.device)
         return self
@@ -147,8 +168,8 @@ class BaseModel:
         self._hooks.clear()
         self._captured.clear()
         self.net = None
-        if self.device.type == "cuda" and torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        if "torch" in sys.modules and self.device.type == "cuda" and sys.modules["torch"].cuda.is_available():
+            sys.modules["torch"].cuda.empty_cache()
 
     def layer_names(self) -> list[str]:
         """All readable layers: every `named_modules()` name plus `output`."""
@@ -183,6 +204,8 @@ class BaseModel:
         normalize(pooled(image) + pooled(flipped image))."""
         if not self.flip_test:
             return self._extract(batch)
+        import torch
+
         both = self._extract(torch.cat([batch, torch.flip(batch, dims=[-1])]))
         n = len(batch)
         return {layer: torch.nn.functional.normalize(value[:n].float() + value[n:].float(), dim=1)
@@ -225,6 +248,8 @@ def _pooling_per_layer(layers: list[str], pooling: Mapping[str, str] | str | Non
 
 def _first_tensor(output: Any, layer: str) -> torch.Tensor:
     """The tensor a module produced: itself, the first of a tuple, or a ModelOutput's hidden state."""
+    import torch
+
     if isinstance(output, torch.Tensor):
         return output
     if isinstance(output, Mapping):
@@ -272,6 +297,8 @@ def file_sha256(path: Path) -> str:
 
 def read_state_dict(path: Path, model_name: str = "") -> dict[str, torch.Tensor]:
     """A plain state_dict or a checkpoint with a `state_dict` key; a `module.` prefix is stripped."""
+    import torch
+
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises several types for bad or unsafe files
@@ -296,6 +323,8 @@ def read_state_dict(path: Path, model_name: str = "") -> dict[str, torch.Tensor]
 
 def load_checkpoint(net: nn.Module, path: Path, model_name: str = "") -> None:
     """Load a checkpoint strictly; resize Linear heads whose class count differs from the checkpoint's."""
+    from torch import nn
+
     state = read_state_dict(path, model_name)
     current = net.state_dict()
     modules = dict(net.named_modules())

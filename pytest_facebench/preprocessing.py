@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from functools import cached_property
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from PIL import Image
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -40,6 +41,7 @@ class Preprocessing:
     @cached_property
     def transform(self) -> Any:
         """The torchvision transform: PIL RGB image → float tensor (3, input_size, input_size)."""
+        import torch
         from torchvision.transforms import InterpolationMode  # imported on first use: a warm cache needs none
         from torchvision.transforms import v2 as T
 

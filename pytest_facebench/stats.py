@@ -43,12 +43,22 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats as _st
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
-from scipy.spatial.distance import pdist, squareform
+
+
+def _st():  # type: ignore[no-untyped-def]
+    """scipy.stats, imported on first use: a run whose cells come from the cache never needs it."""
+    from scipy import stats
+
+    return stats
+
+
+def normal_quantile(q: float) -> float:
+    """The standard normal's `q` quantile (e.g. 0.975 → 1.96)."""
+    return float(_st().norm.ppf(q))
+
 
 __all__ = [
+    "normal_quantile",
     "CorrelationResult",
     "DeLongResult",
     "KFoldResult",
@@ -415,6 +425,9 @@ def _identity_folds(n: int, k: int, identities: ArrayLike) -> NDArray[np.int64]:
     _, codes = np.unique(ids.reshape(-1), return_inverse=True)
     codes = codes.reshape(n, -1)
     m = int(codes.max()) + 1
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     graph = coo_matrix((np.ones(n), (codes[:, 0], codes[:, -1])), shape=(m, m))
     _, comp_of_id = connected_components(graph, directed=False)
     comp = np.unique(comp_of_id[codes[:, 0]], return_inverse=True)[1]  # renumber used comps
@@ -723,7 +736,7 @@ def paired_bootstrap(
 
 
 def _midranks_1d(x: FloatArray) -> FloatArray:
-    return _st.rankdata(x, method="average")
+    return _st().rankdata(x, method="average")
 
 
 def _delong_components(scores: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -754,7 +767,7 @@ def delong_test(distances_a: ArrayLike, distances_b: ArrayLike, labels: ArrayLik
     se = float(np.sqrt(max(var, 0.0)))
     if se > 0:
         z = diff / se
-        p = float(2 * _st.norm.sf(abs(z)))
+        p = float(2 * _st().norm.sf(abs(z)))
     else:  # identical scorings (or perfect separation by both)
         z = 0.0 if diff == 0 else float(np.sign(diff) * np.inf)
         p = 1.0 if diff == 0 else 0.0
@@ -804,16 +817,16 @@ def correlation(x: ArrayLike, y: ArrayLike, method: str = "pearson") -> Correlat
     if reason:
         return CorrelationResult(np.nan, np.nan, n, method, reason)
     if method == "pearson":
-        res = _st.pearsonr(xa, ya)
+        res = _st().pearsonr(xa, ya)
         r, p = res.statistic, res.pvalue
     elif method == "spearman":
-        res = _st.spearmanr(xa, ya)
+        res = _st().spearmanr(xa, ya)
         r, p = res.statistic, res.pvalue
     elif method == "kendall":
-        res = _st.kendalltau(xa, ya)
+        res = _st().kendalltau(xa, ya)
         r, p = res.statistic, res.pvalue
     else:
-        r, p = _tau_a(xa, ya), _st.kendalltau(xa, ya).pvalue
+        r, p = _tau_a(xa, ya), _st().kendalltau(xa, ya).pvalue
     return CorrelationResult(float(r), float(p), n, method)
 
 
@@ -838,7 +851,7 @@ def pearson_r(x: ArrayLike, y: ArrayLike, weights: ArrayLike | None = None) -> A
 def _midranks(x: FloatArray, w: FloatArray | None) -> FloatArray:
     """Midranks along the last axis; with weights, the midranks in the expanded multiset."""
     if w is None:
-        return _st.rankdata(x, method="average", axis=-1)
+        return _st().rankdata(x, method="average", axis=-1)
     order, shape, (xs, ws) = _sort_along(x, w)
     start, end, _ = _tie_groups(xs)
     cw = np.cumsum(np.broadcast_to(ws, shape), axis=-1)
@@ -933,6 +946,8 @@ def rdm_from_embeddings(emb: ArrayLike, metric: str = "correlation") -> FloatArr
     e = np.asarray(emb, dtype=float)
     if e.ndim != 2 or e.shape[0] < 2:
         raise ValueError(f"emb must have shape (n >= 2, dim); got {e.shape}")
+    from scipy.spatial.distance import pdist, squareform
+
     return squareform(pdist(e, metric=metric), checks=False)
 
 

@@ -449,7 +449,8 @@ def render_html(out_dir: Path, results: pd.DataFrame, run: dict[str, Any], manif
     results = normalize_results(results)
     tests = run.get("tests") or {}
     models = model_order(results)
-    colors = {**model_colors(models), **(manifest.get("colors") or {})}
+    saved = manifest.get("colors") or {}
+    colors = saved if all(m in saved for m in models) else {**model_colors(models), **saved}  # no matplotlib if saved
     types = task_types(results)
     metric = headline_metrics(results, headlines)
     plots = manifest.get("plots") or []

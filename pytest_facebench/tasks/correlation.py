@@ -77,8 +77,8 @@ class CorrelationTask(BaseTask):
         self.ratings: np.ndarray | None = None
         self.human = np.empty(0)
         self.human_source = ""
-        self.ceiling: stats.NoiseCeiling | None = None
-        self.split_half = np.nan
+        self._ceiling: stats.NoiseCeiling | None = None
+        self._split_half: float | None = None
         self._ceiling_samples: dict[str, np.ndarray] | None = None
 
     # --- loading ------------------------------------------------------------------------------
@@ -145,12 +145,24 @@ class CorrelationTask(BaseTask):
             raise DataError(f"{self.pairs_path}: missing column(s) '{name}'; found columns: {found_columns(table)}. "
                             f"Name the human distance column with columns = {{ distance = '...' }}, or list "
                             f"per-participant rating columns with participants = [...]")
-        if self.ratings is not None:
-            self.ceiling = stats.noise_ceiling(self.ratings, self.method)
+
+    @property
+    def ceiling(self) -> stats.NoiseCeiling | None:
+        """The participants' noise ceiling (None without per-participant ratings), computed on first use."""
+        if self.ratings is not None and self._ceiling is None:
+            self._ceiling = stats.noise_ceiling(self.ratings, self.method)
+        return self._ceiling
+
+    @property
+    def split_half(self) -> float:
+        """Spearman–Brown corrected split-half reliability of the participant mean (nan below 2 raters)."""
+        if self._split_half is None:
+            ratings = self.ratings
             split_method = "pearson" if self.method == "pearson" else "spearman"
-            self.split_half = (stats.split_half_reliability(self.ratings, SPLIT_HALF_SPLITS, self.bootstrap.seed,
-                                                            split_method)
-                               if self.ratings.shape[1] >= 2 else np.nan)
+            self._split_half = (stats.split_half_reliability(ratings, SPLIT_HALF_SPLITS, self.bootstrap.seed,
+                                                             split_method)
+                                if ratings is not None and ratings.shape[1] >= 2 else np.nan)
+        return self._split_half
 
     def _participant_columns(self, table: pd.DataFrame) -> list[str]:
         columns = [c for c in table.columns if c != LINE]

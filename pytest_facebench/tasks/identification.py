@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ..distances import Distance, distance_name, pair_distances
 from ..errors import ConfigError, DataError, list_some
@@ -94,6 +93,8 @@ class IdentificationTask(BaseTask):
 
     def layer_values(self, embeddings: Any, device: Any = "cpu") -> np.ndarray:
         """Each probe's rank of its first correct gallery match (pessimistic ties)."""
+        import torch
+
         self.load()
         device = torch.device(device)
         gallery = _rows(embeddings, self.gallery_image, device)
@@ -146,7 +147,9 @@ def probe_ranks(dist: np.ndarray, probe_codes: np.ndarray, gallery_codes: np.nda
     return 1.0 + np.sum(~genuine & (dist <= best[:, None]), axis=1)
 
 
-def _rows(embeddings: Any, index: np.ndarray, device: torch.device) -> torch.Tensor:
+def _rows(embeddings: Any, index: np.ndarray, device: Any) -> Any:
+    import torch
+
     if isinstance(embeddings, torch.Tensor):
         return embeddings[torch.as_tensor(index, device=embeddings.device)].to(device)
     return torch.from_numpy(np.ascontiguousarray(embeddings[np.asarray(index)])).to(device)
