@@ -11,10 +11,12 @@ import pandas as pd
 from .cache import EmbeddingStore
 from .compare import comparisons_frame
 from .config import load_grid
-from .engine import Engine, EngineOptions
+from .engine import Engine
 from .errors import FacebenchError, WeightsUnavailable
-from .evaluate import CellResult, evaluate_cell
+from .cell_cache import CellStore
+from .evaluate import CellResult, evaluate_cached
 from .model import BaseModel
+from .options import EngineOptions
 from .registry import build_model, build_task
 from .report.tables import write_tables
 from .results import results_frame, summary_frame
@@ -54,8 +56,15 @@ def run(models: list[BaseModel] | str | Path, tasks: list[BaseTask] | None = Non
             except FacebenchError as exc:
                 errors[task_spec.name] = str(exc)
         models = built_models
-    engine = Engine(EngineOptions(device=device, precision=precision, batch_size=batch_size, workers=workers),
-                    EmbeddingStore(Path(cache) if cache else None))
+    options = EngineOptions(device=device, precision=precision, batch_size=batch_size, workers=workers)
+    engines: list[Engine] = []
+
+    def engine() -> Engine:  # created on the first cell the cell cache cannot serve
+        if not engines:
+            engines.append(Engine(options, EmbeddingStore(Path(cache) if cache else None)))
+        return engines[0]
+
+    cell_store = CellStore(Path(cache)) if cache else None
     cells: list[CellResult] = []
     try:
         for model in models:
@@ -67,12 +76,13 @@ def run(models: list[BaseModel] | str | Path, tasks: list[BaseTask] | None = Non
                 continue
             for task in tasks or []:
                 try:
-                    cells.append(evaluate_cell(engine, model, task))
+                    cells.append(evaluate_cached(engine, options, cell_store, model, task))
                 except FacebenchError as exc:
                     errors[f"{model.name}-{task.name}"] = str(exc)
             model.release()
     finally:
-        engine.store.close()
+        for started in engines:
+            started.store.close()
     records = [r for cell in cells for r in cell.records]
     order = ([m.name for m in models], [t.name for t in tasks or []])
     payloads = [c.to_payload() for c in cells]

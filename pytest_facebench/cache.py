@@ -10,6 +10,7 @@ removed on `close()`, so there is one code path.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -23,11 +24,12 @@ import zlib
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
 log = logging.getLogger("facebench")
+T = TypeVar("T")
 MAGIC = b"FBE1"
 HEADER = struct.Struct("<4sIQ")  # magic, crc32 of payload, payload length
 FORMAT_VERSION = "1"
@@ -37,6 +39,17 @@ def layer_key(parts: dict[str, Any]) -> str:
     """A stable hash of the parts of a key (sorted JSON)."""
     blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str).encode()
     return hashlib.blake2b(blob, digest_size=16).hexdigest()
+
+
+@functools.cache
+def package_version(distribution: str) -> str:
+    """The installed version of a distribution (from its metadata: imports nothing), or 'absent'."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "absent"
 
 
 class EmbeddingStore:
@@ -78,20 +91,10 @@ class EmbeddingStore:
 
     def get(self, key: str, image_hash: str) -> np.ndarray | None:
         """The stored row, or None when absent, truncated or corrupt (a corrupt file is removed)."""
-        path = self.path(key, image_hash)
-        try:
-            blob = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            log.warning("facebench cache: cannot read %s (%s); recomputing", path, exc)
-            return None
-        array = _decode(blob)
-        if array is None:
-            self.corrupt += 1
-            log.warning("facebench cache: corrupt entry %s; recomputing", path)
-            path.unlink(missing_ok=True)
-        return array
+        return read_entry(self.path(key, image_hash), _load_array, on_corrupt=self._count_corrupt)
+
+    def _count_corrupt(self) -> None:
+        self.corrupt += 1
 
     def has(self, key: str, image_hash: str) -> bool:
         return self.path(key, image_hash).is_file()
@@ -113,17 +116,7 @@ class EmbeddingStore:
     def _write(path: Path, row: np.ndarray) -> None:
         buffer = io.BytesIO()
         np.save(buffer, row, allow_pickle=False)
-        payload = buffer.getvalue()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(HEADER.pack(MAGIC, zlib.crc32(payload), len(payload)))
-                fh.write(payload)
-            os.replace(tmp, path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            log.warning("facebench cache: cannot write %s (%s)", path, exc)
+        write_entry(path, buffer.getvalue())
 
     def close(self) -> None:
         self.flush()
@@ -132,14 +125,58 @@ class EmbeddingStore:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _decode(blob: bytes) -> np.ndarray | None:
+def write_entry(path: Path, payload: bytes) -> None:
+    """Write `payload` with a header (magic, CRC32, length) atomically: temp file, then `os.replace`.
+    A failure is logged, never raised (the cache is an optimization)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.warning("facebench cache: cannot write %s (%s)", path, exc)
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(HEADER.pack(MAGIC, zlib.crc32(payload), len(payload)))
+            fh.write(payload)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        log.warning("facebench cache: cannot write %s (%s)", path, exc)
+
+
+def entry_payload(blob: bytes) -> memoryview | None:
+    """The payload of an entry written by `write_entry` (no copy); None when truncated or corrupt."""
     if len(blob) < HEADER.size:
         return None
     magic, crc, length = HEADER.unpack_from(blob)
     payload = memoryview(blob)[HEADER.size:]
     if magic != MAGIC or len(payload) != length or zlib.crc32(payload) != crc:
         return None
+    return payload
+
+
+def read_entry(path: Path, decode: Callable[[memoryview], T], on_corrupt: Callable[[], None] | None = None) -> T | None:
+    """The decoded payload of an entry; None when absent or unreadable. A truncated or corrupt entry
+    (header, CRC, or a payload `decode` rejects with ValueError/OSError) is logged and deleted."""
     try:
-        return np.load(io.BytesIO(payload), allow_pickle=False)
-    except (ValueError, OSError):
+        blob = path.read_bytes()
+    except FileNotFoundError:
         return None
+    except OSError as exc:
+        log.warning("facebench cache: cannot read %s (%s); recomputing", path, exc)
+        return None
+    payload = entry_payload(blob)
+    try:
+        value = None if payload is None else decode(payload)
+    except (ValueError, OSError):
+        value = None
+    if value is None:
+        log.warning("facebench cache: corrupt entry %s; recomputing", path)
+        path.unlink(missing_ok=True)
+        if on_corrupt is not None:
+            on_corrupt()
+    return value
+
+
+def _load_array(payload: memoryview) -> np.ndarray:
+    return np.load(io.BytesIO(payload), allow_pickle=False)

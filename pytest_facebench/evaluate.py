@@ -6,17 +6,21 @@ Shared by the `facebench` fixture and the programmatic `run()`; knows nothing ab
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from .errors import DataError
 from .distances import distance_name
-from .engine import Engine
 from .model import BaseModel
 from .results import metric_record
 from .tasks.base import BaseTask
+
+if TYPE_CHECKING:
+    from .cell_cache import CellStore
+    from .engine import Engine
+    from .options import EngineOptions
 
 
 @dataclass
@@ -33,6 +37,13 @@ class CellResult:
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame.from_records(self.records)
 
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> CellResult:
+        """The inverse of `to_payload` (for results read back from the cell cache)."""
+        return cls(model=payload["model"], task=payload["task"], records=[dict(r) for r in payload["records"]],
+                   distances=pd.DataFrame(payload["distances"]), stats=dict(payload.get("stats", {})),
+                   scoring=dict(payload.get("scoring", {})))
+
     def to_payload(self) -> dict[str, Any]:
         """Plain JSON-able data for the test report (travels from xdist workers to the controller)."""
         return {"model": self.model, "task": self.task, "records": self.records, "stats": self.stats,
@@ -47,6 +58,24 @@ def _plain(value: Any) -> Any:
 def readout_layer(model: BaseModel) -> str:
     """The layer gates and headline tables use: declared, else the last listed one."""
     return getattr(model, "readout", None) or model.layers[-1]
+
+
+def evaluate_cached(engine: Callable[[], Engine], options: EngineOptions, cells: CellStore | None,
+                    model: BaseModel, task: BaseTask, nodeid: str | None = None) -> CellResult:
+    """`evaluate_cell`, or the stored result of a cell whose inputs are all unchanged (`cell_cache.py`).
+    `engine` is called only on a miss: a fully reused run never imports torch."""
+    from .cell_cache import cell_key, reuse
+
+    task.load()
+    key = cell_key(model, task, options) if cells is not None else None
+    stored = cells.get(key) if cells is not None and key is not None else None
+    if stored is not None:
+        return reuse(stored, nodeid)
+    result = evaluate_cell(engine(), model, task, nodeid=nodeid)
+    result.stats["cell_cache"] = "off" if cells is None else ("unkeyable" if key is None else "miss")
+    if cells is not None and key is not None:
+        cells.put(key, result.to_payload())
+    return result
 
 
 def evaluate_cell(engine: Engine, model: BaseModel, task: BaseTask, nodeid: str | None = None) -> CellResult:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .config import valid_metrics
 from .errors import FacebenchError
-from .evaluate import evaluate_cell
+from .evaluate import evaluate_cached
 from .gates import GateFailure, apply_gates, expectations, parse_thresholds
 from .model import BaseModel
 from .results import Metric, metric_record
@@ -40,7 +40,9 @@ class Facebench:
         `--facebench-baseline`. Every failing gate is listed; the metrics are recorded either way.
         """
         with self._session.terminal():
-            result = evaluate_cell(self._session.engine, model, task, nodeid=self._node.nodeid)
+            session = self._session
+            result = evaluate_cached(lambda: session.engine, session.engine_options(), session.cell_store, model, task,
+                                     nodeid=self._node.nodeid)
         thresholds = parse_thresholds(getattr(task, "thresholds", []), valid_metrics(type(task)),
                                       where=f"task '{task.name}'")
         for marker in self._node.iter_markers("facebench_expect"):

@@ -37,8 +37,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--facebench-workers", type=int, default=None, metavar="N",
                     help="DataLoader worker processes for decoding (default: sized to the CPU count)")
     group.addoption("--facebench-cache", metavar="DIR", default=None,
-                    help="embedding cache directory (default: .facebench_cache under the rootdir)")
-    group.addoption("--facebench-no-cache", action="store_true", default=False, help="do not use the embedding cache")
+                    help="cache directory for embeddings and cell results (default: .facebench_cache under the rootdir)")
+    group.addoption("--facebench-no-cache", action="store_true", default=False,
+                    help="use no cache at all: neither embeddings nor cell results are read or written")
+    group.addoption("--facebench-rescore", action="store_true", default=False,
+                    help="score every cell again instead of reusing unchanged cell results (cached embeddings "
+                         "are still used)")
     group.addoption("--facebench-no-progress", action="store_true", default=False, help="no progress bars")
     group.addoption("--facebench-no-report", action="store_true", default=False,
                     help="write the CSV tables and run.json only (no plots/ and report.html)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager, nullcontext
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -15,7 +15,9 @@ from .errors import ConfigError, FacebenchError, WeightsUnavailable
 from .gates import GateSettings, append_history, baseline_payload, load_baseline
 
 if TYPE_CHECKING:  # heavy modules (torch, pandas) load on first use, not when pytest starts
-    from .engine import Engine, EngineOptions
+    from .cell_cache import CellStore
+    from .engine import Engine
+    from .options import EngineOptions
     from .model import BaseModel
     from .tasks.base import BaseTask
 
@@ -83,7 +85,7 @@ class FacebenchSession:
 
     # --- the engine -----------------------------------------------------------------------------
     def engine_options(self) -> EngineOptions:
-        from .engine import EngineOptions
+        from .options import EngineOptions
 
         option = self.config.getoption
         return EngineOptions(device=option("facebench_device"), precision=option("facebench_precision"),
@@ -96,6 +98,14 @@ class FacebenchSession:
         option = self.config.getoption("facebench_cache")
         path = Path(option) if option else Path(self.config.rootpath) / ".facebench_cache"
         return path if path.is_absolute() else Path(self.config.invocation_params.dir) / path
+
+    @cached_property
+    def cell_store(self) -> CellStore | None:
+        """Whole-cell results, beside the embeddings; off with --facebench-no-cache or --facebench-rescore."""
+        from .cell_cache import CellStore
+
+        root = self.cache_dir()
+        return None if root is None or self.config.getoption("facebench_rescore") else CellStore(root)
 
     @property
     def engine(self) -> Engine:
@@ -136,7 +146,8 @@ class FacebenchSession:
 
         model = self._models.get(spec.name)
         if model is None:
-            model = build_model(spec, device=str(self.engine.device), search_paths=[Path(self.config.rootpath)])
+            model = build_model(spec, search_paths=[Path(self.config.rootpath)])
+            model.defer_device(lambda: self.engine.device)  # creating the engine imports torch: only when needed
             self._models[spec.name] = model
         try:
             model.check_weights()
@@ -196,11 +207,11 @@ class FacebenchSession:
         records = [r for cell in self.cells for r in cell["records"]] + self.custom
         model_order, task_order, grid_info = self._grid_order()
         self.results = write_tables(self.out_dir, records, self.cells, model_order, task_order)
-        from .compare import comparisons_frame
+        from .compare import write_comparisons
 
         rank = {m: i for i, m in enumerate(model_order or [])}
-        comparisons_frame(sorted(self.cells, key=lambda c: rank.get(c["model"], len(rank)))).to_csv(
-            self.out_dir / "comparisons.csv", index=False)
+        write_comparisons(self.out_dir / "comparisons.csv",
+                          sorted(self.cells, key=lambda c: rank.get(c["model"], len(rank))))
         info = self.run_info(grid_info)
         write_json(self.out_dir / "run.json", info)
         save = self.config.getoption("facebench_save_baseline")
@@ -250,6 +261,9 @@ class FacebenchSession:
                 elif key == "batch_size":
                     entry[key] = value or entry.get(key, 0)  # a fully cached cell ran no batch (0)
             engines.append(stats.get("engine", {}))
+            reused = stats.get("cell_cache") == "hit"
+            entry["cells_reused"] = entry.get("cells_reused", 0) + int(reused)
+            entry["cells_scored"] = entry.get("cells_scored", 0) + int(not reused)
         for entry in models.values():
             forward = entry.get("forward_s", 0)
             entry["images_per_s"] = round(entry.get("embedded", 0) / forward, 1) if forward else None

@@ -252,13 +252,14 @@ def test_outputs_are_written_when_tests_fail_or_skip(bench) -> None:
 
 
 def test_a_warm_cache_gives_identical_results_without_running_the_models(bench) -> None:
+    """Embedding level (cell results are rescored here; tests/test_cell_cache.py covers their reuse)."""
     bench.grid()
     bench.test_file()
     cache = bench.path / "embedding_cache"
     cold, warm = bench.path / "out_cold", bench.path / "out_warm"
     bench.run(out=cold, cache=cache).assert_outcomes(passed=8)
-    assert any(cache.rglob("*")), "nothing was cached"
-    bench.run(out=warm, cache=cache).assert_outcomes(passed=8)
+    assert any(cache.rglob("*.emb")), "nothing was cached"
+    bench.run("--facebench-rescore", out=warm, cache=cache).assert_outcomes(passed=8)
     pd.testing.assert_frame_equal(bench.results(cold), bench.results(warm))
     for model in ("pixels", "tiny"):
         cold_stats = json.loads((cold / "run.json").read_text())["models"][model]
