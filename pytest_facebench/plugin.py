@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -29,7 +31,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="grid file (default: the nearest facebench.toml, or [tool.facebench] in pyproject.toml)")
     group.addoption("--facebench-out", metavar="DIR", default="facebench-results",
                     help="where results.csv, summary.csv, distances/ and run.json go (default: facebench-results)")
-    group.addoption("--facebench-device", default="auto", metavar="{auto,cpu,cuda,cuda:N}",
+    group.addoption("--facebench-device", default="auto", metavar="{auto,cpu,cuda,cuda:N}", type=_device_option,
                     help="device for models and distances (default: auto = cuda if available)")
     group.addoption("--facebench-precision", default="fp32", choices=PRECISION_CHOICES,
                     help="inference precision (default: fp32)")
@@ -58,6 +60,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--facebench-gate-ci", action="store_true", default=False,
                     help="fail a baseline gate only when the baseline value also lies outside the current CI")
     parser.addini("facebench_config", "grid file for pytest-facebench", default="")
+
+
+def _device_option(value: str) -> str:
+    """Checked when the command line is read: a run whose cells all come from the cache never builds the
+    engine, so a typo must not wait for it."""
+    if re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        return value
+    raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {value!r}")
 
 
 def pytest_configure(config: pytest.Config) -> None:

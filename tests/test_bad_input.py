@@ -270,3 +270,13 @@ def test_grid_entry_with_a_misspelt_key_names_the_key_and_a_suggestion(bench) ->
                     r"^ConfigError: .*facebench\.toml, tasks\[2\] \('broken'\): unknown key 'distanse'; "
                     r"did you mean 'distance'\?")
     assert_others_ran(bench, result)
+
+
+def test_a_misspelt_device_is_a_usage_error_before_anything_runs(bench) -> None:
+    """Checked on the command line: a run served from the cell cache never builds the engine."""
+    bench.grid(models=("pixels",), tasks=("verif",))
+    bench.test_file()
+    result = bench.run("--facebench-device", "gpu")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--facebench-device: expected auto, cpu, cuda or cuda:N, got 'gpu'*"])
+    assert not (bench.out / "results.csv").exists()

@@ -4,7 +4,6 @@ out-of-memory back-off, device choice and decoding."""
 from __future__ import annotations
 
 import multiprocessing
-import warnings
 from pathlib import Path
 
 import numpy as np
