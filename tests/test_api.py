@@ -48,3 +48,18 @@ def test_a_failing_cell_is_reported_and_the_others_run(tmp_path):
     tables = run([Pixels(name="px", size=4)], tasks, cache=None)
     assert "bad.csv: missing column(s) 'img1', 'img2'" in tables.errors["px-broken"]
     assert set(tables.results["task"]) == {"verif"}
+
+
+def test_a_second_run_with_the_same_cache_reuses_its_cells(tmp_path):
+    data = make_data(tmp_path)
+
+    def tasks():
+        return [AccuracyTask("verif", data / "pairs.csv", data / "images", fars=[0.1])]
+
+    first = run([Pixels(name="px", size=4)], tasks(), cache=tmp_path / "cache")
+    second = run([Pixels(name="px", size=4)], tasks(), cache=tmp_path / "cache")
+    assert [c.stats["cell_cache"] for c in first.cells] == ["miss"]
+    assert [c.stats["cell_cache"] for c in second.cells] == ["hit"]
+    pd.testing.assert_frame_equal(first.results, second.results)
+    other = run([Pixels(name="px", size=6)], tasks(), cache=tmp_path / "cache")  # another model config
+    assert [c.stats["cell_cache"] for c in other.cells] == ["miss"]
