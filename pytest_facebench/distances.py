@@ -23,9 +23,12 @@ CHUNK_ELEMENTS = 1 << 25  # elements of one side of a chunk: bounds memory for w
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """1 − a·b / (‖a‖‖b‖), row by row (1 where a row is all zeros). A row-wise einsum, several times
+    faster than `cosine_similarity` for the millions of features of a flattened conv layer."""
     import torch
 
-    return 1.0 - torch.nn.functional.cosine_similarity(a, b, dim=1, eps=1e-12)
+    norms = torch.linalg.vector_norm(a, dim=1) * torch.linalg.vector_norm(b, dim=1)
+    return 1.0 - torch.einsum("pd,pd->p", a, b) / norms.clamp_min(1e-12)
 
 
 def euclidean(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -277,3 +277,19 @@ def test_gpu_matches_cpu(tmp_path, precision):
     gpu, _, _ = embed(gpu_engine, paths)
     tolerance = 1e-3 if precision == "fp32" else 5e-2
     np.testing.assert_allclose(gpu["head"], cpu["head"], atol=tolerance, rtol=tolerance)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "correlation"])
+def test_builtin_distances_match_scipy(metric):
+    from scipy.spatial import distance as scipy_distance
+
+    rng = np.random.default_rng(3)
+    embeddings = rng.normal(size=(9, 40)) * rng.uniform(0.1, 10, size=(9, 1))
+    pairs = np.array([(i, j) for i in range(9) for j in range(9) if i != j])
+    expected = [getattr(scipy_distance, metric)(embeddings[i], embeddings[j]) for i, j in pairs]
+    np.testing.assert_allclose(pair_distances(embeddings, pairs, metric), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_cosine_distance_to_an_all_zero_row_is_one():
+    embeddings = np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]])
+    np.testing.assert_array_equal(pair_distances(embeddings, np.array([[0, 1], [0, 0]])), [1.0, 1.0])
