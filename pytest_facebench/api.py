@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 
 from .cache import EmbeddingStore
+from .cell_cache import CellStore
 from .compare import comparisons_frame
 from .config import load_grid
 from .engine import Engine
 from .errors import FacebenchError, WeightsUnavailable
-from .cell_cache import CellStore
 from .evaluate import CellResult, evaluate_cached
 from .model import BaseModel
 from .options import EngineOptions

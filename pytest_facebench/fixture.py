@@ -39,8 +39,8 @@ class Facebench:
         (e.g. `{"auc": (">=", 0.9)}`, also as `@pytest.mark.facebench_expect(auc=(">=", 0.9))`) and the
         `--facebench-baseline`. Every failing gate is listed; the metrics are recorded either way.
         """
-        with self._session.terminal():
-            session = self._session
+        session = self._session
+        with session.terminal():
             result = evaluate_cached(lambda: session.engine, session.engine_options(), session.cell_store, model, task,
                                      nodeid=self._node.nodeid)
         thresholds = parse_thresholds(getattr(task, "thresholds", []), valid_metrics(type(task)),
