@@ -1,0 +1,1 @@
+"""Faces: detection, 5-point landmarks and alignment, declared as part of a model's preprocessing."""
