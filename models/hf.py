@@ -29,12 +29,14 @@ class HFVisionModel(BaseModel):
     def check_weights(self) -> None:
         hf_check_available(self.hub_id, self.revision, self.name)
 
-    def identity(self) -> dict[str, Any]:
-        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", **hf_identity(self.hub_id, self.revision),
-                "weights": self.hub_id}
+    def weights_identity(self) -> str:
+        return self.hub_id
+
+    def identity_extra(self) -> dict[str, Any]:
+        return hf_identity(self.hub_id, self.revision)
 
     def _build_model(self) -> Any:
-        return hf_from_pretrained(self.auto_class(), self.hub_id, self.revision, self.name)
+        return hf_from_pretrained(self.auto_class(), self.hub_id, self.revision, self.name, trusted=self.trusted)
 
     def _forward(self, batch: Any) -> Any:
         return self.net(pixel_values=batch)

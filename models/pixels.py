@@ -23,9 +23,6 @@ class Pixels(BaseModel):
             self.preprocessing = Preprocessing(input_size=size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
                                                crop="none")
 
-    def identity(self) -> dict:
-        return {**super().identity(), "size": self.size}
-
     def _build_model(self) -> nn.Module:
         from torch import nn
 

@@ -30,13 +30,8 @@ class Vgg16(BaseModel):
         if weights == "imagenet" and kwargs.get("preprocessing") is None:
             self.preprocessing = Preprocessing(input_size=224, resize_size=256, crop="center")
 
-    def identity(self) -> dict:
-        identity = super().identity()
-        if self.weights == "untrained":
-            identity["seed"] = self.seed
-        elif self.weights == "imagenet":
-            identity["weights"] = "VGG16_Weights.IMAGENET1K_V1"
-        return identity
+    def weights_identity(self) -> str:
+        return "VGG16_Weights.IMAGENET1K_V1" if self.weights == "imagenet" else super().weights_identity()
 
     def check_weights(self) -> None:
         if self.weights == "imagenet":

@@ -55,7 +55,7 @@ class _Entry:
 def write_comparisons(path: Path, cells: list[dict[str, Any]]) -> None:
     """`comparisons_frame(cells)` as CSV, kept as is when its inputs (the cells' values and scoring, and the
     plugin's code) are those it was computed from: a rerun served from the cell cache pays for no bootstrap."""
-    from .cell_cache import facebench_source
+    from .fingerprint import facebench_source
 
     digest = hashlib.blake2b(facebench_source().encode(), digest_size=16)
     for cell in cells:

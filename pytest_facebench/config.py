@@ -27,9 +27,11 @@ from .errors import ConfigError
 
 GRID_FILENAME = "facebench.toml"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.]+$")
-MODEL_KEYS = {"name", "factory", "layers", "pooling", "kwargs", "readout", "reference"}
+MODEL_KEYS = {"name", "factory", "layers", "pooling", "kwargs", "readout", "reference", "trusted"}
 TASK_KEYS = {"name", "type", "pairs", "images", "distance", "columns", "thresholds", "models", "reference",
-             "tolerances"}
+             "tolerances", "trusted"}
+# `[defaults]` keys beyond the task types' own options: they apply to every task that does not set them.
+DEFAULT_KEYS = {"distance", "tolerances", "trusted"}
 
 
 @dataclass
@@ -43,6 +45,7 @@ class ModelSpec:
     kwargs: dict[str, Any] = field(default_factory=dict)
     readout: str | None = None
     reference: dict[str, Any] = field(default_factory=dict)
+    trusted: bool = False  # may a checkpoint be unpickled beyond tensors (runs code from the file)
     source: str = ""
     base_dir: Path = Path(".")
     grid_file: Path | None = None
@@ -64,6 +67,7 @@ class TaskSpec:
     tolerances: dict[str, float] = field(default_factory=dict)
     models: list[str] | None = None
     reference: dict[str, Any] = field(default_factory=dict)
+    trusted: bool = False  # may a data file (e.g. a pickled pack) be unpickled
     source: str = ""
     error: str | None = None
 
@@ -152,12 +156,44 @@ def parse_grid(data: dict[str, Any], path: Path, sha256: str, task_types: dict[s
     if unknown:
         raise ConfigError(f"unknown top-level key(s) {sorted(unknown)}; expected 'models', 'tasks' and "
                           f"optionally 'defaults'", path=path, key=prefix.rstrip(".") or None)
-    defaults = data.get("defaults", {})
+    defaults = _defaults(data.get("defaults", {}), task_types, path, prefix)
     models = [_parse_model(entry, i, path, prefix) for i, entry in enumerate(_array(data, "models", path, prefix))]
     tasks = [_parse_task(entry, i, path, prefix, task_types, defaults)
              for i, entry in enumerate(_array(data, "tasks", path, prefix))]
     errors = _mark_duplicates(models, "model", path) + _mark_duplicates(tasks, "task", path)
+    errors += _check_task_models(tasks, models, path)
     return Grid(path=path, sha256=sha256, models=models, tasks=tasks, errors=errors)
+
+
+def _defaults(defaults: Any, task_types: dict[str, type], path: Path, prefix: str) -> dict[str, Any]:
+    """`[defaults]`: every key must be an option of some task type (or distance, tolerances, trusted)."""
+    if not isinstance(defaults, dict):
+        raise ConfigError("[defaults] must be a table of task options, e.g. distance = 'cosine'", path=path,
+                          key=prefix + "defaults")
+    allowed = DEFAULT_KEYS | {option for cls in task_types.values() for option in _task_options(cls)}
+    for key in defaults:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"unknown key '{key}'{hint} [defaults] takes the task options that apply to every task "
+                              f"(distance, n_boot, seed, ci, a type's own options...): {', '.join(sorted(allowed))}",
+                              path=path, key=f"{prefix}defaults")
+    return defaults
+
+
+def _check_task_models(tasks: list[TaskSpec], models: list[ModelSpec], path: Path) -> list[str]:
+    """A task restricted to a model that the grid does not define would silently never run: an error."""
+    names = [m.name for m in models]
+    errors = []
+    for task in tasks:
+        unknown = [m for m in task.models or [] if m not in names]
+        if unknown and task.error is None:
+            hints = [f"'{m}'" + (f" (did you mean '{close[0]}'?)" if (close := difflib.get_close_matches(m, names, n=1))
+                                 else "") for m in unknown]
+            task.error = (f"{path}, {task.source}: 'models' names {', '.join(hints)}, not in the grid; its models are "
+                          f"{', '.join(names) or 'none'}")
+            errors.append(task.error)
+    return errors
 
 
 def _array(data: dict[str, Any], key: str, path: Path, prefix: str) -> list[Any]:
@@ -238,9 +274,16 @@ def _parse_model(entry: Any, index: int, path: Path, prefix: str) -> ModelSpec:
             raise ConfigError(f"'readout' {spec.readout!r} is not among the listed layers {spec.layers}",
                               path=path, key=where)
         spec.reference = entry.get("reference", {})
+        spec.trusted = _boolean(entry.get("trusted", False), "trusted", path, where)
     except ConfigError as exc:
         spec.error = str(exc)
     return spec
+
+
+def _boolean(value: Any, key: str, path: Path, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"'{key}' must be true or false, got {value!r}", path=path, key=where)
+    return value
 
 
 def resolve_path(value: str, base_dir: Path) -> Path:
@@ -274,12 +317,14 @@ def _parse_task(entry: Any, index: int, path: Path, prefix: str, task_types: dic
         spec.pairs = resolve_path(str(entry["pairs"]), path.parent)
         spec.images = resolve_path(str(entry["images"]), path.parent)
         spec.distance = str(entry.get("distance", defaults.get("distance", "cosine")))
+        spec.trusted = _boolean(entry.get("trusted", defaults.get("trusted", False)), "trusted", path, where)
         columns = entry.get("columns", {})
         if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
             raise ConfigError("'columns' must be a table mapping roles to column names, e.g. "
                               "{ img1 = 'left', img2 = 'right', label = 'same' }", path=path, key=where)
         spec.columns = columns
-        spec.options = {k: v for k, v in entry.items() if k in allowed_options}
+        spec.options = {**{k: v for k, v in defaults.items() if k in allowed_options},
+                        **{k: v for k, v in entry.items() if k in allowed_options}}
         thresholds = entry.get("thresholds", [])
         if not isinstance(thresholds, list) or not all(isinstance(t, dict) for t in thresholds):
             raise ConfigError("'thresholds' must be an array of tables like { metric = 'auc', min = 0.9 }",
@@ -288,7 +333,7 @@ def _parse_task(entry: Any, index: int, path: Path, prefix: str, task_types: dic
 
         parse_thresholds(thresholds, valid_metrics(task_cls), where=f"{path}, {where}")
         spec.thresholds = thresholds
-        spec.tolerances = entry.get("tolerances", {})
+        spec.tolerances = entry.get("tolerances", defaults.get("tolerances", {}))
         models = entry.get("models")
         if models is not None and not (isinstance(models, list) and all(isinstance(m, str) for m in models)):
             raise ConfigError("'models' must be a list of model names", path=path, key=where)

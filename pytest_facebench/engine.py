@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -21,7 +22,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .cache import EmbeddingStore, layer_key, package_version
-from .errors import DataError, FacebenchError, list_some
+from .errors import DataError, FacebenchError, ModelError, list_some
+from .fingerprint import Unkeyable
 from .images import content_hash, load_rgb
 from .model import BaseModel
 from .options import DECODERS, EngineOptions
@@ -166,8 +168,14 @@ class Engine:
                 "batch_size": self.options.batch_size, "cache": str(self.store.root) if self.store.persistent else None}
 
     def layer_keys(self, model: BaseModel) -> dict[str, str]:
-        """The cache key of each layer: everything that changes the numbers."""
-        base = {"model": model.identity(), "preprocessing": model.preprocessing.as_dict(),
+        """The cache key of each layer: everything that changes the numbers. A model whose identity cannot be
+        described (`Unkeyable`) gets keys of its own for this run only: its embeddings are never reused."""
+        try:
+            identity = model.identity()
+        except Unkeyable as exc:
+            log.warning("facebench: embeddings of model '%s' are not cached (%s)", model.name, exc)
+            identity = {"uncacheable": uuid.uuid4().hex}
+        base = {"model": identity, "preprocessing": model.preprocessing.as_dict(),
                 "precision": self.options.precision, "device_type": self.device.type,
                 "decode": self._decoder(model),
                 "torch": torch.__version__.split("+")[0], "torchvision": _version("torchvision")}
@@ -231,6 +239,7 @@ class Engine:
                             num_workers=workers, pin_memory=self.device.type == "cuda", collate_fn=_collate,
                             persistent_workers=False, prefetch_factor=4 if workers else None)
         errors: list[str] = []
+        non_finite: dict[str, list[Path]] = {}
         keep_in_memory = True
         batch_limit = 1  # the first image probes the output size, then the batch grows to fit BATCH_BYTES
         bar = self._progress(total=len(paths), desc=model.name) if self._progress else None
@@ -247,7 +256,11 @@ class Engine:
                 chunk = batch[start:start + batch_limit]
                 outputs, batch_limit = self._forward(model, chunk, batch_limit, stats)
                 for layer, value in outputs.items():
-                    for row, index in zip(value, indices[start:start + len(chunk)]):
+                    finite = np.isfinite(value).all(axis=1)
+                    for row, index, ok in zip(value, indices[start:start + len(chunk)], finite):
+                        if not ok:  # never stored: a later run must not reuse it
+                            non_finite.setdefault(layer, []).append(paths[index])
+                            continue
                         self.store.put(keys[layer], hashes[index], row)
                         if keep_in_memory:
                             rows[layer][hashes[index]] = row
@@ -267,6 +280,12 @@ class Engine:
         if bar is not None:
             bar.close()
         stats.batch_size = batch_limit
+        if non_finite:
+            layer, bad = next(iter(non_finite.items()))
+            rest = [name for name in non_finite if name != layer]
+            others = f" (and layer(s) {', '.join(rest)})" if rest else ""
+            raise ModelError(f"model '{model.name}', layer '{layer}'{others}: {len(bad)} image(s) gave NaN or infinite "
+                             f"values, e.g. {list_some([str(p) for p in bad], 3)}")
         if errors:
             raise DataError(f"model '{model.name}': {len(errors)} image(s) could not be read: {list_some(errors)}")
 

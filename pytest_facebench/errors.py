@@ -36,6 +36,10 @@ class WeightsUnavailable(FacebenchError):
     """Pretrained weights are neither on disk nor fetchable. Benchmarks skip, never fall back."""
 
 
+class DataWarning(UserWarning):
+    """Data that is probably wrong but still scored (e.g. labels that contradict the identity columns)."""
+
+
 def list_some(items: Sequence[object], limit: int = 10) -> str:
     """'a, b, c' for short lists, 'a, b, ... (and 12 more)' past `limit` items."""
     shown = ", ".join(str(i) for i in items[:limit])

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
 from .distances import distance_name
+from .errors import DataError, ModelError, list_some
+from .fingerprint import Unkeyable
 from .model import BaseModel
 from .results import metric_record
 from .tasks.base import BaseTask
@@ -55,11 +56,6 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def readout_layer(model: BaseModel) -> str:
-    """The layer gates and headline tables use: declared, else the last listed one."""
-    return getattr(model, "readout", None) or model.layers[-1]
-
-
 def evaluate_cached(engine: Callable[[], Engine], options: EngineOptions, cells: CellStore | None,
                     model: BaseModel, task: BaseTask, nodeid: str | None = None) -> CellResult:
     """`evaluate_cell`, or the stored result of a cell whose inputs are all unchanged (`cell_cache.py`).
@@ -67,12 +63,19 @@ def evaluate_cached(engine: Callable[[], Engine], options: EngineOptions, cells:
     from .cell_cache import cell_key, reuse
 
     task.load()
-    key = cell_key(model, task, options) if cells is not None else None
+    key, unkeyable = None, ""
+    if cells is not None:
+        try:
+            key = cell_key(model, task, options)
+        except Unkeyable as exc:
+            unkeyable = f"cell results not cached: {exc}"
     stored = cells.get(key) if cells is not None and key is not None else None
     if stored is not None:
         return reuse(stored, nodeid)
     result = evaluate_cell(engine(), model, task, nodeid=nodeid)
     result.stats["cell_cache"] = "off" if cells is None else ("unkeyable" if key is None else "miss")
+    if unkeyable:
+        result.stats["cell_cache_note"] = unkeyable
     if cells is not None and key is not None:
         cells.put(key, result.to_payload())
     return result
@@ -88,11 +91,11 @@ def evaluate_cell(engine: Engine, model: BaseModel, task: BaseTask, nodeid: str 
         raise DataError(f"task '{task.name}' ({task.pairs_path}): {exc}") from None
     distances = task.pair_rows().reset_index(drop=True)
     records: list[dict[str, Any]] = []
-    identity = model.identity()
-    readout = readout_layer(model)
+    readout = model.readout_layer()
     columns: dict[str, str] = {}
     for index, layer in enumerate(model.layers):
         values = task.layer_values(embeddings.layers[layer], engine.device)
+        _require_finite(values, model, task, layer, distances)
         column = layer if layer not in distances else f"distance:{layer}"
         distances[column] = values
         columns[layer] = column
@@ -100,7 +103,7 @@ def evaluate_cell(engine: Engine, model: BaseModel, task: BaseTask, nodeid: str 
                    "task_type": task.type, "distance": distance_name(task.distance),
                    "pooling": model.pooling[layer], "preprocessing": model.preprocessing.describe(),
                    "precision": engine.options.precision, "device": str(engine.device),
-                   "weights": str(identity.get("weights", "")), "readout": layer == readout, "nodeid": nodeid}
+                   "weights": str(model.weights_identity()), "readout": layer == readout, "nodeid": nodeid}
         for metric in task.score(np.asarray(values)):
             records.append(metric_record(metric, **context))
     stats = {"embedding": embeddings.stats.as_dict(), "task": task.describe(),
@@ -108,3 +111,13 @@ def evaluate_cell(engine: Engine, model: BaseModel, task: BaseTask, nodeid: str 
     scoring = {**task.scoring(), "columns": columns}
     return CellResult(model=model.name, task=task.name, records=records, distances=distances, stats=stats,
                       scoring=scoring)
+
+
+def _require_finite(values: np.ndarray, model: BaseModel, task: BaseTask, layer: str, rows: pd.DataFrame) -> None:
+    """Per-row values (distances, ranks) must be numbers: a NaN would silently shrink every statistic."""
+    bad = ~np.isfinite(np.asarray(values, dtype=float))
+    if bad.any():
+        lines = rows.index[bad].tolist()
+        raise ModelError(f"model '{model.name}', layer '{layer}', task '{task.name}': {int(bad.sum())} of {len(bad)} "
+                         f"per-pair values are NaN or infinite (rows {list_some([i + 1 for i in lines], 5)}); "
+                         f"check the distance '{distance_name(task.distance)}' and the layer's outputs")

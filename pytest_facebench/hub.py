@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from .errors import ModelError, WeightsUnavailable
-from .model import file_sha256
+from .fingerprint import file_sha256
 from .preprocessing import Preprocessing
 
 if TYPE_CHECKING:
@@ -89,15 +89,20 @@ def hf_check_available(source: str, revision: str | None, model_name: str) -> No
                                  f"(huggingface-cli download {source}) or point the grid at a local directory")
 
 
-def hf_from_pretrained(model_cls: Any, source: str, revision: str | None, model_name: str, **kwargs: Any) -> Any:
+def hf_from_pretrained(model_cls: Any, source: str, revision: str | None, model_name: str, trusted: bool = False,
+                       **kwargs: Any) -> Any:
     """`model_cls.from_pretrained` from a local dir or hub id; refuses checkpoints that leave weights
-    randomly initialized."""
+    randomly initialized. Code from the repo runs only when the grid entry says `trusted = true`
+    (`trust_remote_code`); safetensors weights are used whenever the repo has them."""
     hf_check_available(source, revision, model_name)
     local = hf_local_dir(source)
     cached = local is not None or hf_cached_file(source, "config.json", revision) is not None
+    if hf_cached_file(source, "model.safetensors", revision) is not None:
+        kwargs.setdefault("use_safetensors", True)
     try:
         net, info = model_cls.from_pretrained(str(local) if local else source, revision=revision,
-                                              local_files_only=cached, output_loading_info=True, **kwargs)
+                                              local_files_only=cached, output_loading_info=True,
+                                              trust_remote_code=trusted, **kwargs)
     except OSError as exc:
         raise WeightsUnavailable(f"model '{model_name}': cannot load pretrained weights '{source}': "
                                  f"{str(exc).splitlines()[0]}") from None

@@ -8,15 +8,15 @@ value `_forward` returns. Building is lazy: a fully cached run never constructs 
 from __future__ import annotations
 
 import difflib
-import hashlib
+import inspect
+import re
 import sys
-import warnings
 from collections.abc import Mapping
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from .errors import ModelError, WeightsUnavailable, list_some
+from .fingerprint import code_digest, file_identity, file_sha256, plain
 from .preprocessing import Preprocessing
 
 if TYPE_CHECKING:  # torch loads on first use: a run served from the cell cache never needs it
@@ -26,6 +26,9 @@ if TYPE_CHECKING:  # torch loads on first use: a run served from the cell cache 
 
 OUTPUT = "output"
 POOLINGS = ("flatten", "avg", "max", "cls", "mean")
+# Constructor arguments keyed elsewhere (layers, pooling and device type are part of each layer's key; the
+# weights by content) or that change no number (the name, the permission to unpickle).
+UNKEYED_ARGUMENTS = frozenset({"self", "name", "layers", "pooling", "device", "weights", "trusted"})
 
 
 class BaseModel:
@@ -38,18 +41,31 @@ class BaseModel:
     `flip_test = true` (a constructor keyword, so `kwargs = { flip_test = true }` in the grid): each
     layer's embedding is the L2-normalized sum of the pooled outputs of the image and of its
     horizontal flip (one forward pass over both). It is part of `identity()`, hence of the cache key,
-    also for subclasses that override `identity()`.
+    recorded like every constructor argument (see `identity()`).
+
+    `trusted = true` (the grid entry's `trusted` key) allows a checkpoint that holds more than tensors to
+    be unpickled, which runs code from the file; without it, `torch.load(weights_only=True)` is the only
+    loader.
     """
 
     preprocessing: ClassVar[Preprocessing] = Preprocessing()
     default_layers: ClassVar[tuple[str, ...]] = (OUTPUT,)
     named_weights: ClassVar[tuple[str, ...]] = ()
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> BaseModel:
+        """Records the constructor arguments (every subclass's too) for `identity()`."""
+        self = super().__new__(cls)
+        self._arguments = _constructor_arguments(cls, args, kwargs)
+        return self
+
     def __init__(self, name: str | None = None, layers: list[str] | None = None,
                  pooling: Mapping[str, str] | str | None = None, weights: str | None = None,
                  device: str | torch.device = "cpu", preprocessing: Preprocessing | Mapping[str, Any] | None = None,
-                 flip_test: bool = False):
+                 flip_test: bool = False, trusted: bool = False):
         self.name = name or type(self).__name__.lower()
+        if not isinstance(trusted, bool):
+            raise ModelError(f"model '{self.name}': trusted must be true or false; got {trusted!r}")
+        self.trusted = trusted
         if not isinstance(flip_test, bool):
             raise ModelError(f"model '{self.name}': flip_test must be true or false; got {flip_test!r}")
         self.flip_test = flip_test
@@ -57,6 +73,7 @@ class BaseModel:
         if len(set(self.layers)) != len(self.layers):
             raise ModelError(f"model '{self.name}': layers listed twice: {self.layers}")
         self.pooling = _pooling_per_layer(self.layers, pooling, self.name)
+        self.readout: str | None = None  # the layer of headline tables and gates (the grid's `readout`)
         self.weights = weights
         self._device: str | torch.device | Callable[[], torch.device] = device
         if preprocessing is not None:
@@ -80,6 +97,10 @@ class BaseModel:
         """PIL RGB image → input tensor. Runs in DataLoader workers, so keep it picklable."""
         return self.preprocessing(image)
 
+    def readout_layer(self) -> str:
+        """The layer gates and headline tables use: the declared `readout`, else the last listed layer."""
+        return self.readout or self.layers[-1]
+
     # --- weights --------------------------------------------------------------------------------
     def weights_path(self) -> Path | None:
         """The checkpoint file when `weights` is a path rather than a keyword."""
@@ -93,24 +114,27 @@ class BaseModel:
         if path is not None and not path.is_file():
             raise WeightsUnavailable(f"model '{self.name}': checkpoint file not found: {path}")
 
-    def identity(self) -> dict[str, Any]:
-        """Everything about the model that changes its numbers (for the cache key and provenance)."""
+    def weights_identity(self) -> str:
+        """What the weights are: the sha256 of a checkpoint file, else the `weights` keyword. Families whose
+        weights come from elsewhere (a hub, a package) override this."""
         path = self.weights_path()
-        weights = f"sha256:{file_sha256(path)}" if path is not None else str(self.weights)
-        out = {"class": f"{type(self).__module__}.{type(self).__qualname__}", "weights": weights}
-        return {**out, "flip_test": True} if getattr(self, "flip_test", False) else out
+        return f"sha256:{file_sha256(path)}" if path is not None else str(self.weights)
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        """A subclass's own `identity()` still records `flip_test` (which changes every number)."""
-        super().__init_subclass__(**kwargs)
-        own = cls.__dict__.get("identity")
-        if own is not None and not getattr(own, "_records_flip", False):
-            def identity(self: BaseModel, _own: Any = own) -> dict[str, Any]:
-                out = _own(self)
-                return {**out, "flip_test": True} if getattr(self, "flip_test", False) else out
-            identity.__doc__ = own.__doc__
-            identity._records_flip = True  # type: ignore[attr-defined]
-            cls.identity = identity  # type: ignore[method-assign]
+    def identity_extra(self) -> dict[str, Any]:
+        """Facts beyond the constructor arguments, the code and the weights that change this model's numbers
+        (a hook for subclasses; empty by default)."""
+        return {}
+
+    def identity(self) -> dict[str, Any]:
+        """Everything about the model that changes its numbers, for the cache keys and provenance: the class,
+        the source of the code that defines it (`fingerprint.code_digest`), every constructor argument (as
+        given, with defaults filled in; a string naming a file is keyed by the file's content), the weights
+        and `identity_extra()`. Raises `Unkeyable` when an argument cannot be described: that model's results
+        are then never reused."""
+        arguments = {name: _argument_identity(value) for name, value in sorted(self._arguments.items())
+                     if name not in UNKEYED_ARGUMENTS}
+        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "code": code_digest(type(self)),
+                "arguments": plain(arguments), "weights": self.weights_identity(), **plain(self.identity_extra())}
 
     # --- building and running -------------------------------------------------------------------
     @property
@@ -125,7 +149,7 @@ class BaseModel:
         net = self._build_model()
         path = self.weights_path()
         if path is not None:
-            load_checkpoint(net, path, model_name=self.name)
+            load_checkpoint(net, path, model_name=self.name, trusted=self.trusted)
         self.net = net.eval().to(self.device)
         for param in self.net.parameters():
             param.requires_grad_(False)
@@ -224,10 +248,6 @@ class BaseModel:
         self._captured.clear()
         return pooled
 
-    def provenance(self) -> dict[str, Any]:
-        return {"model_class": self.identity()["class"], "weights": self.identity()["weights"],
-                "preprocessing": self.preprocessing.describe()}
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, layers={self.layers}, weights={self.weights!r})"
 
@@ -280,37 +300,33 @@ def pool(x: torch.Tensor, rule: str, layer: str = "") -> torch.Tensor:
     return x[:, 0] if rule == "cls" else x.mean(dim=1)
 
 
-@cache
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def read_state_dict(path: Path, model_name: str = "", trusted: bool = False) -> dict[str, torch.Tensor]:
+    """A plain state_dict or a checkpoint with a `state_dict` key; a `module.` prefix is stripped.
 
+    Always `torch.load(weights_only=True)`, which unpickles tensors and plain containers only. A checkpoint
+    that needs more (pickled classes or functions) would run code from the file: it is refused with a
+    message naming the file and the opt-in, unless `trusted`."""
+    import pickle
 
-def file_sha256(path: Path) -> str:
-    """Content hash of a weights file, memoized per process by (path, size, mtime)."""
-    stat = path.stat()
-    return _sha256_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-def read_state_dict(path: Path, model_name: str = "") -> dict[str, torch.Tensor]:
-    """A plain state_dict or a checkpoint with a `state_dict` key; a `module.` prefix is stripped."""
     import torch
 
+    where = f"model '{model_name}': checkpoint {path}" if model_name else f"checkpoint {path}"
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises several types for bad or unsafe files
-        if "weights_only" not in str(exc):
-            raise ModelError(f"model '{model_name}': cannot read checkpoint {path}: {exc}") from None
-        try:  # torch mentions weights_only for any unpickling error, garbage files included
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as exc:
+        if not _needs_unpickling(exc):
+            raise ModelError(f"{where}: not a PyTorch checkpoint ({_opcode_or_first_line(exc)})") from None
+        if not trusted:
+            raise ModelError(f"{where} holds Python objects beyond tensors ({_unsafe_global(exc)}); loading it would "
+                             f"run code from the file, so it was not loaded. If you trust this file, set "
+                             f"`trusted = true` on the model's grid entry (or save a plain state_dict: "
+                             f"torch.save(model.state_dict(), path))") from None
+        try:
             obj = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc2:  # noqa: BLE001
-            raise ModelError(f"model '{model_name}': cannot read checkpoint {path}: "
-                             f"{type(exc2).__name__}: {exc2}") from None
-        warnings.warn(f"{path}: checkpoint holds more than tensors; loaded it with weights_only=False "
-                      f"(only load checkpoints you trust)", stacklevel=2)
+        except Exception as exc2:  # noqa: BLE001 - arbitrary unpickling errors of a trusted file
+            raise ModelError(f"{where}: cannot read it: {type(exc2).__name__}: {_first_line(exc2)}") from None
+    except Exception as exc:  # noqa: BLE001 - zip, EOF and OS errors of a broken file
+        raise ModelError(f"{where}: cannot read it: {type(exc).__name__}: {_first_line(exc)}") from None
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -321,11 +337,11 @@ def read_state_dict(path: Path, model_name: str = "") -> dict[str, torch.Tensor]
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
-def load_checkpoint(net: nn.Module, path: Path, model_name: str = "") -> None:
+def load_checkpoint(net: nn.Module, path: Path, model_name: str = "", trusted: bool = False) -> None:
     """Load a checkpoint strictly; resize Linear heads whose class count differs from the checkpoint's."""
     from torch import nn
 
-    state = read_state_dict(path, model_name)
+    state = read_state_dict(path, model_name, trusted=trusted)
     current = net.state_dict()
     modules = dict(net.named_modules())
     for key, tensor in state.items():
@@ -357,3 +373,67 @@ def _replace_module(net: nn.Module, dotted: str, new: nn.Module) -> None:
     parent_name, _, child = dotted.rpartition(".")
     parent = net.get_submodule(parent_name) if parent_name else net
     setattr(parent, child, new)
+
+
+def _needs_unpickling(exc: BaseException) -> bool:
+    """torch's weights-only unpickler refused a global (a class or function): the file is a pickle of more
+    than tensors. An unsupported opcode means it is not a checkpoint at all."""
+    return "unsupported global" in str(exc).lower()
+
+
+def _unsafe_global(exc: BaseException) -> str:
+    """'GLOBAL posix.system', the first object torch refused to unpickle."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    return f"it refers to {found.group(1)}" if found else _first_line(exc)
+
+
+def _opcode_or_first_line(exc: BaseException) -> str:
+    found = re.search(r"Unsupported operand \d+", str(exc))
+    return found.group(0) if found else _first_line(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(exc).__name__
+
+
+def _constructor_arguments(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments a model was built with, by name: positional ones bound to the class's signature,
+    `**kwargs` flattened, and the defaults of every `__init__` in the MRO filled in (so an argument left at
+    its default and one given explicitly with that value key the same)."""
+    arguments: dict[str, Any] = {}
+    try:
+        bound = inspect.signature(cls.__init__).bind_partial(None, *args, **kwargs)
+    except TypeError:
+        bound = None  # the constructor itself reports the mismatch
+    if bound is not None:
+        for name, value in list(bound.arguments.items())[1:]:
+            kind = bound.signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                arguments.update(value)
+            elif kind is inspect.Parameter.VAR_POSITIONAL:
+                if value:
+                    arguments["*args"] = list(value)
+            else:
+                arguments[name] = value
+    else:
+        arguments.update(kwargs)
+        if args:
+            arguments["*args"] = list(args)
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        for name, parameter in inspect.signature(init).parameters.items():
+            if parameter.default is not inspect.Parameter.empty:
+                arguments.setdefault(name, parameter.default)
+    return arguments
+
+
+def _argument_identity(value: Any) -> Any:
+    """A constructor argument as key material: a string naming a file is keyed by the file's content."""
+    if isinstance(value, (str, Path)):
+        found = file_identity(str(value))
+        if found is not None:
+            return found
+    return value

@@ -20,13 +20,17 @@ FALSE_WORDS = {"0", "false", "no", "different", "n", "f", "0.0", "diff"}
 
 def read_pairs(path: Path) -> pd.DataFrame:
     """The pairs table with an extra `_line` column. The format follows the suffix and content."""
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory; expected a pairs file (CSV, TSV, whitespace .txt or LFW pairs.txt)")
     if not path.is_file():
         raise DataError(f"pairs file not found: {path}")
+    _require_utf8(path)
     try:
         if path.suffix.lower() == ".txt" and _looks_like_lfw(path):
             table = _read_lfw_pairs(path)
         else:
             sep = {".csv": ",", ".tsv": "\t"}.get(path.suffix.lower(), r"\s+")
+            _check_header(path, sep)
             table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True,
                                 engine="python" if sep == r"\s+" else "c")
             table.columns = [str(c).strip() for c in table.columns]
@@ -35,11 +39,41 @@ def read_pairs(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: the pairs file is empty; expected a header line such as 'img1,img2,label'") from None
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: cannot parse the pairs file: {_short(exc)}") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); expected a CSV or whitespace table") from None
     if table.empty:
         raise DataError(f"{path}: the pairs file has a header but no rows")
     return table
+
+
+def _require_utf8(path: Path) -> None:
+    """Name the line and byte of the first byte that is not UTF-8 (pandas names only a chunk offset)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(f"{path}, line {line}, byte {column}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the "
+                        f"file as UTF-8") from None
+
+
+def _check_header(path: Path, sep: str) -> None:
+    """Duplicate column names (pandas would silently rename the second), and a .csv that is really ';'- or
+    tab-delimited (it would read as one column)."""
+    with path.open(encoding="utf-8") as fh:
+        header = fh.readline().rstrip("\r\n")
+    names = [n.strip() for n in (header.split() if sep == r"\s+" else header.split(sep))]
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        if name in seen and name:
+            raise DataError(f"{path}, line 1: column name '{name}' appears twice (columns {seen[name]} and "
+                            f"{position}); column names must be unique")
+        seen.setdefault(name, position)
+    if sep == "," and len(names) == 1:
+        for other, word in ((";", "semicolon"), ("\t", "tab")):
+            if other in header:
+                raise DataError(f"{path}, line 1: the header {header[:80]!r} is {word}-delimited, but a .csv file is "
+                                f"read as comma-separated; save it with commas"
+                                + (", or rename it to .tsv" if other == "\t" else ""))
 
 
 def found_columns(table: pd.DataFrame) -> str:
@@ -74,10 +108,11 @@ def parse_labels(values: pd.Series, lines: pd.Series, path: Path, column: str) -
 
 
 def parse_numbers(values: pd.Series, lines: pd.Series, path: Path, column: str) -> np.ndarray:
+    """Finite numbers; anything else (text, blank, NaN, inf) is an error naming the lines."""
     numbers = pd.to_numeric(values.astype(str).str.strip(), errors="coerce")
-    bad = numbers.isna()
+    bad = ~np.isfinite(numbers.to_numpy(dtype=np.float64))
     if bad.any():
-        raise DataError(f"{path}: column '{column}' must hold numbers; found "
+        raise DataError(f"{path}: column '{column}' must hold finite numbers; found "
                         f"{list_some([repr(v) for v in values[bad]])} on line(s) {list_some(lines[bad].tolist())}")
     return numbers.to_numpy(dtype=np.float64)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,10 @@ def build_model(spec: ModelSpec, device: str = "cpu", search_paths: list[Path] |
         raise ModelError(f"{where}: cannot import factory '{spec.factory}': {exc}") from None
     except Exception as exc:  # noqa: BLE001 - any import-time failure of user code
         raise ModelError(f"{where}: cannot import factory '{spec.factory}': {type(exc).__name__}: {exc}") from None
+    extra = {"trusted": True} if spec.trusted else {}
     try:
-        model = factory(name=spec.name, layers=spec.layers or None, pooling=spec.pooling, device=device, **spec.kwargs)
+        model = factory(name=spec.name, layers=spec.layers or None, pooling=spec.pooling, device=device, **spec.kwargs,
+                        **extra)
     except FacebenchError as exc:
         raise ModelError(f"{where}: {exc}") from None
     except TypeError as exc:
@@ -69,7 +72,7 @@ def build_model(spec: ModelSpec, device: str = "cpu", search_paths: list[Path] |
     if not isinstance(model, BaseModel):
         raise ModelError(f"{where}: factory '{spec.factory}' returned {type(model).__name__}, not a BaseModel")
     if spec.readout:
-        model.readout = spec.readout  # type: ignore[attr-defined]
+        model.readout = spec.readout
     return model
 
 
@@ -78,9 +81,10 @@ def build_task(spec: TaskSpec) -> BaseTask:
     if spec.error:
         raise ConfigError(spec.error)
     cls = TASK_TYPES[spec.type]
+    extra = {"trusted": True} if spec.trusted and "trusted" in inspect.signature(cls.__init__).parameters else {}
     try:
         task = cls(name=spec.name, pairs=spec.pairs, images=spec.images, distance=spec.distance,
-                   columns=spec.columns, **spec.options)
+                   columns=spec.columns, **spec.options, **extra)
     except TypeError as exc:
         raise ConfigError(f"{spec.source}: {exc}") from None
     task.thresholds = spec.thresholds  # type: ignore[attr-defined]

@@ -392,14 +392,15 @@ def make_folds(
     *,
     fold_column: ArrayLike | None = None,
     identities: ArrayLike | None = None,
+    labels: ArrayLike | None = None,
 ) -> NDArray[np.int64]:
     """Fold id (0..k-1) per pair.
 
     * ``fold_column``: the given folds, relabelled 0.. in sorted order of the unique
       values (``k`` is then ignored; the column defines the number of folds).
-    * ``identities`` (shape (n,) or (n, 2)): identity-disjoint folds. Pairs are grouped
-      into connected components of the identity graph; components go, largest first
-      (ties: first appearance), to the fold with the fewest pairs (ties: lowest id).
+    * ``identities`` (shape (n,) or (n, 2)): identity-disjoint folds (see `identity_folds`),
+      stratified by ``labels`` when given.
+    * ``labels``: stratified folds (see `stratified_folds`).
     * otherwise contiguous blocks in file order (``np.array_split``, like LFW).
     """
     n = int(n)
@@ -413,12 +414,43 @@ def make_folds(
         return folds.astype(np.int64)
     if k < 2 or k > n:
         raise ValueError(f"k must satisfy 2 <= k <= n; got k={k}, n={n}")
-    if identities is None:
-        return np.repeat(np.arange(k, dtype=np.int64), [len(b) for b in np.array_split(np.arange(n), k)])
-    return _identity_folds(n, k, identities)
+    if identities is not None:
+        return identity_folds(n, k, identities, labels)
+    if labels is not None:
+        return stratified_folds(labels, k)
+    return np.repeat(np.arange(k, dtype=np.int64), [len(b) for b in np.array_split(np.arange(n), k)])
 
 
-def _identity_folds(n: int, k: int, identities: ArrayLike) -> NDArray[np.int64]:
+def stratified_folds(labels: ArrayLike, k: int) -> NDArray[np.int64]:
+    """Fold id per pair such that every fold holds the same share of each class (fold sizes per class
+    differ by at most one), deterministic, and keeping file order within each class: the first pairs of
+    a class go to fold 0, the next to fold 1, and so on. The allocation is that of scikit-learn's
+    ``StratifiedKFold(shuffle=False)``: class c gets, in fold i, as many pairs as the class-sorted labels
+    hold of c at positions i, i + k, i + 2k, ...; classes are numbered by first appearance."""
+    y = np.asarray(labels)
+    if y.ndim != 1:
+        raise ValueError(f"labels must be 1-D; got shape {y.shape}")
+    if not 2 <= k <= len(y):
+        raise ValueError(f"k must satisfy 2 <= k <= n; got k={k}, n={len(y)}")
+    _, first, inverse = np.unique(y, return_index=True, return_inverse=True)
+    by_appearance = np.argsort(np.argsort(first))
+    encoded = by_appearance[inverse.reshape(-1)]
+    n_classes = len(first)
+    ordered = np.sort(encoded)
+    allocation = np.stack([np.bincount(ordered[i::k], minlength=n_classes) for i in range(k)])  # (k, classes)
+    folds = np.empty(len(y), dtype=np.int64)
+    for c in range(n_classes):
+        folds[encoded == c] = np.repeat(np.arange(k, dtype=np.int64), allocation[:, c])
+    return folds
+
+
+def identity_folds(n: int, k: int, identities: ArrayLike, labels: ArrayLike | None = None) -> NDArray[np.int64]:
+    """Identity-disjoint folds: pairs are grouped into connected components of the identity graph (no
+    identity appears in two folds). Components go, largest first (ties: first appearance), to the fold
+    whose load is lowest after adding them (ties: lowest id). Without ``labels`` the load is the pair
+    count; with them, the sum over classes of each class's count relative to its share per fold, so the
+    folds are stratified as far as the identities allow. Raises ValueError when there are fewer
+    components than folds or, with ``labels``, when a fold ends up without one of the classes."""
     ids = np.asarray(identities)
     if ids.shape not in ((n,), (n, 2)):
         raise ValueError(f"identities must have shape ({n},) or ({n}, 2); got {ids.shape}")
@@ -430,19 +462,34 @@ def _identity_folds(n: int, k: int, identities: ArrayLike) -> NDArray[np.int64]:
 
     graph = coo_matrix((np.ones(n), (codes[:, 0], codes[:, -1])), shape=(m, m))
     _, comp_of_id = connected_components(graph, directed=False)
-    comp = np.unique(comp_of_id[codes[:, 0]], return_inverse=True)[1]  # renumber used comps
+    comp = np.unique(comp_of_id[codes[:, 0]], return_inverse=True)[1].reshape(-1)  # renumber used comps
     n_comp = int(comp.max()) + 1
     if n_comp < k:
         raise ValueError(f"identities form only {n_comp} connected groups; cannot make {k} identity-disjoint folds")
-    sizes = np.bincount(comp, minlength=n_comp)
+    if labels is None:
+        classes = np.zeros(n, dtype=np.int64)
+    else:
+        classes = np.unique(np.asarray(labels), return_inverse=True)[1].reshape(-1)
+        if len(classes) != n:
+            raise ValueError(f"labels must have one value per pair ({n}); got {len(classes)}")
+    n_classes = int(classes.max()) + 1
+    counts = np.zeros((n_comp, n_classes))
+    np.add.at(counts, (comp, classes), 1.0)
+    share = np.maximum(counts.sum(axis=0) / k, 1e-12)  # each class's count per fold when balanced
+    sizes = counts.sum(axis=1)
     first_seen = np.full(n_comp, n)
     np.minimum.at(first_seen, comp, np.arange(n))
-    load = np.zeros(k, dtype=np.int64)
+    load = np.zeros((k, n_classes))
     fold_of_comp = np.empty(n_comp, dtype=np.int64)
     for c in np.lexsort((first_seen, -sizes)):
-        f = int(np.argmin(load))
+        f = int(np.argmin(((load + counts[c]) / share).sum(axis=1)))
         fold_of_comp[c] = f
-        load[f] += sizes[c]
+        load[f] += counts[c]
+    if labels is not None:
+        empty = [(f, c) for f in range(k) for c in range(n_classes) if load[f, c] == 0]
+        if empty:
+            raise ValueError(f"the identities allow no {k} disjoint folds that each hold both classes "
+                             f"({len(empty)} fold/class combination(s) empty, e.g. fold {empty[0][0]})")
     return fold_of_comp[comp]
 
 

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pytest_facebench.cell_cache import CellStore, Unkeyable, cell_key, plain
+from pytest_facebench.cell_cache import CellStore, cell_key
+from pytest_facebench.fingerprint import Unkeyable, plain
 from pytest_facebench.options import EngineOptions
 from pytest_facebench.tasks import AccuracyTask
 
@@ -192,7 +193,8 @@ def test_cell_key_covers_the_task_state_and_skips_only_gating_attributes(bench) 
     assert cell_key(Pixels(name="px", size=8), task, options) != key
     assert cell_key(Pixels(name="other", size=4), task, options) != key  # rows name the model
     task.my_helper = object()  # something the key cannot capture: the cell is never reused
-    assert cell_key(model, task, options) is None
+    with pytest.raises(Unkeyable, match="cannot key a object"):
+        cell_key(model, task, options)
 
 
 def test_store_round_trip_and_unwritable_root(tmp_path: Path) -> None:

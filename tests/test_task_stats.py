@@ -80,7 +80,7 @@ def test_kfold_with_a_fold_column_matches_the_hand_computed_protocol(tmp_path):
     assert metric(result, "accuracy_kfold_std").value == pytest.approx(0.125)
     assert kfold.protocol.startswith("fold column 'fold' (2 folds")
     contiguous = accuracy_task(tmp_path / "c", labels, folds=2, **FAST)
-    assert "contiguous" in metric(contiguous.score(distances), "accuracy_kfold").protocol
+    assert "stratified" in metric(contiguous.score(distances), "accuracy_kfold").protocol
     assert metric(contiguous.score(distances), "accuracy_kfold").value != pytest.approx(0.625)
 
 
@@ -130,14 +130,16 @@ def test_identity_columns_give_identity_disjoint_folds_and_an_identity_bootstrap
     id1, id2, labels = (list(np.asarray(x)[order]) for x in (id1, id2, labels))
     task = accuracy_task(tmp_path, labels, folds=5, table_columns={"id1": id1, "id2": id2}, **FAST)
     folds = task.folds
-    expected = stats.make_folds(len(labels), 5, identities=np.stack([id1, id2], axis=1))
+    expected = stats.make_folds(len(labels), 5, identities=np.stack([id1, id2], axis=1), labels=labels)
     assert folds.tolist() == expected.tolist()
     for identity in set(id1):  # no identity on both sides of a split
         used = {f for f, a, b in zip(folds, id1, id2) if identity in (a, b)}
         assert len(used) == 1
     result = task.score(rng.normal(0.5, 0.2, len(labels)) - 0.2 * np.asarray(labels))
     kfold = metric(result, "accuracy_kfold")
-    assert kfold.protocol.startswith("identity-disjoint 5-fold")
+    assert kfold.protocol.startswith("identity-disjoint stratified 5-fold")
+    for fold in range(5):  # stratified as far as the identities allow: every fold holds both classes
+        assert {bool(v) for v in np.asarray(labels)[folds == fold]} == {True, False}
     assert "identities" in kfold.extra["ci_method"] and "identities" in metric(result, "auc").extra["ci_method"]
 
 
@@ -581,8 +583,8 @@ class Linear(BaseModel):
 
 
 class OwnIdentity(Linear):
-    def identity(self):
-        return {"class": "own", "weights": "none"}
+    def identity_extra(self):
+        return {"source": "own"}
 
 
 def test_flip_test_sums_the_flipped_embedding_and_normalizes():
@@ -595,6 +597,6 @@ def test_flip_test_sums_the_flipped_embedding_and_normalizes():
     got = flipped.extract(batch)["output"]
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
     assert plain.extract(batch)["output"].shape == (3, 6)
-    assert "flip_test" not in plain.identity() and flipped.identity()["flip_test"] is True
-    assert OwnIdentity(flip_test=True).identity() == {"class": "own", "weights": "none", "flip_test": True}
-    assert OwnIdentity().identity() == {"class": "own", "weights": "none"}
+    assert plain.identity()["arguments"]["flip_test"] is False and flipped.identity()["arguments"]["flip_test"] is True
+    own = OwnIdentity(flip_test=True).identity()  # a subclass adds to the identity; it cannot drop flip_test
+    assert own["source"] == "own" and own["arguments"]["flip_test"] is True

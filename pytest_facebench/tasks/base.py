@@ -122,6 +122,10 @@ class BaseTask:
         """The pairs table as read (for `distances/<task>/<model>.csv`)."""
         return self.table.drop(columns=[LINE])
 
+    def callables(self) -> dict[str, Any]:
+        """The functions this task runs that may be user code (keyed by their source in the cell cache)."""
+        return {"distance": resolve_distance(self.distance)}
+
     # --- scoring ----------------------------------------------------------------------------
     def layer_values(self, embeddings: Any, device: Any = "cpu") -> np.ndarray:
         """One value per row of `pair_rows()` for one layer's (N, D) embeddings (rows = `images`):

@@ -8,6 +8,8 @@ such condition then also gets `human_effect` (the human value; the note gives th
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,8 @@ class ConditionedAverageDistances(BaseTask):
         self.normalize = bool(normalize)
         self.declared = list(conditions) if conditions else None
         if human_effect is not None and (not isinstance(human_effect, dict) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in human_effect.values())):
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                for v in human_effect.values())):
             raise ConfigError(f"task '{name}': human_effect must be a table of human values per condition, e.g. "
                               f"{{ same_identity = 0.2, different_identity = 0.8 }}; got {human_effect!r}")
         self.human_effect = {str(k): float(v) for k, v in (human_effect or {}).items()}

@@ -12,6 +12,8 @@ and two rows are added: `human_effect` (the human value; the note compares) and 
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +46,9 @@ class RelativeDifferenceTask(BaseTask):
         if not groups or len(groups) != 2 or groups[0] == groups[1]:
             raise ConfigError(f"task '{name}': declare the two groups in order, e.g. groups = ['inverted', "
                               f"'upright'] for (inverted − upright) / (inverted + upright); got {groups!r}")
-        if human_effect is not None and (isinstance(human_effect, bool) or not isinstance(human_effect, (int, float))):
-            raise ConfigError(f"task '{name}': human_effect must be a number (the human value of "
+        if human_effect is not None and (isinstance(human_effect, bool) or not isinstance(human_effect, (int, float))
+                                         or not math.isfinite(human_effect)):
+            raise ConfigError(f"task '{name}': human_effect must be a finite number (the human value of "
                               f"{human_effect_metric}); got {human_effect!r}")
         if human_effect_metric not in EFFECT_METRICS:
             raise ConfigError(f"task '{name}': human_effect_metric must be one of {', '.join(EFFECT_METRICS)}; "

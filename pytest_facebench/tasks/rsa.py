@@ -149,10 +149,10 @@ class RsaTask(BaseTask):
         cells = square.loc[self.stimuli, self.stimuli]
         text = cells.apply(lambda s: s.str.strip())
         numbers = text.apply(pd.to_numeric, errors="coerce")
-        bad = numbers.isna() & ~text.isin(["", "nan", "NaN", "NA"])
-        if bad.to_numpy().any():
-            r, c = np.argwhere(bad.to_numpy())[0]
-            raise DataError(f"{path}: the human RDM must hold numbers (blank = missing); found {text.iat[r, c]!r} at "
+        bad = ~np.isfinite(numbers.to_numpy(dtype=float)) & ~text.isin(["", "nan", "NaN", "NA"]).to_numpy()
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise DataError(f"{path}: the human RDM must hold finite numbers (blank = missing); found {text.iat[r, c]!r} at "
                             f"({self.stimuli[r]}, {self.stimuli[c]})")
         m = numbers.to_numpy(dtype=float)
         both = np.isfinite(m) & np.isfinite(m.T)

@@ -8,8 +8,10 @@ Metrics (a pair is called 'same' when its distance is at most the threshold):
 - `accuracy_kfold`, `accuracy_kfold_std`: the verification protocol of LFW / insightface. For each
   fold, the accuracy-maximizing threshold is fit on the other k−1 folds and applied to the held-out
   fold; mean and (population) std over folds. Folds come from the `fold` column when the pairs file
-  has one (LFW View 2); else identity-disjoint folds when identity columns (`id1`, `id2`) exist; else
-  `folds` contiguous blocks in file order;
+  has one (LFW View 2); else identity-disjoint folds, stratified by label as far as the identities
+  allow, when identity columns (`id1`, `id2`) exist; else stratified folds (each fold holds the same
+  share of same and different pairs, file order within each class). Every fold must hold both
+  classes; the `protocol` column names the scheme used and any fallback;
 - `eer`: the equal error rate (FAR = FRR, interpolated on the ROC);
 - `tar_at_far_<far>` for each of `fars`: the true accept rate at the largest threshold whose false
   accept rate is at most `far`. A FAR that needs more different pairs than the file has is NaN with
@@ -26,13 +28,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
 from .. import stats
 from ..distances import Distance
-from ..errors import ConfigError, DataError
-from ..pairs import parse_labels
+from ..errors import ConfigError, DataError, DataWarning, list_some
+from ..pairs import LINE, parse_labels
 from ..results import Metric
 from .base import BaseTask
 
@@ -90,60 +94,84 @@ class AccuracyTask(BaseTask):
         self.labels = labels
         id_columns = [c for c in (self.optional_column(table, "identity1"), self.optional_column(table, "identity2"))
                       if c is not None]
-        identities = (np.stack([table[c].astype(str).str.strip().to_numpy() for c in id_columns], axis=1)
+        identities = (np.stack([self._nonblank(table, c, "identity") for c in id_columns], axis=1)
                       if id_columns else None)
         if identities is not None:
             self.groups = identities[:, 0]
             self.unit = "identities"
+            if identities.shape[1] == 2:
+                self._warn_contradictions(table, identities, id_columns)
         fold_column = self.optional_column(table, "fold")
         if fold_column is not None:
             self._folds_from_column(table, fold_column)
         else:
             self._automatic_folds(identities)
 
+    def _nonblank(self, table: pd.DataFrame, column: str, role: str) -> np.ndarray:
+        """A fold or identity column's values; a blank cell is an error (it would be a fold or identity of its own)."""
+        values = table[column].astype(str).str.strip()
+        blank = values.isin(["", "nan", "NaN", "None"])
+        if blank.any():
+            raise DataError(f"{self.pairs_path}: column '{column}' ({role}) is blank on line(s) "
+                            f"{list_some(table.loc[blank, LINE].tolist())}; give every pair a value or drop the column")
+        return values.to_numpy()
+
+    def _warn_contradictions(self, table: pd.DataFrame, identities: np.ndarray, columns: list[str]) -> None:
+        """A 'same' pair across two identities, or a 'different' pair within one, is probably a labelling error."""
+        same_identity = identities[:, 0] == identities[:, 1]
+        for wrong, what in ((self.labels & ~same_identity, "'same' pairs whose identities differ"),
+                            (~self.labels & same_identity, "'different' pairs of one identity")):
+            if wrong.any():
+                warnings.warn(DataWarning(
+                    f"{self.pairs_path}: {int(wrong.sum())} {what} (columns '{columns[0]}', '{columns[1]}' vs "
+                    f"'{self.columns['label']}') on line(s) {list_some(table.loc[wrong, LINE].tolist())}"), stacklevel=2)
+
     def _folds_from_column(self, table: pd.DataFrame, column: str) -> None:
-        values = table[column].astype(str).str.strip().to_numpy()
+        values = self._nonblank(table, column, "folds")
         names = sorted(set(values), key=_natural)
         if len(names) < 2:
             raise DataError(f"{self.pairs_path}: column '{column}' (folds) holds a single fold {names}; the k-fold "
                             f"protocol needs at least 2 folds")
-        for name in names:
-            held_out = self.labels[values == name]
-            for cls, word in ((True, "same (1)"), (False, "different (0)")):
-                if not np.any(held_out == cls):
-                    raise DataError(f"{self.pairs_path}: fold '{name}' (column '{column}', {len(held_out)} pairs) has "
-                                    f"no {word} pairs; every fold of the {len(names)}-fold protocol needs both same "
-                                    f"and different pairs")
         rank = {name: i for i, name in enumerate(names)}
-        self.folds = np.array([rank[v] for v in values], dtype=np.int64)
+        folds = np.array([rank[v] for v in values], dtype=np.int64)
+        problem = _fold_without_class(folds, self.labels)
+        if problem is not None:
+            fold, word = problem
+            raise DataError(f"{self.pairs_path}: fold '{names[fold]}' (column '{column}', {int((folds == fold).sum())} "
+                            f"pairs) has no {word} pairs; every fold of the {len(names)}-fold protocol needs both same "
+                            f"and different pairs")
+        self.folds = folds
         k = len(names)
         self.kfold_protocol = f"fold column '{column}' ({k} folds; threshold fit on the other {k - 1})"
 
     def _automatic_folds(self, identities: np.ndarray | None) -> None:
-        n, k = len(self.labels), self.n_folds
-        if k > n:
-            self.kfold_note = f"k-fold accuracy needs at least {k} pairs (folds = {k}); got {n}"
-            self.kfold_protocol = f"{k}-fold"
-            return
-        folds, kind = None, "contiguous blocks in file order"
+        """Identity-disjoint stratified folds when identities exist and allow it, else stratified folds; fewer
+        folds than asked when a class has fewer pairs than folds. The protocol string names what was used."""
+        k = self.n_folds
+        notes = []
         if identities is not None:
             try:
-                folds, kind = stats.make_folds(n, k, identities=identities), "identity-disjoint"
+                folds = stats.make_folds(len(self.labels), k, identities=identities, labels=self.labels)
             except ValueError as exc:
-                self.kfold_note = f"identity-disjoint folds impossible ({exc}); used contiguous blocks"
-        if folds is None:
-            folds = stats.make_folds(n, k)
-        self.kfold_protocol = (f"identity-disjoint {k}-fold (threshold fit on {k - 1} folds)"
-                               if kind == "identity-disjoint"
-                               else f"{k}-fold, contiguous blocks in file order (threshold fit on {k - 1} folds)")
-        for fold in range(k):
-            train = self.labels[folds != fold]
-            if train.all() or not train.any():
-                self.kfold_note = "; ".join(filter(None, [
-                    self.kfold_note, f"fold {fold}: the other folds hold only one class, so no threshold can be "
-                    f"fit; give the pairs file a fold column or shuffle it"]))
+                notes.append(f"identity-disjoint folds impossible ({exc}); used stratified folds, so an identity "
+                             f"may appear in both the fitting and the held-out folds")
+            else:
+                self.folds = folds
+                self.kfold_protocol = (f"identity-disjoint stratified {k}-fold (threshold fit on {k - 1} folds)")
                 return
-        self.folds = folds
+        smallest = int(min(self.labels.sum(), (~self.labels).sum()))
+        used = min(k, smallest)
+        if used < 2:
+            self.kfold_protocol = f"stratified {k}-fold"
+            self.kfold_note = "; ".join([*notes, f"k-fold accuracy needs at least 2 same and 2 different pairs; "
+                                                 f"got {smallest} of the rarer class"])
+            return
+        if used < k:
+            notes.append(f"{used} folds instead of {k}: only {smallest} pairs of the rarer class")
+        self.folds = stats.stratified_folds(self.labels, used)
+        self.kfold_protocol = (f"stratified {used}-fold (each fold holds the same share of same and different pairs, "
+                               f"file order within each class; threshold fit on {used - 1} folds)")
+        self.kfold_note = "; ".join(notes)
 
     # --- scoring ------------------------------------------------------------------------------
     def score(self, distances: np.ndarray) -> list[Metric]:
@@ -194,6 +222,16 @@ class AccuracyTask(BaseTask):
                 "folds": None if self.folds is None else self.folds.tolist(),
                 "kfold_protocol": self.kfold_protocol,
                 "groups": None if self.groups is None else self.groups.tolist(), "unit": self.unit}
+
+
+def _fold_without_class(folds: np.ndarray, labels: np.ndarray) -> tuple[int, str] | None:
+    """The first fold lacking same or different pairs, with the missing class's name; None when all hold both."""
+    for fold in np.unique(folds):
+        held_out = labels[folds == fold]
+        for cls, word in ((True, "same (1)"), (False, "different (0)")):
+            if not np.any(held_out == cls):
+                return int(fold), word
+    return None
 
 
 def _natural(value: str) -> tuple[int, float | str]:
