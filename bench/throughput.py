@@ -7,10 +7,13 @@ On LFW-shaped data (distinct 250×250 JPEGs, generated here) it measures:
   (c) the naive pipeline: per pair, both images, single-process loading, distance per pair in Python;
   (d) a warm-cache rerun of the whole `pytest benchmarks/` grid vs a cold one (cells reused, and with
       --facebench-rescore: embeddings reused, every cell scored again);
-and the ratios b/a, b/c and cold/warm. Writes JSON to --out.
+and the ratios b/a, b/c and cold/warm. Writes JSON to --out (after each phase, so a run stopped by a
+timeout keeps the figures measured so far).
 
     python bench/throughput.py --device cuda --precision fp32 bf16
+    python bench/throughput.py --device cuda --decode torchvision --skip a c d   # nvJPEG decoding, (b) only
     python bench/throughput.py --device cpu --images 200 --pairs 600 --sustained 200 --naive-pairs 50
+    python bench/throughput.py --device cpu --grid-args "-k pixels"              # a subset of the grid in (d)
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -38,9 +42,18 @@ from pytest_facebench.distances import cosine  # noqa: E402
 from pytest_facebench.engine import Engine, EngineOptions  # noqa: E402
 from pytest_facebench.evaluate import evaluate_cell  # noqa: E402
 from pytest_facebench.images import load_rgb  # noqa: E402
+from pytest_facebench.preprocessing import Preprocessing  # noqa: E402
 from pytest_facebench.tasks import AccuracyTask  # noqa: E402
 
 LAYERS = ["avgpool", "classifier.5"]
+
+
+def vgg16(device: torch.device | str, input_size: int = 224) -> Vgg16:
+    """The measured model: untrained VGG16 hooked at LAYERS; `input_size` other than 224 only for quick runs."""
+    if input_size == 224:
+        return Vgg16(name="vgg16", layers=LAYERS, device=device)
+    return Vgg16(name="vgg16", layers=LAYERS, device=device,
+                 preprocessing=Preprocessing(input_size=input_size, crop="none"))
 
 
 def _make_jpeg(args: tuple[Path, int]) -> None:
@@ -74,12 +87,13 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def model_only(device: torch.device, precision: str, channels_last: bool, batch: int, iters: int) -> float:
+def model_only(device: torch.device, precision: str, channels_last: bool, batch: int, iters: int = 20,
+               input_size: int = 224) -> float:
     """(a) images/s of VGG16 (hooks on LAYERS) on random tensors already on the device."""
-    model = Vgg16(name="vgg16", layers=LAYERS, device=device).build()
+    model = vgg16(device, input_size).build()
     if channels_last:
         model.net.to(memory_format=torch.channels_last)
-    x = torch.randn(batch, 3, 224, 224, device=device)
+    x = torch.randn(batch, 3, input_size, input_size, device=device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
@@ -97,12 +111,13 @@ def model_only(device: torch.device, precision: str, channels_last: bool, batch:
     return batch * iters / elapsed
 
 
-def facebench_sustained(paths: list[Path], device: str, precision: str, batch: int, workers: int | None) -> dict:
+def facebench_sustained(paths: list[Path], device: str, precision: str, batch: int, workers: int | None,
+                        decode: str = "pil", input_size: int = 224) -> dict:
     """(b) cold-cache embed of all `paths` (the engine's own counters)."""
     with tempfile.TemporaryDirectory() as cache:
-        engine = Engine(EngineOptions(device=device, precision=precision, batch_size=batch, workers=workers),
-                        EmbeddingStore(Path(cache)))
-        model = Vgg16(name="vgg16", layers=LAYERS, device=engine.device)
+        engine = Engine(EngineOptions(device=device, precision=precision, batch_size=batch, workers=workers,
+                                      decode=decode), EmbeddingStore(Path(cache)))
+        model = vgg16(engine.device, input_size)
         model.build()
         start = time.perf_counter()
         result = engine.embed(model, paths)
@@ -113,12 +128,12 @@ def facebench_sustained(paths: list[Path], device: str, precision: str, batch: i
 
 
 def facebench_task(data: Path, device: str, precision: str, batch: int, workers: int | None,
-                   cache: Path) -> float:
+                   cache: Path, decode: str = "pil", input_size: int = 224) -> float:
     """(b) the whole task: engine, model build, loader start, embedding, distances, scores."""
     start = time.perf_counter()
-    engine = Engine(EngineOptions(device=device, precision=precision, batch_size=batch, workers=workers),
-                    EmbeddingStore(cache))
-    model = Vgg16(name="vgg16", layers=LAYERS, device=engine.device)
+    engine = Engine(EngineOptions(device=device, precision=precision, batch_size=batch, workers=workers,
+                                  decode=decode), EmbeddingStore(cache))
+    model = vgg16(engine.device, input_size)
     task = AccuracyTask("lfw_like", data / "pairs.csv", data / "images").load()
     evaluate_cell(engine, model, task)
     engine.store.close()
@@ -126,11 +141,11 @@ def facebench_task(data: Path, device: str, precision: str, batch: int, workers:
     return time.perf_counter() - start
 
 
-def naive(data: Path, device: torch.device, n_pairs: int) -> tuple[float, int]:
+def naive(data: Path, device: torch.device, n_pairs: int, input_size: int = 224) -> tuple[float, int]:
     """(c) the earlier prototype: per pair, both images through the model, PIL in the main process,
     distance per pair in Python."""
     start = time.perf_counter()
-    model = Vgg16(name="vgg16", layers=LAYERS, device=device).build()
+    model = vgg16(device, input_size).build()
     rows = (data / "pairs.csv").read_text().splitlines()[1:n_pairs + 1]
     distances = []
     with torch.inference_mode():
@@ -147,9 +162,10 @@ def naive(data: Path, device: torch.device, n_pairs: int) -> tuple[float, int]:
     return time.perf_counter() - start, len(rows)
 
 
-def grid_rerun(device: str, precision: str) -> dict:
+def grid_rerun(device: str, precision: str, extra_args: list[str] | None = None) -> dict:
     """(d) `pytest benchmarks/` cold, warm (cells reused), and warm with --facebench-rescore (embeddings from
-    the cache, every cell scored again): wall time of each process, on a fresh cache dir.
+    the cache, every cell scored again): wall time and exit status of each process, on a fresh cache dir.
+    `extra_args` go to every run (e.g. `-k pixels` for a subset of the grid).
 
     hypothesis's pytest plugin is disabled when installed: it is a test-only dependency (absent from the
     benchmark install of the README) and imports hypothesis in its terminal summary (about 1 s)."""
@@ -161,7 +177,7 @@ def grid_rerun(device: str, precision: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pytest", "benchmarks/", "-q", "-p", "no:cacheprovider",
                "--facebench-cache", f"{tmp}/cache", "--facebench-out", f"{tmp}/out",
-               "--facebench-device", device, "--facebench-precision", precision]
+               "--facebench-device", device, "--facebench-precision", precision, *(extra_args or [])]
         if not any(e.name == "facebench" for e in entry_points(group="pytest11")):  # not pip-installed here
             cmd += ["-p", "pytest_facebench.plugin"]
         if importlib.util.find_spec("hypothesis") is not None:
@@ -171,6 +187,7 @@ def grid_rerun(device: str, precision: str) -> dict:
             start = time.perf_counter()
             proc = subprocess.run(cmd + extra, cwd=ROOT, capture_output=True, text=True, env=env)
             times[label] = time.perf_counter() - start
+            times[f"{label}_rc"] = proc.returncode
             times[f"{label}_tail"] = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-300:]
     return times
 
@@ -186,6 +203,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--skip", nargs="*", default=[], choices=["a", "b", "c", "d"])
+    parser.add_argument("--decode", default="pil", choices=["pil", "torchvision"],
+                        help="the engine's JPEG decoding in (b): pil (loader workers) or torchvision (on the device)")
+    parser.add_argument("--model-only-iters", type=int, default=20, help="timed batches of (a)")
+    parser.add_argument("--input-size", type=int, default=224,
+                        help="VGG16's input side; smaller only for quick runs (e.g. a dry run on a CPU)")
+    parser.add_argument("--grid-args", default="", help="extra pytest arguments for (d), one shell-quoted string")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "facebench-bench-data")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "throughput.json")
     args = parser.parse_args()
@@ -197,40 +220,54 @@ def main() -> None:
     task_data = make_dataset(args.data / "task", args.images, args.pairs)
     sustained = make_dataset(args.data / "sustained", args.sustained, 2, seed=1)
     report["data_generation_s"] = time.perf_counter() - t0
-    paths = sorted((sustained / "images").glob("*.jpg"))
+    paths = sorted((sustained / "images").glob("*.jpg"))[:args.sustained]
+    iters = args.model_only_iters
     for precision in args.precision:
         entry: dict = {}
+        report[precision] = entry
         if "a" not in args.skip:
-            entry["model_only_img_s"] = model_only(device, precision, False, args.batch_size, 20)
+            entry["model_only_img_s"] = model_only(device, precision, False, args.batch_size, iters, args.input_size)
             if device.type == "cuda":
-                entry["model_only_channels_last_img_s"] = model_only(device, precision, True, args.batch_size, 20)
+                entry["model_only_channels_last_img_s"] = model_only(device, precision, True, args.batch_size, iters,
+                                                                     args.input_size)
+            save(report, args.out)
         if "b" not in args.skip:
-            entry["sustained"] = facebench_sustained(paths, args.device, precision, args.batch_size, args.workers)
+            entry["sustained"] = facebench_sustained(paths, args.device, precision, args.batch_size, args.workers,
+                                                     args.decode, args.input_size)
             with tempfile.TemporaryDirectory() as cache:
                 entry["task_cold_s"] = facebench_task(task_data, args.device, precision, args.batch_size,
-                                                      args.workers, Path(cache))
+                                                      args.workers, Path(cache), args.decode, args.input_size)
                 entry["task_warm_s"] = facebench_task(task_data, args.device, precision, args.batch_size,
-                                                      args.workers, Path(cache))
+                                                      args.workers, Path(cache), args.decode, args.input_size)
         limit = entry.get("model_only_channels_last_img_s") or entry.get("model_only_img_s")
         if limit and "sustained" in entry:
             entry["b_over_a"] = entry["sustained"]["images_per_s"] / limit
-        report[precision] = entry
+        save(report, args.out)
         print(json.dumps({precision: entry}, indent=1), flush=True)
     if "c" not in args.skip:
-        seconds, done = naive(task_data, device, args.naive_pairs)
+        seconds, done = naive(task_data, device, args.naive_pairs, args.input_size)
         report["naive"] = {"pairs": done, "seconds": seconds, "extrapolated_s": seconds * args.pairs / done}
         for precision in args.precision:
             entry = report[precision]
             if "task_cold_s" in entry:
                 entry["naive_over_cold_task"] = report["naive"]["extrapolated_s"] / entry["task_cold_s"]
                 entry["naive_over_warm_task"] = report["naive"]["extrapolated_s"] / entry["task_warm_s"]
+        save(report, args.out)
     if "d" not in args.skip:
-        report["grid"] = grid_rerun(args.device, args.precision[0])
+        report["grid"] = grid_rerun(args.device, args.precision[0], shlex.split(args.grid_args))
         report["grid"]["cold_over_warm"] = report["grid"]["cold"] / report["grid"]["warm"]
         report["grid"]["cold_over_warm_rescore"] = report["grid"]["cold"] / report["grid"]["warm_rescore"]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    report["total_s"] = time.perf_counter() - t0
+    save(report, args.out)
     print_table(report, args.precision)
+
+
+def save(report: dict, out: Path) -> None:
+    """Write the report so far (atomically: a reader never sees half a file)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(json.dumps(report, indent=2) + "\n")
+    partial.replace(out)
 
 
 def print_table(report: dict, precisions: list[str]) -> None:

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# One prepared GPU check for pytest-facebench, in at most ~8 minutes (the budget, 450 s by default):
+#   1. env                     nvidia-smi -L, driver, torch/CUDA/cuDNN versions          -> check.log, summary.json
+#   2. throughput_pil          bench/throughput.py (a)-(d), fp32 + bf16, PIL decoding    -> throughput_pil.json
+#   3. gpu_tests               the GPU-only tests of tests/ (see below)                  -> gpu_tests.xml
+#   4. xdist_grid              pytest benchmarks/ -n 2 --facebench-device cuda (both workers on cuda:0) -> xdist_grid.xml
+#   5. throughput_torchvision  (b) again with --decode torchvision (nvJPEG), if time is left -> throughput_torchvision.json
+# then bench/device_summary.py writes summary.json and prints the table: figures, targets (PASS/FAIL/MISSING),
+# GPU-only test outcomes. Every step runs under `timeout`, capped by what is left of the budget, so a hung
+# step cannot eat the others' time, and the summary is always reached. Step 5 runs last because it is the
+# optional one ("if time allows"); skipped for lack of time it does not fail the check.
+#
+# Exit status: 0 when every step ran and passed (missed targets are reported, not errors), 1 when a step
+# broke (failed, timed out, or a required one could not start), 2 for bad arguments, 3 if the summary broke.
+#
+# GPU-only tests: every test under tests/ marked `@pytest.mark.skipif(<condition or reason naming CUDA/GPU>)`
+# (function, class or module `pytestmark`), found by `bench/device_summary.py gpu-tests` from the source.
+# Override with DEVICE_CHECK_GPU_TESTS="node-id node-id ...".
+#
+# Usage:
+#   OUT=/some/dir bench/device_check.sh        on the GPU machine (OUT defaults to bench/out/device_check)
+#   bench/device_check.sh --dry-run            the same steps at tiny sizes on the CPU (OUT defaults to a
+#                                              temp dir); GPU-only tests are reported as skipped; ~1 minute
+# Environment: PYTHON (default python3), DEVICE_CHECK_BUDGET_S (default 450; dry run 900),
+#   DEVICE_CHECK_THROUGHPUT_ARGS (extra bench/throughput.py arguments, e.g. "--sustained 6000"; last wins).
+#
+# Sizes on the GPU: the issue-3 sizes (2,000 images / 6,000 pairs / 13,000 sustained images, batch 128)
+# with 50 timed model-only batches (6,400 images per layout, >= 1 s of GPU work: a stable limit), except the
+# naive pipeline, timed on 1,500 pairs and extrapolated to 6,000 (it is linear in pairs, ~10 ms a pair on a
+# GPU, so 6,000 would take a minute alone). Estimated cost on an H200 with 16 CPUs (estimates, not yet
+# measured there): data generation ~10 s; per precision (a) ~5 s, (b) sustained 13,000 images ~5-10 s,
+# task cold+warm ~5 s; naive ~15 s; (d) three grid runs ~40 s; torchvision run ~40 s; GPU tests ~20 s;
+# xdist grid ~40 s: about 4 minutes in all, half the budget. The step timeouts (60/240/90/120/120 s, capped
+# by the budget) leave each step about twice its estimate.
+
+set -u -o pipefail
+
+DRY=0
+for arg in "$@"; do
+  case $arg in
+    --dry-run) DRY=1 ;;
+    -h|--help) sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "device_check.sh: unknown argument '$arg' (expected --dry-run or --help)" >&2; exit 2 ;;
+  esac
+done
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT" || exit 2
+PY=${PYTHON:-python3}
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+export FACEBENCH_OFFLINE=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1  # no network: never wait for a download
+
+if [[ -z ${OUT:-} ]]; then
+  if (( DRY )); then OUT=$(mktemp -d "${TMPDIR:-/tmp}/device-check.XXXXXX"); else OUT=$ROOT/bench/out/device_check; fi
+fi
+mkdir -p "$OUT" || exit 2
+OUT=$(cd "$OUT" && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/device-check-work.XXXXXX") || exit 2
+trap 'rm -rf "$WORK"' EXIT
+rm -f "$OUT"/{summary.json,check.log,throughput_pil.json,throughput_torchvision.json,gpu_tests.xml,xdist_grid.xml}
+rm -f "$OUT"/*.partial
+LOG=$OUT/check.log
+STEPS=$WORK/steps.tsv
+: > "$LOG"
+: > "$STEPS"
+
+if (( DRY )); then
+  DEVICE=cpu
+  BUDGET=${DEVICE_CHECK_BUDGET_S:-900}
+  # VGG16 at 32x32 (its classifier stays full size): the plumbing, not the speed. No loader workers: they
+  # cost more than they save on a small CPU. The grid: the weight-free model only, without plots.
+  SIZES=(--images 24 --pairs 48 --sustained 24 --naive-pairs 6 --batch-size 8 --model-only-iters 2 --workers 0
+         --input-size 32)
+  GRID_ARGS=(-k "pixels and (verification or similarity)" --facebench-no-report)
+  # generous: no device time is at stake, and a shared CI box can be slow
+  T_ENV=90; T_PIL=300; T_GPU=150; T_XDIST=180; T_TV=180
+  REQUIRE_CUDA=()
+else
+  DEVICE=cuda
+  BUDGET=${DEVICE_CHECK_BUDGET_S:-450}
+  SIZES=(--images 2000 --pairs 6000 --sustained 13000 --naive-pairs 1500 --batch-size 128 --model-only-iters 50)
+  GRID_ARGS=()
+  T_ENV=60; T_PIL=240; T_GPU=90; T_XDIST=120; T_TV=120
+  REQUIRE_CUDA=(--require-cuda)
+fi
+# shellcheck disable=SC2206  # word splitting is the point
+SIZES+=(${DEVICE_CHECK_THROUGHPUT_ARGS:-})
+RESERVE=15  # seconds kept for the summary
+ABORT=""    # set when the machine cannot do the check at all: the remaining steps are not started
+START=$SECONDS
+
+say() { printf '%s\n' "$*" | tee -a "$LOG"; }
+
+record() {  # name required rc seconds timeout state note
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$STEPS"
+}
+
+# run_step NAME REQUIRED(1|0) TIMEOUT_S MIN_S COMMAND... : run under `timeout`, capped by the budget left;
+# a step with less than MIN_S left is not started. Output goes to the log; the end of it is shown on failure.
+run_step() {
+  local name=$1 required=$2 limit=$3 min_s=$4
+  shift 4
+  local left=$(( BUDGET - (SECONDS - START) - RESERVE ))
+  (( limit > left )) && limit=$left
+  if [[ -n $ABORT ]]; then
+    record "$name" "$required" "" 0 "$limit" skipped "not started: $ABORT"
+    say "[$name] not started: $ABORT"
+    return
+  fi
+  if (( limit < min_s )); then
+    record "$name" "$required" "" 0 "$limit" skipped "not started: ${left} s left of the ${BUDGET} s budget, needs ${min_s} s"
+    say "[$name] not started: ${left} s left of the ${BUDGET} s budget (needs ${min_s} s)"
+    return
+  fi
+  say "[$name] (timeout ${limit} s) $*"
+  printf '===== %s output =====\n' "$name" >> "$LOG"
+  local t0 t1 rc
+  t0=$(date +%s.%N)
+  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee "$WORK/$name.out" >> "$LOG"
+  rc=${PIPESTATUS[0]}
+  t1=$(date +%s.%N)
+  local seconds
+  seconds=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+  record "$name" "$required" "$rc" "$seconds" "$limit" ran ""
+  say "[$name] exit ${rc} after ${seconds} s"
+  if (( rc != 0 )); then tail -n 20 "$WORK/$name.out" | sed "s/^/  [$name] /"; fi
+}
+
+# The plugin comes from its entry point when pip-installed; from a plain checkout (the GPU machine) name it.
+PLUGIN=()
+if ! "$PY" -c 'import sys; from importlib.metadata import entry_points
+sys.exit(not any(e.name == "facebench" for e in entry_points(group="pytest11")))' 2>/dev/null; then
+  PLUGIN=(-p pytest_facebench.plugin)
+fi
+
+say "device check: $( (( DRY )) && echo 'DRY RUN on the CPU' || echo 'GPU') in $ROOT; OUT=$OUT; budget ${BUDGET} s"
+
+# 1. the environment
+run_step env 1 "$T_ENV" 5 "$PY" bench/device_summary.py env --out "$WORK/env.json" "${REQUIRE_CUDA[@]}"
+if (( ! DRY )) && [[ $(tail -n 1 "$STEPS" | cut -f3) != 0 ]]; then
+  ABORT="the environment step failed (no CUDA device for torch?): see check.log"
+fi
+
+# 2. throughput at the issue-3 sizes (dry run: tiny), PIL decoding, with (c) naive and (d) the grid rerun
+TP=("$PY" bench/throughput.py --device "$DEVICE" --precision fp32 bf16 --data "$WORK/data" "${SIZES[@]}")
+run_step throughput_pil 1 "$T_PIL" 30 "${TP[@]}" --decode pil --grid-args "${GRID_ARGS[*]@Q}" \
+  --out "$OUT/throughput_pil.json"
+
+# 3. the GPU-only tests, by node id
+if [[ -n ${DEVICE_CHECK_GPU_TESTS:-} ]]; then
+  read -r -a GPU_TESTS <<< "$DEVICE_CHECK_GPU_TESTS"
+else
+  mapfile -t GPU_TESTS < <("$PY" bench/device_summary.py gpu-tests tests)
+fi
+say "GPU-only tests: ${GPU_TESTS[*]:-(none found)}"
+if (( ${#GPU_TESTS[@]} )); then
+  run_step gpu_tests 1 "$T_GPU" 15 "$PY" -m pytest "${GPU_TESTS[@]}" "${PLUGIN[@]}" -p no:cacheprovider -q -rA \
+    --junitxml "$OUT/gpu_tests.xml" -o junit_family=xunit1
+elif [[ -n $ABORT ]]; then
+  record gpu_tests 1 "" 0 "" skipped "not started: $ABORT"
+else
+  record gpu_tests 1 5 0 "" ran "no GPU-only test found under tests/"
+fi
+
+# 4. the benchmark grid with two xdist workers sharing the one device, on a cold cache
+GRID=(-p no:cacheprovider -p no:hypothesispytest "${PLUGIN[@]}" --facebench-device "$DEVICE"
+      --facebench-cache "$WORK/xdist/cache" --facebench-out "$WORK/xdist/out" --facebench-no-progress)
+run_step xdist_grid 1 "$T_XDIST" 20 "$PY" -m pytest benchmarks/ -n 2 "${GRID[@]}" -q \
+  --junitxml "$OUT/xdist_grid.xml" -o junit_family=xunit1 "${GRID_ARGS[@]}"
+
+# 5. (b) with nvJPEG decoding (the bf16 lever), if time allows; (a) and (c) come from step 2
+run_step throughput_torchvision 0 "$T_TV" 40 "${TP[@]}" --decode torchvision --skip a c d \
+  --out "$OUT/throughput_torchvision.json"
+
+# the summary: OUT/summary.json and the table; its exit status is the check's
+rm -f "$OUT"/*.partial
+SUMMARY=("$PY" bench/device_summary.py summarize --out "$OUT" --work "$WORK" --budget "$BUDGET"
+         --wall "$(( SECONDS - START ))")
+(( DRY )) && SUMMARY+=(--dry-run)
+"${SUMMARY[@]}" 2>&1 | tee -a "$LOG"
+rc=${PIPESTATUS[0]}
+if (( rc > 1 )); then
+  say "device_check.sh: the summary broke (exit $rc); the steps were:"
+  tee -a "$LOG" < "$STEPS"
+  exit 3
+fi
+exit "$rc"
