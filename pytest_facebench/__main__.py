@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .files import atomic_csv, atomic_write
+
 PROG = "python -m pytest_facebench"
 KEYS = ["model", "layer", "task", "metric", "condition"]
 
@@ -132,8 +134,7 @@ def _copy_dir(source: Path, out: Path) -> Any:
     if (source / "plots" / "manifest.json").is_file():  # the headline metrics its report used
         (out / "plots").mkdir(parents=True, exist_ok=True)
         headlines = json.loads((source / "plots" / "manifest.json").read_text(encoding="utf-8")).get("headlines")
-        (out / "plots" / "manifest.json").write_text(json.dumps({"headlines": headlines or {}}, indent=2) + "\n",
-                                                     encoding="utf-8")
+        atomic_write(out / "plots" / "manifest.json", json.dumps({"headlines": headlines or {}}, indent=2) + "\n")
     return read_results(out)
 
 
@@ -145,7 +146,7 @@ def merge_dirs(dirs: Sequence[Path], out: Path) -> Any:
 
     from .report.html import load_references, read_run, save_references
     from .report.plots import TEXT_COLUMNS
-    from .report.tables import write_json
+    from .outputs import jsonable
     from .results import results_frame, summary_frame
 
     out.mkdir(parents=True, exist_ok=True)
@@ -167,8 +168,8 @@ def merge_dirs(dirs: Sequence[Path], out: Path) -> Any:
         merged = results_frame(records, models, tasks)
     else:
         merged = results_frame([])
-    merged.to_csv(out / "results.csv", index=False)
-    summary_frame(merged).to_csv(out / "summary.csv", index=False)
+    atomic_csv(out / "results.csv", merged)
+    atomic_csv(out / "summary.csv", summary_frame(merged))
 
     for directory in dirs:
         source = directory / "distances"
@@ -192,7 +193,7 @@ def merge_dirs(dirs: Sequence[Path], out: Path) -> Any:
                            "git_commit": data.get("git_commit"), "grid": data.get("grid"), "engine": data.get("engine")}
                           for directory, data in runs]
     run["duration_s"] = sum(float(d.get("duration_s") or 0) for _, d in runs)
-    write_json(out / "run.json", run)
+    atomic_write(out / "run.json", json.dumps(jsonable(run), indent=2) + "\n")
 
     references: list[dict[str, Any]] = []
     for directory in dirs:
@@ -218,7 +219,7 @@ def merge_dirs(dirs: Sequence[Path], out: Path) -> Any:
         except (OSError, ValueError):
             pass
         existing["headlines"] = {**(existing.get("headlines") or {}), **manifest}
-        target.write_text(json.dumps(existing, indent=2) + "\n", encoding="utf-8")
+        atomic_write(target, json.dumps(existing, indent=2) + "\n")
     return merged
 
 

@@ -1,7 +1,8 @@
-"""`run()`: the grid without pytest, for notebooks. Same engine, tasks and output files."""
+"""`run()`: the grid without pytest, for notebooks. Same engine, tasks and output pipeline (`outputs.py`)."""
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,6 @@ from .evaluate import CellResult, evaluate_cached
 from .model import BaseModel
 from .options import EngineOptions
 from .registry import build_model, build_task
-from .report.tables import write_tables
 from .results import results_frame, summary_frame
 from .tasks.base import BaseTask
 
@@ -42,6 +42,7 @@ def run(models: list[BaseModel] | str | Path, tasks: list[BaseTask] | None = Non
     A cell that fails (bad data, missing weights) is reported in `errors` and the others still run.
     """
     errors: dict[str, str] = {}
+    started = time.time()
     if isinstance(models, (str, Path)):
         grid = load_grid(models)
         built_models, tasks = [], []
@@ -81,16 +82,39 @@ def run(models: list[BaseModel] | str | Path, tasks: list[BaseTask] | None = Non
                     errors[f"{model.name}-{task.name}"] = str(exc)
             model.release()
     finally:
-        for started in engines:
-            started.store.close()
+        for built in engines:
+            built.store.close()
     records = [r for cell in cells for r in cell.records]
     order = ([m.name for m in models], [t.name for t in tasks or []])
     payloads = [c.to_payload() for c in cells]
     comparisons = comparisons_frame(payloads)
     if out is not None:
-        results = write_tables(Path(out), records, payloads, *order)
-        comparisons.to_csv(Path(out) / "comparisons.csv", index=False)
+        results = _write(Path(out), cells, payloads, errors, order, options, started)
     else:
         results = results_frame(records, *order)
     return RunTables(results=results, summary=summary_frame(results), comparisons=comparisons, cells=cells,
                      errors=errors)
+
+
+def _write(out: Path, cells: list[CellResult], payloads: list[dict], errors: dict[str, str],
+           order: tuple[list[str], list[str]], options: EngineOptions, started: float) -> pd.DataFrame:
+    """Every output file, through the pipeline the pytest session uses (one record per cell)."""
+    from .outputs import OutputLock, RECORD_FORMAT, jsonable, model_counters, write_outputs
+    from .report.tables import environment
+
+    lock = OutputLock(out)
+    lock.acquire()
+    try:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))
+        records = [{"format": RECORD_FORMAT, "nodeid": f"run::{c.model}-{c.task}", "model": c.model, "task": c.task,
+                    "outcome": "passed", "run_started": stamp, "cells": [jsonable(p)], "custom": []}
+                   for c, p in zip(cells, payloads)]
+        tests = {r["nodeid"]: {"model": r["model"], "task": r["task"], "outcome": "passed"} for r in records}
+        tests.update({f"run::{name}": {"outcome": "error", "reason": reason} for name, reason in errors.items()})
+        info = {"started": stamp, "duration_s": round(time.time() - started, 3), "interrupted": False,
+                "api": "pytest_facebench.run", "engine": {"precision": options.precision,
+                                                          "batch_size": options.batch_size},
+                **environment(), "models": model_counters(payloads), "tests": tests}
+        return write_outputs(out, records, info, model_order=order[0], task_order=order[1]).results
+    finally:
+        lock.release()

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +29,7 @@ import numpy as np
 from .cache import layer_key, package_version, read_entry, write_entry
 from .fingerprint import Unkeyable, class_source, facebench_source, plain, qualified
 from .images import content_hash
+from .options import device_type
 
 if TYPE_CHECKING:
     from .evaluate import CellResult
@@ -147,15 +147,3 @@ def _is_file(value: str) -> bool:
         return False
 
 
-# --- environment --------------------------------------------------------------------------------
-def device_type(option: str) -> str:
-    """The device type `--facebench-device` resolves to, without importing torch when it is not loaded.
-    A wrong guess for `auto` costs a miss, or reuses results equal to float tolerance."""
-    if option == "cpu" or option.startswith("cuda"):
-        return option.split(":")[0]
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1") or "+cpu" in package_version("torch"):
-        return "cpu"
-    return "cuda" if os.path.exists("/dev/nvidiactl") else "cpu"

@@ -20,13 +20,10 @@ p-value of a paired bootstrap is twice the share of resampled differences on the
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,21 +47,6 @@ class _Entry:
     layer: str
     values: np.ndarray
     scoring: dict[str, Any]
-
-
-def write_comparisons(path: Path, cells: list[dict[str, Any]]) -> None:
-    """`comparisons_frame(cells)` as CSV, kept as is when its inputs (the cells' values and scoring, and the
-    plugin's code) are those it was computed from: a rerun served from the cell cache pays for no bootstrap."""
-    from .fingerprint import facebench_source
-
-    digest = hashlib.blake2b(facebench_source().encode(), digest_size=16)
-    for cell in cells:
-        digest.update(json.dumps({k: v for k, v in cell.items() if k != "stats"}, sort_keys=True, default=str).encode())
-    stamp = path.with_name(f".{path.name}.inputs")
-    if path.is_file() and stamp.is_file() and stamp.read_text() == digest.hexdigest():
-        return
-    comparisons_frame(cells).to_csv(path, index=False)
-    stamp.write_text(digest.hexdigest())
 
 
 def comparisons_frame(cells: list[dict[str, Any]]) -> pd.DataFrame:

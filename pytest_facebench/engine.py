@@ -97,9 +97,8 @@ class ImageDataset(Dataset):
         path = self.paths[index]
         try:
             if self.raw_jpeg and path.suffix.lower() in JPEG_SUFFIXES:
-                from torchvision.io import read_file
-
-                return index, read_file(str(path)), ""
+                # numpy's bytes, not torchvision.io.read_file: its tensors cannot cross from loader workers
+                return index, torch.from_numpy(np.fromfile(path, dtype=np.uint8)), ""
             return index, self.preprocess(load_rgb(path)), ""
         except FacebenchError as exc:
             return index, None, str(exc)
@@ -189,7 +188,7 @@ class Engine:
         started = time.perf_counter()
         stats = EmbedStats(images=len(paths))
         keys = self.layer_keys(model)
-        hashes = [content_hash(p) for p in paths]
+        hashes = [_hash_or_error(p) for p in paths]
         unique = list(dict.fromkeys(hashes))
         first_path = {h: p for h, p in zip(reversed(hashes), reversed(paths))}
         rows: dict[str, dict[str, np.ndarray]] = {layer: {} for layer in model.layers}
@@ -356,6 +355,16 @@ class Engine:
         with torch.inference_mode(), autocast:
             outputs = model.extract(batch)
         return {layer: value.float().cpu().numpy() for layer, value in outputs.items()}
+
+
+def _hash_or_error(path: Path) -> str:
+    try:
+        return content_hash(path)
+    except FileNotFoundError:
+        raise DataError(f"image not found: {path} (it was there when the task was loaded; was it moved or deleted "
+                        f"during the run?)") from None
+    except OSError as exc:
+        raise DataError(f"cannot read image {path}: {exc.strerror or exc}") from None
 
 
 def _version(distribution: str) -> str:

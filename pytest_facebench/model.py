@@ -244,6 +244,8 @@ class BaseModel:
         missing = [layer for layer in self.layers if layer not in self._captured]
         if missing:
             raise ModelError(f"model '{self.name}': layers {missing} did not run in the forward pass")
+        for layer in self.layers:
+            _check_rows(self._captured[layer], len(batch), self.name, layer)
         pooled = {layer: pool(self._captured[layer], self.pooling[layer], layer) for layer in self.layers}
         self._captured.clear()
         return pooled
@@ -264,6 +266,14 @@ def _pooling_per_layer(layers: list[str], pooling: Mapping[str, str] | str | Non
         if rule not in POOLINGS:
             raise ModelError(f"model '{name}': pooling '{rule}' for layer '{layer}' is not one of {POOLINGS}")
     return rules
+
+
+def _check_rows(value: torch.Tensor, n: int, model: str, layer: str) -> None:
+    """A layer's output must be batch-first with one row per image."""
+    if value.dim() == 0 or value.shape[0] != n:
+        got = "a scalar" if value.dim() == 0 else f"shape {tuple(value.shape)}"
+        raise ModelError(f"model '{model}', layer '{layer}': gave {got} for a batch of {n} image(s); expected one row "
+                         f"per image (shape ({n}, ...))")
 
 
 def _first_tensor(output: Any, layer: str) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 DECODERS = ("pil", "torchvision")
@@ -22,3 +23,25 @@ class EngineOptions:
         if self.workers is not None:
             return max(0, self.workers)
         return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+def device_type(option: str) -> str:
+    """The device type `--facebench-device` resolves to, without importing torch when it is not loaded.
+    A wrong guess for `auto` costs a miss, or reuses results equal to float tolerance."""
+    if option == "cpu" or option.startswith("cuda"):
+        return option.split(":")[0]
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1") or "+cpu" in _torch_version():
+        return "cpu"
+    return "cuda" if os.path.exists("/dev/nvidiactl") else "cpu"
+
+
+def _torch_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("torch")
+    except PackageNotFoundError:
+        return "absent"

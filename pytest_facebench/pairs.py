@@ -129,6 +129,11 @@ def _read_lfw_pairs(path: Path) -> pd.DataFrame:
     lines = path.read_text(encoding="utf-8").splitlines()
     header = [int(x) for x in lines[0].split()]
     per_set = 2 * header[1] if len(header) == 2 else None
+    pair_lines = sum(1 for line in lines[1:] if line.strip())
+    if per_set is not None and pair_lines != header[0] * per_set:
+        raise DataError(f"{path}, line 1: the header '{lines[0].strip()}' announces {header[0]} sets of {header[1]} same "
+                        f"and {header[1]} different pairs ({header[0] * per_set} lines), but the file has {pair_lines} "
+                        f"pair lines")
     rows = []
     for number, line in enumerate(lines[1:], start=2):
         fields = line.split()

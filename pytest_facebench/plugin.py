@@ -35,8 +35,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="device for models and distances (default: auto = cuda if available)")
     group.addoption("--facebench-precision", default="fp32", choices=PRECISION_CHOICES,
                     help="inference precision (default: fp32)")
-    group.addoption("--facebench-batch-size", type=int, default=32, metavar="N", help="images per batch (default 32)")
-    group.addoption("--facebench-workers", type=int, default=None, metavar="N",
+    group.addoption("--facebench-batch-size", type=_at_least(1), default=32, metavar="N",
+                    help="images per batch (default 32)")
+    group.addoption("--facebench-workers", type=_at_least(0), default=None, metavar="N",
                     help="DataLoader worker processes for decoding (default: sized to the CPU count)")
     group.addoption("--facebench-cache", metavar="DIR", default=None,
                     help="cache directory for embeddings and cell results (default: .facebench_cache under the rootdir)")
@@ -55,7 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="compare every cell with this baseline; a regression fails the cell's test")
     group.addoption("--facebench-save-baseline", metavar="FILE", default=None,
                     help="write this run's metrics, CIs and provenance as a baseline JSON file")
-    group.addoption("--facebench-max-drop", type=float, default=0.01, metavar="X",
+    group.addoption("--facebench-max-drop", type=_non_negative, default=0.01, metavar="X",
                     help="default tolerance of a baseline comparison (per-metric 'tolerances' in the grid win)")
     group.addoption("--facebench-gate-ci", action="store_true", default=False,
                     help="fail a baseline gate only when the baseline value also lies outside the current CI")
@@ -68,6 +69,29 @@ def _device_option(value: str) -> str:
     if re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
         return value
     raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {value!r}")
+
+
+def _at_least(minimum: int):
+    """An argparse type: a whole number >= minimum (checked when the command line is read)."""
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value!r}") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {number}")
+        return number
+    return parse
+
+
+def _non_negative(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}") from None
+    if not number >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return number
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -140,6 +164,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     fb = _session(config)
     if fb._grid is None:
         return
+    if any(_is_cell(item) for item in items):
+        fb.claim_output()
     used = {id(value) for item in items if hasattr(item, "callspec") for value in item.callspec.params.values()}
     for spec in [*fb.grid.models, *fb.grid.tasks]:
         if spec.error and (id(spec) not in used or _is_duplicate(spec)):
@@ -147,6 +173,23 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                                                    path=fb.grid.path, nodeid=_grid_nodeid(config, fb.grid.path,
                                                                                           spec.name),
                                                    message=spec.error))
+
+
+def _is_cell(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and any(k == "model" or k == "task" or k in TASK_FIXTURES for k in callspec.params)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """Under xdist the controller collects nothing itself: it locks the output folder when the workers report
+    their collection, before any test is scheduled."""
+    fb = _session(node.config)
+    if ids and not fb.is_worker and fb.grid_path() is not None:
+        try:
+            fb.claim_output()
+        except pytest.UsageError as exc:
+            pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 def _grid_nodeid(config: pytest.Config, path: Any, name: str) -> str:
@@ -250,9 +293,13 @@ def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
     return f"facebench grid: {fb.grid.path} ({len(fb.grid.models)} models, {len(fb.grid.tasks)} tasks)"
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _session(session.config).start()
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    _session(session.config).finish()
+    _session(session.config).finish(session)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

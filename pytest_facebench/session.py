@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import threading
 import time
 from contextlib import contextmanager, nullcontext
 from functools import cached_property, partial
@@ -12,7 +15,11 @@ import pytest
 
 from .config import Grid, ModelSpec, TaskSpec, find_grid_file, load_grid
 from .errors import ConfigError, FacebenchError, WeightsUnavailable
-from .gates import GateSettings, append_history, baseline_payload, load_baseline
+from .files import OutputError, check_can_create_dir
+from .gates import GateSettings, load_baseline
+from .options import device_type
+from .outputs import (RECORD_FORMAT, OutputLock, Selection, cell_payloads, jsonable, metric_records, model_counters,
+                      prune_records, read_records, select_records, write_outputs, write_record)
 
 if TYPE_CHECKING:  # heavy modules (torch, pandas) load on first use, not when pytest starts
     from .cell_cache import CellStore
@@ -30,30 +37,38 @@ class FacebenchSession:
         self.is_worker = hasattr(config, "workerinput")
         worker_id = config.workerinput["workerid"] if self.is_worker else None  # type: ignore[attr-defined]
         self.worker_index = int(worker_id[2:]) if worker_id and worker_id[2:].isdigit() else None
-        self.out_dir = Path(config.getoption("facebench_out"))
-        if not self.out_dir.is_absolute():
-            self.out_dir = Path(config.invocation_params.dir) / self.out_dir
+        self.out_dir = self.path_option(config.getoption("facebench_out"))
         self._grid: Grid | None = None
         self._engine: Engine | None = None
         self._models: dict[str, BaseModel] = {}
         self._tasks: dict[str, BaseTask | FacebenchError] = {}
-        self.cells: list[dict[str, Any]] = []
-        self.custom: list[dict[str, Any]] = []
-        self.tests: dict[str, dict[str, Any]] = {}
+        self.tests: dict[str, dict[str, Any]] = {}  # benchmark tests seen this run, by node id
+        self.records: dict[str, dict[str, Any]] = {}  # finished tests' records, as written to <out>/cells/
         self.started = time.time()
+        self.started_iso = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started))
+        self.lock = OutputLock(self.out_dir)
+        self.active = False  # this process writes the outputs (controller of a benchmark run)
+        self._created_out_dir = False
+        self._previous_sigterm: Any = None
         self.results = None
+        self.summary: dict[str, Any] | None = None
         self.report_path: Path | None = None
         self.report_error: str | None = None
+        self.output_error: str | None = None
         self.gate_settings = GateSettings(baseline=self._load_baseline(),
                                           max_drop=config.getoption("facebench_max_drop"),
                                           gate_ci=config.getoption("facebench_gate_ci"))
+
+    def path_option(self, value: str | Path) -> Path:
+        """A path given on the command line, relative to the directory pytest was invoked from."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else Path(self.config.invocation_params.dir) / path
 
     def _load_baseline(self) -> dict[str, Any] | None:
         option = self.config.getoption("facebench_baseline")
         if not option:
             return None
-        path = Path(option)
-        path = path if path.is_absolute() else Path(self.config.invocation_params.dir) / path
+        path = self.path_option(option)
         try:
             return load_baseline(path)
         except FacebenchError as exc:
@@ -96,8 +111,7 @@ class FacebenchSession:
         if self.config.getoption("facebench_no_cache"):
             return None
         option = self.config.getoption("facebench_cache")
-        path = Path(option) if option else Path(self.config.rootpath) / ".facebench_cache"
-        return path if path.is_absolute() else Path(self.config.invocation_params.dir) / path
+        return self.path_option(option) if option else Path(self.config.rootpath) / ".facebench_cache"
 
     @cached_property
     def cell_store(self) -> CellStore | None:
@@ -130,11 +144,17 @@ class FacebenchSession:
 
     @contextmanager
     def terminal(self) -> Iterator[None]:
-        """Let a progress bar through pytest's output capture while embedding."""
+        """Let progress bars (embedding, long bootstraps) through pytest's output capture while a cell runs."""
         capman = self.config.pluginmanager.get_plugin("capturemanager")
         if self.show_progress() and capman is not None:
-            with capman.global_and_fixture_disabled():
-                yield
+            from .tasks.resampling import set_progress
+
+            set_progress(True)
+            try:
+                with capman.global_and_fixture_disabled():
+                    yield
+            finally:
+                set_progress(False)
         else:
             with nullcontext():
                 yield
@@ -174,6 +194,44 @@ class FacebenchSession:
             raise task
         return task
 
+    # --- the run's lifetime (controller) ---------------------------------------------------------
+    def start(self) -> None:
+        """At session start (controller of a benchmark project only), in a second: the output and cache
+        folders can be written (nothing is created yet), and SIGTERM (CI timeouts, SLURM time limits) will
+        end the run the way Ctrl-C does, so that what finished is written and the rest marked interrupted."""
+        if self.is_worker or self.grid_path() is None:
+            return
+        try:
+            check_can_create_dir(self.out_dir, "output folder")
+            cache = self.cache_dir()
+            if cache is not None:
+                check_can_create_dir(cache, "cache folder")
+        except OutputError as exc:
+            raise pytest.UsageError(f"facebench: {exc}") from None
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+
+    def claim_output(self) -> None:
+        """Lock the output folder once benchmark tests are collected, before any of them runs: a second
+        run into the same folder stops here, naming the first one's pid and host."""
+        if self.is_worker or self.active:
+            return
+        created = not self.out_dir.exists()
+        try:
+            self.lock.acquire()
+        except OutputError as exc:
+            raise pytest.UsageError(f"facebench: {exc}") from None
+        self.active = True
+        self._created_out_dir = created
+
+    def stop(self) -> None:
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
+        self.lock.release()
+        if self._created_out_dir and not self.records and self.out_dir.is_dir() and not any(self.out_dir.iterdir()):
+            self.out_dir.rmdir()  # a run that wrote nothing leaves nothing behind
+
     # --- results (controller) ---------------------------------------------------------------------
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """A hook (the session is registered as a plugin): the controller, or the only process, collects."""
@@ -181,63 +239,112 @@ class FacebenchSession:
             self.collect(report)
 
     def collect(self, report: pytest.TestReport) -> None:
+        """Follow each benchmark test through its phases; when its teardown is reported it is finished and its
+        record is written at once. A test without a teardown report when the run ends was interrupted."""
         cell = getattr(report, "facebench_cell", None)
         payload = getattr(report, "facebench", None)
         if cell is None and not payload and report.nodeid not in self.tests:
             return  # not a benchmark test: the plugin stays out of the way
-        entry = self.tests.setdefault(report.nodeid, {"duration_s": 0.0, "outcome": "passed", **(cell or {})})
+        entry = self.tests.setdefault(report.nodeid, {"outcome": "running", "duration_s": 0.0, **(cell or {}),
+                                                      "cells": [], "custom": []})
         entry["duration_s"] = round(entry["duration_s"] + report.duration, 4)
         if report.failed or report.skipped:
-            if entry["outcome"] == "passed":
-                entry["outcome"] = "skipped" if report.skipped else ("error" if report.when != "call" else "failed")
+            if entry.get("result") is None:
+                entry["result"] = "skipped" if report.skipped else ("error" if report.when != "call" else "failed")
                 entry["reason"] = _reason(report)
         if payload:
-            self.cells.extend(payload.get("cells", []))
-            self.custom.extend(payload.get("custom", []))
+            entry["cells"].extend(payload.get("cells", []))
+            entry["custom"].extend(payload.get("custom", []))
+        if report.when == "teardown":
+            entry["outcome"] = entry.pop("result", None) or "passed"
+            self._write_record(report.nodeid, entry)
 
-    def finish(self) -> None:
-        """Write every output once, on the controller (or the only process), failures or not."""
+    def _write_record(self, nodeid: str, entry: dict[str, Any]) -> None:
+        if not self.active:
+            return
+        record = {"format": RECORD_FORMAT, "nodeid": nodeid, "identity": self.identity(),
+                  "run_started": self.started_iso, **{k: v for k, v in entry.items() if k != "result"}}
+        try:
+            write_record(self.out_dir, record)
+        except OutputError as exc:
+            self.output_error = str(exc)
+        self.records[nodeid] = json.loads(json.dumps(jsonable(record)))
+
+    def identity(self) -> dict[str, Any]:
+        """What records must share to be merged into one run's outputs: the grid file and the settings that
+        change numbers."""
+        options = self.engine_options()
+        grid_sha = self._grid.sha256 if self._grid is not None else None
+        return {"grid_sha256": grid_sha, "precision": options.precision, "decode": options.decode,
+                "device_type": device_type(options.device)}
+
+    def finish(self, session: pytest.Session) -> None:
+        """Write every output from the records, on the controller (or the only process), failures or not;
+        an interrupted run writes what finished and says what did not."""
         if self._engine is not None:
             self._engine.store.close()
-        if self.is_worker or not self.tests:
+        if self.is_worker or not self.active:
             return
-        from .report.tables import write_json, write_tables
-        from .report.terminal import headline_frame
+        try:
+            self._finish(session)
+        except OutputError as exc:
+            self.output_error = str(exc)
+        finally:
+            self.stop()
+        if self.output_error or (self.summary is not None and self.summary.get("no_results_error")):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED if session.exitstatus == 0 else session.exitstatus
 
-        records = [r for cell in self.cells for r in cell["records"]] + self.custom
+    def _finish(self, session: pytest.Session) -> None:
+        interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop)
+        unfinished = {nodeid: entry for nodeid, entry in self.tests.items() if nodeid not in self.records}
+        for entry in unfinished.values():
+            entry["outcome"] = "interrupted"
+        current = list(self.records.values())
+        with_cells = [r for r in current if r.get("cells")]
+        if not with_cells:
+            selected = bool(self.config.getoption("keyword") or self.config.getoption("deselect")
+                            or self.config.getoption("markexpr"))
+            skipped = [t for t in self.tests.values() if t.get("outcome") == "skipped"]
+            self.summary = {"no_results": True, "skips": _skip_groups(skipped),
+                            "no_results_error": not selected and not interrupted and bool(self.tests)}
+            return
         model_order, task_order, grid_info = self._grid_order()
-        self.results = write_tables(self.out_dir, records, self.cells, model_order, task_order)
-        from .compare import write_comparisons
-
-        rank = {m: i for i, m in enumerate(model_order or [])}
-        write_comparisons(self.out_dir / "comparisons.csv",
-                          sorted(self.cells, key=lambda c: rank.get(c["model"], len(rank))))
-        info = self.run_info(grid_info)
-        write_json(self.out_dir / "run.json", info)
+        identity = self.identity()
+        cells_in_grid = self._grid_cells()
+        stored = [r for r in read_records(self.out_dir) if r["nodeid"] not in self.records]
+        selectable = {r["nodeid"] for r in stored if (r.get("model"), r.get("task")) in cells_in_grid
+                      and _test_file_exists(self.config, r["nodeid"])}
+        selection = select_records(current, stored, identity, selectable)
+        prune_records(self.out_dir, selection.records)
+        info = self.run_info(grid_info, selection, unfinished, interrupted)
         save = self.config.getoption("facebench_save_baseline")
-        if save:
-            path = Path(save) if Path(save).is_absolute() else Path(self.config.invocation_params.dir) / save
-            write_json(path, baseline_payload(records, info))
-        gates = self.results["gate"].value_counts().to_dict() if "gate" in self.results else {}
-        append_history(self.out_dir / "history.jsonl", {
-            "time": info["started"], "git_commit": info.get("git_commit"), "grid_sha256": grid_info.get("sha256"),
-            "outcomes": _count(t["outcome"] for t in self.tests.values()), "gates": gates,
-            "headline": {f"{r['task']}|{r['model']}|{r['layer']}|{r['metric']}": r["value"]
-                         for r in headline_frame(self.results).to_dict("records")}})
-        if self.config.getoption("facebench_no_report"):
-            return
-        try:  # figures and report.html; a plotting problem must never lose the CSVs written above
-            from .report.html import references_from_grid, write_html
-            from .report.plots import write_plots
+        from .report.html import references_from_grid
 
-            references = references_from_grid(self._grid)
-            stamp, inputs = self.out_dir / "plots" / ".inputs", _inputs_digest(self.out_dir, references)
-            if not (stamp.is_file() and stamp.read_text() == inputs):  # unchanged results: keep the figures
-                write_plots(self.out_dir, self.results, references)
-                stamp.write_text(inputs)
-            self.report_path = write_html(self.out_dir, references, results=self.results)
-        except Exception as exc:  # noqa: BLE001
-            self.report_error = f"{type(exc).__name__}: {exc}"
+        written = write_outputs(
+            self.out_dir, selection.records, info, model_order=model_order, task_order=task_order,
+            references=references_from_grid(self._grid), report=not self.config.getoption("facebench_no_report"),
+            baseline=self.path_option(save) if save else None, history=self._history(info, selection))
+        self.results = written.results
+        self.report_path, self.report_error = written.report_path, written.report_error
+        self.summary = {"selection": selection, "interrupted": interrupted, "unfinished": sorted(unfinished),
+                        "skips": _skip_groups([r for r in selection.records if r.get("outcome") == "skipped"]),
+                        "unchanged": written.unchanged}
+
+    def _history(self, info: dict[str, Any], selection: Selection) -> dict[str, Any]:
+        return {"time": info["started"], "git_commit": info.get("git_commit"),
+                "grid_sha256": info["grid"].get("sha256"), "interrupted": info["interrupted"],
+                "outcomes": _count(t["outcome"] for t in info["tests"].values()),
+                "cells": {"this_run": selection.current, "kept": selection.kept},
+                "gates": _count(m.get("gate") or "none" for m in metric_records(selection.records)),
+                "headline": {f"{m['task']}|{m['model']}|{m['layer']}|{m['metric']}": m["value"]
+                             for m in _headline_records(selection.records)}}
+
+    def _grid_cells(self) -> set[tuple[str, str]]:
+        try:
+            grid = self.grid
+        except FacebenchError:
+            return set()
+        return {(m.name, t.name) for m in grid.models for t in grid.tasks if t.models is None or m.name in t.models}
 
     def _grid_order(self) -> tuple[list[str] | None, list[str] | None, dict[str, Any]]:
         try:
@@ -247,43 +354,46 @@ class FacebenchSession:
         return ([m.name for m in grid.models], [t.name for t in grid.tasks],
                 {"path": str(grid.path), "sha256": grid.sha256})
 
-    def run_info(self, grid_info: dict[str, Any]) -> dict[str, Any]:
+    def run_info(self, grid_info: dict[str, Any], selection: Selection, unfinished: dict[str, Any],
+                 interrupted: bool) -> dict[str, Any]:
         from .report.tables import environment
 
-        models: dict[str, dict[str, Any]] = {}
-        engines = []
-        for cell in self.cells:
-            stats = cell.get("stats", {})
-            entry = models.setdefault(cell["model"], {})
-            for key, value in stats.get("embedding", {}).items():
-                if isinstance(value, (int, float)) and key not in ("batch_size", "images_per_s"):
-                    entry[key] = round(entry.get(key, 0) + value, 4)
-                elif key == "batch_size":
-                    entry[key] = value or entry.get(key, 0)  # a fully cached cell ran no batch (0)
-            engines.append(stats.get("engine", {}))
-            reused = stats.get("cell_cache") == "hit"
-            entry["cells_reused"] = entry.get("cells_reused", 0) + int(reused)
-            entry["cells_scored"] = entry.get("cells_scored", 0) + int(not reused)
-        for entry in models.values():
-            forward = entry.get("forward_s", 0)
-            entry["images_per_s"] = round(entry.get("embedded", 0) / forward, 1) if forward else None
+        cells = [c for r in selection.records if r["nodeid"] in self.records for c in r.get("cells", [])]
         options = self.engine_options()
+        tests = {r["nodeid"]: _test_entry(r, kept=r["nodeid"] not in self.records) for r in selection.records}
+        tests.update({nodeid: _test_entry(entry) for nodeid, entry in unfinished.items()})
         return {
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
+            "started": self.started_iso,
             "duration_s": round(time.time() - self.started, 3),
+            "interrupted": interrupted,
+            "unfinished": sorted(unfinished),
             "pytest_args": list(self.config.invocation_params.args),
             "xdist_workers": getattr(self.config.option, "numprocesses", None),
             "grid": grid_info,
-            "engine": {"devices": sorted({e.get("device") for e in engines if e.get("device")}),
+            "cells": {"this_run": selection.current, "kept": selection.kept, "kept_from": selection.kept_from},
+            "engine": {"devices": sorted({c.get("stats", {}).get("engine", {}).get("device") for c in cells} - {None}),
                        "precision": options.precision, "batch_size": options.batch_size,
                        "loader_workers": options.loader_workers(), "cache": str(self.cache_dir() or "")},
             **environment(),
-            "models": models,
-            "tests": self.tests,
+            "models": model_counters(cells),
+            "tests": tests,
         }
 
     def terminal_summary(self, reporter: Any) -> None:
-        if self.is_worker or self.results is None:
+        if self.is_worker or not self.active and self.summary is None:
+            return
+        if self.output_error:
+            reporter.write_sep("=", "facebench")
+            reporter.write_line(f"facebench: outputs not written: {self.output_error}", red=True)
+            return
+        summary = self.summary or {}
+        if summary.get("no_results"):
+            reporter.write_sep("=", "facebench")
+            reporter.write_line(f"no cell produced results; nothing written to {self.out_dir}",
+                                red=bool(summary.get("no_results_error")))
+            self._write_skips(reporter, summary.get("skips", {}))
+            return
+        if self.results is None:
             return
         from .report.terminal import summary_table
 
@@ -300,6 +410,16 @@ class FacebenchSession:
             for record in failing.to_dict("records"):
                 reporter.write_line(f"  FAILED gate {record['task']} · {record['model']} · {record['layer']}: "
                                     f"{record['metric']} {record['value']:.3f} ({record['gate_bound']})")
+        selection: Selection = summary["selection"]
+        line = f"cells: {selection.current} from this run"
+        if selection.kept:
+            line += f", {selection.kept} kept from the run of {', '.join(selection.kept_from)}"
+        reporter.write_line(line)
+        if summary.get("interrupted"):
+            unfinished = summary.get("unfinished", [])
+            reporter.write_line(f"run INTERRUPTED: {len(unfinished)} test(s) did not finish (listed in run.json); "
+                                f"rerun to complete them (finished cells come from the cache)", yellow=True)
+        self._write_skips(reporter, summary.get("skips", {}))
         reporter.write_line(f"results: {self.out_dir / 'results.csv'}")
         reporter.write_line(f"summary: {self.out_dir / 'summary.csv'}   provenance: {self.out_dir / 'run.json'}")
         if self.report_path is not None:
@@ -307,21 +427,48 @@ class FacebenchSession:
         elif self.report_error:
             reporter.write_line(f"report.html not written: {self.report_error}")
 
+    @staticmethod
+    def _write_skips(reporter: Any, skips: dict[str, list[str]]) -> None:
+        for reason, cells in skips.items():
+            reporter.write_line(f"skipped {len(cells)} cell(s) ({', '.join(cells[:6])}"
+                                f"{', ...' if len(cells) > 6 else ''}): {reason}")
 
-def _inputs_digest(out_dir: Path, references: Any) -> str:
-    """A hash of everything the figures are drawn from (tables, distances, references, plotting code)."""
-    import hashlib
-    import json
 
-    from .report import plots
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM ends the run as Ctrl-C does (pytest then writes what finished)."""
+    raise KeyboardInterrupt(f"facebench: received signal {signum}")
 
-    digest = hashlib.blake2b(digest_size=16)
-    files = [out_dir / "results.csv", Path(plots.__file__), *sorted((out_dir / "distances").rglob("*.csv"))]
-    for path in files:
-        if path.is_file():
-            digest.update(path.name.encode() + path.read_bytes())
-    digest.update(json.dumps(references, sort_keys=True, default=str).encode())
-    return digest.hexdigest()
+
+def _test_file_exists(config: pytest.Config, nodeid: str) -> bool:
+    path = nodeid.split("::", 1)[0]
+    return (Path(config.rootpath) / path).is_file() or path.endswith(".toml")
+
+
+def _test_entry(record: dict[str, Any], kept: bool = False) -> dict[str, Any]:
+    entry = {k: record.get(k) for k in ("model", "task", "outcome", "duration_s", "reason") if record.get(k) is not None}
+    if kept:
+        entry["kept_from"] = record.get("run_started")
+    return entry
+
+
+def _skip_groups(records: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Skipped cells grouped by their reason."""
+    groups: dict[str, list[str]] = {}
+    for record in records:
+        label = "-".join(str(record[k]) for k in ("model", "task") if record.get(k)) or record.get("nodeid", "?")
+        groups.setdefault(str(record.get("reason") or "no reason given"), []).append(label)
+    return groups
+
+
+def _headline_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each task's headline metric at each model's readout layer."""
+    from .tasks import TASK_TYPES
+
+    out = []
+    for cell in cell_payloads(records):
+        headline = getattr(TASK_TYPES.get(cell.get("scoring", {}).get("type")), "headline", None)
+        out += [m for m in cell.get("records", []) if m.get("readout") and m.get("metric") == headline]
+    return out
 
 
 def _count(values: Any) -> dict[str, int]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .leases import lease_state
 from .store import (
     ENTRY_SIZE,
     FILE_HEADER_SIZE,
@@ -26,7 +27,6 @@ from .store import (
     ROWS_MAGIC,
     TOMBSTONE,
     entry_id,
-    lease_state,
     make_entries,
     parse_file_header,
     pread_exact,

@@ -18,6 +18,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from ..files import atomic_write
 from ..metrics import display_name, metric_info
 from .plots import (PLOTS_DIR, finite, headline_metrics, model_colors, model_order, normalize_results, read_manifest,
                     read_results, registry_headlines, task_order, task_types, with_readout)
@@ -178,7 +179,7 @@ def load_references(out_dir: Path) -> list[dict[str, Any]]:
 
 def save_references(out_dir: Path, references: list[dict[str, Any]]) -> None:
     path = Path(out_dir) / REFERENCES_FILE
-    path.write_text(json.dumps(normalize_references(references), indent=2) + "\n", encoding="utf-8")
+    atomic_write(path, json.dumps(normalize_references(references), indent=2) + "\n")
 
 
 def reference_rows(results: pd.DataFrame, references: list[dict[str, Any]],
@@ -584,9 +585,7 @@ def write_html(out_dir: Path, references: list[dict[str, Any]] | None = None, *,
         headlines = registry_headlines(manifest.get("headlines"), set(task_types(results).values()))
     text = render_html(out_dir, results, run if run is not None else read_run(out_dir), manifest, references, headlines)
     path = out_dir / REPORT_FILE
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, text)
     return path
 
 

@@ -38,6 +38,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import pandas as pd
 
+from ..files import atomic_write
 from ..metrics import display_name, metric_info
 from ..pairs import FALSE_WORDS, TRUE_WORDS
 from ..results import RESULT_COLUMNS
@@ -497,7 +498,7 @@ class _Plotter:
     def save(self, fig, name: str, kind: str, task: str | None, title: str, caption: str = "", items: int = 0) -> None:
         path = self.plot_dir / f"{name}.png"
         axes = _data_axes(fig)
-        path.write_bytes(_png(fig, self.dpi))
+        atomic_write(path, _png(fig, self.dpi))
         self.written.append(PlotInfo(file=f"{PLOTS_DIR}/{path.name}", kind=kind, task=task, axes=axes, title=title,
                                      caption=caption, items=items))
 
@@ -1041,7 +1042,7 @@ def write_plots(out_dir: Path, results: pd.DataFrame | None = None, references: 
                 "task_headlines": plotter.headline}
     if written or plot_dir.is_dir():
         plot_dir.mkdir(parents=True, exist_ok=True)
-        (plot_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        atomic_write(plot_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return [out_dir / info.file for info in written]
 
 

@@ -67,6 +67,9 @@ class BaseTask:
             return self
         if not self.images_root.is_dir():
             raise DataError(f"task '{self.name}': images directory not found: {self.images_root}")
+        if self.pairs_path.is_dir():
+            raise DataError(f"task '{self.name}': pairs file {self.pairs_path} is a directory; expected a pairs file "
+                            f"(CSV, TSV, whitespace .txt or LFW pairs.txt)")
         if not self.pairs_path.is_file():
             raise DataError(f"task '{self.name}': pairs file not found: {self.pairs_path}")
         table = self._prepare(read_pairs(self.pairs_path))

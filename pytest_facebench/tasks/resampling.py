@@ -16,6 +16,8 @@ layer, and every model of a comparison, is evaluated on identical resamples.
 
 from __future__ import annotations
 
+import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +27,14 @@ import numpy as np
 from ..errors import ConfigError
 
 BLOCK_CELLS = 1 << 19  # counts per block: n_rows × resamples in one block
+N_BOOT_WARN = 100_000  # more resamples than this are allowed, with a warning: CIs stop changing long before
+PROGRESS_AFTER_S = 3.0  # a bootstrap still running after this long shows a progress bar (when bars are on)
+_progress = {"enabled": False}
+
+
+def set_progress(enabled: bool) -> None:
+    """Let long bootstraps show a progress bar (the plugin turns this on when it shows bars at all)."""
+    _progress["enabled"] = enabled
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,9 @@ class Bootstrap:
             raise ConfigError(f"{where}seed must be an integer; got {seed!r}")
         if isinstance(ci, bool) or not isinstance(ci, (int, float)) or not 0 < ci < 1:
             raise ConfigError(f"{where}ci must be a level in (0, 1) such as 0.95; got {ci!r}")
+        if n_boot > N_BOOT_WARN:
+            warnings.warn(f"{where}n_boot = {n_boot:,} resamples: percentile intervals are stable at a few thousand; "
+                          f"this will take long (a progress bar shows after {PROGRESS_AFTER_S:g} s)", stacklevel=3)
         return cls(int(n_boot), int(seed), float(ci))
 
     @property
@@ -63,12 +76,23 @@ class Bootstrap:
         if not self.enabled:
             return {}
         out: dict[str, list[np.ndarray]] = {}
+        started, done, bar = time.perf_counter(), 0, None
         for block in self.blocks(n, groups, strata):
             with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 values = metric(block)
             for name, value in values.items():
                 out.setdefault(name, []).append(np.asarray(value, dtype=float).reshape(len(block)))
+            done += len(block)
+            if bar is None and _progress["enabled"] and time.perf_counter() - started > PROGRESS_AFTER_S:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=self.n_boot, initial=done, desc="bootstrap", unit="resample", leave=False,
+                           file=sys.stderr, dynamic_ncols=True)
+            elif bar is not None:
+                bar.update(len(block))
+        if bar is not None:
+            bar.close()
         return {name: np.concatenate(values) for name, values in out.items()}
 
     def interval(self, samples: np.ndarray) -> tuple[float, float, str]:
