@@ -36,7 +36,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.vgg16 import Vgg16  # noqa: E402
+from pytest_facebench.zoo.vgg16 import Vgg16  # noqa: E402
 from pytest_facebench.cache import EmbeddingStore  # noqa: E402
 from pytest_facebench.distances import cosine  # noqa: E402
 from pytest_facebench.engine import Engine, EngineOptions  # noqa: E402

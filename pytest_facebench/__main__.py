@@ -112,7 +112,7 @@ def report_command(args: argparse.Namespace) -> int:
 
 def _saved_headlines(dirs: Sequence[Path]) -> dict[str, str] | None:
     """The headline metrics the reports of these dirs used (plots/manifest.json), if every type is covered."""
-    from .report.plots import read_manifest, read_results, registry_headlines, task_types
+    from .report.data import read_manifest, read_results, registry_headlines, task_types
 
     saved: dict[str, str] = {}
     for directory in dirs:
@@ -124,7 +124,7 @@ def _saved_headlines(dirs: Sequence[Path]) -> dict[str, str] | None:
 
 
 def _copy_dir(source: Path, out: Path) -> Any:
-    from .report.plots import read_results
+    from .report.data import read_results
 
     for name in ("results.csv", "summary.csv", "run.json", "references.json"):
         if (source / name).is_file():
@@ -144,8 +144,7 @@ def merge_dirs(dirs: Sequence[Path], out: Path) -> Any:
     provenance of each source under `merged_from`) and references.json. Returns the results frame."""
     import pandas as pd
 
-    from .report.html import load_references, read_run, save_references
-    from .report.plots import TEXT_COLUMNS
+    from .report.data import TEXT_COLUMNS, load_references, read_run, save_references
     from .outputs import jsonable
     from .results import results_frame, summary_frame
 

@@ -18,7 +18,7 @@ from .errors import FacebenchError, WeightsUnavailable
 from .evaluate import CellResult, evaluate_cached
 from .model import BaseModel
 from .options import EngineOptions
-from .registry import build_model, build_task
+from .builders import build_model, build_task
 from .results import results_frame, summary_frame
 from .tasks.base import BaseTask
 

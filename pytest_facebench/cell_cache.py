@@ -3,7 +3,8 @@
 A warm embedding cache still pays for torch's start-up, the distances and thousands of bootstrap
 resamples. When nothing that changes a cell's numbers has changed, its whole result (metrics, per-row
 values, scoring facts) is reused instead, and neither torch nor scipy is imported. Gates, thresholds,
-baselines and references are applied to the result afterwards, so editing one re-runs in seconds.
+baselines and references live on the grid's specs, never on the task, and are applied to the result
+afterwards, so editing one re-runs in seconds.
 
 The key covers what the embedding key covers (`model.identity()`, layers, pooling, preprocessing,
 precision, decoder, device type, library versions) plus:
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("facebench")
 SCHEMA = "1"
-GATING_ATTRIBUTES = frozenset({"thresholds", "tolerances", "reference"})  # change verdicts, not numbers
 VERSIONED = ("torch", "torchvision", "transformers", "numpy", "scipy", "scikit-learn", "pandas", "pillow")
 
 
@@ -92,8 +92,7 @@ def cell_key(model: BaseModel, task: BaseTask, options: EngineOptions) -> str:
     """The key of a loaded task's cell with `model`. Raises `Unkeyable` when something in it cannot be
     described (the cell is then scored every time)."""
     try:
-        task_state = {name: plain(value) for name, value in sorted(vars(task).items())
-                      if not name.startswith("_") and name not in GATING_ATTRIBUTES}
+        task_state = {name: plain(value) for name, value in sorted(vars(task).items()) if not name.startswith("_")}
         files = {str(p): content_hash(p) for p in task.images}
         files.update({value: content_hash(Path(value)) for value in _strings(task_state)
                       if value not in files and _is_file(value)})

@@ -36,7 +36,7 @@ DEFAULT_KEYS = {"distance", "tolerances", "trusted"}
 
 @dataclass
 class ModelSpec:
-    """One `[[models]]` entry. `factory` is 'module:Class' or 'path/to/file.py:Class'."""
+    """One `[[models]]` entry. `factory` is a family name ('vgg16'), 'module:Class' or 'path/to/file.py:Class'."""
 
     name: str
     factory: str = ""
@@ -69,6 +69,8 @@ class TaskSpec:
     reference: dict[str, Any] = field(default_factory=dict)
     trusted: bool = False  # may a data file (e.g. a pickled pack) be unpickled
     source: str = ""
+    base_dir: Path = Path(".")  # where 'file.py:Class' types and relative paths resolve
+    kind: str = ""  # the task class's `type` (its fixture is `<kind>_task`); equals `type` for named types
     error: str | None = None
 
 
@@ -123,7 +125,7 @@ def find_grid_file(start_dirs: list[Path], rootdir: Path) -> Path | None:
     return None
 
 
-def load_grid(path: Path | str, known_task_types: dict[str, type] | None = None) -> Grid:
+def load_grid(path: Path | str) -> Grid:
     """Parse and validate a grid file. File-level problems raise; entry-level ones are kept."""
     path = Path(path)
     if not path.is_file():
@@ -142,20 +144,16 @@ def load_grid(path: Path | str, known_task_types: dict[str, type] | None = None)
         prefix = "tool.facebench."
     else:
         prefix = ""
-    if known_task_types is None:
-        from .tasks import TASK_TYPES
-
-        known_task_types = TASK_TYPES
-    return parse_grid(data, path, hashlib.sha256(raw).hexdigest(), known_task_types, prefix)
+    return parse_grid(data, path, hashlib.sha256(raw).hexdigest(), prefix)
 
 
-def parse_grid(data: dict[str, Any], path: Path, sha256: str, task_types: dict[str, type],
-               prefix: str = "") -> Grid:
+def parse_grid(data: dict[str, Any], path: Path, sha256: str, prefix: str = "") -> Grid:
     """Validate the parsed TOML of a grid file into a `Grid`."""
     unknown = set(data) - {"models", "tasks", "defaults"}
     if unknown:
         raise ConfigError(f"unknown top-level key(s) {sorted(unknown)}; expected 'models', 'tasks' and "
                           f"optionally 'defaults'", path=path, key=prefix.rstrip(".") or None)
+    task_types = _grid_task_types(data, path)
     defaults = _defaults(data.get("defaults", {}), task_types, path, prefix)
     models = [_parse_model(entry, i, path, prefix) for i, entry in enumerate(_array(data, "models", path, prefix))]
     tasks = [_parse_task(entry, i, path, prefix, task_types, defaults)
@@ -163,6 +161,22 @@ def parse_grid(data: dict[str, Any], path: Path, sha256: str, task_types: dict[s
     errors = _mark_duplicates(models, "model", path) + _mark_duplicates(tasks, "task", path)
     errors += _check_task_models(tasks, models, path)
     return Grid(path=path, sha256=sha256, models=models, tasks=tasks, errors=errors)
+
+
+def _grid_task_types(data: dict[str, Any], path: Path) -> dict[str, type]:
+    """The built-in task classes, plus the registered or 'module:Class' types this grid names (for options
+    and defaults); a type that cannot be imported is reported on its entry."""
+    from .registry import builtin_task_types, task_class
+
+    types: dict[str, type] = dict(builtin_task_types())
+    for entry in data.get("tasks", []) if isinstance(data.get("tasks"), list) else []:
+        name = entry.get("type") if isinstance(entry, dict) else None
+        if isinstance(name, str) and name not in types:
+            try:
+                types[name] = task_class(name, [path.parent])
+            except ConfigError:
+                continue
+    return types
 
 
 def _defaults(defaults: Any, task_types: dict[str, type], path: Path, prefix: str) -> dict[str, Any]:
@@ -250,9 +264,15 @@ def _parse_model(entry: Any, index: int, path: Path, prefix: str) -> ModelSpec:
         spec.source = where
         _unknown_keys(entry, MODEL_KEYS, where, path)
         factory = entry.get("factory")
-        if not isinstance(factory, str) or ":" not in factory:
-            raise ConfigError(f"'factory' must be 'module:Class' or 'file.py:Class', got {factory!r}",
-                              path=path, key=where)
+        if not isinstance(factory, str) or not factory:
+            raise ConfigError(f"'factory' must be a model family such as 'vgg16', 'module:Class' or 'file.py:Class', "
+                              f"got {factory!r}", path=path, key=where)
+        from .registry import resolve_family
+
+        try:
+            resolve_family(factory)
+        except ConfigError as exc:
+            raise ConfigError(str(exc), path=path, key=where) from None
         spec.factory = factory
         layers = entry.get("layers", [])
         if isinstance(layers, str):
@@ -306,12 +326,16 @@ def _parse_task(entry: Any, index: int, path: Path, prefix: str, task_types: dic
         where = f"{where} ('{spec.name}')"
         spec.source = where
         spec.type = str(entry["type"])
+        spec.base_dir = path.parent
         if spec.type not in task_types:
-            close = difflib.get_close_matches(spec.type, sorted(task_types), n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"unknown task type '{spec.type}'; expected one of "
-                              f"{', '.join(sorted(task_types))}.{hint}", path=path, key=where)
+            from .registry import task_class
+
+            try:
+                task_class(spec.type, [path.parent])
+            except ConfigError as exc:
+                raise ConfigError(str(exc), path=path, key=where) from None
         task_cls = task_types[spec.type]
+        spec.kind = task_cls.type
         allowed_options = _task_options(task_cls)
         _unknown_keys(entry, TASK_KEYS | allowed_options, where, path)
         spec.pairs = resolve_path(str(entry["pairs"]), path.parent)

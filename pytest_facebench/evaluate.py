@@ -105,7 +105,7 @@ def evaluate_cell(engine: Engine, model: BaseModel, task: BaseTask, nodeid: str 
                    "precision": engine.options.precision, "device": str(engine.device),
                    "weights": str(model.weights_identity()), "readout": layer == readout, "nodeid": nodeid}
         for metric in task.score(np.asarray(values)):
-            records.append(metric_record(metric, **context))
+            records.append(metric_record(metric, **context, headline=metric.metric == task.headline))
     stats = {"embedding": embeddings.stats.as_dict(), "task": task.describe(),
              "engine": engine.provenance()}
     scoring = {**task.scoring(), "columns": columns}

@@ -183,16 +183,12 @@ def class_source(cls: type) -> list[str]:
 
 
 def code_digest(cls: type) -> str:
-    """The code that computes a model's embeddings: the folder of each user module in its MRO, the module
-    file of each class of this package in it, and this package's embedding modules. Editing a task,
-    a statistic or a report leaves it unchanged, so embeddings survive such edits."""
+    """The code that computes a model's embeddings: each module in its MRO with the sibling modules it imports
+    (for classes of this package too: a family's network definition), and this package's embedding modules.
+    Editing a task, a statistic or a report leaves it unchanged, so embeddings survive such edits."""
     files: set[Path] = set()
     for name in _mro_modules(cls):
-        file = _module_file(name)
-        if _inside_package(file):
-            files.add(file)
-        else:
-            files.update(local_imports(file))
+        files.update(local_imports(_module_file(name)))
     for entry in EMBEDDING_MODULES:
         path = PACKAGE_DIR / entry
         files.update(path.rglob("*.py") if path.is_dir() else [path])

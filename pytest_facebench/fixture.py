@@ -43,13 +43,14 @@ class Facebench:
         with session.terminal():
             result = evaluate_cached(lambda: session.engine, session.engine_options(), session.cell_store, model, task,
                                      nodeid=self._node.nodeid)
-        thresholds = parse_thresholds(getattr(task, "thresholds", []), valid_metrics(type(task)),
+        spec = session.task_spec(task.name)  # gate settings come from the grid entry, never from the task object
+        thresholds = parse_thresholds(spec.thresholds if spec else [], valid_metrics(type(task)),
                                       where=f"task '{task.name}'")
         for marker in self._node.iter_markers("facebench_expect"):
             thresholds += expectations(marker.kwargs)
         thresholds += expectations(expect or {})
         failures, notes = apply_gates(result.records, thresholds, self._session.gate_settings,
-                                      getattr(task, "tolerances", None))
+                                      spec.tolerances if spec else None)
         for note in notes:
             warnings.warn(f"facebench baseline: {note}", stacklevel=2)
         self.cells.append(result.to_payload())

@@ -50,6 +50,7 @@ class BaseModel:
 
     preprocessing: ClassVar[Preprocessing] = Preprocessing()
     default_layers: ClassVar[tuple[str, ...]] = (OUTPUT,)
+    default_align: ClassVar[str] = "none"  # the face alignment the weights were trained on (faces.ALIGNMENTS)
     named_weights: ClassVar[tuple[str, ...]] = ()
 
     def __new__(cls, *args: Any, **kwargs: Any) -> BaseModel:
@@ -87,6 +88,12 @@ class BaseModel:
     def _build_model(self) -> nn.Module:
         """Return the network (weights loaded, or a checkpoint path in `weights` for the base loader)."""
         raise NotImplementedError(f"{type(self).__name__} must implement _build_model()")
+
+    def _load_weights(self, net: nn.Module, path: Path) -> None:
+        """Load the file named by `weights` into `net`: a state_dict or checkpoint, strictly, resizing a
+        classifier head of another class count. Families with other formats (ONNX, safetensors, remapped keys)
+        override this."""
+        load_checkpoint(net, path, model_name=self.name, trusted=self.trusted)
 
     def _forward(self, batch: torch.Tensor) -> Any:
         """Run the network; the return value is the layer `output`."""
@@ -149,7 +156,7 @@ class BaseModel:
         net = self._build_model()
         path = self.weights_path()
         if path is not None:
-            load_checkpoint(net, path, model_name=self.name, trusted=self.trusted)
+            self._load_weights(net, path)
         self.net = net.eval().to(self.device)
         for param in self.net.parameters():
             param.requires_grad_(False)

@@ -16,13 +16,11 @@ from .session import FacebenchSession
 if TYPE_CHECKING:
     from .fixture import Facebench
 
-# Kept as plain names so that pytest's start-up does not import torch; tests check they match
-# `pytest_facebench.tasks.TASK_TYPES` and `engine.PRECISIONS`.
-BUILTIN_TASK_TYPES = ("accuracy", "correlation", "conditions", "relative_difference", "rsa", "identification")
+# A plain tuple so that pytest's start-up does not import torch; a test checks it matches `engine.PRECISIONS`.
 PRECISION_CHOICES = ("bf16", "fp16", "fp32")
 SESSION_KEY = pytest.StashKey[FacebenchSession]()
 FACEBENCH_KEY = pytest.StashKey["Facebench"]()
-TASK_FIXTURES = {f"{task_type}_task": task_type for task_type in BUILTIN_TASK_TYPES}
+TASK_FIXTURES_KEY = pytest.StashKey[dict[str, str]]()  # `<type>_task` fixture name → task type name
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -100,6 +98,10 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "e.g. facebench_expect(auc=('>=', 0.9))")
     session = FacebenchSession(config)
     config.stash[SESSION_KEY] = session
+    config.stash[TASK_FIXTURES_KEY] = {}
+    from .registry import task_type_names
+
+    register_task_fixtures(config, task_type_names())  # built-in and registered types (imports nothing)
     config.pluginmanager.register(session, "facebench-session")  # its pytest_runtest_logreport collects
     from .report.pytest_html import register as register_pytest_html
 
@@ -113,17 +115,22 @@ def _session(config: pytest.Config) -> FacebenchSession:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize `model` and `task` (or a `<type>_task`) over the grid, model-major."""
     names = metafunc.fixturenames
-    task_fixture = "task" if "task" in names else next((n for n in TASK_FIXTURES if n in names), None)
+    wants_task = "task" in names or any(n.endswith("_task") for n in names)
     wants_model = "model" in names
-    if task_fixture is None and not wants_model:
+    if not wants_task and not wants_model:
         return
     try:
         grid = _session(metafunc.config).grid
     except FacebenchError as exc:
         raise pytest.fail.Exception(f"facebench: {exc}", pytrace=False) from None  # one message, no chain
+    fixtures = metafunc.config.stash[TASK_FIXTURES_KEY]
+    register_task_fixtures(metafunc.config, {t.kind for t in grid.tasks if t.kind})  # 'file.py:MyTask' types
+    task_fixture = "task" if "task" in names else next((n for n in names if n in fixtures), None)
+    if task_fixture is None and not wants_model:
+        return
     models = [m for m in grid.models if not _is_duplicate(m)]
     tasks = [t for t in grid.tasks if not _is_duplicate(t) and (
-        task_fixture in (None, "task") or t.type == TASK_FIXTURES[task_fixture])]
+        task_fixture in (None, "task") or t.kind == fixtures[task_fixture])]
     if task_fixture and wants_model:
         params = [pytest.param(m, t, id=f"{m.name}-{t.name}", marks=[pytest.mark.xdist_group(m.name),
                                                                       pytest.mark.facebench])
@@ -177,7 +184,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 def _is_cell(item: pytest.Item) -> bool:
     callspec = getattr(item, "callspec", None)
-    return callspec is not None and any(k == "model" or k == "task" or k in TASK_FIXTURES for k in callspec.params)
+    fixtures = item.config.stash[TASK_FIXTURES_KEY]
+    return callspec is not None and any(k == "model" or k == "task" or k in fixtures for k in callspec.params)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -227,14 +235,23 @@ def task(request: pytest.FixtureRequest, facebench_session: FacebenchSession):
 
 
 def _make_task_fixture(fixture_name: str, task_type: str):
-    def typed_task(request: pytest.FixtureRequest, facebench_session: FacebenchSession):
+    def typed_task(self: Any, request: pytest.FixtureRequest, facebench_session: FacebenchSession):
         return facebench_session.task(_param(request, task_type))
     typed_task.__doc__ = f"The grid's '{task_type}' tasks only (tests naming it run on no other type)."
     return pytest.fixture(name=fixture_name)(typed_task)
 
 
-for _name, _type in TASK_FIXTURES.items():
-    globals()[f"_fixture_{_name}"] = _make_task_fixture(_name, _type)
+def register_task_fixtures(config: pytest.Config, types: Any) -> None:
+    """Register a `<type>_task` fixture for each new task type. Types come from entry points and from the grid
+    itself, so their fixtures are made at run time: class attributes of a plugin object (where pytest looks)."""
+    known = config.stash[TASK_FIXTURES_KEY]
+    new = sorted(t for t in types if f"{t}_task" not in known)
+    if not new:
+        return
+    fixtures = {f"fixture_{t}_task": _make_task_fixture(f"{t}_task", t) for t in new}
+    holder = type("FacebenchTaskFixtures", (), {"__doc__": "`<type>_task` fixtures", **fixtures})
+    known.update({f"{t}_task": t for t in new})
+    config.pluginmanager.register(holder(), f"facebench-task-fixtures-{'-'.join(new)}")
 
 
 @pytest.fixture
@@ -254,7 +271,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     callspec = getattr(item, "callspec", None)
     if callspec is not None:
         cell = {k: getattr(callspec.params.get(k), "name", None) for k in ("model", "task")}
-        task_param = next((callspec.params[k] for k in TASK_FIXTURES if k in callspec.params), None)
+        fixtures = item.config.stash[TASK_FIXTURES_KEY]
+        task_param = next((callspec.params[k] for k in fixtures if k in callspec.params), None)
         if task_param is not None:
             cell["task"] = task_param.name
         if any(cell.values()):

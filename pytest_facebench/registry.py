@@ -1,19 +1,107 @@
-"""Turning grid specs into objects: importing model factories and building task instances."""
+"""Names → code: the model families and task types a grid may name, and importing 'module:Attr' or
+'file.py:Attr' from user code.
+
+- Model families: the built-ins of `pytest_facebench.zoo` (`factory = "vgg16"`), those third-party packages
+  register under the entry point group `pytest_facebench.models` (`name = "module:Class"`), or any
+  'module:Class' / 'path/file.py:Class'.
+- Task types: the built-ins of `pytest_facebench.tasks` (`type = "accuracy"`), the entry point group
+  `pytest_facebench.tasks`, or 'module:Class' / 'path/file.py:Class' (the class's `type` names its fixture,
+  `<type>_task`).
+
+Entry points are read from installed distributions' metadata: listing them imports nothing.
+"""
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
-import inspect
 import sys
+from functools import cache
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from .config import ModelSpec, TaskSpec
-from .errors import ConfigError, FacebenchError, ModelError
-from .model import BaseModel
-from .tasks import TASK_TYPES
-from .tasks.base import BaseTask
+from .errors import ConfigError, ModelError
+
+MODEL_GROUP = "pytest_facebench.models"
+TASK_GROUP = "pytest_facebench.tasks"
+BUILTIN_TASK_MODULES = {  # name → "module:Class" (imported on first use)
+    "accuracy": "pytest_facebench.tasks.verification:AccuracyTask",
+    "correlation": "pytest_facebench.tasks.correlation:CorrelationTask",
+    "conditions": "pytest_facebench.tasks.conditions:ConditionedAverageDistances",
+    "relative_difference": "pytest_facebench.tasks.relative_difference:RelativeDifferenceTask",
+    "rsa": "pytest_facebench.tasks.rsa:RsaTask",
+    "identification": "pytest_facebench.tasks.identification:IdentificationTask",
+}
+
+
+@cache
+def _entry_points(group: str) -> dict[str, str]:
+    return {ep.name: ep.value for ep in entry_points(group=group)}
+
+
+def model_families() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Short name → ("module:Class", default kwargs): the built-in families and the registered ones."""
+    from .zoo import FAMILIES
+
+    return {**{name: (value, {}) for name, value in _entry_points(MODEL_GROUP).items()}, **FAMILIES}
+
+
+def task_type_names() -> dict[str, str]:
+    """Task type name → "module:Class", built-in and registered (nothing is imported)."""
+    return {**_entry_points(TASK_GROUP), **BUILTIN_TASK_MODULES}
+
+
+def is_path_reference(value: str) -> bool:
+    """'module:Attr' or 'file.py:Attr' rather than a short name."""
+    return ":" in value
+
+
+def resolve_family(factory: str) -> tuple[str, dict[str, Any]]:
+    """A grid's `factory`: a short family name becomes its "module:Class" and default kwargs."""
+    if is_path_reference(factory):
+        return factory, {}
+    families = model_families()
+    if factory not in families:
+        close = difflib.get_close_matches(factory, sorted(families), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"unknown model family '{factory}'; 'factory' is a built-in or registered family "
+                          f"({', '.join(sorted(families))}), 'module:Class' or 'path/file.py:Class'.{hint}")
+    return families[factory]
+
+
+def task_class(type_name: str, search_paths: list[Path] | None = None) -> type:
+    """The class of a grid's task `type`: a built-in or registered name, or 'module:Class' / 'file.py:Class'."""
+    from .tasks.base import BaseTask
+
+    names = task_type_names()
+    if is_path_reference(type_name):
+        reference = type_name
+    elif type_name in names:
+        reference = names[type_name]
+    else:
+        close = difflib.get_close_matches(type_name, sorted(names), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"unknown task type '{type_name}'; expected one of {', '.join(sorted(names))}, or "
+                          f"'module:Class' / 'path/file.py:Class'.{hint}")
+    try:
+        cls = import_factory(reference, search_paths or [])
+    except ModelError as exc:
+        raise ConfigError(f"task type '{type_name}': {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - import-time failure of user code
+        raise ConfigError(f"task type '{type_name}': cannot import '{reference}': {type(exc).__name__}: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, BaseTask)):
+        raise ConfigError(f"task type '{type_name}': '{reference}' is not a subclass of "
+                          f"pytest_facebench.tasks.BaseTask")
+    if not cls.type:
+        raise ConfigError(f"task type '{type_name}': class {cls.__qualname__} sets no `type` name")
+    return cls
+
+
+def builtin_task_types() -> dict[str, type]:
+    """The built-in task classes by name (imports the task modules)."""
+    return {name: task_class(name) for name in BUILTIN_TASK_MODULES}
 
 
 def import_factory(factory: str, search_paths: list[Path]) -> Any:
@@ -25,7 +113,7 @@ def import_factory(factory: str, search_paths: list[Path]) -> Any:
             path = next((p / path for p in search_paths if (p / path).is_file()), path)
         if not path.is_file():
             raise ModelError(f"factory file not found: {path}")
-        spec = importlib.util.spec_from_file_location(f"facebench_factory_{path.stem}", path)
+        spec = importlib.util.spec_from_file_location(f"facebench_user_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
         sys.modules[spec.name] = module  # type: ignore[union-attr]
         spec.loader.exec_module(module)  # type: ignore[union-attr]
@@ -49,105 +137,3 @@ def project_root(start: Path) -> list[Path]:
     return []
 
 
-def build_model(spec: ModelSpec, device: str = "cpu", search_paths: list[Path] | None = None) -> BaseModel:
-    """Instantiate (not build) the model of a grid entry; errors name the entry."""
-    if spec.error:
-        raise ConfigError(spec.error)
-    paths = [spec.base_dir, *(search_paths or []), *project_root(spec.base_dir)]
-    where = f"{spec.grid_file}, {spec.source}" if spec.grid_file else spec.source
-    try:
-        factory = import_factory(spec.factory, paths)
-    except FacebenchError as exc:
-        raise ModelError(f"{where}: cannot import factory '{spec.factory}': {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - any import-time failure of user code
-        raise ModelError(f"{where}: cannot import factory '{spec.factory}': {type(exc).__name__}: {exc}") from None
-    extra = {"trusted": True} if spec.trusted else {}
-    check_kwarg_types(factory, spec.kwargs, f"{where}: kwargs")
-    try:
-        model = factory(name=spec.name, layers=spec.layers or None, pooling=spec.pooling, device=device, **spec.kwargs,
-                        **extra)
-    except FacebenchError as exc:
-        raise ModelError(f"{where}: {exc}") from None
-    except TypeError as exc:
-        raise ModelError(f"{where}: {spec.factory}(...) rejected its arguments: {exc}. Check 'kwargs'") from None
-    except Exception as exc:  # noqa: BLE001 - a user's constructor may raise anything
-        raise ModelError(f"{where}: {spec.factory}(...) raised {type(exc).__name__}: {exc}{user_frame(exc)}") from None
-    if not isinstance(model, BaseModel):
-        raise ModelError(f"{where}: factory '{spec.factory}' returned {type(model).__name__}, not a BaseModel")
-    if spec.readout:
-        model.readout = spec.readout
-    return model
-
-
-SIMPLE_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
-                                              "list": (list,), "dict": (dict,)}
-
-
-def check_kwarg_types(factory: Any, kwargs: dict[str, Any], where: str) -> None:
-    """A grid kwarg whose value does not match a plain annotation of the constructor (`size: int`, `power: float
-    | None`) is named here, instead of failing later deep in preprocessing or a forward pass."""
-    inits = [klass.__dict__["__init__"] for klass in getattr(factory, "__mro__", ()) if "__init__" in klass.__dict__]
-    annotations: dict[str, Any] = {}
-    for init in inits or [factory]:
-        try:
-            parameters = inspect.signature(init).parameters
-        except (TypeError, ValueError):
-            continue
-        for name, parameter in parameters.items():
-            annotations.setdefault(name, parameter.annotation)
-    for name, value in kwargs.items():
-        allowed = _simple_types(annotations.get(name, inspect.Parameter.empty))
-        if allowed is None or value is None and type(None) in allowed:
-            continue
-        ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
-        if not ok:
-            names = " or ".join(sorted({t.__name__ for t in allowed if t is not type(None)}))
-            raise ModelError(f"{where}.{name} must be {names} (the annotation of the '{name}' parameter of "
-                             f"{getattr(factory, '__qualname__', factory)}), got {value!r}")
-
-
-def _simple_types(annotation: Any) -> tuple[type, ...] | None:
-    """`int`, `float | None`, `list[str]`... as the types isinstance accepts; None for anything richer."""
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", None)
-    if not isinstance(text, str):
-        return None
-    allowed: list[type] = []
-    for part in (p.strip() for p in text.split("|")):
-        base = part.split("[", 1)[0]
-        if part == "None":
-            allowed.append(type(None))
-        elif base in SIMPLE_TYPES:
-            allowed.extend(SIMPLE_TYPES[base])
-        else:
-            return None
-    return tuple(allowed) or None
-
-
-def user_frame(exc: BaseException) -> str:
-    """' (at file.py:12 in build)': the innermost frame of the user's code (not this package or a library)."""
-    import traceback
-
-    package = Path(__file__).resolve().parent
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if "site-packages" not in f.filename and not Path(f.filename).resolve().is_relative_to(package)]
-    if not frames:
-        return ""
-    frame = frames[-1]
-    return f" (at {frame.filename}:{frame.lineno} in {frame.name})"
-
-
-def build_task(spec: TaskSpec) -> BaseTask:
-    """Instantiate and load the task of a grid entry (pairs and images validated)."""
-    if spec.error:
-        raise ConfigError(spec.error)
-    cls = TASK_TYPES[spec.type]
-    extra = {"trusted": True} if spec.trusted and "trusted" in inspect.signature(cls.__init__).parameters else {}
-    try:
-        task = cls(name=spec.name, pairs=spec.pairs, images=spec.images, distance=spec.distance,
-                   columns=spec.columns, **spec.options, **extra)
-    except TypeError as exc:
-        raise ConfigError(f"{spec.source}: {exc}") from None
-    task.thresholds = spec.thresholds  # type: ignore[attr-defined]
-    task.tolerances = spec.tolerances  # type: ignore[attr-defined]
-    task.reference = spec.reference  # type: ignore[attr-defined]
-    return task.load()

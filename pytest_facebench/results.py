@@ -13,7 +13,7 @@ NAN = float("nan")
 # The columns of results.csv, in order. Records may carry more (they follow these).
 RESULT_COLUMNS = ["model", "layer", "layer_index", "task", "task_type", "metric", "condition", "value", "ci_low",
                   "ci_high", "n", "protocol", "ci_method", "distance", "pooling", "preprocessing", "precision", "device",
-                  "weights", "gate", "gate_bound", "note", "readout", "nodeid"]
+                  "weights", "gate", "gate_bound", "note", "readout", "headline", "nodeid"]
 
 
 @dataclass

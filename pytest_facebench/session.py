@@ -147,7 +147,7 @@ class FacebenchSession:
         """Let progress bars (embedding, long bootstraps) through pytest's output capture while a cell runs."""
         capman = self.config.pluginmanager.get_plugin("capturemanager")
         if self.show_progress() and capman is not None:
-            from .tasks.resampling import set_progress
+            from .stats import set_progress
 
             set_progress(True)
             try:
@@ -162,7 +162,7 @@ class FacebenchSession:
     # --- models and tasks -----------------------------------------------------------------------
     def model(self, spec: ModelSpec) -> BaseModel:
         """The model of a grid entry, instantiated once per process; skips when weights are missing."""
-        from .registry import build_model
+        from .builders import build_model
 
         model = self._models.get(spec.name)
         if model is None:
@@ -180,9 +180,15 @@ class FacebenchSession:
         if model is not None and model.is_built:
             model.release()
 
+    def task_spec(self, name: str) -> TaskSpec | None:
+        """The grid entry of a task (its thresholds, tolerances and references), if the grid has one."""
+        if self._grid is None:
+            return None
+        return next((t for t in self._grid.tasks if t.name == name and not t.error), None)
+
     def task(self, spec: TaskSpec) -> BaseTask:
         """The loaded task of a grid entry, once per process (a load error is kept and re-raised)."""
-        from .registry import build_task
+        from .builders import build_task
 
         if spec.name not in self._tasks:
             try:
@@ -318,7 +324,7 @@ class FacebenchSession:
         prune_records(self.out_dir, selection.records)
         info = self.run_info(grid_info, selection, unfinished, interrupted)
         save = self.config.getoption("facebench_save_baseline")
-        from .report.html import references_from_grid
+        from .report.data import references_from_grid
 
         written = write_outputs(
             self.out_dir, selection.records, info, model_order=model_order, task_order=task_order,
@@ -462,13 +468,8 @@ def _skip_groups(records: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 def _headline_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each task's headline metric at each model's readout layer."""
-    from .tasks import TASK_TYPES
-
-    out = []
-    for cell in cell_payloads(records):
-        headline = getattr(TASK_TYPES.get(cell.get("scoring", {}).get("type")), "headline", None)
-        out += [m for m in cell.get("records", []) if m.get("readout") and m.get("metric") == headline]
-    return out
+    return [m for cell in cell_payloads(records) for m in cell.get("records", []) if m.get("readout")
+            and m.get("headline")]
 
 
 def _count(values: Any) -> dict[str, int]:

@@ -26,7 +26,7 @@ def _import_everything_the_plugin_may_import() -> None:
     import pytest_facebench
 
     names = [info.name for info in pkgutil.walk_packages(pytest_facebench.__path__, "pytest_facebench.")]
-    names += ["torchvision.transforms.v2", "torch._dynamo", "models.pixels", "models.vgg16", "models.dino"]
+    names += ["torchvision.transforms.v2", "torch._dynamo", "pytest_facebench.zoo.pixels", "pytest_facebench.zoo.vgg16", "pytest_facebench.zoo.dino"]
     for name in names:
         if name.rsplit(".", 1)[-1].startswith("__"):  # __main__: a command line, not a library
             continue
@@ -67,7 +67,7 @@ MODELS = {
     "pixels": '''
 [[models]]
 name = "pixels"
-factory = "models.pixels:Pixels"
+factory = "pixels"
 layers = ["output"]
 kwargs = { size = 16 }
 ''',
@@ -226,7 +226,7 @@ class Bench:
 @pytest.fixture
 def bench(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Bench:
     """A tiny project with data, a model file and no grid yet (call `bench.grid()`)."""
-    # `models.pixels` lives in the repository root; subprocess runs need it on the path too.
+    # the tiny grids import helper modules from the repository root in subprocess runs too.
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
     monkeypatch.syspath_prepend(str(REPO))
     return Bench(pytester)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from models.pixels import Pixels
+from pytest_facebench.zoo.pixels import Pixels
 from pytest_facebench import run
 from pytest_facebench.tasks import AccuracyTask, CorrelationTask
 

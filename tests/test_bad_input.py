@@ -8,10 +8,10 @@ import re
 import pandas as pd
 import pytest
 
-from pytest_facebench.tasks import TASK_TYPES
+from pytest_facebench.registry import BUILTIN_TASK_MODULES as TASK_TYPES
 
 GOOD_CELLS = [("pixels", "verif"), ("pixels", "sim")]
-VALID_TYPES = re.escape(", ".join(sorted(TASK_TYPES)))  # accuracy, conditions, correlation, ...
+VALID_TYPES = re.escape(", ".join(sorted(TASK_TYPES)) + ", or 'module:Class' / 'path/file.py:Class'")
 
 
 def broken_task(path: str = "data/broken.csv", images: str = "data/images", type_: str = "accuracy",

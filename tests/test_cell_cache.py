@@ -21,7 +21,7 @@ from pytest_facebench.fingerprint import Unkeyable, plain
 from pytest_facebench.options import EngineOptions
 from pytest_facebench.tasks import AccuracyTask
 
-from models.pixels import Pixels
+from pytest_facebench.zoo.pixels import Pixels
 
 
 def models_stats(out: Path) -> dict:

@@ -97,11 +97,11 @@ def test_a_factory_that_raises_names_the_entry_the_exception_and_the_user_frame(
 
 
 def test_a_kwarg_of_the_wrong_type_is_named_before_the_model_runs(project):
-    result = run_grid(project, model("px", "models.pixels:Pixels", 'size = "big"'))
+    result = run_grid(project, model("px", "pixels", 'size = "big"'))
     line = failure_line(result, "test_x[px-verif]")
     assert re.search(r"models\[0\] \('px'\): kwargs\.size must be int \(the annotation of the 'size' parameter of "
                      r"Pixels\), got 'big'$", line), line
-    unknown = run_grid(project, model("px", "models.pixels:Pixels", "sise = 8"))
+    unknown = run_grid(project, model("px", "pixels", "sise = 8"))
     assert "unexpected keyword argument 'sise'" in failure_line(unknown, "test_x[px-verif]")
 
 
@@ -116,7 +116,7 @@ def test_a_model_with_the_wrong_number_of_rows_says_so(project, kind, shape):
 def test_an_image_deleted_during_the_run_is_named(project):
     test = ("import os\n\ndef test_x(model, task, facebench):\n    os.remove(task.images[0])\n"
             "    facebench.evaluate(model, task)\n")
-    result = run_grid(project, model("px", "models.pixels:Pixels", "size = 8"), test)
+    result = run_grid(project, model("px", "pixels", "size = 8"), test)
     line = failure_line(result, "test_x[px-verif]")
     assert re.search(r"DataError: .*image not found: \S+img00\.png \(it was there when the task was loaded", line), line
 
@@ -124,7 +124,7 @@ def test_an_image_deleted_during_the_run_is_named(project):
 def test_an_lfw_header_that_disagrees_with_its_lines_names_the_mismatch(project):
     lines = ["2 3"] + [f"Ann {i} {i + 1}" for i in range(1, 4)] + [f"Ann {i} Bob {i}" for i in range(1, 4)]
     (project.data / "pairs.txt").write_text("\n".join(lines) + "\n")
-    (project.path / "facebench.toml").write_text(model("px", "models.pixels:Pixels", "size = 8")
+    (project.path / "facebench.toml").write_text(model("px", "pixels", "size = 8")
                                                  + TASK.replace("verif.csv", "pairs.txt"))
     project.test_file()
     result = project.run()
@@ -134,7 +134,7 @@ def test_an_lfw_header_that_disagrees_with_its_lines_names_the_mismatch(project)
 
 
 def test_a_directory_given_as_the_pairs_file_says_it_is_a_directory(project):
-    (project.path / "facebench.toml").write_text(model("px", "models.pixels:Pixels", "size = 8")
+    (project.path / "facebench.toml").write_text(model("px", "pixels", "size = 8")
                                                  + TASK.replace("data/verif.csv", "data/images"))
     project.test_file()
     result = project.run()

@@ -25,8 +25,8 @@ from pytest_facebench.images import load_rgb
 from pytest_facebench.model import BaseModel, pool
 from pytest_facebench.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 
-from models.pixels import Pixels
-from models.vgg16 import Vgg16
+from pytest_facebench.zoo.pixels import Pixels
+from pytest_facebench.zoo.vgg16 import Vgg16
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP's normalization constants
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -391,7 +391,7 @@ def dino_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_clip_reads_preprocessing_from_the_processor_config(clip_dir: Path) -> None:
-    from models.clip import Clip
+    from pytest_facebench.zoo.clip import Clip
 
     model = Clip(name="clip", hub_id=str(clip_dir), layers=["vision_model.encoder.layers.1", "output"],
                  pooling={"vision_model.encoder.layers.1": "cls"})
@@ -411,7 +411,7 @@ def test_clip_reads_preprocessing_from_the_processor_config(clip_dir: Path) -> N
 def test_clip_extract_matches_the_transformers_model(clip_dir: Path) -> None:
     from transformers import CLIPVisionModelWithProjection
 
-    from models.clip import Clip
+    from pytest_facebench.zoo.clip import Clip
 
     model = Clip(name="clip", hub_id=str(clip_dir), layers=["vision_model.encoder.layers.1", "output"],
                  pooling={"vision_model.encoder.layers.1": "cls"})
@@ -430,7 +430,7 @@ def test_clip_extract_matches_the_transformers_model(clip_dir: Path) -> None:
 def test_dino_cls_and_mean_pooling_match_the_transformers_model(dino_dir: Path) -> None:
     from transformers import Dinov2Model
 
-    from models.dino import Dino
+    from pytest_facebench.zoo.dino import Dino
 
     cls_model = Dino(hub_id=str(dino_dir), layers=["encoder.layer.1", "output"], pooling="cls")
     pre = cls_model.preprocessing
@@ -454,7 +454,7 @@ def test_dino_cls_and_mean_pooling_match_the_transformers_model(dino_dir: Path) 
 
 
 def test_dino_without_processor_config_uses_the_class_default(tmp_path: Path) -> None:
-    from models.dino import Dino
+    from pytest_facebench.zoo.dino import Dino
 
     save_dinov2(tmp_path / "bare")
     assert Dino(hub_id=str(tmp_path / "bare")).preprocessing == Dino.preprocessing
@@ -481,7 +481,7 @@ def _break(path: Path, how: str) -> None:
 
 @pytest.mark.parametrize("how", ["deleted_weight", "bigger_config"])
 def test_checkpoint_leaving_random_weights_is_refused(tmp_path: Path, how: str) -> None:
-    from models.dino import Dino
+    from pytest_facebench.zoo.dino import Dino
 
     path = save_dinov2(tmp_path / "dino")
     _break(path, how)
@@ -493,7 +493,7 @@ def test_checkpoint_leaving_random_weights_is_refused(tmp_path: Path, how: str) 
 
 @pytest.mark.parametrize("how", ["shape_mismatch", "corrupt_weights"])
 def test_checkpoint_that_cannot_load_is_a_model_error(tmp_path: Path, how: str) -> None:
-    from models.dino import Dino
+    from pytest_facebench.zoo.dino import Dino
 
     path = save_dinov2(tmp_path / "dino")
     _break(path, how)
@@ -517,8 +517,8 @@ def empty_hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_hub_id_not_cached_offline_is_weights_unavailable(empty_hf_cache: Path) -> None:
-    from models.clip import Clip
-    from models.dino import Dino
+    from pytest_facebench.zoo.clip import Clip
+    from pytest_facebench.zoo.dino import Dino
 
     model = Dino(name="dinov2_small", hub_id="facebook/dinov2-small")
     with pytest.raises(WeightsUnavailable, match=r"dinov2_small.*'facebook/dinov2-small'.*not in the Hugging Face "
@@ -536,7 +536,7 @@ def test_hub_id_in_the_cache_loads_offline(empty_hf_cache: Path, dino_dir: Path)
     """The user path for a downloaded model: hub id resolved from the HF cache, no network."""
     import shutil
 
-    from models.dino import Dino
+    from pytest_facebench.zoo.dino import Dino
 
     repo = empty_hf_cache / "models--facebook--dinov2-small"
     commit = "0123456789abcdef0123456789abcdef01234567"
@@ -553,7 +553,7 @@ def test_hub_id_in_the_cache_loads_offline(empty_hf_cache: Path, dino_dir: Path)
 
 
 def test_missing_local_dir_is_weights_unavailable(tmp_path: Path) -> None:
-    from models.dino import Dino
+    from pytest_facebench.zoo.dino import Dino
 
     missing = tmp_path / "no_such_model"
     with pytest.raises(WeightsUnavailable, match=f"local model directory not found: {missing}"):
@@ -563,7 +563,7 @@ def test_missing_local_dir_is_weights_unavailable(tmp_path: Path) -> None:
 
 
 def test_local_dir_without_weights_is_weights_unavailable(tmp_path: Path) -> None:
-    from models.dino import Dino
+    from pytest_facebench.zoo.dino import Dino
 
     path = save_dinov2(tmp_path / "dino")
     (path / "model.safetensors").unlink()
@@ -663,7 +663,7 @@ def test_engine_reports_unreadable_images(tmp_path: Path, face_files: list[Path]
 
 
 def test_engine_with_a_tiny_hf_model(tmp_path: Path, face_files: list[Path], dino_dir: Path) -> None:
-    from models.dino import Dino
+    from pytest_facebench.zoo.dino import Dino
 
     model = Dino(hub_id=str(dino_dir), pooling="cls")
     _, result = embed(tmp_path, "cache", 0, model, face_files)

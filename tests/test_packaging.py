@@ -21,23 +21,23 @@ def test_loading_the_plugin_does_not_import_torch_or_pandas():
 def test_static_names_match_the_library():
     from pytest_facebench import plugin
     from pytest_facebench.engine import PRECISIONS
-    from pytest_facebench.tasks import TASK_TYPES
+    from pytest_facebench.registry import BUILTIN_TASK_MODULES, builtin_task_types
 
-    assert set(plugin.BUILTIN_TASK_TYPES) == set(TASK_TYPES)
+    assert {name: cls.type for name, cls in builtin_task_types().items()} == {n: n for n in BUILTIN_TASK_MODULES}
     assert set(plugin.PRECISION_CHOICES) == set(PRECISIONS)
 
 
 def test_vgg16_imagenet_url_matches_torchvision():
     from torchvision.models import VGG16_Weights
 
-    from models.vgg16 import IMAGENET_URL
+    from pytest_facebench.zoo.vgg16 import IMAGENET_URL
 
     assert IMAGENET_URL == VGG16_Weights.IMAGENET1K_V1.url
 
 
 def test_a_warm_start_does_not_import_torchvision(tmp_path):
-    code = ("import sys; from pytest_facebench.preprocessing import Preprocessing; import models.vgg16, models.pixels; "
-            "models.vgg16.Vgg16(weights='untrained').identity(); print('torchvision' in sys.modules)")
+    code = ("import sys; from pytest_facebench.preprocessing import Preprocessing; import pytest_facebench.zoo.vgg16, pytest_facebench.zoo.pixels; "
+            "pytest_facebench.zoo.vgg16.Vgg16(weights='untrained').identity(); print('torchvision' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1])).stdout
     assert out.strip() == "False"

@@ -2,7 +2,7 @@
 fixtures, outputs (results.csv, summary.csv, distances/, run.json), xdist, skips for missing weights,
 grid discovery and the terminal summary.
 
-Grids use weight-free models (`models.pixels:Pixels`, a seeded 2-layer conv net) on a dozen 16×16
+Grids use weight-free models (the built-in `pixels`, a seeded 2-layer conv net) on a dozen 16×16
 PNGs, so each in-process run takes about a second.
 """
 
@@ -312,13 +312,13 @@ def test_missing_weights_skip_with_a_reason(bench, monkeypatch: pytest.MonkeyPat
     bench.grid(models=("pixels",), tasks=("verif",), extra='''
 [[models]]
 name = "vgg_face"
-factory = "models.vgg16:Vgg16"
+factory = "vgg16"
 layers = ["classifier.5"]
 kwargs = { weights = "/nonexistent/ckpt.pth" }
 
 [[models]]
 name = "dino"
-factory = "models.dino:Dino"
+factory = "dino"
 layers = ["output"]
 pooling = "cls"
 kwargs = { hub_id = "facebook/dinov2-small" }

@@ -24,9 +24,11 @@ import pytest
 from PIL import Image
 
 from pytest_facebench.__main__ import main as cli_main
-from pytest_facebench.report.html import (load_references, reference_rows, references_from_grid, summary_table,
+from pytest_facebench.report.data import load_references, read_manifest, read_results, reference_rows, references_from_grid
+from pytest_facebench.report.html import (summary_table,
                                           write_html)
-from pytest_facebench.report.plots import (MAX_BARS, model_colors, read_manifest, read_results, write_plots)
+from pytest_facebench.report.data import model_colors
+from pytest_facebench.report.plots import MAX_BARS, write_plots
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -480,9 +482,9 @@ def check_pytest_html(report: Path, expect_cells: set[str]) -> None:
         seen.add(f"{model}-{task}")
         if task in ("verif", "sim") and "passed" in cells[0].lower():
             from pytest_facebench.metrics import display_name
-            from pytest_facebench.tasks import TASK_TYPES
+            from pytest_facebench.registry import builtin_task_types
 
-            name = display_name(TASK_TYPES["accuracy" if task == "verif" else "correlation"].headline)
+            name = display_name(builtin_task_types()["accuracy" if task == "verif" else "correlation"].headline)
             assert re.match(re.escape(name) + r" -?\d", headline), headline
         if "passed" in cells[0].lower():
             kinds = [e["format_type"] for e in row["extras"]]

@@ -76,7 +76,7 @@ def task(name: str, type_: str, extra: str = "") -> str:
 PIXELS = '''
 [[models]]
 name = "pixels"
-factory = "models.pixels:Pixels"
+factory = "pixels"
 kwargs = { size = 8 }
 '''
 

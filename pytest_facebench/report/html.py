@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 from pathlib import Path
 from typing import Any, Iterable
@@ -19,15 +18,11 @@ from typing import Any, Iterable
 import pandas as pd
 
 from ..files import atomic_write
-from ..metrics import display_name, metric_info
-from .plots import (PLOTS_DIR, finite, headline_metrics, model_colors, model_order, normalize_results, read_manifest,
-                    read_results, registry_headlines, task_order, task_types, with_readout)
+from ..metrics import display_name
+from .data import (PLOTS_DIR, REFERENCES_FILE, finite, headline_metrics, load_references, model_colors, model_order, normalize_references, normalize_results, read_manifest, read_results, read_run, reference_rows, references_from_grid, registry_headlines, save_references, task_order, task_types, with_readout)
 from .tables import safe_name
 
 REPORT_FILE = "report.html"
-REFERENCES_FILE = "references.json"
-META_KEYS = {"source", "paper", "url", "note", "label", "layer", "model", "task", "metric", "condition", "value",
-             "published"}
 KIND_ORDER = ["headline", "conditions", "roc", "distributions", "scatter", "rdm", "cmc", "layer_profile"]
 FULL_TABLE_ROWS = 60  # task tables longer than this show the readout rows, the rest folded
 
@@ -79,141 +74,6 @@ rows.forEach(function(r){b.appendChild(r)})})})})})();
 
 
 # --- references ---------------------------------------------------------------------------------
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)) and math.isfinite(float(value)):
-        return float(value)
-    return None
-
-
-def _meta(table: dict[str, Any]) -> dict[str, Any]:
-    meta = {k: table[k] for k in ("source", "paper", "url", "note", "label", "layer", "condition") if k in table}
-    source = "; ".join(str(meta.pop(k)) for k in ("source", "paper", "url") if meta.get(k))
-    if source:
-        meta["source"] = source
-    return meta
-
-
-def _task_references(task: str, table: dict[str, Any], model: str | None = None) -> list[dict[str, Any]]:
-    """A `[[tasks]]` entry's `reference` table: `{metric = value, source = ...}` (no model: e.g. human
-    performance), `{model = "m", metric = value}`, or `{<model> = {metric = value, ...}}`."""
-    out = []
-    model = table.get("model", model)
-    meta = _meta(table)
-    if "value" in table and _number(table["value"]) is not None:
-        out.append({"task": task, "model": model, "metric": table.get("metric"), "value": _number(table["value"]),
-                    **meta})
-    for key, value in table.items():
-        if key in META_KEYS:
-            continue
-        if isinstance(value, dict):
-            out.extend(_task_references(task, {**_meta(table), **value}, model=key))
-        elif _number(value) is not None:
-            out.append({"task": task, "model": model, "metric": key, "value": _number(value), **meta})
-    return out
-
-
-def _model_references(model: str, table: dict[str, Any]) -> list[dict[str, Any]]:
-    """A `[[models]]` entry's `reference` table: `{<task> = value}` (the task's headline metric),
-    `{<task> = {metric = value, source = ...}}`, or `{task = "t", metric = value, ...}`."""
-    if "task" in table:
-        return _task_references(str(table["task"]), {k: v for k, v in table.items() if k != "task"}, model=model)
-    out = []
-    meta = _meta(table)
-    for key, value in table.items():
-        if key in META_KEYS:
-            continue
-        if isinstance(value, dict):
-            out.extend(_task_references(key, {**meta, **value}, model=model))
-        elif _number(value) is not None:
-            out.append({"task": key, "model": model, "metric": None, "value": _number(value), **meta})
-    return out
-
-
-def normalize_references(references: Any) -> list[dict[str, Any]]:
-    """Reference values as a list of `{task, model (None: any model), metric (None: the task's
-    headline), value, layer?, condition?, source?, label?}`. Accepts that list, or
-    `{"tasks": {task: table}, "models": {model: table}}` with the grid's `reference` tables."""
-    if not references:
-        return []
-    out: list[dict[str, Any]] = []
-    if isinstance(references, dict):
-        for task, table in (references.get("tasks") or {}).items():
-            if isinstance(table, dict):
-                out.extend(_task_references(str(task), table))
-        for model, table in (references.get("models") or {}).items():
-            if isinstance(table, dict):
-                out.extend(_model_references(str(model), table))
-        return out
-    for entry in references:
-        if not isinstance(entry, dict):
-            continue
-        value = _number(entry.get("value", entry.get("published")))
-        if value is None or not entry.get("task"):
-            continue
-        clean = {"task": str(entry["task"]), "model": entry.get("model") or None, "metric": entry.get("metric") or None,
-                 "value": value}
-        clean.update({k: entry[k] for k in ("layer", "condition", "source", "label") if entry.get(k)})
-        out.append(clean)
-    return out
-
-
-def references_from_grid(grid: Any) -> list[dict[str, Any]]:
-    """The `reference` tables of a `config.Grid`'s tasks and models (an empty list for None)."""
-    if grid is None:
-        return []
-    return normalize_references({
-        "tasks": {t.name: t.reference for t in getattr(grid, "tasks", []) if getattr(t, "reference", None)},
-        "models": {m.name: m.reference for m in getattr(grid, "models", []) if getattr(m, "reference", None)},
-    })
-
-
-def load_references(out_dir: Path) -> list[dict[str, Any]]:
-    path = Path(out_dir) / REFERENCES_FILE
-    try:
-        return normalize_references(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        return []
-
-
-def save_references(out_dir: Path, references: list[dict[str, Any]]) -> None:
-    path = Path(out_dir) / REFERENCES_FILE
-    atomic_write(path, json.dumps(normalize_references(references), indent=2) + "\n")
-
-
-def reference_rows(results: pd.DataFrame, references: list[dict[str, Any]],
-                   headlines: dict[str, str]) -> pd.DataFrame:
-    """sotabench-style comparison: one row per reference × model it applies to, with the reproduced
-    value (readout layer unless the reference names one), the published value and the delta."""
-    frame = with_readout(normalize_results(results))
-    rows = []
-    for ref in references:
-        task = ref["task"]
-        metric = ref.get("metric") or headlines.get(task, "")
-        evaluated = frame[(frame["task"] == task) & (frame["metric"] == metric)]
-        models = [ref["model"]] if ref.get("model") else model_order(evaluated)
-        for model in models or [None]:
-            mine = frame[(frame["model"] == model) & (frame["task"] == task) & (frame["metric"] == metric)
-                         & (frame["condition"] == str(ref.get("condition") or ""))]
-            mine = mine[mine["layer"] == ref["layer"]] if ref.get("layer") else mine[mine["_readout"]]
-            reproduced = float(mine["value"].iloc[0]) if len(mine) else float("nan")
-            published = float(ref["value"])
-            note = ""
-            if finite(reproduced) and 1.0 < published <= 100.0 and 0.0 <= reproduced <= 1.0 \
-                    and metric_info(metric).higher_is_better is not None:
-                published, note = published / 100.0, "published in %"
-            rows.append({"task": task, "model": model or "", "metric": metric,
-                         "layer": mine["layer"].iloc[0] if len(mine) else (ref.get("layer") or ""),
-                         "reproduced": reproduced, "published": published,
-                         "delta": reproduced - published if finite(reproduced) else float("nan"),
-                         "scope": "model" if ref.get("model") else (ref.get("label") or "task reference"),
-                         "source": "; ".join(x for x in (ref.get("source") or "", note) if x)})
-    return pd.DataFrame(rows, columns=["task", "model", "metric", "layer", "reproduced", "published", "delta",
-                                       "scope", "source"])
-
-
-# --- tables ---------------------------------------------------------------------------------------
 def fmt(value: Any) -> str:
     if not finite(value):
         return "–"
@@ -434,14 +294,6 @@ def _comparisons(out_dir: Path) -> pd.DataFrame:
 
     return pd.DataFrame({"task": frame["task"], "metric": frame["metric"],
                          "verdict": [verdict(row) for row in frame.to_dict("records")]})
-
-
-def read_run(out_dir: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((Path(out_dir) / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def render_html(out_dir: Path, results: pd.DataFrame, run: dict[str, Any], manifest: dict[str, Any],

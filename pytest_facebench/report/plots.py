@@ -28,34 +28,27 @@ import json
 import math
 import os
 import re
-import sys
 import textwrap
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
 
 from ..files import atomic_write
-from ..metrics import display_name, metric_info
-from ..pairs import FALSE_WORDS, TRUE_WORDS
-from ..results import RESULT_COLUMNS
+from ..metrics import display_name
+from .data import (MANIFEST, PLOTS_DIR, DistanceFiles, _correlate, direction, finite, headline_metrics, human_column, label_column, layer_column, load_references, model_colors,
+                   model_order, normalize_results, read_manifest, read_results, registry_headlines, task_order,
+                   task_types, with_readout)
 from .tables import safe_name
 
-PLOTS_DIR = "plots"
-MANIFEST = "manifest.json"
 DPI = 100
 MAX_BARS = 40  # bars in one headline chart
 MAX_LAYERS_PER_MODEL = 12  # layers of one model in one bar chart
 MAX_PANELS = 12  # small multiples in one figure
 PARALLEL_MIN_CELLS = 40  # model × task cells from which write_plots draws in several processes
-TEXT_COLUMNS = ("model", "layer", "task", "task_type", "metric", "condition", "protocol", "note", "nodeid", "distance",
-                "pooling", "preprocessing", "precision", "device", "weights")
-# Used only when the task registry cannot be imported (pytest_facebench.tasks imports torch).
-FALLBACK_HEADLINES = {"accuracy": "accuracy", "correlation": "correlation", "conditions": "mean_distance",
-                      "relative_difference": "relative_difference", "rsa": "rsa", "identification": "rank1"}
 STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8, "xtick.labelsize": 8,
          "ytick.labelsize": 8, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
          "grid.alpha": 0.3, "grid.linewidth": 0.6, "legend.frameon": False, "savefig.facecolor": "white",
@@ -77,238 +70,6 @@ class PlotInfo:
 
 
 # --- the data ---------------------------------------------------------------------------------
-def _missing(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
-
-
-def _truthy(value: Any) -> bool:
-    if _missing(value):
-        return False
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    return str(value).strip().lower() in ("true", "1", "1.0", "yes")
-
-
-def normalize_results(frame: pd.DataFrame | None) -> pd.DataFrame:
-    """The results table with stable types, whether it came from memory or from results.csv:
-    text columns are str ('' when missing), value/CI columns float, `layer_index` float, `readout` bool."""
-    if frame is None or len(frame) == 0:
-        frame = pd.DataFrame(columns=RESULT_COLUMNS + ["readout"])
-    frame = frame.copy().reset_index(drop=True)
-    for column in [*RESULT_COLUMNS, "readout"]:
-        if column not in frame:
-            frame[column] = None
-    for column in TEXT_COLUMNS:
-        frame[column] = [("" if _missing(v) else str(v)) for v in frame[column]]
-    for column in ("value", "ci_low", "ci_high"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-    frame["layer_index"] = pd.to_numeric(frame["layer_index"], errors="coerce").astype(float)
-    frame["readout"] = [_truthy(v) for v in frame["readout"]]
-    return frame
-
-
-def read_results(out_dir: Path) -> pd.DataFrame:
-    """results.csv of a results dir, normalized (empty when absent)."""
-    path = Path(out_dir) / "results.csv"
-    if not path.is_file() or path.stat().st_size == 0:
-        return normalize_results(None)
-    text_types = {c: str for c in TEXT_COLUMNS}
-    return normalize_results(pd.read_csv(path, dtype=text_types, keep_default_na=True))
-
-
-def model_order(results: pd.DataFrame) -> list[str]:
-    return [m for m in dict.fromkeys(results["model"]) if m != ""]
-
-
-def task_order(results: pd.DataFrame) -> list[str]:
-    return [t for t in dict.fromkeys(results["task"]) if t != ""]
-
-
-def model_colors(models: Iterable[str]) -> dict[str, str]:
-    """A stable model → colour map (hex), in the given order: tab10, tab20 beyond ten, then a hue wheel."""
-    from matplotlib import colormaps
-    from matplotlib.colors import to_hex
-
-    models = list(dict.fromkeys(models))
-    n = len(models)
-    if n <= 10:
-        palette = list(colormaps["tab10"].colors)
-    elif n <= 20:
-        palette = list(colormaps["tab20"].colors)
-    else:
-        palette = [colormaps["hsv"](i / n) for i in range(n)]
-    return {model: to_hex(palette[i % len(palette)]) for i, model in enumerate(models)}
-
-
-def task_types(results: pd.DataFrame) -> dict[str, str]:
-    """task → its type: the most frequent type of its rows other than 'custom' (records of
-    `facebench.record`), else 'custom'."""
-    out: dict[str, str] = {}
-    for task, rows in results.groupby("task", sort=False):
-        types = [t for t in rows["task_type"] if t and t != "custom"]
-        out[str(task)] = pd.Series(types).mode().iloc[0] if types else (rows["task_type"].iloc[0] or "custom")
-    return out
-
-
-def registry_headlines(saved: dict[str, str] | None = None, needed: Iterable[str] = ()) -> dict[str, str]:
-    """task type → headline metric. From `pytest_facebench.tasks.TASK_TYPES` when it is already
-    imported (as in a pytest session); else from `saved` (what the report that wrote the dir used) when
-    it covers the `needed` types; else imported (it pulls in torch: seconds), with built-in defaults
-    if that fails."""
-    module = sys.modules.get("pytest_facebench.tasks")
-    known = {t for t in needed if t and t != "custom"}
-    if module is None and not (saved and known <= set(saved)):
-        try:
-            import pytest_facebench.tasks as module  # noqa: PLC0415 (slow import, only when needed)
-        except Exception:  # noqa: BLE001 (a broken torch install must not stop a report from files)
-            module = None
-    registry = {}
-    if module is not None:
-        registry = {name: getattr(cls, "headline", "") for name, cls in getattr(module, "TASK_TYPES", {}).items()}
-    return {**FALLBACK_HEADLINES, **(saved or {}), **{k: v for k, v in registry.items() if v}}
-
-
-def headline_metrics(results: pd.DataFrame, headlines: dict[str, str] | None = None) -> dict[str, str]:
-    """task → its headline metric: the type's declared headline when the task has it, else the first
-    metric of the task (rows without a condition first)."""
-    headlines = headlines if headlines is not None else registry_headlines()
-    types = task_types(results)
-    out = {}
-    for task, rows in results.groupby("task", sort=False):
-        declared = headlines.get(types.get(str(task), ""), "")
-        metrics = list(dict.fromkeys(rows["metric"]))
-        if declared and declared in metrics:
-            out[str(task)] = declared
-        else:
-            plain = [m for m in dict.fromkeys(rows.loc[rows["condition"] == "", "metric"]) if m]
-            out[str(task)] = (plain or metrics or [""])[0]
-    return out
-
-
-def with_readout(results: pd.DataFrame) -> pd.DataFrame:
-    """Adds `_readout`: the rows of each model × task readout layer (the `readout` column, else the
-    deepest layer the model has in that task)."""
-    frame = results.copy()
-    if frame.empty:
-        frame["_readout"] = pd.Series(dtype=bool)
-        return frame
-    keys = [frame["model"], frame["task"]]
-    declared = frame["readout"].astype(bool)
-    has = declared.groupby(keys).transform("any")
-    depth = frame["layer_index"].fillna(-1)
-    deepest = depth == depth.groupby(keys).transform("max")
-    frame["_readout"] = np.where(has, declared, deepest)
-    return frame
-
-
-def headline_frame(results: pd.DataFrame, headlines: dict[str, str] | None = None) -> pd.DataFrame:
-    """Each task's headline rows at each model's readout layer (one row per model × task × condition)."""
-    frame = with_readout(results)
-    metric = headline_metrics(results, headlines)
-    chosen = frame["_readout"] & (frame["metric"] == frame["task"].map(metric))
-    return frame[chosen].drop(columns=["_readout"])
-
-
-def direction(metric: str) -> float:
-    """+1 when higher is better (or no direction), −1 when lower is better."""
-    return -1.0 if metric_info(metric).higher_is_better is False else 1.0
-
-
-def finite(value: Any) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def layer_column(table: pd.DataFrame, layer: str) -> str | None:
-    """The column of a layer in a distances file (`distance:<layer>` where a pairs column had its name)."""
-    if f"distance:{layer}" in table:
-        return f"distance:{layer}"
-    return layer if layer in table else None
-
-
-class DistanceFiles:
-    """distances/<task>/<model>.csv, read once each."""
-
-    def __init__(self, out_dir: Path):
-        self.root = Path(out_dir) / "distances"
-        self._cache: dict[tuple[str, str], pd.DataFrame | None] = {}
-
-    def get(self, task: str, model: str) -> pd.DataFrame | None:
-        key = (task, model)
-        if key not in self._cache:
-            path = self.root / safe_name(task) / f"{safe_name(model)}.csv"
-            try:
-                self._cache[key] = pd.read_csv(path) if path.is_file() else None
-            except (OSError, ValueError, pd.errors.ParserError):
-                self._cache[key] = None
-        return self._cache[key]
-
-
-def _binary(column: pd.Series) -> np.ndarray | None:
-    words = column.astype(str).str.strip().str.lower()
-    true, false = words.isin(TRUE_WORDS), words.isin(FALSE_WORDS)
-    if not (true | false).all() or true.all() or false.all():
-        return None
-    return true.to_numpy()
-
-
-def label_column(table: pd.DataFrame, layer_columns: set[str], auc: float | None = None,
-                 scores: np.ndarray | None = None) -> np.ndarray | None:
-    """The same/different labels of a verification distances file: 'label' when binary, else the
-    binary column whose AUC matches the reported one (else the first binary column)."""
-    candidates: dict[str, np.ndarray] = {}
-    for name in table.columns:
-        if name in layer_columns or name in ("img1", "img2"):
-            continue
-        labels = _binary(table[name])
-        if labels is not None:
-            candidates[str(name)] = labels
-    if not candidates:
-        return None
-    if "label" in candidates:
-        return candidates["label"]
-    if auc is not None and scores is not None and finite(auc):
-        from sklearn.metrics import roc_auc_score
-
-        best = min(candidates, key=lambda c: abs(roc_auc_score(candidates[c], scores) - auc))
-        return candidates[best]
-    return next(iter(candidates.values()))
-
-
-def _correlate(x: np.ndarray, y: np.ndarray, method: str) -> float:
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
-    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
-        return float("nan")
-    if "spearman" in method.lower():
-        x, y = pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy()
-    return float(np.corrcoef(x, y)[0, 1])
-
-
-def human_column(table: pd.DataFrame, layer_columns: set[str], model_distances: np.ndarray | None = None,
-                 reported: float | None = None, method: str = "pearson") -> str | None:
-    """The human-judgement column of a correlation task's distances file: 'distance' by default; where
-    the task named it otherwise, the numeric pairs column whose correlation with the model reproduces
-    the reported one."""
-    candidates = [str(c) for c in table.columns if c not in layer_columns and c not in ("img1", "img2")
-                  and pd.api.types.is_numeric_dtype(table[c])]
-    if not candidates:
-        return None
-    if model_distances is None or reported is None or not finite(reported):
-        return "distance" if "distance" in candidates else candidates[0]
-    gaps = {c: abs(_correlate(model_distances, table[c].to_numpy(dtype=float), method) - reported)
-            for c in candidates}
-    gaps = {c: g for c, g in gaps.items() if finite(g)}
-    if "distance" in gaps and gaps["distance"] < 1e-6:
-        return "distance"
-    if gaps and min(gaps.values()) < 1e-3:
-        return min(gaps, key=gaps.get)
-    return "distance" if "distance" in candidates else candidates[0]
-
-
-# --- drawing ----------------------------------------------------------------------------------
 @contextmanager
 def _style() -> Iterator[None]:
     import matplotlib
@@ -1023,8 +784,6 @@ def write_plots(out_dir: Path, results: pd.DataFrame | None = None, references: 
     plot_dir = out_dir / PLOTS_DIR
     old = read_manifest(out_dir)
     if references is None:
-        from .html import load_references
-
         references = load_references(out_dir)
     saved = old.get("headlines") if old else None
     if headlines is None:
@@ -1059,15 +818,6 @@ def overview_png(results: pd.DataFrame, *, dpi: int = DPI, headlines: dict[str, 
         with _style():
             plotter.overview()
         return (plotter.plot_dir / "overview.png").read_bytes() if plotter.written else None
-
-
-def read_manifest(out_dir: Path) -> dict[str, Any]:
-    path = Path(out_dir) / PLOTS_DIR / MANIFEST
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def cell_figure_png(records: pd.DataFrame | list[dict[str, Any]],

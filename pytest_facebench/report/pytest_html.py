@@ -52,7 +52,7 @@ def _records(payload: Any) -> list[dict[str, Any]]:
 
 def _headline_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each task's headline metric at the readout layer."""
-    from .plots import headline_frame, normalize_results
+    from .data import headline_frame, normalize_results
 
     if not records:
         return []
@@ -84,7 +84,7 @@ def metric_table_html(records: list[dict[str, Any]]) -> str:
     import pandas as pd
 
     from .html import _render_table, task_table
-    from .plots import normalize_results
+    from .data import normalize_results
 
     frame = normalize_results(pd.DataFrame.from_records(records))
     blocks = []
@@ -178,7 +178,8 @@ class FacebenchHtml:
         import pandas as pd
 
         from .html import _render_table, summary_table
-        from .plots import normalize_results, overview_png
+        from .data import normalize_results
+        from .plots import overview_png
 
         frame = normalize_results(pd.DataFrame.from_records(self.records))
         out = ["<style>#facebench-summary td,#facebench-summary th{border:1px solid #ddd;padding:2px 6px;"

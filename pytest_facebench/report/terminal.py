@@ -7,16 +7,16 @@ import math
 import pandas as pd
 
 from ..metrics import display_name
-from ..tasks import TASK_TYPES
 
 
 def headline_frame(results: pd.DataFrame) -> pd.DataFrame:
     """Rows of `results` holding each task's headline metric at the readout layer."""
     if results.empty:
         return results
-    readout = results["readout"].astype(str).str.lower().isin(["true", "1"]) if "readout" in results else True
-    headline = results["task_type"].map(lambda t: getattr(TASK_TYPES.get(t), "headline", None))
-    return results[readout & (results["metric"] == headline)]
+    flags = [results[c].astype(str).str.lower().isin(["true", "1"]) for c in ("readout", "headline") if c in results]
+    if len(flags) < 2:
+        return results[:0]
+    return results[flags[0] & flags[1]]
 
 
 def _format(group: pd.DataFrame) -> str:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelError, list_some
-from ..fingerprint import files_digest
 from ..model import BaseModel, read_state_dict
 from ..preprocessing import Preprocessing
 
@@ -24,16 +24,24 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-ZOO_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class WeightsConfig:
+    """One set of pretrained weights, as data (in the spirit of timm's `pretrained_cfg`): where they come from,
+    the preprocessing they were trained with, and their license. Recorded in run.json with every model."""
+
+    source: str  # 'torchvision:VGG16_Weights.IMAGENET1K_V1', a hub id, or how random weights are drawn
+    preprocessing: Preprocessing
+    url: str = ""
+    license: str = ""
+    notes: str = ""
 
 
 class ZooModel(BaseModel):
     """Base of the built-in families. Subclasses set `default_align`, implement `_build_model()`,
-    `_load_weights()` and `reference_preprocessing()`, and list in `code_modules` the zoo modules
-    (beside their own) whose code computes their numbers."""
-
-    default_align: ClassVar[str] = "none"
-    code_modules: ClassVar[tuple[str, ...]] = ()
+    `_load_weights()` and `reference_preprocessing()`. The helper modules a family imports (its network
+    definition, runtime wrappers) are part of its identity through `fingerprint.code_digest`."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         self._preprocessing: Preprocessing | None = None
@@ -56,39 +64,10 @@ class ZooModel(BaseModel):
         """The preprocessing of the reference implementation of these weights."""
         raise NotImplementedError(f"{type(self).__name__} must implement reference_preprocessing()")
 
-    # --- identity ---------------------------------------------------------------------------------
-    def identity_extra(self) -> dict[str, Any]:
-        """The source of the helper modules in `code_modules` (the network definitions and runtime
-        wrappers live outside the class's own module, which `identity()` already covers)."""
-        if not self.code_modules:
-            return {}
-        return {"zoo_code": files_digest(ZOO_DIR, [ZOO_DIR / f"{name}.py" for name in self.code_modules])}
-
     # --- building -------------------------------------------------------------------------------
     def _load_weights(self, net: nn.Module, path: Path) -> None:
         """Load the file named by `weights` into `net` (the family knows its format)."""
         raise NotImplementedError(f"{type(self).__name__} must implement _load_weights()")
-
-    def build(self) -> ZooModel:
-        """`BaseModel.build`, except that a weights file is loaded by the family's `_load_weights` (safetensors,
-        ONNX, remapped keys) rather than by the generic state_dict loader."""
-        # Temporary: drop this override once BaseModel.build calls a `_load_weights(net, path)` hook itself.
-        if self.net is not None:
-            return self
-        self.check_weights()
-        net = self._build_model()
-        path = self.weights_path()
-        if path is not None:
-            self._load_weights(net, path)
-        self.net = net.eval().to(self.device)
-        for param in self.net.parameters():
-            param.requires_grad_(False)
-        try:
-            self._attach_hooks()
-        except BaseException:
-            self.release()  # never leave a built network without its hooks behind
-            raise
-        return self
 
     def read_weights(self, path: Path) -> dict[str, torch.Tensor]:
         """The tensors of a weights file: `.safetensors` through safetensors (which never unpickles),

@@ -29,7 +29,6 @@ class DlibResNet(ZooModel):
     jittered copies of each chip). Only `output`, the 128-D descriptor, can be read."""
 
     default_align: ClassVar[str] = "dlib_150"
-    code_modules: ClassVar[tuple[str, ...]] = ("runtimes",)
 
     def __init__(self, *args: Any, num_jitters: int = 0, **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -33,7 +33,6 @@ class ArcFace(ZooModel):
 
     default_align: ClassVar[str] = "arcface_112"
     named_weights: ClassVar[tuple[str, ...]] = ("untrained",)
-    code_modules: ClassVar[tuple[str, ...]] = ("iresnet_net",)
 
     def __init__(self, *args: Any, arch: str = "iresnet50", weights: str | None = None, seed: int = 0,
                  num_features: int = 512, **kwargs: Any):

@@ -44,7 +44,6 @@ class Onnx(ZooModel):
     [-1, 1], or raw pixels for mxnet conversions); override it with `preprocessing = {...}`."""
 
     default_align: ClassVar[str] = "arcface_112"
-    code_modules: ClassVar[tuple[str, ...]] = ("runtimes",)
 
     def __init__(self, *args: Any, weights: str | None = None, **kwargs: Any):
         super().__init__(*args, weights=weights, **kwargs)

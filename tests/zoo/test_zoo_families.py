@@ -12,7 +12,7 @@ import pytest
 
 from pytest_facebench.faces.align import ALIGNMENTS
 from pytest_facebench.zoo import FAMILIES
-from pytest_facebench.zoo.base import ZooModel
+from pytest_facebench.model import BaseModel
 
 EXPECTED_ALIGN = {"iresnet50": "arcface_112", "facenet": "facenet_160", "onnx": "arcface_112", "timm": "none",
                   "open_clip": "none", "dlib": "dlib_150"}
@@ -23,7 +23,7 @@ def test_short_names_resolve(short):
     factory, defaults = FAMILIES[short]
     module, _, attr = factory.partition(":")
     cls = getattr(importlib.import_module(module), attr)
-    assert issubclass(cls, ZooModel)
+    assert issubclass(cls, BaseModel)
     assert cls.default_align in ALIGNMENTS
     json.dumps(defaults)  # grid-compatible values only
     if short in EXPECTED_ALIGN:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pytest_facebench.config import ModelSpec
 from pytest_facebench.model import BaseModel
-from pytest_facebench.registry import build_model
+from pytest_facebench.builders import build_model
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.hf import HFVisionModel
+from .hf import HFVisionModel
 
 
 class Clip(HFVisionModel):

@@ -5,21 +5,31 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pytest_facebench.hub import torchvision_state_dict
-from pytest_facebench.model import BaseModel
-from pytest_facebench.preprocessing import Preprocessing
+from ..errors import WeightsUnavailable
+from ..hub import host_reachable, torch_hub_checkpoint, torchvision_state_dict
+from ..model import BaseModel
+from ..preprocessing import Preprocessing
+from .base import WeightsConfig
 
 if TYPE_CHECKING:  # torch loads when the network is built: a run served from the caches never needs it
     from torch import nn
 
 
 IMAGENET_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"  # VGG16_Weights.IMAGENET1K_V1.url
+WEIGHTS = {
+    "untrained": WeightsConfig(source="torchvision vgg16(weights=None) under torch.manual_seed(seed)",
+                               preprocessing=Preprocessing(input_size=224, crop="none")),
+    # torchvision's VGG16_Weights.IMAGENET1K_V1.transforms(): resize 256 (bilinear), centre crop 224, ImageNet mean/std
+    "imagenet": WeightsConfig(source="torchvision:VGG16_Weights.IMAGENET1K_V1", url=IMAGENET_URL,
+                              preprocessing=Preprocessing(input_size=224, resize_size=256, crop="center"),
+                              license="BSD-3-Clause (torchvision)"),
+}
 
 
 class Vgg16(BaseModel):
     """`weights`: 'untrained', 'imagenet', or a path to a state_dict / checkpoint."""
 
-    preprocessing = Preprocessing(input_size=224, crop="none")
+    preprocessing = WEIGHTS["untrained"].preprocessing
     default_layers = ("classifier.5",)
     named_weights = ("untrained", "imagenet")
 
@@ -27,22 +37,19 @@ class Vgg16(BaseModel):
         weights = weights or "untrained"  # None would otherwise build an unseeded random network
         super().__init__(*args, weights=weights, **kwargs)
         self.seed = seed
-        if weights == "imagenet" and kwargs.get("preprocessing") is None:
-            self.preprocessing = Preprocessing(input_size=224, resize_size=256, crop="center")
+        if weights in WEIGHTS and kwargs.get("preprocessing") is None:
+            self.preprocessing = WEIGHTS[weights].preprocessing
 
     def weights_identity(self) -> str:
         return "VGG16_Weights.IMAGENET1K_V1" if self.weights == "imagenet" else super().weights_identity()
 
     def check_weights(self) -> None:
         if self.weights == "imagenet":
-            from pytest_facebench.errors import WeightsUnavailable
-            from pytest_facebench.hub import host_reachable, torch_hub_checkpoint
-
             cached = torch_hub_checkpoint(IMAGENET_URL)
             if not cached.is_file() and not host_reachable("download.pytorch.org"):
                 raise WeightsUnavailable(f"model '{self.name}': torchvision weights VGG16_Weights.IMAGENET1K_V1 are "
-                                         f"not in the torch hub cache ({cached}) and download.pytorch.org cannot be "
-                                         f"reached")
+                                         f"not in the torch hub cache and download.pytorch.org cannot be reached; put "
+                                         f"{IMAGENET_URL} at {cached}")
         super().check_weights()
 
     def _build_model(self) -> nn.Module:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pytest_facebench.model import BaseModel
-from pytest_facebench.preprocessing import Preprocessing
+from ..model import BaseModel
+from ..preprocessing import Preprocessing
 
 if TYPE_CHECKING:
     from torch import nn

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_facebench.hub import hf_check_available, hf_from_pretrained, hf_identity, hf_preprocessing
-from pytest_facebench.model import BaseModel
+from ..hub import hf_check_available, hf_from_pretrained, hf_identity, hf_preprocessing
+from ..model import BaseModel
 
 
 class HFVisionModel(BaseModel):
@@ -40,3 +40,24 @@ class HFVisionModel(BaseModel):
 
     def _forward(self, batch: Any) -> Any:
         return self.net(pixel_values=batch)
+
+
+class HF(HFVisionModel):
+    """Any Hugging Face vision model by `hub_id` (a repo id or a local `save_pretrained` directory), through
+    `AutoModel`; `output` is the first of `image_embeds`, `last_hidden_state`, `pooler_output` it returns (pool
+    token outputs with 'cls' or 'mean'). Code from the repo runs only with `trusted = true`."""
+
+    default_layers = ("output",)
+
+    def __init__(self, *args: Any, hub_id: str | None = None, **kwargs: Any):
+        if not hub_id:
+            from ..errors import ModelError
+
+            raise ModelError("factory 'hf' needs kwargs = { hub_id = \"<repo id or local directory>\" }")
+        super().__init__(*args, hub_id=hub_id, **kwargs)
+
+    @staticmethod
+    def auto_class() -> Any:
+        from transformers import AutoModel
+
+        return AutoModel

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.hf import HFVisionModel
+from .hf import HFVisionModel
 
 
 class Dino(HFVisionModel):

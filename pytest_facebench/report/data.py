@@ -1,0 +1,405 @@
+"""The data layer of the reports: the results table as read back, orders, colours, headline rows, per-pair
+value files, reference values and the saved run facts. Figures (`plots.py`), report.html (`html.py`), the
+pytest-html extras and the terminal table all read results through here."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from ..files import atomic_write
+from ..metrics import metric_info
+from ..pairs import FALSE_WORDS, TRUE_WORDS
+from ..results import RESULT_COLUMNS
+from .tables import safe_name
+
+PLOTS_DIR = "plots"
+MANIFEST = "manifest.json"
+TEXT_COLUMNS = ("model", "layer", "task", "task_type", "metric", "condition", "protocol", "note", "nodeid", "distance",
+                "pooling", "preprocessing", "precision", "device", "weights")
+REFERENCES_FILE = "references.json"
+META_KEYS = {"source", "paper", "url", "note", "label", "layer", "model", "task", "metric", "condition", "value",
+             "published"}
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _truthy(value: Any) -> bool:
+    if _missing(value):
+        return False
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    return str(value).strip().lower() in ("true", "1", "1.0", "yes")
+
+
+def normalize_results(frame: pd.DataFrame | None) -> pd.DataFrame:
+    """The results table with stable types, whether it came from memory or from results.csv:
+    text columns are str ('' when missing), value/CI columns float, `layer_index` float, `readout` bool."""
+    if frame is None or len(frame) == 0:
+        frame = pd.DataFrame(columns=RESULT_COLUMNS + ["readout"])
+    frame = frame.copy().reset_index(drop=True)
+    for column in [*RESULT_COLUMNS, "readout"]:
+        if column not in frame:
+            frame[column] = None
+    for column in TEXT_COLUMNS:
+        frame[column] = [("" if _missing(v) else str(v)) for v in frame[column]]
+    for column in ("value", "ci_low", "ci_high"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    frame["layer_index"] = pd.to_numeric(frame["layer_index"], errors="coerce").astype(float)
+    frame["readout"] = [_truthy(v) for v in frame["readout"]]
+    return frame
+
+
+def read_results(out_dir: Path) -> pd.DataFrame:
+    """results.csv of a results dir, normalized (empty when absent)."""
+    path = Path(out_dir) / "results.csv"
+    if not path.is_file() or path.stat().st_size == 0:
+        return normalize_results(None)
+    text_types = {c: str for c in TEXT_COLUMNS}
+    return normalize_results(pd.read_csv(path, dtype=text_types, keep_default_na=True))
+
+
+def model_order(results: pd.DataFrame) -> list[str]:
+    return [m for m in dict.fromkeys(results["model"]) if m != ""]
+
+
+def task_order(results: pd.DataFrame) -> list[str]:
+    return [t for t in dict.fromkeys(results["task"]) if t != ""]
+
+
+def model_colors(models: Iterable[str]) -> dict[str, str]:
+    """A stable model → colour map (hex), in the given order: tab10, tab20 beyond ten, then a hue wheel."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    models = list(dict.fromkeys(models))
+    n = len(models)
+    if n <= 10:
+        palette = list(colormaps["tab10"].colors)
+    elif n <= 20:
+        palette = list(colormaps["tab20"].colors)
+    else:
+        palette = [colormaps["hsv"](i / n) for i in range(n)]
+    return {model: to_hex(palette[i % len(palette)]) for i, model in enumerate(models)}
+
+
+def task_types(results: pd.DataFrame) -> dict[str, str]:
+    """task → its type: the most frequent type of its rows other than 'custom' (records of
+    `facebench.record`), else 'custom'."""
+    out: dict[str, str] = {}
+    for task, rows in results.groupby("task", sort=False):
+        types = [t for t in rows["task_type"] if t and t != "custom"]
+        out[str(task)] = pd.Series(types).mode().iloc[0] if types else (rows["task_type"].iloc[0] or "custom")
+    return out
+
+
+def registry_headlines(saved: dict[str, str] | None = None, needed: Iterable[str] = ()) -> dict[str, str]:
+    """task type → headline metric, for results written before the `headline` column existed: what the
+    report that wrote the dir used (plots/manifest.json)."""
+    return dict(saved or {})
+
+
+def headline_metrics(results: pd.DataFrame, headlines: dict[str, str] | None = None) -> dict[str, str]:
+    """task → its headline metric: the rows flagged `headline` (the task type declares it), else `headlines`
+    by type (older results), else the first metric of the task (rows without a condition first)."""
+    headlines = headlines or {}
+    types = task_types(results)
+    flagged = results["headline"].map(_truthy) if "headline" in results else pd.Series(False, index=results.index)
+    out = {}
+    for task, rows in results.groupby("task", sort=False):
+        marked = rows.loc[flagged.loc[rows.index], "metric"]
+        declared = headlines.get(types.get(str(task), ""), "")
+        metrics = list(dict.fromkeys(rows["metric"]))
+        if len(marked):
+            out[str(task)] = str(marked.iloc[0])
+        elif declared and declared in metrics:
+            out[str(task)] = declared
+        else:
+            plain = [m for m in dict.fromkeys(rows.loc[rows["condition"] == "", "metric"]) if m]
+            out[str(task)] = (plain or metrics or [""])[0]
+    return out
+
+
+def with_readout(results: pd.DataFrame) -> pd.DataFrame:
+    """Adds `_readout`: the rows of each model × task readout layer (the `readout` column, else the
+    deepest layer the model has in that task)."""
+    frame = results.copy()
+    if frame.empty:
+        frame["_readout"] = pd.Series(dtype=bool)
+        return frame
+    keys = [frame["model"], frame["task"]]
+    declared = frame["readout"].astype(bool)
+    has = declared.groupby(keys).transform("any")
+    depth = frame["layer_index"].fillna(-1)
+    deepest = depth == depth.groupby(keys).transform("max")
+    frame["_readout"] = np.where(has, declared, deepest)
+    return frame
+
+
+def headline_frame(results: pd.DataFrame, headlines: dict[str, str] | None = None) -> pd.DataFrame:
+    """Each task's headline rows at each model's readout layer (one row per model × task × condition)."""
+    frame = with_readout(results)
+    metric = headline_metrics(results, headlines)
+    chosen = frame["_readout"] & (frame["metric"] == frame["task"].map(metric))
+    return frame[chosen].drop(columns=["_readout"])
+
+
+def direction(metric: str) -> float:
+    """+1 when higher is better (or no direction), −1 when lower is better."""
+    return -1.0 if metric_info(metric).higher_is_better is False else 1.0
+
+
+def finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def layer_column(table: pd.DataFrame, layer: str) -> str | None:
+    """The column of a layer in a distances file (`distance:<layer>` where a pairs column had its name)."""
+    if f"distance:{layer}" in table:
+        return f"distance:{layer}"
+    return layer if layer in table else None
+
+
+class DistanceFiles:
+    """distances/<task>/<model>.csv, read once each."""
+
+    def __init__(self, out_dir: Path):
+        self.root = Path(out_dir) / "distances"
+        self._cache: dict[tuple[str, str], pd.DataFrame | None] = {}
+
+    def get(self, task: str, model: str) -> pd.DataFrame | None:
+        key = (task, model)
+        if key not in self._cache:
+            path = self.root / safe_name(task) / f"{safe_name(model)}.csv"
+            try:
+                self._cache[key] = pd.read_csv(path) if path.is_file() else None
+            except (OSError, ValueError, pd.errors.ParserError):
+                self._cache[key] = None
+        return self._cache[key]
+
+
+def _binary(column: pd.Series) -> np.ndarray | None:
+    words = column.astype(str).str.strip().str.lower()
+    true, false = words.isin(TRUE_WORDS), words.isin(FALSE_WORDS)
+    if not (true | false).all() or true.all() or false.all():
+        return None
+    return true.to_numpy()
+
+
+def label_column(table: pd.DataFrame, layer_columns: set[str], auc: float | None = None,
+                 scores: np.ndarray | None = None) -> np.ndarray | None:
+    """The same/different labels of a verification distances file: 'label' when binary, else the
+    binary column whose AUC matches the reported one (else the first binary column)."""
+    candidates: dict[str, np.ndarray] = {}
+    for name in table.columns:
+        if name in layer_columns or name in ("img1", "img2"):
+            continue
+        labels = _binary(table[name])
+        if labels is not None:
+            candidates[str(name)] = labels
+    if not candidates:
+        return None
+    if "label" in candidates:
+        return candidates["label"]
+    if auc is not None and scores is not None and finite(auc):
+        from sklearn.metrics import roc_auc_score
+
+        best = min(candidates, key=lambda c: abs(roc_auc_score(candidates[c], scores) - auc))
+        return candidates[best]
+    return next(iter(candidates.values()))
+
+
+def _correlate(x: np.ndarray, y: np.ndarray, method: str) -> float:
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
+        return float("nan")
+    if "spearman" in method.lower():
+        x, y = pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy()
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def human_column(table: pd.DataFrame, layer_columns: set[str], model_distances: np.ndarray | None = None,
+                 reported: float | None = None, method: str = "pearson") -> str | None:
+    """The human-judgement column of a correlation task's distances file: 'distance' by default; where
+    the task named it otherwise, the numeric pairs column whose correlation with the model reproduces
+    the reported one."""
+    candidates = [str(c) for c in table.columns if c not in layer_columns and c not in ("img1", "img2")
+                  and pd.api.types.is_numeric_dtype(table[c])]
+    if not candidates:
+        return None
+    if model_distances is None or reported is None or not finite(reported):
+        return "distance" if "distance" in candidates else candidates[0]
+    gaps = {c: abs(_correlate(model_distances, table[c].to_numpy(dtype=float), method) - reported)
+            for c in candidates}
+    gaps = {c: g for c, g in gaps.items() if finite(g)}
+    if "distance" in gaps and gaps["distance"] < 1e-6:
+        return "distance"
+    if gaps and min(gaps.values()) < 1e-3:
+        return min(gaps, key=gaps.get)
+    return "distance" if "distance" in candidates else candidates[0]
+
+
+# --- drawing ----------------------------------------------------------------------------------
+def read_manifest(out_dir: Path) -> dict[str, Any]:
+    path = Path(out_dir) / PLOTS_DIR / MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)) and math.isfinite(float(value)):
+        return float(value)
+    return None
+
+
+def _meta(table: dict[str, Any]) -> dict[str, Any]:
+    meta = {k: table[k] for k in ("source", "paper", "url", "note", "label", "layer", "condition") if k in table}
+    source = "; ".join(str(meta.pop(k)) for k in ("source", "paper", "url") if meta.get(k))
+    if source:
+        meta["source"] = source
+    return meta
+
+
+def _task_references(task: str, table: dict[str, Any], model: str | None = None) -> list[dict[str, Any]]:
+    """A `[[tasks]]` entry's `reference` table: `{metric = value, source = ...}` (no model: e.g. human
+    performance), `{model = "m", metric = value}`, or `{<model> = {metric = value, ...}}`."""
+    out = []
+    model = table.get("model", model)
+    meta = _meta(table)
+    if "value" in table and _number(table["value"]) is not None:
+        out.append({"task": task, "model": model, "metric": table.get("metric"), "value": _number(table["value"]),
+                    **meta})
+    for key, value in table.items():
+        if key in META_KEYS:
+            continue
+        if isinstance(value, dict):
+            out.extend(_task_references(task, {**_meta(table), **value}, model=key))
+        elif _number(value) is not None:
+            out.append({"task": task, "model": model, "metric": key, "value": _number(value), **meta})
+    return out
+
+
+def _model_references(model: str, table: dict[str, Any]) -> list[dict[str, Any]]:
+    """A `[[models]]` entry's `reference` table: `{<task> = value}` (the task's headline metric),
+    `{<task> = {metric = value, source = ...}}`, or `{task = "t", metric = value, ...}`."""
+    if "task" in table:
+        return _task_references(str(table["task"]), {k: v for k, v in table.items() if k != "task"}, model=model)
+    out = []
+    meta = _meta(table)
+    for key, value in table.items():
+        if key in META_KEYS:
+            continue
+        if isinstance(value, dict):
+            out.extend(_task_references(key, {**meta, **value}, model=model))
+        elif _number(value) is not None:
+            out.append({"task": key, "model": model, "metric": None, "value": _number(value), **meta})
+    return out
+
+
+def normalize_references(references: Any) -> list[dict[str, Any]]:
+    """Reference values as a list of `{task, model (None: any model), metric (None: the task's
+    headline), value, layer?, condition?, source?, label?}`. Accepts that list, or
+    `{"tasks": {task: table}, "models": {model: table}}` with the grid's `reference` tables."""
+    if not references:
+        return []
+    out: list[dict[str, Any]] = []
+    if isinstance(references, dict):
+        for task, table in (references.get("tasks") or {}).items():
+            if isinstance(table, dict):
+                out.extend(_task_references(str(task), table))
+        for model, table in (references.get("models") or {}).items():
+            if isinstance(table, dict):
+                out.extend(_model_references(str(model), table))
+        return out
+    for entry in references:
+        if not isinstance(entry, dict):
+            continue
+        value = _number(entry.get("value", entry.get("published")))
+        if value is None or not entry.get("task"):
+            continue
+        clean = {"task": str(entry["task"]), "model": entry.get("model") or None, "metric": entry.get("metric") or None,
+                 "value": value}
+        clean.update({k: entry[k] for k in ("layer", "condition", "source", "label") if entry.get(k)})
+        out.append(clean)
+    return out
+
+
+def references_from_grid(grid: Any) -> list[dict[str, Any]]:
+    """The `reference` tables of a `config.Grid`'s tasks and models (an empty list for None)."""
+    if grid is None:
+        return []
+    return normalize_references({
+        "tasks": {t.name: t.reference for t in getattr(grid, "tasks", []) if getattr(t, "reference", None)},
+        "models": {m.name: m.reference for m in getattr(grid, "models", []) if getattr(m, "reference", None)},
+    })
+
+
+def load_references(out_dir: Path) -> list[dict[str, Any]]:
+    path = Path(out_dir) / REFERENCES_FILE
+    try:
+        return normalize_references(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return []
+
+
+def save_references(out_dir: Path, references: list[dict[str, Any]]) -> None:
+    path = Path(out_dir) / REFERENCES_FILE
+    atomic_write(path, json.dumps(normalize_references(references), indent=2) + "\n")
+
+
+def reference_rows(results: pd.DataFrame, references: list[dict[str, Any]],
+                   headlines: dict[str, str]) -> pd.DataFrame:
+    """sotabench-style comparison: one row per reference × model it applies to, with the reproduced
+    value (readout layer unless the reference names one), the published value and the delta."""
+    frame = with_readout(normalize_results(results))
+    rows = []
+    for ref in references:
+        task = ref["task"]
+        metric = ref.get("metric") or headlines.get(task, "")
+        evaluated = frame[(frame["task"] == task) & (frame["metric"] == metric)]
+        models = [ref["model"]] if ref.get("model") else model_order(evaluated)
+        for model in models or [None]:
+            mine = frame[(frame["model"] == model) & (frame["task"] == task) & (frame["metric"] == metric)
+                         & (frame["condition"] == str(ref.get("condition") or ""))]
+            mine = mine[mine["layer"] == ref["layer"]] if ref.get("layer") else mine[mine["_readout"]]
+            reproduced = float(mine["value"].iloc[0]) if len(mine) else float("nan")
+            published = float(ref["value"])
+            note = ""
+            if finite(reproduced) and 1.0 < published <= 100.0 and 0.0 <= reproduced <= 1.0 \
+                    and metric_info(metric).higher_is_better is not None:
+                published, note = published / 100.0, "published in %"
+            rows.append({"task": task, "model": model or "", "metric": metric,
+                         "layer": mine["layer"].iloc[0] if len(mine) else (ref.get("layer") or ""),
+                         "reproduced": reproduced, "published": published,
+                         "delta": reproduced - published if finite(reproduced) else float("nan"),
+                         "scope": "model" if ref.get("model") else (ref.get("label") or "task reference"),
+                         "source": "; ".join(x for x in (ref.get("source") or "", note) if x)})
+    return pd.DataFrame(rows, columns=["task", "model", "metric", "layer", "reproduced", "published", "delta",
+                                       "scope", "source"])
+
+
+# --- tables ---------------------------------------------------------------------------------------
+def read_run(out_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((Path(out_dir) / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
