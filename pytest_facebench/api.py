@@ -15,7 +15,8 @@ from .compare import comparisons_frame
 from .config import load_grid
 from .engine import Engine
 from .errors import FacebenchError, WeightsUnavailable
-from .evaluate import CellResult, evaluate_cached
+from .evaluate import evaluate_cached
+from .results import CellResult
 from .model import BaseModel
 from .options import EngineOptions
 from .builders import build_model, build_task

@@ -31,9 +31,9 @@ from .cache import layer_key, package_version, read_entry, write_entry
 from .fingerprint import Unkeyable, class_source, facebench_source, plain, qualified
 from .images import content_hash
 from .options import device_type
+from .results import CellResult
 
 if TYPE_CHECKING:
-    from .evaluate import CellResult
     from .model import BaseModel
     from .options import EngineOptions
     from .tasks.base import BaseTask
@@ -116,8 +116,6 @@ def cell_key(model: BaseModel, task: BaseTask, options: EngineOptions) -> str:
 
 def reuse(payload: dict[str, Any], nodeid: str | None) -> CellResult:
     """A stored cell as this run's result: the records name this test, and the stats say it was reused."""
-    from .evaluate import CellResult
-
     result = CellResult.from_payload(payload)
     for record in result.records:
         record["nodeid"] = nodeid

@@ -50,6 +50,7 @@ class ModelSpec:
     base_dir: Path = Path(".")
     grid_file: Path | None = None
     error: str | None = None
+    duplicate: bool = False  # a second entry of an existing name: reported once, never parametrized
 
 
 @dataclass
@@ -72,6 +73,7 @@ class TaskSpec:
     base_dir: Path = Path(".")  # where 'file.py:Class' types and relative paths resolve
     kind: str = ""  # the task class's `type` (its fixture is `<kind>_task`); equals `type` for named types
     error: str | None = None
+    duplicate: bool = False
 
 
 @dataclass
@@ -83,18 +85,6 @@ class Grid:
     models: list[ModelSpec]
     tasks: list[TaskSpec]
     errors: list[str] = field(default_factory=list)
-
-    def runnable_pairs(self, task_type: str | None = None) -> list[tuple[ModelSpec, TaskSpec]]:
-        """Model × task cells in deterministic, model-major order, optionally one task type only."""
-        cells = []
-        for model in self.models:
-            for task in self.tasks:
-                if task_type is not None and task.type != task_type:
-                    continue
-                if task.models is not None and model.name not in task.models:
-                    continue
-                cells.append((model, task))
-        return cells
 
 
 def find_grid_file(start_dirs: list[Path], rootdir: Path) -> Path | None:
@@ -225,6 +215,7 @@ def _mark_duplicates(specs: list[Any], kind: str, path: Path) -> list[str]:
         if spec.name in seen and spec.error is None:
             spec.error = (f"{path}, {spec.source}: duplicate {kind} name '{spec.name}' (first defined at "
                           f"{seen[spec.name]}); {kind} names must be unique")
+            spec.duplicate = True
             errors.append(spec.error)
         seen.setdefault(spec.name, spec.source)
     return errors

@@ -48,13 +48,6 @@ class EmbedStats:
     batch_size: int = 0
     oom_retries: int = 0
 
-    def add(self, other: EmbedStats) -> None:
-        for name, value in asdict(other).items():
-            if name == "batch_size":
-                self.batch_size = value or self.batch_size
-            else:
-                setattr(self, name, getattr(self, name) + value)
-
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["images_per_s"] = round(self.embedded / self.forward_s, 1) if self.forward_s > 0 else None
@@ -159,7 +152,6 @@ class Engine:
         self.dtype = PRECISIONS[options.precision]
         if options.decode not in DECODERS:
             raise FacebenchError(f"--facebench-decode must be one of {', '.join(DECODERS)}, got {options.decode!r}")
-        self.stats: dict[str, EmbedStats] = {}
         self._progress = progress
 
     def provenance(self) -> dict[str, Any]:
@@ -207,7 +199,6 @@ class Engine:
         self.store.flush()
         layers = {layer: self._assemble(rows[layer], keys[layer], hashes, unique) for layer in model.layers}
         stats.total_s = time.perf_counter() - started
-        self.stats.setdefault(model.name, EmbedStats()).add(stats)
         return Embeddings(layers=layers, stats=stats, keys=keys)
 
     def _assemble(self, rows: dict[str, np.ndarray], key: str, hashes: list[str],

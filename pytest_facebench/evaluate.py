@@ -5,17 +5,17 @@ Shared by the `facebench` fixture and the programmatic `run()`; knows nothing ab
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import pandas as pd
 
+from .cell_cache import cell_key, reuse
 from .distances import distance_name
 from .errors import DataError, ModelError, list_some
 from .fingerprint import Unkeyable
 from .model import BaseModel
-from .results import metric_record
+from .results import CellResult, metric_record
 from .tasks.base import BaseTask
 
 if TYPE_CHECKING:
@@ -24,44 +24,10 @@ if TYPE_CHECKING:
     from .options import EngineOptions
 
 
-@dataclass
-class CellResult:
-    """What one model × task evaluation produced."""
-
-    model: str
-    task: str
-    records: list[dict[str, Any]]
-    distances: pd.DataFrame
-    stats: dict[str, Any] = field(default_factory=dict)
-    scoring: dict[str, Any] = field(default_factory=dict)  # what compare.py needs (task.scoring() + columns)
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame.from_records(self.records)
-
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> CellResult:
-        """The inverse of `to_payload` (for results read back from the cell cache)."""
-        return cls(model=payload["model"], task=payload["task"], records=[dict(r) for r in payload["records"]],
-                   distances=pd.DataFrame(payload["distances"]), stats=dict(payload.get("stats", {})),
-                   scoring=dict(payload.get("scoring", {})))
-
-    def to_payload(self) -> dict[str, Any]:
-        """Plain JSON-able data for the test report (travels from xdist workers to the controller)."""
-        return {"model": self.model, "task": self.task, "records": self.records, "stats": self.stats,
-                "distances": {c: [_plain(v) for v in self.distances[c]] for c in self.distances.columns},
-                "scoring": self.scoring}
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
-
-
 def evaluate_cached(engine: Callable[[], Engine], options: EngineOptions, cells: CellStore | None,
                     model: BaseModel, task: BaseTask, nodeid: str | None = None) -> CellResult:
     """`evaluate_cell`, or the stored result of a cell whose inputs are all unchanged (`cell_cache.py`).
     `engine` is called only on a miss: a fully reused run never imports torch."""
-    from .cell_cache import cell_key, reuse
-
     task.load()
     key, unkeyable = None, ""
     if cells is not None:

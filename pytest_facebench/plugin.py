@@ -144,7 +144,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def _is_duplicate(spec: ModelSpec | TaskSpec) -> bool:
-    return bool(spec.error and "duplicate" in spec.error)
+    return spec.duplicate
 
 
 class GridErrorItem(pytest.Item):

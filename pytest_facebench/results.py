@@ -31,6 +31,34 @@ class Metric:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class CellResult:
+    """What one model × task evaluation produced."""
+
+    model: str
+    task: str
+    records: list[dict[str, Any]]
+    distances: pd.DataFrame
+    stats: dict[str, Any] = field(default_factory=dict)
+    scoring: dict[str, Any] = field(default_factory=dict)  # what compare.py needs (task.scoring() + columns)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame.from_records(self.records)
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> CellResult:
+        """The inverse of `to_payload` (for results read back from the cell cache)."""
+        return cls(model=payload["model"], task=payload["task"], records=[dict(r) for r in payload["records"]],
+                   distances=pd.DataFrame(payload["distances"]), stats=dict(payload.get("stats", {})),
+                   scoring=dict(payload.get("scoring", {})))
+
+    def to_payload(self) -> dict[str, Any]:
+        """Plain JSON-able data for the test report (travels from xdist workers to the controller)."""
+        return {"model": self.model, "task": self.task, "records": self.records, "stats": self.stats,
+                "distances": {c: [_plain(v) for v in self.distances[c]] for c in self.distances.columns},
+                "scoring": self.scoring}
+
+
 def metric_record(metric: Metric, **context: Any) -> dict[str, Any]:
     """A flat, JSON-able record: the metric plus its context (model, layer, task, provenance...)."""
     record = {**context, "metric": metric.metric, "value": _plain(metric.value), "condition": metric.condition,
