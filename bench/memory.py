@@ -30,7 +30,7 @@ def one_run(n_images: int, pairs_per_image: int, pooling: str, workdir: Path) ->
     from torchvision.models import vgg16
 
     from pytest_facebench.zoo.vgg16 import Vgg16
-    from pytest_facebench.cache import EmbeddingStore
+    from pytest_facebench.store import EmbeddingStore
     from pytest_facebench.engine import Engine, EngineOptions
     from pytest_facebench.evaluate import evaluate_cell
     from pytest_facebench.tasks import AccuracyTask

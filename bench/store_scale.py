@@ -6,11 +6,10 @@ with a new store object: checks the cache hit of all N (`found`), reads a random
 (`get_many`, 4,096 at a time) and 2,000 single `get`s. It prints wall times, rows/s, peak RSS (after writing, and in all: the reads return
 arrays of 10% of N rows and of 4,096 rows), bytes and
 files on disk, and the per-row cost of each part: hashing the id, building a record (CRC32), the index
-lookup, and the write (including fdatasync). `--legacy` runs the one-file-per-row `cache.EmbeddingStore`
-on the same rows for comparison.
+lookup, and the write (including fdatasync). (The one-file-per-row store it replaced wrote 400-530 rows/s
+and one file per row on this machine.)
 
     python bench/store_scale.py                              # 5k, 20k, 50k rows of 3,072-D and 512-D
-    python bench/store_scale.py --rows 5000 --dims 512 --legacy
     python bench/store_scale.py --dir /shared/nfs/scratch    # measure on the filesystem you will use
 """
 
@@ -52,8 +51,6 @@ def one_case(dim: int, n: int, folder: Path, legacy: bool) -> dict:
     from pytest_facebench.store import ShardStore, record_header, row_id
 
     store_class = ShardStore
-    if legacy:
-        from pytest_facebench.cache import EmbeddingStore as store_class  # type: ignore[assignment]
     rng = np.random.default_rng(0)
     base = rng.standard_normal((64, dim)).astype(np.float32)  # rows are made on the fly: RSS is the store's
     hashes = [image_hash(i) for i in range(n)]
@@ -72,31 +69,22 @@ def one_case(dim: int, n: int, folder: Path, legacy: bool) -> dict:
               "write_rows_per_s": n / write_s, "write_MB_per_s": n * dim * 4 / 1e6 / write_s,
               "write_peak_rss_MB": write_peak, "files": files, "bytes": size, "overhead_bytes_per_row": (size - n * dim * 4) / n}
     started = time.perf_counter()
-    if legacy:
-        hit = all(store.has(KEY, h) for h in hashes)
-    else:
-        hit = store.contains_all(KEY, hashes)
+    hit = store.contains_all(KEY, hashes)
     result["hit_check_s"] = time.perf_counter() - started
     assert hit, "rows missing after close"
 
     sample = sorted(rng.choice(n, size=max(1, n // 10), replace=False).tolist())
     started = time.perf_counter()
-    if legacy:
-        rows = np.stack([store.get(KEY, hashes[i]) for i in sample])
-    else:
-        rows, found = store.get_many(KEY, [hashes[i] for i in sample])
-        assert found.all()
+    rows, found = store.get_many(KEY, [hashes[i] for i in sample])
+    assert found.all()
     result["subset_read_s"] = time.perf_counter() - started
     assert np.array_equal(rows[-1], base[sample[-1] % 64] + np.float32(sample[-1]))
 
     started = time.perf_counter()
     for start in range(0, n, 4096):
         chunk = hashes[start:start + 4096]
-        if legacy:
-            np.stack([store.get(KEY, h) for h in chunk])
-        else:
-            _, found = store.get_many(KEY, chunk)
-            assert found.all()
+        _, found = store.get_many(KEY, chunk)
+        assert found.all()
     result["full_read_s"] = time.perf_counter() - started
     result["full_read_rows_per_s"] = n / result["full_read_s"]
     result["full_read_MB_per_s"] = n * dim * 4 / 1e6 / result["full_read_s"]
@@ -108,7 +96,8 @@ def one_case(dim: int, n: int, folder: Path, legacy: bool) -> dict:
     result["get_us_per_row"] = (time.perf_counter() - started) / len(singles) * 1e6
     store.close()
 
-    if not legacy:  # where the time of a row goes
+    # where the time of a row goes
+    if n:
         started = time.perf_counter()
         idents = [row_id(KEY, h) for h in hashes]
         result["hash_us_per_row"] = (time.perf_counter() - started) / n * 1e6
@@ -128,7 +117,6 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[5000, 20000, 50000])
     parser.add_argument("--dims", type=int, nargs="+", default=[3072, 512])
     parser.add_argument("--dir", type=Path, default=None, help="where to write (default: a temporary folder)")
-    parser.add_argument("--legacy", action="store_true", help="also run the one-file-per-row v1 store")
     parser.add_argument("--case", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
@@ -140,7 +128,7 @@ def main() -> None:
     try:
         for dim in args.dims:
             for n in args.rows:
-                for legacy in ([False, True] if args.legacy else [False]):
+                for legacy in [False]:
                     folder = base / f"{dim}-{n}-{int(legacy)}"
                     out = subprocess.run([sys.executable, __file__, "--case", str(dim), str(n), str(folder),
                                           str(int(legacy))], capture_output=True, text=True, check=True)

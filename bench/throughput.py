@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pytest_facebench.zoo.vgg16 import Vgg16  # noqa: E402
-from pytest_facebench.cache import EmbeddingStore  # noqa: E402
+from pytest_facebench.store import EmbeddingStore  # noqa: E402
 from pytest_facebench.distances import cosine  # noqa: E402
 from pytest_facebench.engine import Engine, EngineOptions  # noqa: E402
 from pytest_facebench.evaluate import evaluate_cell  # noqa: E402

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .cache import EmbeddingStore
+from .store import EmbeddingStore
 from .cell_cache import CellStore
 from .compare import comparisons_frame
 from .config import load_grid

@@ -1,12 +1,6 @@
-"""Content-addressed embedding store: one file per (layer key, image content hash).
-
-The layer key hashes everything that changes the numbers (model identity and weights, layer,
-pooling, preprocessing, precision, device type, library versions); the image key is the hash of the
-file's bytes, not its path or mtime. Entries are written atomically (temp file + `os.replace`), carry
-a CRC32 of their payload, and are verified on read: a truncated or corrupt entry is deleted and
-recomputed, never used. Without a cache directory the store lives in a temporary directory that is
-removed on `close()`, so there is one code path.
-"""
+"""Cache entries as single files (cell results, face detections): written atomically (temp file +
+`os.replace`) with a CRC32 of their payload, verified on read (a truncated or corrupt entry is deleted and
+recomputed, never used); and the key helpers shared by every cache. Embeddings live in `store.py`."""
 
 from __future__ import annotations
 
@@ -16,13 +10,9 @@ import io
 import json
 import logging
 import os
-import shutil
 import struct
-import tempfile
 import uuid
 import zlib
-from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -50,79 +40,6 @@ def package_version(distribution: str) -> str:
         return version(distribution)
     except PackageNotFoundError:
         return "absent"
-
-
-class EmbeddingStore:
-    """`get`/`put` rows by (layer key, image hash). Writes happen on a small thread pool."""
-
-    def __init__(self, root: Path | None, writers: int = 4):
-        self.persistent = root is not None
-        if root is None:
-            root = Path(tempfile.mkdtemp(prefix="facebench-nocache-"))
-        else:
-            root = self._usable(root)
-            if root is None:
-                self.persistent = False
-                root = Path(tempfile.mkdtemp(prefix="facebench-nocache-"))
-        self.root = root
-        self._pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="facebench-cache")
-        self._pending: list[Future] = []
-        self.corrupt = 0
-        self.stats: Counter[str] = Counter()
-
-    @staticmethod
-    def _usable(root: Path) -> Path | None:
-        """The cache dir if it can be created and written; else warn and return None (no cache)."""
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            probe = root / f".write-test-{uuid.uuid4().hex}"
-            probe.write_bytes(b"")
-            probe.unlink()
-            return root
-        except OSError as exc:
-            import warnings
-
-            warnings.warn(f"facebench: embedding cache directory {root} is not writable ({exc}); "
-                          f"running without a cache", stacklevel=3)
-            return None
-
-    def path(self, key: str, image_hash: str) -> Path:
-        return self.root / f"v{FORMAT_VERSION}" / key / image_hash[:2] / f"{image_hash}.emb"
-
-    def get(self, key: str, image_hash: str) -> np.ndarray | None:
-        """The stored row, or None when absent, truncated or corrupt (a corrupt file is removed)."""
-        return read_entry(self.path(key, image_hash), _load_array, on_corrupt=self._count_corrupt)
-
-    def _count_corrupt(self) -> None:
-        self.corrupt += 1
-
-    def has(self, key: str, image_hash: str) -> bool:
-        return self.path(key, image_hash).is_file()
-
-    def put(self, key: str, image_hash: str, row: np.ndarray) -> None:
-        """Queue an atomic write of one row (the array is copied first)."""
-        self._pending.append(self._pool.submit(self._write, self.path(key, image_hash), np.array(row, copy=True)))
-        if len(self._pending) > 256:
-            self._drain(keep=64)
-
-    def flush(self) -> None:
-        self._drain(keep=0)
-
-    def _drain(self, keep: int) -> None:
-        while len(self._pending) > keep:
-            self._pending.pop(0).result()
-
-    @staticmethod
-    def _write(path: Path, row: np.ndarray) -> None:
-        buffer = io.BytesIO()
-        np.save(buffer, row, allow_pickle=False)
-        write_entry(path, buffer.getvalue())
-
-    def close(self) -> None:
-        self.flush()
-        self._pool.shutdown(wait=True)
-        if not self.persistent:
-            shutil.rmtree(self.root, ignore_errors=True)
 
 
 def write_entry(path: Path, payload: bytes) -> None:

@@ -31,11 +31,7 @@ import pandas as pd
 
 from . import stats
 from .metrics import metric_info
-from .tasks.correlation import BATCHED
-from .tasks.resampling import Bootstrap, paired_result, weighted_mean
-from .tasks.relative_difference import group_effects
-from .tasks.rsa import rsa_samples
-from .tasks.verification import fold_accuracy
+from .stats import Bootstrap, paired_result
 
 COLUMNS = ["task", "metric", "model_a", "layer_a", "model_b", "layer_b", "value_a", "value_b", "diff", "ci_low",
            "ci_high", "p_value", "p_holm", "test", "n", "ci_level", "note"]
@@ -117,13 +113,12 @@ def _accuracy(a: _Entry, b: _Entry) -> list[dict[str, Any]]:
     rows = []
     if s.get("folds") is not None:
         folds = np.asarray(s["folds"], dtype=np.int64)
-        matrix = np.eye(int(folds.max()) + 1)[folds]
         correct = {e.model: stats.kfold_accuracy(e.values, labels, folds).correct for e in (a, b)}
         unit = s.get("unit", "pairs")
         rows.append(_paired(
             "accuracy_kfold", a, b,
             lambda e: float(np.mean(_per_fold(correct[e.model], folds))),
-            lambda e, counts: fold_accuracy(correct[e.model], matrix, counts)[0],
+            lambda e, counts: stats.fold_accuracy(correct[e.model], folds, counts)[0],
             f"paired bootstrap({_bootstrap(s).n_boot}, {unit}) of held-out correctness; {s.get('kfold_protocol', '')}",
             groups=s.get("groups")))
     result = stats.delong_test(a.values, b.values, labels)
@@ -144,12 +139,7 @@ def _correlation(a: _Entry, b: _Entry) -> list[dict[str, Any]]:
     method = s.get("method", "pearson")
 
     def resampled(entry: _Entry, counts: np.ndarray) -> np.ndarray:
-        values = entry.values
-        if method in BATCHED:
-            return np.asarray(BATCHED[method](values, human, counts), dtype=float).reshape(len(counts))
-        index = np.arange(len(values))
-        return np.array([stats.correlation(values[r], human[r], method).r
-                         for r in (np.repeat(index, row) for row in counts)])
+        return stats.resampled_correlation(entry.values, human, counts, method)
 
     return [_paired("correlation", a, b, lambda e: stats.correlation(e.values, human, method).r, resampled,
                     f"paired bootstrap({_bootstrap(s).n_boot}, pairs) of {method} r")]
@@ -160,7 +150,7 @@ def _relative_difference(a: _Entry, b: _Entry) -> list[dict[str, Any]]:
     in_a = np.asarray(s["in_a"], dtype=bool)
     return [_paired("relative_difference", a, b,
                     lambda e: float(stats.relative_difference(e.values[in_a], e.values[~in_a])),
-                    lambda e, counts: group_effects(e.values, in_a, counts)["relative_difference"],
+                    lambda e, counts: stats.group_effects(e.values, in_a, counts)["relative_difference"],
                     f"paired bootstrap({_bootstrap(s).n_boot}, pairs within each group)", strata=s["strata"])]
 
 
@@ -178,7 +168,7 @@ def _rsa(a: _Entry, b: _Entry) -> list[dict[str, Any]]:
         return [{**row, "note": "undefined for at least one model" if boot.enabled else "n_boot = 0"}]
     squares = [_square(e.values, n) for e in (a, b)]
     human_square = _square(human, n)
-    samples = [rsa_samples(sq, human_square, method, boot.n_boot, boot.seed) for sq in squares]
+    samples = [stats.stimulus_bootstrap(sq, human_square, method, boot.n_boot, boot.seed) for sq in squares]
     diff, low, high, p = paired_result(values[0], values[1], samples[0], samples[1], boot.ci)
     return [{**row, "diff": diff, "ci_low": low, "ci_high": high, "p_value": p}]
 
@@ -194,7 +184,7 @@ def _square(condensed: np.ndarray, n: int) -> np.ndarray:
 def _identification(a: _Entry, b: _Entry) -> list[dict[str, Any]]:
     s = a.scoring
     return [_paired("rank1", a, b, lambda e: float(np.mean(e.values <= 1)),
-                    lambda e, counts: weighted_mean((e.values <= 1).astype(float), counts),
+                    lambda e, counts: stats.weighted_mean((e.values <= 1).astype(float), counts),
                     f"paired bootstrap({_bootstrap(s).n_boot}, identities) of rank-1 hits", groups=s.get("groups"))]
 
 

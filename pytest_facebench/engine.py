@@ -21,12 +21,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .cache import EmbeddingStore, layer_key, package_version
+from .cache import layer_key, package_version
 from .errors import DataError, FacebenchError, ModelError, list_some
 from .fingerprint import Unkeyable
 from .images import content_hash, load_rgb
 from .model import BaseModel
 from .options import DECODERS, EngineOptions
+from .store import EmbeddingStore
 
 log = logging.getLogger("facebench")
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -121,13 +122,13 @@ class StoredRows:
 
     def __getitem__(self, index: Any) -> np.ndarray:
         rows = np.atleast_1d(np.arange(self.shape[0])[index])
-        out = np.empty((len(rows), self.shape[1]), dtype=np.float32)
-        for i, row in enumerate(rows):
-            value = self.store.get(self.key, self.hashes[row])
-            if value is None:
-                raise FacebenchError(f"embedding cache entry vanished during the run: {self.store.path(self.key, self.hashes[row])}")
-            out[i] = value
-        return out
+        wanted = [self.hashes[row] for row in rows]
+        block, found = self.store.get_many(self.key, wanted)
+        if not found.all():
+            missing = wanted[int(np.argmin(found))]
+            raise FacebenchError(f"embedding cache entry vanished or corrupt during the run: "
+                                 f"{self.store.describe(self.key, missing)}")
+        return block
 
 
 @dataclass
@@ -176,47 +177,59 @@ class Engine:
 
     # --- the job ----------------------------------------------------------------------------------
     def embed(self, model: BaseModel, paths: list[Path]) -> Embeddings:
-        """Rows for every layer of `model`, one per path; only images absent from the store are run."""
+        """Rows for every layer of `model`, one per path; only images absent from the store are run. Every row
+        goes through the store (one index lookup decides what is missing); a layer small enough is read back
+        into memory in one block, a wide one stays on disk and is read in chunks (`StoredRows`)."""
         started = time.perf_counter()
         stats = EmbedStats(images=len(paths))
         keys = self.layer_keys(model)
         hashes = [_hash_or_error(p) for p in paths]
         unique = list(dict.fromkeys(hashes))
         first_path = {h: p for h, p in zip(reversed(hashes), reversed(paths))}
-        rows: dict[str, dict[str, np.ndarray]] = {layer: {} for layer in model.layers}
-        missing = []
-        for h in unique:
-            found = {layer: self.store.get(keys[layer], h) for layer in model.layers}
-            if all(v is not None for v in found.values()):
-                for layer, value in found.items():
-                    rows[layer][h] = value  # type: ignore[assignment]
-            else:
-                missing.append(h)
-        stats.cache_hits = len(unique) - len(missing)
-        stats.cache_misses = len(missing)
-        if missing:
-            self._compute(model, [first_path[h] for h in missing], missing, keys, rows, stats)
-        self.store.flush()
-        layers = {layer: self._assemble(rows[layer], keys[layer], hashes, unique) for layer in model.layers}
+        missing = np.zeros(len(unique), dtype=bool)
+        for layer in model.layers:
+            missing |= ~self.store.found(keys[layer], unique)
+        stats.cache_misses = int(missing.sum())
+        stats.cache_hits = len(unique) - stats.cache_misses
+        todo = [h for h, miss in zip(unique, missing) if miss]
+        layers: dict[str, np.ndarray | StoredRows] = {}
+        for _attempt in range(2):  # a record the index lists but that reads back corrupt is computed again, once
+            if todo:
+                self._compute(model, [first_path[h] for h in todo], todo, keys, stats)
+            self.store.flush()
+            todo = []
+            for layer in model.layers:
+                assembled = self._assemble(keys[layer], hashes, unique)
+                if isinstance(assembled, list):
+                    todo = list(dict.fromkeys([*todo, *assembled]))
+                else:
+                    layers[layer] = assembled
+            if not todo:
+                break
+        if todo:
+            raise FacebenchError(f"model '{model.name}': {len(todo)} embedding(s) could not be read back from the "
+                                 f"store, e.g. {self.store.describe(keys[model.layers[0]], todo[0])}")
         stats.total_s = time.perf_counter() - started
         return Embeddings(layers=layers, stats=stats, keys=keys)
 
-    def _assemble(self, rows: dict[str, np.ndarray], key: str, hashes: list[str],
-                  unique: list[str]) -> np.ndarray | StoredRows:
-        dims = {r.shape[0] for r in rows.values()} if rows else set()
-        dim = dims.pop() if len(dims) == 1 else self._stored_dim(key, unique)
-        if len(rows) == len(unique) and len(hashes) * dim * 4 <= IN_MEMORY_BYTES:
-            return np.stack([rows[h] for h in hashes]).astype(np.float32, copy=False)
-        return StoredRows(self.store, key, hashes, dim)
-
-    def _stored_dim(self, key: str, unique: list[str]) -> int:
-        row = self.store.get(key, unique[0])
-        if row is None:
-            raise FacebenchError(f"embedding cache entry missing: {self.store.path(key, unique[0])}")
-        return int(row.shape[0])
+    def _assemble(self, key: str, hashes: list[str], unique: list[str]) -> np.ndarray | StoredRows | list[str]:
+        """The layer's rows for `hashes`: an array when it fits in IN_MEMORY_BYTES, else rows read on demand; or
+        the hashes whose records could not be read (to compute again)."""
+        dim = self.store.row_dim(key, unique)
+        if dim is None:
+            return list(unique)
+        if len(unique) * dim * 4 > IN_MEMORY_BYTES:
+            return StoredRows(self.store, key, hashes, dim)
+        block, found = self.store.get_many(key, unique)
+        if not found.all():
+            return [h for h, ok in zip(unique, found) if not ok]
+        if len(hashes) == len(unique):
+            return block
+        position = {h: i for i, h in enumerate(unique)}
+        return block[np.fromiter((position[h] for h in hashes), dtype=np.int64, count=len(hashes))]
 
     def _compute(self, model: BaseModel, paths: list[Path], hashes: list[str], keys: dict[str, str],
-                 rows: dict[str, dict[str, np.ndarray]], stats: EmbedStats) -> None:
+                 stats: EmbedStats) -> None:
         model.to(self.device)
         model.build()
         net = model.net
@@ -230,7 +243,6 @@ class Engine:
                             persistent_workers=False, prefetch_factor=4 if workers else None)
         errors: list[str] = []
         non_finite: dict[str, list[Path]] = {}
-        keep_in_memory = True
         batch_limit = 1  # the first image probes the output size, then the batch grows to fit BATCH_BYTES
         bar = self._progress(total=len(paths), desc=model.name) if self._progress else None
         tick = time.perf_counter()
@@ -245,20 +257,13 @@ class Engine:
             while batch is not None and start < len(indices):
                 chunk = batch[start:start + batch_limit]
                 outputs, batch_limit = self._forward(model, chunk, batch_limit, stats)
+                chunk_indices = np.asarray(indices[start:start + len(chunk)])
                 for layer, value in outputs.items():
                     finite = np.isfinite(value).all(axis=1)
-                    for row, index, ok in zip(value, indices[start:start + len(chunk)], finite):
-                        if not ok:  # never stored: a later run must not reuse it
-                            non_finite.setdefault(layer, []).append(paths[index])
-                            continue
-                        self.store.put(keys[layer], hashes[index], row)
-                        if keep_in_memory:
-                            rows[layer][hashes[index]] = row
+                    if not finite.all():  # never stored: a later run must not reuse it
+                        non_finite.setdefault(layer, []).extend(paths[i] for i in chunk_indices[~finite])
+                    self.store.put_many(keys[layer], [hashes[i] for i in chunk_indices[finite]], value[finite])
                 bytes_per_image = max(1, sum(v.shape[1] for v in outputs.values()) * 4)
-                keep_in_memory = keep_in_memory and bytes_per_image * len(paths) <= IN_MEMORY_BYTES
-                if not keep_in_memory:
-                    for layer_rows in rows.values():
-                        layer_rows.clear()
                 batch_limit = max(1, min(self.options.batch_size if stats.embedded == 0 else batch_limit,
                                          BATCH_BYTES // bytes_per_image))
                 stats.embedded += len(chunk)

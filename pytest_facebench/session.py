@@ -124,7 +124,7 @@ class FacebenchSession:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            from .cache import EmbeddingStore
+            from .store import EmbeddingStore
             from .engine import Engine
 
             options = self.engine_options()

@@ -829,6 +829,16 @@ class ShardStore:
         log.warning("facebench store: torn or corrupt record at %s offset %d; recomputing", path, offset)
         return None
 
+    def row_dim(self, key: str, hashes: list[str]) -> int | None:
+        """The width of the rows of `key`, from the index entry of the first listed row found (no record is
+        read); None when none is listed."""
+        index = self._index(key)
+        for image_hash in hashes[:64]:
+            locations = index.candidates(id_prefix(row_id(key, image_hash)))
+            if locations:
+                return int(locations[0][2])
+        return None
+
     def describe(self, key: str, image_hash: str) -> str:
         """Where a row lives, for error messages."""
         where = f"row {image_hash} of layer key {key} in the embedding store {self.directory / key}"

@@ -181,14 +181,18 @@ def test_plain_keys_follow_array_contents_and_refuse_arbitrary_objects() -> None
         plain(object())
 
 
-def test_cell_key_covers_the_task_state_and_skips_only_gating_attributes(bench) -> None:
+def test_cell_key_covers_the_whole_task_state(bench) -> None:
     task = AccuracyTask("verif", bench.data / "verif.csv", bench.data / "images").load()
     model = Pixels(name="px", size=4)
     options = EngineOptions(device="cpu")
     key = cell_key(model, task, options)
     assert key is not None and key == cell_key(Pixels(name="px", size=4), task, options)
-    task.thresholds = [("auc", ">=", 0.9)]
-    assert cell_key(model, task, options) == key  # a gate does not change the numbers
+    # gates live on the grid's spec, never on the task: the test of a changed threshold reusing cells is
+    # test_a_changed_threshold_is_applied_to_reused_cells
+    original, task.fars = task.fars, [0.5]
+    assert cell_key(model, task, options) != key
+    task.fars = original
+    assert cell_key(model, task, options) == key
     assert cell_key(model, task, EngineOptions(device="cpu", precision="bf16")) != key
     assert cell_key(Pixels(name="px", size=8), task, options) != key
     assert cell_key(Pixels(name="other", size=4), task, options) != key  # rows name the model

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from pytest_facebench.errors import ConfigError
-from pytest_facebench.tasks.resampling import Bootstrap
+from pytest_facebench.stats import Bootstrap
 
 BAD_MODELS = '''
 from torch import nn

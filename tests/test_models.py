@@ -18,7 +18,7 @@ from PIL import Image
 from torch import nn
 
 from pytest_facebench import hub
-from pytest_facebench.cache import EmbeddingStore
+from pytest_facebench.store import EmbeddingStore
 from pytest_facebench.engine import Engine, EngineOptions
 from pytest_facebench.errors import DataError, ModelError, WeightsUnavailable
 from pytest_facebench.images import load_rgb

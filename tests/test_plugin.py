@@ -258,7 +258,7 @@ def test_a_warm_cache_gives_identical_results_without_running_the_models(bench) 
     cache = bench.path / "embedding_cache"
     cold, warm = bench.path / "out_cold", bench.path / "out_warm"
     bench.run(out=cold, cache=cache).assert_outcomes(passed=8)
-    assert any(cache.rglob("*.emb")), "nothing was cached"
+    assert any(cache.rglob("*.rows")), "nothing was cached"
     bench.run("--facebench-rescore", out=warm, cache=cache).assert_outcomes(passed=8)
     pd.testing.assert_frame_equal(bench.results(cold), bench.results(warm))
     for model in ("pixels", "tiny"):

@@ -3,7 +3,7 @@ values of one layer (pair distances by default) into `Metric`s. Tasks know nothi
 
 Every task takes the bootstrap options `n_boot` (default 1000; 0 turns CIs off), `seed` (0) and `ci`
 (0.95): each result row carries `ci_low`, `ci_high`, `n` and a `ci_method` such as
-'bootstrap(1000, pairs), 95% percentile' (see `resampling.py`)."""
+'bootstrap(1000, pairs), 95% percentile' (see `stats/bootstrap.py`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from ..errors import ConfigError, DataError
 from ..images import check_images_exist
 from ..pairs import LINE, read_pairs, require_columns
 from ..results import Metric
-from .resampling import Bootstrap
+from ..stats import Bootstrap
 
 
 class BaseTask:

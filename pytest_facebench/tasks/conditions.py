@@ -19,8 +19,8 @@ import pandas as pd
 from ..distances import Distance
 from ..errors import ConfigError, DataError
 from ..results import Metric
+from ..stats import weighted_mean
 from .base import BaseTask
-from .resampling import weighted_mean
 
 
 class ConditionedAverageDistances(BaseTask):

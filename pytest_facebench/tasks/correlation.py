@@ -25,7 +25,6 @@ resamples as the correlation).
 from __future__ import annotations
 
 import fnmatch
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,6 @@ from ..results import Metric
 from .base import BaseTask
 
 METHODS = ("pearson", "spearman", "kendall", "kendall_tau_a")
-BATCHED = {"pearson": stats.pearson_r, "spearman": stats.spearman_r}
 SPLIT_HALF_SPLITS = 100
 
 
@@ -187,7 +185,8 @@ class CorrelationTask(BaseTask):
         result = stats.correlation(d, self.human, method=self.method)
         samples: dict[str, np.ndarray] = {}
         if np.isfinite(result.r) and self.bootstrap.enabled:
-            samples = self.bootstrap.samples(lambda w: {"r": _correlations(d, self.human, w, self.method)}, n)
+            samples = self.bootstrap.samples(
+                lambda w: {"r": stats.resampled_correlation(d, self.human, w, self.method)}, n)
         out = [self.metric("correlation", result.r, samples.get("r"), protocol=self.method, n=n, note=result.reason)]
         if self.ceiling is None:
             return out
@@ -227,7 +226,7 @@ class CorrelationTask(BaseTask):
             seed = self.bootstrap.seed
 
             def metric(counts: np.ndarray) -> dict[str, np.ndarray]:
-                low, high = _ceilings(ratings, counts, self.method)
+                low, high = stats.resampled_noise_ceiling(ratings, counts, self.method)
                 split = [stats.split_half_reliability(ratings[np.repeat(np.arange(len(ratings)), row)],
                                                       SPLIT_HALF_SPLITS, seed, split_method) for row in counts]
                 return {"low": low, "high": high, "split_half": np.asarray(split)}
@@ -254,38 +253,3 @@ def _numbers_or_blank(values: pd.Series, lines: pd.Series, path: Path, column: s
     if (~blank).any():
         out[~blank.to_numpy()] = parse_numbers(values[~blank], lines[~blank], path, column)
     return out
-
-
-def _correlations(x: np.ndarray, y: np.ndarray, counts: np.ndarray, method: str) -> np.ndarray:
-    """(b,) correlations of the resampled pairs: batched for Pearson/Spearman, else one per resample."""
-    if method in BATCHED:
-        return np.asarray(BATCHED[method](x, y, counts), dtype=float).reshape(len(counts))
-    index = np.arange(len(x))
-    return np.array([stats.correlation(x[rows], y[rows], method).r
-                     for rows in (np.repeat(index, row) for row in counts)])
-
-
-def _ceilings(ratings: np.ndarray, counts: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """(b,) lower and upper noise-ceiling bounds of the resampled items, as `stats.noise_ceiling`."""
-    present = np.isfinite(ratings)
-    filled = np.where(present, ratings, 0.0)
-    total, count = filled.sum(axis=1), present.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_all = total / count
-    lows, highs = [], []
-    for p in range(ratings.shape[1]):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            others = (total - filled[:, p]) / (count - present[:, p])
-        x = ratings[:, p]
-        for target, out in ((mean_all, highs), (others, lows)):
-            ok = np.isfinite(x) & np.isfinite(target)
-            if method in BATCHED:
-                w = counts * ok
-                out.append(np.asarray(BATCHED[method](np.where(ok, x, 0.0), np.where(ok, target, 0.0), w), dtype=float))
-            else:
-                index = np.arange(len(x))
-                out.append(np.array([stats.correlation(x[rows], target[rows], method).r
-                                     for rows in (np.repeat(index, row) for row in counts)]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: degenerate resamples
-        return np.nanmean(np.stack(lows), axis=0), np.nanmean(np.stack(highs), axis=0)

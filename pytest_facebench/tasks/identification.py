@@ -4,7 +4,7 @@ The `pairs` file lists images, one per row, with columns `image`, `identity` and
 `probe`, any case). Every probe identity must have a gallery image; an image may not be in both sets.
 For each probe, the task's `distance` to every gallery image is computed (on the device, in chunks of
 probes), and the probe's rank is 1 + the number of wrong-identity gallery images at most as far as
-its closest correct one (ties count against the model, as `stats.cmc_curve`).
+its closest correct one (ties count against the model: `stats.probe_ranks`, as `stats.cmc_curve`).
 
 Metrics: `rank<k>` = the share of probes whose rank is at most k, for k = 1 .. `max_rank` (default
 10, at most the gallery size) and always `rank1` and `rank5`. These rows **are** the CMC curve: plot
@@ -25,6 +25,7 @@ from ..distances import Distance, distance_name, pair_distances
 from ..errors import ConfigError, DataError, list_some
 from ..pairs import LINE
 from ..results import Metric
+from ..stats import probe_ranks
 from .base import BaseTask
 
 PAIR_BUDGET = 1 << 21  # probe × gallery distances computed per chunk
@@ -138,13 +139,6 @@ class IdentificationTask(BaseTask):
 
     def scoring(self) -> dict[str, Any]:
         return {**super().scoring(), "groups": self.probe_identity.tolist(), "unit": "identities"}
-
-
-def probe_ranks(dist: np.ndarray, probe_codes: np.ndarray, gallery_codes: np.ndarray) -> np.ndarray:
-    """1 + wrong gallery items at most as far as the closest correct one, per probe (rows of `dist`)."""
-    genuine = probe_codes[:, None] == gallery_codes[None, :]
-    best = np.where(genuine, dist, np.inf).min(axis=1)
-    return 1.0 + np.sum(~genuine & (dist <= best[:, None]), axis=1)
 
 
 def _rows(embeddings: Any, index: np.ndarray, device: Any) -> Any:

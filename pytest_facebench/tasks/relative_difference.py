@@ -73,7 +73,7 @@ class RelativeDifferenceTask(BaseTask):
         d = np.asarray(distances, dtype=float)
         in_a = self.group_of_pair == self.groups[0]
         a, b = d[in_a], d[~in_a]
-        samples = self.bootstrap.samples(lambda counts: group_effects(d, in_a, counts), len(d),
+        samples = self.bootstrap.samples(lambda counts: stats.group_effects(d, in_a, counts), len(d),
                                          strata=self.group_of_pair)
         unit = "pairs within each group"
         label = f"({self.groups[0]} - {self.groups[1]}) / ({self.groups[0]} + {self.groups[1]})"
@@ -96,18 +96,3 @@ class RelativeDifferenceTask(BaseTask):
     def scoring(self) -> dict:
         return {**super().scoring(), "in_a": (self.group_of_pair == self.groups[0]).astype(int).tolist(),
                 "groups": self.groups, "strata": self.group_of_pair.tolist(), "unit": "pairs within each group"}
-
-
-def group_effects(d: np.ndarray, in_a: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
-    """(b,) group means, relative difference and Cohen's d of the resampled pairs (counts (b, n));
-    each equals the `stats` function on the expanded resample."""
-    w = counts.astype(float)
-    wa, wb = w * in_a, w * ~in_a
-    na, nb = wa.sum(axis=1), wb.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ma, mb = wa @ d / na, wb @ d / nb
-        ss = (wa * (d - ma[:, None]) ** 2).sum(axis=1) + (wb * (d - mb[:, None]) ** 2).sum(axis=1)
-        sd = np.sqrt(ss / (na + nb - 2))
-        rel = np.where(ma + mb == 0, np.nan, (ma - mb) / (ma + mb))
-        cohen = np.where(sd == 0, np.nan, (ma - mb) / sd)
-    return {"mean_a": ma, "mean_b": mb, "relative_difference": rel, "cohens_d": cohen}

@@ -12,13 +12,12 @@ The model RDM holds the task's `distance` between every two stimuli's embeddings
 "correlation"` is the usual RDM, 1 − Pearson r, as `stats.rdm_from_embeddings`). The RDMs are compared
 over the upper triangle with `method` (`spearman` default, `pearson`, `kendall_tau_a`, the rsatoolbox
 comparators); missing human cells are left out. The CI resamples stimuli; a cell pairing a drawn
-stimulus with its own duplicate is masked, not counted as a zero distance (`stats.rsa_bootstrap`).
+stimulus with its own duplicate is masked, not counted as a zero distance (`stats.stimulus_bootstrap`).
 The per-row values of a layer (distances/<task>/<model>.csv) are the model RDM's upper triangle.
 """
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ from .base import BaseTask
 
 METHODS = ("spearman", "pearson", "kendall_tau_a")
 HUMAN = "human_distance"
-BLOCK_CELLS = 1 << 22  # resamples × RDM cells held at once by the stimulus bootstrap
 
 
 class RsaTask(BaseTask):
@@ -179,8 +177,8 @@ class RsaTask(BaseTask):
         result = stats.correlation(model[known], self.human[known], self.method)
         samples = None
         if np.isfinite(result.r) and self.bootstrap.enabled:
-            samples = rsa_samples(self.square(model), self.square(self.human), self.method, self.bootstrap.n_boot,
-                                  self.bootstrap.seed)
+            samples = stats.stimulus_bootstrap(self.square(model), self.square(self.human), self.method,
+                                               self.bootstrap.n_boot, self.bootstrap.seed)
         protocol = (f"{self.method} correlation of RDM upper triangles ({int(known.sum())} cells, {self.n_stimuli} "
                     f"stimuli; model RDM: {distance_name(self.distance)} distance)")
         note = "; ".join(n for n in (result.reason, self.human_note) if n)
@@ -190,20 +188,3 @@ class RsaTask(BaseTask):
     def scoring(self) -> dict[str, Any]:
         return {**super().scoring(), "human": self.human.tolist(), "n_stimuli": self.n_stimuli,
                 "method": self.method, "unit": "stimuli"}
-
-
-def rsa_samples(model: np.ndarray, human: np.ndarray, method: str, n_boot: int, seed: int) -> np.ndarray:
-    """`stats.rsa_bootstrap` samples; in blocks of resamples (seeded from `seed`) when the RDM is large."""
-    n = model.shape[0]
-    cells = n * (n - 1) // 2
-    chunk = max(1, BLOCK_CELLS // cells)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # degenerate resamples: counted in the row's note
-        if n_boot <= chunk:
-            return stats.rsa_bootstrap(model, human, method, n_boot=n_boot, seed=seed).samples
-        parts = []
-        for k, start in enumerate(range(0, n_boot, chunk)):
-            sub_seed = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
-            parts.append(stats.rsa_bootstrap(model, human, method, n_boot=min(chunk, n_boot - start),
-                                             seed=sub_seed).samples)
-        return np.concatenate(parts)

@@ -182,14 +182,15 @@ class AccuracyTask(BaseTask):
         kfold = stats.kfold_accuracy(d, y, self.folds) if self.folds is not None else None
         eer = stats.eer(d, y)
         tars = stats.tar_at_far(d, y, self.fars)
-        roc = WeightedRoc(d, y)
+        roc = stats.Roc(d, y)
         correct = kfold.correct if kfold is not None else None
-        fold_matrix = (np.eye(int(self.folds.max()) + 1)[self.folds] if self.folds is not None else None)
 
         def metric(counts: np.ndarray) -> dict[str, np.ndarray]:
-            out = roc.metrics(counts, self.fars)
+            m = roc.metrics(counts, self.fars)
+            out = {"accuracy": m.accuracy, "auc": m.auc, "optimal_threshold": m.threshold, "eer": m.eer,
+                   **{far_metric(far): m.tar[far] for far in self.fars}}
             if correct is not None:
-                out["accuracy_kfold"], out["accuracy_kfold_std"] = fold_accuracy(correct, fold_matrix, counts)
+                out["accuracy_kfold"], out["accuracy_kfold_std"] = stats.fold_accuracy(correct, self.folds, counts)
             return out
 
         samples = self.bootstrap.samples(metric, n, groups=self.groups)
@@ -244,66 +245,3 @@ def _natural(value: str) -> tuple[int, float | str]:
 
 def _join(*notes: str) -> str:
     return "; ".join(n for n in notes if n)
-
-
-def fold_accuracy(correct: np.ndarray, fold_matrix: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(b,) mean and std over folds of each fold's held-out accuracy under resampling counts (b, n).
-    A fold absent from a resample is left out of that resample's mean."""
-    w = counts.astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_fold = ((w * correct) @ fold_matrix) / (w @ fold_matrix)
-        return np.nanmean(per_fold, axis=1), np.nanstd(per_fold, axis=1)
-
-
-class WeightedRoc:
-    """ROC counts of one layer's distances under many resamples at once: the distances are sorted
-    once; a (b, n) count matrix gives per resample the weighted same/different counts at each
-    distinct distance. Each metric equals the `stats` function on the resampled (expanded) pairs."""
-
-    def __init__(self, distances: np.ndarray, labels: np.ndarray):
-        d = np.asarray(distances, dtype=float)
-        self.order = np.argsort(d, kind="stable")
-        ds = d[self.order]
-        self.starts = np.flatnonzero(np.append(True, ds[1:] != ds[:-1]))
-        self.thresholds = ds[self.starts]
-        self.y = np.asarray(labels, dtype=float)[self.order]
-
-    def counts(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        w = np.asarray(counts, dtype=float)[:, self.order]
-        pos = np.add.reduceat(w * self.y, self.starts, axis=1)
-        neg = np.add.reduceat(w * (1.0 - self.y), self.starts, axis=1)
-        return pos, neg
-
-    def metrics(self, counts: np.ndarray, fars: Sequence[float] = ()) -> dict[str, np.ndarray]:
-        pos, neg = self.counts(counts)
-        tp, fp = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
-        n_pos, n_neg = tp[:, -1], fp[:, -1]
-        rows = np.arange(len(tp))
-        degenerate = (n_pos == 0) | (n_neg == 0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            # AUC (Mann-Whitney, ties 1/2), as stats.roc_auc
-            mann_whitney = n_pos * n_neg - np.einsum("bi,bi->b", pos, fp) + 0.5 * np.einsum("bi,bi->b", pos, neg)
-            auc = mann_whitney / (n_pos * n_neg)
-            # Youden threshold (observed distances only; ties -> smallest), as stats.in_sample_verification
-            j = tp / n_pos[:, None]
-            j -= fp / n_neg[:, None]
-            j[(pos + neg) <= 0] = -np.inf
-            best = np.argmax(j, axis=1)
-            accuracy = (tp[rows, best] + n_neg - fp[rows, best]) / (n_pos + n_neg)
-            threshold = self.thresholds[best]
-            # EER, as stats.eer
-            far = np.concatenate([np.zeros((len(tp), 1)), fp / n_neg[:, None]], axis=1)
-            frr = np.concatenate([np.ones((len(tp), 1)), (n_pos[:, None] - tp) / n_pos[:, None]], axis=1)
-            gap = far - frr
-            i = np.maximum(np.argmax(gap >= 0, axis=1), 1)
-            g1, g0 = gap[rows, i], gap[rows, i - 1]
-            f1, f0 = far[rows, i], far[rows, i - 1]
-            eer = np.where(g1 == 0, f1, f0 + (-g0 / (g1 - g0)) * (f1 - f0))
-            out = {"accuracy": accuracy, "auc": auc, "optimal_threshold": threshold, "eer": eer}
-            # TAR@FAR, as stats.tar_at_far
-            for target in fars:
-                ok = fp <= target * n_neg[:, None] + 1e-9
-                last = ok.shape[1] - 1 - np.argmax(ok[:, ::-1], axis=1)
-                tar = np.where(ok.any(axis=1), tp[rows, last] / n_pos, 0.0)
-                out[far_metric(target)] = np.where(n_neg * target < 1 - 1e-9, np.nan, tar)
-        return {name: np.where(degenerate, np.nan, value) for name, value in out.items()}

@@ -265,11 +265,13 @@ def test_unwritable_root_warns_once_and_runs_without_cache(tmp_path):
 
 
 def test_legacy_v1_entries_are_ignored_and_kept(tmp_path):
-    from pytest_facebench.cache import EmbeddingStore as LegacyStore
+    import io
 
-    legacy = LegacyStore(tmp_path)
-    legacy.put("layer", "img0", row_for(0, 8))
-    legacy.close()
+    from pytest_facebench.cache import write_entry
+
+    buffer = io.BytesIO()  # an entry as the one-file-per-row store of earlier versions wrote it
+    np.save(buffer, row_for(0, 8), allow_pickle=False)
+    write_entry(tmp_path / "v1" / "layer" / "im" / "img0.emb", buffer.getvalue())
     (old_file,) = [p for p in all_files(tmp_path / "v1")]
     store = ShardStore(tmp_path)
     assert store.get("layer", "img0") is None  # not read

@@ -17,7 +17,7 @@ from PIL import Image
 from torch import nn
 from zoo_helpers import grid_model
 
-from pytest_facebench.cache import EmbeddingStore
+from pytest_facebench.store import EmbeddingStore
 from pytest_facebench.engine import Engine, EngineOptions
 from pytest_facebench.errors import ModelError, WeightsUnavailable
 

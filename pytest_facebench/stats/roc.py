@@ -1,0 +1,403 @@
+"""One count-weighted ROC core for verification metrics.
+
+Conventions
+-----------
+* ``distances`` are floats, smaller = more similar; ``labels`` are bool or 0/1, 1 = same identity.
+  A pair is predicted "same" iff ``distance <= threshold``; thresholds are in distance units.
+* ``weights`` are resampling counts: shape ``(n,)`` for one data set or ``(b, n)`` for ``b``
+  resamples. Row ``w`` gives exactly the metric of the data set in which pair ``i`` occurs
+  ``w[i]`` times (a bootstrap resample, or a training part of the k-fold protocol).
+
+:class:`Roc` sorts the pairs once. For a ``(b, n)`` count matrix it sums the weighted same and
+different pairs at each distinct distance (``(b, m)``, ``m`` distinct distances); their cumulative
+sums are the ROC of every row. AUC (Mann-Whitney, ties count 1/2), the Youden threshold and the
+accuracy at it, the EER, TAR@FAR and the accuracy-maximizing threshold of the k-fold protocol are
+all read from these counts. The plain functions (:func:`roc_auc`, :func:`eer`, :func:`tar_at_far`,
+:func:`in_sample_verification`) are the ``b = 1`` case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ._checks import FloatArray, as_count_matrix, as_pairs, require_both_classes
+
+__all__ = ["Roc", "RocMetrics", "TarAtFar", "eer", "in_sample_verification", "roc_auc", "tar_at_far"]
+
+FAR_TOLERANCE = 1e-9  # a false accept count within this of the FAR budget still meets it
+
+
+@dataclass(frozen=True)
+class TarAtFar:
+    """True accept rate at a target false accept rate (see :func:`tar_at_far`)."""
+
+    tar: float
+    threshold: float
+    reachable: bool
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class RocMetrics:
+    """Verification metrics of each row of a count matrix, every field of shape ``(b,)``.
+
+    Rows lacking same or different pairs are NaN throughout.
+    """
+
+    auc: FloatArray
+    accuracy: FloatArray  # in-sample accuracy at the Youden threshold
+    threshold: FloatArray  # the Youden threshold (an observed distance; ties -> smallest)
+    eer: FloatArray
+    tar: dict[float, FloatArray] = field(default_factory=dict)  # NaN where the FAR needs more different pairs
+    tar_threshold: dict[float, FloatArray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Curve:
+    """Per row: weighted same/different pairs at each distinct distance and their cumulative sums."""
+
+    pos: FloatArray  # (b, m)
+    neg: FloatArray
+    tp: FloatArray  # same pairs at distance <= each threshold
+    fp: FloatArray  # different pairs at distance <= each threshold
+
+    @property
+    def n_pos(self) -> FloatArray:
+        return self.tp[:, -1]
+
+    @property
+    def n_neg(self) -> FloatArray:
+        return self.fp[:, -1]
+
+    @property
+    def degenerate(self) -> NDArray[np.bool_]:
+        return (self.n_pos == 0) | (self.n_neg == 0)
+
+
+class Roc:
+    """Verification pairs sorted once by distance; ROC counts and metrics under resampling counts.
+
+    Parameters
+    ----------
+    distances : array-like of shape (n,)
+        Finite pair distances (smaller = more similar).
+    labels : array-like of shape (n,)
+        Bool or 0/1 labels, 1 = same identity.
+
+    Attributes
+    ----------
+    thresholds : ndarray of shape (m,)
+        The distinct distances, ascending: the candidate thresholds.
+    n : int
+        Number of pairs.
+    n_pos, n_neg : int
+        Number of same and different pairs (unweighted).
+
+    Examples
+    --------
+    >>> roc = Roc([0.1, 0.3, 0.3, 0.5], [1, 1, 0, 0])
+    >>> float(roc.metrics().auc[0])
+    0.875
+    """
+
+    def __init__(self, distances: ArrayLike, labels: ArrayLike):
+        d, y = as_pairs(distances, labels)
+        order = np.argsort(d, kind="stable")
+        ds = d[order]
+        self._starts = np.flatnonzero(np.append(True, ds[1:] != ds[:-1]))
+        self._order = order
+        self._y = y[order]
+        self.thresholds: FloatArray = ds[self._starts]
+        self.n = len(d)
+        self.n_pos = int(y.sum())
+        self.n_neg = self.n - self.n_pos
+
+    # --- counts ------------------------------------------------------------------------------
+    def counts(self, weights: ArrayLike | None = None) -> tuple[FloatArray, FloatArray]:
+        """Weighted same and different pairs at each distinct distance.
+
+        Parameters
+        ----------
+        weights : array-like of shape (n,) or (b, n), default=None
+            Resampling counts; None counts every pair once (b = 1).
+
+        Returns
+        -------
+        pos, neg : ndarray of shape (b, m)
+            Same / different pairs at ``thresholds[j]`` in each row.
+        """
+        w = as_count_matrix(weights, self.n)[:, self._order]
+        pos = np.add.reduceat(w * self._y, self._starts, axis=1)
+        neg = np.add.reduceat(w * (1.0 - self._y), self._starts, axis=1)
+        return pos, neg
+
+    def _curve(self, weights: ArrayLike | None) -> _Curve:
+        pos, neg = self.counts(weights)
+        return _Curve(pos, neg, np.cumsum(pos, axis=1), np.cumsum(neg, axis=1))
+
+    # --- metrics -----------------------------------------------------------------------------
+    def metrics(self, weights: ArrayLike | None = None, fars: Sequence[float] = ()) -> RocMetrics:
+        """AUC, Youden threshold and accuracy, EER and TAR@FAR of each row, from one pass.
+
+        Parameters
+        ----------
+        weights : array-like of shape (n,) or (b, n), default=None
+            Resampling counts; None counts every pair once (b = 1).
+        fars : sequence of float, default=()
+            Target false accept rates in (0, 1].
+
+        Returns
+        -------
+        RocMetrics
+            Arrays of shape (b,); NaN for rows lacking a class.
+        """
+        targets = [_check_far(f) for f in fars]
+        c = self._curve(weights)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            auc = _auc(c)
+            threshold, accuracy = _youden(c, self.thresholds)
+            rate = _eer(c)
+            tars = {f: _tar(c, self.thresholds, f) for f in targets}
+        bad = c.degenerate
+
+        def nan(values: FloatArray) -> FloatArray:
+            return np.where(bad, np.nan, values)
+
+        return RocMetrics(auc=nan(auc), accuracy=nan(accuracy), threshold=nan(threshold), eer=nan(rate),
+                          tar={f: nan(t) for f, (t, _) in tars.items()},
+                          tar_threshold={f: nan(t) for f, (_, t) in tars.items()})
+
+    def auc(self, weights: ArrayLike | None = None) -> FloatArray:
+        """(b,) ROC AUC of similarity = -distance (Mann-Whitney U, ties count 1/2); NaN for one-class rows."""
+        c = self._curve(weights)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(c.degenerate, np.nan, _auc(c))
+
+    def eer(self, weights: ArrayLike | None = None) -> FloatArray:
+        """(b,) equal error rate, interpolated on the ROC; NaN for one-class rows."""
+        c = self._curve(weights)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(c.degenerate, np.nan, _eer(c))
+
+    def accuracy_threshold(self, weights: ArrayLike | None = None) -> FloatArray:
+        """The accuracy-maximizing threshold of each row (the fit step of the k-fold protocol).
+
+        Candidates are -inf (all pairs "different"), the midpoints between consecutive distinct
+        distances present in the row (non-zero weight), and +inf (all "same"); ties go to the
+        smallest candidate.
+
+        Parameters
+        ----------
+        weights : array-like of shape (n,) or (b, n), default=None
+            Counts of the pairs to fit on, e.g. a 0/1 mask of the training folds.
+
+        Returns
+        -------
+        ndarray of shape (b,)
+        """
+        pos, neg = self.counts(weights)
+        b, m = pos.shape
+        zero = np.zeros((b, 1))
+        cp = np.concatenate([zero, np.cumsum(pos, axis=1)], axis=1)  # candidate j: "same" for thresholds[:j]
+        cn = np.concatenate([zero, np.cumsum(neg, axis=1)], axis=1)
+        best = np.argmax(cp + (cn[:, -1:] - cn), axis=1)  # the first best never follows an absent distance
+        present = (pos + neg) > 0
+        position = np.where(present, np.arange(m), m)
+        following = np.minimum.accumulate(position[:, ::-1], axis=1)[:, ::-1]  # next present index >= j
+        following = np.concatenate([following, np.full((b, 1), m)], axis=1)
+        upper = following[np.arange(b), best]
+        low = self.thresholds[np.maximum(best - 1, 0)]
+        high = self.thresholds[np.minimum(upper, m - 1)]
+        return np.where(best == 0, -np.inf, np.where(upper == m, np.inf, (low + high) / 2.0))
+
+
+def _check_far(far: float) -> float:
+    far = float(far)
+    if not 0 < far <= 1:
+        raise ValueError(f"target FAR must be in (0, 1]; got {far}")
+    return far
+
+
+def _auc(c: _Curve) -> FloatArray:
+    # P(d_same < d_diff) + P(tie) / 2 = sum_j pos_j (N - fp_j + neg_j / 2) / (P N)
+    n_pos, n_neg = c.n_pos, c.n_neg
+    mann_whitney = n_pos * n_neg - np.einsum("bi,bi->b", c.pos, c.fp) + 0.5 * np.einsum("bi,bi->b", c.pos, c.neg)
+    return mann_whitney / (n_pos * n_neg)
+
+
+def _youden(c: _Curve, thresholds: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Observed distance maximizing TPR - FPR (ties -> smallest), and the accuracy there."""
+    n_pos, n_neg = c.n_pos, c.n_neg
+    j = c.tp / n_pos[:, None]
+    j -= c.fp / n_neg[:, None]  # TPR - FPR, computed like sklearn's roc_curve
+    j[(c.pos + c.neg) <= 0] = -np.inf  # thresholds must be distances present in the row
+    best = np.argmax(j, axis=1)
+    rows = np.arange(len(best))
+    accuracy = (c.tp[rows, best] + n_neg - c.fp[rows, best]) / (n_pos + n_neg)
+    return thresholds[best], accuracy
+
+
+def _eer(c: _Curve) -> FloatArray:
+    """FAR = FRR, linearly interpolated between the ROC points where FAR - FRR changes sign."""
+    n_pos, n_neg = c.n_pos[:, None], c.n_neg[:, None]
+    b = len(c.tp)
+    far = np.concatenate([np.zeros((b, 1)), c.fp / n_neg], axis=1)
+    frr = np.concatenate([np.ones((b, 1)), (n_pos - c.tp) / n_pos], axis=1)
+    gap = far - frr  # -1 at threshold -inf ... +1 at the largest distance
+    rows = np.arange(b)
+    i = np.maximum(np.argmax(gap >= 0, axis=1), 1)
+    g1, g0 = gap[rows, i], gap[rows, i - 1]
+    f1, f0 = far[rows, i], far[rows, i - 1]
+    return np.where(g1 == 0, f1, f0 + (-g0 / (g1 - g0)) * (f1 - f0))
+
+
+def _tar(c: _Curve, thresholds: FloatArray, far: float) -> tuple[FloatArray, FloatArray]:
+    """TAR and threshold at the largest distance present in the row whose FAR <= `far`; NaN when the row
+    has fewer than 1 / far different pairs, 0 at -inf when even the smallest distance exceeds the FAR."""
+    n_pos, n_neg = c.n_pos, c.n_neg
+    ok = (c.fp <= far * n_neg[:, None] + FAR_TOLERANCE) & ((c.pos + c.neg) > 0)
+    last = ok.shape[1] - 1 - np.argmax(ok[:, ::-1], axis=1)
+    rows = np.arange(len(last))
+    reached = ok.any(axis=1)
+    tar = np.where(reached, c.tp[rows, last] / n_pos, 0.0)
+    threshold = np.where(reached, thresholds[last], -np.inf)
+    resolvable = n_neg * far >= 1 - FAR_TOLERANCE
+    return np.where(resolvable, tar, np.nan), np.where(resolvable, threshold, np.nan)
+
+
+def _one_or_many(values: FloatArray, weights: ArrayLike | None) -> Any:
+    """A float for unweighted or 1-D weights, else the (b,) array."""
+    return float(values[0]) if weights is None or np.ndim(weights) == 1 else values
+
+
+# --------------------------------------------------------------------------- plain functions
+
+
+def roc_auc(distances: ArrayLike, labels: ArrayLike, weights: ArrayLike | None = None) -> Any:
+    """ROC AUC of similarity = -distance (Mann-Whitney U with midranks: ties count 1/2).
+
+    Equals ``sklearn.metrics.roc_auc_score(labels, -distances)``.
+
+    Parameters
+    ----------
+    distances : array-like of shape (n,)
+        Finite pair distances.
+    labels : array-like of shape (n,)
+        Bool or 0/1, 1 = same identity; both classes must occur.
+    weights : array-like of shape (n,) or (b, n), default=None
+        Resampling counts.
+
+    Returns
+    -------
+    float or ndarray of shape (b,)
+        The AUC; a float unless ``weights`` is 2-D. A weighted row lacking a class gives NaN.
+
+    Raises
+    ------
+    ValueError
+        If ``labels`` hold a single class, or inputs are malformed.
+    """
+    roc = _roc_with_both_classes(distances, labels, "AUC")
+    return _one_or_many(roc.auc(weights), weights)
+
+
+def eer(distances: ArrayLike, labels: ArrayLike, weights: ArrayLike | None = None) -> Any:
+    """Equal error rate: FAR (different pairs accepted) = FRR (same pairs rejected).
+
+    Linearly interpolated between the two ROC points where FAR - FRR changes sign.
+
+    Parameters
+    ----------
+    distances : array-like of shape (n,)
+        Finite pair distances.
+    labels : array-like of shape (n,)
+        Bool or 0/1, 1 = same identity; both classes must occur.
+    weights : array-like of shape (n,) or (b, n), default=None
+        Resampling counts.
+
+    Returns
+    -------
+    float or ndarray of shape (b,)
+        The EER; a float unless ``weights`` is 2-D.
+
+    Raises
+    ------
+    ValueError
+        If ``labels`` hold a single class, or inputs are malformed.
+    """
+    roc = _roc_with_both_classes(distances, labels, "EER")
+    return _one_or_many(roc.eer(weights), weights)
+
+
+def tar_at_far(distances: ArrayLike, labels: ArrayLike,
+               fars: Sequence[float] = (1e-3, 1e-2, 1e-1)) -> dict[float, TarAtFar]:
+    """True accept rate at the largest observed distance whose false accept rate is at most each FAR.
+
+    Parameters
+    ----------
+    distances : array-like of shape (n,)
+        Finite pair distances.
+    labels : array-like of shape (n,)
+        Bool or 0/1, 1 = same identity.
+    fars : sequence of float, default=(1e-3, 1e-2, 1e-1)
+        Target false accept rates in (0, 1].
+
+    Returns
+    -------
+    dict of float to TarAtFar
+        Per target FAR. A FAR that needs more different pairs than there are (fewer than 1 / far),
+        and single-class input, give ``tar = nan``, ``reachable = False`` and a note instead of
+        raising. When more than the FAR's share of different pairs tie at the smallest distance,
+        ``tar = 0`` at threshold -inf, with a note.
+    """
+    targets = [_check_far(f) for f in fars]
+    roc = Roc(distances, labels)
+    if roc.n_pos == 0 or roc.n_neg == 0:
+        note = (f"TAR@FAR needs both same (1) and different (0) pairs; got {roc.n} pairs, "
+                f"all labelled {1 if roc.n_neg == 0 else 0}")
+        return {f: TarAtFar(np.nan, np.nan, False, note) for f in targets}
+    m = roc.metrics(None, targets)
+    out: dict[float, TarAtFar] = {}
+    for far in targets:
+        tar, threshold = float(m.tar[far][0]), float(m.tar_threshold[far][0])
+        if np.isnan(tar):
+            note = f"FAR {far:g} needs >= {int(np.ceil(1 / far - 1e-9))} different pairs; got {roc.n_neg}"
+            out[far] = TarAtFar(np.nan, np.nan, False, note)
+        elif threshold == -np.inf:
+            note = (f"more than {far:g} of the different pairs tie at the smallest distance; no threshold "
+                    f"reaches FAR {far:g}")
+            out[far] = TarAtFar(0.0, -np.inf, True, note)
+        else:
+            out[far] = TarAtFar(tar, threshold, True)
+    return out
+
+
+def in_sample_verification(distances: ArrayLike, labels: ArrayLike) -> dict[str, float]:
+    """In-sample verification metrics: the threshold is chosen on the pairs it is scored on.
+
+    Parameters
+    ----------
+    distances : array-like of shape (n,)
+        Finite pair distances.
+    labels : array-like of shape (n,)
+        Bool or 0/1, 1 = same identity; both classes must occur.
+
+    Returns
+    -------
+    dict
+        ``accuracy`` at the Youden threshold (the observed distance maximizing TPR - FPR, ties ->
+        smallest), ``auc`` and ``optimal_threshold`` (that threshold).
+    """
+    m = _roc_with_both_classes(distances, labels, "Youden threshold").metrics()
+    return {"accuracy": float(m.accuracy[0]), "auc": float(m.auc[0]), "optimal_threshold": float(m.threshold[0])}
+
+
+def _roc_with_both_classes(distances: ArrayLike, labels: ArrayLike, what: str) -> Roc:
+    roc = Roc(distances, labels)
+    require_both_classes(roc._y, what)
+    return roc
