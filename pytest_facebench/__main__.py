@@ -28,6 +28,8 @@ from typing import Any, Callable, Sequence
 
 from .files import atomic_csv, atomic_write
 
+MANIFEST_KEYS = ("headlines", "figures")  # what a merged or copied results dir keeps of its reports' manifests
+
 PROG = "python -m pytest_facebench"
 KEYS = ["model", "layer", "task", "metric", "condition"]
 
@@ -102,6 +104,12 @@ def report_command(args: argparse.Namespace) -> int:
     out = args.out or args.dirs[0]
     if len(args.dirs) > 1 or out.resolve() != args.dirs[0].resolve():
         merge_dirs(args.dirs, out)
+    from .gates import register_saved_metrics
+    from .registry import builtin_task_types
+
+    builtin_task_types()
+    for directory in args.dirs:
+        register_saved_metrics(directory / "run.json")
     headlines = _saved_headlines(args.dirs)
     plots = [] if args.no_plots else write_plots(out, dpi=args.dpi or DPI, headlines=headlines, workers=args.workers)
     report = write_html(out, headlines=headlines)
@@ -131,10 +139,10 @@ def _copy_dir(source: Path, out: Path) -> Any:
             shutil.copyfile(source / name, out / name)
     if (source / "distances").is_dir():
         shutil.copytree(source / "distances", out / "distances", dirs_exist_ok=True)
-    if (source / "plots" / "manifest.json").is_file():  # the headline metrics its report used
-        (out / "plots").mkdir(parents=True, exist_ok=True)
-        headlines = json.loads((source / "plots" / "manifest.json").read_text(encoding="utf-8")).get("headlines")
-        atomic_write(out / "plots" / "manifest.json", json.dumps({"headlines": headlines or {}}, indent=2) + "\n")
+    if (source / "plots" / "manifest.json").is_file():  # the headline metrics and figure kinds its report used
+        saved = json.loads((source / "plots" / "manifest.json").read_text(encoding="utf-8"))
+        kept = {key: saved.get(key) or {} for key in MANIFEST_KEYS}
+        atomic_write(out / "plots" / "manifest.json", json.dumps(kept, indent=2) + "\n")
     return read_results(out)
 
 
@@ -202,22 +210,24 @@ def merge_dirs(dirs: Sequence[Path], out: Path) -> Any:
     if references:
         save_references(out, references)
 
-    manifest = {}
-    for directory in dirs:  # keep the headline metrics the source reports used
+    manifest: dict[str, dict[str, Any]] = {key: {} for key in MANIFEST_KEYS}
+    for directory in dirs:  # keep the headline metrics and figure kinds the source reports used
         path = directory / "plots" / "manifest.json"
         try:
-            manifest.update(json.loads(path.read_text(encoding="utf-8")).get("headlines") or {})
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            for key in MANIFEST_KEYS:
+                manifest[key].update(saved.get(key) or {})
         except (OSError, ValueError, AttributeError):
             continue
-    if manifest:
-        (out / "plots").mkdir(parents=True, exist_ok=True)
+    if any(manifest.values()):
         target = out / "plots" / "manifest.json"
         existing: dict[str, Any] = {}
         try:
             existing = json.loads(target.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             pass
-        existing["headlines"] = {**(existing.get("headlines") or {}), **manifest}
+        for key in MANIFEST_KEYS:
+            existing[key] = {**(existing.get(key) or {}), **manifest[key]}
         atomic_write(target, json.dumps(existing, indent=2) + "\n")
     return merged
 
@@ -238,8 +248,10 @@ def compare_command(args: argparse.Namespace) -> int:
 
     from .errors import FacebenchError
     from .gates import compare_runs, load_run
+    from .registry import builtin_task_types
 
     try:
+        builtin_task_types()  # the built-in metric vocabulary (directions) for baselines and older dirs
         changes = compare_runs(load_run(args.old), load_run(args.new), max_drop=args.max_drop)
     except FacebenchError as exc:
         raise CommandError(str(exc)) from None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, FacebenchError
-from .metrics import metric_info
+from .metrics import RANK, MetricInfo, metric_info, register
 
 BASELINE_FORMAT = "facebench-baseline/1"
 PROVENANCE_KEYS = ("weights", "preprocessing", "precision", "pairs_sha256", "distance", "pooling")
@@ -106,7 +106,8 @@ def parse_thresholds(entries: list[dict[str, Any]], valid_metrics: tuple[str, ..
 def _known_metric(metric: Any, valid: tuple[str, ...] | list[str]) -> bool:
     if not isinstance(metric, str):
         return False
-    return metric in valid or (metric.startswith("tar_at_far_") and any(v.startswith("tar_at_far") for v in valid))
+    families = (("tar_at_far_", lambda m: m.startswith("tar_at_far_")), ("rank", lambda m: RANK.match(m) is not None))
+    return metric in valid or any(test(metric) and any(test(v) for v in valid) for _, test in families)
 
 
 def expectations(expect: dict[str, tuple[str, float]]) -> list[Threshold]:
@@ -233,6 +234,15 @@ def outcome_dicts(outcomes: list[GateOutcome]) -> list[dict[str, Any]]:
 
 
 # --- offline comparison of two runs -------------------------------------------------------------
+def register_saved_metrics(run_json: Path) -> None:
+    """Make the metric directions a results dir recorded in its run.json known (task types not imported)."""
+    try:
+        saved = json.loads(run_json.read_text()).get("metrics") or {}
+        register({m: MetricInfo(str(v["display"]), v.get("direction")) for m, v in saved.items()})
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return  # an older or damaged run.json: the built-in vocabulary still applies
+
+
 def load_run(path: Path) -> dict[str, dict[str, Any]]:
     """Cells of a result dir (its results.csv) or of a baseline JSON file, keyed by `cell_key`."""
     import pandas as pd
@@ -245,6 +255,7 @@ def load_run(path: Path) -> dict[str, dict[str, Any]]:
         if not csv.is_file():
             raise FacebenchError(f"{path} has no results.csv; expected a --facebench-out directory or a baseline file")
         frame = pd.read_csv(csv)
+        register_saved_metrics(path / "run.json")
         return {cell_key(r): {"value": _float(r.get("value")), "readout": str(r.get("readout")).lower() == "true",
                               "metric": r.get("metric")} for r in frame.to_dict("records")}
     data = load_baseline(path)

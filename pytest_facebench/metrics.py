@@ -1,7 +1,19 @@
-"""Metric ids (snake_case in files, thresholds and the API), their display names and directions.
+"""The vocabulary of metrics: a metric id (snake_case in files, thresholds and the API) has a display name and
+a direction. Task types declare their metrics (`BaseTask.metrics`, a dict id → `MetricInfo`); declaring a
+task class registers them here, so reports, gates and comparisons look them up by id.
 
-Families resolved by pattern: `tar_at_far_<far>` (e.g. `tar_at_far_0.001`) and `rank<k>` (e.g.
-`rank10`; the rank-k rows of an identification task are its CMC curve). Both: higher is better.
+Directions:
+- `higher`: higher is better (accuracy, AUC, r);
+- `lower`: lower is better (EER);
+- `target`: closer to a reference value is better (effects and condition means: the human value when one
+  is declared); with none, the value has no better side;
+- `None`: descriptive (thresholds, ceilings, human values), never ranked or gated by direction.
+
+The vocabulary of task types (`register_task_type`): each declared task class's headline metric and figure
+kinds by type name, so a results dir can be reported without importing the classes again.
+
+Families resolved by pattern: `tar_at_far_<far>` (e.g. `tar_at_far_0.001`) and `rank<k>` (e.g. `rank10`, the
+rows of a CMC curve): both higher is better.
 """
 
 from __future__ import annotations
@@ -9,48 +21,83 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+HIGHER, LOWER, TARGET = "higher", "lower", "target"
+DIRECTIONS = (HIGHER, LOWER, TARGET, None)
+
 
 @dataclass(frozen=True)
 class MetricInfo:
     display: str
-    higher_is_better: bool | None  # None: no direction (descriptive), so it cannot be gated
+    direction: str | None = None  # higher | lower | target | None (see the module doc)
+
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}; got {self.direction!r}")
+
+    @property
+    def higher_is_better(self) -> bool | None:
+        """True / False for a directed metric, None for target and descriptive ones (no winner by value)."""
+        return {HIGHER: True, LOWER: False}.get(self.direction or "")
 
 
-METRICS: dict[str, MetricInfo] = {
-    "accuracy": MetricInfo("Accuracy", True),
-    "auc": MetricInfo("AUC", True),
-    "optimal_threshold": MetricInfo("Optimal Threshold", None),
-    "accuracy_kfold": MetricInfo("Accuracy (k-fold)", True),
-    "accuracy_kfold_std": MetricInfo("Accuracy (k-fold) std", False),
-    "eer": MetricInfo("EER", False),
-    "correlation": MetricInfo("Correlation Score", True),
-    "correlation_ceiling_low": MetricInfo("Noise ceiling (low)", None),
-    "correlation_ceiling_high": MetricInfo("Noise ceiling (high)", None),
-    "correlation_normalized": MetricInfo("Correlation / ceiling", True),
-    "split_half_ceiling": MetricInfo("Split-half ceiling", None),
-    "mean_distance": MetricInfo("Mean Value", None),
-    "group_mean": MetricInfo("Group Mean", None),
-    "relative_difference": MetricInfo("Relative Difference", True),
-    "cohens_d": MetricInfo("Cohen's d", True),
-    "rank1": MetricInfo("Rank-1", True),
-    "rank5": MetricInfo("Rank-5", True),
-    "rsa": MetricInfo("RSA", True),
-    "human_effect": MetricInfo("Human effect", None),
-    "effect_vs_human": MetricInfo("Model − human effect", None),
-}
+_REGISTERED: dict[str, MetricInfo] = {}
 RANK = re.compile(r"^rank(\d+)$")
 
 
+def register(metrics: dict[str, MetricInfo]) -> None:
+    """Make metric ids known by name (called for each task class; the first declaration of an id wins)."""
+    for metric, info in metrics.items():
+        _REGISTERED.setdefault(metric, info)
+
+
 def metric_info(metric: str) -> MetricInfo:
-    """Known metrics, plus `tar_at_far_<far>` (higher is better); custom ones have no direction."""
-    if metric in METRICS:
-        return METRICS[metric]
+    """A registered metric, a family member (`tar_at_far_<far>`, `rank<k>`), else an undirected custom metric."""
+    if metric in _REGISTERED:
+        return _REGISTERED[metric]
     if metric.startswith("tar_at_far_"):
-        return MetricInfo(f"TAR@FAR={metric.removeprefix('tar_at_far_')}", True)
+        return MetricInfo(f"TAR@FAR={metric.removeprefix('tar_at_far_')}", HIGHER)
     match = RANK.match(metric)
     if match:
-        return MetricInfo(f"Rank-{int(match.group(1))}", True)
+        return MetricInfo(f"Rank-{int(match.group(1))}", HIGHER)
     return MetricInfo(metric, None)
+
+
+@dataclass(frozen=True)
+class TaskTypeInfo:
+    headline: str
+    figures: tuple[str, ...] = ()
+
+
+_TASK_TYPES: dict[str, TaskTypeInfo] = {}
+
+
+def register_task_type(type_name: str, headline: str, figures: tuple[str, ...] | list[str]) -> None:
+    """Record a task type's headline and figure kinds (called for each task class; the last one wins)."""
+    if type_name:
+        _TASK_TYPES[type_name] = TaskTypeInfo(headline, tuple(figures))
+
+
+def task_type_info(type_name: str) -> TaskTypeInfo | None:
+    return _TASK_TYPES.get(type_name)
+
+
+def remember_scoring(scoring: object) -> None:
+    """Learn a cell's metric vocabulary and task type from its `scoring` (`BaseTask.scoring()`), so a process
+    that never imported the task class (the xdist controller, `report`, `compare`) names and ranks it."""
+    if not isinstance(scoring, dict):
+        return
+    declared = scoring.get("metrics")
+    if isinstance(declared, dict):
+        for metric, info in declared.items():
+            if isinstance(info, (list, tuple)) and len(info) == 2 and info[1] in DIRECTIONS:
+                _REGISTERED.setdefault(str(metric), MetricInfo(str(info[0]), info[1]))
+    if isinstance(scoring.get("type"), str) and scoring["type"] not in _TASK_TYPES:
+        register_task_type(scoring["type"], str(scoring.get("headline") or ""), list(scoring.get("figures") or ()))
+
+
+def metric_vocabulary() -> dict[str, tuple[str, str | None]]:
+    """Every registered metric id → (display, direction): what `remember_scoring` takes back elsewhere."""
+    return {m: (info.display, info.direction) for m, info in _REGISTERED.items()}
 
 
 def display_name(metric: str) -> str:

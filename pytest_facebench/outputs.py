@@ -170,11 +170,14 @@ def write_outputs(out_dir: Path, records: list[dict[str, Any]], run: dict[str, A
     kept as they are (run.json and history.jsonl are always written)."""
     from .compare import comparisons_frame
     from .gates import baseline_payload
+    from .metrics import remember_scoring
     from .results import results_frame, summary_frame
 
     out_dir = Path(out_dir)
     metrics = metric_records(records)
     cells = cell_payloads(records)
+    for cell in cells:
+        remember_scoring(cell.get("scoring"))
     results = results_frame(metrics, model_order, task_order)
     digest = inputs_digest(records, {"models": model_order, "tasks": task_order, "references": references,
                                      "report": report})
@@ -190,6 +193,7 @@ def write_outputs(out_dir: Path, records: list[dict[str, Any]], run: dict[str, A
         rank = {m: i for i, m in enumerate(model_order or [])}
         atomic_csv(out_dir / "comparisons.csv",
                    comparisons_frame(sorted(cells, key=lambda c: rank.get(c["model"], len(rank)))))
+    run = {**run, "metrics": metric_vocabulary(results)}
     atomic_write(out_dir / "run.json", json.dumps(jsonable(run), indent=2) + "\n")
     if baseline is not None:
         atomic_write(baseline, json.dumps(jsonable(baseline_payload(metrics, run)), indent=2) + "\n")
@@ -200,7 +204,8 @@ def write_outputs(out_dir: Path, records: list[dict[str, Any]], run: dict[str, A
             from .report.html import write_html
             from .report.plots import write_plots
 
-            write_plots(out_dir, results, references or [])
+            figures = {c["task"]: list((c.get("scoring") or {}).get("figures", [])) for c in cells}
+            write_plots(out_dir, results, references or [], figures=figures)
             written.report_path = write_html(out_dir, references or [], results=results, run=run)
         except OutputError:
             raise
@@ -211,6 +216,15 @@ def write_outputs(out_dir: Path, records: list[dict[str, Any]], run: dict[str, A
     if not written.report_error:
         atomic_write(stamp, digest + "\n")
     return written
+
+
+def metric_vocabulary(results: Any) -> dict[str, dict[str, Any]]:
+    """Display name and direction of every metric in results.csv, so `compare` and `report` can rank and
+    label a results dir without importing the task types that produced it."""
+    from .metrics import metric_info
+
+    names = sorted(set(results["metric"])) if len(results) else []
+    return {m: {"display": metric_info(m).display, "direction": metric_info(m).direction} for m in names}
 
 
 def write_distances(out_dir: Path, cells: list[dict[str, Any]]) -> None:

@@ -17,6 +17,7 @@ from .config import Grid, ModelSpec, TaskSpec, find_grid_file, load_grid
 from .errors import ConfigError, FacebenchError, WeightsUnavailable
 from .files import OutputError, check_can_create_dir
 from .gates import GateSettings, load_baseline
+from .metrics import remember_scoring
 from .options import device_type
 from .outputs import (RECORD_FORMAT, OutputLock, Selection, cell_payloads, jsonable, metric_records, model_counters,
                       prune_records, read_records, select_records, write_outputs, write_record)
@@ -259,6 +260,8 @@ class FacebenchSession:
                 entry["result"] = "skipped" if report.skipped else ("error" if report.when != "call" else "failed")
                 entry["reason"] = _reason(report)
         if payload:
+            for cell_payload in payload.get("cells", []):
+                remember_scoring(cell_payload.get("scoring"))
             entry["cells"].extend(payload.get("cells", []))
             entry["custom"].extend(payload.get("custom", []))
         if report.when == "teardown":

@@ -46,6 +46,7 @@ import numpy as np
 from torch import nn
 
 from pytest_facebench import BaseModel, Preprocessing
+from pytest_facebench.metrics import MetricInfo
 from pytest_facebench.tasks import BaseTask
 
 
@@ -68,7 +69,7 @@ class MeanGap(BaseTask):
 
     type = "mean_distance_gap"
     headline = "overall_mean"
-    metrics = ("overall_mean",)
+    metrics = {"overall_mean": MetricInfo("Overall mean distance", "higher")}
 
     def score(self, distances):
         d = np.asarray(distances, dtype=float)

@@ -278,7 +278,7 @@ def test_html_is_self_contained_and_names_every_task_model_and_skip_reason(synth
     assert len(page.images) == len(read_manifest(synthetic)["plots"])
     assert all(src.startswith("data:image/png;base64,") for src in page.images)
     summary = page.tables["summary"]
-    assert summary[0][:3] == ["model", "readout layer", "task_00_accuracy (Accuracy)"]
+    assert summary[0][:3] == ["model", "readout layer", "task_00_accuracy (Accuracy (in-sample))"]
     assert [row[0] for row in summary[1:]] == MODELS
     assert "<script>" in text and "sortable" in text
     assert run["git_commit"] in text and run["grid"]["sha256"][:16] in text

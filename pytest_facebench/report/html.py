@@ -19,7 +19,28 @@ import pandas as pd
 
 from ..files import atomic_write
 from ..metrics import display_name
-from .data import (PLOTS_DIR, REFERENCES_FILE, finite, headline_metrics, load_references, model_colors, model_order, normalize_references, normalize_results, read_manifest, read_results, read_run, reference_rows, references_from_grid, registry_headlines, save_references, task_order, task_types, with_readout)
+from .data import (
+    PLOTS_DIR,
+    REFERENCES_FILE,
+    finite,
+    headline_metrics,
+    load_references,
+    model_colors,
+    model_order,
+    normalize_references,
+    normalize_results,
+    read_manifest,
+    read_results,
+    read_run,
+    reference_rows,
+    references_from_grid,
+    registry_headlines,
+    save_references,
+    task_order,
+    task_types,
+    verdict,
+    with_readout,
+)
 from .tables import safe_name
 
 REPORT_FILE = "report.html"
@@ -290,7 +311,6 @@ def _comparisons(out_dir: Path) -> pd.DataFrame:
     frame = pd.read_csv(path)
     if frame.empty:
         return pd.DataFrame()
-    from ..compare import verdict
 
     return pd.DataFrame({"task": frame["task"], "metric": frame["metric"],
                          "verdict": [verdict(row) for row in frame.to_dict("records")]})

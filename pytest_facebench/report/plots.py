@@ -38,10 +38,30 @@ import numpy as np
 import pandas as pd
 
 from ..files import atomic_write
-from ..metrics import display_name
-from .data import (MANIFEST, PLOTS_DIR, DistanceFiles, _correlate, direction, finite, headline_metrics, human_column, label_column, layer_column, load_references, model_colors,
-                   model_order, normalize_results, read_manifest, read_results, registry_headlines, task_order,
-                   task_types, with_readout)
+from ..metrics import display_name, metric_vocabulary, remember_scoring
+from .data import (
+    MANIFEST,
+    PLOTS_DIR,
+    DistanceFiles,
+    _correlate,
+    declared_figures,
+    direction,
+    finite,
+    headline_metrics,
+    human_column,
+    label_column,
+    layer_column,
+    load_references,
+    model_colors,
+    model_order,
+    normalize_results,
+    read_manifest,
+    read_results,
+    registry_headlines,
+    task_order,
+    task_types,
+    with_readout,
+)
 from .tables import safe_name
 
 DPI = 100
@@ -233,13 +253,14 @@ def _ceiling(task_rows: pd.DataFrame) -> tuple[float, float] | None:
 class _Plotter:
     def __init__(self, out_dir: Path, results: pd.DataFrame, references: list[dict[str, Any]], dpi: int,
                  headlines: dict[str, str] | None, models: list[str] | None = None,
-                 colors: dict[str, str] | None = None):
+                 colors: dict[str, str] | None = None, figures: dict[str, list[str]] | None = None):
         self.out_dir = Path(out_dir)
         self.plot_dir = self.out_dir / PLOTS_DIR
         self.results = with_readout(results)
         self.models = models if models is not None else model_order(results)
         self.colors = colors if colors is not None else model_colors(self.models)
         self.types = task_types(results)
+        self.figures = figures or {}  # task → the figure kinds its type declares (BaseTask.figures)
         self.headline = headline_metrics(results, headlines)
         self.headline_source = headlines
         self.references = references
@@ -290,7 +311,9 @@ class _Plotter:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
             jobs = [pool.submit(_task_job, str(self.out_dir), results[results["task"] == task], self.references,
-                                self.dpi, self.headline_source, self.models, self.colors) for task in tasks]
+                                self.dpi, self.headline_source, self.models, self.colors, self.figures,
+                                metric_vocabulary())
+                    for task in tasks]
             with _style():
                 if not self.results.empty:
                     self.attempt(None, "overview", self.overview)
@@ -301,7 +324,7 @@ class _Plotter:
         return self.written
 
     def task_figures(self, task: str, rows: pd.DataFrame) -> None:
-        kind = self.types.get(task, "")
+        kinds = set(self.figures.get(task, ()))
         metric = self.headline.get(task, "")
         head = rows[rows["metric"] == metric]
         base = safe_name(task)
@@ -309,18 +332,18 @@ class _Plotter:
             self.attempt(task, "headline", self.headline_bars, task, rows, head[head["condition"] == ""], metric, base)
         if (head["condition"] != "").any():
             self.attempt(task, "conditions", self.condition_bars, task, head, metric, base)
-        if kind == "relative_difference":
+        if "group_bars" in kinds:
             groups = rows[(rows["metric"] == "group_mean") & (rows["condition"] != "")]
             if len(groups):
                 self.attempt(task, "conditions", self.condition_bars, task, groups, "group_mean", base)
-        if kind == "accuracy":
+        if "roc" in kinds:
             self.attempt(task, "roc", self.roc_and_distributions, task, rows, base)
-        if kind == "correlation":
+        if "scatter" in kinds:
             self.attempt(task, "scatter", self.scatter, task, rows, metric, base)
-        if kind == "rsa":
+        if "rdm" in kinds:
             self.attempt(task, "rdm", self.rdms, task, rows, metric, base)
         ranks = sorted({int(m.group(1)) for m in map(RANK_METRIC.match, rows["metric"]) if m})
-        if len(ranks) >= 2:
+        if "cmc" in kinds and len(ranks) >= 2:
             self.attempt(task, "cmc", self.cmc, task, rows, base)
         if len(head) and head.groupby("model")["layer"].nunique().max() > 1:
             self.attempt(task, "layer_profile", self.layer_profile, task, rows, head, metric, base)
@@ -749,9 +772,11 @@ def draw_overview(plotter: _Plotter, matrix: np.ndarray, tasks: list[str]) -> No
 
 # --- entry points -------------------------------------------------------------------------------
 def _task_job(out_dir: str, rows: pd.DataFrame, references: list[dict[str, Any]], dpi: int,
-              headlines: dict[str, str] | None, models: list[str], colors: dict[str, str]) -> dict[str, Any]:
+              headlines: dict[str, str] | None, models: list[str], colors: dict[str, str],
+              figures: dict[str, list[str]], vocabulary: dict[str, tuple[str, str | None]]) -> dict[str, Any]:
     """A worker process's share: every figure of one task (see `_Plotter._run_parallel`)."""
-    plotter = _Plotter(Path(out_dir), rows, references, dpi, headlines, models=models, colors=colors)
+    remember_scoring({"metrics": vocabulary})  # the parent's metric names (a spawned process imported no task)
+    plotter = _Plotter(Path(out_dir), rows, references, dpi, headlines, models=models, colors=colors, figures=figures)
     with _style():
         for task in task_order(plotter.results):
             plotter.task_figures(task, plotter.results[plotter.results["task"] == task])
@@ -772,13 +797,15 @@ def plot_workers(results: pd.DataFrame) -> int:
 
 
 def write_plots(out_dir: Path, results: pd.DataFrame | None = None, references: list[dict[str, Any]] | None = None,
-                *, dpi: int = DPI, headlines: dict[str, str] | None = None, workers: int | None = None) -> list[Path]:
+                *, dpi: int = DPI, headlines: dict[str, str] | None = None, workers: int | None = None,
+                figures: dict[str, list[str]] | None = None) -> list[Path]:
     """Write the figures of a results dir under `plots/` and `plots/manifest.json`; return the PNG paths.
 
     `results` is the results table (read from results.csv when None); distances come from
     `distances/<task>/<model>.csv`. `references` are task-level reference values drawn as lines
     (see `html.normalize_references`; references.json of the dir when None). `workers`: processes
-    drawing the tasks' figures (default `plot_workers(results)`)."""
+    drawing the tasks' figures (default `plot_workers(results)`). `figures`: task → the figure kinds its type
+    declares (`BaseTask.figures`; from plots/manifest.json when None, so a rebuilt report draws the same)."""
     out_dir = Path(out_dir)
     results = read_results(out_dir) if results is None else normalize_results(results)
     plot_dir = out_dir / PLOTS_DIR
@@ -788,7 +815,8 @@ def write_plots(out_dir: Path, results: pd.DataFrame | None = None, references: 
     saved = old.get("headlines") if old else None
     if headlines is None:
         headlines = registry_headlines(saved, set(task_types(results).values()))
-    plotter = _Plotter(out_dir, results, references, dpi, headlines)
+    figures = {**declared_figures(results), **((old or {}).get("figures") or {} if figures is None else figures)}
+    plotter = _Plotter(out_dir, results, references, dpi, headlines, figures=figures)
     written = plotter.run(plot_workers(results) if workers is None else workers)
     keep = {info.file for info in written}
     for entry in (old or {}).get("plots", []):  # figures of a previous report that no longer exist
@@ -798,7 +826,7 @@ def write_plots(out_dir: Path, results: pd.DataFrame | None = None, references: 
     types = plotter.types
     manifest = {"plots": [asdict(info) for info in written], "errors": plotter.errors, "colors": plotter.colors,
                 "headlines": {t: h for t, h in headlines.items() if t in set(types.values())} or headlines,
-                "task_headlines": plotter.headline}
+                "task_headlines": plotter.headline, "figures": figures}
     if written or plot_dir.is_dir():
         plot_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(plot_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
@@ -821,7 +849,9 @@ def overview_png(results: pd.DataFrame, *, dpi: int = DPI, headlines: dict[str, 
 
 
 def cell_figure_png(records: pd.DataFrame | list[dict[str, Any]],
-                    distances: pd.DataFrame | dict[str, list] | None = None, *, dpi: int = 80, headlines: dict[str, str] | None = None) -> tuple[bytes, str] | None:
+                    distances: pd.DataFrame | dict[str, list] | None = None, *, dpi: int = 80,
+                    headlines: dict[str, str] | None = None,
+                    figures: list[str] | tuple[str, ...] = ()) -> tuple[bytes, str] | None:
     """The main figure of one model × task cell (for a pytest-html extra), from its records and its
     distances table: ROC per layer (accuracy), scatter at the readout layer (correlation), bars per
     condition and layer (conditions), else the headline per layer. Returns (PNG bytes, title) or None."""
@@ -832,7 +862,6 @@ def cell_figure_png(records: pd.DataFrame | list[dict[str, Any]],
     frame = with_readout(frame)
     table = pd.DataFrame(distances) if isinstance(distances, dict) else distances
     task, model = frame["task"].iloc[0], frame["model"].iloc[0]
-    kind = task_types(frame).get(task, "")
     metric = headline_metrics(frame, headlines if headlines is not None else registry_headlines()).get(task, "")
     layers = [lyr for lyr in dict.fromkeys(frame.sort_values("layer_index", kind="stable")["layer"])]
     colors = _layer_colors(layers)
@@ -844,7 +873,7 @@ def cell_figure_png(records: pd.DataFrame | list[dict[str, Any]],
         _adjust(fig, left=0.7, right=0.2, top=0.4, bottom=0.75)
         ax = fig.subplots()
         title = f"{model} on {task}"
-        if kind == "accuracy" and table is not None:
+        if "roc" in figures and table is not None:
             curves = []
             for layer in layers:
                 column = layer_column(table, layer)
@@ -860,7 +889,7 @@ def cell_figure_png(records: pd.DataFrame | list[dict[str, Any]],
                 _draw_roc(ax, curves)
                 ax.set_title(f"{title}: ROC per layer")
                 return _png(fig, dpi), f"{title}: ROC per layer"
-        if kind == "correlation" and table is not None and layer_column(table, readout_layer):
+        if "scatter" in figures and table is not None and layer_column(table, readout_layer):
             x = pd.to_numeric(table[layer_column(table, readout_layer)], errors="coerce").to_numpy(dtype=float)
             row = frame[(frame["layer"] == readout_layer) & (frame["metric"] == "correlation")]
             reported = row["value"].iloc[0] if len(row) else None

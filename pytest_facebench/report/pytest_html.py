@@ -46,6 +46,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def _records(payload: Any) -> list[dict[str, Any]]:
     if not isinstance(payload, dict):
         return []
+    from ..metrics import remember_scoring
+
+    for cell in payload.get("cells", []):
+        remember_scoring(cell.get("scoring"))
     records = [r for cell in payload.get("cells", []) for r in cell.get("records", [])]
     return records + list(payload.get("custom", []))
 
@@ -83,8 +87,8 @@ def metric_table_html(records: list[dict[str, Any]]) -> str:
     """The cell's metrics: a row per layer, a column per metric[·condition]."""
     import pandas as pd
 
-    from .html import _render_table, task_table
     from .data import normalize_results
+    from .html import _render_table, task_table
 
     frame = normalize_results(pd.DataFrame.from_records(records))
     blocks = []
@@ -107,7 +111,8 @@ def cell_extras(payload: Any) -> list[dict[str, Any]]:
     from .plots import cell_figure_png
 
     for cell in payload.get("cells", []):
-        figure = cell_figure_png(cell.get("records", []), cell.get("distances") or None)
+        figure = cell_figure_png(cell.get("records", []), cell.get("distances") or None,
+                                 figures=(cell.get("scoring") or {}).get("figures", ()))
         if figure is not None:
             png, title = figure
             out.append(extras.png(base64.b64encode(png).decode("ascii"), name=f"facebench: {title}"))
@@ -177,8 +182,8 @@ class FacebenchHtml:
 
         import pandas as pd
 
-        from .html import _render_table, summary_table
         from .data import normalize_results
+        from .html import _render_table, summary_table
         from .plots import overview_png
 
         frame = normalize_results(pd.DataFrame.from_records(self.records))

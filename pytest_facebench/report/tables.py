@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 
-
-
 def safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
 

@@ -1,6 +1,16 @@
 """`BaseTask`: a pairs table over an images root, a distance, and a `score` that turns per-row
 values of one layer (pair distances by default) into `Metric`s. Tasks know nothing about pytest or models.
 
+A task type is one class, in one file, that declares everything the plugin needs:
+- `type` (the grid's name, and the `<type>_task` fixture), `headline` (the metric of summary tables);
+- `metrics`: id → `MetricInfo(display name, direction)`;
+- `roles`/`optional_roles`: the pairs file's columns (configurable with `columns = {role: name}`);
+- options: the keyword parameters of `__init__` (typed by their annotations, checked, with defaults);
+- `score(values)`: the metrics of one layer; or, for a simple type, `statistic(values, counts, scoring)`, from
+  which the default `score` makes the headline with its bootstrap CI;
+- `compare(a, b)`: how two models compare on it (default: a paired bootstrap of `statistic`);
+- `figures`: the figure kinds of `report/plots.py` it draws beyond every task's bars and layer profile.
+
 Every task takes the bootstrap options `n_boot` (default 1000; 0 turns CIs off), `seed` (0) and `ci`
 (0.95): each result row carries `ci_low`, `ci_high`, `n` and a `ci_method` such as
 'bootstrap(1000, pairs), 95% percentile' (see `stats/bootstrap.py`)."""
@@ -8,6 +18,9 @@ Every task takes the bootstrap options `n_boot` (default 1000; 0 turns CIs off),
 from __future__ import annotations
 
 import hashlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,9 +30,10 @@ import pandas as pd
 from ..distances import Distance, distance_name, pair_distances, resolve_distance
 from ..errors import ConfigError, DataError
 from ..images import check_images_exist
+from ..metrics import MetricInfo, register, register_task_type
 from ..pairs import LINE, read_pairs, require_columns
 from ..results import Metric
-from ..stats import Bootstrap
+from ..stats import Bootstrap, paired_result
 
 
 class BaseTask:
@@ -31,14 +45,35 @@ class BaseTask:
     Hooks: `_prepare(table)` reshapes the file's table before images are indexed (RSA, long-format
     ratings); `_validate(table)` parses the type-specific columns; `layer_values(embeddings, device)`
     gives one value per row of `pair_rows()` for a layer (pair distances by default; ranks for
-    identification); `scoring()` is what `compare.py` needs to compare models on this task."""
+    identification); `scoring()` is the JSON-able state `compare` needs to compare models on this task."""
 
     type: ClassVar[str] = ""
     headline: ClassVar[str] = ""
-    metrics: ClassVar[tuple[str, ...]] = ()
+    metrics: ClassVar[dict[str, MetricInfo]] = {}
+    figures: ClassVar[tuple[str, ...]] = ()
     image_roles: ClassVar[tuple[str, ...]] = ("img1", "img2")
     roles: ClassVar[dict[str, str]] = {}
     optional_roles: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A task class's metrics become known by id to reports, gates and comparisons."""
+        super().__init_subclass__(**kwargs)
+        if isinstance(cls.metrics, (list, tuple)):  # plain ids: metrics without a direction
+            cls.metrics = {str(m): MetricInfo(str(m)) for m in cls.metrics}
+        if not isinstance(cls.metrics, dict) or not all(isinstance(v, MetricInfo) for v in cls.metrics.values()):
+            raise TypeError(f"{cls.__qualname__}.metrics must be a dict of metric id -> MetricInfo(display, "
+                            f"direction), e.g. {{'auc': MetricInfo('AUC', 'higher')}}")
+        register(cls.metrics)
+        register_task_type(cls.type, cls.headline, cls.figures)
+
+    @classmethod
+    def reference(cls) -> str:
+        """How to import this class again ('module:Class', or 'file.py:Class' for a grid's own file)."""
+        module = sys.modules.get(cls.__module__)
+        file = getattr(module, "__file__", None)
+        if cls.__module__.startswith("facebench_user_") and file:
+            return f"{file}:{cls.__qualname__}"
+        return f"{cls.__module__}:{cls.__qualname__}"
 
     def __init__(self, name: str, pairs: str | Path, images: str | Path, distance: Distance = "cosine",
                  columns: dict[str, str] | None = None, n_boot: int = 1000, seed: int = 0, ci: float = 0.95):
@@ -135,15 +170,43 @@ class BaseTask:
         the pair distances by default."""
         return pair_distances(embeddings, self.pair_index, self.distance, device)
 
-    def score(self, distances: np.ndarray) -> list[Metric]:
-        """Metrics for one layer from its per-row values (`layer_values`)."""
+    @staticmethod
+    def statistic(values: np.ndarray, counts: np.ndarray, scoring: dict[str, Any]) -> np.ndarray:
+        """The headline metric of per-row `values` (n,) under resampling counts (b, n) → (b,); `scoring` is the
+        task's `scoring()` state. A type that defines it gets `score` (the headline with a bootstrap CI over
+        rows) and `compare` (a paired bootstrap) without writing them."""
         raise NotImplementedError
 
+    def score(self, distances: np.ndarray) -> list[Metric]:
+        """Metrics for one layer from its per-row values (`layer_values`). By default: the headline from
+        `statistic`, with a bootstrap CI over rows."""
+        values = np.asarray(distances, dtype=float)
+        scoring = self.scoring()
+        point = float(self.statistic(values, np.ones((1, len(values)), dtype=np.int64), scoring)[0])
+        samples = self.bootstrap.samples(lambda counts: {"s": self.statistic(values, counts, scoring)}, len(values))
+        return [self.metric(self.headline, point, samples.get("s"), n=len(values),
+                            protocol=f"{type(self).__qualname__}.statistic over all rows")]
+
     def scoring(self) -> dict[str, Any]:
-        """JSON-able facts `compare.py` needs to compare two models on this task (labels, groups...).
-        Rides on the cell payload; `evaluate_cell` adds the layer → column map."""
-        return {"type": self.type, "headline": self.headline, "n_boot": self.bootstrap.n_boot,
-                "seed": self.bootstrap.seed, "ci": self.bootstrap.ci, "rows_sha256": self.rows_sha256()}
+        """JSON-able facts `compare` needs to compare two models on this task (labels, groups...). Rides on the
+        cell payload; `evaluate_cell` adds the layer → column map."""
+        return {"type": self.type, "task_class": self.reference(), "headline": self.headline,
+                "figures": list(self.figures), "metrics": {m: [i.display, i.direction] for m, i in self.metrics.items()},
+                "n_boot": self.bootstrap.n_boot, "seed": self.bootstrap.seed,
+                "ci": self.bootstrap.ci, "rows_sha256": self.rows_sha256()}
+
+    @classmethod
+    def compare(cls, a: CellValues, b: CellValues) -> list[dict[str, Any]]:
+        """Rows of `comparisons.csv` for two models' readout layers on the same rows (metric, value_a, value_b,
+        diff, ci_low, ci_high, p_value, test). Default: a paired bootstrap of `statistic` over rows; nothing
+        for a type that defines neither."""
+        if cls.statistic is BaseTask.statistic:
+            return []
+        s = a.scoring
+        return [paired_row(cls.headline, a, b,
+                           lambda e: float(cls.statistic(e.values, np.ones((1, len(e.values)), np.int64), s)[0]),
+                           lambda e, counts: cls.statistic(e.values, counts, s),
+                           f"paired bootstrap({bootstrap_of(s).n_boot}, pairs) of {cls.__qualname__}.statistic")]
 
     def rows_sha256(self) -> str:
         """Content hash of the scored rows (two cells compare only when they scored the same rows)."""
@@ -175,3 +238,39 @@ class BaseTask:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, pairs={str(self.pairs_path)!r})"
+
+
+@dataclass
+class CellValues:
+    """One model's per-row values of a task at its readout layer, with the task's `scoring()` facts."""
+
+    model: str
+    layer: str
+    values: np.ndarray
+    scoring: dict[str, Any]
+
+
+def bootstrap_of(scoring: dict[str, Any]) -> Bootstrap:
+    """The bootstrap settings a cell was scored with."""
+    return Bootstrap(int(scoring.get("n_boot", 1000)), int(scoring.get("seed", 0)), float(scoring.get("ci", 0.95)))
+
+
+def paired_row(metric: str, a: CellValues, b: CellValues, estimate: Callable[[CellValues], float],
+               resampled: Callable[[CellValues, np.ndarray], np.ndarray], test: str,
+               groups: Any = None, strata: Any = None) -> dict[str, Any]:
+    """A paired-bootstrap comparison row: `estimate(cell)` for the point, `resampled(cell, counts)` → (b,) on
+    resamples shared by both models."""
+    boot = bootstrap_of(a.scoring)
+    value_a, value_b = float(estimate(a)), float(estimate(b))
+    row = {"metric": metric, "value_a": value_a, "value_b": value_b, "diff": value_a - value_b, "ci_low": np.nan,
+           "ci_high": np.nan, "p_value": np.nan, "test": test}
+    if not (np.isfinite(value_a) and np.isfinite(value_b)):
+        return {**row, "note": "undefined for at least one model"}
+    if not boot.enabled:
+        return {**row, "note": "n_boot = 0: no interval or p-value"}
+    groups = None if groups is None else np.asarray(groups)
+    strata = None if strata is None else np.asarray(strata)
+    samples = boot.samples(lambda counts: {"a": resampled(a, counts), "b": resampled(b, counts)}, len(a.values),
+                           groups=groups, strata=strata)
+    diff, low, high, p = paired_result(value_a, value_b, samples["a"], samples["b"], boot.ci)
+    return {**row, "diff": diff, "ci_low": low, "ci_high": high, "p_value": p}

@@ -20,6 +20,7 @@ from ..distances import Distance
 from ..errors import ConfigError, DataError
 from ..results import Metric
 from ..stats import weighted_mean
+from ..metrics import TARGET, MetricInfo
 from .base import BaseTask
 
 
@@ -30,7 +31,11 @@ class ConditionedAverageDistances(BaseTask):
 
     type = "conditions"
     headline = "mean_distance"
-    metrics = ("mean_distance", "human_effect", "effect_vs_human")
+    metrics = {
+        "mean_distance": MetricInfo("Mean Value", TARGET),
+        "human_effect": MetricInfo("Human effect", None),
+        "effect_vs_human": MetricInfo("Model − human effect", TARGET),
+    }
     roles = {"condition": "condition"}
 
     def __init__(self, name: str, pairs: str | Path, images: str | Path, distance: Distance = "cosine",

@@ -36,7 +36,8 @@ from ..distances import Distance
 from ..errors import ConfigError, DataError, list_some
 from ..pairs import LINE, found_columns, parse_numbers
 from ..results import Metric
-from .base import BaseTask
+from ..metrics import HIGHER, MetricInfo
+from .base import BaseTask, CellValues, bootstrap_of, paired_row
 
 METHODS = ("pearson", "spearman", "kendall", "kendall_tau_a")
 SPLIT_HALF_SPLITS = 100
@@ -47,8 +48,14 @@ class CorrelationTask(BaseTask):
 
     type = "correlation"
     headline = "correlation"
-    metrics = ("correlation", "correlation_ceiling_low", "correlation_ceiling_high", "correlation_normalized",
-               "split_half_ceiling")
+    metrics = {
+        "correlation": MetricInfo("Correlation Score", HIGHER),
+        "correlation_normalized": MetricInfo("Correlation / ceiling", HIGHER),
+        "correlation_ceiling_low": MetricInfo("Noise ceiling (low)", None),
+        "correlation_ceiling_high": MetricInfo("Noise ceiling (high)", None),
+        "split_half_ceiling": MetricInfo("Split-half ceiling", None),
+    }
+    figures = ("scatter",)
     roles: dict[str, str] = {}
     optional_roles = {"distance": "distance", "participant": "participant", "rating": "rating"}
 
@@ -236,6 +243,16 @@ class CorrelationTask(BaseTask):
 
     def scoring(self) -> dict[str, Any]:
         return {**super().scoring(), "human": self.human.tolist(), "method": self.method, "unit": "pairs"}
+
+    @classmethod
+    def compare(cls, a: CellValues, b: CellValues) -> list[dict[str, Any]]:
+        """`correlation`: a paired bootstrap over pairs."""
+        s = a.scoring
+        human = np.asarray(s["human"], dtype=float)
+        method = s.get("method", "pearson")
+        return [paired_row("correlation", a, b, lambda e: stats.correlation(e.values, human, method).r,
+                           lambda e, counts: stats.resampled_correlation(e.values, human, counts, method),
+                           f"paired bootstrap({bootstrap_of(s).n_boot}, pairs) of {method} r")]
 
 
 def _natural(value: str) -> tuple[int, float | str]:

@@ -26,7 +26,9 @@ from ..errors import ConfigError, DataError, list_some
 from ..pairs import LINE
 from ..results import Metric
 from ..stats import probe_ranks
-from .base import BaseTask
+from .. import stats
+from ..metrics import HIGHER, MetricInfo
+from .base import BaseTask, CellValues, bootstrap_of, paired_row
 
 PAIR_BUDGET = 1 << 21  # probe × gallery distances computed per chunk
 SETS = ("gallery", "probe")
@@ -37,7 +39,8 @@ class IdentificationTask(BaseTask):
 
     type = "identification"
     headline = "rank1"
-    metrics = tuple(f"rank{k}" for k in range(1, 11))  # with the default max_rank = 10
+    metrics = {"rank1": MetricInfo("Rank-1", HIGHER), "rank5": MetricInfo("Rank-5", HIGHER)}  # rank<k>: a family
+    figures = ("cmc",)
     image_roles = ("image",)
     roles = {"identity": "identity", "set": "set"}
 
@@ -48,7 +51,6 @@ class IdentificationTask(BaseTask):
         if isinstance(max_rank, bool) or not isinstance(max_rank, int) or max_rank < 1:
             raise ConfigError(f"task '{name}': max_rank must be a whole number >= 1; got {max_rank!r}")
         self.max_rank = max_rank
-        self.metrics = tuple(f"rank{k}" for k in sorted({1, 5} | set(range(1, max_rank + 1))))
         self.probe_rows = np.empty(0, dtype=np.int64)
         self.probe_image = np.empty(0, dtype=np.int64)
         self.gallery_image = np.empty(0, dtype=np.int64)
@@ -139,6 +141,15 @@ class IdentificationTask(BaseTask):
 
     def scoring(self) -> dict[str, Any]:
         return {**super().scoring(), "groups": self.probe_identity.tolist(), "unit": "identities"}
+
+    @classmethod
+    def compare(cls, a: CellValues, b: CellValues) -> list[dict[str, Any]]:
+        """`rank1`: a paired bootstrap over identities."""
+        s = a.scoring
+        return [paired_row("rank1", a, b, lambda e: float(np.mean(e.values <= 1)),
+                           lambda e, counts: stats.weighted_mean((e.values <= 1).astype(float), counts),
+                           f"paired bootstrap({bootstrap_of(s).n_boot}, identities) of rank-1 hits",
+                           groups=s.get("groups"))]
 
 
 def _rows(embeddings: Any, index: np.ndarray, device: Any) -> Any:

@@ -12,6 +12,8 @@ and two rows are added: `human_effect` (the human value; the note compares) and 
 
 from __future__ import annotations
 
+from typing import Any
+
 import math
 
 from pathlib import Path
@@ -23,7 +25,8 @@ from .. import stats
 from ..distances import Distance
 from ..errors import ConfigError, DataError
 from ..results import Metric
-from .base import BaseTask
+from ..metrics import TARGET, MetricInfo
+from .base import BaseTask, CellValues, bootstrap_of, paired_row
 from .conditions import human_rows
 
 EFFECT_METRICS = ("relative_difference", "cohens_d")
@@ -35,7 +38,14 @@ class RelativeDifferenceTask(BaseTask):
 
     type = "relative_difference"
     headline = "relative_difference"
-    metrics = ("relative_difference", "group_mean", "cohens_d", "human_effect", "effect_vs_human")
+    metrics = {
+        "relative_difference": MetricInfo("Relative Difference", TARGET),
+        "cohens_d": MetricInfo("Cohen's d", TARGET),
+        "group_mean": MetricInfo("Group Mean", None),
+        "human_effect": MetricInfo("Human effect", None),
+        "effect_vs_human": MetricInfo("Model − human effect", TARGET),
+    }
+    figures = ("group_bars",)
     roles = {"group": "group"}
 
     def __init__(self, name: str, pairs: str | Path, images: str | Path, distance: Distance = "cosine",
@@ -92,6 +102,16 @@ class RelativeDifferenceTask(BaseTask):
             model.extra["human_effect"] = self.human_effect
             out += human_rows(self, model, self.human_effect, unit)
         return out
+
+    @classmethod
+    def compare(cls, a: CellValues, b: CellValues) -> list[dict[str, Any]]:
+        """`relative_difference`: a paired bootstrap, pairs resampled within each group."""
+        s = a.scoring
+        in_a = np.asarray(s["in_a"], dtype=bool)
+        return [paired_row("relative_difference", a, b,
+                           lambda e: float(stats.relative_difference(e.values[in_a], e.values[~in_a])),
+                           lambda e, counts: stats.group_effects(e.values, in_a, counts)["relative_difference"],
+                           f"paired bootstrap({bootstrap_of(s).n_boot}, pairs within each group)", strata=s["strata"])]
 
     def scoring(self) -> dict:
         return {**super().scoring(), "in_a": (self.group_of_pair == self.groups[0]).astype(int).tolist(),

@@ -29,7 +29,9 @@ from ..distances import Distance, distance_name
 from ..errors import ConfigError, DataError, list_some
 from ..pairs import LINE, found_columns, parse_numbers
 from ..results import Metric
-from .base import BaseTask
+from ..metrics import HIGHER, MetricInfo
+from ..stats import paired_result
+from .base import BaseTask, CellValues, bootstrap_of
 
 METHODS = ("spearman", "pearson", "kendall_tau_a")
 HUMAN = "human_distance"
@@ -40,7 +42,8 @@ class RsaTask(BaseTask):
 
     type = "rsa"
     headline = "rsa"
-    metrics = ("rsa",)
+    metrics = {"rsa": MetricInfo("RSA", HIGHER)}
+    figures = ("rdm",)
     roles: dict[str, str] = {}
     optional_roles = {"image": "image", "distance": "distance"}
 
@@ -188,3 +191,31 @@ class RsaTask(BaseTask):
     def scoring(self) -> dict[str, Any]:
         return {**super().scoring(), "human": self.human.tolist(), "n_stimuli": self.n_stimuli,
                 "method": self.method, "unit": "stimuli"}
+
+    @classmethod
+    def compare(cls, a: CellValues, b: CellValues) -> list[dict[str, Any]]:
+        """`rsa`: a paired bootstrap over stimuli (self-pairs masked)."""
+        s = a.scoring
+        human = np.asarray(s["human"], dtype=float)
+        n, method = int(s["n_stimuli"]), s.get("method", "spearman")
+        boot = bootstrap_of(s)
+        known = np.isfinite(human)
+        values = [stats.correlation(e.values[known], human[known], method).r for e in (a, b)]
+        row = {"metric": "rsa", "value_a": values[0], "value_b": values[1], "diff": values[0] - values[1],
+               "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan,
+               "test": f"paired bootstrap({boot.n_boot}, stimuli, self-pairs masked) of {method} RDM correlation"}
+        if not all(np.isfinite(values)) or not boot.enabled:
+            return [{**row, "note": "undefined for at least one model" if boot.enabled else "n_boot = 0"}]
+        squares = [_square(e.values, n) for e in (a, b)]
+        human_square = _square(human, n)
+        samples = [stats.stimulus_bootstrap(sq, human_square, method, boot.n_boot, boot.seed) for sq in squares]
+        diff, low, high, p = paired_result(values[0], values[1], samples[0], samples[1], boot.ci)
+        return [{**row, "diff": diff, "ci_low": low, "ci_high": high, "p_value": p}]
+
+
+def _square(condensed: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros((n, n))
+    iu = np.triu_indices(n, k=1)
+    out[iu] = condensed
+    out.T[iu] = condensed
+    return out

@@ -37,8 +37,9 @@ from .. import stats
 from ..distances import Distance
 from ..errors import ConfigError, DataError, DataWarning, list_some
 from ..pairs import LINE, parse_labels
+from ..metrics import HIGHER, LOWER, MetricInfo
 from ..results import Metric
-from .base import BaseTask
+from .base import BaseTask, CellValues, bootstrap_of, paired_row
 
 IN_SAMPLE = "in-sample (Youden threshold chosen on all pairs)"
 ALL_PAIRS = "all pairs (threshold-free)"
@@ -55,8 +56,16 @@ class AccuracyTask(BaseTask):
 
     type = "accuracy"
     headline = "accuracy_kfold"
-    metrics = ("accuracy", "auc", "optimal_threshold", "accuracy_kfold", "accuracy_kfold_std", "eer",
-               *(far_metric(f) for f in DEFAULT_FARS))
+    metrics = {
+        "accuracy_kfold": MetricInfo("Accuracy (k-fold)", HIGHER),
+        "accuracy_kfold_std": MetricInfo("Accuracy (k-fold) std", None),
+        "auc": MetricInfo("AUC", HIGHER),
+        "eer": MetricInfo("EER", LOWER),
+        **{far_metric(f): MetricInfo(f"TAR@FAR={f:g}", HIGHER) for f in DEFAULT_FARS},
+        "accuracy": MetricInfo("Accuracy (in-sample)", HIGHER),
+        "optimal_threshold": MetricInfo("Threshold (in-sample)", None),
+    }
+    figures = ("roc",)
     roles = {"label": "label"}
     optional_roles = {"fold": "fold", "identity1": "id1", "identity2": "id2"}
 
@@ -74,7 +83,6 @@ class AccuracyTask(BaseTask):
                               f"[0.001, 0.01, 0.1]; got {fars!r}")
         self.n_folds = folds
         self.fars = [float(f) for f in dict.fromkeys(fars)]
-        self.metrics = (*type(self).metrics[:6], *(far_metric(f) for f in self.fars))
         self.labels = np.empty(0, dtype=bool)
         self.folds: np.ndarray | None = None
         self.kfold_protocol = ""
@@ -218,11 +226,39 @@ class AccuracyTask(BaseTask):
                                    extra={"threshold": result.threshold}))
         return out
 
+    @classmethod
+    def compare(cls, a: CellValues, b: CellValues) -> list[dict[str, Any]]:
+        """`accuracy_kfold`: a paired bootstrap of the held-out correctness (thresholds as fit, identities
+        resampled when the file has them); `auc`: DeLong's test (the CI is diff ± z·SE)."""
+        s = a.scoring
+        labels = np.asarray(s["labels"], dtype=bool)
+        rows = []
+        if s.get("folds") is not None:
+            folds = np.asarray(s["folds"], dtype=np.int64)
+            correct = {e.model: stats.kfold_accuracy(e.values, labels, folds).correct for e in (a, b)}
+            unit = s.get("unit", "pairs")
+            rows.append(paired_row(
+                "accuracy_kfold", a, b,
+                lambda e: float(np.mean(_per_fold(correct[e.model], folds))),
+                lambda e, counts: stats.fold_accuracy(correct[e.model], folds, counts)[0],
+                f"paired bootstrap({bootstrap_of(s).n_boot}, {unit}) of held-out correctness; "
+                f"{s.get('kfold_protocol', '')}", groups=s.get("groups")))
+        result = stats.delong_test(a.values, b.values, labels)
+        z = stats.normal_quantile(0.5 + float(s.get("ci", 0.95)) / 2)
+        rows.append({"metric": "auc", "value_a": result.auc_a, "value_b": result.auc_b, "diff": result.diff,
+                     "ci_low": result.diff - z * result.se, "ci_high": result.diff + z * result.se,
+                     "p_value": result.p_value, "test": "DeLong"})
+        return rows
+
     def scoring(self) -> dict[str, Any]:
         return {**super().scoring(), "labels": self.labels.astype(int).tolist(),
                 "folds": None if self.folds is None else self.folds.tolist(),
                 "kfold_protocol": self.kfold_protocol,
                 "groups": None if self.groups is None else self.groups.tolist(), "unit": self.unit}
+
+
+def _per_fold(correct: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    return np.array([correct[folds == f].mean() for f in np.unique(folds)])
 
 
 def _fold_without_class(folds: np.ndarray, labels: np.ndarray) -> tuple[int, str] | None:
