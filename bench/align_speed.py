@@ -38,8 +38,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--min-seconds", type=float, default=2.0)
     parser.add_argument("--max-repeats", type=int, default=20)
-    parser.add_argument("--torch-threads", type=int, default=None,
-                        help="torch threads for MTCNN (DataLoader workers use 1); default: torch's own")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="torch threads for MTCNN (DataLoader workers use 1); default: torch's own",
+    )
     args = parser.parse_args()
 
     import torch
@@ -54,8 +58,10 @@ def main() -> None:
 
     photo = Image.fromarray(data.astronaut()).convert("RGB")
     images = {size: photo if size == 512 else photo.resize((size, size), Image.Resampling.BILINEAR) for size in SIZES}
-    print(f"CPU cores available: {len(os.sched_getaffinity(0))}, torch threads: {torch.get_num_threads()}, "
-          f"load average at start: {os.getloadavg()[0]:.1f} (other work slows every figure)")
+    print(
+        f"CPU cores available: {len(os.sched_getaffinity(0))}, torch threads: {torch.get_num_threads()}, "
+        f"load average at start: {os.getloadavg()[0]:.1f} (other work slows every figure)"
+    )
     print("detection + arcface_112 alignment, per image (median):")
     print(f"  {'detector':<22}{'size':>6}{'faces':>7}{'ms':>10}{'repeats':>9}")
     for spec in DETECTORS:
@@ -70,8 +76,9 @@ def main() -> None:
     face = FaceAligner("arcface_112", "mtcnn")(images[250], key="k").face
     for alignment in ("arcface_112", "facenet_160", "dlib_150"):
         align_image(images[250], alignment, box=face.box, landmarks5=face.landmarks5)
-        ms, repeats = per_call_ms(lambda a=alignment: align_image(images[250], a, box=face.box,
-                                                                  landmarks5=face.landmarks5), 0.5, 200)
+        ms, repeats = per_call_ms(
+            lambda a=alignment: align_image(images[250], a, box=face.box, landmarks5=face.landmarks5), 0.5, 200
+        )
         print(f"  {alignment:<22}{ms:>10.2f} ms ({repeats} repeats)")
 
     with tempfile.TemporaryDirectory() as cache:

@@ -38,8 +38,14 @@ NAIVE_WARM_TARGET = 100.0
 GRID_TARGET = 20.0
 TIMEOUT_CODES = (124, 137)  # `timeout`: TERM worked / KILL was needed
 GPU_WORDS = re.compile(r"cuda|gpu", re.IGNORECASE)
-OUTPUT_FILES = ("summary.json", "check.log", "throughput_pil.json", "throughput_torchvision.json",
-                "gpu_tests.xml", "xdist_grid.xml")
+OUTPUT_FILES = (
+    "summary.json",
+    "check.log",
+    "throughput_pil.json",
+    "throughput_torchvision.json",
+    "gpu_tests.xml",
+    "xdist_grid.xml",
+)
 
 
 # --- the environment --------------------------------------------------------------------------------
@@ -47,10 +53,16 @@ def environment() -> dict[str, Any]:
     """Versions, devices and the driver, as JSON-able data (imports torch)."""
     import torch
 
-    env: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
-                           "cpus": os.cpu_count(), "torch": torch.__version__, "torch_cuda": torch.version.cuda,
-                           "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-                           "cuda_available": torch.cuda.is_available(), "devices": []}
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "cuda_available": torch.cuda.is_available(),
+        "devices": [],
+    }
     for name in ("torchvision", "numpy", "PIL", "xdist", "pandas"):
         try:
             env[name] = getattr(__import__(name), "__version__", "?")
@@ -59,9 +71,15 @@ def environment() -> dict[str, Any]:
     if torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(index)
-            env["devices"].append({"index": index, "name": props.name, "memory_gib": round(props.total_memory / 2**30, 1),
-                                   "capability": f"{props.major}.{props.minor}",
-                                   "multiprocessors": props.multi_processor_count})
+            env["devices"].append(
+                {
+                    "index": index,
+                    "name": props.name,
+                    "memory_gib": round(props.total_memory / 2**30, 1),
+                    "capability": f"{props.major}.{props.minor}",
+                    "multiprocessors": props.multi_processor_count,
+                }
+            )
     env["nvidia_smi"] = _command(["nvidia-smi", "-L"])
     env["driver"] = _command(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"])
     env["commit"] = _command(["git", "rev-parse", "--short", "HEAD"])
@@ -94,9 +112,16 @@ def _tests_in(body: list[ast.stmt], prefix: str, inherited: bool) -> list[str]:
             if inherited or any(_is_gpu_skipif(d) for d in node.decorator_list):
                 found.append(f"{prefix}::{node.name}")
         elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
-            marked = inherited or any(_is_gpu_skipif(d) for d in node.decorator_list) or any(
-                isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in s.targets)
-                and _is_gpu_skipif(s.value) for s in node.body)
+            marked = (
+                inherited
+                or any(_is_gpu_skipif(d) for d in node.decorator_list)
+                or any(
+                    isinstance(s, ast.Assign)
+                    and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in s.targets)
+                    and _is_gpu_skipif(s.value)
+                    for s in node.body
+                )
+            )
             found += _tests_in(node.body, f"{prefix}::{node.name}", marked)
     return found
 
@@ -113,9 +138,12 @@ def find_gpu_tests(tests_dir: Path, root: Path | None = None) -> list[str]:
             print(f"device_summary: cannot read {path}: {exc}", file=sys.stderr)
             continue
         relative = path.resolve().relative_to(root.resolve()).as_posix()
-        module_marked = any(isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark"
-                                                               for t in s.targets) and _is_gpu_skipif(s.value)
-                            for s in tree.body)
+        module_marked = any(
+            isinstance(s, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in s.targets)
+            and _is_gpu_skipif(s.value)
+            for s in tree.body
+        )
         if module_marked:
             ids.append(relative)
         else:
@@ -139,9 +167,17 @@ def read_steps(path: Path) -> list[dict[str, Any]]:
     for line in path.read_text(encoding="utf-8").splitlines():
         fields = (line.split("\t") + [""] * 7)[:7]
         name, required, rc, seconds, limit, state, note = fields
-        steps.append({"name": name, "required": required == "1", "rc": int(rc) if rc.lstrip("-").isdigit() else None,
-                      "seconds": float(seconds or 0), "timeout_s": int(limit) if limit.lstrip("-").isdigit() else None,
-                      "state": state, "note": note})
+        steps.append(
+            {
+                "name": name,
+                "required": required == "1",
+                "rc": int(rc) if rc.lstrip("-").isdigit() else None,
+                "seconds": float(seconds or 0),
+                "timeout_s": int(limit) if limit.lstrip("-").isdigit() else None,
+                "state": state,
+                "note": note,
+            }
+        )
     return steps
 
 
@@ -156,7 +192,7 @@ def read_junit(path: Path) -> list[dict[str, Any]] | None:
         name, classname, file = case.get("name", ""), case.get("classname", ""), case.get("file")
         if file:
             module = file[:-3].replace("/", ".") if file.endswith(".py") else file
-            inner = classname[len(module) + 1:] if classname.startswith(module + ".") else ""
+            inner = classname[len(module) + 1 :] if classname.startswith(module + ".") else ""
             nodeid = "::".join(p for p in (file, inner, name) if p)
         else:
             nodeid = f"{classname}::{name}"
@@ -167,8 +203,9 @@ def read_junit(path: Path) -> list[dict[str, Any]] | None:
                 message = (child.get("message") or "").splitlines()[0][:200] if child.get("message") else ""
                 if outcome != "skipped":
                     break
-        cases.append({"nodeid": nodeid, "outcome": outcome, "message": message,
-                      "seconds": float(case.get("time") or 0)})
+        cases.append(
+            {"nodeid": nodeid, "outcome": outcome, "message": message, "seconds": float(case.get("time") or 0)}
+        )
     return cases
 
 
@@ -206,9 +243,11 @@ def figures(runs: dict[str, dict | None]) -> dict[str, Any]:
     out: dict[str, Any] = {"model_only_img_s": {}, "sustained_img_s": {}, "task_cold_s": {}, "task_warm_s": {}}
     for precision in PRECISIONS:
         entry = _get(pil, precision) or {}
-        out["model_only_img_s"][precision] = {"plain": entry.get("model_only_img_s"),
-                                              "channels_last": entry.get("model_only_channels_last_img_s"),
-                                              "limit": model_only_limit(pil, precision)}
+        out["model_only_img_s"][precision] = {
+            "plain": entry.get("model_only_img_s"),
+            "channels_last": entry.get("model_only_channels_last_img_s"),
+            "limit": model_only_limit(pil, precision),
+        }
         for decode in DECODES:
             run = runs.get(decode)
             out["sustained_img_s"].setdefault(precision, {})[decode] = _get(run, precision, "sustained", "images_per_s")
@@ -216,21 +255,62 @@ def figures(runs: dict[str, dict | None]) -> dict[str, Any]:
             out["task_warm_s"].setdefault(precision, {})[decode] = _get(run, precision, "task_warm_s")
     out["naive"] = _get(pil, "naive")
     grid = _get(pil, "grid")
-    out["grid"] = None if grid is None else {k: grid.get(k) for k in (
-        "cold", "warm", "warm_rescore", "cold_rc", "warm_rc", "warm_rescore_rc", "cold_over_warm",
-        "cold_over_warm_rescore", "cold_tail", "warm_tail")}
-    out["sizes"] = {k: _get(pil, "args", k) for k in ("images", "pairs", "sustained", "naive_pairs", "batch_size",
-                                                      "model_only_iters", "input_size", "workers", "grid_args")} if pil else None
+    out["grid"] = (
+        None
+        if grid is None
+        else {
+            k: grid.get(k)
+            for k in (
+                "cold",
+                "warm",
+                "warm_rescore",
+                "cold_rc",
+                "warm_rc",
+                "warm_rescore_rc",
+                "cold_over_warm",
+                "cold_over_warm_rescore",
+                "cold_tail",
+                "warm_tail",
+            )
+        }
+    )
+    out["sizes"] = (
+        {
+            k: _get(pil, "args", k)
+            for k in (
+                "images",
+                "pairs",
+                "sustained",
+                "naive_pairs",
+                "batch_size",
+                "model_only_iters",
+                "input_size",
+                "workers",
+                "grid_args",
+            )
+        }
+        if pil
+        else None
+    )
     out["data_generation_s"] = _get(pil, "data_generation_s")
     return out
 
 
-def _row(target_id: str, what: str, numerator: float | None, denominator: float | None, minimum: float,
-         unit: str) -> dict[str, Any]:
+def _row(
+    target_id: str, what: str, numerator: float | None, denominator: float | None, minimum: float, unit: str
+) -> dict[str, Any]:
     value = _ratio(numerator, denominator)
     result = "MISSING" if value is None or math.isnan(value) else ("PASS" if value >= minimum else "FAIL")
-    return {"id": target_id, "what": what, "numerator": numerator, "denominator": denominator, "value": value,
-            "target": minimum, "unit": unit, "result": result}
+    return {
+        "id": target_id,
+        "what": what,
+        "numerator": numerator,
+        "denominator": denominator,
+        "value": value,
+        "target": minimum,
+        "unit": unit,
+        "result": result,
+    }
 
 
 def target_rows(runs: dict[str, dict | None]) -> list[dict[str, Any]]:
@@ -240,26 +320,59 @@ def target_rows(runs: dict[str, dict | None]) -> list[dict[str, Any]]:
     rows = []
     for decode in DECODES:
         for precision in PRECISIONS:
-            rows.append(_row(f"sustained/model_only[{precision},{decode}]",
-                             f"{precision} {decode}: sustained img/s / model-only img/s",
-                             _get(runs.get(decode), precision, "sustained", "images_per_s"),
-                             model_only_limit(pil, precision), SUSTAINED_TARGETS[precision], "fraction"))
+            rows.append(
+                _row(
+                    f"sustained/model_only[{precision},{decode}]",
+                    f"{precision} {decode}: sustained img/s / model-only img/s",
+                    _get(runs.get(decode), precision, "sustained", "images_per_s"),
+                    model_only_limit(pil, precision),
+                    SUSTAINED_TARGETS[precision],
+                    "fraction",
+                )
+            )
     for decode in DECODES:
         for precision in PRECISIONS:
-            rows.append(_row(f"naive/task_cold[{precision},{decode}]",
-                             f"{precision} {decode}: naive pipeline s / facebench cold task s",
-                             naive_s, _get(runs.get(decode), precision, "task_cold_s"), NAIVE_COLD_TARGET, "x"))
-            rows.append(_row(f"naive/task_warm[{precision},{decode}]",
-                             f"{precision} {decode}: naive pipeline s / facebench warm task s",
-                             naive_s, _get(runs.get(decode), precision, "task_warm_s"), NAIVE_WARM_TARGET, "x"))
-    rows.append(_row("grid_cold/grid_warm", "pytest benchmarks/: cold s / warm rerun s",
-                     _get(pil, "grid", "cold"), _get(pil, "grid", "warm"), GRID_TARGET, "x"))
+            rows.append(
+                _row(
+                    f"naive/task_cold[{precision},{decode}]",
+                    f"{precision} {decode}: naive pipeline s / facebench cold task s",
+                    naive_s,
+                    _get(runs.get(decode), precision, "task_cold_s"),
+                    NAIVE_COLD_TARGET,
+                    "x",
+                )
+            )
+            rows.append(
+                _row(
+                    f"naive/task_warm[{precision},{decode}]",
+                    f"{precision} {decode}: naive pipeline s / facebench warm task s",
+                    naive_s,
+                    _get(runs.get(decode), precision, "task_warm_s"),
+                    NAIVE_WARM_TARGET,
+                    "x",
+                )
+            )
+    rows.append(
+        _row(
+            "grid_cold/grid_warm",
+            "pytest benchmarks/: cold s / warm rerun s",
+            _get(pil, "grid", "cold"),
+            _get(pil, "grid", "warm"),
+            GRID_TARGET,
+            "x",
+        )
+    )
     return rows
 
 
 # --- step statuses ----------------------------------------------------------------------------------
-def step_status(step: dict[str, Any], dry_run: bool, runs: dict[str, dict | None],
-                gpu_cases: list[dict] | None, xdist_cases: list[dict] | None) -> tuple[str, str]:
+def step_status(
+    step: dict[str, Any],
+    dry_run: bool,
+    runs: dict[str, dict | None],
+    gpu_cases: list[dict] | None,
+    xdist_cases: list[dict] | None,
+) -> tuple[str, str]:
     """(status, why): ok | failed | timeout | skipped, for one step, from its exit status and its outputs."""
     if step["state"] == "skipped":
         return "skipped", step["note"] or "not run"
@@ -288,8 +401,9 @@ def step_status(step: dict[str, Any], dry_run: bool, runs: dict[str, dict | None
 
 
 # --- the summary ------------------------------------------------------------------------------------
-def summarize(out: Path, work: Path, dry_run: bool, budget_s: float | None = None,
-              wall_s: float | None = None) -> dict[str, Any]:
+def summarize(
+    out: Path, work: Path, dry_run: bool, budget_s: float | None = None, wall_s: float | None = None
+) -> dict[str, Any]:
     runs = {decode: read_json(out / f"throughput_{decode}.json") for decode in DECODES}
     gpu_cases = read_junit(out / "gpu_tests.xml")
     xdist_cases = read_junit(out / "xdist_grid.xml")
@@ -298,9 +412,13 @@ def summarize(out: Path, work: Path, dry_run: bool, budget_s: float | None = Non
         step["status"], step["why"] = step_status(step, dry_run, runs, gpu_cases, xdist_cases)
     xdist_step = next((s for s in steps if s["name"] == "xdist_grid"), None)
     run_json = read_json(work / "xdist" / "out" / "run.json")
-    xdist = {**count(xdist_cases), "seconds": xdist_step["seconds"] if xdist_step else None,
-             "status": xdist_step["status"] if xdist_step else "missing",
-             "devices": _get(run_json, "engine", "devices"), "workers": _get(run_json, "xdist_workers")}
+    xdist = {
+        **count(xdist_cases),
+        "seconds": xdist_step["seconds"] if xdist_step else None,
+        "status": xdist_step["status"] if xdist_step else "missing",
+        "devices": _get(run_json, "engine", "devices"),
+        "workers": _get(run_json, "xdist_workers"),
+    }
     rows = target_rows(runs)
     broken = [s["name"] for s in steps if s["status"] != "ok" and (s["required"] or s["status"] != "skipped")]
     expected = {"env", "throughput_pil", "gpu_tests", "xdist_grid", "throughput_torchvision"}
@@ -333,52 +451,77 @@ def format_table(summary: dict[str, Any]) -> str:
     """The printed summary: steps, figures, targets (PASS/FAIL/MISSING), GPU-only tests, the xdist grid."""
     env = summary.get("env") or {}
     devices = ", ".join(d["name"] for d in env.get("devices", [])) or "no CUDA device"
-    lines = [f"== facebench device check{' (DRY RUN: CPU, tiny sizes)' if summary['dry_run'] else ''} ==",
-             f"{devices}; torch {env.get('torch', '?')} (CUDA {env.get('torch_cuda')}), torchvision "
-             f"{env.get('torchvision', '?')}, python {env.get('python', '?')}, {env.get('cpus', '?')} CPUs"
-             + (f", driver {env['driver']}" if env.get("driver") else ""), "",
-             f"{'step':<24}{'status':<9}{'seconds':>8}{'timeout':>8}  note"]
+    lines = [
+        f"== facebench device check{' (DRY RUN: CPU, tiny sizes)' if summary['dry_run'] else ''} ==",
+        f"{devices}; torch {env.get('torch', '?')} (CUDA {env.get('torch_cuda')}), torchvision "
+        f"{env.get('torchvision', '?')}, python {env.get('python', '?')}, {env.get('cpus', '?')} CPUs"
+        + (f", driver {env['driver']}" if env.get("driver") else ""),
+        "",
+        f"{'step':<24}{'status':<9}{'seconds':>8}{'timeout':>8}  note",
+    ]
     for s in summary["steps"]:
         lines.append(f"{s['name']:<24}{s['status']:<9}{s['seconds']:>8.1f}{_num(s['timeout_s'], 'd'):>8}  {s['why']}")
     f = summary["figures"]
     sizes = f.get("sizes") or {}
-    lines += ["", "figures (VGG16, layers avgpool + classifier.5; sizes: "
-              + (", ".join(f"{k} {v}" for k, v in sizes.items() if v not in (None, "")) or "—") + ")",
-              (f"{'':<8}{'model-only':>12}{'chan_last':>11}{'sustained pil':>15}{'sustained tv':>14}"
-               f"{'cold pil':>10}{'warm pil':>10}{'cold tv':>9}{'warm tv':>9}")]
+    lines += [
+        "",
+        "figures (VGG16, layers avgpool + classifier.5; sizes: "
+        + (", ".join(f"{k} {v}" for k, v in sizes.items() if v not in (None, "")) or "—")
+        + ")",
+        (
+            f"{'':<8}{'model-only':>12}{'chan_last':>11}{'sustained pil':>15}{'sustained tv':>14}"
+            f"{'cold pil':>10}{'warm pil':>10}{'cold tv':>9}{'warm tv':>9}"
+        ),
+    ]
     for p in PRECISIONS:
         m, s = f["model_only_img_s"][p], f["sustained_img_s"][p]
-        lines.append(f"{p:<8}{_num(m['plain'], '.0f'):>12}{_num(m['channels_last'], '.0f'):>11}"
-                     f"{_num(s['pil'], '.0f'):>15}{_num(s['torchvision'], '.0f'):>14}"
-                     f"{_num(f['task_cold_s'][p]['pil'], '.2f'):>10}{_num(f['task_warm_s'][p]['pil'], '.3f'):>10}"
-                     f"{_num(f['task_cold_s'][p]['torchvision'], '.2f'):>9}"
-                     f"{_num(f['task_warm_s'][p]['torchvision'], '.3f'):>9}")
+        lines.append(
+            f"{p:<8}{_num(m['plain'], '.0f'):>12}{_num(m['channels_last'], '.0f'):>11}"
+            f"{_num(s['pil'], '.0f'):>15}{_num(s['torchvision'], '.0f'):>14}"
+            f"{_num(f['task_cold_s'][p]['pil'], '.2f'):>10}{_num(f['task_warm_s'][p]['pil'], '.3f'):>10}"
+            f"{_num(f['task_cold_s'][p]['torchvision'], '.2f'):>9}"
+            f"{_num(f['task_warm_s'][p]['torchvision'], '.3f'):>9}"
+        )
     lines.append("        (img/s for model-only and sustained; seconds for the whole task, cold and warm cache)")
     naive = f.get("naive")
     if naive:
-        lines.append(f"naive pipeline: {naive['pairs']} pairs in {naive['seconds']:.1f} s, "
-                     f"extrapolated {naive['extrapolated_s']:.1f} s")
+        lines.append(
+            f"naive pipeline: {naive['pairs']} pairs in {naive['seconds']:.1f} s, "
+            f"extrapolated {naive['extrapolated_s']:.1f} s"
+        )
     grid = f.get("grid")
     if grid:
-        lines.append(f"pytest benchmarks/ ({', '.join(sizes.get('grid_args') and [sizes['grid_args']] or ['whole grid'])}): "
-                     f"cold {_num(grid['cold'], '.1f')} s, warm {_num(grid['warm'], '.1f')} s, "
-                     f"warm --facebench-rescore {_num(grid['warm_rescore'], '.1f')} s")
+        lines.append(
+            f"pytest benchmarks/ ({', '.join(sizes.get('grid_args') and [sizes['grid_args']] or ['whole grid'])}): "
+            f"cold {_num(grid['cold'], '.1f')} s, warm {_num(grid['warm'], '.1f')} s, "
+            f"warm --facebench-rescore {_num(grid['warm_rescore'], '.1f')} s"
+        )
     lines += ["", f"{'target':<44}{'measured':>10}{'target':>9}  result"]
     for r in summary["targets"]:
         unit = "×" if r["unit"] == "x" else ""
-        lines.append(f"{r['id']:<44}{_num(r['value'], '.2f') + (unit if r['value'] is not None else ''):>10}{'≥ ' + format(r['target'], 'g') + unit:>9}"
-                     f"  {r['result']}")
+        lines.append(
+            f"{r['id']:<44}{_num(r['value'], '.2f') + (unit if r['value'] is not None else ''):>10}{'≥ ' + format(r['target'], 'g') + unit:>9}"
+            f"  {r['result']}"
+        )
     lines += ["", "GPU-only tests:"]
     for case in summary["gpu_tests"] or [{"nodeid": "(none ran)", "outcome": "", "message": ""}]:
         lines.append(f"  {case['nodeid']:<60} {case['outcome']}" + (f" ({case['message']})" if case["message"] else ""))
     x = summary["xdist_grid"]
-    lines.append(f"pytest benchmarks/ -n 2: {x['status']} in {_num(x['seconds'], '.1f')} s: {x['passed']} passed, "
-                 f"{x['failed'] + x['error']} failed, {x['skipped']} skipped; devices {x['devices']}")
-    lines += ["", f"targets met: {summary['targets_met']}/{summary['targets_total']}; "
-              + ("every step ran" if summary["steps_ok"] else f"BROKEN steps: {', '.join(summary['broken_steps'])}")
-              + (f"; wall {summary['wall_s']:.0f} s of a {summary['budget_s']:.0f} s budget"
-                 if summary.get("wall_s") is not None and summary.get("budget_s") else "")
-              + f"; exit {summary['exit_status']}"]
+    lines.append(
+        f"pytest benchmarks/ -n 2: {x['status']} in {_num(x['seconds'], '.1f')} s: {x['passed']} passed, "
+        f"{x['failed'] + x['error']} failed, {x['skipped']} skipped; devices {x['devices']}"
+    )
+    lines += [
+        "",
+        f"targets met: {summary['targets_met']}/{summary['targets_total']}; "
+        + ("every step ran" if summary["steps_ok"] else f"BROKEN steps: {', '.join(summary['broken_steps'])}")
+        + (
+            f"; wall {summary['wall_s']:.0f} s of a {summary['budget_s']:.0f} s budget"
+            if summary.get("wall_s") is not None and summary.get("budget_s")
+            else ""
+        )
+        + f"; exit {summary['exit_status']}",
+    ]
     return "\n".join(lines)
 
 

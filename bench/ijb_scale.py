@@ -114,21 +114,50 @@ def main() -> None:
     parser.add_argument("--io", action="store_true", help="also write and read back a pair file of --pairs lines")
     args = parser.parse_args()
 
-    print(f"IJB scale: {args.images:,} images x {args.dim}-D, {args.templates:,} templates, {args.pairs:,} pairs; "
-          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; numpy {np.__version__}", flush=True)
-    feats, templates, medias, faceness, pairs = stage("synthetic inputs", synthetic_ijb, args.images, args.templates,
-                                                      args.pairs, args.dim, 0,
-                                                      None if args.uniform_pairs else args.gallery_templates)
+    print(
+        f"IJB scale: {args.images:,} images x {args.dim}-D, {args.templates:,} templates, {args.pairs:,} pairs; "
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; numpy {np.__version__}",
+        flush=True,
+    )
+    feats, templates, medias, faceness, pairs = stage(
+        "synthetic inputs",
+        synthetic_ijb,
+        args.images,
+        args.templates,
+        args.pairs,
+        args.dim,
+        0,
+        None if args.uniform_pairs else args.gallery_templates,
+    )
     dtype = np.float64 if args.float64 else np.float32
-    ids, tfeats = stage(f"template_features (use_faceness, {np.dtype(dtype).name})", template_features, feats, templates,
-                        medias, faceness=faceness, use_faceness=True, dtype=dtype)
-    ids, tfeats = stage("template_features (use_norm=False)", template_features, feats, templates, medias,
-                        use_norm=False, dtype=dtype)
+    ids, tfeats = stage(
+        f"template_features (use_faceness, {np.dtype(dtype).name})",
+        template_features,
+        feats,
+        templates,
+        medias,
+        faceness=faceness,
+        use_faceness=True,
+        dtype=dtype,
+    )
+    ids, tfeats = stage(
+        "template_features (use_norm=False)", template_features, feats, templates, medias, use_norm=False, dtype=dtype
+    )
     kind = "uniform pairs" if args.uniform_pairs else f"{args.gallery_templates:,} x rest"
     scores = stage(f"score_template_pairs ({kind})", score_template_pairs, tfeats, ids, pairs, chunk=args.chunk)
-    gathered = stage("score_template_pairs (row gathers only)", score_template_pairs, tfeats, ids, pairs,
-                     chunk=args.chunk, dense_ratio=0.0)
-    print(f"  {len(scores) / 1e6:.2f} M scores; max |dense - gathered| = {np.abs(scores - gathered).max():.2e}", flush=True)
+    gathered = stage(
+        "score_template_pairs (row gathers only)",
+        score_template_pairs,
+        tfeats,
+        ids,
+        pairs,
+        chunk=args.chunk,
+        dense_ratio=0.0,
+    )
+    print(
+        f"  {len(scores) / 1e6:.2f} M scores; max |dense - gathered| = {np.abs(scores - gathered).max():.2e}",
+        flush=True,
+    )
     if args.io:
         from pytest_facebench.formats.ijb import read_template_pairs
 
@@ -139,7 +168,9 @@ def main() -> None:
             def write() -> None:
                 import pandas as pd
 
-                pd.DataFrame({"a": pairs[:, 0], "b": pairs[:, 1], "c": labels}).to_csv(path, sep=" ", header=False, index=False)
+                pd.DataFrame({"a": pairs[:, 0], "b": pairs[:, 1], "c": labels}).to_csv(
+                    path, sep=" ", header=False, index=False
+                )
 
             stage("write the pair file (pandas)", write)
             print(f"  {path.stat().st_size / 2**20:.0f} MB", flush=True)

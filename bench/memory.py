@@ -29,11 +29,11 @@ def one_run(n_images: int, pairs_per_image: int, pooling: str, workdir: Path) ->
     from PIL import Image
     from torchvision.models import vgg16
 
-    from pytest_facebench.zoo.vgg16 import Vgg16
-    from pytest_facebench.store import EmbeddingStore
     from pytest_facebench.engine import Engine, EngineOptions
     from pytest_facebench.evaluate import evaluate_cell
+    from pytest_facebench.store import EmbeddingStore
     from pytest_facebench.tasks import AccuracyTask
+    from pytest_facebench.zoo.vgg16 import Vgg16
 
     images = workdir / "images"
     images.mkdir(parents=True, exist_ok=True)
@@ -52,9 +52,17 @@ def one_run(n_images: int, pairs_per_image: int, pooling: str, workdir: Path) ->
     result = evaluate_cell(engine, model, task)
     engine.store.close()
     disk = sum(p.stat().st_size for p in (workdir / "cache").rglob("*.emb"))
-    return {"images": n_images, "pairs": n_pairs, "layers": len(layers), "pooling": pooling, "seconds": time.perf_counter() - start,
-            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, "cache_gb": disk / 1024**3,
-            "records": len(result.records), "batch_size": result.stats["embedding"]["batch_size"]}
+    return {
+        "images": n_images,
+        "pairs": n_pairs,
+        "layers": len(layers),
+        "pooling": pooling,
+        "seconds": time.perf_counter() - start,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
+        "cache_gb": disk / 1024**3,
+        "records": len(result.records),
+        "batch_size": result.stats["embedding"]["batch_size"],
+    }
 
 
 def main() -> None:
@@ -71,12 +79,28 @@ def main() -> None:
         return
     rows = []
     for n in args.images:
-        proc = subprocess.run([sys.executable, __file__, "--child", str(n), "--pairs-per-image",
-                               str(args.pairs_per_image), "--pooling", args.pooling], capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                str(n),
+                "--pairs-per-image",
+                str(args.pairs_per_image),
+                "--pooling",
+                args.pooling,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         r = rows[-1]
-        print(f"{r['images']:6d} images {r['pairs']:6d} pairs {r['layers']} layers ({r['pooling']}): peak RSS {r['peak_rss_gb']:.2f} GB, "
-              f"cache {r['cache_gb']:.1f} GB on disk, batch {r['batch_size']}, {r['seconds']:.0f} s", flush=True)
+        print(
+            f"{r['images']:6d} images {r['pairs']:6d} pairs {r['layers']} layers ({r['pooling']}): peak RSS {r['peak_rss_gb']:.2f} GB, "
+            f"cache {r['cache_gb']:.1f} GB on disk, batch {r['batch_size']}, {r['seconds']:.0f} s",
+            flush=True,
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=2) + "\n")
 

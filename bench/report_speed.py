@@ -25,8 +25,15 @@ TYPES = ("accuracy", "correlation", "conditions", "relative_difference")
 CONDITIONS = ["same_image", "same_identity", "different_identity"]
 
 
-def make_results_dir(out: Path, n_models: int = 10, n_tasks: int = 12, n_layers: int = 5, n_pairs: int = 600,
-                     seed: int = 0, skipped: int = 3) -> Path:
+def make_results_dir(
+    out: Path,
+    n_models: int = 10,
+    n_tasks: int = 12,
+    n_layers: int = 5,
+    n_pairs: int = 600,
+    seed: int = 0,
+    skipped: int = 3,
+) -> Path:
     """A results dir shaped like the plugin's: results.csv, summary.csv, distances/, run.json."""
     from pytest_facebench.report.tables import safe_name
     from pytest_facebench.results import results_frame, summary_frame
@@ -42,13 +49,23 @@ def make_results_dir(out: Path, n_models: int = 10, n_tasks: int = 12, n_layers:
         for task, kind in tasks:
             nodeid = f"benchmarks/test_{kind}.py::test_{kind}[{model}-{task}]"
             if (model, task) in skip:
-                tests[nodeid] = {"duration_s": 0.01, "outcome": "skipped", "model": model, "task": task,
-                                 "reason": f"weights unavailable: model '{model}' has no weights here"}
+                tests[nodeid] = {
+                    "duration_s": 0.01,
+                    "outcome": "skipped",
+                    "model": model,
+                    "task": task,
+                    "reason": f"weights unavailable: model '{model}' has no weights here",
+                }
                 continue
-            tests[nodeid] = {"duration_s": round(float(rng.uniform(0.5, 3)), 3), "outcome": "passed", "model": model,
-                             "task": task}
-            pairs = pd.DataFrame({"img1": [f"a{p}.png" for p in range(n_pairs)],
-                                  "img2": [f"b{p}.png" for p in range(n_pairs)]})
+            tests[nodeid] = {
+                "duration_s": round(float(rng.uniform(0.5, 3)), 3),
+                "outcome": "passed",
+                "model": model,
+                "task": task,
+            }
+            pairs = pd.DataFrame(
+                {"img1": [f"a{p}.png" for p in range(n_pairs)], "img2": [f"b{p}.png" for p in range(n_pairs)]}
+            )
             signal = rng.normal(size=n_pairs)
             if kind == "accuracy":
                 pairs["label"] = (np.arange(n_pairs) % 2 == 0).astype(int)
@@ -63,13 +80,28 @@ def make_results_dir(out: Path, n_models: int = 10, n_tasks: int = 12, n_layers:
                 pairs["orientation"] = ["upright" if p % 2 else "inverted" for p in range(n_pairs)]
             for li, layer in enumerate(layers):
                 depth = (li + 1) / n_layers
-                d = np.abs(0.3 + 0.1 * (signal * (0.4 + depth * (1 + mi / n_models))
-                                        + rng.normal(scale=1.5 - depth, size=n_pairs)))
+                d = np.abs(
+                    0.3
+                    + 0.1 * (signal * (0.4 + depth * (1 + mi / n_models)) + rng.normal(scale=1.5 - depth, size=n_pairs))
+                )
                 pairs[layer] = d
-                context = {"model": model, "layer": layer, "layer_index": li, "task": task, "task_type": kind,
-                           "distance": "cosine", "pooling": "cls", "preprocessing": "{}", "precision": "fp32",
-                           "device": "cpu", "weights": "synthetic", "readout": li == n_layers - 1, "nodeid": nodeid,
-                           "note": "", "n": n_pairs}
+                context = {
+                    "model": model,
+                    "layer": layer,
+                    "layer_index": li,
+                    "task": task,
+                    "task_type": kind,
+                    "distance": "cosine",
+                    "pooling": "cls",
+                    "preprocessing": "{}",
+                    "precision": "fp32",
+                    "device": "cpu",
+                    "weights": "synthetic",
+                    "readout": li == n_layers - 1,
+                    "nodeid": nodeid,
+                    "note": "",
+                    "n": n_pairs,
+                }
                 for row in _metrics(kind, pairs, d, rng):
                     records.append({**context, **row})
             path = out / "distances" / safe_name(task) / f"{safe_name(model)}.csv"
@@ -78,10 +110,20 @@ def make_results_dir(out: Path, n_models: int = 10, n_tasks: int = 12, n_layers:
     results = results_frame(records, models, [t for t, _ in tasks])
     results.to_csv(out / "results.csv", index=False)
     summary_frame(results).to_csv(out / "summary.csv", index=False)
-    run = {"started": "2026-01-01T00:00:00+0000", "duration_s": 1234.5, "pytest_args": ["benchmarks/", "-n", "2"],
-           "xdist_workers": 2, "grid": {"path": "benchmarks/facebench.toml", "sha256": "0" * 64},
-           "engine": {"devices": ["cuda:0"], "precision": "bf16", "batch_size": 64}, "versions": {"python": "3.11"},
-           "platform": "synthetic", "machine": "bench", "git_commit": "f" * 40, "models": {}, "tests": tests}
+    run = {
+        "started": "2026-01-01T00:00:00+0000",
+        "duration_s": 1234.5,
+        "pytest_args": ["benchmarks/", "-n", "2"],
+        "xdist_workers": 2,
+        "grid": {"path": "benchmarks/facebench.toml", "sha256": "0" * 64},
+        "engine": {"devices": ["cuda:0"], "precision": "bf16", "batch_size": 64},
+        "versions": {"python": "3.11"},
+        "platform": "synthetic",
+        "machine": "bench",
+        "git_commit": "f" * 40,
+        "models": {},
+        "tests": tests,
+    }
     (out / "run.json").write_text(json.dumps(run, indent=2), encoding="utf-8")
     return out
 
@@ -94,25 +136,40 @@ def _metrics(kind: str, pairs: pd.DataFrame, d: np.ndarray, rng: np.random.Gener
         auc = roc_auc_score(labels, -d)
         acc = 0.5 + 0.45 * (auc - 0.5) * 2
         half = float(rng.uniform(0.01, 0.03))
-        return [{"metric": "accuracy", "value": acc, "ci_low": acc - half, "ci_high": acc + half,
-                 "protocol": "10-fold"},
-                {"metric": "auc", "value": auc, "protocol": "in-sample"},
-                {"metric": "eer", "value": 1 - acc, "ci_low": 1 - acc - half, "ci_high": 1 - acc + half}]
+        return [
+            {"metric": "accuracy", "value": acc, "ci_low": acc - half, "ci_high": acc + half, "protocol": "10-fold"},
+            {"metric": "auc", "value": auc, "protocol": "in-sample"},
+            {"metric": "eer", "value": 1 - acc, "ci_low": 1 - acc - half, "ci_high": 1 - acc + half},
+        ]
     if kind == "correlation":
         r = float(np.corrcoef(d, pairs["distance"])[0, 1])
-        return [{"metric": "correlation", "value": r, "protocol": "pearson"},
-                {"metric": "correlation_ceiling_low", "value": 0.62},
-                {"metric": "correlation_ceiling_high", "value": 0.8}]
+        return [
+            {"metric": "correlation", "value": r, "protocol": "pearson"},
+            {"metric": "correlation_ceiling_low", "value": 0.62},
+            {"metric": "correlation_ceiling_high", "value": 0.8},
+        ]
     if kind == "conditions":
         human = {"same_identity": 0.45, "different_identity": 0.6}  # declared for two of the three conditions
-        return [{"metric": "mean_distance", "condition": c, "value": float(d[pairs["condition"] == c].mean()),
-                 **({"human_effect": human[c]} if c in human else {})} for c in CONDITIONS]
+        return [
+            {
+                "metric": "mean_distance",
+                "condition": c,
+                "value": float(d[pairs["condition"] == c].mean()),
+                **({"human_effect": human[c]} if c in human else {}),
+            }
+            for c in CONDITIONS
+        ]
     a, b = d[pairs["orientation"] == "inverted"], d[pairs["orientation"] == "upright"]
-    return [{"metric": "relative_difference", "value": float((a.mean() - b.mean()) / (a.mean() + b.mean())),
-             "human_effect": 0.05},
-            {"metric": "group_mean", "condition": "inverted", "value": float(a.mean())},
-            {"metric": "group_mean", "condition": "upright", "value": float(b.mean())},
-            {"metric": "cohens_d", "value": float((a.mean() - b.mean()) / np.sqrt((a.var() + b.var()) / 2))}]
+    return [
+        {
+            "metric": "relative_difference",
+            "value": float((a.mean() - b.mean()) / (a.mean() + b.mean())),
+            "human_effect": 0.05,
+        },
+        {"metric": "group_mean", "condition": "inverted", "value": float(a.mean())},
+        {"metric": "group_mean", "condition": "upright", "value": float(b.mean())},
+        {"metric": "cohens_d", "value": float((a.mean() - b.mean()) / np.sqrt((a.var() + b.var()) / 2))},
+    ]
 
 
 def cpu() -> float:
@@ -137,6 +194,7 @@ def main() -> None:
     import pytest_facebench.tasks  # noqa: F401  (in a pytest session the task registry is already imported)
     from pytest_facebench.report.html import write_html
     from pytest_facebench.report.plots import write_plots
+
     imports = time.perf_counter() - started
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -148,16 +206,21 @@ def main() -> None:
         t2, c2 = time.perf_counter(), cpu()
         report = write_html(out)
         t3, c3 = time.perf_counter(), cpu()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
-                                                            os.environ.get("PYTHONPATH", "")])}
-        cli = subprocess.run([sys.executable, "-m", "pytest_facebench", "report", str(out)], env=env,
-                             capture_output=True, text=True)
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]),
+        }
+        cli = subprocess.run(
+            [sys.executable, "-m", "pytest_facebench", "report", str(out)], env=env, capture_output=True, text=True
+        )
         t4 = time.perf_counter()
         if cli.returncode != 0:
             print(cli.stdout, cli.stderr, file=sys.stderr)
         rows = len(pd.read_csv(out / "results.csv"))
-        print(f"grid: {args.models} models x {args.tasks} tasks x {args.layers} layers, {args.pairs} pairs/task "
-              f"({rows} result rows), {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"grid: {args.models} models x {args.tasks} tasks x {args.layers} layers, {args.pairs} pairs/task "
+            f"({rows} result rows), {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+        )
         print(f"imports (task registry, matplotlib):  {imports:6.2f} s")
         print(f"synthetic results dir:                {t1 - t0:6.2f} s")
         print(f"write_plots ({len(plots)} PNGs):            {t2 - t1:6.2f} s wall  {c2 - c1:6.2f} s CPU")

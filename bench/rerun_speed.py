@@ -26,9 +26,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def timed_run(cache: Path, out: Path) -> float:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    command = [sys.executable, "-m", "pytest", "benchmarks/", "-q", "-p", "no:cacheprovider", "-p",
-               "no:hypothesispytest", "--facebench-cache", str(cache), "--facebench-out", str(out),
-               "--facebench-no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "benchmarks/",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:hypothesispytest",
+        "--facebench-cache",
+        str(cache),
+        "--facebench-out",
+        str(out),
+        "--facebench-no-progress",
+    ]
     started = time.perf_counter()
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
@@ -53,11 +66,15 @@ def main() -> None:
         reused = json.loads((out / "run.json").read_text())["models"]
     median = statistics.median(warm)
     print(f"median warm: {median:.2f} s (target <= 2 s); cold / warm = {cold / median:.1f}x (target >= 25x)")
-    print("cells reused in the last run: " + ", ".join(f"{m} {s['cells_reused']}/{s['cells_reused'] + s['cells_scored']}"
-                                                      for m, s in reused.items()))
+    print(
+        "cells reused in the last run: "
+        + ", ".join(f"{m} {s['cells_reused']}/{s['cells_reused'] + s['cells_scored']}" for m, s in reused.items())
+    )
     if args.json:
-        args.json.write_text(json.dumps({"cold_s": cold, "warm_s": warm, "median_warm_s": median,
-                                         "ratio": cold / median}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps({"cold_s": cold, "warm_s": warm, "median_warm_s": median, "ratio": cold / median}, indent=2)
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

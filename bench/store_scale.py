@@ -65,9 +65,18 @@ def one_case(dim: int, n: int, folder: Path, legacy: bool) -> dict:
     files, size = disk_usage(folder)
 
     store = store_class(folder)
-    result = {"dim": dim, "rows": n, "store": "v1 (legacy)" if legacy else "v2 (packed)", "write_s": write_s,
-              "write_rows_per_s": n / write_s, "write_MB_per_s": n * dim * 4 / 1e6 / write_s,
-              "write_peak_rss_MB": write_peak, "files": files, "bytes": size, "overhead_bytes_per_row": (size - n * dim * 4) / n}
+    result = {
+        "dim": dim,
+        "rows": n,
+        "store": "v1 (legacy)" if legacy else "v2 (packed)",
+        "write_s": write_s,
+        "write_rows_per_s": n / write_s,
+        "write_MB_per_s": n * dim * 4 / 1e6 / write_s,
+        "write_peak_rss_MB": write_peak,
+        "files": files,
+        "bytes": size,
+        "overhead_bytes_per_row": (size - n * dim * 4) / n,
+    }
     started = time.perf_counter()
     hit = store.contains_all(KEY, hashes)
     result["hit_check_s"] = time.perf_counter() - started
@@ -82,7 +91,7 @@ def one_case(dim: int, n: int, folder: Path, legacy: bool) -> dict:
 
     started = time.perf_counter()
     for start in range(0, n, 4096):
-        chunk = hashes[start:start + 4096]
+        chunk = hashes[start : start + 4096]
         _, found = store.get_many(KEY, chunk)
         assert found.all()
     result["full_read_s"] = time.perf_counter() - started
@@ -130,24 +139,33 @@ def main() -> None:
             for n in args.rows:
                 for legacy in [False]:
                     folder = base / f"{dim}-{n}-{int(legacy)}"
-                    out = subprocess.run([sys.executable, __file__, "--case", str(dim), str(n), str(folder),
-                                          str(int(legacy))], capture_output=True, text=True, check=True)
+                    out = subprocess.run(
+                        [sys.executable, __file__, "--case", str(dim), str(n), str(folder), str(int(legacy))],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
                     results.append(json.loads(out.stdout.strip().splitlines()[-1]))
                     shutil.rmtree(folder, ignore_errors=True)
                     r = results[-1]
-                    print(f"{r['store']:12s} dim {dim:5d} rows {n:6d}: write {r['write_s']:6.2f}s "
-                          f"({r['write_rows_per_s']:8.0f} rows/s, {r['write_MB_per_s']:6.0f} MB/s)  "
-                          f"hit check {r['hit_check_s'] * 1e3:7.1f}ms  subset(10%) {r['subset_read_s']:5.2f}s  "
-                          f"all {r['full_read_s']:5.2f}s ({r['full_read_rows_per_s']:8.0f} rows/s)  "
-                          f"get {r['get_us_per_row']:6.1f}us  files {r['files']:6d}  "
-                          f"{r['bytes'] / 1e6:8.1f} MB (+{r['overhead_bytes_per_row']:.0f} B/row)  "
-                          f"peak RSS {r['write_peak_rss_MB']:4.0f} MB writing, {r['peak_rss_MB']:4.0f} MB in all",
-                          flush=True)
+                    print(
+                        f"{r['store']:12s} dim {dim:5d} rows {n:6d}: write {r['write_s']:6.2f}s "
+                        f"({r['write_rows_per_s']:8.0f} rows/s, {r['write_MB_per_s']:6.0f} MB/s)  "
+                        f"hit check {r['hit_check_s'] * 1e3:7.1f}ms  subset(10%) {r['subset_read_s']:5.2f}s  "
+                        f"all {r['full_read_s']:5.2f}s ({r['full_read_rows_per_s']:8.0f} rows/s)  "
+                        f"get {r['get_us_per_row']:6.1f}us  files {r['files']:6d}  "
+                        f"{r['bytes'] / 1e6:8.1f} MB (+{r['overhead_bytes_per_row']:.0f} B/row)  "
+                        f"peak RSS {r['write_peak_rss_MB']:4.0f} MB writing, {r['peak_rss_MB']:4.0f} MB in all",
+                        flush=True,
+                    )
                     if "hash_us_per_row" in r:
-                        print(f"{'':12s} per row: id hash {r['hash_us_per_row']:.2f}us, record+CRC "
-                              f"{r['record_us_per_row']:.2f}us, index lookup {r['index_lookup_us_per_row']:.2f}us, "
-                              f"write (put..close) {r['write_us_per_row']:.1f}us; index in memory "
-                              f"{r['index_bytes_in_memory_per_row']} B/row", flush=True)
+                        print(
+                            f"{'':12s} per row: id hash {r['hash_us_per_row']:.2f}us, record+CRC "
+                            f"{r['record_us_per_row']:.2f}us, index lookup {r['index_lookup_us_per_row']:.2f}us, "
+                            f"write (put..close) {r['write_us_per_row']:.1f}us; index in memory "
+                            f"{r['index_bytes_in_memory_per_row']} B/row",
+                            flush=True,
+                        )
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -36,14 +36,14 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_facebench.zoo.vgg16 import Vgg16  # noqa: E402
-from pytest_facebench.store import EmbeddingStore  # noqa: E402
 from pytest_facebench.distances import cosine  # noqa: E402
 from pytest_facebench.engine import Engine, EngineOptions  # noqa: E402
 from pytest_facebench.evaluate import evaluate_cell  # noqa: E402
 from pytest_facebench.images import load_rgb  # noqa: E402
 from pytest_facebench.preprocessing import Preprocessing  # noqa: E402
+from pytest_facebench.store import EmbeddingStore  # noqa: E402
 from pytest_facebench.tasks import AccuracyTask  # noqa: E402
+from pytest_facebench.zoo.vgg16 import Vgg16  # noqa: E402
 
 LAYERS = ["avgpool", "classifier.5"]
 
@@ -52,8 +52,9 @@ def vgg16(device: torch.device | str, input_size: int = 224) -> Vgg16:
     """The measured model: untrained VGG16 hooked at LAYERS; `input_size` other than 224 only for quick runs."""
     if input_size == 224:
         return Vgg16(name="vgg16", layers=LAYERS, device=device)
-    return Vgg16(name="vgg16", layers=LAYERS, device=device,
-                 preprocessing=Preprocessing(input_size=input_size, crop="none"))
+    return Vgg16(
+        name="vgg16", layers=LAYERS, device=device, preprocessing=Preprocessing(input_size=input_size, crop="none")
+    )
 
 
 def _make_jpeg(args: tuple[Path, int]) -> None:
@@ -70,14 +71,17 @@ def make_dataset(root: Path, n_images: int, n_pairs: int, seed: int = 0) -> Path
     """n distinct 250×250 JPEGs and a pairs CSV (half same, half different)."""
     images = root / "images"
     images.mkdir(parents=True, exist_ok=True)
-    jobs = [(images / f"img_{i:05d}.jpg", seed * 1_000_003 + i) for i in range(n_images)
-            if not (images / f"img_{i:05d}.jpg").exists()]
+    jobs = [
+        (images / f"img_{i:05d}.jpg", seed * 1_000_003 + i)
+        for i in range(n_images)
+        if not (images / f"img_{i:05d}.jpg").exists()
+    ]
     with Pool(os.cpu_count()) as pool:
         pool.map(_make_jpeg, jobs, chunksize=64)
     rng = np.random.default_rng(seed)
     a, b = rng.integers(0, n_images, n_pairs), rng.integers(0, n_images, n_pairs)
     labels = np.arange(n_pairs) % 2
-    lines = ["img1,img2,label"] + [f"img_{x:05d}.jpg,img_{y:05d}.jpg,{l}" for x, y, l in zip(a, b, labels)]
+    lines = ["img1,img2,label"] + [f"img_{x:05d}.jpg,img_{y:05d}.jpg,{lab}" for x, y, lab in zip(a, b, labels)]
     (root / "pairs.csv").write_text("\n".join(lines) + "\n")
     return root
 
@@ -87,8 +91,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def model_only(device: torch.device, precision: str, channels_last: bool, batch: int, iters: int = 20,
-               input_size: int = 224) -> float:
+def model_only(
+    device: torch.device, precision: str, channels_last: bool, batch: int, iters: int = 20, input_size: int = 224
+) -> float:
     """(a) images/s of VGG16 (hooks on LAYERS) on random tensors already on the device."""
     model = vgg16(device, input_size).build()
     if channels_last:
@@ -111,28 +116,52 @@ def model_only(device: torch.device, precision: str, channels_last: bool, batch:
     return batch * iters / elapsed
 
 
-def facebench_sustained(paths: list[Path], device: str, precision: str, batch: int, workers: int | None,
-                        decode: str = "pil", input_size: int = 224) -> dict:
+def facebench_sustained(
+    paths: list[Path],
+    device: str,
+    precision: str,
+    batch: int,
+    workers: int | None,
+    decode: str = "pil",
+    input_size: int = 224,
+) -> dict:
     """(b) cold-cache embed of all `paths` (the engine's own counters)."""
     with tempfile.TemporaryDirectory() as cache:
-        engine = Engine(EngineOptions(device=device, precision=precision, batch_size=batch, workers=workers,
-                                      decode=decode), EmbeddingStore(Path(cache)))
+        engine = Engine(
+            EngineOptions(device=device, precision=precision, batch_size=batch, workers=workers, decode=decode),
+            EmbeddingStore(Path(cache)),
+        )
         model = vgg16(engine.device, input_size)
         model.build()
         start = time.perf_counter()
         result = engine.embed(model, paths)
         elapsed = time.perf_counter() - start
         engine.store.close()
-    return {"images": len(paths), "seconds": elapsed, "images_per_s": len(paths) / elapsed,
-            "load_s": result.stats.load_s, "forward_s": result.stats.forward_s}
+    return {
+        "images": len(paths),
+        "seconds": elapsed,
+        "images_per_s": len(paths) / elapsed,
+        "load_s": result.stats.load_s,
+        "forward_s": result.stats.forward_s,
+    }
 
 
-def facebench_task(data: Path, device: str, precision: str, batch: int, workers: int | None,
-                   cache: Path, decode: str = "pil", input_size: int = 224) -> float:
+def facebench_task(
+    data: Path,
+    device: str,
+    precision: str,
+    batch: int,
+    workers: int | None,
+    cache: Path,
+    decode: str = "pil",
+    input_size: int = 224,
+) -> float:
     """(b) the whole task: engine, model build, loader start, embedding, distances, scores."""
     start = time.perf_counter()
-    engine = Engine(EngineOptions(device=device, precision=precision, batch_size=batch, workers=workers,
-                                  decode=decode), EmbeddingStore(cache))
+    engine = Engine(
+        EngineOptions(device=device, precision=precision, batch_size=batch, workers=workers, decode=decode),
+        EmbeddingStore(cache),
+    )
     model = vgg16(engine.device, input_size)
     task = AccuracyTask("lfw_like", data / "pairs.csv", data / "images").load()
     evaluate_cell(engine, model, task)
@@ -146,13 +175,14 @@ def naive(data: Path, device: torch.device, n_pairs: int, input_size: int = 224)
     distance per pair in Python."""
     start = time.perf_counter()
     model = vgg16(device, input_size).build()
-    rows = (data / "pairs.csv").read_text().splitlines()[1:n_pairs + 1]
+    rows = (data / "pairs.csv").read_text().splitlines()[1 : n_pairs + 1]
     distances = []
     with torch.inference_mode():
         for row in rows:
             a, b, _ = row.split(",")
-            batch = torch.stack([model.preprocess(load_rgb(data / "images" / a)),
-                                 model.preprocess(load_rgb(data / "images" / b))]).to(device)
+            batch = torch.stack(
+                [model.preprocess(load_rgb(data / "images" / a)), model.preprocess(load_rgb(data / "images" / b))]
+            ).to(device)
             out = model.extract(batch)
             for layer in LAYERS:
                 distances.append(float(cosine(out[layer][:1], out[layer][1:2])[0]))
@@ -175,9 +205,24 @@ def grid_rerun(device: str, precision: str, extra_args: list[str] | None = None)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     times: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pytest", "benchmarks/", "-q", "-p", "no:cacheprovider",
-               "--facebench-cache", f"{tmp}/cache", "--facebench-out", f"{tmp}/out",
-               "--facebench-device", device, "--facebench-precision", precision, *(extra_args or [])]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "benchmarks/",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--facebench-cache",
+            f"{tmp}/cache",
+            "--facebench-out",
+            f"{tmp}/out",
+            "--facebench-device",
+            device,
+            "--facebench-precision",
+            precision,
+            *(extra_args or []),
+        ]
         if not any(e.name == "facebench" for e in entry_points(group="pytest11")):  # not pip-installed here
             cmd += ["-p", "pytest_facebench.plugin"]
         if importlib.util.find_spec("hypothesis") is not None:
@@ -203,24 +248,36 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--skip", nargs="*", default=[], choices=["a", "b", "c", "d"])
-    parser.add_argument("--decode", default="pil", choices=["pil", "torchvision"],
-                        help="the engine's JPEG decoding in (b): pil (loader workers) or torchvision (on the device)")
+    parser.add_argument(
+        "--decode",
+        default="pil",
+        choices=["pil", "torchvision"],
+        help="the engine's JPEG decoding in (b): pil (loader workers) or torchvision (on the device)",
+    )
     parser.add_argument("--model-only-iters", type=int, default=20, help="timed batches of (a)")
-    parser.add_argument("--input-size", type=int, default=224,
-                        help="VGG16's input side; smaller only for quick runs (e.g. a dry run on a CPU)")
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        default=224,
+        help="VGG16's input side; smaller only for quick runs (e.g. a dry run on a CPU)",
+    )
     parser.add_argument("--grid-args", default="", help="extra pytest arguments for (d), one shell-quoted string")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "facebench-bench-data")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "throughput.json")
     args = parser.parse_args()
     device = torch.device(args.device)
-    report: dict = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                    "cpus": os.cpu_count(), "torch": torch.__version__, "layers": LAYERS, "args": vars(args) | {
-                        "data": str(args.data), "out": str(args.out)}}
+    report: dict = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "layers": LAYERS,
+        "args": vars(args) | {"data": str(args.data), "out": str(args.out)},
+    }
     t0 = time.perf_counter()
     task_data = make_dataset(args.data / "task", args.images, args.pairs)
     sustained = make_dataset(args.data / "sustained", args.sustained, 2, seed=1)
     report["data_generation_s"] = time.perf_counter() - t0
-    paths = sorted((sustained / "images").glob("*.jpg"))[:args.sustained]
+    paths = sorted((sustained / "images").glob("*.jpg"))[: args.sustained]
     iters = args.model_only_iters
     for precision in args.precision:
         entry: dict = {}
@@ -228,17 +285,35 @@ def main() -> None:
         if "a" not in args.skip:
             entry["model_only_img_s"] = model_only(device, precision, False, args.batch_size, iters, args.input_size)
             if device.type == "cuda":
-                entry["model_only_channels_last_img_s"] = model_only(device, precision, True, args.batch_size, iters,
-                                                                     args.input_size)
+                entry["model_only_channels_last_img_s"] = model_only(
+                    device, precision, True, args.batch_size, iters, args.input_size
+                )
             save(report, args.out)
         if "b" not in args.skip:
-            entry["sustained"] = facebench_sustained(paths, args.device, precision, args.batch_size, args.workers,
-                                                     args.decode, args.input_size)
+            entry["sustained"] = facebench_sustained(
+                paths, args.device, precision, args.batch_size, args.workers, args.decode, args.input_size
+            )
             with tempfile.TemporaryDirectory() as cache:
-                entry["task_cold_s"] = facebench_task(task_data, args.device, precision, args.batch_size,
-                                                      args.workers, Path(cache), args.decode, args.input_size)
-                entry["task_warm_s"] = facebench_task(task_data, args.device, precision, args.batch_size,
-                                                      args.workers, Path(cache), args.decode, args.input_size)
+                entry["task_cold_s"] = facebench_task(
+                    task_data,
+                    args.device,
+                    precision,
+                    args.batch_size,
+                    args.workers,
+                    Path(cache),
+                    args.decode,
+                    args.input_size,
+                )
+                entry["task_warm_s"] = facebench_task(
+                    task_data,
+                    args.device,
+                    precision,
+                    args.batch_size,
+                    args.workers,
+                    Path(cache),
+                    args.decode,
+                    args.input_size,
+                )
         limit = entry.get("model_only_channels_last_img_s") or entry.get("model_only_img_s")
         if limit and "sustained" in entry:
             entry["b_over_a"] = entry["sustained"]["images_per_s"] / limit
@@ -274,21 +349,29 @@ def print_table(report: dict, precisions: list[str]) -> None:
     print(f"\nfacebench throughput on {report['device']} (VGG16, layers {', '.join(report['layers'])})")
     for precision in precisions:
         e = report.get(precision, {})
-        print(f"[{precision}] (a) model-only {e.get('model_only_img_s', float('nan')):8.0f} img/s"
-              f"  channels_last {e.get('model_only_channels_last_img_s', float('nan')):8.0f} img/s")
+        print(
+            f"[{precision}] (a) model-only {e.get('model_only_img_s', float('nan')):8.0f} img/s"
+            f"  channels_last {e.get('model_only_channels_last_img_s', float('nan')):8.0f} img/s"
+        )
         if "sustained" in e:
             s = e["sustained"]
-            print(f"[{precision}] (b) sustained  {s['images_per_s']:8.0f} img/s over {s['images']} images  "
-                  f"b/a = {e.get('b_over_a', float('nan')):.2f}")
+            print(
+                f"[{precision}] (b) sustained  {s['images_per_s']:8.0f} img/s over {s['images']} images  "
+                f"b/a = {e.get('b_over_a', float('nan')):.2f}"
+            )
             print(f"[{precision}] (b) whole task cold {e['task_cold_s']:.2f} s, warm {e['task_warm_s']:.3f} s")
         if "naive_over_cold_task" in e:
-            print(f"[{precision}] (c) naive {report['naive']['extrapolated_s']:.1f} s → b/c speed-up "
-                  f"{e['naive_over_cold_task']:.1f}× cold, {e['naive_over_warm_task']:.0f}× warm")
+            print(
+                f"[{precision}] (c) naive {report['naive']['extrapolated_s']:.1f} s → b/c speed-up "
+                f"{e['naive_over_cold_task']:.1f}× cold, {e['naive_over_warm_task']:.0f}× warm"
+            )
     if "grid" in report:
         g = report["grid"]
-        print(f"(d) pytest benchmarks/: cold {g['cold']:.1f} s, warm {g['warm']:.1f} s → {g['cold_over_warm']:.1f}×; "
-              f"warm with --facebench-rescore {g['warm_rescore']:.1f} s → {g['cold_over_warm_rescore']:.1f}×"
-              + (f"  ({g['note']})" if g.get("note") else ""))
+        print(
+            f"(d) pytest benchmarks/: cold {g['cold']:.1f} s, warm {g['warm']:.1f} s → {g['cold_over_warm']:.1f}×; "
+            f"warm with --facebench-rescore {g['warm_rescore']:.1f} s → {g['cold_over_warm_rescore']:.1f}×"
+            + (f"  ({g['note']})" if g.get("note") else "")
+        )
 
 
 if __name__ == "__main__":

@@ -99,13 +99,19 @@ def projection(probes: int, gallery: int, dim: int, k: int) -> None:
     hbm = score_bytes / H200_HBM_BYTES_S
     feed = gallery_bytes / PCIE_BYTES_S + gallery_bytes / PAGE_CACHE_BYTES_S
     print("H200 projection (engine='torch', device='cuda'; assumptions, not a measurement):")
-    print(f"  matmul {flop / 1e12:.1f} TFLOP: {fp32:.2f} s at {H200_FP32_FLOPS / 1e12:.0f} TFLOP/s FP32 "
-          f"({tf32:.3f} s at {H200_TF32_FLOPS / 1e12:.0f} TFLOP/s if TF32 is allowed)")
+    print(
+        f"  matmul {flop / 1e12:.1f} TFLOP: {fp32:.2f} s at {H200_FP32_FLOPS / 1e12:.0f} TFLOP/s FP32 "
+        f"({tf32:.3f} s at {H200_TF32_FLOPS / 1e12:.0f} TFLOP/s if TF32 is allowed)"
+    )
     print(f"  score traffic {score_bytes / 1e9:.0f} GB over HBM at {H200_HBM_BYTES_S / 1e12:.1f} TB/s: {hbm:.3f} s")
-    print(f"  gallery {gallery_bytes / 1e9:.1f} GB from page cache ({PAGE_CACHE_BYTES_S / 1e9:.0f} GB/s) and over PCIe "
-          f"({PCIE_BYTES_S / 1e9:.0f} GB/s): {feed:.2f} s, overlappable with compute only by a prefetching reader")
-    print(f"  => about {max(fp32, hbm) + feed:.1f} s FP32 (the sequential loop adds the feed to the compute), "
-          f"{max(tf32, hbm) + feed:.1f} s with TF32; merges of ~P*k*(1 + ln(G/chunk)) candidates run on the CPU")
+    print(
+        f"  gallery {gallery_bytes / 1e9:.1f} GB from page cache ({PAGE_CACHE_BYTES_S / 1e9:.0f} GB/s) and over PCIe "
+        f"({PCIE_BYTES_S / 1e9:.0f} GB/s): {feed:.2f} s, overlappable with compute only by a prefetching reader"
+    )
+    print(
+        f"  => about {max(fp32, hbm) + feed:.1f} s FP32 (the sequential loop adds the feed to the compute), "
+        f"{max(tf32, hbm) + feed:.1f} s with TF32; merges of ~P*k*(1 + ln(G/chunk)) candidates run on the CPU"
+    )
 
 
 def main() -> None:
@@ -118,8 +124,11 @@ def main() -> None:
     parser.add_argument("--probe-rows", type=int, default=2048)
     parser.add_argument("--dir", default=None, help="where to write the memmap (default: a temporary directory)")
     args = parser.parse_args()
-    print(f"top-k scale: {args.probes:,} probes x {args.gallery:,} distractors x {args.dim}-D float32, k={args.k}; "
-          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"top-k scale: {args.probes:,} probes x {args.gallery:,} distractors x {args.dim}-D float32, k={args.k}; "
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         start = time.perf_counter()
         gallery = write_distractors(Path(tmp) / "distractors.npy", args.gallery, args.dim, 0)
@@ -136,11 +145,17 @@ def main() -> None:
         sampler.stop.set()
         sampler.join()
         flop = 2.0 * args.probes * args.gallery * args.dim
-        print(f"topk (numpy, CPU): {elapsed:.1f} s, {flop / elapsed / 1e9:.0f} GFLOP/s effective, "
-              f"{args.probes * args.gallery / elapsed / 1e9:.2f} G scores/s", flush=True)
-        print(f"  peak RSS {peak_mb():.0f} MB during the search (VmHWM; includes the memmap's cached file pages, "
-              f"{rss_parts_mb()[1]:.0f} MB resident now); anonymous memory peak {sampler.peak:.0f} MB "
-              f"(sampled; {anon_before:.0f} MB before the search)", flush=True)
+        print(
+            f"topk (numpy, CPU): {elapsed:.1f} s, {flop / elapsed / 1e9:.0f} GFLOP/s effective, "
+            f"{args.probes * args.gallery / elapsed / 1e9:.2f} G scores/s",
+            flush=True,
+        )
+        print(
+            f"  peak RSS {peak_mb():.0f} MB during the search (VmHWM; includes the memmap's cached file pages, "
+            f"{rss_parts_mb()[1]:.0f} MB resident now); anonymous memory peak {sampler.peak:.0f} MB "
+            f"(sampled; {anon_before:.0f} MB before the search)",
+            flush=True,
+        )
         print(f"  result {scores.shape}, best score {scores[:, 0].mean():.4f} on average", flush=True)
     projection(args.probes, args.gallery, args.dim, args.k)
 

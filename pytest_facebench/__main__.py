@@ -22,9 +22,10 @@ import argparse
 import json
 import shutil
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .files import atomic_csv, atomic_write
 
@@ -45,12 +46,15 @@ class Subcommand:
 SUBCOMMANDS: dict[str, Subcommand] = {}
 
 
-def subcommand(name: str, help: str, configure: Callable[[argparse.ArgumentParser], None]
-               ) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
+def subcommand(
+    name: str, help: str, configure: Callable[[argparse.ArgumentParser], None]
+) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
     """Register `run(args) -> exit status` as `python -m pytest_facebench <name>`."""
+
     def register(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
         SUBCOMMANDS[name] = Subcommand(name, help, configure, run)
         return run
+
     return register
 
 
@@ -81,14 +85,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # --- report -----------------------------------------------------------------------------------------
 def _report_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dirs", nargs="+", type=Path, metavar="RESULTS_DIR",
-                        help="results dir(s) written by a run (results.csv, distances/, run.json)")
-    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="where to write (default: the results dir itself; required with several dirs)")
+    parser.add_argument(
+        "dirs",
+        nargs="+",
+        type=Path,
+        metavar="RESULTS_DIR",
+        help="results dir(s) written by a run (results.csv, distances/, run.json)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where to write (default: the results dir itself; required with several dirs)",
+    )
     parser.add_argument("--dpi", type=int, default=None, help="figure resolution (default 100)")
     parser.add_argument("--no-plots", action="store_true", help="write report.html without (re)drawing the figures")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="processes drawing figures (default: one per CPU, up to 4, for large grids)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes drawing figures (default: one per CPU, up to 4, for large grids)",
+    )
 
 
 @subcommand("report", "rebuild plots/ and report.html from saved results (merging several dirs)", _report_arguments)
@@ -152,8 +171,8 @@ def merge_dirs(dirs: Sequence[Path], out: Path) -> Any:
     provenance of each source under `merged_from`) and references.json. Returns the results frame."""
     import pandas as pd
 
-    from .report.data import TEXT_COLUMNS, load_references, read_run, save_references
     from .outputs import jsonable
+    from .report.data import TEXT_COLUMNS, load_references, read_run, save_references
     from .results import results_frame, summary_frame
 
     out.mkdir(parents=True, exist_ok=True)
@@ -170,8 +189,10 @@ def merge_dirs(dirs: Sequence[Path], out: Path) -> Any:
         merged = merged[~key.duplicated(keep="last")]
         models = list(dict.fromkeys(merged["model"].dropna()))
         tasks = list(dict.fromkeys(merged["task"].dropna()))
-        records = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
-                   for r in merged.to_dict("records")]
+        records = [
+            {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+            for r in merged.to_dict("records")
+        ]
         merged = results_frame(records, models, tasks)
     else:
         merged = results_frame([])
@@ -196,9 +217,17 @@ def merge_dirs(dirs: Sequence[Path], out: Path) -> Any:
     run["tests"] = {}
     for _, data in runs:
         run["tests"].update(data.get("tests") or {})
-    run["merged_from"] = [{"dir": str(directory), "started": data.get("started"), "duration_s": data.get("duration_s"),
-                           "git_commit": data.get("git_commit"), "grid": data.get("grid"), "engine": data.get("engine")}
-                          for directory, data in runs]
+    run["merged_from"] = [
+        {
+            "dir": str(directory),
+            "started": data.get("started"),
+            "duration_s": data.get("duration_s"),
+            "git_commit": data.get("git_commit"),
+            "grid": data.get("grid"),
+            "engine": data.get("engine"),
+        }
+        for directory, data in runs
+    ]
     run["duration_s"] = sum(float(d.get("duration_s") or 0) for _, d in runs)
     atomic_write(out / "run.json", json.dumps(jsonable(run), indent=2) + "\n")
 
@@ -236,13 +265,19 @@ def merge_dirs(dirs: Sequence[Path], out: Path) -> Any:
 def _compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("old", type=Path, help="results dir or baseline JSON of the reference run")
     parser.add_argument("new", type=Path, help="results dir or baseline JSON of the run to check")
-    parser.add_argument("--max-drop", type=float, default=0.01, metavar="X",
-                        help="a directed metric that got worse by more than X is a regression (default 0.01)")
+    parser.add_argument(
+        "--max-drop",
+        type=float,
+        default=0.01,
+        metavar="X",
+        help="a directed metric that got worse by more than X is a regression (default 0.01)",
+    )
     parser.add_argument("--all", action="store_true", help="list unchanged cells too")
 
 
-@subcommand("compare", "table of changes between two runs; exit 1 on regressions (for CI outside pytest)",
-            _compare_arguments)
+@subcommand(
+    "compare", "table of changes between two runs; exit 1 on regressions (for CI outside pytest)", _compare_arguments
+)
 def compare_command(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -261,9 +296,11 @@ def compare_command(args: argparse.Namespace) -> int:
             print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     counts = changes["status"].value_counts()
     regressions = int(counts.get("regression", 0))
-    print(f"{regressions} regressions, {int(counts.get('improvement', 0))} improvements, "
-          f"{int(counts.get('new', 0))} new, {int(counts.get('removed', 0))} removed, "
-          f"{int(counts.get('same', 0))} unchanged (max drop {args.max_drop})")
+    print(
+        f"{regressions} regressions, {int(counts.get('improvement', 0))} improvements, "
+        f"{int(counts.get('new', 0))} new, {int(counts.get('removed', 0))} removed, "
+        f"{int(counts.get('same', 0))} unchanged (max drop {args.max_drop})"
+    )
     return 1 if regressions else 0
 
 

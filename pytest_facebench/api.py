@@ -9,18 +9,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from .store import EmbeddingStore
+from .builders import build_model, build_task
 from .cell_cache import CellStore
 from .compare import comparisons_frame
 from .config import load_grid
 from .engine import Engine
 from .errors import FacebenchError, WeightsUnavailable
 from .evaluate import evaluate_cached
-from .results import CellResult
 from .model import BaseModel
 from .options import EngineOptions
-from .builders import build_model, build_task
-from .results import results_frame, summary_frame
+from .results import CellResult, results_frame, summary_frame
+from .store import EmbeddingStore
 from .tasks.base import BaseTask
 
 
@@ -35,9 +34,17 @@ class RunTables:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def run(models: list[BaseModel] | str | Path, tasks: list[BaseTask] | None = None, out: str | Path | None = None, *,
-        device: str = "auto", precision: str = "fp32", batch_size: int = 32, workers: int | None = 0,
-        cache: str | Path | None = ".facebench_cache") -> RunTables:
+def run(
+    models: list[BaseModel] | str | Path,
+    tasks: list[BaseTask] | None = None,
+    out: str | Path | None = None,
+    *,
+    device: str = "auto",
+    precision: str = "fp32",
+    batch_size: int = 32,
+    workers: int | None = 0,
+    cache: str | Path | None = ".facebench_cache",
+) -> RunTables:
     """Evaluate every model on every task. `models` may be a grid file path (then `tasks` is None).
 
     A cell that fails (bad data, missing weights) is reported in `errors` and the others still run.
@@ -93,29 +100,53 @@ def run(models: list[BaseModel] | str | Path, tasks: list[BaseTask] | None = Non
         results = _write(Path(out), cells, payloads, errors, order, options, started)
     else:
         results = results_frame(records, *order)
-    return RunTables(results=results, summary=summary_frame(results), comparisons=comparisons, cells=cells,
-                     errors=errors)
+    return RunTables(
+        results=results, summary=summary_frame(results), comparisons=comparisons, cells=cells, errors=errors
+    )
 
 
-def _write(out: Path, cells: list[CellResult], payloads: list[dict], errors: dict[str, str],
-           order: tuple[list[str], list[str]], options: EngineOptions, started: float) -> pd.DataFrame:
+def _write(
+    out: Path,
+    cells: list[CellResult],
+    payloads: list[dict],
+    errors: dict[str, str],
+    order: tuple[list[str], list[str]],
+    options: EngineOptions,
+    started: float,
+) -> pd.DataFrame:
     """Every output file, through the pipeline the pytest session uses (one record per cell)."""
-    from .outputs import OutputLock, RECORD_FORMAT, jsonable, model_counters, write_outputs
+    from .outputs import RECORD_FORMAT, OutputLock, jsonable, model_counters, write_outputs
     from .report.tables import environment
 
     lock = OutputLock(out)
     lock.acquire()
     try:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))
-        records = [{"format": RECORD_FORMAT, "nodeid": f"run::{c.model}-{c.task}", "model": c.model, "task": c.task,
-                    "outcome": "passed", "run_started": stamp, "cells": [jsonable(p)], "custom": []}
-                   for c, p in zip(cells, payloads)]
+        records = [
+            {
+                "format": RECORD_FORMAT,
+                "nodeid": f"run::{c.model}-{c.task}",
+                "model": c.model,
+                "task": c.task,
+                "outcome": "passed",
+                "run_started": stamp,
+                "cells": [jsonable(p)],
+                "custom": [],
+            }
+            for c, p in zip(cells, payloads)
+        ]
         tests = {r["nodeid"]: {"model": r["model"], "task": r["task"], "outcome": "passed"} for r in records}
         tests.update({f"run::{name}": {"outcome": "error", "reason": reason} for name, reason in errors.items()})
-        info = {"started": stamp, "duration_s": round(time.time() - started, 3), "interrupted": False,
-                "api": "pytest_facebench.run", "engine": {"precision": options.precision,
-                                                          "batch_size": options.batch_size},
-                **environment(), "models": model_counters(payloads), "tests": tests}
+        info = {
+            "started": stamp,
+            "duration_s": round(time.time() - started, 3),
+            "interrupted": False,
+            "api": "pytest_facebench.run",
+            "engine": {"precision": options.precision, "batch_size": options.batch_size},
+            **environment(),
+            "models": model_counters(payloads),
+            "tests": tests,
+        }
         return write_outputs(out, records, info, model_order=order[0], task_order=order[1]).results
     finally:
         lock.release()

@@ -40,8 +40,9 @@ def build_model(spec: ModelSpec, device: str = "cpu", search_paths: list[Path] |
     extra = {"trusted": True} if spec.trusted else {}
     check_kwarg_types(factory, kwargs, f"{where}: kwargs")
     try:
-        model = factory(name=spec.name, layers=spec.layers or None, pooling=spec.pooling, device=device, **kwargs,
-                        **extra)
+        model = factory(
+            name=spec.name, layers=spec.layers or None, pooling=spec.pooling, device=device, **kwargs, **extra
+        )
     except FacebenchError as exc:
         raise ModelError(f"{where}: {exc}") from None
     except TypeError as exc:
@@ -55,8 +56,14 @@ def build_model(spec: ModelSpec, device: str = "cpu", search_paths: list[Path] |
     return model
 
 
-SIMPLE_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
-                                              "list": (list,), "dict": (dict,)}
+SIMPLE_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+    "list": (list,),
+    "dict": (dict,),
+}
 
 
 def check_kwarg_types(factory: Any, kwargs: dict[str, Any], where: str) -> None:
@@ -78,8 +85,10 @@ def check_kwarg_types(factory: Any, kwargs: dict[str, Any], where: str) -> None:
         ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
         if not ok:
             names = " or ".join(sorted({t.__name__ for t in allowed if t is not type(None)}))
-            raise ConfigError(f"{where}.{name} must be {names} (the annotation of the '{name}' parameter of "
-                              f"{getattr(factory, '__qualname__', factory)}), got {value!r}")
+            raise ConfigError(
+                f"{where}.{name} must be {names} (the annotation of the '{name}' parameter of "
+                f"{getattr(factory, '__qualname__', factory)}), got {value!r}"
+            )
 
 
 def _simple_types(annotation: Any) -> tuple[type, ...] | None:
@@ -102,8 +111,11 @@ def _simple_types(annotation: Any) -> tuple[type, ...] | None:
 def user_frame(exc: BaseException) -> str:
     """' (at file.py:12 in build)': the innermost frame of the user's code (not this package or a library)."""
     package = Path(__file__).resolve().parent
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if "site-packages" not in f.filename and not Path(f.filename).resolve().is_relative_to(package)]
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if "site-packages" not in f.filename and not Path(f.filename).resolve().is_relative_to(package)
+    ]
     if not frames:
         return ""
     frame = frames[-1]
@@ -118,8 +130,15 @@ def build_task(spec: TaskSpec) -> BaseTask:
     extra = {"trusted": True} if spec.trusted and "trusted" in inspect.signature(cls.__init__).parameters else {}
     check_kwarg_types(cls, spec.options, f"{spec.source}: option")
     try:
-        task = cls(name=spec.name, pairs=spec.pairs, images=spec.images, distance=spec.distance,
-                   columns=spec.columns, **spec.options, **extra)
+        task = cls(
+            name=spec.name,
+            pairs=spec.pairs,
+            images=spec.images,
+            distance=spec.distance,
+            columns=spec.columns,
+            **spec.options,
+            **extra,
+        )
     except TypeError as exc:
         raise ConfigError(f"{spec.source}: {exc}") from None
     return task.load()

@@ -13,8 +13,9 @@ import os
 import struct
 import uuid
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -66,7 +67,7 @@ def entry_payload(blob: bytes) -> memoryview | None:
     if len(blob) < HEADER.size:
         return None
     magic, crc, length = HEADER.unpack_from(blob)
-    payload = memoryview(blob)[HEADER.size:]
+    payload = memoryview(blob)[HEADER.size :]
     if magic != MAGIC or len(payload) != length or zlib.crc32(payload) != crc:
         return None
     return payload

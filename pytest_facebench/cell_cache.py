@@ -94,18 +94,32 @@ def cell_key(model: BaseModel, task: BaseTask, options: EngineOptions) -> str:
     try:
         task_state = {name: plain(value) for name, value in sorted(vars(task).items()) if not name.startswith("_")}
         files = {str(p): content_hash(p) for p in task.images}
-        files.update({value: content_hash(Path(value)) for value in _strings(task_state)
-                      if value not in files and _is_file(value)})
+        files.update(
+            {
+                value: content_hash(Path(value))
+                for value in _strings(task_state)
+                if value not in files and _is_file(value)
+            }
+        )
         parts = {
-            "schema": SCHEMA, "facebench": facebench_source(),
-            "model_name": model.name, "model": plain(model.identity()), "model_class": qualified(type(model)),
-            "model_source": class_source(type(model)), "layers": list(model.layers),
-            "pooling": dict(model.pooling), "readout": model.readout_layer(),
+            "schema": SCHEMA,
+            "facebench": facebench_source(),
+            "model_name": model.name,
+            "model": plain(model.identity()),
+            "model_class": qualified(type(model)),
+            "model_source": class_source(type(model)),
+            "layers": list(model.layers),
+            "pooling": dict(model.pooling),
+            "readout": model.readout_layer(),
             "preprocessing": plain(model.preprocessing.as_dict()),
-            "task_class": qualified(type(task)), "task_source": class_source(type(task)),
-            "task": task_state, "callables": {name: plain(fn) for name, fn in task.callables().items()},
+            "task_class": qualified(type(task)),
+            "task_source": class_source(type(task)),
+            "task": task_state,
+            "callables": {name: plain(fn) for name, fn in task.callables().items()},
             "files": files,
-            "precision": options.precision, "decode": options.decode, "device_type": device_type(options.device),
+            "precision": options.precision,
+            "decode": options.decode,
+            "device_type": device_type(options.device),
             "versions": {name: package_version(name) for name in VERSIONED},
         }
     except Unkeyable as exc:
@@ -120,8 +134,11 @@ def reuse(payload: dict[str, Any], nodeid: str | None) -> CellResult:
     for record in result.records:
         record["nodeid"] = nodeid
     images = result.stats.get("embedding", {}).get("images", 0)
-    result.stats = {**result.stats, "cell_cache": "hit",
-                    "embedding": {"images": images, "cache_hits": 0, "cache_misses": 0, "embedded": 0}}
+    result.stats = {
+        **result.stats,
+        "cell_cache": "hit",
+        "embedding": {"images": images, "cache_hits": 0, "cache_misses": 0, "embedded": 0},
+    }
     return result
 
 
@@ -142,5 +159,3 @@ def _is_file(value: str) -> bool:
         return os.path.isfile(value)
     except (OSError, ValueError):
         return False
-
-

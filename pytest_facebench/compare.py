@@ -21,8 +21,25 @@ from .errors import ConfigError
 from .registry import task_class
 from .tasks.base import BaseTask, CellValues
 
-COLUMNS = ["task", "metric", "model_a", "layer_a", "model_b", "layer_b", "value_a", "value_b", "diff", "ci_low",
-           "ci_high", "p_value", "p_holm", "test", "n", "ci_level", "note"]
+COLUMNS = [
+    "task",
+    "metric",
+    "model_a",
+    "layer_a",
+    "model_b",
+    "layer_b",
+    "value_a",
+    "value_b",
+    "diff",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "p_holm",
+    "test",
+    "n",
+    "ci_level",
+    "note",
+]
 
 
 def comparisons_frame(cells: list[dict[str, Any]]) -> pd.DataFrame:
@@ -38,9 +55,19 @@ def comparisons_frame(cells: list[dict[str, Any]]) -> pd.DataFrame:
             if a.scoring.get("rows_sha256") != b.scoring.get("rows_sha256") or len(a.values) != len(b.values):
                 continue  # not the same pairs (a grid edited between runs): no paired comparison
             for row in _task_class(a.scoring).compare(a, b):
-                rows.append({"task": task, "model_a": a.model, "layer_a": a.layer, "model_b": b.model,
-                             "layer_b": b.layer, "n": len(a.values), "ci_level": float(a.scoring.get("ci", 0.95)),
-                             "note": "", **row})
+                rows.append(
+                    {
+                        "task": task,
+                        "model_a": a.model,
+                        "layer_a": a.layer,
+                        "model_b": b.model,
+                        "layer_b": b.layer,
+                        "n": len(a.values),
+                        "ci_level": float(a.scoring.get("ci", 0.95)),
+                        "note": "",
+                        **row,
+                    }
+                )
     frame = pd.DataFrame(rows, columns=COLUMNS)
     if not frame.empty:
         frame["p_holm"] = frame.groupby(["task", "metric"], sort=False)["p_value"].transform(holm)
@@ -82,5 +109,3 @@ def holm(p: pd.Series) -> pd.Series:
         running = max(running, min(1.0, (m - i) * values[index]))
         out[index] = running
     return pd.Series(out, index=p.index)
-
-

@@ -28,8 +28,19 @@ from .errors import ConfigError
 GRID_FILENAME = "facebench.toml"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.]+$")
 MODEL_KEYS = {"name", "factory", "layers", "pooling", "kwargs", "readout", "reference", "trusted"}
-TASK_KEYS = {"name", "type", "pairs", "images", "distance", "columns", "thresholds", "models", "reference",
-             "tolerances", "trusted"}
+TASK_KEYS = {
+    "name",
+    "type",
+    "pairs",
+    "images",
+    "distance",
+    "columns",
+    "thresholds",
+    "models",
+    "reference",
+    "tolerances",
+    "trusted",
+}
 # `[defaults]` keys beyond the task types' own options: they apply to every task that does not set them.
 DEFAULT_KEYS = {"distance", "tolerances", "trusted"}
 
@@ -141,13 +152,18 @@ def parse_grid(data: dict[str, Any], path: Path, sha256: str, prefix: str = "") 
     """Validate the parsed TOML of a grid file into a `Grid`."""
     unknown = set(data) - {"models", "tasks", "defaults"}
     if unknown:
-        raise ConfigError(f"unknown top-level key(s) {sorted(unknown)}; expected 'models', 'tasks' and "
-                          f"optionally 'defaults'", path=path, key=prefix.rstrip(".") or None)
+        raise ConfigError(
+            f"unknown top-level key(s) {sorted(unknown)}; expected 'models', 'tasks' and optionally 'defaults'",
+            path=path,
+            key=prefix.rstrip(".") or None,
+        )
     task_types = _grid_task_types(data, path)
     defaults = _defaults(data.get("defaults", {}), task_types, path, prefix)
     models = [_parse_model(entry, i, path, prefix) for i, entry in enumerate(_array(data, "models", path, prefix))]
-    tasks = [_parse_task(entry, i, path, prefix, task_types, defaults)
-             for i, entry in enumerate(_array(data, "tasks", path, prefix))]
+    tasks = [
+        _parse_task(entry, i, path, prefix, task_types, defaults)
+        for i, entry in enumerate(_array(data, "tasks", path, prefix))
+    ]
     errors = _mark_duplicates(models, "model", path) + _mark_duplicates(tasks, "task", path)
     errors += _check_task_models(tasks, models, path)
     return Grid(path=path, sha256=sha256, models=models, tasks=tasks, errors=errors)
@@ -172,16 +188,20 @@ def _grid_task_types(data: dict[str, Any], path: Path) -> dict[str, type]:
 def _defaults(defaults: Any, task_types: dict[str, type], path: Path, prefix: str) -> dict[str, Any]:
     """`[defaults]`: every key must be an option of some task type (or distance, tolerances, trusted)."""
     if not isinstance(defaults, dict):
-        raise ConfigError("[defaults] must be a table of task options, e.g. distance = 'cosine'", path=path,
-                          key=prefix + "defaults")
+        raise ConfigError(
+            "[defaults] must be a table of task options, e.g. distance = 'cosine'", path=path, key=prefix + "defaults"
+        )
     allowed = DEFAULT_KEYS | {option for cls in task_types.values() for option in _task_options(cls)}
     for key in defaults:
         if key not in allowed:
             close = difflib.get_close_matches(key, sorted(allowed), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"unknown key '{key}'{hint} [defaults] takes the task options that apply to every task "
-                              f"(distance, n_boot, seed, ci, a type's own options...): {', '.join(sorted(allowed))}",
-                              path=path, key=f"{prefix}defaults")
+            raise ConfigError(
+                f"unknown key '{key}'{hint} [defaults] takes the task options that apply to every task "
+                f"(distance, n_boot, seed, ci, a type's own options...): {', '.join(sorted(allowed))}",
+                path=path,
+                key=f"{prefix}defaults",
+            )
     return defaults
 
 
@@ -192,10 +212,15 @@ def _check_task_models(tasks: list[TaskSpec], models: list[ModelSpec], path: Pat
     for task in tasks:
         unknown = [m for m in task.models or [] if m not in names]
         if unknown and task.error is None:
-            hints = [f"'{m}'" + (f" (did you mean '{close[0]}'?)" if (close := difflib.get_close_matches(m, names, n=1))
-                                 else "") for m in unknown]
-            task.error = (f"{path}, {task.source}: 'models' names {', '.join(hints)}, not in the grid; its models are "
-                          f"{', '.join(names) or 'none'}")
+            hints = [
+                f"'{m}'"
+                + (f" (did you mean '{close[0]}'?)" if (close := difflib.get_close_matches(m, names, n=1)) else "")
+                for m in unknown
+            ]
+            task.error = (
+                f"{path}, {task.source}: 'models' names {', '.join(hints)}, not in the grid; its models are "
+                f"{', '.join(names) or 'none'}"
+            )
             errors.append(task.error)
     return errors
 
@@ -203,8 +228,9 @@ def _check_task_models(tasks: list[TaskSpec], models: list[ModelSpec], path: Pat
 def _array(data: dict[str, Any], key: str, path: Path, prefix: str) -> list[Any]:
     value = data.get(key, [])
     if not isinstance(value, list):
-        raise ConfigError(f"expected an array of tables ([[{key}]]), got {type(value).__name__}",
-                          path=path, key=prefix + key)
+        raise ConfigError(
+            f"expected an array of tables ([[{key}]]), got {type(value).__name__}", path=path, key=prefix + key
+        )
     return value
 
 
@@ -213,8 +239,10 @@ def _mark_duplicates(specs: list[Any], kind: str, path: Path) -> list[str]:
     errors = []
     for spec in specs:
         if spec.name in seen and spec.error is None:
-            spec.error = (f"{path}, {spec.source}: duplicate {kind} name '{spec.name}' (first defined at "
-                          f"{seen[spec.name]}); {kind} names must be unique")
+            spec.error = (
+                f"{path}, {spec.source}: duplicate {kind} name '{spec.name}' (first defined at "
+                f"{seen[spec.name]}); {kind} names must be unique"
+            )
             spec.duplicate = True
             errors.append(spec.error)
         seen.setdefault(spec.name, spec.source)
@@ -229,8 +257,11 @@ def _entry_name(entry: Any, where: str) -> str:
 
 def _check_name(name: str, where: str, path: Path) -> None:
     if not NAME_PATTERN.match(name):
-        raise ConfigError(f"name '{name}' may only contain letters, digits, '_' and '.' (it becomes part of "
-                          f"test ids and file names)", path=path, key=where)
+        raise ConfigError(
+            f"name '{name}' may only contain letters, digits, '_' and '.' (it becomes part of test ids and file names)",
+            path=path,
+            key=where,
+        )
 
 
 def _unknown_keys(entry: dict[str, Any], allowed: set[str], where: str, path: Path) -> None:
@@ -238,8 +269,9 @@ def _unknown_keys(entry: dict[str, Any], allowed: set[str], where: str, path: Pa
         if key not in allowed:
             close = difflib.get_close_matches(key, sorted(allowed), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"unknown key '{key}'{hint} Valid keys: {', '.join(sorted(allowed))}",
-                              path=path, key=where)
+            raise ConfigError(
+                f"unknown key '{key}'{hint} Valid keys: {', '.join(sorted(allowed))}", path=path, key=where
+            )
 
 
 def _parse_model(entry: Any, index: int, path: Path, prefix: str) -> ModelSpec:
@@ -256,8 +288,11 @@ def _parse_model(entry: Any, index: int, path: Path, prefix: str) -> ModelSpec:
         _unknown_keys(entry, MODEL_KEYS, where, path)
         factory = entry.get("factory")
         if not isinstance(factory, str) or not factory:
-            raise ConfigError(f"'factory' must be a model family such as 'vgg16', 'module:Class' or 'file.py:Class', "
-                              f"got {factory!r}", path=path, key=where)
+            raise ConfigError(
+                f"'factory' must be a model family such as 'vgg16', 'module:Class' or 'file.py:Class', got {factory!r}",
+                path=path,
+                key=where,
+            )
         from .registry import resolve_family
 
         try:
@@ -269,8 +304,9 @@ def _parse_model(entry: Any, index: int, path: Path, prefix: str) -> ModelSpec:
         if isinstance(layers, str):
             layers = [layers]
         if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
-            raise ConfigError("'layers' must be a list of module names such as ['features.30', 'classifier.5']",
-                              path=path, key=where)
+            raise ConfigError(
+                "'layers' must be a list of module names such as ['features.30', 'classifier.5']", path=path, key=where
+            )
         spec.layers = layers
         pooling = entry.get("pooling")
         if pooling is not None and not isinstance(pooling, (str, dict)):
@@ -282,8 +318,9 @@ def _parse_model(entry: Any, index: int, path: Path, prefix: str) -> ModelSpec:
         spec.kwargs = kwargs
         spec.readout = entry.get("readout")
         if spec.readout is not None and spec.layers and spec.readout not in spec.layers:
-            raise ConfigError(f"'readout' {spec.readout!r} is not among the listed layers {spec.layers}",
-                              path=path, key=where)
+            raise ConfigError(
+                f"'readout' {spec.readout!r} is not among the listed layers {spec.layers}", path=path, key=where
+            )
         spec.reference = entry.get("reference", {})
         spec.trusted = _boolean(entry.get("trusted", False), "trusted", path, where)
     except ConfigError as exc:
@@ -303,8 +340,9 @@ def resolve_path(value: str, base_dir: Path) -> Path:
     return expanded if expanded.is_absolute() else (base_dir / expanded)
 
 
-def _parse_task(entry: Any, index: int, path: Path, prefix: str, task_types: dict[str, type],
-                defaults: dict[str, Any]) -> TaskSpec:
+def _parse_task(
+    entry: Any, index: int, path: Path, prefix: str, task_types: dict[str, type], defaults: dict[str, Any]
+) -> TaskSpec:
     where = f"{prefix}tasks[{index}]"
     spec = TaskSpec(name=_entry_name(entry, where), source=where)
     try:
@@ -335,15 +373,22 @@ def _parse_task(entry: Any, index: int, path: Path, prefix: str, task_types: dic
         spec.trusted = _boolean(entry.get("trusted", defaults.get("trusted", False)), "trusted", path, where)
         columns = entry.get("columns", {})
         if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
-            raise ConfigError("'columns' must be a table mapping roles to column names, e.g. "
-                              "{ img1 = 'left', img2 = 'right', label = 'same' }", path=path, key=where)
+            raise ConfigError(
+                "'columns' must be a table mapping roles to column names, e.g. "
+                "{ img1 = 'left', img2 = 'right', label = 'same' }",
+                path=path,
+                key=where,
+            )
         spec.columns = columns
-        spec.options = {**{k: v for k, v in defaults.items() if k in allowed_options},
-                        **{k: v for k, v in entry.items() if k in allowed_options}}
+        spec.options = {
+            **{k: v for k, v in defaults.items() if k in allowed_options},
+            **{k: v for k, v in entry.items() if k in allowed_options},
+        }
         thresholds = entry.get("thresholds", [])
         if not isinstance(thresholds, list) or not all(isinstance(t, dict) for t in thresholds):
-            raise ConfigError("'thresholds' must be an array of tables like { metric = 'auc', min = 0.9 }",
-                              path=path, key=where)
+            raise ConfigError(
+                "'thresholds' must be an array of tables like { metric = 'auc', min = 0.9 }", path=path, key=where
+            )
         from .gates import parse_thresholds
 
         parse_thresholds(thresholds, valid_metrics(task_cls), where=f"{path}, {where}")

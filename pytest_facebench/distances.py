@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # torch loads when a distance is computed, not when tasks are
     import torch
 
 DistanceFn = Callable[[Any, Any], Any]  # (P, D) tensors → (P,) tensor
-Distance = Union[str, DistanceFn]
+Distance = str | DistanceFn
 CHUNK_ELEMENTS = 1 << 25  # elements of one side of a chunk: bounds memory for wide conv layers
 
 
@@ -56,8 +56,9 @@ def resolve_distance(distance: Distance) -> DistanceFn:
             return getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as exc:
             raise ConfigError(f"cannot import distance '{distance}': {exc}") from None
-    raise ConfigError(f"unknown distance {distance!r}; expected one of {', '.join(DISTANCES)}, "
-                      f"'module:function' or a callable")
+    raise ConfigError(
+        f"unknown distance {distance!r}; expected one of {', '.join(DISTANCES)}, 'module:function' or a callable"
+    )
 
 
 def distance_name(distance: Distance) -> str:
@@ -66,8 +67,12 @@ def distance_name(distance: Distance) -> str:
     return f"{getattr(distance, '__module__', '?')}:{getattr(distance, '__qualname__', repr(distance))}"
 
 
-def pair_distances(embeddings: np.ndarray | torch.Tensor, pairs: np.ndarray, distance: Distance = "cosine",
-                   device: str | torch.device = "cpu") -> np.ndarray:
+def pair_distances(
+    embeddings: np.ndarray | torch.Tensor,
+    pairs: np.ndarray,
+    distance: Distance = "cosine",
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
     """Distances for `pairs` (P, 2) of row indices into `embeddings` (N, D), float64, chunked on `device`."""
     import torch
 
@@ -78,19 +83,22 @@ def pair_distances(embeddings: np.ndarray | torch.Tensor, pairs: np.ndarray, dis
     out = np.empty(len(pairs), dtype=np.float64)
     dtype = torch.float64 if device.type == "cpu" else torch.float32
     for start in range(0, len(pairs), chunk):
-        idx = pairs[start:start + chunk]
+        idx = pairs[start : start + chunk]
         a = _rows(embeddings, idx[:, 0], device, dtype)
         b = _rows(embeddings, idx[:, 1], device, dtype)
         result = fn(a, b)
         if not isinstance(result, torch.Tensor) or result.shape != (len(idx),):
-            raise ValueError(f"distance {distance_name(distance)} must return a tensor of shape ({len(idx)},), "
-                             f"got {getattr(result, 'shape', type(result))}")
-        out[start:start + len(idx)] = result.double().cpu().numpy()
+            raise ValueError(
+                f"distance {distance_name(distance)} must return a tensor of shape ({len(idx)},), "
+                f"got {getattr(result, 'shape', type(result))}"
+            )
+        out[start : start + len(idx)] = result.double().cpu().numpy()
     return out
 
 
-def _rows(embeddings: np.ndarray | torch.Tensor, index: np.ndarray, device: torch.device,
-          dtype: torch.dtype) -> torch.Tensor:
+def _rows(
+    embeddings: np.ndarray | torch.Tensor, index: np.ndarray, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
     import torch
 
     if isinstance(embeddings, torch.Tensor):

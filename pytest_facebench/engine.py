@@ -126,8 +126,9 @@ class StoredRows:
         block, found = self.store.get_many(self.key, wanted)
         if not found.all():
             missing = wanted[int(np.argmin(found))]
-            raise FacebenchError(f"embedding cache entry vanished or corrupt during the run: "
-                                 f"{self.store.describe(self.key, missing)}")
+            raise FacebenchError(
+                f"embedding cache entry vanished or corrupt during the run: {self.store.describe(self.key, missing)}"
+            )
         return block
 
 
@@ -143,21 +144,33 @@ class Embeddings:
 class Engine:
     """Owns the device, precision, loader settings and the store; counts per-model statistics."""
 
-    def __init__(self, options: EngineOptions, store: EmbeddingStore, worker_index: int | None = None,
-                 progress: Callable[..., Any] | None = None):
+    def __init__(
+        self,
+        options: EngineOptions,
+        store: EmbeddingStore,
+        worker_index: int | None = None,
+        progress: Callable[..., Any] | None = None,
+    ):
         self.options = options
         self.store = store
         self.device = resolve_device(options.device, worker_index)
         if options.precision not in PRECISIONS:
-            raise FacebenchError(f"--facebench-precision must be one of {', '.join(PRECISIONS)}, got {options.precision!r}")
+            raise FacebenchError(
+                f"--facebench-precision must be one of {', '.join(PRECISIONS)}, got {options.precision!r}"
+            )
         self.dtype = PRECISIONS[options.precision]
         if options.decode not in DECODERS:
             raise FacebenchError(f"--facebench-decode must be one of {', '.join(DECODERS)}, got {options.decode!r}")
         self._progress = progress
 
     def provenance(self) -> dict[str, Any]:
-        return {"device": str(self.device), "precision": self.options.precision, "decode": self.options.decode,
-                "batch_size": self.options.batch_size, "cache": str(self.store.root) if self.store.persistent else None}
+        return {
+            "device": str(self.device),
+            "precision": self.options.precision,
+            "decode": self.options.decode,
+            "batch_size": self.options.batch_size,
+            "cache": str(self.store.root) if self.store.persistent else None,
+        }
 
     def layer_keys(self, model: BaseModel) -> dict[str, str]:
         """The cache key of each layer: everything that changes the numbers. A model whose identity cannot be
@@ -167,10 +180,15 @@ class Engine:
         except Unkeyable as exc:
             log.warning("facebench: embeddings of model '%s' are not cached (%s)", model.name, exc)
             identity = {"uncacheable": uuid.uuid4().hex}
-        base = {"model": identity, "preprocessing": model.preprocessing.as_dict(),
-                "precision": self.options.precision, "device_type": self.device.type,
-                "decode": self._decoder(model),
-                "torch": torch.__version__.split("+")[0], "torchvision": _version("torchvision")}
+        base = {
+            "model": identity,
+            "preprocessing": model.preprocessing.as_dict(),
+            "precision": self.options.precision,
+            "device_type": self.device.type,
+            "decode": self._decoder(model),
+            "torch": torch.__version__.split("+")[0],
+            "torchvision": _version("torchvision"),
+        }
         if "transformers" in type(model).__module__ or getattr(model, "uses_transformers", False):
             base["transformers"] = _version("transformers")
         return {layer: layer_key({**base, "layer": layer, "pooling": model.pooling[layer]}) for layer in model.layers}
@@ -207,8 +225,10 @@ class Engine:
             if not todo:
                 break
         if todo:
-            raise FacebenchError(f"model '{model.name}': {len(todo)} embedding(s) could not be read back from the "
-                                 f"store, e.g. {self.store.describe(keys[model.layers[0]], todo[0])}")
+            raise FacebenchError(
+                f"model '{model.name}': {len(todo)} embedding(s) could not be read back from the "
+                f"store, e.g. {self.store.describe(keys[model.layers[0]], todo[0])}"
+            )
         stats.total_s = time.perf_counter() - started
         return Embeddings(layers=layers, stats=stats, keys=keys)
 
@@ -228,19 +248,29 @@ class Engine:
         position = {h: i for i, h in enumerate(unique)}
         return block[np.fromiter((position[h] for h in hashes), dtype=np.int64, count=len(hashes))]
 
-    def _compute(self, model: BaseModel, paths: list[Path], hashes: list[str], keys: dict[str, str],
-                 stats: EmbedStats) -> None:
+    def _compute(
+        self, model: BaseModel, paths: list[Path], hashes: list[str], keys: dict[str, str], stats: EmbedStats
+    ) -> None:
         model.to(self.device)
         model.build()
         net = model.net
-        if self.options.channels_last and self.device.type == "cuda" and any(
-                isinstance(m, torch.nn.Conv2d) for m in net.modules()):
+        if (
+            self.options.channels_last
+            and self.device.type == "cuda"
+            and any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+        ):
             net.to(memory_format=torch.channels_last)
         workers = self.options.loader_workers()
         raw_jpeg = self._decoder(model) == "torchvision"
-        loader = DataLoader(ImageDataset(paths, model.preprocess, raw_jpeg), batch_size=self.options.batch_size,
-                            num_workers=workers, pin_memory=self.device.type == "cuda", collate_fn=_collate,
-                            persistent_workers=False, prefetch_factor=4 if workers else None)
+        loader = DataLoader(
+            ImageDataset(paths, model.preprocess, raw_jpeg),
+            batch_size=self.options.batch_size,
+            num_workers=workers,
+            pin_memory=self.device.type == "cuda",
+            collate_fn=_collate,
+            persistent_workers=False,
+            prefetch_factor=4 if workers else None,
+        )
         errors: list[str] = []
         non_finite: dict[str, list[Path]] = {}
         batch_limit = 1  # the first image probes the output size, then the batch grows to fit BATCH_BYTES
@@ -255,17 +285,21 @@ class Engine:
                 errors.extend(decode_errors)
             start = 0
             while batch is not None and start < len(indices):
-                chunk = batch[start:start + batch_limit]
+                chunk = batch[start : start + batch_limit]
                 outputs, batch_limit = self._forward(model, chunk, batch_limit, stats)
-                chunk_indices = np.asarray(indices[start:start + len(chunk)])
+                chunk_indices = np.asarray(indices[start : start + len(chunk)])
                 for layer, value in outputs.items():
                     finite = np.isfinite(value).all(axis=1)
                     if not finite.all():  # never stored: a later run must not reuse it
                         non_finite.setdefault(layer, []).extend(paths[i] for i in chunk_indices[~finite])
                     self.store.put_many(keys[layer], [hashes[i] for i in chunk_indices[finite]], value[finite])
                 bytes_per_image = max(1, sum(v.shape[1] for v in outputs.values()) * 4)
-                batch_limit = max(1, min(self.options.batch_size if stats.embedded == 0 else batch_limit,
-                                         BATCH_BYTES // bytes_per_image))
+                batch_limit = max(
+                    1,
+                    min(
+                        self.options.batch_size if stats.embedded == 0 else batch_limit, BATCH_BYTES // bytes_per_image
+                    ),
+                )
                 stats.embedded += len(chunk)
                 start += len(chunk)
             stats.forward_s += time.perf_counter() - tick
@@ -279,8 +313,10 @@ class Engine:
             layer, bad = next(iter(non_finite.items()))
             rest = [name for name in non_finite if name != layer]
             others = f" (and layer(s) {', '.join(rest)})" if rest else ""
-            raise ModelError(f"model '{model.name}', layer '{layer}'{others}: {len(bad)} image(s) gave NaN or infinite "
-                             f"values, e.g. {list_some([str(p) for p in bad], 3)}")
+            raise ModelError(
+                f"model '{model.name}', layer '{layer}'{others}: {len(bad)} image(s) gave NaN or infinite "
+                f"values, e.g. {list_some([str(p) for p in bad], 3)}"
+            )
         if errors:
             raise DataError(f"model '{model.name}': {len(errors)} image(s) could not be read: {list_some(errors)}")
 
@@ -290,8 +326,9 @@ class Engine:
             return "torchvision"
         return "pil"
 
-    def _decode_on_device(self, model: BaseModel, indices: list[int], items: list[torch.Tensor],
-                          paths: list[Path]) -> tuple[list[int], torch.Tensor | None, list[str]]:
+    def _decode_on_device(
+        self, model: BaseModel, indices: list[int], items: list[torch.Tensor], paths: list[Path]
+    ) -> tuple[list[int], torch.Tensor | None, list[str]]:
         """Decode JPEG bytes with `torchvision.io.decode_jpeg` on the engine's device (nvJPEG on CUDA, EXIF
         orientation applied, grayscale/CMYK → RGB), then apply the model's preprocessing to the tensors."""
         from torchvision.io import ImageReadMode, decode_jpeg
@@ -301,14 +338,16 @@ class Engine:
         decoded: dict[int, torch.Tensor] = {}
         errors: list[str] = []
         try:
-            images = decode_jpeg([items[k] for k in raw], mode=ImageReadMode.RGB, device=device,
-                                 apply_exif_orientation=True)
+            images = decode_jpeg(
+                [items[k] for k in raw], mode=ImageReadMode.RGB, device=device, apply_exif_orientation=True
+            )
             decoded = dict(zip(raw, images))
         except RuntimeError:  # one bad file fails the batch: decode one by one to name it
             for k in raw:
                 try:
-                    decoded[k] = decode_jpeg(items[k], mode=ImageReadMode.RGB, device=device,
-                                             apply_exif_orientation=True)
+                    decoded[k] = decode_jpeg(
+                        items[k], mode=ImageReadMode.RGB, device=device, apply_exif_orientation=True
+                    )
                 except RuntimeError as exc:
                     errors.append(f"cannot decode image {paths[indices[k]]}: {str(exc).splitlines()[0]}")
         transform = model.preprocessing.transform
@@ -323,8 +362,9 @@ class Engine:
             keep.append(indices[k])
         return keep, (torch.stack(tensors) if tensors else None), errors
 
-    def _forward(self, model: BaseModel, batch: torch.Tensor, batch_limit: int,
-                 stats: EmbedStats) -> tuple[dict[str, np.ndarray], int]:
+    def _forward(
+        self, model: BaseModel, batch: torch.Tensor, batch_limit: int, stats: EmbedStats
+    ) -> tuple[dict[str, np.ndarray], int]:
         """Run a batch; on out-of-memory halve the batch size and retry, down to one image.
         Returns the outputs and the batch size to use from now on."""
         try:
@@ -336,8 +376,9 @@ class Engine:
                 torch.cuda.empty_cache()
             half = max(1, len(batch) // 2)
             stats.oom_retries += 1
-            log.warning("facebench: out of memory with batch size %d on %s; retrying with %d", len(batch),
-                        self.device, half)
+            log.warning(
+                "facebench: out of memory with batch size %d on %s; retrying with %d", len(batch), self.device, half
+            )
             out_a, limit = self._forward(model, batch[:half], half, stats)
             out_b, limit = self._forward(model, batch[half:], min(limit, half), stats)
             return {k: np.concatenate([out_a[k], out_b[k]]) for k in out_a}, limit
@@ -346,8 +387,7 @@ class Engine:
         batch = batch.to(self.device, non_blocking=True)
         if self.options.channels_last and self.device.type == "cuda" and batch.dim() == 4:
             batch = batch.contiguous(memory_format=torch.channels_last)
-        autocast = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32
-                    else nullcontext())
+        autocast = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32 else nullcontext()
         with torch.inference_mode(), autocast:
             outputs = model.extract(batch)
         return {layer: value.float().cpu().numpy() for layer, value in outputs.items()}
@@ -357,8 +397,9 @@ def _hash_or_error(path: Path) -> str:
     try:
         return content_hash(path)
     except FileNotFoundError:
-        raise DataError(f"image not found: {path} (it was there when the task was loaded; was it moved or deleted "
-                        f"during the run?)") from None
+        raise DataError(
+            f"image not found: {path} (it was there when the task was loaded; was it moved or deleted during the run?)"
+        ) from None
     except OSError as exc:
         raise DataError(f"cannot read image {path}: {exc.strerror or exc}") from None
 

@@ -5,7 +5,8 @@ Shared by the `facebench` fixture and the programmatic `run()`; knows nothing ab
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,8 +25,14 @@ if TYPE_CHECKING:
     from .options import EngineOptions
 
 
-def evaluate_cached(engine: Callable[[], Engine], options: EngineOptions, cells: CellStore | None,
-                    model: BaseModel, task: BaseTask, nodeid: str | None = None) -> CellResult:
+def evaluate_cached(
+    engine: Callable[[], Engine],
+    options: EngineOptions,
+    cells: CellStore | None,
+    model: BaseModel,
+    task: BaseTask,
+    nodeid: str | None = None,
+) -> CellResult:
     """`evaluate_cell`, or the stored result of a cell whose inputs are all unchanged (`cell_cache.py`).
     `engine` is called only on a miss: a fully reused run never imports torch."""
     task.load()
@@ -65,18 +72,28 @@ def evaluate_cell(engine: Engine, model: BaseModel, task: BaseTask, nodeid: str 
         column = layer if layer not in distances else f"distance:{layer}"
         distances[column] = values
         columns[layer] = column
-        context = {"model": model.name, "layer": layer, "layer_index": index, "task": task.name,
-                   "task_type": task.type, "distance": distance_name(task.distance),
-                   "pooling": model.pooling[layer], "preprocessing": model.preprocessing.describe(),
-                   "precision": engine.options.precision, "device": str(engine.device),
-                   "weights": str(model.weights_identity()), "readout": layer == readout, "nodeid": nodeid}
+        context = {
+            "model": model.name,
+            "layer": layer,
+            "layer_index": index,
+            "task": task.name,
+            "task_type": task.type,
+            "distance": distance_name(task.distance),
+            "pooling": model.pooling[layer],
+            "preprocessing": model.preprocessing.describe(),
+            "precision": engine.options.precision,
+            "device": str(engine.device),
+            "weights": str(model.weights_identity()),
+            "readout": layer == readout,
+            "nodeid": nodeid,
+        }
         for metric in task.score(np.asarray(values)):
             records.append(metric_record(metric, **context, headline=metric.metric == task.headline))
-    stats = {"embedding": embeddings.stats.as_dict(), "task": task.describe(),
-             "engine": engine.provenance()}
+    stats = {"embedding": embeddings.stats.as_dict(), "task": task.describe(), "engine": engine.provenance()}
     scoring = {**task.scoring(), "columns": columns}
-    return CellResult(model=model.name, task=task.name, records=records, distances=distances, stats=stats,
-                      scoring=scoring)
+    return CellResult(
+        model=model.name, task=task.name, records=records, distances=distances, stats=stats, scoring=scoring
+    )
 
 
 def _require_finite(values: np.ndarray, model: BaseModel, task: BaseTask, layer: str, rows: pd.DataFrame) -> None:
@@ -84,6 +101,8 @@ def _require_finite(values: np.ndarray, model: BaseModel, task: BaseTask, layer:
     bad = ~np.isfinite(np.asarray(values, dtype=float))
     if bad.any():
         lines = rows.index[bad].tolist()
-        raise ModelError(f"model '{model.name}', layer '{layer}', task '{task.name}': {int(bad.sum())} of {len(bad)} "
-                         f"per-pair values are NaN or infinite (rows {list_some([i + 1 for i in lines], 5)}); "
-                         f"check the distance '{distance_name(task.distance)}' and the layer's outputs")
+        raise ModelError(
+            f"model '{model.name}', layer '{layer}', task '{task.name}': {int(bad.sum())} of {len(bad)} "
+            f"per-pair values are NaN or infinite (rows {list_some([i + 1 for i in lines], 5)}); "
+            f"check the distance '{distance_name(task.distance)}' and the layer's outputs"
+        )

@@ -44,16 +44,21 @@ def plain(value: Any) -> Any:
         if value.dtype == object:
             return [plain(v) for v in value.tolist()]
         data = np.ascontiguousarray(value)
-        return {"ndarray": hashlib.blake2b(data.tobytes(), digest_size=16).hexdigest(),
-                "shape": list(value.shape), "dtype": str(value.dtype)}
+        return {
+            "ndarray": hashlib.blake2b(data.tobytes(), digest_size=16).hexdigest(),
+            "shape": list(value.shape),
+            "dtype": str(value.dtype),
+        }
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         items = [plain(v) for v in value]
         return sorted(items, key=repr) if isinstance(value, (set, frozenset)) else items
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {"dataclass": qualified(type(value)),
-                **{f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+        return {
+            "dataclass": qualified(type(value)),
+            **{f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)},
+        }
     if type(value).__module__.startswith("pandas"):
         import pandas as pd
 

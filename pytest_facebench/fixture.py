@@ -30,8 +30,9 @@ class Facebench:
         self.cells: list[dict[str, Any]] = []
         self.custom: list[dict[str, Any]] = []
 
-    def evaluate(self, model: BaseModel, task: BaseTask,
-                 expect: dict[str, tuple[str, float]] | None = None) -> pd.DataFrame:
+    def evaluate(
+        self, model: BaseModel, task: BaseTask, expect: dict[str, tuple[str, float]] | None = None
+    ) -> pd.DataFrame:
         """Embed the task's images with the model, score every extracted layer, record and return the
         metrics (one row per layer × metric).
 
@@ -41,16 +42,24 @@ class Facebench:
         """
         session = self._session
         with session.terminal():
-            result = evaluate_cached(lambda: session.engine, session.engine_options(), session.cell_store, model, task,
-                                     nodeid=self._node.nodeid)
+            result = evaluate_cached(
+                lambda: session.engine,
+                session.engine_options(),
+                session.cell_store,
+                model,
+                task,
+                nodeid=self._node.nodeid,
+            )
         spec = session.task_spec(task.name)  # gate settings come from the grid entry, never from the task object
-        thresholds = parse_thresholds(spec.thresholds if spec else [], valid_metrics(type(task)),
-                                      where=f"task '{task.name}'")
+        thresholds = parse_thresholds(
+            spec.thresholds if spec else [], valid_metrics(type(task)), where=f"task '{task.name}'"
+        )
         for marker in self._node.iter_markers("facebench_expect"):
             thresholds += expectations(marker.kwargs)
         thresholds += expectations(expect or {})
-        failures, notes = apply_gates(result.records, thresholds, self._session.gate_settings,
-                                      spec.tolerances if spec else None)
+        failures, notes = apply_gates(
+            result.records, thresholds, self._session.gate_settings, spec.tolerances if spec else None
+        )
         for note in notes:
             warnings.warn(f"facebench baseline: {note}", stacklevel=2)
         self.cells.append(result.to_payload())
@@ -65,9 +74,16 @@ class Facebench:
         model = getattr(params.get("model"), "name", None)
         task = next((getattr(v, "name", None) for k, v in params.items() if k == "task" or k.endswith("_task")), None)
         for name, value in metrics.items():
-            self.custom.append(metric_record(Metric(name, _number(name, value), condition=condition, protocol="custom"),
-                                             model=model, layer=layer or "", task=task or self._node.name,
-                                             task_type="custom", nodeid=self._node.nodeid))
+            self.custom.append(
+                metric_record(
+                    Metric(name, _number(name, value), condition=condition, protocol="custom"),
+                    model=model,
+                    layer=layer or "",
+                    task=task or self._node.name,
+                    task_type="custom",
+                    nodeid=self._node.nodeid,
+                )
+            )
 
     def payload(self) -> dict[str, Any]:
         return {"cells": self.cells, "custom": self.custom}
@@ -80,5 +96,6 @@ def _number(name: str, value: Any) -> float:
             raise TypeError
         return float(value)
     except (TypeError, ValueError):
-        raise FacebenchError(f"facebench.record({name}=...): expected a number, got {type(value).__name__} "
-                             f"{value!r}") from None
+        raise FacebenchError(
+            f"facebench.record({name}=...): expected a number, got {type(value).__name__} {value!r}"
+        ) from None

@@ -74,22 +74,25 @@ def _fmt(value: float) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) and math.isfinite(value) else "nan"
 
 
-def parse_thresholds(entries: list[dict[str, Any]], valid_metrics: tuple[str, ...] | list[str],
-                     where: str = "") -> list[Threshold]:
+def parse_thresholds(
+    entries: list[dict[str, Any]], valid_metrics: tuple[str, ...] | list[str], where: str = ""
+) -> list[Threshold]:
     """Validate a task's `thresholds = [{ metric = ..., min = ..., max = ... }]`."""
     out = []
     for i, entry in enumerate(entries):
         key = f"{where} thresholds[{i}]".strip()
         unknown = set(entry) - {"metric", "min", "max", "model", "layer", "condition"}
         if unknown:
-            raise ConfigError(f"unknown key(s) {sorted(unknown)}; a threshold has metric, min, max, model, layer, "
-                              f"condition", key=key)
+            raise ConfigError(
+                f"unknown key(s) {sorted(unknown)}; a threshold has metric, min, max, model, layer, condition", key=key
+            )
         metric = entry.get("metric")
         if not _known_metric(metric, valid_metrics):
             close = difflib.get_close_matches(str(metric), list(valid_metrics), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"unknown metric {metric!r} for this task; valid metrics: "
-                              f"{', '.join(valid_metrics)}.{hint}", key=key)
+            raise ConfigError(
+                f"unknown metric {metric!r} for this task; valid metrics: {', '.join(valid_metrics)}.{hint}", key=key
+            )
         low, high = entry.get("min"), entry.get("max")
         if low is None and high is None:
             raise ConfigError(f"threshold on '{metric}' needs 'min' and/or 'max'", key=key)
@@ -98,8 +101,16 @@ def parse_thresholds(entries: list[dict[str, Any]], valid_metrics: tuple[str, ..
                 raise ConfigError(f"'{name}' must be a number, got {bound!r}", key=key)
         if low is not None and high is not None and low > high:
             raise ConfigError(f"threshold on '{metric}': min {low} is greater than max {high}", key=key)
-        out.append(Threshold(metric=metric, min=low, max=high, model=entry.get("model"), layer=entry.get("layer"),
-                             condition=entry.get("condition")))
+        out.append(
+            Threshold(
+                metric=metric,
+                min=low,
+                max=high,
+                model=entry.get("model"),
+                layer=entry.get("layer"),
+                condition=entry.get("condition"),
+            )
+        )
     return out
 
 
@@ -133,17 +144,27 @@ def check_thresholds(records: list[dict[str, Any]], thresholds: list[Threshold])
                 failed.append(f"< min {_fmt(threshold.min)}")
             if threshold.max is not None and not value <= threshold.max:
                 failed.append(f"> max {_fmt(threshold.max)}")
-            bound = " and ".join(f"{k} {_fmt(v)}" for k, v in (("min", threshold.min), ("max", threshold.max))
-                                 if v is not None)
+            bound = " and ".join(
+                f"{k} {_fmt(v)}" for k, v in (("min", threshold.min), ("max", threshold.max)) if v is not None
+            )
             outcomes.append(_outcome(record, "fail" if failed else "pass", bound, "; ".join(failed)))
     return outcomes
 
 
 def _outcome(record: dict[str, Any], status: str, bound: str, detail: str = "") -> GateOutcome:
-    return GateOutcome(task=str(record.get("task")), model=str(record.get("model")), layer=str(record.get("layer")),
-                       metric=str(record.get("metric")), condition=record.get("condition") or None,
-                       value=float(record.get("value", math.nan)), status=status, bound=bound,
-                       ci_low=_float(record.get("ci_low")), ci_high=_float(record.get("ci_high")), detail=detail)
+    return GateOutcome(
+        task=str(record.get("task")),
+        model=str(record.get("model")),
+        layer=str(record.get("layer")),
+        metric=str(record.get("metric")),
+        condition=record.get("condition") or None,
+        value=float(record.get("value", math.nan)),
+        status=status,
+        bound=bound,
+        ci_low=_float(record.get("ci_low")),
+        ci_high=_float(record.get("ci_high")),
+        detail=detail,
+    )
 
 
 def _float(value: Any) -> float:
@@ -164,13 +185,19 @@ def baseline_payload(records: list[dict[str, Any]], run_info: dict[str, Any] | N
     cells = {}
     for record in records:
         value = _float(record.get("value"))
-        cells[cell_key(record)] = {"value": value if math.isfinite(value) else None,
-                                   "ci_low": _none_if_nan(record.get("ci_low")),
-                                   "ci_high": _none_if_nan(record.get("ci_high")),
-                                   "protocol": record.get("protocol"),
-                                   "provenance": {k: record.get(k) for k in PROVENANCE_KEYS if record.get(k) is not None}}
-    return {"format": BASELINE_FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "run": {k: (run_info or {}).get(k) for k in ("git_commit", "grid", "versions")}, "cells": cells}
+        cells[cell_key(record)] = {
+            "value": value if math.isfinite(value) else None,
+            "ci_low": _none_if_nan(record.get("ci_low")),
+            "ci_high": _none_if_nan(record.get("ci_high")),
+            "protocol": record.get("protocol"),
+            "provenance": {k: record.get(k) for k in PROVENANCE_KEYS if record.get(k) is not None},
+        }
+    return {
+        "format": BASELINE_FORMAT,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "run": {k: (run_info or {}).get(k) for k in ("git_commit", "grid", "versions")},
+        "cells": cells,
+    }
 
 
 def _none_if_nan(value: Any) -> float | None:
@@ -185,17 +212,26 @@ def load_baseline(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FacebenchError(f"baseline file {path} is not valid JSON ({exc}); expected a file written by "
-                             f"--facebench-save-baseline") from None
+        raise FacebenchError(
+            f"baseline file {path} is not valid JSON ({exc}); expected a file written by --facebench-save-baseline"
+        ) from None
     if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT or not isinstance(data.get("cells"), dict):
-        raise FacebenchError(f"baseline file {path} is not a facebench baseline (expected \"format\": "
-                             f"\"{BASELINE_FORMAT}\" and a \"cells\" table)")
+        raise FacebenchError(
+            f'baseline file {path} is not a facebench baseline (expected "format": '
+            f'"{BASELINE_FORMAT}" and a "cells" table)'
+        )
     return data
 
 
-def compare_to_baseline(records: list[dict[str, Any]], baseline: dict[str, Any], *, max_drop: float = 0.01,
-                        tolerances: dict[str, float] | None = None, gate_ci: bool = False,
-                        readout_only: bool = True) -> tuple[list[GateOutcome], list[str]]:
+def compare_to_baseline(
+    records: list[dict[str, Any]],
+    baseline: dict[str, Any],
+    *,
+    max_drop: float = 0.01,
+    tolerances: dict[str, float] | None = None,
+    gate_ci: bool = False,
+    readout_only: bool = True,
+) -> tuple[list[GateOutcome], list[str]]:
     """Gate each directed metric against the baseline. Returns outcomes and like-for-like warnings.
 
     A drop (in the metric's bad direction) larger than the tolerance fails; with `gate_ci`, only when the
@@ -219,10 +255,15 @@ def compare_to_baseline(records: list[dict[str, Any]], baseline: dict[str, Any],
         within_noise = math.isfinite(low) and math.isfinite(high) and low <= old["value"] <= high
         regressed = drop > tolerance and not (gate_ci and within_noise)
         sign = "<" if direction else ">"
-        detail = (f"{sign} baseline {_fmt(old['value'])} by {abs(drop):.3f} (tolerance {tolerance:.3f}"
-                  f"{', baseline inside the CI' if within_noise and gate_ci else ''})")
-        outcomes.append(_outcome(record, "fail" if regressed else "pass", f"baseline {_fmt(old['value'])}",
-                                 detail if regressed else ""))
+        detail = (
+            f"{sign} baseline {_fmt(old['value'])} by {abs(drop):.3f} (tolerance {tolerance:.3f}"
+            f"{', baseline inside the CI' if within_noise and gate_ci else ''})"
+        )
+        outcomes.append(
+            _outcome(
+                record, "fail" if regressed else "pass", f"baseline {_fmt(old['value'])}", detail if regressed else ""
+            )
+        )
         changed = [k for k, v in old.get("provenance", {}).items() if record.get(k) is not None and record.get(k) != v]
         if changed:
             warnings.append(f"{key}: not like-for-like with the baseline ({', '.join(changed)} differ)")
@@ -248,19 +289,28 @@ def load_run(path: Path) -> dict[str, dict[str, Any]]:
     import pandas as pd
 
     if not path.exists():
-        raise FacebenchError(f"{path} does not exist; expected a --facebench-out directory (with results.csv) or "
-                             f"a baseline JSON file")
+        raise FacebenchError(
+            f"{path} does not exist; expected a --facebench-out directory (with results.csv) or a baseline JSON file"
+        )
     if path.is_dir():
         csv = path / "results.csv"
         if not csv.is_file():
             raise FacebenchError(f"{path} has no results.csv; expected a --facebench-out directory or a baseline file")
         frame = pd.read_csv(csv)
         register_saved_metrics(path / "run.json")
-        return {cell_key(r): {"value": _float(r.get("value")), "readout": str(r.get("readout")).lower() == "true",
-                              "metric": r.get("metric")} for r in frame.to_dict("records")}
+        return {
+            cell_key(r): {
+                "value": _float(r.get("value")),
+                "readout": str(r.get("readout")).lower() == "true",
+                "metric": r.get("metric"),
+            }
+            for r in frame.to_dict("records")
+        }
     data = load_baseline(path)
-    return {key: {"value": _float(cell.get("value")), "readout": True, "metric": key.split("|")[3]}
-            for key, cell in data["cells"].items()}
+    return {
+        key: {"value": _float(cell.get("value")), "readout": True, "metric": key.split("|")[3]}
+        for key, cell in data["cells"].items()
+    }
 
 
 def compare_runs(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]], max_drop: float = 0.01):
@@ -287,10 +337,22 @@ def compare_runs(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]],
                 status = "improvement"
             else:
                 status = "same"
-        rows.append({"task": task, "model": model, "layer": layer, "metric": metric, "condition": condition or None,
-                     "old": a, "new": b, "change": change, "status": status})
-    return pd.DataFrame(rows, columns=["task", "model", "layer", "metric", "condition", "old", "new", "change",
-                                       "status"])
+        rows.append(
+            {
+                "task": task,
+                "model": model,
+                "layer": layer,
+                "metric": metric,
+                "condition": condition or None,
+                "old": a,
+                "new": b,
+                "change": change,
+                "status": status,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["task", "model", "layer", "metric", "condition", "old", "new", "change", "status"]
+    )
 
 
 def append_history(path: Path, entry: dict[str, Any]) -> None:
@@ -309,25 +371,32 @@ class GateSettings:
     gate_ci: bool = False
 
 
-def apply_gates(records: list[dict[str, Any]], thresholds: list[Threshold], settings: GateSettings,
-                tolerances: dict[str, float] | None = None) -> tuple[list[str], list[str]]:
+def apply_gates(
+    records: list[dict[str, Any]],
+    thresholds: list[Threshold],
+    settings: GateSettings,
+    tolerances: dict[str, float] | None = None,
+) -> tuple[list[str], list[str]]:
     """Check thresholds and the baseline for one cell; mark each record's `gate` (pass, fail, new or none)
     and `gate_bound`. Returns the failure messages (all of them) and like-for-like warnings."""
     outcomes = check_thresholds(records, thresholds)
     warnings: list[str] = []
     if settings.baseline is not None:
-        against, warnings = compare_to_baseline(records, settings.baseline, max_drop=settings.max_drop,
-                                                tolerances=tolerances, gate_ci=settings.gate_ci)
+        against, warnings = compare_to_baseline(
+            records, settings.baseline, max_drop=settings.max_drop, tolerances=tolerances, gate_ci=settings.gate_ci
+        )
         outcomes += against
     by_key: dict[str, list[GateOutcome]] = {}
     for outcome in outcomes:
-        key = "|".join(str(x) for x in (outcome.task, outcome.model, outcome.layer, outcome.metric,
-                                        outcome.condition or ""))
+        key = "|".join(
+            str(x) for x in (outcome.task, outcome.model, outcome.layer, outcome.metric, outcome.condition or "")
+        )
         by_key.setdefault(key, []).append(outcome)
     for record in records:
         found = by_key.get(cell_key(record), [])
         statuses = {o.status for o in found}
-        record["gate"] = "fail" if "fail" in statuses else "pass" if "pass" in statuses else \
-            "new" if "new" in statuses else "none"
+        record["gate"] = (
+            "fail" if "fail" in statuses else "pass" if "pass" in statuses else "new" if "new" in statuses else "none"
+        )
         record["gate_bound"] = "; ".join(o.bound for o in found) or None
     return [o.message() for o in outcomes if o.status == "fail"], warnings

@@ -83,14 +83,17 @@ def hf_check_available(source: str, revision: str | None, model_name: str) -> No
     if not host_reachable("huggingface.co"):
         from huggingface_hub.constants import HF_HUB_CACHE
 
-        raise WeightsUnavailable(f"model '{model_name}': pretrained weights '{source}'"
-                                 f"{'@' + revision if revision else ''} are not in the Hugging Face cache "
-                                 f"({HF_HUB_CACHE}) and huggingface.co cannot be reached; download them once "
-                                 f"(huggingface-cli download {source}) or point the grid at a local directory")
+        raise WeightsUnavailable(
+            f"model '{model_name}': pretrained weights '{source}'"
+            f"{'@' + revision if revision else ''} are not in the Hugging Face cache "
+            f"({HF_HUB_CACHE}) and huggingface.co cannot be reached; download them once "
+            f"(huggingface-cli download {source}) or point the grid at a local directory"
+        )
 
 
-def hf_from_pretrained(model_cls: Any, source: str, revision: str | None, model_name: str, trusted: bool = False,
-                       **kwargs: Any) -> Any:
+def hf_from_pretrained(
+    model_cls: Any, source: str, revision: str | None, model_name: str, trusted: bool = False, **kwargs: Any
+) -> Any:
     """`model_cls.from_pretrained` from a local dir or hub id; refuses checkpoints that leave weights
     randomly initialized. Code from the repo runs only when the grid entry says `trusted = true`
     (`trust_remote_code`); safetensors weights are used whenever the repo has them."""
@@ -100,21 +103,33 @@ def hf_from_pretrained(model_cls: Any, source: str, revision: str | None, model_
     if hf_cached_file(source, "model.safetensors", revision) is not None:
         kwargs.setdefault("use_safetensors", True)
     try:
-        net, info = model_cls.from_pretrained(str(local) if local else source, revision=revision,
-                                              local_files_only=cached, output_loading_info=True,
-                                              trust_remote_code=trusted, **kwargs)
+        net, info = model_cls.from_pretrained(
+            str(local) if local else source,
+            revision=revision,
+            local_files_only=cached,
+            output_loading_info=True,
+            trust_remote_code=trusted,
+            **kwargs,
+        )
     except OSError as exc:
-        raise WeightsUnavailable(f"model '{model_name}': cannot load pretrained weights '{source}': "
-                                 f"{str(exc).splitlines()[0]}") from None
+        raise WeightsUnavailable(
+            f"model '{model_name}': cannot load pretrained weights '{source}': {str(exc).splitlines()[0]}"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - shape mismatches (RuntimeError), corrupt safetensors, bad configs
         lines = str(exc).strip().splitlines()
-        raise ModelError(f"model '{model_name}': cannot load '{source}' with {getattr(model_cls, '__name__', model_cls)}: "
-                         f"{type(exc).__name__}: {lines[0] if lines else ''}") from None
-    missing = [*(info.get("missing_keys") or []), *(k[0] if isinstance(k, tuple) else k
-                                                      for k in info.get("mismatched_keys") or [])]
+        raise ModelError(
+            f"model '{model_name}': cannot load '{source}' with {getattr(model_cls, '__name__', model_cls)}: "
+            f"{type(exc).__name__}: {lines[0] if lines else ''}"
+        ) from None
+    missing = [
+        *(info.get("missing_keys") or []),
+        *(k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys") or []),
+    ]
     if missing:
-        raise ModelError(f"model '{model_name}': '{source}' left {len(missing)} weights randomly initialized "
-                         f"(e.g. {sorted(missing)[:3]}); refusing to benchmark random weights")
+        raise ModelError(
+            f"model '{model_name}': '{source}' left {len(missing)} weights randomly initialized "
+            f"(e.g. {sorted(missing)[:3]}); refusing to benchmark random weights"
+        )
     return net
 
 
@@ -163,8 +178,10 @@ def torchvision_state_dict(weights: Any, model_name: str) -> dict[str, torch.Ten
     """A torchvision weights enum's state dict from the torch hub cache, or downloaded if reachable."""
     cached = torchvision_cache_path(weights)
     if not cached.is_file() and not host_reachable(urlparse(weights.url).hostname or ""):
-        raise WeightsUnavailable(f"model '{model_name}': torchvision weights {weights} are not in the torch hub "
-                                 f"cache ({cached}) and {urlparse(weights.url).hostname} cannot be reached")
+        raise WeightsUnavailable(
+            f"model '{model_name}': torchvision weights {weights} are not in the torch hub "
+            f"cache ({cached}) and {urlparse(weights.url).hostname} cannot be reached"
+        )
     try:
         return weights.get_state_dict(progress=False, check_hash=False)
     except Exception as exc:  # noqa: BLE001 - urllib, hash and unpickling errors alike

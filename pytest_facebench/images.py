@@ -59,9 +59,12 @@ def check_images_exist(paths: list[Path], pairs_file: Path | str) -> None:
     """One error listing up to 10 missing or empty files, with a count."""
     missing = [p for p in paths if not p.is_file()]
     if missing:
-        raise DataError(f"{pairs_file}: {len(missing)} of {len(paths)} image file(s) not found: "
-                        f"{list_some([str(p) for p in missing])}")
+        raise DataError(
+            f"{pairs_file}: {len(missing)} of {len(paths)} image file(s) not found: "
+            f"{list_some([str(p) for p in missing])}"
+        )
     empty = [p for p in paths if p.stat().st_size == 0]
     if empty:
-        raise DataError(f"{pairs_file}: {len(empty)} image file(s) are empty (0 bytes): "
-                        f"{list_some([str(p) for p in empty])}")
+        raise DataError(
+            f"{pairs_file}: {len(empty)} image file(s) are empty (0 bytes): {list_some([str(p) for p in empty])}"
+        )

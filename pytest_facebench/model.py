@@ -11,9 +11,9 @@ import difflib
 import inspect
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import ModelError, WeightsUnavailable, list_some
 from .fingerprint import code_digest, file_identity, file_sha256, plain
@@ -59,10 +59,17 @@ class BaseModel:
         self._arguments = _constructor_arguments(cls, args, kwargs)
         return self
 
-    def __init__(self, name: str | None = None, layers: list[str] | None = None,
-                 pooling: Mapping[str, str] | str | None = None, weights: str | None = None,
-                 device: str | torch.device = "cpu", preprocessing: Preprocessing | Mapping[str, Any] | None = None,
-                 flip_test: bool = False, trusted: bool = False):
+    def __init__(
+        self,
+        name: str | None = None,
+        layers: list[str] | None = None,
+        pooling: Mapping[str, str] | str | None = None,
+        weights: str | None = None,
+        device: str | torch.device = "cpu",
+        preprocessing: Preprocessing | Mapping[str, Any] | None = None,
+        flip_test: bool = False,
+        trusted: bool = False,
+    ):
         self.name = name or type(self).__name__.lower()
         if not isinstance(trusted, bool):
             raise ModelError(f"model '{self.name}': trusted must be true or false; got {trusted!r}")
@@ -78,8 +85,9 @@ class BaseModel:
         self.weights = weights
         self._device: str | torch.device | Callable[[], torch.device] = device
         if preprocessing is not None:
-            self.preprocessing = (preprocessing if isinstance(preprocessing, Preprocessing)
-                                  else Preprocessing(**preprocessing))
+            self.preprocessing = (
+                preprocessing if isinstance(preprocessing, Preprocessing) else Preprocessing(**preprocessing)
+            )
         self.net: nn.Module | None = None
         self._captured: dict[str, torch.Tensor] = {}
         self._hooks: list[Any] = []
@@ -138,10 +146,18 @@ class BaseModel:
         given, with defaults filled in; a string naming a file is keyed by the file's content), the weights
         and `identity_extra()`. Raises `Unkeyable` when an argument cannot be described: that model's results
         are then never reused."""
-        arguments = {name: _argument_identity(value) for name, value in sorted(self._arguments.items())
-                     if name not in UNKEYED_ARGUMENTS}
-        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "code": code_digest(type(self)),
-                "arguments": plain(arguments), "weights": self.weights_identity(), **plain(self.identity_extra())}
+        arguments = {
+            name: _argument_identity(value)
+            for name, value in sorted(self._arguments.items())
+            if name not in UNKEYED_ARGUMENTS
+        }
+        return {
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "code": code_digest(type(self)),
+            "arguments": plain(arguments),
+            "weights": self.weights_identity(),
+            **plain(self.identity_extra()),
+        }
 
     # --- building and running -------------------------------------------------------------------
     @property
@@ -218,8 +234,10 @@ class BaseModel:
             for layer in unknown:
                 close = difflib.get_close_matches(layer, valid, n=5, cutoff=0.5)
                 hints.append(f"'{layer}' (closest: {', '.join(close) if close else 'none'})")
-            raise ModelError(f"model '{self.name}': unknown layer {'; '.join(hints)}. It has {len(valid)} layers: "
-                             f"{list_some(valid, 12)}")
+            raise ModelError(
+                f"model '{self.name}': unknown layer {'; '.join(hints)}. It has {len(valid)} layers: "
+                f"{list_some(valid, 12)}"
+            )
         for layer in self.layers:
             if layer != OUTPUT:
                 self._hooks.append(modules[layer].register_forward_hook(self._make_hook(layer)))
@@ -227,6 +245,7 @@ class BaseModel:
     def _make_hook(self, layer: str):
         def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
             self._captured[layer] = _first_tensor(output, layer)
+
         return hook
 
     def extract(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -239,8 +258,10 @@ class BaseModel:
 
         both = self._extract(torch.cat([batch, torch.flip(batch, dims=[-1])]))
         n = len(batch)
-        return {layer: torch.nn.functional.normalize(value[:n].float() + value[n:].float(), dim=1)
-                for layer, value in both.items()}
+        return {
+            layer: torch.nn.functional.normalize(value[:n].float() + value[n:].float(), dim=1)
+            for layer, value in both.items()
+        }
 
     def _extract(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         self.build()
@@ -279,8 +300,10 @@ def _check_rows(value: torch.Tensor, n: int, model: str, layer: str) -> None:
     """A layer's output must be batch-first with one row per image."""
     if value.dim() == 0 or value.shape[0] != n:
         got = "a scalar" if value.dim() == 0 else f"shape {tuple(value.shape)}"
-        raise ModelError(f"model '{model}', layer '{layer}': gave {got} for a batch of {n} image(s); expected one row "
-                         f"per image (shape ({n}, ...))")
+        raise ModelError(
+            f"model '{model}', layer '{layer}': gave {got} for a batch of {n} image(s); expected one row "
+            f"per image (shape ({n}, ...))"
+        )
 
 
 def _first_tensor(output: Any, layer: str) -> torch.Tensor:
@@ -312,8 +335,10 @@ def pool(x: torch.Tensor, rule: str, layer: str = "") -> torch.Tensor:
         dims = tuple(range(2, x.dim())) if x.dim() == 4 else (1,)
         return x.mean(dim=dims) if rule == "avg" else x.amax(dim=dims)
     if x.dim() != 3:
-        raise ModelError(f"pooling '{rule}' needs a (batch, tokens, dim) output, but layer '{layer}' gave shape "
-                         f"{tuple(x.shape)}; use 'avg', 'max' or 'flatten'")
+        raise ModelError(
+            f"pooling '{rule}' needs a (batch, tokens, dim) output, but layer '{layer}' gave shape "
+            f"{tuple(x.shape)}; use 'avg', 'max' or 'flatten'"
+        )
     return x[:, 0] if rule == "cls" else x.mean(dim=1)
 
 
@@ -334,10 +359,12 @@ def read_state_dict(path: Path, model_name: str = "", trusted: bool = False) -> 
         if not _needs_unpickling(exc):
             raise ModelError(f"{where}: not a PyTorch checkpoint ({_opcode_or_first_line(exc)})") from None
         if not trusted:
-            raise ModelError(f"{where} holds Python objects beyond tensors ({_unsafe_global(exc)}); loading it would "
-                             f"run code from the file, so it was not loaded. If you trust this file, set "
-                             f"`trusted = true` on the model's grid entry (or save a plain state_dict: "
-                             f"torch.save(model.state_dict(), path))") from None
+            raise ModelError(
+                f"{where} holds Python objects beyond tensors ({_unsafe_global(exc)}); loading it would "
+                f"run code from the file, so it was not loaded. If you trust this file, set "
+                f"`trusted = true` on the model's grid entry (or save a plain state_dict: "
+                f"torch.save(model.state_dict(), path))"
+            ) from None
         try:
             obj = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc2:  # noqa: BLE001 - arbitrary unpickling errors of a trusted file
@@ -349,8 +376,7 @@ def read_state_dict(path: Path, model_name: str = "", trusted: bool = False) -> 
             obj = obj[key]
             break
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ModelError(f"model '{model_name}': {path} is not a state_dict (or a checkpoint with a "
-                         f"'state_dict' key)")
+        raise ModelError(f"model '{model_name}': {path} is not a state_dict (or a checkpoint with a 'state_dict' key)")
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
@@ -366,23 +392,31 @@ def load_checkpoint(net: nn.Module, path: Path, model_name: str = "", trusted: b
             module_name = key.removesuffix(".weight")
             module = modules.get(module_name)
             if isinstance(module, nn.Linear) and tensor.dim() == 2 and tensor.shape[1] == module.in_features:
-                _replace_module(net, module_name, nn.Linear(module.in_features, tensor.shape[0],
-                                                            bias=module.bias is not None))
+                _replace_module(
+                    net, module_name, nn.Linear(module.in_features, tensor.shape[0], bias=module.bias is not None)
+                )
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ModelError(f"model '{model_name}': checkpoint {path} does not fit the architecture: "
-                         f"{str(exc).splitlines()[0]} ... {_state_diff(net.state_dict(), state)}") from None
+        raise ModelError(
+            f"model '{model_name}': checkpoint {path} does not fit the architecture: "
+            f"{str(exc).splitlines()[0]} ... {_state_diff(net.state_dict(), state)}"
+        ) from None
 
 
 def _state_diff(expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor]) -> str:
     missing = [k for k in expected if k not in got]
     unexpected = [k for k in got if k not in expected]
-    shapes = [f"{k}: {tuple(got[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
-              if k in got and got[k].shape != v.shape]
-    parts = [f"missing keys: {list_some(missing)}" if missing else "",
-             f"unexpected keys: {list_some(unexpected)}" if unexpected else "",
-             f"shape mismatches: {list_some(shapes)}" if shapes else ""]
+    shapes = [
+        f"{k}: {tuple(got[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in got and got[k].shape != v.shape
+    ]
+    parts = [
+        f"missing keys: {list_some(missing)}" if missing else "",
+        f"unexpected keys: {list_some(unexpected)}" if unexpected else "",
+        f"shape mismatches: {list_some(shapes)}" if shapes else "",
+    ]
     return "; ".join(p for p in parts if p)
 
 

@@ -61,8 +61,10 @@ class OutputLock:
         owner = owner if isinstance(owner, dict) else {}
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner["time"])) if "time" in owner else "?"
         hint = "" if lease_state(text) == "live" else f"; if that run is gone, delete {path}"
-        return (f"output folder {self.out_dir} is in use by another run (pid {owner.get('pid', '?')} on host "
-                f"{owner.get('host', '?')}, since {since}); wait for it or pass another --facebench-out{hint}")
+        return (
+            f"output folder {self.out_dir} is in use by another run (pid {owner.get('pid', '?')} on host "
+            f"{owner.get('host', '?')}, since {since}); wait for it or pass another --facebench-out{hint}"
+        )
 
     def release(self) -> None:
         if self.token is not None:
@@ -108,16 +110,28 @@ class Selection:
     dropped: int = 0
 
 
-def select_records(current: list[dict[str, Any]], stored: list[dict[str, Any]], identity: dict[str, Any],
-                   selectable: set[str]) -> Selection:
+def select_records(
+    current: list[dict[str, Any]], stored: list[dict[str, Any]], identity: dict[str, Any], selectable: set[str]
+) -> Selection:
     """This run's records, plus stored records of tests this run collected but did not run (deselected),
     when they come from the same grid file and settings (`identity`)."""
     ran = {r["nodeid"] for r in current}
-    kept = [r for r in stored if r["nodeid"] not in ran and r["nodeid"] in selectable
-            and r.get("identity") == identity and r.get("outcome") in ("passed", "failed")]
+    kept = [
+        r
+        for r in stored
+        if r["nodeid"] not in ran
+        and r["nodeid"] in selectable
+        and r.get("identity") == identity
+        and r.get("outcome") in ("passed", "failed")
+    ]
     dropped = len([r for r in stored if r["nodeid"] not in ran]) - len(kept)
-    return Selection(records=[*current, *kept], current=len(current), kept=len(kept),
-                     kept_from=sorted({str(r.get("run_started")) for r in kept}), dropped=dropped)
+    return Selection(
+        records=[*current, *kept],
+        current=len(current),
+        kept=len(kept),
+        kept_from=sorted({str(r.get("run_started")) for r in kept}),
+        dropped=dropped,
+    )
 
 
 def prune_records(out_dir: Path, keep: list[dict[str, Any]]) -> None:
@@ -139,8 +153,9 @@ class Written:
 
 
 def metric_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return ([m for r in records for cell in r.get("cells", []) for m in cell.get("records", [])]
-            + [m for r in records for m in r.get("custom", [])])
+    return [m for r in records for cell in r.get("cells", []) for m in cell.get("records", [])] + [
+        m for r in records for m in r.get("custom", [])
+    ]
 
 
 def cell_payloads(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -161,10 +176,18 @@ def inputs_digest(records: list[dict[str, Any]], extra: Any) -> str:
     return digest.hexdigest()
 
 
-def write_outputs(out_dir: Path, records: list[dict[str, Any]], run: dict[str, Any], *,
-                  model_order: list[str] | None = None, task_order: list[str] | None = None,
-                  references: list[dict[str, Any]] | None = None, report: bool = True,
-                  history: dict[str, Any] | None = None, baseline: Path | None = None) -> Written:
+def write_outputs(
+    out_dir: Path,
+    records: list[dict[str, Any]],
+    run: dict[str, Any],
+    *,
+    model_order: list[str] | None = None,
+    task_order: list[str] | None = None,
+    references: list[dict[str, Any]] | None = None,
+    report: bool = True,
+    history: dict[str, Any] | None = None,
+    baseline: Path | None = None,
+) -> Written:
     """Derive results.csv, summary.csv, distances/, comparisons.csv, run.json, history.jsonl, plots/ and
     report.html from the records. Outputs whose inputs did not change since they were last written are
     kept as they are (run.json and history.jsonl are always written)."""
@@ -179,11 +202,16 @@ def write_outputs(out_dir: Path, records: list[dict[str, Any]], run: dict[str, A
     for cell in cells:
         remember_scoring(cell.get("scoring"))
     results = results_frame(metrics, model_order, task_order)
-    digest = inputs_digest(records, {"models": model_order, "tasks": task_order, "references": references,
-                                     "report": report})
+    digest = inputs_digest(
+        records, {"models": model_order, "tasks": task_order, "references": references, "report": report}
+    )
     stamp = out_dir / INPUTS_FILE
-    unchanged = (stamp.is_file() and stamp.read_text().strip() == digest and (out_dir / "results.csv").is_file()
-                 and (not report or (out_dir / "report.html").is_file()))
+    unchanged = (
+        stamp.is_file()
+        and stamp.read_text().strip() == digest
+        and (out_dir / "results.csv").is_file()
+        and (not report or (out_dir / "report.html").is_file())
+    )
     written = Written(results=results, unchanged=unchanged)
     if not unchanged:
         stamp.unlink(missing_ok=True)  # a run killed mid-way must not leave a stamp over half-new outputs
@@ -191,8 +219,9 @@ def write_outputs(out_dir: Path, records: list[dict[str, Any]], run: dict[str, A
         atomic_csv(out_dir / "summary.csv", summary_frame(results))
         write_distances(out_dir, cells)
         rank = {m: i for i, m in enumerate(model_order or [])}
-        atomic_csv(out_dir / "comparisons.csv",
-                   comparisons_frame(sorted(cells, key=lambda c: rank.get(c["model"], len(rank)))))
+        atomic_csv(
+            out_dir / "comparisons.csv", comparisons_frame(sorted(cells, key=lambda c: rank.get(c["model"], len(rank))))
+        )
     run = {**run, "metrics": metric_vocabulary(results)}
     atomic_write(out_dir / "run.json", json.dumps(jsonable(run), indent=2) + "\n")
     if baseline is not None:

@@ -31,8 +31,14 @@ def read_pairs(path: Path) -> pd.DataFrame:
         else:
             sep = {".csv": ",", ".tsv": "\t"}.get(path.suffix.lower(), r"\s+")
             _check_header(path, sep)
-            table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True,
-                                engine="python" if sep == r"\s+" else "c")
+            table = pd.read_csv(
+                path,
+                sep=sep,
+                dtype=str,
+                keep_default_na=False,
+                skipinitialspace=True,
+                engine="python" if sep == r"\s+" else "c",
+            )
             table.columns = [str(c).strip() for c in table.columns]
             table[LINE] = np.arange(len(table)) + 2
     except pd.errors.EmptyDataError:
@@ -52,8 +58,9 @@ def _require_utf8(path: Path) -> None:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise DataError(f"{path}, line {line}, byte {column}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the "
-                        f"file as UTF-8") from None
+        raise DataError(
+            f"{path}, line {line}, byte {column}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
+        ) from None
 
 
 def _check_header(path: Path, sep: str) -> None:
@@ -65,15 +72,19 @@ def _check_header(path: Path, sep: str) -> None:
     seen: dict[str, int] = {}
     for position, name in enumerate(names, start=1):
         if name in seen and name:
-            raise DataError(f"{path}, line 1: column name '{name}' appears twice (columns {seen[name]} and "
-                            f"{position}); column names must be unique")
+            raise DataError(
+                f"{path}, line 1: column name '{name}' appears twice (columns {seen[name]} and "
+                f"{position}); column names must be unique"
+            )
         seen.setdefault(name, position)
     if sep == "," and len(names) == 1:
         for other, word in ((";", "semicolon"), ("\t", "tab")):
             if other in header:
-                raise DataError(f"{path}, line 1: the header {header[:80]!r} is {word}-delimited, but a .csv file is "
-                                f"read as comma-separated; save it with commas"
-                                + (", or rename it to .tsv" if other == "\t" else ""))
+                raise DataError(
+                    f"{path}, line 1: the header {header[:80]!r} is {word}-delimited, but a .csv file is "
+                    f"read as comma-separated; save it with commas"
+                    + (", or rename it to .tsv" if other == "\t" else "")
+                )
 
 
 def found_columns(table: pd.DataFrame) -> str:
@@ -85,9 +96,11 @@ def require_columns(table: pd.DataFrame, columns: dict[str, str], path: Path) ->
     """Each role's column must exist; the message names what was found."""
     missing = [f"'{col}' ({role})" if role != col else f"'{col}'" for role, col in columns.items() if col not in table]
     if missing:
-        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; found columns: {found_columns(table)}. "
-                        f"Name them in the grid with columns = {{ img1 = '...', img2 = '...' }}")
-    for role, col in columns.items():
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(missing)}; found columns: {found_columns(table)}. "
+            f"Name them in the grid with columns = {{ img1 = '...', img2 = '...' }}"
+        )
+    for _role, col in columns.items():
         blank = table[col].astype(str).str.strip() == ""
         if blank.any():
             lines = table.loc[blank, LINE].tolist()
@@ -102,8 +115,10 @@ def parse_labels(values: pd.Series, lines: pd.Series, path: Path, column: str) -
     bad = ~(is_true | is_false)
     if bad.any():
         offending = sorted(set(values[bad].astype(str)))
-        raise DataError(f"{path}: column '{column}' must be binary (0/1, true/false, yes/no, same/different); "
-                        f"found {list_some([repr(v) for v in offending])} on line(s) {list_some(lines[bad].tolist())}")
+        raise DataError(
+            f"{path}: column '{column}' must be binary (0/1, true/false, yes/no, same/different); "
+            f"found {list_some([repr(v) for v in offending])} on line(s) {list_some(lines[bad].tolist())}"
+        )
     return is_true.to_numpy()
 
 
@@ -112,8 +127,10 @@ def parse_numbers(values: pd.Series, lines: pd.Series, path: Path, column: str) 
     numbers = pd.to_numeric(values.astype(str).str.strip(), errors="coerce")
     bad = ~np.isfinite(numbers.to_numpy(dtype=np.float64))
     if bad.any():
-        raise DataError(f"{path}: column '{column}' must hold finite numbers; found "
-                        f"{list_some([repr(v) for v in values[bad]])} on line(s) {list_some(lines[bad].tolist())}")
+        raise DataError(
+            f"{path}: column '{column}' must hold finite numbers; found "
+            f"{list_some([repr(v) for v in values[bad]])} on line(s) {list_some(lines[bad].tolist())}"
+        )
     return numbers.to_numpy(dtype=np.float64)
 
 
@@ -131,9 +148,11 @@ def _read_lfw_pairs(path: Path) -> pd.DataFrame:
     per_set = 2 * header[1] if len(header) == 2 else None
     pair_lines = sum(1 for line in lines[1:] if line.strip())
     if per_set is not None and pair_lines != header[0] * per_set:
-        raise DataError(f"{path}, line 1: the header '{lines[0].strip()}' announces {header[0]} sets of {header[1]} same "
-                        f"and {header[1]} different pairs ({header[0] * per_set} lines), but the file has {pair_lines} "
-                        f"pair lines")
+        raise DataError(
+            f"{path}, line 1: the header '{lines[0].strip()}' announces {header[0]} sets of {header[1]} same "
+            f"and {header[1]} different pairs ({header[0] * per_set} lines), but the file has {pair_lines} "
+            f"pair lines"
+        )
     rows = []
     for number, line in enumerate(lines[1:], start=2):
         fields = line.split()
@@ -148,8 +167,17 @@ def _read_lfw_pairs(path: Path) -> pd.DataFrame:
         if not (i.isdigit() and j.isdigit()):
             raise DataError(f"{path}, line {number}: image numbers must be integers, got {line!r}")
         fold = (len(rows) // per_set) if per_set else 0
-        rows.append({"img1": f"{name1}/{name1}_{int(i):04d}.jpg", "img2": f"{name2}/{name2}_{int(j):04d}.jpg",
-                     "label": str(label), "id1": name1, "id2": name2, "fold": str(fold), LINE: number})
+        rows.append(
+            {
+                "img1": f"{name1}/{name1}_{int(i):04d}.jpg",
+                "img2": f"{name2}/{name2}_{int(j):04d}.jpg",
+                "label": str(label),
+                "id1": name1,
+                "id2": name2,
+                "fold": str(fold),
+                LINE: number,
+            }
+        )
     return pd.DataFrame(rows)
 
 

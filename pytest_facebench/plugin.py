@@ -25,39 +25,95 @@ TASK_FIXTURES_KEY = pytest.StashKey[dict[str, str]]()  # `<type>_task` fixture n
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("facebench", "face-perception benchmarks (pytest-facebench)")
-    group.addoption("--facebench-config", metavar="FILE", default=None,
-                    help="grid file (default: the nearest facebench.toml, or [tool.facebench] in pyproject.toml)")
-    group.addoption("--facebench-out", metavar="DIR", default="facebench-results",
-                    help="where results.csv, summary.csv, distances/ and run.json go (default: facebench-results)")
-    group.addoption("--facebench-device", default="auto", metavar="{auto,cpu,cuda,cuda:N}", type=_device_option,
-                    help="device for models and distances (default: auto = cuda if available)")
-    group.addoption("--facebench-precision", default="fp32", choices=PRECISION_CHOICES,
-                    help="inference precision (default: fp32)")
-    group.addoption("--facebench-batch-size", type=_at_least(1), default=32, metavar="N",
-                    help="images per batch (default 32)")
-    group.addoption("--facebench-workers", type=_at_least(0), default=None, metavar="N",
-                    help="DataLoader worker processes for decoding (default: sized to the CPU count)")
-    group.addoption("--facebench-cache", metavar="DIR", default=None,
-                    help="cache directory for embeddings and cell results (default: .facebench_cache under the rootdir)")
-    group.addoption("--facebench-no-cache", action="store_true", default=False,
-                    help="use no cache at all: neither embeddings nor cell results are read or written")
-    group.addoption("--facebench-rescore", action="store_true", default=False,
-                    help="score every cell again instead of reusing unchanged cell results (cached embeddings "
-                         "are still used)")
+    group.addoption(
+        "--facebench-config",
+        metavar="FILE",
+        default=None,
+        help="grid file (default: the nearest facebench.toml, or [tool.facebench] in pyproject.toml)",
+    )
+    group.addoption(
+        "--facebench-out",
+        metavar="DIR",
+        default="facebench-results",
+        help="where results.csv, summary.csv, distances/ and run.json go (default: facebench-results)",
+    )
+    group.addoption(
+        "--facebench-device",
+        default="auto",
+        metavar="{auto,cpu,cuda,cuda:N}",
+        type=_device_option,
+        help="device for models and distances (default: auto = cuda if available)",
+    )
+    group.addoption(
+        "--facebench-precision", default="fp32", choices=PRECISION_CHOICES, help="inference precision (default: fp32)"
+    )
+    group.addoption(
+        "--facebench-batch-size", type=_at_least(1), default=32, metavar="N", help="images per batch (default 32)"
+    )
+    group.addoption(
+        "--facebench-workers",
+        type=_at_least(0),
+        default=None,
+        metavar="N",
+        help="DataLoader worker processes for decoding (default: sized to the CPU count)",
+    )
+    group.addoption(
+        "--facebench-cache",
+        metavar="DIR",
+        default=None,
+        help="cache directory for embeddings and cell results (default: .facebench_cache under the rootdir)",
+    )
+    group.addoption(
+        "--facebench-no-cache",
+        action="store_true",
+        default=False,
+        help="use no cache at all: neither embeddings nor cell results are read or written",
+    )
+    group.addoption(
+        "--facebench-rescore",
+        action="store_true",
+        default=False,
+        help="score every cell again instead of reusing unchanged cell results (cached embeddings are still used)",
+    )
     group.addoption("--facebench-no-progress", action="store_true", default=False, help="no progress bars")
-    group.addoption("--facebench-no-report", action="store_true", default=False,
-                    help="write the CSV tables and run.json only (no plots/ and report.html)")
-    group.addoption("--facebench-decode", default="pil", choices=["pil", "torchvision"],
-                    help="JPEG decoding: pil (in loader workers, default) or torchvision (decode_jpeg on the "
-                         "device: nvJPEG on CUDA, for CPU-bound loading)")
-    group.addoption("--facebench-baseline", metavar="FILE", default=None,
-                    help="compare every cell with this baseline; a regression fails the cell's test")
-    group.addoption("--facebench-save-baseline", metavar="FILE", default=None,
-                    help="write this run's metrics, CIs and provenance as a baseline JSON file")
-    group.addoption("--facebench-max-drop", type=_non_negative, default=0.01, metavar="X",
-                    help="default tolerance of a baseline comparison (per-metric 'tolerances' in the grid win)")
-    group.addoption("--facebench-gate-ci", action="store_true", default=False,
-                    help="fail a baseline gate only when the baseline value also lies outside the current CI")
+    group.addoption(
+        "--facebench-no-report",
+        action="store_true",
+        default=False,
+        help="write the CSV tables and run.json only (no plots/ and report.html)",
+    )
+    group.addoption(
+        "--facebench-decode",
+        default="pil",
+        choices=["pil", "torchvision"],
+        help="JPEG decoding: pil (in loader workers, default) or torchvision (decode_jpeg on the "
+        "device: nvJPEG on CUDA, for CPU-bound loading)",
+    )
+    group.addoption(
+        "--facebench-baseline",
+        metavar="FILE",
+        default=None,
+        help="compare every cell with this baseline; a regression fails the cell's test",
+    )
+    group.addoption(
+        "--facebench-save-baseline",
+        metavar="FILE",
+        default=None,
+        help="write this run's metrics, CIs and provenance as a baseline JSON file",
+    )
+    group.addoption(
+        "--facebench-max-drop",
+        type=_non_negative,
+        default=0.01,
+        metavar="X",
+        help="default tolerance of a baseline comparison (per-metric 'tolerances' in the grid win)",
+    )
+    group.addoption(
+        "--facebench-gate-ci",
+        action="store_true",
+        default=False,
+        help="fail a baseline gate only when the baseline value also lies outside the current CI",
+    )
     parser.addini("facebench_config", "grid file for pytest-facebench", default="")
 
 
@@ -71,6 +127,7 @@ def _device_option(value: str) -> str:
 
 def _at_least(minimum: int):
     """An argparse type: a whole number >= minimum (checked when the command line is read)."""
+
     def parse(value: str) -> int:
         try:
             number = int(value)
@@ -79,6 +136,7 @@ def _at_least(minimum: int):
         if number < minimum:
             raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {number}")
         return number
+
     return parse
 
 
@@ -94,8 +152,10 @@ def _non_negative(value: str) -> float:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "facebench: a facebench benchmark cell (added automatically)")
-    config.addinivalue_line("markers", "facebench_expect(**bounds): gates for facebench.evaluate in this test, "
-                                       "e.g. facebench_expect(auc=('>=', 0.9))")
+    config.addinivalue_line(
+        "markers",
+        "facebench_expect(**bounds): gates for facebench.evaluate in this test, e.g. facebench_expect(auc=('>=', 0.9))",
+    )
     session = FacebenchSession(config)
     config.stash[SESSION_KEY] = session
     config.stash[TASK_FIXTURES_KEY] = {}
@@ -129,16 +189,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if task_fixture is None and not wants_model:
         return
     models = [m for m in grid.models if not _is_duplicate(m)]
-    tasks = [t for t in grid.tasks if not _is_duplicate(t) and (
-        task_fixture in (None, "task") or t.kind == fixtures[task_fixture])]
+    tasks = [
+        t
+        for t in grid.tasks
+        if not _is_duplicate(t) and (task_fixture in (None, "task") or t.kind == fixtures[task_fixture])
+    ]
     if task_fixture and wants_model:
-        params = [pytest.param(m, t, id=f"{m.name}-{t.name}", marks=[pytest.mark.xdist_group(m.name),
-                                                                      pytest.mark.facebench])
-                  for m in models for t in tasks if t.models is None or m.name in t.models]
+        params = [
+            pytest.param(m, t, id=f"{m.name}-{t.name}", marks=[pytest.mark.xdist_group(m.name), pytest.mark.facebench])
+            for m in models
+            for t in tasks
+            if t.models is None or m.name in t.models
+        ]
         metafunc.parametrize(["model", task_fixture], params, indirect=True)
     elif wants_model:
-        metafunc.parametrize("model", [pytest.param(m, id=m.name, marks=pytest.mark.xdist_group(m.name))
-                                       for m in models], indirect=True)
+        metafunc.parametrize(
+            "model", [pytest.param(m, id=m.name, marks=pytest.mark.xdist_group(m.name)) for m in models], indirect=True
+        )
     else:
         metafunc.parametrize(task_fixture, [pytest.param(t, id=t.name) for t in tasks], indirect=True)
 
@@ -176,10 +243,15 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     used = {id(value) for item in items if hasattr(item, "callspec") for value in item.callspec.params.values()}
     for spec in [*fb.grid.models, *fb.grid.tasks]:
         if spec.error and (id(spec) not in used or _is_duplicate(spec)):
-            items.append(GridErrorItem.from_parent(session, name=f"{fb.grid.path.name}::{spec.name}",
-                                                   path=fb.grid.path, nodeid=_grid_nodeid(config, fb.grid.path,
-                                                                                          spec.name),
-                                                   message=spec.error))
+            items.append(
+                GridErrorItem.from_parent(
+                    session,
+                    name=f"{fb.grid.path.name}::{spec.name}",
+                    path=fb.grid.path,
+                    nodeid=_grid_nodeid(config, fb.grid.path, spec.name),
+                    message=spec.error,
+                )
+            )
 
 
 def _is_cell(item: pytest.Item) -> bool:
@@ -217,8 +289,11 @@ def facebench_session(request: pytest.FixtureRequest) -> FacebenchSession:
 
 def _param(request: pytest.FixtureRequest, what: str) -> Any:
     if not hasattr(request, "param"):
-        pytest.fail(f"the '{request.fixturename}' fixture is parametrized from the facebench grid; "
-                    f"this test has no grid parametrization ({what})", pytrace=False)
+        pytest.fail(
+            f"the '{request.fixturename}' fixture is parametrized from the facebench grid; "
+            f"this test has no grid parametrization ({what})",
+            pytrace=False,
+        )
     return request.param
 
 
@@ -237,6 +312,7 @@ def task(request: pytest.FixtureRequest, facebench_session: FacebenchSession):
 def _make_task_fixture(fixture_name: str, task_type: str):
     def typed_task(self: Any, request: pytest.FixtureRequest, facebench_session: FacebenchSession):
         return facebench_session.task(_param(request, task_type))
+
     typed_task.__doc__ = f"The grid's '{task_type}' tasks only (tests naming it run on no other type)."
     return pytest.fixture(name=fixture_name)(typed_task)
 
@@ -286,8 +362,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     recorder = item.stash.get(FACEBENCH_KEY, None)
     if call.when == "call" and recorder is not None:
         report.facebench = recorder.payload()
-
-
 
 
 @pytest.hookimpl(trylast=True)

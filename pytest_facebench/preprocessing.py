@@ -4,8 +4,8 @@ provenance and of the embedding cache key."""
 from __future__ import annotations
 
 import json
-from functools import cached_property
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -51,8 +51,14 @@ class Preprocessing:
             geometry = [resize, T.CenterCrop(self.input_size)]
         else:
             geometry = [T.Resize((self.input_size, self.input_size), interpolation=mode, antialias=True)]
-        return T.Compose([T.ToImage(), *geometry, T.ToDtype(torch.float32, scale=True),
-                          T.Normalize(mean=list(self.mean), std=list(self.std))])
+        return T.Compose(
+            [
+                T.ToImage(),
+                *geometry,
+                T.ToDtype(torch.float32, scale=True),
+                T.Normalize(mean=list(self.mean), std=list(self.std)),
+            ]
+        )
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return self.transform(image)
@@ -78,6 +84,11 @@ class Preprocessing:
         normalize = config.get("do_normalize", True) is not False
         mean = tuple(config.get("image_mean") or IMAGENET_MEAN) if normalize else (0.0, 0.0, 0.0)
         std = tuple(config.get("image_std") or IMAGENET_STD) if normalize else (1.0, 1.0, 1.0)
-        return cls(input_size=int(crop_size if do_crop else size), resize_size=int(size) if do_crop else None,
-                   mean=mean, std=std,
-                   interpolation=resample, crop="center" if do_crop else "none")
+        return cls(
+            input_size=int(crop_size if do_crop else size),
+            resize_size=int(size) if do_crop else None,
+            mean=mean,
+            std=std,
+            interpolation=resample,
+            crop="center" if do_crop else "none",
+        )

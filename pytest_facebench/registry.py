@@ -66,8 +66,10 @@ def resolve_family(factory: str) -> tuple[str, dict[str, Any]]:
     if factory not in families:
         close = difflib.get_close_matches(factory, sorted(families), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(f"unknown model family '{factory}'; 'factory' is a built-in or registered family "
-                          f"({', '.join(sorted(families))}), 'module:Class' or 'path/file.py:Class'.{hint}")
+        raise ConfigError(
+            f"unknown model family '{factory}'; 'factory' is a built-in or registered family "
+            f"({', '.join(sorted(families))}), 'module:Class' or 'path/file.py:Class'.{hint}"
+        )
     return families[factory]
 
 
@@ -83,17 +85,22 @@ def task_class(type_name: str, search_paths: list[Path] | None = None) -> type:
     else:
         close = difflib.get_close_matches(type_name, sorted(names), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(f"unknown task type '{type_name}'; expected one of {', '.join(sorted(names))}, or "
-                          f"'module:Class' / 'path/file.py:Class'.{hint}")
+        raise ConfigError(
+            f"unknown task type '{type_name}'; expected one of {', '.join(sorted(names))}, or "
+            f"'module:Class' / 'path/file.py:Class'.{hint}"
+        )
     try:
         cls = import_factory(reference, search_paths or [])
     except ModelError as exc:
         raise ConfigError(f"task type '{type_name}': {exc}") from None
     except Exception as exc:  # noqa: BLE001 - import-time failure of user code
-        raise ConfigError(f"task type '{type_name}': cannot import '{reference}': {type(exc).__name__}: {exc}") from None
+        raise ConfigError(
+            f"task type '{type_name}': cannot import '{reference}': {type(exc).__name__}: {exc}"
+        ) from None
     if not (isinstance(cls, type) and issubclass(cls, BaseTask)):
-        raise ConfigError(f"task type '{type_name}': '{reference}' is not a subclass of "
-                          f"pytest_facebench.tasks.BaseTask")
+        raise ConfigError(
+            f"task type '{type_name}': '{reference}' is not a subclass of pytest_facebench.tasks.BaseTask"
+        )
     if not cls.type:
         raise ConfigError(f"task type '{type_name}': class {cls.__qualname__} sets no `type` name")
     return cls
@@ -135,5 +142,3 @@ def project_root(start: Path) -> list[Path]:
         if (directory / "pyproject.toml").is_file() or (directory / ".git").exists():
             return [directory]
     return []
-
-

@@ -11,9 +11,33 @@ import pandas as pd
 NAN = float("nan")
 
 # The columns of results.csv, in order. Records may carry more (they follow these).
-RESULT_COLUMNS = ["model", "layer", "layer_index", "task", "task_type", "metric", "condition", "value", "ci_low",
-                  "ci_high", "n", "protocol", "ci_method", "distance", "pooling", "preprocessing", "precision", "device",
-                  "weights", "gate", "gate_bound", "note", "readout", "headline", "nodeid"]
+RESULT_COLUMNS = [
+    "model",
+    "layer",
+    "layer_index",
+    "task",
+    "task_type",
+    "metric",
+    "condition",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n",
+    "protocol",
+    "ci_method",
+    "distance",
+    "pooling",
+    "preprocessing",
+    "precision",
+    "device",
+    "weights",
+    "gate",
+    "gate_bound",
+    "note",
+    "readout",
+    "headline",
+    "nodeid",
+]
 
 
 @dataclass
@@ -48,22 +72,40 @@ class CellResult:
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> CellResult:
         """The inverse of `to_payload` (for results read back from the cell cache)."""
-        return cls(model=payload["model"], task=payload["task"], records=[dict(r) for r in payload["records"]],
-                   distances=pd.DataFrame(payload["distances"]), stats=dict(payload.get("stats", {})),
-                   scoring=dict(payload.get("scoring", {})))
+        return cls(
+            model=payload["model"],
+            task=payload["task"],
+            records=[dict(r) for r in payload["records"]],
+            distances=pd.DataFrame(payload["distances"]),
+            stats=dict(payload.get("stats", {})),
+            scoring=dict(payload.get("scoring", {})),
+        )
 
     def to_payload(self) -> dict[str, Any]:
         """Plain JSON-able data for the test report (travels from xdist workers to the controller)."""
-        return {"model": self.model, "task": self.task, "records": self.records, "stats": self.stats,
-                "distances": {c: [_plain(v) for v in self.distances[c]] for c in self.distances.columns},
-                "scoring": self.scoring}
+        return {
+            "model": self.model,
+            "task": self.task,
+            "records": self.records,
+            "stats": self.stats,
+            "distances": {c: [_plain(v) for v in self.distances[c]] for c in self.distances.columns},
+            "scoring": self.scoring,
+        }
 
 
 def metric_record(metric: Metric, **context: Any) -> dict[str, Any]:
     """A flat, JSON-able record: the metric plus its context (model, layer, task, provenance...)."""
-    record = {**context, "metric": metric.metric, "value": _plain(metric.value), "condition": metric.condition,
-              "protocol": metric.protocol, "ci_low": _plain(metric.ci_low), "ci_high": _plain(metric.ci_high),
-              "n": metric.n, "note": metric.note}
+    record = {
+        **context,
+        "metric": metric.metric,
+        "value": _plain(metric.value),
+        "condition": metric.condition,
+        "protocol": metric.protocol,
+        "ci_low": _plain(metric.ci_low),
+        "ci_high": _plain(metric.ci_high),
+        "n": metric.n,
+        "note": metric.note,
+    }
     record.update({k: _plain(v) for k, v in metric.extra.items()})
     return record
 
@@ -77,8 +119,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def results_frame(records: list[dict[str, Any]], model_order: list[str] | None = None,
-                  task_order: list[str] | None = None) -> pd.DataFrame:
+def results_frame(
+    records: list[dict[str, Any]], model_order: list[str] | None = None, task_order: list[str] | None = None
+) -> pd.DataFrame:
     """Long table: one row per model × layer × task × metric (× condition), deterministic order."""
     frame = pd.DataFrame.from_records(records)
     if frame.empty:
@@ -96,8 +139,7 @@ def results_frame(records: list[dict[str, Any]], model_order: list[str] | None =
         frame[f"_{column}_rank"] = frame[column].map(lambda v, r=rank: r.get(v, len(r)))
         sort_cols.append(f"_{column}_rank")
     frame["_layer_index"] = pd.to_numeric(frame["layer_index"], errors="coerce").fillna(-1)
-    frame = frame.sort_values(sort_cols + ["_layer_index"],
-                              kind="stable")
+    frame = frame.sort_values(sort_cols + ["_layer_index"], kind="stable")
     return frame.drop(columns=sort_cols + ["_layer_index"]).reset_index(drop=True)
 
 
@@ -112,8 +154,9 @@ def summary_frame(results: pd.DataFrame) -> pd.DataFrame:
     frame["layer"] = frame["layer"].fillna("")
     row_order = list(dict.fromkeys(zip(frame["model"], frame["layer"])))
     column_order = list(dict.fromkeys(frame["column"]))
-    wide = frame.pivot_table(index=["model", "layer"], columns="column", values="value", aggfunc="first",
-                             dropna=False, sort=False)
+    wide = frame.pivot_table(
+        index=["model", "layer"], columns="column", values="value", aggfunc="first", dropna=False, sort=False
+    )
     wide = wide.reindex(index=pd.MultiIndex.from_tuples(row_order, names=["model", "layer"]), columns=column_order)
     wide.columns.name = None
     return wide.reset_index()

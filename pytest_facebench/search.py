@@ -40,7 +40,9 @@ def _unit_rows(block: np.ndarray, name: str, first_row: int) -> np.ndarray:
         raise ValueError(f"{name} row {first_row + int(np.argmax(~finite))} has NaN/inf values")
     norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64)).astype(np.float32)
     if (norms == 0).any():
-        raise ValueError(f"{name} row {first_row + int(np.argmax(norms == 0))} is all zeros; cosine similarity is undefined")
+        raise ValueError(
+            f"{name} row {first_row + int(np.argmax(norms == 0))} is all zeros; cosine similarity is undefined"
+        )
     return x / norms[:, None]
 
 
@@ -51,8 +53,9 @@ def _unit_rows_torch(x: Any, name: str, first_row: int) -> Any:
         raise ValueError(f"{name} row {first_row + int((~finite).int().argmax())} has NaN/inf values")
     norms = x.double().pow(2).sum(dim=1).sqrt().float()
     if bool((norms == 0).any()):
-        raise ValueError(f"{name} row {first_row + int((norms == 0).int().argmax())} is all zeros; "
-                         "cosine similarity is undefined")
+        raise ValueError(
+            f"{name} row {first_row + int((norms == 0).int().argmax())} is all zeros; cosine similarity is undefined"
+        )
     return x / norms[:, None]
 
 
@@ -76,7 +79,9 @@ def _merge(
     return out_s, out_i
 
 
-def _candidates_numpy(scores: np.ndarray, kth_best: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _candidates_numpy(
+    scores: np.ndarray, kth_best: np.ndarray | None, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(row, column, score) of entries that may enter the running top-k."""
     if kth_best is not None:
         mask = scores > kth_best[:, None]  # ties with the k-th best lose: their index is larger
@@ -200,8 +205,10 @@ def cmc_from_topk(
     mated = _mated(gallery_ids, probe_ids)
     if not mated.all() and unmated == "raise":
         absent = np.unique(np.asarray(probe_ids)[~mated])
-        raise ValueError(f"{int((~mated).sum())} probe(s) have identities absent from the gallery "
-                         f"(e.g. {absent[:5].tolist()}); pass unmated='ignore' for open-set probe lists")
+        raise ValueError(
+            f"{int((~mated).sum())} probe(s) have identities absent from the gallery "
+            f"(e.g. {absent[:5].tolist()}); pass unmated='ignore' for open-set probe lists"
+        )
     if not mated.any():
         raise ValueError("no probe has a mate in the gallery; the CMC is undefined")
     k = np.shape(indices)[1]
@@ -281,8 +288,10 @@ def tpir_at_fpir(
         if convention == "nist":
             threshold = -math.inf if allowed >= n_n else float(top1_nonmated[allowed])
             if allowed == 0:
-                note = (f"FPIR {target:g} allows no false alarm among {n_n} non-mated probes: "
-                        "threshold = the highest non-mated score")
+                note = (
+                    f"FPIR {target:g} allows no false alarm among {n_n} non-mated probes: "
+                    "threshold = the highest non-mated score"
+                )
         else:
             threshold = float(top1_nonmated[max(allowed, 1) - 1])
         fpir = float(np.mean(top1_nonmated > threshold))

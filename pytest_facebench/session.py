@@ -6,10 +6,11 @@ import json
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from functools import cached_property, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -19,14 +20,26 @@ from .files import OutputError, check_can_create_dir
 from .gates import GateSettings, load_baseline
 from .metrics import remember_scoring
 from .options import device_type
-from .outputs import (RECORD_FORMAT, OutputLock, Selection, cell_payloads, jsonable, metric_records, model_counters,
-                      prune_records, read_records, select_records, write_outputs, write_record)
+from .outputs import (
+    RECORD_FORMAT,
+    OutputLock,
+    Selection,
+    cell_payloads,
+    jsonable,
+    metric_records,
+    model_counters,
+    prune_records,
+    read_records,
+    select_records,
+    write_outputs,
+    write_record,
+)
 
 if TYPE_CHECKING:  # heavy modules (torch, pandas) load on first use, not when pytest starts
     from .cell_cache import CellStore
     from .engine import Engine
-    from .options import EngineOptions
     from .model import BaseModel
+    from .options import EngineOptions
     from .tasks.base import BaseTask
 
 
@@ -56,9 +69,11 @@ class FacebenchSession:
         self.report_path: Path | None = None
         self.report_error: str | None = None
         self.output_error: str | None = None
-        self.gate_settings = GateSettings(baseline=self._load_baseline(),
-                                          max_drop=config.getoption("facebench_max_drop"),
-                                          gate_ci=config.getoption("facebench_gate_ci"))
+        self.gate_settings = GateSettings(
+            baseline=self._load_baseline(),
+            max_drop=config.getoption("facebench_max_drop"),
+            gate_ci=config.getoption("facebench_gate_ci"),
+        )
 
     def path_option(self, value: str | Path) -> Path:
         """A path given on the command line, relative to the directory pytest was invoked from."""
@@ -94,8 +109,10 @@ class FacebenchSession:
         if self._grid is None:
             path = self.grid_path()
             if path is None:
-                raise ConfigError("no grid found: pass --facebench-config FILE, or put a facebench.toml beside the "
-                                  "benchmarks (or [tool.facebench] in pyproject.toml)")
+                raise ConfigError(
+                    "no grid found: pass --facebench-config FILE, or put a facebench.toml beside the "
+                    "benchmarks (or [tool.facebench] in pyproject.toml)"
+                )
             self._grid = load_grid(path)
         return self._grid
 
@@ -104,9 +121,14 @@ class FacebenchSession:
         from .options import EngineOptions
 
         option = self.config.getoption
-        return EngineOptions(device=option("facebench_device"), precision=option("facebench_precision"),
-                             batch_size=option("facebench_batch_size"), workers=option("facebench_workers"),
-                             progress=self.show_progress(), decode=option("facebench_decode"))
+        return EngineOptions(
+            device=option("facebench_device"),
+            precision=option("facebench_precision"),
+            batch_size=option("facebench_batch_size"),
+            workers=option("facebench_workers"),
+            progress=self.show_progress(),
+            decode=option("facebench_decode"),
+        )
 
     def cache_dir(self) -> Path | None:
         if self.config.getoption("facebench_no_cache"):
@@ -125,15 +147,17 @@ class FacebenchSession:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            from .store import EmbeddingStore
             from .engine import Engine
+            from .store import EmbeddingStore
 
             options = self.engine_options()
             bar = None
             if options.progress:
                 from tqdm.auto import tqdm
 
-                bar = partial(tqdm, leave=False, dynamic_ncols=True, unit="img")  # stderr at use time: capture is off then
+                bar = partial(
+                    tqdm, leave=False, dynamic_ncols=True, unit="img"
+                )  # stderr at use time: capture is off then
             self._engine = Engine(options, EmbeddingStore(self.cache_dir()), self.worker_index, progress=bar)
         return self._engine
 
@@ -252,8 +276,9 @@ class FacebenchSession:
         payload = getattr(report, "facebench", None)
         if cell is None and not payload and report.nodeid not in self.tests:
             return  # not a benchmark test: the plugin stays out of the way
-        entry = self.tests.setdefault(report.nodeid, {"outcome": "running", "duration_s": 0.0, **(cell or {}),
-                                                      "cells": [], "custom": []})
+        entry = self.tests.setdefault(
+            report.nodeid, {"outcome": "running", "duration_s": 0.0, **(cell or {}), "cells": [], "custom": []}
+        )
         entry["duration_s"] = round(entry["duration_s"] + report.duration, 4)
         if report.failed or report.skipped:
             if entry.get("result") is None:
@@ -271,8 +296,13 @@ class FacebenchSession:
     def _write_record(self, nodeid: str, entry: dict[str, Any]) -> None:
         if not self.active:
             return
-        record = {"format": RECORD_FORMAT, "nodeid": nodeid, "identity": self.identity(),
-                  "run_started": self.started_iso, **{k: v for k, v in entry.items() if k != "result"}}
+        record = {
+            "format": RECORD_FORMAT,
+            "nodeid": nodeid,
+            "identity": self.identity(),
+            "run_started": self.started_iso,
+            **{k: v for k, v in entry.items() if k != "result"},
+        }
         try:
             write_record(self.out_dir, record)
         except OutputError as exc:
@@ -284,8 +314,12 @@ class FacebenchSession:
         change numbers."""
         options = self.engine_options()
         grid_sha = self._grid.sha256 if self._grid is not None else None
-        return {"grid_sha256": grid_sha, "precision": options.precision, "decode": options.decode,
-                "device_type": device_type(options.device)}
+        return {
+            "grid_sha256": grid_sha,
+            "precision": options.precision,
+            "decode": options.decode,
+            "device_type": device_type(options.device),
+        }
 
     def finish(self, session: pytest.Session) -> None:
         """Write every output from the records, on the controller (or the only process), failures or not;
@@ -311,18 +345,27 @@ class FacebenchSession:
         current = list(self.records.values())
         with_cells = [r for r in current if r.get("cells")]
         if not with_cells:
-            selected = bool(self.config.getoption("keyword") or self.config.getoption("deselect")
-                            or self.config.getoption("markexpr"))
+            selected = bool(
+                self.config.getoption("keyword")
+                or self.config.getoption("deselect")
+                or self.config.getoption("markexpr")
+            )
             skipped = [t for t in self.tests.values() if t.get("outcome") == "skipped"]
-            self.summary = {"no_results": True, "skips": _skip_groups(skipped),
-                            "no_results_error": not selected and not interrupted and bool(self.tests)}
+            self.summary = {
+                "no_results": True,
+                "skips": _skip_groups(skipped),
+                "no_results_error": not selected and not interrupted and bool(self.tests),
+            }
             return
         model_order, task_order, grid_info = self._grid_order()
         identity = self.identity()
         cells_in_grid = self._grid_cells()
         stored = [r for r in read_records(self.out_dir) if r["nodeid"] not in self.records]
-        selectable = {r["nodeid"] for r in stored if (r.get("model"), r.get("task")) in cells_in_grid
-                      and _test_file_exists(self.config, r["nodeid"])}
+        selectable = {
+            r["nodeid"]
+            for r in stored
+            if (r.get("model"), r.get("task")) in cells_in_grid and _test_file_exists(self.config, r["nodeid"])
+        }
         selection = select_records(current, stored, identity, selectable)
         prune_records(self.out_dir, selection.records)
         info = self.run_info(grid_info, selection, unfinished, interrupted)
@@ -330,23 +373,40 @@ class FacebenchSession:
         from .report.data import references_from_grid
 
         written = write_outputs(
-            self.out_dir, selection.records, info, model_order=model_order, task_order=task_order,
-            references=references_from_grid(self._grid), report=not self.config.getoption("facebench_no_report"),
-            baseline=self.path_option(save) if save else None, history=self._history(info, selection))
+            self.out_dir,
+            selection.records,
+            info,
+            model_order=model_order,
+            task_order=task_order,
+            references=references_from_grid(self._grid),
+            report=not self.config.getoption("facebench_no_report"),
+            baseline=self.path_option(save) if save else None,
+            history=self._history(info, selection),
+        )
         self.results = written.results
         self.report_path, self.report_error = written.report_path, written.report_error
-        self.summary = {"selection": selection, "interrupted": interrupted, "unfinished": sorted(unfinished),
-                        "skips": _skip_groups([r for r in selection.records if r.get("outcome") == "skipped"]),
-                        "unchanged": written.unchanged}
+        self.summary = {
+            "selection": selection,
+            "interrupted": interrupted,
+            "unfinished": sorted(unfinished),
+            "skips": _skip_groups([r for r in selection.records if r.get("outcome") == "skipped"]),
+            "unchanged": written.unchanged,
+        }
 
     def _history(self, info: dict[str, Any], selection: Selection) -> dict[str, Any]:
-        return {"time": info["started"], "git_commit": info.get("git_commit"),
-                "grid_sha256": info["grid"].get("sha256"), "interrupted": info["interrupted"],
-                "outcomes": _count(t["outcome"] for t in info["tests"].values()),
-                "cells": {"this_run": selection.current, "kept": selection.kept},
-                "gates": _count(m.get("gate") or "none" for m in metric_records(selection.records)),
-                "headline": {f"{m['task']}|{m['model']}|{m['layer']}|{m['metric']}": m["value"]
-                             for m in _headline_records(selection.records)}}
+        return {
+            "time": info["started"],
+            "git_commit": info.get("git_commit"),
+            "grid_sha256": info["grid"].get("sha256"),
+            "interrupted": info["interrupted"],
+            "outcomes": _count(t["outcome"] for t in info["tests"].values()),
+            "cells": {"this_run": selection.current, "kept": selection.kept},
+            "gates": _count(m.get("gate") or "none" for m in metric_records(selection.records)),
+            "headline": {
+                f"{m['task']}|{m['model']}|{m['layer']}|{m['metric']}": m["value"]
+                for m in _headline_records(selection.records)
+            },
+        }
 
     def _grid_cells(self) -> set[tuple[str, str]]:
         try:
@@ -360,11 +420,15 @@ class FacebenchSession:
             grid = self.grid
         except FacebenchError:
             return None, None, {}
-        return ([m.name for m in grid.models], [t.name for t in grid.tasks],
-                {"path": str(grid.path), "sha256": grid.sha256})
+        return (
+            [m.name for m in grid.models],
+            [t.name for t in grid.tasks],
+            {"path": str(grid.path), "sha256": grid.sha256},
+        )
 
-    def run_info(self, grid_info: dict[str, Any], selection: Selection, unfinished: dict[str, Any],
-                 interrupted: bool) -> dict[str, Any]:
+    def run_info(
+        self, grid_info: dict[str, Any], selection: Selection, unfinished: dict[str, Any], interrupted: bool
+    ) -> dict[str, Any]:
         from .report.tables import environment
 
         cells = [c for r in selection.records if r["nodeid"] in self.records for c in r.get("cells", [])]
@@ -380,9 +444,13 @@ class FacebenchSession:
             "xdist_workers": getattr(self.config.option, "numprocesses", None),
             "grid": grid_info,
             "cells": {"this_run": selection.current, "kept": selection.kept, "kept_from": selection.kept_from},
-            "engine": {"devices": sorted({c.get("stats", {}).get("engine", {}).get("device") for c in cells} - {None}),
-                       "precision": options.precision, "batch_size": options.batch_size,
-                       "loader_workers": options.loader_workers(), "cache": str(self.cache_dir() or "")},
+            "engine": {
+                "devices": sorted({c.get("stats", {}).get("engine", {}).get("device") for c in cells} - {None}),
+                "precision": options.precision,
+                "batch_size": options.batch_size,
+                "loader_workers": options.loader_workers(),
+                "cache": str(self.cache_dir() or ""),
+            },
             **environment(),
             "models": model_counters(cells),
             "tests": tests,
@@ -398,8 +466,10 @@ class FacebenchSession:
         summary = self.summary or {}
         if summary.get("no_results"):
             reporter.write_sep("=", "facebench")
-            reporter.write_line(f"no cell produced results; nothing written to {self.out_dir}",
-                                red=bool(summary.get("no_results_error")))
+            reporter.write_line(
+                f"no cell produced results; nothing written to {self.out_dir}",
+                red=bool(summary.get("no_results_error")),
+            )
             self._write_skips(reporter, summary.get("skips", {}))
             return
         if self.results is None:
@@ -413,12 +483,15 @@ class FacebenchSession:
         failing = self.results[self.results["gate"] == "fail"] if "gate" in self.results else self.results[:0]
         gated = self.results[self.results["gate"].isin(["pass", "fail"])] if "gate" in self.results else failing
         if len(gated):
-            reporter.write_line(f"gates: {len(gated) - len(failing)} passed, {len(failing)} failed"
-                                + (f" (baseline {self.config.getoption('facebench_baseline')})"
-                                   if self.gate_settings.baseline else ""))
+            reporter.write_line(
+                f"gates: {len(gated) - len(failing)} passed, {len(failing)} failed"
+                + (f" (baseline {self.config.getoption('facebench_baseline')})" if self.gate_settings.baseline else "")
+            )
             for record in failing.to_dict("records"):
-                reporter.write_line(f"  FAILED gate {record['task']} · {record['model']} · {record['layer']}: "
-                                    f"{record['metric']} {record['value']:.3f} ({record['gate_bound']})")
+                reporter.write_line(
+                    f"  FAILED gate {record['task']} · {record['model']} · {record['layer']}: "
+                    f"{record['metric']} {record['value']:.3f} ({record['gate_bound']})"
+                )
         selection: Selection = summary["selection"]
         line = f"cells: {selection.current} from this run"
         if selection.kept:
@@ -426,8 +499,11 @@ class FacebenchSession:
         reporter.write_line(line)
         if summary.get("interrupted"):
             unfinished = summary.get("unfinished", [])
-            reporter.write_line(f"run INTERRUPTED: {len(unfinished)} test(s) did not finish (listed in run.json); "
-                                f"rerun to complete them (finished cells come from the cache)", yellow=True)
+            reporter.write_line(
+                f"run INTERRUPTED: {len(unfinished)} test(s) did not finish (listed in run.json); "
+                f"rerun to complete them (finished cells come from the cache)",
+                yellow=True,
+            )
         self._write_skips(reporter, summary.get("skips", {}))
         reporter.write_line(f"results: {self.out_dir / 'results.csv'}")
         reporter.write_line(f"summary: {self.out_dir / 'summary.csv'}   provenance: {self.out_dir / 'run.json'}")
@@ -439,8 +515,9 @@ class FacebenchSession:
     @staticmethod
     def _write_skips(reporter: Any, skips: dict[str, list[str]]) -> None:
         for reason, cells in skips.items():
-            reporter.write_line(f"skipped {len(cells)} cell(s) ({', '.join(cells[:6])}"
-                                f"{', ...' if len(cells) > 6 else ''}): {reason}")
+            reporter.write_line(
+                f"skipped {len(cells)} cell(s) ({', '.join(cells[:6])}{', ...' if len(cells) > 6 else ''}): {reason}"
+            )
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -454,7 +531,9 @@ def _test_file_exists(config: pytest.Config, nodeid: str) -> bool:
 
 
 def _test_entry(record: dict[str, Any], kept: bool = False) -> dict[str, Any]:
-    entry = {k: record.get(k) for k in ("model", "task", "outcome", "duration_s", "reason") if record.get(k) is not None}
+    entry = {
+        k: record.get(k) for k in ("model", "task", "outcome", "duration_s", "reason") if record.get(k) is not None
+    }
     if kept:
         entry["kept_from"] = record.get("run_started")
     return entry
@@ -471,8 +550,9 @@ def _skip_groups(records: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 def _headline_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each task's headline metric at each model's readout layer."""
-    return [m for cell in cell_payloads(records) for m in cell.get("records", []) if m.get("readout")
-            and m.get("headline")]
+    return [
+        m for cell in cell_payloads(records) for m in cell.get("records", []) if m.get("readout") and m.get("headline")
+    ]
 
 
 def _count(values: Any) -> dict[str, int]:

@@ -115,9 +115,12 @@ def id_prefix(ident: bytes) -> int:
 def entry_check(entries: np.ndarray) -> np.ndarray:
     """A 32-bit check word of each index entry (vectorized mix of all fields; an all-zero entry fails)."""
     with np.errstate(over="ignore"):
-        h = (entries["id0"] ^ (entries["id1"] * np.uint64(_MIX[0]))
-             ^ ((entries["offset"] + np.uint64(_MIX[1])) * np.uint64(_MIX[2]))
-             ^ ((entries["dim"].astype(np.uint64) + np.uint64(_MIX[3])) * np.uint64(_MIX[4])))
+        h = (
+            entries["id0"]
+            ^ (entries["id1"] * np.uint64(_MIX[0]))
+            ^ ((entries["offset"] + np.uint64(_MIX[1])) * np.uint64(_MIX[2]))
+            ^ ((entries["dim"].astype(np.uint64) + np.uint64(_MIX[3])) * np.uint64(_MIX[4]))
+        )
         h ^= h >> np.uint64(33)
         h *= np.uint64(_MIX[1])
         h ^= h >> np.uint64(29)
@@ -154,10 +157,15 @@ def decode_record(buf: bytes | memoryview, ident: bytes, dim: int) -> np.ndarray
     if len(buf) < RECORD_SIZE + 4 * dim:
         return None
     magic, hcrc, got_id, got_dim, pcrc, length = RECORD.unpack_from(buf)
-    if (magic != RECORD_MAGIC or got_id != ident or got_dim != dim or length != 4 * dim
-            or zlib.crc32(buf[8:RECORD_SIZE]) != hcrc):
+    if (
+        magic != RECORD_MAGIC
+        or got_id != ident
+        or got_dim != dim
+        or length != 4 * dim
+        or zlib.crc32(buf[8:RECORD_SIZE]) != hcrc
+    ):
         return None
-    payload = buf[RECORD_SIZE:RECORD_SIZE + length]
+    payload = buf[RECORD_SIZE : RECORD_SIZE + length]
     if zlib.crc32(payload) != pcrc:
         return None
     return np.frombuffer(payload, dtype="<f4")
@@ -174,11 +182,11 @@ def file_header(magic: bytes, meta: dict[str, Any]) -> bytes:
 def parse_file_header(buf: bytes, magic: bytes) -> dict[str, Any] | None:
     if len(buf) < FILE_HEADER_SIZE or buf[:4] != magic:
         return None
-    if zlib.crc32(buf[:FILE_HEADER_SIZE - 4]) != struct.unpack_from("<I", buf, FILE_HEADER_SIZE - 4)[0]:
+    if zlib.crc32(buf[: FILE_HEADER_SIZE - 4]) != struct.unpack_from("<I", buf, FILE_HEADER_SIZE - 4)[0]:
         return None
     (length,) = struct.unpack_from("<I", buf, 4)
     try:
-        meta = json.loads(buf[8:8 + length])
+        meta = json.loads(buf[8 : 8 + length])
     except ValueError:
         return None
     return meta if isinstance(meta, dict) else None
@@ -207,8 +215,12 @@ def parse_entries(buf: bytes, start: int) -> IndexChunk:
     valid = entry_check(entries) == entries["check"]
     tomb = valid & (entries["dim"] == TOMBSTONE)
     live = valid & ~tomb & (entries["dim"] > 0)
-    return IndexChunk(live=entries[live], tombstones=entries[tomb], bad=int(len(entries) - live.sum() - tomb.sum()),
-                      end=start + len(entries) * ENTRY_SIZE)
+    return IndexChunk(
+        live=entries[live],
+        tombstones=entries[tomb],
+        bad=int(len(entries) - live.sum() - tomb.sum()),
+        end=start + len(entries) * ENTRY_SIZE,
+    )
 
 
 def read_index(fd: int, start: int) -> IndexChunk:
@@ -226,23 +238,27 @@ def read_index(fd: int, start: int) -> IndexChunk:
     return parse_entries(b"".join(parts), start)
 
 
-def read_runs(fd: int, items: list[tuple[int, int, Any]], idents: list[bytes]
-              ) -> Iterator[tuple[tuple[int, int, Any], np.ndarray | None]]:
+def read_runs(
+    fd: int, items: list[tuple[int, int, Any]], idents: list[bytes]
+) -> Iterator[tuple[tuple[int, int, Any], np.ndarray | None]]:
     """Decode records `(offset, dim, tag)` (sorted by offset) of an open shard, one pread per run of
     neighbouring records (gaps up to GAP_BYTES, runs up to SPAN_BYTES); yields each item with its row
     (a read-only view) or None when the record does not verify."""
     start = 0
     while start < len(items):
         end, span_end = start + 1, items[start][0] + RECORD_SIZE + 4 * items[start][1]
-        while (end < len(items) and items[end][0] - span_end <= GAP_BYTES
-               and items[end][0] + RECORD_SIZE + 4 * items[end][1] - items[start][0] <= SPAN_BYTES):
+        while (
+            end < len(items)
+            and items[end][0] - span_end <= GAP_BYTES
+            and items[end][0] + RECORD_SIZE + 4 * items[end][1] - items[start][0] <= SPAN_BYTES
+        ):
             span_end = max(span_end, items[end][0] + RECORD_SIZE + 4 * items[end][1])
             end += 1
         base = items[start][0]
         blob = memoryview(pread_exact(fd, span_end - base, base))
         for k in range(start, end):
             offset, dim, _ = items[k]
-            yield items[k], decode_record(blob[offset - base:offset - base + RECORD_SIZE + 4 * dim], idents[k], dim)
+            yield items[k], decode_record(blob[offset - base : offset - base + RECORD_SIZE + 4 * dim], idents[k], dim)
         start = end
 
 
@@ -347,11 +363,18 @@ class KeyIndex:
                 gone = {offset for n, offset in self.dead if n == number}
                 live = live[~np.isin(live["offset"], list(gone))] if gone else live
             if len(live) > 64:
-                self.staged.append((live["id0"].copy(), np.full(len(live), number, np.uint32),
-                                    live["offset"].copy(), live["dim"].copy()))
+                self.staged.append(
+                    (
+                        live["id0"].copy(),
+                        np.full(len(live), number, np.uint32),
+                        live["offset"].copy(),
+                        live["dim"].copy(),
+                    )
+                )
             else:
-                for ident, offset, dim in zip(live["id0"].tolist(), live["offset"].tolist(), live["dim"].tolist(),
-                                              strict=True):
+                for ident, offset, dim in zip(
+                    live["id0"].tolist(), live["offset"].tolist(), live["dim"].tolist(), strict=True
+                ):
                     self.recent.setdefault(ident, []).append((number, offset, dim))
                 self.recent_count += len(live)
             if self.recent_count > 4096 or len(self.staged) > 64:
@@ -364,13 +387,16 @@ class KeyIndex:
                 return
             parts = list(self.staged)
             if self.recent:
-                flat = np.array([(i, s, o, d) for i, locs in self.recent.items() for s, o, d in locs],
-                                dtype=np.uint64).reshape(-1, 4)
+                flat = np.array(
+                    [(i, s, o, d) for i, locs in self.recent.items() for s, o, d in locs], dtype=np.uint64
+                ).reshape(-1, 4)
                 parts.append((flat[:, 0], flat[:, 1].astype(np.uint32), flat[:, 2], flat[:, 3].astype(np.uint32)))
             new = [np.concatenate([p[k] for p in parts]) for k in range(4)]
             first = np.argsort(new[0], kind="stable")  # sort the few new entries, then merge two sorted runs:
-            columns = [np.concatenate([old, add[first]])  # the stable sort (timsort) does that in linear time
-                       for old, add in zip((self.ids, self.where, self.offsets, self.dims), new, strict=True)]
+            columns = [
+                np.concatenate([old, add[first]])  # the stable sort (timsort) does that in linear time
+                for old, add in zip((self.ids, self.where, self.offsets, self.dims), new, strict=True)
+            ]
             if len(self.ids):
                 order = np.argsort(columns[0], kind="stable")
                 columns = [column[order] for column in columns]
@@ -386,7 +412,11 @@ class KeyIndex:
             if hit.any():
                 keep = ~hit
                 self.ids, self.where, self.offsets, self.dims = (
-                    self.ids[keep], self.where[keep], self.offsets[keep], self.dims[keep])
+                    self.ids[keep],
+                    self.where[keep],
+                    self.offsets[keep],
+                    self.dims[keep],
+                )
 
     def candidates(self, prefix: int) -> list[tuple[int, int, int]]:
         """Locations of a row, newest first."""
@@ -399,8 +429,9 @@ class KeyIndex:
                 lo = hi = int(self.ids.searchsorted(target))
                 while hi < len(self.ids) and self.ids[hi] == target:
                     hi += 1
-                found += [(int(self.where[i]), int(self.offsets[i]), int(self.dims[i]))
-                          for i in range(hi - 1, lo - 1, -1)]
+                found += [
+                    (int(self.where[i]), int(self.offsets[i]), int(self.dims[i])) for i in range(hi - 1, lo - 1, -1)
+                ]
             return found
 
     def newest(self, prefixes: np.ndarray) -> np.ndarray:
@@ -439,11 +470,12 @@ class ShardWriter:
                 for start in range(0, len(batch), 500):  # IOV_MAX is 1024 on Linux
                     if self.stem is None or self.offset >= self.store.shard_bytes:
                         self.rotate()
-                    self._append(batch[start:start + 500])
+                    self._append(batch[start : start + 500])
             except OSError as exc:
                 self.broken = True
-                log.warning("facebench store: cannot write to %s (%s); rows of this key will be recomputed",
-                            self.directory, exc)
+                log.warning(
+                    "facebench store: cannot write to %s (%s); rows of this key will be recomputed", self.directory, exc
+                )
                 self.close()
 
     def _append(self, batch: list[tuple[bytes, np.ndarray]]) -> None:
@@ -587,7 +619,7 @@ class ReadFds:
                 return self.open[path][0]
             fd = os.open(path, os.O_RDONLY)
             self.open[path] = [fd, 1]
-            for old in [p for p, (_, users) in self.open.items() if users == 0][:max(0, len(self.open) - self.limit)]:
+            for old in [p for p, (_, users) in self.open.items() if users == 0][: max(0, len(self.open) - self.limit)]:
                 os.close(self.open.pop(old)[0])
             return fd
 
@@ -750,12 +782,20 @@ class ShardStore:
             pos = index.newest(prefixes)
         with index.lock:
             items = np.flatnonzero(wanted & (pos >= 0))
-            plan = list(zip(items.tolist(), index.where[pos[items]].tolist(), index.offsets[pos[items]].tolist(),
-                            index.dims[pos[items]].tolist(), strict=True))
+            plan = list(
+                zip(
+                    items.tolist(),
+                    index.where[pos[items]].tolist(),
+                    index.offsets[pos[items]].tolist(),
+                    index.dims[pos[items]].tolist(),
+                    strict=True,
+                )
+            )
         dims = {d for *_, d in plan} | {row.shape[0] for row in pending.values()}
         if len(dims) > 1:
-            raise ValueError(f"embedding store {index.directory}: rows of different widths {sorted(dims)} "
-                             f"under one key")
+            raise ValueError(
+                f"embedding store {index.directory}: rows of different widths {sorted(dims)} under one key"
+            )
         out = np.zeros((len(hashes), dims.pop() if dims else 0), dtype=np.float32)
         found = np.zeros(len(hashes), dtype=bool)
         for i, waiting in pending.items():
@@ -768,8 +808,14 @@ class ShardStore:
                     break
         return out, found
 
-    def _read_planned(self, index: KeyIndex, plan: list[tuple[int, int, int, int]], idents: list[bytes],
-                      out: np.ndarray, found: np.ndarray) -> list[int]:
+    def _read_planned(
+        self,
+        index: KeyIndex,
+        plan: list[tuple[int, int, int, int]],
+        idents: list[bytes],
+        out: np.ndarray,
+        found: np.ndarray,
+    ) -> list[int]:
         """Read records shard by shard in offset order, one pread per run of neighbours, into `out`;
         returns the items whose record did not verify."""
         failed: list[int] = []
@@ -949,6 +995,8 @@ def _usable(root: Path) -> Path | None:
     except OSError as exc:
         if str(root) not in _WARNED_ROOTS:
             _WARNED_ROOTS.add(str(root))
-            warnings.warn(f"facebench: embedding cache directory {root} is not writable ({exc}); "
-                          f"running without a cache", stacklevel=3)
+            warnings.warn(
+                f"facebench: embedding cache directory {root} is not writable ({exc}); running without a cache",
+                stacklevel=3,
+            )
         return None

@@ -61,8 +61,12 @@ def key_dirs(root: Path) -> list[Path]:
 
 
 def shard_stems(directory: Path) -> list[str]:
-    stems = {name[: -len(suffix)] for name in os.listdir(directory) for suffix in SHARD_SUFFIXES
-             if name.endswith(suffix) and not name.startswith(".")}
+    stems = {
+        name[: -len(suffix)]
+        for name in os.listdir(directory)
+        for suffix in SHARD_SUFFIXES
+        if name.endswith(suffix) and not name.startswith(".")
+    }
     return sorted(stems)
 
 
@@ -152,14 +156,30 @@ def info(root: Path) -> dict[str, Any]:
             files += 1
             size += stat.st_size
         rows = len(np.unique(np.concatenate(ids), axis=0)) if ids else 0
-        keys.append({"key": directory.name, "shards": shards, "rows": rows, "records": records, "files": files,
-                     "bytes": size, "last_used": max(_mtime(directory / ".used"), _newest(directory))})
+        keys.append(
+            {
+                "key": directory.name,
+                "shards": shards,
+                "rows": rows,
+                "records": records,
+                "files": files,
+                "bytes": size,
+                "last_used": max(_mtime(directory / ".used"), _newest(directory)),
+            }
+        )
     return {
-        "root": str(root), "format": FORMAT, "keys": len(keys), "shards": sum(k["shards"] for k in keys),
-        "rows": sum(k["rows"] for k in keys), "records": sum(k["records"] for k in keys),
-        "files": sum(k["files"] for k in keys), "bytes": sum(k["bytes"] for k in keys),
+        "root": str(root),
+        "format": FORMAT,
+        "keys": len(keys),
+        "shards": sum(k["shards"] for k in keys),
+        "rows": sum(k["rows"] for k in keys),
+        "records": sum(k["records"] for k in keys),
+        "files": sum(k["files"] for k in keys),
+        "bytes": sum(k["bytes"] for k in keys),
         "writers": {"live": leases["live"], "dead": leases["dead"], "unknown": leases["unknown"]},
-        "legacy_v1": _tree_summary(root / LEGACY), "cells": _tree_summary(root / CELLS), "per_key": keys,
+        "legacy_v1": _tree_summary(root / LEGACY),
+        "cells": _tree_summary(root / CELLS),
+        "per_key": keys,
     }
 
 
@@ -211,9 +231,22 @@ def prune(root: Path, older_than_s: float, dry_run: bool = False) -> dict[str, A
                 _remove(path, dry_run, report)
         if not dry_run:
             _remove_empty_dirs(folder)
-    return {"dry_run": dry_run, "older_than_s": older_than_s,
-            **{name: report[name] for name in ("removed_shards", "removed_keys", "removed_files", "freed_bytes",
-                                               "kept_live", "legacy_v1_removed", "cells_removed")}}
+    return {
+        "dry_run": dry_run,
+        "older_than_s": older_than_s,
+        **{
+            name: report[name]
+            for name in (
+                "removed_shards",
+                "removed_keys",
+                "removed_files",
+                "freed_bytes",
+                "kept_live",
+                "legacy_v1_removed",
+                "cells_removed",
+            )
+        },
+    }
 
 
 def _remove(path: Path, dry_run: bool, report: Counter[str]) -> None:
@@ -258,8 +291,20 @@ def verify(root: Path, repair: bool = False) -> dict[str, Any]:
         for stem in shard_stems(directory):
             _verify_shard(directory, stem, repair, report, problem)
     _verify_cells(root / CELLS, repair, report, problem)
-    names = ("keys", "shards", "records", "ok", "corrupt", "bad_index_entries", "torn_index_bytes",
-             "unreadable_shards", "repaired", "skipped_live", "cells_checked", "cells_corrupt")
+    names = (
+        "keys",
+        "shards",
+        "records",
+        "ok",
+        "corrupt",
+        "bad_index_entries",
+        "torn_index_bytes",
+        "unreadable_shards",
+        "repaired",
+        "skipped_live",
+        "cells_checked",
+        "cells_corrupt",
+    )
     return {**{name: report[name] for name in names}, "problems": problems}
 
 
@@ -305,8 +350,9 @@ def _verify_shard(directory: Path, stem: str, repair: bool, report: Counter[str]
             os.close(fd)
 
 
-def _repair_shard(directory: Path, stem: str, corrupt: list[Any], report: Counter[str], problem: Any,
-                  drop: bool) -> None:
+def _repair_shard(
+    directory: Path, stem: str, corrupt: list[Any], report: Counter[str], problem: Any, drop: bool
+) -> None:
     token = take_lease(directory, stem)
     if token is None:
         report["skipped_live"] += 1
@@ -322,8 +368,9 @@ def _repair_shard(directory: Path, stem: str, corrupt: list[Any], report: Counte
         try:
             size = os.fstat(fd).st_size
             whole = FILE_HEADER_SIZE + max(0, size - FILE_HEADER_SIZE) // ENTRY_SIZE * ENTRY_SIZE
-            tombstones = make_entries([entry_id(e) for e in corrupt], [int(e["offset"]) for e in corrupt],
-                                      [TOMBSTONE] * len(corrupt))
+            tombstones = make_entries(
+                [entry_id(e) for e in corrupt], [int(e["offset"]) for e in corrupt], [TOMBSTONE] * len(corrupt)
+            )
             os.ftruncate(fd, whole)
             os.pwrite(fd, tombstones, whole)
             os.fsync(fd)

@@ -134,8 +134,10 @@ def template_rows(
         flat = np.flatnonzero(~found.reshape(-1))
         where = tuple(int(i) for i in np.unravel_index(flat[0], wanted.shape))
         label = f"pair {first_row + where[0]} (column {where[1]})" if len(where) == 2 else f"id {first_row + where[0]}"
-        raise ValueError(f"{label} names template {wanted[where]}, which has no template feature "
-                         f"({len(np.unique(wanted[~found]))} unknown template id(s) in this chunk)")
+        raise ValueError(
+            f"{label} names template {wanted[where]}, which has no template feature "
+            f"({len(np.unique(wanted[~found]))} unknown template id(s) in this chunk)"
+        )
     return rows_of_keys[order[pos]]  # type: ignore[no-any-return]
 
 

@@ -26,7 +26,13 @@ def _import_everything_the_plugin_may_import() -> None:
     import pytest_facebench
 
     names = [info.name for info in pkgutil.walk_packages(pytest_facebench.__path__, "pytest_facebench.")]
-    names += ["torchvision.transforms.v2", "torch._dynamo", "pytest_facebench.zoo.pixels", "pytest_facebench.zoo.vgg16", "pytest_facebench.zoo.dino"]
+    names += [
+        "torchvision.transforms.v2",
+        "torch._dynamo",
+        "pytest_facebench.zoo.pixels",
+        "pytest_facebench.zoo.vgg16",
+        "pytest_facebench.zoo.dino",
+    ]
     for name in names:
         if name.rsplit(".", 1)[-1].startswith("__"):  # __main__: a command line, not a library
             continue
@@ -64,46 +70,46 @@ class Tiny(BaseModel):
 '''
 
 MODELS = {
-    "pixels": '''
+    "pixels": """
 [[models]]
 name = "pixels"
 factory = "pixels"
 layers = ["output"]
 kwargs = { size = 16 }
-''',
-    "tiny": '''
+""",
+    "tiny": """
 [[models]]
 name = "tiny"
 factory = "tinymodel:Tiny"
 layers = ["conv", "fc"]
 pooling = { conv = "avg" }
-''',
+""",
 }
 
 TASKS = {
-    "verif": '''
+    "verif": """
 [[tasks]]
 name = "verif"
 type = "accuracy"
 pairs = "data/verif.csv"
 images = "data/images"
-''',
-    "sim": '''
+""",
+    "sim": """
 [[tasks]]
 name = "sim"
 type = "correlation"
 pairs = "data/sim.csv"
 images = "data/images"
-''',
-    "cond": '''
+""",
+    "cond": """
 [[tasks]]
 name = "cond"
 type = "conditions"
 pairs = "data/cond.csv"
 images = "data/images"
 conditions = ["near", "far"]
-''',
-    "inv": '''
+""",
+    "inv": """
 [[tasks]]
 name = "inv"
 type = "relative_difference"
@@ -111,13 +117,13 @@ pairs = "data/inv.csv"
 images = "data/images"
 columns = { group = "orientation" }
 groups = ["inverted", "upright"]
-''',
+""",
 }
 
-TEST_GRID = '''
+TEST_GRID = """
 def test_x(model, task, facebench):
     facebench.evaluate(model, task)
-'''
+"""
 
 
 def image_name(i: int) -> str:
@@ -145,8 +151,9 @@ def pairs_frames(n: int = N_IMAGES) -> dict[str, pd.DataFrame]:
     half = len(pairs) // 2
     return {
         "verif": pd.DataFrame({"img1": img1, "img2": img2, "label": [1, 0] * half}),
-        "sim": pd.DataFrame({"img1": img1, "img2": img2, "distance": [round(0.1 + 0.037 * i, 3)
-                                                                      for i in range(len(pairs))]}),
+        "sim": pd.DataFrame(
+            {"img1": img1, "img2": img2, "distance": [round(0.1 + 0.037 * i, 3) for i in range(len(pairs))]}
+        ),
         "cond": pd.DataFrame({"img1": img1, "img2": img2, "condition": ["near"] * half + ["far"] * half}),
         "inv": pd.DataFrame({"img1": img1, "img2": img2, "orientation": ["upright", "inverted"] * half}),
     }
@@ -173,12 +180,18 @@ class Bench:
             frame.to_csv(self.data / f"{name}.csv", index=False)
         (self.path / "tinymodel.py").write_text(TINY_MODEL, encoding="utf-8")
 
-    def grid_text(self, models: tuple[str, ...] = ("pixels", "tiny"), tasks: tuple[str, ...] = tuple(TASKS),
-                  extra: str = "") -> str:
+    def grid_text(
+        self, models: tuple[str, ...] = ("pixels", "tiny"), tasks: tuple[str, ...] = tuple(TASKS), extra: str = ""
+    ) -> str:
         return "".join(MODELS[m] for m in models) + "".join(TASKS[t] for t in tasks) + extra
 
-    def grid(self, models: tuple[str, ...] = ("pixels", "tiny"), tasks: tuple[str, ...] = tuple(TASKS),
-             extra: str = "", filename: str = "facebench.toml") -> Path:
+    def grid(
+        self,
+        models: tuple[str, ...] = ("pixels", "tiny"),
+        tasks: tuple[str, ...] = tuple(TASKS),
+        extra: str = "",
+        filename: str = "facebench.toml",
+    ) -> Path:
         path = self.path / filename
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.grid_text(models, tasks, extra), encoding="utf-8")
@@ -190,11 +203,22 @@ class Bench:
     def args(self, *args: str, out: Path | None = None, cache: Path | None = None) -> list[str]:
         # hypothesis's plugin would re-import hypothesis in every in-process run (pytester restores
         # sys.modules afterwards): seconds each. The rewrite warning is about the already-imported plugin.
-        return ["-p", "no:cacheprovider", "-p", "no:hypothesispytest",
-                "-W", "ignore::pytest.PytestAssertRewriteWarning",
-                *(["--facebench-cache", str(cache)] if cache else ["--facebench-no-cache"]),
-                "--facebench-out", str(out or self.out), "--facebench-workers", "0",
-                "--facebench-no-progress", "-rA", *args]
+        return [
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:hypothesispytest",
+            "-W",
+            "ignore::pytest.PytestAssertRewriteWarning",
+            *(["--facebench-cache", str(cache)] if cache else ["--facebench-no-cache"]),
+            "--facebench-out",
+            str(out or self.out),
+            "--facebench-workers",
+            "0",
+            "--facebench-no-progress",
+            "-rA",
+            *args,
+        ]
 
     def run(self, *args: str, out: Path | None = None, cache: Path | None = None) -> pytest.RunResult:
         """In-process run (fast: torch is already imported)."""
@@ -211,7 +235,6 @@ class Bench:
     def collected_ids(result: pytest.RunResult) -> list[str]:
         """Node ids printed by `--collect-only -q`, in order."""
         return [line.strip() for line in result.outlines if "::" in line and not line.startswith(("=", "_", " "))]
-
 
     @staticmethod
     def assert_no_traceback(result: pytest.RunResult) -> None:

@@ -49,12 +49,12 @@ class PowerPixels(BaseModel):
         return nn.Sequential(nn.Flatten(), Power(self.power))
 '''
 
-DISTANCE = '''
+DISTANCE = """
 def dist(a, b):
     return ((a - b) ** 2).sum(dim=1)
-'''
+"""
 
-GRID = '''
+GRID = """
 [[models]]
 name = "pow"
 factory = "powmodel:PowerPixels"
@@ -74,7 +74,7 @@ type = "correlation"
 pairs = "data/sim.csv"
 images = "data/images"
 n_boot = 50
-'''
+"""
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from pytest_facebench.cell_cache import CellStore, cell_key
 from pytest_facebench.fingerprint import Unkeyable, plain
 from pytest_facebench.options import EngineOptions
 from pytest_facebench.tasks import AccuracyTask
-
 from pytest_facebench.zoo.pixels import Pixels
 
 
@@ -55,8 +54,9 @@ def test_an_unchanged_rerun_reuses_every_cell_with_identical_tables(warm) -> Non
     assert all(s["embedded"] == 0 for s in models_stats(again).values())
     pd.testing.assert_frame_equal(bench.results(cold), bench.results(again))
     for task in ("verif", "sim", "cond", "inv"):
-        pd.testing.assert_frame_equal(pd.read_csv(cold / "distances" / task / "tiny.csv"),
-                                      pd.read_csv(again / "distances" / task / "tiny.csv"))
+        pd.testing.assert_frame_equal(
+            pd.read_csv(cold / "distances" / task / "tiny.csv"), pd.read_csv(again / "distances" / task / "tiny.csv")
+        )
     assert (cold / "comparisons.csv").read_text() == (again / "comparisons.csv").read_text()
 
 
@@ -106,19 +106,33 @@ def test_changing_an_image_rescores_the_cells_that_use_it_and_matches_a_fresh_ru
     assert not bench.results(out)["value"].equals(bench.results(cold)["value"])
 
 
-@pytest.mark.parametrize("change, reused", [
-    # a label flipped in one task's pairs file: that task's two cells only
-    (lambda b: b.pairs["verif"].assign(label=1 - b.pairs["verif"]["label"]).to_csv(b.data / "verif.csv", index=False),
-     {"pixels": (3, 1), "tiny": (3, 1)}),
-    # a task option (bootstrap resamples)
-    (lambda b: replace_in_grid(b, 'name = "cond"\n', 'name = "cond"\nn_boot = 200\n'),
-     {"pixels": (3, 1), "tiny": (3, 1)}),
-    # the layers of one model
-    (lambda b: replace_in_grid(b, 'layers = ["conv", "fc"]', 'layers = ["conv"]'), {"pixels": (4, 0), "tiny": (0, 4)}),
-    # the model's code (a comment is enough: the folder's source is hashed)
-    (lambda b: (b.path / "tinymodel.py").write_text((b.path / "tinymodel.py").read_text() + "\n# edited\n"),
-     {"pixels": (4, 0), "tiny": (0, 4)}),
-])
+@pytest.mark.parametrize(
+    "change, reused",
+    [
+        # a label flipped in one task's pairs file: that task's two cells only
+        (
+            lambda b: (
+                b.pairs["verif"].assign(label=1 - b.pairs["verif"]["label"]).to_csv(b.data / "verif.csv", index=False)
+            ),
+            {"pixels": (3, 1), "tiny": (3, 1)},
+        ),
+        # a task option (bootstrap resamples)
+        (
+            lambda b: replace_in_grid(b, 'name = "cond"\n', 'name = "cond"\nn_boot = 200\n'),
+            {"pixels": (3, 1), "tiny": (3, 1)},
+        ),
+        # the layers of one model
+        (
+            lambda b: replace_in_grid(b, 'layers = ["conv", "fc"]', 'layers = ["conv"]'),
+            {"pixels": (4, 0), "tiny": (0, 4)},
+        ),
+        # the model's code (a comment is enough: the folder's source is hashed)
+        (
+            lambda b: (b.path / "tinymodel.py").write_text((b.path / "tinymodel.py").read_text() + "\n# edited\n"),
+            {"pixels": (4, 0), "tiny": (0, 4)},
+        ),
+    ],
+)
 def test_each_input_of_a_cell_invalidates_exactly_its_cells(warm, change, reused) -> None:
     bench, _ = warm
     change(bench)
@@ -145,17 +159,18 @@ def test_a_corrupt_cell_entry_is_scored_again_with_a_warning(warm, caplog) -> No
 def test_a_fully_reused_run_imports_neither_torch_nor_scipy(bench) -> None:
     bench.grid(models=("pixels",))
     bench.test_file()
-    bench.pytester.makeconftest('''
+    bench.pytester.makeconftest("""
         import json, sys
 
         def pytest_sessionfinish(session):
             heavy = sorted(m for m in ("torch", "torchvision", "scipy", "sklearn", "matplotlib") if m in sys.modules)
             with open("imported.json", "a") as fh:
                 fh.write(json.dumps(heavy) + "\\n")
-    ''')
+    """)
     for name in ("out_cold", "out_warm"):
-        result = bench.pytester.runpytest_subprocess(*bench.args(out=bench.path / name, cache=bench.path / "cache"),
-                                                     timeout=300)
+        result = bench.pytester.runpytest_subprocess(
+            *bench.args(out=bench.path / name, cache=bench.path / "cache"), timeout=300
+        )
         result.assert_outcomes(passed=4)
     cold, warm = [json.loads(line) for line in (bench.path / "imported.json").read_text().splitlines()]
     assert "torch" in cold

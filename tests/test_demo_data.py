@@ -255,10 +255,7 @@ def test_concurrent_calls(tmp_path: Path, data_root: Path) -> None:
         "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
         "from demo_data import ensure_demo_data; ensure_demo_data(Path(sys.argv[2]))"
     )
-    procs = [
-        subprocess.Popen([sys.executable, "-c", code, str(DEMO_DATA_PY.parent), str(root)])
-        for _ in range(3)
-    ]
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(DEMO_DATA_PY.parent), str(root)]) for _ in range(3)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
     assert tree_hashes(root) == tree_hashes(data_root)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shared", "shared.lock"]
@@ -266,8 +263,6 @@ def test_concurrent_calls(tmp_path: Path, data_root: Path) -> None:
 
 def test_command_line(tmp_path: Path, data_root: Path) -> None:
     out = tmp_path / "cli"
-    result = subprocess.run(
-        [sys.executable, str(DEMO_DATA_PY), str(out)], capture_output=True, text=True, timeout=120
-    )
+    result = subprocess.run([sys.executable, str(DEMO_DATA_PY), str(out)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert tree_hashes(out) == tree_hashes(data_root)

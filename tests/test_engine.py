@@ -13,12 +13,12 @@ from PIL import Image
 from torch import nn
 
 from pytest_facebench import engine as engine_module
-from pytest_facebench.store import EmbeddingStore
 from pytest_facebench.distances import pair_distances
 from pytest_facebench.engine import Engine, EngineOptions, StoredRows, resolve_device
 from pytest_facebench.errors import DataError, FacebenchError
 from pytest_facebench.model import BaseModel
 from pytest_facebench.preprocessing import Preprocessing
+from pytest_facebench.store import EmbeddingStore
 
 
 class TinyNet(BaseModel):
@@ -156,8 +156,10 @@ def test_concurrent_writers_leave_a_valid_entry(tmp_path):
 def test_two_pytest_like_runs_share_a_cache_concurrently(tmp_path):
     paths = write_images(tmp_path / "img", 8)
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_embed_in_process, args=(str(tmp_path / "cache"), [str(p) for p in paths]))
-                 for _ in range(2)]
+    processes = [
+        context.Process(target=_embed_in_process, args=(str(tmp_path / "cache"), [str(p) for p in paths]))
+        for _ in range(2)
+    ]
     for p in processes:
         p.start()
     for p in processes:
@@ -273,8 +275,9 @@ def test_device_choice_under_xdist(monkeypatch):
 def test_gpu_matches_cpu(tmp_path, precision):
     paths = write_images(tmp_path / "img", 6, suffix=".jpg")
     cpu, _, _ = embed(make_engine(None), paths)
-    gpu_engine = Engine(EngineOptions(device="cuda", precision=precision, workers=2, decode="torchvision"),
-                        EmbeddingStore(None))
+    gpu_engine = Engine(
+        EngineOptions(device="cuda", precision=precision, workers=2, decode="torchvision"), EmbeddingStore(None)
+    )
     gpu, _, _ = embed(gpu_engine, paths)
     tolerance = 1e-3 if precision == "fp32" else 5e-2
     np.testing.assert_allclose(gpu["head"], cpu["head"], atol=tolerance, rtol=tolerance)

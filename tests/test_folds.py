@@ -29,8 +29,14 @@ def task_from(tmp_path: Path, frame: pd.DataFrame, **options) -> AccuracyTask:
 
 def pairs(labels, **columns) -> pd.DataFrame:
     n = len(labels)
-    return pd.DataFrame({"img1": [f"a{i}.png" for i in range(n)], "img2": [f"b{i}.png" for i in range(n)],
-                         "label": [int(v) for v in labels], **columns})
+    return pd.DataFrame(
+        {
+            "img1": [f"a{i}.png" for i in range(n)],
+            "img2": [f"b{i}.png" for i in range(n)],
+            "label": [int(v) for v in labels],
+            **columns,
+        }
+    )
 
 
 def kfold_row(task: AccuracyTask, distances: np.ndarray, name: str = "accuracy_kfold"):
@@ -41,7 +47,7 @@ def kfold_row(task: AccuracyTask, distances: np.ndarray, name: str = "accuracy_k
 def test_stratified_folds_equal_sklearn_stratified_kfold_without_shuffle(seed, n, k):
     labels = np.random.default_rng(seed).random(n) < 0.35
     labels[:k] = True  # every class has at least k members
-    labels[k:2 * k] = False
+    labels[k : 2 * k] = False
     expected = np.empty(n, dtype=int)
     for fold, (_, test) in enumerate(StratifiedKFold(n_splits=k, shuffle=False).split(np.zeros(n), labels)):
         expected[test] = fold

@@ -8,16 +8,33 @@ import math
 import pytest
 
 from pytest_facebench.errors import ConfigError, FacebenchError
-from pytest_facebench.gates import (GateOutcome, baseline_payload, check_thresholds, compare_runs,
-                                    compare_to_baseline, expectations, load_baseline, parse_thresholds)
+from pytest_facebench.gates import (
+    GateOutcome,
+    baseline_payload,
+    check_thresholds,
+    compare_runs,
+    compare_to_baseline,
+    expectations,
+    load_baseline,
+    parse_thresholds,
+)
 
 VALID = ("accuracy", "auc", "accuracy_kfold", "eer", "tar_at_far_0.001")
 
 
 def record(metric="accuracy_kfold", value=0.912, layer="classifier.5", readout=True, **extra):
-    return {"task": "lfw", "model": "vgg16-face", "layer": layer, "metric": metric, "value": value,
-            "ci_low": extra.pop("ci_low", 0.90), "ci_high": extra.pop("ci_high", 0.92), "readout": readout,
-            "condition": None, **extra}
+    return {
+        "task": "lfw",
+        "model": "vgg16-face",
+        "layer": layer,
+        "metric": metric,
+        "value": value,
+        "ci_low": extra.pop("ci_low", 0.90),
+        "ci_high": extra.pop("ci_high", 0.92),
+        "readout": readout,
+        "condition": None,
+        **extra,
+    }
 
 
 def test_failing_min_has_the_documented_message():
@@ -28,8 +45,9 @@ def test_failing_min_has_the_documented_message():
 
 def test_passing_min_and_max_for_lower_is_better():
     thresholds = parse_thresholds([{"metric": "accuracy_kfold", "min": 0.9}, {"metric": "eer", "max": 0.05}], VALID)
-    outcomes = check_thresholds([record(), record("eer", 0.04), record("eer", 0.2, layer="fc", readout=False)],
-                                thresholds)
+    outcomes = check_thresholds(
+        [record(), record("eer", 0.04), record("eer", 0.2, layer="fc", readout=False)], thresholds
+    )
     assert [o.status for o in outcomes] == ["pass", "pass"]  # non-readout layer not gated
     (failing,) = check_thresholds([record("eer", 0.07)], thresholds[1:])
     assert failing.status == "fail" and "eer 0.070 > max 0.050" in failing.message()
@@ -42,12 +60,18 @@ def test_threshold_scoped_to_model_and_layer():
     assert [o.status for o in outcomes] == ["fail"]
 
 
-@pytest.mark.parametrize("entry,message", [
-    ({"metric": "acuracy", "min": 0.9}, "unknown metric 'acuracy'.*valid metrics: accuracy, auc.*Did you mean 'accuracy'"),
-    ({"metric": "auc", "min": 0.9, "max": 0.8}, "min 0.9 is greater than max 0.8"),
-    ({"metric": "auc"}, "needs 'min' and/or 'max'"),
-    ({"metric": "auc", "min": "high"}, "'min' must be a number"),
-])
+@pytest.mark.parametrize(
+    "entry,message",
+    [
+        (
+            {"metric": "acuracy", "min": 0.9},
+            "unknown metric 'acuracy'.*valid metrics: accuracy, auc.*Did you mean 'accuracy'",
+        ),
+        ({"metric": "auc", "min": 0.9, "max": 0.8}, "min 0.9 is greater than max 0.8"),
+        ({"metric": "auc"}, "needs 'min' and/or 'max'"),
+        ({"metric": "auc", "min": "high"}, "'min' must be a number"),
+    ],
+)
 def test_bad_thresholds_are_config_errors(entry, message):
     with pytest.raises(ConfigError, match=message):
         parse_thresholds([entry], VALID, where="facebench.toml, tasks[0] ('lfw')")
@@ -88,11 +112,14 @@ def test_lower_is_better_baseline_and_provenance_warning():
     assert warnings and "precision" in warnings[0] and "not like-for-like" in warnings[0]
 
 
-@pytest.mark.parametrize("content,message", [
-    (None, "baseline file not found"),
-    ("{not json", "is not valid JSON"),
-    ('{"cells": {}}', "is not a facebench baseline"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (None, "baseline file not found"),
+        ("{not json", "is not valid JSON"),
+        ('{"cells": {}}', "is not a facebench baseline"),
+    ],
+)
 def test_bad_baseline_files(tmp_path, content, message):
     path = tmp_path / "baseline.json"
     if content is not None:
@@ -111,6 +138,7 @@ def test_compare_runs_statuses():
 
 
 def test_outcome_message_without_ci():
-    outcome = GateOutcome("t", "m", "l", "auc", None, 0.5, "fail", "min 0.900", float("nan"), float("nan"),
-                          "< min 0.900")
+    outcome = GateOutcome(
+        "t", "m", "l", "auc", None, 0.5, "fail", "min 0.900", float("nan"), float("nan"), "< min 0.900"
+    )
     assert outcome.message() == "t · m · l: auc 0.500 < min 0.900"

@@ -37,8 +37,7 @@ def test_threshold_pass_and_fail_with_the_exact_message(bench):
     result = bench.run()
     result.assert_outcomes(failed=1)
     row = bench.results().set_index("metric").loc["auc"]
-    expected = (f"verif · pixels · output: auc {auc:.3f} < min 0.999 "
-                f"(95% CI {row['ci_low']:.2f}–{row['ci_high']:.2f})")
+    expected = f"verif · pixels · output: auc {auc:.3f} < min 0.999 (95% CI {row['ci_low']:.2f}–{row['ci_high']:.2f})"
     assert expected in result.stdout.str()
     assert "verif · pixels · output: accuracy " in result.stdout.str()  # every failing gate, not the first
     assert bench.results().set_index("metric").loc["auc", "gate"] == "fail"
@@ -56,7 +55,7 @@ def test_max_for_a_lower_is_better_metric(bench):
 
 def test_expect_argument_and_marker(bench):
     bench.grid(models=("pixels",), tasks=VERIF_ONLY)
-    bench.test_file('''
+    bench.test_file("""
 import pytest
 
 def test_arg(model, accuracy_task, facebench):
@@ -65,7 +64,7 @@ def test_arg(model, accuracy_task, facebench):
 @pytest.mark.facebench_expect(auc=("<=", 1.0))
 def test_marker(model, accuracy_task, facebench):
     facebench.evaluate(model, accuracy_task)
-''')
+""")
     result = bench.run()
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*verif · pixels · output: auc * < min 0.999*"])
@@ -124,10 +123,13 @@ def test_history_appends_a_line_per_run(bench):
     assert any(key.startswith("verif|pixels|output|") for key in entry["headline"])
 
 
-@pytest.mark.parametrize("thresholds,message", [
-    ('{ metric = "acc", min = 0.5 }', "unknown metric 'acc' for this task; valid metrics: accuracy"),
-    ('{ metric = "auc", min = 0.9, max = 0.8 }', "min 0.9 is greater than max 0.8"),
-])
+@pytest.mark.parametrize(
+    "thresholds,message",
+    [
+        ('{ metric = "acc", min = 0.5 }', "unknown metric 'acc' for this task; valid metrics: accuracy"),
+        ('{ metric = "auc", min = 0.9, max = 0.8 }', "min 0.9 is greater than max 0.8"),
+    ],
+)
 def test_bad_thresholds_fail_their_task_clearly(bench, thresholds, message):
     grid_with(bench, thresholds)
     result = bench.run()
@@ -162,12 +164,18 @@ def test_compare_cli_exit_codes(bench):
     assert worse.returncode == 1
     assert "regression" in worse.stdout and "auc" in worse.stdout
     assert subprocess.run(cmd + ["--max-drop", "0.5"], capture_output=True, text=True).returncode == 0
-    missing = subprocess.run([sys.executable, "-m", "pytest_facebench", "compare", str(old), str(bench.path / "x")],
-                             capture_output=True, text=True)
+    missing = subprocess.run(
+        [sys.executable, "-m", "pytest_facebench", "compare", str(old), str(bench.path / "x")],
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode == 2 and "x does not exist; expected a --facebench-out directory" in missing.stderr
     (bench.path / "empty").mkdir()
-    empty = subprocess.run([sys.executable, "-m", "pytest_facebench", "compare", str(old), str(bench.path / "empty")],
-                           capture_output=True, text=True)
+    empty = subprocess.run(
+        [sys.executable, "-m", "pytest_facebench", "compare", str(old), str(bench.path / "empty")],
+        capture_output=True,
+        text=True,
+    )
     assert empty.returncode == 2 and "has no results.csv" in empty.stderr
 
 

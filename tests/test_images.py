@@ -172,8 +172,11 @@ def test_loaded_image_outlives_the_file(tmp_path: Path) -> None:
     assert image.getpixel((0, 0)) == (1, 2, 3)
 
 
-@pytest.mark.parametrize("content", [b"", b"this is not an image", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20],
-                         ids=["zero-bytes", "text", "bad-png-header"])
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"this is not an image", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20],
+    ids=["zero-bytes", "text", "bad-png-header"],
+)
 def test_undecodable_file_raises_data_error_naming_it(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "broken_face.png"
     path.write_bytes(content)

@@ -23,7 +23,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 
 PLUGIN_PACKAGE = {
-    "pyproject.toml": '''
+    "pyproject.toml": """
 [build-system]
 requires = ["setuptools"]
 build-backend = "setuptools.build_meta"
@@ -40,7 +40,7 @@ mean_distance_gap = "facebench_extras:MeanGap"
 
 [tool.setuptools]
 py-modules = ["facebench_extras"]
-''',
+""",
     "facebench_extras.py": '''
 import numpy as np
 from torch import nn
@@ -77,7 +77,7 @@ class MeanGap(BaseTask):
 ''',
 }
 
-GRID = '''
+GRID = """
 [[models]]
 name = "vgg"
 factory = "vgg16"
@@ -101,27 +101,32 @@ name = "gap"
 type = "mean_distance_gap"
 pairs = "pairs.csv"
 images = "images"
-'''
+"""
 
-TEST = '''
+TEST = """
 def test_cell(model, task, facebench):
     facebench.evaluate(model, task)
 
 
 def test_typed(model, mean_distance_gap_task, facebench):
     assert mean_distance_gap_task.type == "mean_distance_gap"
-'''
+"""
 
 
 def clean_env() -> dict[str, str]:
     """This process's environment without what would point the new venv back at this repository."""
-    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
-            and not k.startswith("PIP_")}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV") and not k.startswith("PIP_")
+    }
 
 
 def run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     result = subprocess.run(command, cwd=cwd, env=env or clean_env(), capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"{' '.join(map(str, command))} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, (
+        f"{' '.join(map(str, command))} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
     return result
 
 
@@ -130,20 +135,37 @@ def installed(tmp_path_factory) -> Path:
     """A fresh venv with the project's wheel and a tiny plugin distribution installed (no editable path)."""
     root = tmp_path_factory.mktemp("install")
     wheels = root / "wheels"
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
-         str(REPO)], cwd=root)
+    run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(REPO)],
+        cwd=root,
+    )
     extras = root / "extras"
     extras.mkdir()
     for name, text in PLUGIN_PACKAGE.items():
         (extras / name).write_text(text)
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
-         str(extras)], cwd=root)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+            str(extras),
+        ],
+        cwd=root,
+    )
     env_dir = root / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
     target = Path(run([str(python), "-c", "import site; print(site.getsitepackages()[0])"], cwd=root).stdout.strip())
-    run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", *map(str, wheels.glob("*.whl"))],
-        cwd=root)
+    run(
+        [str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", *map(str, wheels.glob("*.whl"))],
+        cwd=root,
+    )
     # then the dependencies from this environment, as a plain path: its .pth files (the editable install of
     # this repository among them) are not processed
     (target / "zz_dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
@@ -168,16 +190,43 @@ def project(folder: Path) -> Path:
 def test_an_installed_plugin_runs_a_grid_of_short_names_and_registered_plugins_outside_the_repo(installed, tmp_path):
     folder = project(tmp_path / "elsewhere")
     env = clean_env()
-    where = run([str(installed), "-c", "import pytest_facebench, importlib.util; print(pytest_facebench.__file__); "
-                                       "print(importlib.util.find_spec('models'))"], cwd=folder, env=env).stdout
+    where = run(
+        [
+            str(installed),
+            "-c",
+            "import pytest_facebench, importlib.util; print(pytest_facebench.__file__); "
+            "print(importlib.util.find_spec('models'))",
+        ],
+        cwd=folder,
+        env=env,
+    ).stdout
     assert str(REPO) not in where.splitlines()[0] and "site-packages" in where.splitlines()[0]
     assert where.splitlines()[1] == "None"  # no top-level `models` package is installed
-    result = run([str(installed), "-m", "pytest", "-p", "no:cacheprovider", "-q", "--facebench-workers", "0",
-                  "--facebench-no-report", "--facebench-cache", str(tmp_path / "cache")], cwd=folder, env=env)
+    result = run(
+        [
+            str(installed),
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--facebench-workers",
+            "0",
+            "--facebench-no-report",
+            "--facebench-cache",
+            str(tmp_path / "cache"),
+        ],
+        cwd=folder,
+        env=env,
+    )
     assert "6 passed" in result.stdout, result.stdout
     results = pd.read_csv(folder / "facebench-results" / "results.csv")
-    assert set(zip(results["model"], results["task"])) == {("vgg", "verif"), ("vgg", "gap"), ("bright", "verif"),
-                                                           ("bright", "gap")}
+    assert set(zip(results["model"], results["task"])) == {
+        ("vgg", "verif"),
+        ("vgg", "gap"),
+        ("bright", "verif"),
+        ("bright", "gap"),
+    }
     gap = results[(results["task"] == "gap") & (results["metric"] == "overall_mean")]
     assert len(gap) == 2 and gap["headline"].all()
     run_info = json.loads((folder / "facebench-results" / "run.json").read_text())

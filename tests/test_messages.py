@@ -12,7 +12,7 @@ import pytest
 from pytest_facebench.errors import ConfigError
 from pytest_facebench.stats import Bootstrap
 
-BAD_MODELS = '''
+BAD_MODELS = """
 from torch import nn
 
 from pytest_facebench.model import BaseModel
@@ -51,23 +51,23 @@ class Shaped(BaseModel):
 
     def _build_model(self):
         return Drop() if self.kind == "drop" else Scalar()
-'''
+"""
 
-TASK = '''
+TASK = """
 [[tasks]]
 name = "verif"
 type = "accuracy"
 pairs = "data/verif.csv"
 images = "data/images"
 n_boot = 0
-'''
+"""
 
 
 def failure_line(result: pytest.RunResult, node: str) -> str:
     lines = result.outlines
     start = next(i for i, line in enumerate(lines) if line.startswith("_") and f" {node} " in line)
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith(("_", "="))), len(lines))
-    body = [line for line in lines[start + 1:end] if line.strip()]
+    body = [line for line in lines[start + 1 : end] if line.strip()]
     assert len(body) == 1, body
     return body[0]
 
@@ -91,16 +91,21 @@ def run_grid(bench, models: str, test: str | None = None) -> pytest.RunResult:
 def test_a_factory_that_raises_names_the_entry_the_exception_and_the_user_frame(project):
     result = run_grid(project, model("broken", "badmodels:Raises"))
     line = failure_line(result, "test_x[broken-verif]")
-    assert re.search(r"^ModelError: .*facebench\.toml, models\[0\] \('broken'\): badmodels:Raises\(\.\.\.\) raised "
-                     r"ValueError: no such config section in net\.cfg \(at .*badmodels\.py:\d+ in read_config\)$",
-                     line), line
+    assert re.search(
+        r"^ModelError: .*facebench\.toml, models\[0\] \('broken'\): badmodels:Raises\(\.\.\.\) raised "
+        r"ValueError: no such config section in net\.cfg \(at .*badmodels\.py:\d+ in read_config\)$",
+        line,
+    ), line
 
 
 def test_a_kwarg_of_the_wrong_type_is_named_before_the_model_runs(project):
     result = run_grid(project, model("px", "pixels", 'size = "big"'))
     line = failure_line(result, "test_x[px-verif]")
-    assert re.search(r"models\[0\] \('px'\): kwargs\.size must be int \(the annotation of the 'size' parameter of "
-                     r"Pixels\), got 'big'$", line), line
+    assert re.search(
+        r"models\[0\] \('px'\): kwargs\.size must be int \(the annotation of the 'size' parameter of "
+        r"Pixels\), got 'big'$",
+        line,
+    ), line
     unknown = run_grid(project, model("px", "pixels", "sise = 8"))
     assert "unexpected keyword argument 'sise'" in failure_line(unknown, "test_x[px-verif]")
 
@@ -109,13 +114,18 @@ def test_a_kwarg_of_the_wrong_type_is_named_before_the_model_runs(project):
 def test_a_model_with_the_wrong_number_of_rows_says_so(project, kind, shape):
     result = run_grid(project, model("shaped", "badmodels:Shaped", f'kind = "{kind}"'))
     line = failure_line(result, "test_x[shaped-verif]")
-    assert re.search(rf"model 'shaped', layer 'output': gave {shape} for a batch of \d+ image\(s\); expected one row "
-                     rf"per image", line), line
+    assert re.search(
+        rf"model 'shaped', layer 'output': gave {shape} for a batch of \d+ image\(s\); expected one row "
+        rf"per image",
+        line,
+    ), line
 
 
 def test_an_image_deleted_during_the_run_is_named(project):
-    test = ("import os\n\ndef test_x(model, task, facebench):\n    os.remove(task.images[0])\n"
-            "    facebench.evaluate(model, task)\n")
+    test = (
+        "import os\n\ndef test_x(model, task, facebench):\n    os.remove(task.images[0])\n"
+        "    facebench.evaluate(model, task)\n"
+    )
     result = run_grid(project, model("px", "pixels", "size = 8"), test)
     line = failure_line(result, "test_x[px-verif]")
     assert re.search(r"DataError: .*image not found: \S+img00\.png \(it was there when the task was loaded", line), line
@@ -124,18 +134,23 @@ def test_an_image_deleted_during_the_run_is_named(project):
 def test_an_lfw_header_that_disagrees_with_its_lines_names_the_mismatch(project):
     lines = ["2 3"] + [f"Ann {i} {i + 1}" for i in range(1, 4)] + [f"Ann {i} Bob {i}" for i in range(1, 4)]
     (project.data / "pairs.txt").write_text("\n".join(lines) + "\n")
-    (project.path / "facebench.toml").write_text(model("px", "pixels", "size = 8")
-                                                 + TASK.replace("verif.csv", "pairs.txt"))
+    (project.path / "facebench.toml").write_text(
+        model("px", "pixels", "size = 8") + TASK.replace("verif.csv", "pairs.txt")
+    )
     project.test_file()
     result = project.run()
     line = failure_line(result, "ERROR at setup of test_x[px-verif]")
-    assert re.search(r"pairs\.txt, line 1: the header '2 3' announces 2 sets of 3 same and 3 different pairs "
-                     r"\(12 lines\), but the file has 6 pair lines$", line), line
+    assert re.search(
+        r"pairs\.txt, line 1: the header '2 3' announces 2 sets of 3 same and 3 different pairs "
+        r"\(12 lines\), but the file has 6 pair lines$",
+        line,
+    ), line
 
 
 def test_a_directory_given_as_the_pairs_file_says_it_is_a_directory(project):
-    (project.path / "facebench.toml").write_text(model("px", "pixels", "size = 8")
-                                                 + TASK.replace("data/verif.csv", "data/images"))
+    (project.path / "facebench.toml").write_text(
+        model("px", "pixels", "size = 8") + TASK.replace("data/verif.csv", "data/images")
+    )
     project.test_file()
     result = project.run()
     line = failure_line(result, "ERROR at setup of test_x[px-verif]")

@@ -18,13 +18,12 @@ from PIL import Image
 from torch import nn
 
 from pytest_facebench import hub
-from pytest_facebench.store import EmbeddingStore
 from pytest_facebench.engine import Engine, EngineOptions
 from pytest_facebench.errors import DataError, ModelError, WeightsUnavailable
 from pytest_facebench.images import load_rgb
 from pytest_facebench.model import BaseModel, pool
 from pytest_facebench.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
-
+from pytest_facebench.store import EmbeddingStore
 from pytest_facebench.zoo.pixels import Pixels
 from pytest_facebench.zoo.vgg16 import Vgg16
 
@@ -36,8 +35,14 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 class TinyNet(nn.Module):
     def __init__(self, classes: int = 10):
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                                      nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2))
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 4, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(4, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2),
+        )
         self.classifier = nn.Sequential(nn.Linear(32, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -76,15 +81,20 @@ def assert_same_params(net: nn.Module, expected: dict[str, torch.Tensor]) -> Non
 
 
 # --- checkpoint loading ---------------------------------------------------------------------------
-@pytest.mark.parametrize("layout", ["plain", "state_dict", "model_state_dict", "module_prefix",
-                                    "module_prefix_in_state_dict"])
+@pytest.mark.parametrize(
+    "layout", ["plain", "state_dict", "model_state_dict", "module_prefix", "module_prefix_in_state_dict"]
+)
 def test_checkpoint_layouts_load_the_checkpoint_weights(tmp_path: Path, layout: str) -> None:
     source = tiny_net(seed=123)
     state = source.state_dict()
     prefixed = {f"module.{k}": v for k, v in state.items()}  # what nn.DataParallel saves
-    obj = {"plain": state, "state_dict": {"state_dict": state, "epoch": 7, "best_acc": 0.9},
-           "model_state_dict": {"model_state_dict": state, "epoch": 3}, "module_prefix": prefixed,
-           "module_prefix_in_state_dict": {"state_dict": prefixed, "arch": "tiny"}}[layout]
+    obj = {
+        "plain": state,
+        "state_dict": {"state_dict": state, "epoch": 7, "best_acc": 0.9},
+        "model_state_dict": {"model_state_dict": state, "epoch": 3},
+        "module_prefix": prefixed,
+        "module_prefix_in_state_dict": {"state_dict": prefixed, "arch": "tiny"},
+    }[layout]
     path = tmp_path / "ckpt.pth"
     torch.save(obj, path)
 
@@ -159,8 +169,9 @@ def test_identity_hashes_the_checkpoint_content(tmp_path: Path) -> None:
 
 # --- layers: hooks, one forward pass, unknown names -----------------------------------------------
 def test_tiny_hooks_equal_submodules_run_by_hand() -> None:
-    model = Tiny(layers=["features.3", "features", "classifier.1", "output"],
-                 pooling={"features.3": "avg", "*": "flatten"}).build()
+    model = Tiny(
+        layers=["features.3", "features", "classifier.1", "output"], pooling={"features.3": "avg", "*": "flatten"}
+    ).build()
     net = model.net
     calls = []
     net.register_forward_pre_hook(lambda *_: calls.append(1))
@@ -179,8 +190,9 @@ def test_tiny_hooks_equal_submodules_run_by_hand() -> None:
 
 @pytest.fixture(scope="module")
 def vgg_seed0() -> Vgg16:
-    return Vgg16(weights="untrained", seed=0, layers=["features.3", "classifier.5", "output"],
-                 pooling={"features.3": "avg"}).build()
+    return Vgg16(
+        weights="untrained", seed=0, layers=["features.3", "classifier.5", "output"], pooling={"features.3": "avg"}
+    ).build()
 
 
 def test_vgg16_hooks_equal_slices_and_run_one_forward(vgg_seed0: Vgg16) -> None:
@@ -198,8 +210,11 @@ def test_vgg16_hooks_equal_slices_and_run_one_forward(vgg_seed0: Vgg16) -> None:
         flat = torch.flatten(net.avgpool(net.features(x)), 1)
         torch.testing.assert_close(out["classifier.5"], net.classifier[:6](flat))
         torch.testing.assert_close(out["output"], net.classifier(flat))
-    assert {k: tuple(v.shape) for k, v in out.items()} == {"features.3": (2, 64), "classifier.5": (2, 4096),
-                                                           "output": (2, 1000)}
+    assert {k: tuple(v.shape) for k, v in out.items()} == {
+        "features.3": (2, 64),
+        "classifier.5": (2, 4096),
+        "output": (2, 1000),
+    }
     assert not any(p.requires_grad for p in net.parameters())
     assert not net.training
 
@@ -354,8 +369,9 @@ def test_pixels_resizes_to_size() -> None:
 
 
 # --- Hugging Face models (tiny, random-init, saved to tmp) ---------------------------------------
-TINY_VIT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, image_size=32,
-                patch_size=8)
+TINY_VIT = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, image_size=32, patch_size=8
+)
 
 
 @pytest.fixture(scope="module")
@@ -385,16 +401,26 @@ def dino_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from transformers import BitImageProcessor
 
     path = save_dinov2(tmp_path_factory.mktemp("dinov2"))
-    BitImageProcessor(size={"shortest_edge": 40}, crop_size={"height": 32, "width": 32}, do_center_crop=True,
-                      image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD), resample=3).save_pretrained(path)
+    BitImageProcessor(
+        size={"shortest_edge": 40},
+        crop_size={"height": 32, "width": 32},
+        do_center_crop=True,
+        image_mean=list(IMAGENET_MEAN),
+        image_std=list(IMAGENET_STD),
+        resample=3,
+    ).save_pretrained(path)
     return path
 
 
 def test_clip_reads_preprocessing_from_the_processor_config(clip_dir: Path) -> None:
     from pytest_facebench.zoo.clip import Clip
 
-    model = Clip(name="clip", hub_id=str(clip_dir), layers=["vision_model.encoder.layers.1", "output"],
-                 pooling={"vision_model.encoder.layers.1": "cls"})
+    model = Clip(
+        name="clip",
+        hub_id=str(clip_dir),
+        layers=["vision_model.encoder.layers.1", "output"],
+        pooling={"vision_model.encoder.layers.1": "cls"},
+    )
     pre = model.preprocessing
     assert (pre.input_size, pre.resize_size, pre.crop, pre.interpolation) == (32, 32, "center", "bicubic")
     np.testing.assert_allclose(pre.mean, CLIP_MEAN)
@@ -413,8 +439,12 @@ def test_clip_extract_matches_the_transformers_model(clip_dir: Path) -> None:
 
     from pytest_facebench.zoo.clip import Clip
 
-    model = Clip(name="clip", hub_id=str(clip_dir), layers=["vision_model.encoder.layers.1", "output"],
-                 pooling={"vision_model.encoder.layers.1": "cls"})
+    model = Clip(
+        name="clip",
+        hub_id=str(clip_dir),
+        layers=["vision_model.encoder.layers.1", "output"],
+        pooling={"vision_model.encoder.layers.1": "cls"},
+    )
     x = batch(2, 32)
     out = model.extract(x)
     assert {k: tuple(v.shape) for k, v in out.items()} == {"vision_model.encoder.layers.1": (2, 32), "output": (2, 16)}
@@ -445,8 +475,11 @@ def test_dino_cls_and_mean_pooling_match_the_transformers_model(dino_dir: Path) 
     torch.testing.assert_close(out["output"], result.last_hidden_state[:, 0])
     torch.testing.assert_close(out["encoder.layer.1"], result.hidden_states[2][:, 0])
 
-    mean_model = Dino(hub_id=str(dino_dir), layers=["output", "encoder.layer.1"],
-                      pooling={"output": "mean", "encoder.layer.1": "flatten"})
+    mean_model = Dino(
+        hub_id=str(dino_dir),
+        layers=["output", "encoder.layer.1"],
+        pooling={"output": "mean", "encoder.layer.1": "flatten"},
+    )
     out = mean_model.extract(x)
     assert list(out) == ["output", "encoder.layer.1"]
     torch.testing.assert_close(out["output"], result.last_hidden_state.mean(dim=1))
@@ -521,8 +554,11 @@ def test_hub_id_not_cached_offline_is_weights_unavailable(empty_hf_cache: Path) 
     from pytest_facebench.zoo.dino import Dino
 
     model = Dino(name="dinov2_small", hub_id="facebook/dinov2-small")
-    with pytest.raises(WeightsUnavailable, match=r"dinov2_small.*'facebook/dinov2-small'.*not in the Hugging Face "
-                                                 r"cache") as info:
+    with pytest.raises(
+        WeightsUnavailable,
+        match=r"dinov2_small.*'facebook/dinov2-small'.*not in the Hugging Face "
+        r"cache",
+    ) as info:
         model.check_weights()
     assert str(empty_hf_cache) in str(info.value)
     with pytest.raises(WeightsUnavailable, match="facebook/dinov2-small"):
@@ -641,8 +677,9 @@ def test_engine_cache_key_changes_with_pooling_and_weights(tmp_path: Path, face_
     torch.save(tiny_net(seed=9).state_dict(), tmp_path / "w.pth")
     _, avg = embed(tmp_path, "cache", 0, Tiny(layers=["features.3"], pooling="avg"), face_files)
     _, mx = embed(tmp_path, "cache", 0, Tiny(layers=["features.3"], pooling="max"), face_files)
-    _, other = embed(tmp_path, "cache", 0, Tiny(layers=["features.3"], pooling="avg", weights=str(tmp_path / "w.pth")),
-                     face_files)
+    _, other = embed(
+        tmp_path, "cache", 0, Tiny(layers=["features.3"], pooling="avg", weights=str(tmp_path / "w.pth")), face_files
+    )
     assert mx.stats.cache_hits == 0 and other.stats.cache_hits == 0
     assert not np.array_equal(avg.layers["features.3"], mx.layers["features.3"])
     assert not np.array_equal(avg.layers["features.3"], other.layers["features.3"])
@@ -650,8 +687,9 @@ def test_engine_cache_key_changes_with_pooling_and_weights(tmp_path: Path, face_
 
 def test_engine_pixels_rows_are_the_images(tmp_path: Path, face_files: list[Path]) -> None:
     _, result = embed(tmp_path, "cache", 0, Pixels(size=16), face_files)
-    expected = np.stack([np.asarray(Image.open(p).convert("RGB")).transpose(2, 0, 1).ravel() / 255.0
-                         for p in face_files])
+    expected = np.stack(
+        [np.asarray(Image.open(p).convert("RGB")).transpose(2, 0, 1).ravel() / 255.0 for p in face_files]
+    )
     np.testing.assert_allclose(result.layers["output"], expected, rtol=0, atol=1e-6)
 
 
@@ -673,11 +711,19 @@ def test_engine_with_a_tiny_hf_model(tmp_path: Path, face_files: list[Path], din
 
 
 def test_hf_processor_config_translation() -> None:
-    vit = Preprocessing.from_hf_processor_config({"size": {"height": 224, "width": 224}, "do_resize": True,
-                                                  "image_mean": [0.5] * 3, "image_std": [0.5] * 3, "resample": 2})
+    vit = Preprocessing.from_hf_processor_config(
+        {
+            "size": {"height": 224, "width": 224},
+            "do_resize": True,
+            "image_mean": [0.5] * 3,
+            "image_std": [0.5] * 3,
+            "resample": 2,
+        }
+    )
     assert (vit.input_size, vit.resize_size, vit.crop, vit.interpolation) == (224, None, "none", "bilinear")
     assert vit.mean == (0.5, 0.5, 0.5)
-    raw = Preprocessing.from_hf_processor_config({"size": {"shortest_edge": 64}, "do_normalize": False,
-                                                  "image_mean": [0.5] * 3, "image_std": [0.5] * 3})
+    raw = Preprocessing.from_hf_processor_config(
+        {"size": {"shortest_edge": 64}, "do_normalize": False, "image_mean": [0.5] * 3, "image_std": [0.5] * 3}
+    )
     assert raw.mean == (0.0, 0.0, 0.0) and raw.std == (1.0, 1.0, 1.0)
     assert json.loads(vit.describe())["input_size"] == 224

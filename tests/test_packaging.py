@@ -36,8 +36,15 @@ def test_vgg16_imagenet_url_matches_torchvision():
 
 
 def test_a_warm_start_does_not_import_torchvision(tmp_path):
-    code = ("import sys; from pytest_facebench.preprocessing import Preprocessing; import pytest_facebench.zoo.vgg16, pytest_facebench.zoo.pixels; "
-            "pytest_facebench.zoo.vgg16.Vgg16(weights='untrained').identity(); print('torchvision' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1])).stdout
+    code = (
+        "import sys; from pytest_facebench.preprocessing import Preprocessing; import pytest_facebench.zoo.vgg16, pytest_facebench.zoo.pixels; "
+        "pytest_facebench.zoo.vgg16.Vgg16(weights='untrained').identity(); print('torchvision' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]),
+    ).stdout
     assert out.strip() == "False"

@@ -24,8 +24,11 @@ LAYERS = {"pixels": ["output"], "tiny": ["conv", "fc"]}
 
 # --- parametrization, ids and selection ---------------------------------------------------------
 def test_grid_ids_are_model_major_for_every_cell(bench) -> None:
-    only_tiny = (bench.TASKS["verif"].replace('"verif"', '"verif_tiny"')
-                 .replace('type = "accuracy"', 'type = "accuracy"\nmodels = ["tiny"]'))
+    only_tiny = (
+        bench.TASKS["verif"]
+        .replace('"verif"', '"verif_tiny"')
+        .replace('type = "accuracy"', 'type = "accuracy"\nmodels = ["tiny"]')
+    )
     bench.grid(extra=only_tiny)
     bench.test_file()
     result = bench.run("--collect-only", "-q")
@@ -49,7 +52,7 @@ def test_k_selects_exactly_the_matching_cells(bench) -> None:
 
 def test_typed_task_fixtures_run_only_on_their_task_type(bench) -> None:
     bench.grid(extra=bench.TASKS["verif"].replace('"verif"', '"verif2"'))
-    bench.test_file('''
+    bench.test_file("""
         def test_acc(model, accuracy_task, facebench):
             assert accuracy_task.type == "accuracy"
             facebench.evaluate(model, accuracy_task)
@@ -68,7 +71,7 @@ def test_typed_task_fixtures_run_only_on_their_task_type(bench) -> None:
 
         def test_each_model(model):
             assert model.name in ("pixels", "tiny")
-    ''')
+    """)
     ids = bench.collected_ids(bench.run("--collect-only", "-q"))
     by_test: dict[str, list[str]] = {}
     for node in ids:
@@ -99,7 +102,7 @@ def test_tests_outside_the_grid_write_no_outputs(bench) -> None:
 # --- the facebench fixture ----------------------------------------------------------------------
 def test_evaluate_returns_one_row_per_layer_and_metric_and_record_reaches_results(bench) -> None:
     bench.grid()
-    bench.test_file('''
+    bench.test_file("""
         def test_x(model, task, facebench):
             frame = facebench.evaluate(model, task)
             assert list(dict.fromkeys(frame["layer"])) == model.layers
@@ -119,7 +122,7 @@ def test_evaluate_returns_one_row_per_layer_and_metric_and_record_reaches_result
                 assert list(dict.fromkeys(means["condition"])) == ["inverted", "upright"]
             facebench.record(my_metric=1.5, n_rows=len(frame))
             facebench.record(layer=model.layers[0], condition="extra", other_metric=2)
-    ''')
+    """)
     result = bench.run()
     result.assert_outcomes(passed=8)
     results = bench.results()
@@ -140,8 +143,10 @@ def test_evaluate_returns_one_row_per_layer_and_metric_and_record_reaches_result
 # --- outputs ------------------------------------------------------------------------------------
 def cosine_distances(bench, pairs: pd.DataFrame) -> np.ndarray:
     """The pixel model's distances computed independently: 16×16 images are the embedding as-is."""
+
     def load(name: str) -> np.ndarray:
         return np.asarray(Image.open(bench.data / "images" / name), dtype=np.float64).ravel() / 255.0
+
     a = np.stack([load(n) for n in pairs["img1"]])
     b = np.stack([load(n) for n in pairs["img2"]])
     return 1.0 - (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
@@ -164,9 +169,18 @@ def test_outputs_results_summary_distances_run_json_and_terminal_table(bench) ->
 
     summary = pd.read_csv(bench.out / "summary.csv")
     assert list(zip(summary["model"], summary["layer"])) == [("pixels", "output"), ("tiny", "conv"), ("tiny", "fc")]
-    for column in ("verif.accuracy", "verif.auc", "verif.optimal_threshold", "sim.correlation",
-                   "cond.mean_distance.near", "cond.mean_distance.far", "inv.relative_difference",
-                   "inv.group_mean.inverted", "inv.group_mean.upright", "inv.cohens_d"):
+    for column in (
+        "verif.accuracy",
+        "verif.auc",
+        "verif.optimal_threshold",
+        "sim.correlation",
+        "cond.mean_distance.near",
+        "cond.mean_distance.far",
+        "inv.relative_difference",
+        "inv.group_mean.inverted",
+        "inv.group_mean.upright",
+        "inv.cohens_d",
+    ):
         assert column in summary.columns
     auc = results.query("model == 'tiny' and layer == 'fc' and task == 'verif' and metric == 'auc'")["value"].item()
     assert summary.loc[2, "verif.auc"] == pytest.approx(auc, rel=1e-12)
@@ -199,8 +213,14 @@ def test_outputs_results_summary_distances_run_json_and_terminal_table(bench) ->
     # the terminal summary: a models × tasks table of headline metrics (either orientation), and where
     # the files are
     lines = result.stdout.str().split("= facebench =", 1)[1].splitlines()
-    for label in ("verif (Accuracy (k-fold))", "sim (Correlation Score)", "cond (Mean Value", "inv (Relative Difference)",
-                  "pixels", "tiny"):
+    for label in (
+        "verif (Accuracy (k-fold))",
+        "sim (Correlation Score)",
+        "cond (Mean Value",
+        "inv (Relative Difference)",
+        "pixels",
+        "tiny",
+    ):
         assert any(label in line for line in lines), label
     headline = results[(results["readout"]) & results["metric"].isin(["accuracy_kfold", "correlation"])]
     value = {(m, t): f"{v:.3f}" for m, t, v in zip(headline["model"], headline["task"], headline["value"])}
@@ -224,7 +244,7 @@ def test_outputs_results_summary_distances_run_json_and_terminal_table(bench) ->
 
 def test_outputs_are_written_when_tests_fail_or_skip(bench) -> None:
     bench.grid()
-    bench.test_file('''
+    bench.test_file("""
         import pytest
 
         def test_x(model, task, facebench):
@@ -232,7 +252,7 @@ def test_outputs_are_written_when_tests_fail_or_skip(bench) -> None:
                 pytest.skip("not today")
             facebench.evaluate(model, task)
             assert task.name != "verif", "a deliberate failure"
-    ''')
+    """)
     result = bench.run()
     result.assert_outcomes(passed=5, failed=2, skipped=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -247,7 +267,12 @@ def test_outputs_are_written_when_tests_fail_or_skip(bench) -> None:
     assert tests["test_bench.py::test_x[tiny-verif]"]["outcome"] == "failed"
     assert "a deliberate failure" in tests["test_bench.py::test_x[tiny-verif]"]["reason"]
     assert tests["test_bench.py::test_x[tiny-sim]"] | {"duration_s": 0} == {
-        "duration_s": 0, "outcome": "skipped", "reason": "not today", "model": "tiny", "task": "sim"}
+        "duration_s": 0,
+        "outcome": "skipped",
+        "reason": "not today",
+        "model": "tiny",
+        "task": "sim",
+    }
     result.stdout.fnmatch_lines(["results: *results.csv"])
 
 
@@ -273,11 +298,11 @@ def test_a_warm_cache_gives_identical_results_without_running_the_models(bench) 
 # --- xdist --------------------------------------------------------------------------------------
 def test_xdist_gives_the_same_results_as_one_process(bench) -> None:
     bench.grid()
-    bench.test_file('''
+    bench.test_file("""
         def test_x(model, task, facebench):
             facebench.evaluate(model, task)
             facebench.record(n_pairs=len(task.table))
-    ''')
+    """)
     serial, parallel = bench.path / "out_serial", bench.path / "out_xdist"
     bench.run("-n", "0", out=serial).assert_outcomes(passed=8)
     result = bench.run_subprocess("-n", "2", out=parallel)
@@ -309,7 +334,10 @@ def test_missing_weights_skip_with_a_reason(bench, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("HF_HOME", str(bench.path / "hf_home"))  # an empty cache, whatever this machine has
     for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE"):
         monkeypatch.delenv(variable, raising=False)
-    bench.grid(models=("pixels",), tasks=("verif",), extra='''
+    bench.grid(
+        models=("pixels",),
+        tasks=("verif",),
+        extra="""
 [[models]]
 name = "vgg_face"
 factory = "vgg16"
@@ -322,14 +350,17 @@ factory = "dino"
 layers = ["output"]
 pooling = "cls"
 kwargs = { hub_id = "facebook/dinov2-small" }
-''')
+""",
+    )
     bench.test_file()
     result = bench.run_subprocess()
     result.assert_outcomes(passed=1, skipped=2)
-    result.stdout.fnmatch_lines([
-        "SKIPPED [[]1[]] *weights unavailable: model 'vgg_face': *not found: /nonexistent/ckpt.pth",
-        "SKIPPED [[]1[]] *weights unavailable: model 'dino': *'facebook/dinov2-small'*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "SKIPPED [[]1[]] *weights unavailable: model 'vgg_face': *not found: /nonexistent/ckpt.pth",
+            "SKIPPED [[]1[]] *weights unavailable: model 'dino': *'facebook/dinov2-small'*",
+        ]
+    )
     results = bench.results()
     assert set(results["model"]) == {"pixels"}
     tests = json.loads((bench.out / "run.json").read_text())["tests"]
@@ -367,8 +398,9 @@ def test_tool_facebench_in_pyproject_is_found(bench) -> None:
     text = text.replace("[[models]]", "[[tool.facebench.models]]").replace("[[tasks]]", "[[tool.facebench.tasks]]")
     (bench.path / "pyproject.toml").write_text('[project]\nname = "demo"\n\n' + text)
     bench.pytester.mkdir("benchmarks")
-    bench.pytester.makepyfile(**{"benchmarks/test_bench": "def test_x(model, task, facebench):\n"
-                                                          "    facebench.evaluate(model, task)\n"})
+    bench.pytester.makepyfile(
+        **{"benchmarks/test_bench": "def test_x(model, task, facebench):\n    facebench.evaluate(model, task)\n"}
+    )
     result = bench.run("benchmarks")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([f"facebench grid: {bench.path / 'pyproject.toml'} (2 models, 1 tasks)"])
@@ -381,4 +413,3 @@ def test_no_grid_anywhere_is_a_clear_collection_error(bench) -> None:
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*facebench: no grid found: pass --facebench-config FILE*"])
     bench.assert_no_traceback(result)
-

@@ -23,8 +23,9 @@ def run_in_terminal(bench, *args: str) -> str:
     cmd = [sys.executable, "-m", "pytest", *[a for a in bench.args() if a != "--facebench-no-progress"], *args]
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    proc = subprocess.Popen(cmd, cwd=bench.path, stdin=slave, stdout=slave, stderr=slave,
-                            env={**os.environ, "COLUMNS": "120"})
+    proc = subprocess.Popen(
+        cmd, cwd=bench.path, stdin=slave, stdout=slave, stderr=slave, env={**os.environ, "COLUMNS": "120"}
+    )
     os.close(slave)
     chunks = []
     while True:
@@ -53,8 +54,9 @@ def test_a_terminal_run_shows_a_bar_per_embedding_job(one_cell) -> None:
     assert "img/s" in output
 
 
-@pytest.mark.parametrize("args", [("-q",), ("--facebench-no-progress",), ("-n", "2")],
-                         ids=["quiet", "no-progress", "xdist-workers"])
+@pytest.mark.parametrize(
+    "args", [("-q",), ("--facebench-no-progress",), ("-n", "2")], ids=["quiet", "no-progress", "xdist-workers"]
+)
 def test_no_bar_when_asked_or_on_workers(one_cell, args) -> None:
     output = run_in_terminal(one_cell, *args)
     assert "1 passed" in output
@@ -63,7 +65,8 @@ def test_no_bar_when_asked_or_on_workers(one_cell, args) -> None:
 
 def test_no_bar_when_the_output_is_not_a_terminal(one_cell) -> None:
     result = one_cell.pytester.runpytest_subprocess(
-        *[a for a in one_cell.args() if a != "--facebench-no-progress"], timeout=300)
+        *[a for a in one_cell.args() if a != "--facebench-no-progress"], timeout=300
+    )
     result.assert_outcomes(passed=1)
     text = result.stdout.str() + result.stderr.str()
     assert not BAR.search(text) and "img/s" not in text

@@ -24,10 +24,15 @@ import pytest
 from PIL import Image
 
 from pytest_facebench.__main__ import main as cli_main
-from pytest_facebench.report.data import load_references, read_manifest, read_results, reference_rows, references_from_grid
-from pytest_facebench.report.html import (summary_table,
-                                          write_html)
-from pytest_facebench.report.data import model_colors
+from pytest_facebench.report.data import (
+    load_references,
+    model_colors,
+    read_manifest,
+    read_results,
+    reference_rows,
+    references_from_grid,
+)
+from pytest_facebench.report.html import summary_table, write_html
 from pytest_facebench.report.plots import MAX_BARS, write_plots
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,26 +61,69 @@ def make_dir(path: Path, n_models: int = 3, n_tasks: int = 5, n_layers: int = 3,
     extra = []
     for model in MODELS[:n_models]:
         for k, rank in enumerate((1, 5, 10)):
-            extra.append({"model": model, "layer": "encoder.layers.0", "layer_index": 0, "task": "ident",
-                          "task_type": "identification", "metric": f"rank{rank}", "value": 0.5 + 0.1 * k,
-                          "readout": True})
+            extra.append(
+                {
+                    "model": model,
+                    "layer": "encoder.layers.0",
+                    "layer_index": 0,
+                    "task": "ident",
+                    "task_type": "identification",
+                    "metric": f"rank{rank}",
+                    "value": 0.5 + 0.1 * k,
+                    "readout": True,
+                }
+            )
         for layer in range(2):
-            extra.append({"model": model, "layer": f"blocks.{layer}", "layer_index": layer, "task": "mystery",
-                          "task_type": "brand_new_type", "metric": "weirdness", "value": 0.1 * layer,
-                          "ci_low": 0.05 * layer, "ci_high": 0.15 * layer + 0.01, "readout": layer == 1})
-        extra.append({"model": model, "layer": "", "task": "task_00_accuracy", "task_type": "custom",
-                      "metric": "my_score", "value": 0.9})
+            extra.append(
+                {
+                    "model": model,
+                    "layer": f"blocks.{layer}",
+                    "layer_index": layer,
+                    "task": "mystery",
+                    "task_type": "brand_new_type",
+                    "metric": "weirdness",
+                    "value": 0.1 * layer,
+                    "ci_low": 0.05 * layer,
+                    "ci_high": 0.15 * layer + 0.01,
+                    "readout": layer == 1,
+                }
+            )
+        extra.append(
+            {
+                "model": model,
+                "layer": "",
+                "task": "task_00_accuracy",
+                "task_type": "custom",
+                "metric": "my_score",
+                "value": 0.9,
+            }
+        )
         # an rsa task: 8 stimuli, every pair once, a human column named by the task
         rng = np.random.default_rng(len(extra))
         pairs = [(a, b) for a in range(8) for b in range(a + 1, 8)]
-        table = pd.DataFrame({"img1": [f"s{a}.png" for a, _ in pairs], "img2": [f"s{b}.png" for _, b in pairs],
-                              "human_distance": [abs(a - b) / 8 for a, b in pairs]})
+        table = pd.DataFrame(
+            {
+                "img1": [f"s{a}.png" for a, _ in pairs],
+                "img2": [f"s{b}.png" for _, b in pairs],
+                "human_distance": [abs(a - b) / 8 for a, b in pairs],
+            }
+        )
         for layer in range(2):
             table[f"blocks.{layer}"] = table["human_distance"] + rng.normal(0, 0.1, len(pairs))
             rsa = pd.Series(table[f"blocks.{layer}"]).rank().corr(table["human_distance"].rank())
-            extra.append({"model": model, "layer": f"blocks.{layer}", "layer_index": layer, "task": "rdm_task",
-                          "task_type": "rsa", "metric": "rsa", "value": rsa, "protocol": "spearman",
-                          "readout": layer == 1})
+            extra.append(
+                {
+                    "model": model,
+                    "layer": f"blocks.{layer}",
+                    "layer_index": layer,
+                    "task": "rdm_task",
+                    "task_type": "rsa",
+                    "metric": "rsa",
+                    "value": rsa,
+                    "protocol": "spearman",
+                    "readout": layer == 1,
+                }
+            )
         (out / "distances" / "rdm_task").mkdir(exist_ok=True)
         table.to_csv(out / "distances" / "rdm_task" / f"{model}.csv", index=False)
     pd.concat([results, pd.DataFrame(extra)], ignore_index=True).to_csv(out / "results.csv", index=False)
@@ -167,8 +215,9 @@ def test_plots_exist_decode_and_have_the_expected_panels(synthetic: Path) -> Non
     assert kinds[("task_02_conditions", "conditions")]["items"] == 3
     assert kinds[("task_02_conditions", "layer_profile")]["axes"] == 3  # one panel per condition
     assert ("task_02_conditions", "headline") not in kinds  # per-condition metric: the condition bars instead
-    assert kinds[("task_03_relative_difference", "conditions")]["title"].startswith("task_03_relative_difference: "
-                                                                                     "Group Mean")
+    assert kinds[("task_03_relative_difference", "conditions")]["title"].startswith(
+        "task_03_relative_difference: Group Mean"
+    )
     assert kinds[("ident", "cmc")]["items"] == 3
     assert kinds[("rdm_task", "rdm")]["axes"] == 1 + 3  # the human RDM and one per model
     assert {k for t, k in kinds if t == "mystery"} == {"headline", "layer_profile"}  # unknown type: generic
@@ -188,15 +237,26 @@ def test_each_model_keeps_its_colour_in_every_figure(synthetic: Path) -> None:
         for model, color in colors.items():
             if name.endswith("roc.png") and model == "model_02":
                 continue  # skipped on that task
-            rgb = np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)])
+            rgb = np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)])
             close = (np.abs(pixels - rgb).sum(axis=-1) < 30).sum()
             assert close > 20, f"{model}'s colour {color} missing from {name}"
 
 
 def test_many_layers_keep_the_bar_chart_legible(tmp_path: Path) -> None:
-    rows = [{"model": m, "layer": f"features.{i}", "layer_index": i, "task": "t", "task_type": "accuracy",
-             "metric": "accuracy", "value": 0.5 + i / 200 + j / 100, "readout": i == 36}
-            for j, m in enumerate(["vgg_a", "vgg_b"]) for i in range(37)]
+    rows = [
+        {
+            "model": m,
+            "layer": f"features.{i}",
+            "layer_index": i,
+            "task": "t",
+            "task_type": "accuracy",
+            "metric": "accuracy",
+            "value": 0.5 + i / 200 + j / 100,
+            "readout": i == 36,
+        }
+        for j, m in enumerate(["vgg_a", "vgg_b"])
+        for i in range(37)
+    ]
     pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
     write_plots(tmp_path)
     entries = {e["kind"]: e for e in read_manifest(tmp_path)["plots"]}
@@ -230,8 +290,20 @@ def test_missing_distances_and_empty_results_still_give_a_report(tmp_path: Path)
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    (empty / "run.json").write_text(json.dumps({"tests": {"t.py::test[m-x]": {
-        "outcome": "skipped", "model": "m", "task": "x", "reason": "weights unavailable: nope"}}}))
+    (empty / "run.json").write_text(
+        json.dumps(
+            {
+                "tests": {
+                    "t.py::test[m-x]": {
+                        "outcome": "skipped",
+                        "model": "m",
+                        "task": "x",
+                        "reason": "weights unavailable: nope",
+                    }
+                }
+            }
+        )
+    )
     assert write_plots(empty) == []
     text = write_html(empty).read_text()
     assert "weights unavailable: nope" in text and "No results" in text
@@ -253,8 +325,9 @@ def test_a_failing_figure_is_reported_not_raised(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(plots._Plotter, "scatter", lambda self, *args: 1 / 0)
     written = write_plots(out, workers=1, dpi=40)
     manifest = read_manifest(out)
-    assert manifest["errors"] == [{"task": "task_01_correlation", "kind": "scatter",
-                                   "error": "ZeroDivisionError: division by zero"}]
+    assert manifest["errors"] == [
+        {"task": "task_01_correlation", "kind": "scatter", "error": "ZeroDivisionError: division by zero"}
+    ]
     assert any(p.name == "task_01_correlation__headline.png" for p in written)
     assert "The scatter figure failed: ZeroDivisionError: division by zero" in write_html(out).read_text()
 
@@ -291,8 +364,9 @@ def test_reference_values_show_reproduced_published_and_delta(synthetic: Path) -
     assert header[:7] == ["task", "model", "metric", "layer", "reproduced", "published", "delta"]
     by_model = {(r[0], r[1], r[6]): r for r in rows}
     results = read_results(synthetic)
-    accuracy = results.query("task == 'task_00_accuracy' and model == 'model_01' and metric == 'accuracy' "
-                             "and readout")["value"].item()
+    accuracy = results.query("task == 'task_00_accuracy' and model == 'model_01' and metric == 'accuracy' and readout")[
+        "value"
+    ].item()
     row = next(r for r in rows if r[1] == "model_01" and r[7] == "model")
     assert row[5] == "0.9938" and float(row[4]) == pytest.approx(accuracy, abs=5e-4)
     assert float(row[6]) == pytest.approx(accuracy - 0.9938, abs=5e-4)
@@ -309,18 +383,33 @@ def test_references_from_grid_tables() -> None:
             self.name, self.reference = name, reference
 
     class Grid:
-        tasks = [Spec("lfw", {"accuracy": 0.9753, "source": "human"}),
-                 Spec("sim", {"dlib": {"correlation": 0.4, "paper": "X"}})]
-        models = [Spec("dlib", {"lfw": 99.38, "source": "King 2017"}),
-                  Spec("vgg", {"lfw": {"auc": 0.99, "layer": "fc7"}})]
+        tasks = [
+            Spec("lfw", {"accuracy": 0.9753, "source": "human"}),
+            Spec("sim", {"dlib": {"correlation": 0.4, "paper": "X"}}),
+        ]
+        models = [
+            Spec("dlib", {"lfw": 99.38, "source": "King 2017"}),
+            Spec("vgg", {"lfw": {"auc": 0.99, "layer": "fc7"}}),
+        ]
 
     refs = references_from_grid(Grid())
     assert {"task": "lfw", "model": None, "metric": "accuracy", "value": 0.9753, "source": "human"} in refs
     assert {"task": "sim", "model": "dlib", "metric": "correlation", "value": 0.4, "source": "X"} in refs
     assert {"task": "lfw", "model": "dlib", "metric": None, "value": 99.38, "source": "King 2017"} in refs
     assert {"task": "lfw", "model": "vgg", "metric": "auc", "value": 0.99, "layer": "fc7"} in refs
-    frame = pd.DataFrame([{"model": "dlib", "layer": "out", "task": "lfw", "task_type": "accuracy",
-                           "metric": "accuracy", "value": 0.99, "readout": True}])
+    frame = pd.DataFrame(
+        [
+            {
+                "model": "dlib",
+                "layer": "out",
+                "task": "lfw",
+                "task_type": "accuracy",
+                "metric": "accuracy",
+                "value": 0.99,
+                "readout": True,
+            }
+        ]
+    )
     table = reference_rows(frame, [r for r in refs if r["model"] == "dlib" and r["task"] == "lfw"], {"lfw": "accuracy"})
     assert table.loc[0, "published"] == pytest.approx(0.9938)
     assert table.loc[0, "delta"] == pytest.approx(0.99 - 0.9938)
@@ -329,10 +418,21 @@ def test_references_from_grid_tables() -> None:
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (/usr/bin/chromium)")
 def test_headless_chromium_renders_the_tables_and_figures(synthetic: Path, tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
-    command = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-               f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1400,3000",
-               (synthetic / "report.html").resolve().as_uri()]
+    command = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--screenshot={shot}",
+        "--window-size=1400,3000",
+        (synthetic / "report.html").resolve().as_uri(),
+    ]
     # not PIPEs: chromium's helper processes outlive it and would hold them open (~10 s)
     with open(tmp_path / "chromium.log", "wb") as log:
         subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=60, check=False)
@@ -349,12 +449,16 @@ def test_headless_chromium_renders_the_tables_and_figures(synthetic: Path, tmp_p
 
 # --- python -m pytest_facebench report ---------------------------------------------------------------
 def tables(path: Path) -> dict[str, list[list[str]]]:
-    return {k: v for k, v in parse(path).tables.items() if k in ("summary", "references", "problems")
-            or k.startswith("task-")}
+    return {
+        k: v
+        for k, v in parse(path).tables.items()
+        if k in ("summary", "references", "problems") or k.startswith("task-")
+    }
 
 
-def test_report_command_rebuilds_the_same_tables_in_place_and_elsewhere(synthetic: Path, tmp_path: Path,
-                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_report_command_rebuilds_the_same_tables_in_place_and_elsewhere(
+    synthetic: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     original = tables(synthetic / "report.html")
     copy = shutil.copytree(synthetic, tmp_path / "copy")
     (copy / "report.html").unlink()
@@ -363,8 +467,12 @@ def test_report_command_rebuilds_the_same_tables_in_place_and_elsewhere(syntheti
     assert tables(copy / "report.html") == original
 
     elsewhere = tmp_path / "elsewhere"
-    result = subprocess.run([sys.executable, "-m", "pytest_facebench", "report", str(synthetic), "--out",
-                             str(elsewhere), "--no-plots"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest_facebench", "report", str(synthetic), "--out", str(elsewhere), "--no-plots"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert tables(elsewhere / "report.html") == original
     pd.testing.assert_frame_equal(read_results(elsewhere), read_results(synthetic))
@@ -403,7 +511,8 @@ def test_report_command_merges_dirs_later_ones_win(tmp_path: Path, capsys: pytes
     run = json.loads((out / "run.json").read_text())
     assert [m["dir"] for m in run["merged_from"]] == [str(first), str(second)]
     assert set(run["tests"]) == set(json.loads((first / "run.json").read_text())["tests"]) | set(
-        json.loads((second / "run.json").read_text())["tests"])
+        json.loads((second / "run.json").read_text())["tests"]
+    )
     assert (out / "summary.csv").is_file()
     page = parse(out / "report.html")
     assert "Merged from" in " ".join(page.text)
@@ -416,13 +525,13 @@ def test_report_command_rejects_a_dir_without_results(tmp_path: Path, capsys: py
 
 
 # --- a real run (pytester) --------------------------------------------------------------------------
-REGISTER_HTML = '''
+REGISTER_HTML = """
 def pytest_configure(config):
     from pytest_facebench.report.pytest_html import register
     register(config)
-'''
+"""
 
-FAILING = '''
+FAILING = """
 import pytest
 
 def test_x(model, task, facebench):
@@ -430,7 +539,7 @@ def test_x(model, task, facebench):
         pytest.skip("not today")
     facebench.evaluate(model, task)
     assert task.name != "cond", "a deliberate failure"
-'''
+"""
 
 
 def test_report_of_a_real_run_with_failures_and_the_command_reproduces_it(bench: Bench) -> None:
@@ -469,8 +578,11 @@ def pytest_html_rows(report: Path) -> tuple[str, list[dict]]:
 
 def check_pytest_html(report: Path, expect_cells: set[str]) -> None:
     text, rows = pytest_html_rows(report)
-    for header in ('data-column-type="fbmodel">Model', 'data-column-type="fbtask">Task',
-                   'data-column-type="fbheadline">Headline metric'):
+    for header in (
+        'data-column-type="fbmodel">Model',
+        'data-column-type="fbtask">Task',
+        'data-column-type="fbheadline">Headline metric',
+    ):
         assert header in text
     seen = set()
     for row in rows:

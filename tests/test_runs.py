@@ -20,7 +20,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-HANGING_TEST = '''
+HANGING_TEST = """
 import os
 import time
 from pathlib import Path
@@ -32,7 +32,7 @@ def test_x(model, task, facebench):
     if marker and task.name == "cond":
         Path(marker).write_text("ready")
         time.sleep(300)
-'''
+"""
 
 
 def run_json(out: Path) -> dict:
@@ -44,8 +44,15 @@ def start(bench, out: Path, *args: str, marker: Path | None = None) -> subproces
     if marker is not None:
         env["FACEBENCH_TEST_MARKER"] = str(marker)
     command = [sys.executable, "-m", "pytest", *bench.args(*args, out=out, cache=bench.path / "cache")]
-    return subprocess.Popen(command, cwd=bench.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    return subprocess.Popen(
+        command,
+        cwd=bench.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 240) -> None:
@@ -66,9 +73,11 @@ def hanging(bench):
     return bench
 
 
-@pytest.mark.parametrize("sig, workers", [(signal.SIGTERM, ()), (signal.SIGINT, ()),
-                                          (signal.SIGTERM, ("-n", "2")), (signal.SIGINT, ("-n", "2"))],
-                         ids=["sigterm", "sigint", "sigterm-xdist", "sigint-xdist"])
+@pytest.mark.parametrize(
+    "sig, workers",
+    [(signal.SIGTERM, ()), (signal.SIGINT, ()), (signal.SIGTERM, ("-n", "2")), (signal.SIGINT, ("-n", "2"))],
+    ids=["sigterm", "sigint", "sigterm-xdist", "sigint-xdist"],
+)
 def test_a_signal_writes_what_finished_and_marks_the_run_interrupted(hanging, sig, workers):
     out, marker = hanging.path / "out", hanging.path / "ready"
     process = start(hanging, out, *workers, marker=marker)
@@ -117,8 +126,9 @@ def test_a_stale_lock_of_a_dead_run_is_broken(bench):
     from pytest_facebench.leases import host_identity
 
     bench.out.mkdir()
-    (bench.out / ".facebench.lease").write_text(json.dumps({**host_identity(), "pid": int(dead.stdout), "token": "x",
-                                                            "time": time.time()}))
+    (bench.out / ".facebench.lease").write_text(
+        json.dumps({**host_identity(), "pid": int(dead.stdout), "token": "x", "time": time.time()})
+    )
     bench.run().assert_outcomes(passed=1)
     assert not (bench.out / ".facebench.lease").exists()
 
@@ -155,24 +165,34 @@ def test_a_run_without_results_overwrites_nothing(bench):
     assert empty.ret == pytest.ExitCode.NO_TESTS_COLLECTED
     assert (bench.out / "results.csv").read_bytes() == before
     # a grid whose only model is skipped (missing weights): nothing written, and the run fails
-    text = (bench.path / "facebench.toml").read_text().replace('kwargs = { size = 16 }',
-                                                                'kwargs = { size = 16, weights = "missing.pth" }')
+    text = (
+        (bench.path / "facebench.toml")
+        .read_text()
+        .replace("kwargs = { size = 16 }", 'kwargs = { size = 16, weights = "missing.pth" }')
+    )
     (bench.path / "facebench.toml").write_text(text)
     skipped = bench.run()
     skipped.assert_outcomes(skipped=1)
     assert skipped.ret == pytest.ExitCode.TESTS_FAILED
-    skipped.stdout.fnmatch_lines(["*no cell produced results; nothing written to*",
-                                  "skipped 1 cell(s) (pixels-verif): weights unavailable: *missing.pth*"])
+    skipped.stdout.fnmatch_lines(
+        [
+            "*no cell produced results; nothing written to*",
+            "skipped 1 cell(s) (pixels-verif): weights unavailable: *missing.pth*",
+        ]
+    )
     assert (bench.out / "results.csv").read_bytes() == before
     explained = bench.run("-k", "pixels")  # -k explains an empty result: not an error
     assert explained.ret == pytest.ExitCode.OK
 
 
-@pytest.mark.parametrize("option, value, message", [
-    ("--facebench-batch-size", "0", "expected a whole number >= 1, got 0"),
-    ("--facebench-workers", "-1", "expected a whole number >= 0, got -1"),
-    ("--facebench-max-drop", "-0.1", "expected a number >= 0, got -0.1"),
-])
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--facebench-batch-size", "0", "expected a whole number >= 1, got 0"),
+        ("--facebench-workers", "-1", "expected a whole number >= 0, got -1"),
+        ("--facebench-max-drop", "-0.1", "expected a number >= 0, got -0.1"),
+    ],
+)
 def test_numeric_options_are_checked_when_the_command_line_is_read(bench, option, value, message):
     bench.grid(models=("pixels",), tasks=("verif",))
     bench.test_file()
@@ -218,8 +238,9 @@ def test_a_failed_write_leaves_the_previous_outputs_and_says_so_in_one_line(benc
     monkeypatch.setattr(files.os, "replace", full_disk)
     result = bench.run()
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines([f"facebench: outputs not written: cannot write {bench.out / 'summary.csv'}: "
-                                 f"No space left on device"])
+    result.stdout.fnmatch_lines(
+        [f"facebench: outputs not written: cannot write {bench.out / 'summary.csv'}: No space left on device"]
+    )
     assert (bench.out / "summary.csv").read_bytes() == before["summary.csv"]
     assert not list(bench.out.glob(".*.tmp"))
     assert "Traceback" not in result.stdout.str() and "INTERNALERROR" not in result.stdout.str()

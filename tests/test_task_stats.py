@@ -19,12 +19,18 @@ from sklearn.metrics import roc_auc_score
 
 from pytest_facebench import stats
 from pytest_facebench.compare import comparisons_frame
-from pytest_facebench.report.data import verdict
 from pytest_facebench.errors import DataError
 from pytest_facebench.metrics import metric_info
 from pytest_facebench.model import BaseModel
-from pytest_facebench.tasks import (AccuracyTask, ConditionedAverageDistances, CorrelationTask, IdentificationTask,
-                                    RelativeDifferenceTask, RsaTask)
+from pytest_facebench.report.data import verdict
+from pytest_facebench.tasks import (
+    AccuracyTask,
+    ConditionedAverageDistances,
+    CorrelationTask,
+    IdentificationTask,
+    RelativeDifferenceTask,
+    RsaTask,
+)
 from pytest_facebench.tasks.verification import far_metric
 
 FAST = {"n_boot": 200}  # enough resamples for the interval checks, quick
@@ -53,8 +59,10 @@ def metric(metrics, name, condition=None):
 
 
 def verification_rows(labels, **columns):
-    return [{"img1": f"a{i}.png", "img2": f"b{i}.png", "label": int(label),
-             **{k: v[i] for k, v in columns.items()}} for i, label in enumerate(labels)]
+    return [
+        {"img1": f"a{i}.png", "img2": f"b{i}.png", "label": int(label), **{k: v[i] for k, v in columns.items()}}
+        for i, label in enumerate(labels)
+    ]
 
 
 def accuracy_task(tmp_path, labels, name="pairs.csv", **options) -> AccuracyTask:
@@ -110,7 +118,10 @@ def test_intervals_widen_with_fewer_pairs(tmp_path):
     big = accuracy_task(tmp_path, labels, **FAST).score(distances)
     small = accuracy_task(tmp_path / "s", labels[:40], **FAST).score(distances[:40])
     for name in ("auc", "accuracy", "accuracy_kfold", "eer"):
-        width = lambda ms: metric(ms, name).ci_high - metric(ms, name).ci_low  # noqa: E731
+
+        def width(ms, name=name):
+            return metric(ms, name).ci_high - metric(ms, name).ci_low
+
         assert width(small) > 1.5 * width(big), name
 
 
@@ -182,8 +193,11 @@ def test_auc_and_its_interval_invariant_to_monotone_transforms_and_kfold_in_unit
 
 # --- bad input -------------------------------------------------------------------------------------
 def test_single_class_pairs_are_a_clear_error(tmp_path):
-    with pytest.raises(DataError, match=r"pairs\.csv: column 'label' holds only same \(1\) pairs \(6 rows\); a "
-                                        r"verification task needs both same and different pairs"):
+    with pytest.raises(
+        DataError,
+        match=r"pairs\.csv: column 'label' holds only same \(1\) pairs \(6 rows\); a "
+        r"verification task needs both same and different pairs",
+    ):
         accuracy_task(tmp_path, [1] * 6)
 
 
@@ -202,9 +216,10 @@ def test_an_explicitly_named_optional_column_must_exist(tmp_path):
 
 # --- correlation and noise ceilings ----------------------------------------------------------------
 def similarity_task(tmp_path, ratings: np.ndarray, **options) -> CorrelationTask:
-    rows = [{"img1": f"x{i}.png", "img2": f"y{i}.png", **{f"rater_{p + 1}": ratings[i, p]
-                                                          for p in range(ratings.shape[1])}}
-            for i in range(len(ratings))]
+    rows = [
+        {"img1": f"x{i}.png", "img2": f"y{i}.png", **{f"rater_{p + 1}": ratings[i, p] for p in range(ratings.shape[1])}}
+        for i in range(len(ratings))
+    ]
     return CorrelationTask("c", write(tmp_path, rows), tmp_path / "images", **options).load()
 
 
@@ -238,18 +253,28 @@ def test_split_half_ceiling_with_two_participants_is_spearman_brown_by_hand(tmp_
 def test_long_table_of_ratings_equals_the_wide_one(tmp_path):
     ratings = np.array([[1.0, 2.0, 1.5], [2.0, 2.5, 3.0], [3.0, 2.0, 3.5], [4.0, 5.0, 3.0]])
     wide = similarity_task(tmp_path / "w", ratings, participants_glob="rater_*", **FAST)
-    rows = [{"img1": f"x{i}.png", "img2": f"y{i}.png", "subject": f"s{p}", "score": ratings[i, p]}
-            for p in range(3) for i in range(4)]
-    long = CorrelationTask("c", write(tmp_path / "l", rows), tmp_path / "l" / "images",
-                           columns={"participant": "subject", "rating": "score"}, **FAST).load()
+    rows = [
+        {"img1": f"x{i}.png", "img2": f"y{i}.png", "subject": f"s{p}", "score": ratings[i, p]}
+        for p in range(3)
+        for i in range(4)
+    ]
+    long = CorrelationTask(
+        "c",
+        write(tmp_path / "l", rows),
+        tmp_path / "l" / "images",
+        columns={"participant": "subject", "rating": "score"},
+        **FAST,
+    ).load()
     assert len(long.pair_rows()) == 4
     model = np.array([0.3, 0.2, 0.6, 0.9])
     for a, b in zip(wide.score(model), long.score(model)):
         assert (a.metric, a.value, a.ci_low) == pytest.approx((b.metric, b.value, b.ci_low))
 
 
-@pytest.mark.parametrize("method,oracle", [("pearson", scipy_stats.pearsonr), ("spearman", scipy_stats.spearmanr),
-                                           ("kendall", scipy_stats.kendalltau)])
+@pytest.mark.parametrize(
+    "method,oracle",
+    [("pearson", scipy_stats.pearsonr), ("spearman", scipy_stats.spearmanr), ("kendall", scipy_stats.kendalltau)],
+)
 def test_correlation_methods_match_scipy(tmp_path, method, oracle):
     rng = np.random.default_rng(6)
     human = np.round(rng.random(25), 1)  # ties
@@ -285,8 +310,7 @@ def test_fewer_than_two_participants_give_nan_ceilings_with_a_note(tmp_path):
     task = similarity_task(tmp_path, ratings, participants=["rater_1"], **FAST)
     result = task.score(np.array([0.1, 0.3, 0.2, 0.4]))
     assert np.isfinite(metric(result, "correlation").value)
-    for name in ("correlation_ceiling_low", "correlation_ceiling_high", "correlation_normalized",
-                 "split_half_ceiling"):
+    for name in ("correlation_ceiling_low", "correlation_ceiling_high", "correlation_normalized", "split_half_ceiling"):
         m = metric(result, name)
         assert np.isnan(m.value), name
         assert "2 participants" in m.note, name
@@ -321,8 +345,10 @@ def test_rsa_from_a_pairs_table_masks_missing_pairs(tmp_path):
     names = [f"s{i}.png" for i in range(6)]
     iu, ju = np.triu_indices(6, k=1)
     human = rng.random(15)
-    rows = [{"img1": names[j], "img2": names[i], "distance": h}  # reversed order: unordered pairs
-            for i, j, h in zip(iu, ju, human)][1:]  # the pair (s0, s1) is missing
+    rows = [
+        {"img1": names[j], "img2": names[i], "distance": h}  # reversed order: unordered pairs
+        for i, j, h in zip(iu, ju, human)
+    ][1:]  # the pair (s0, s1) is missing
     task = RsaTask("r", write(tmp_path, rows), tmp_path / "images", method="pearson", **FAST).load()
     model = rng.random(15)
     (m,) = task.score(model)
@@ -339,8 +365,10 @@ def test_rsa_from_a_pairs_table_masks_missing_pairs(tmp_path):
 
 def test_rsa_constant_model_rdm_is_nan_with_a_reason(tmp_path):
     names = [f"s{i}.png" for i in range(4)]
-    rows = [{"img1": a, "img2": b, "distance": k} for k, (a, b) in enumerate(
-        (names[i], names[j]) for i in range(4) for j in range(i + 1, 4))]
+    rows = [
+        {"img1": a, "img2": b, "distance": k}
+        for k, (a, b) in enumerate((names[i], names[j]) for i in range(4) for j in range(i + 1, 4))
+    ]
     task = RsaTask("r", write(tmp_path, rows), tmp_path / "images", **FAST).load()
     (m,) = task.score(np.zeros(6))
     assert np.isnan(m.value) and "constant" in m.note
@@ -353,16 +381,22 @@ def identification_task(tmp_path, rows, **options) -> IdentificationTask:
 
 
 def test_identification_rank1_by_hand(tmp_path):
-    rows = [{"image": "gA.png", "identity": "A", "set": "gallery"},
-            {"image": "gB.png", "identity": "B", "set": "Gallery"},
-            {"image": "pA1.png", "identity": "A", "set": "probe"},
-            {"image": "pB1.png", "identity": "B", "set": "probe"},
-            {"image": "pA2.png", "identity": "A", "set": "PROBE"}]
+    rows = [
+        {"image": "gA.png", "identity": "A", "set": "gallery"},
+        {"image": "gB.png", "identity": "B", "set": "Gallery"},
+        {"image": "pA1.png", "identity": "A", "set": "probe"},
+        {"image": "pB1.png", "identity": "B", "set": "probe"},
+        {"image": "pA2.png", "identity": "A", "set": "PROBE"},
+    ]
     task = identification_task(tmp_path, rows, **FAST)
     position = {p.name: i for i, p in enumerate(task.images)}
-    vectors = {"gA.png": [1, 0], "gB.png": [0, 1], "pA1.png": [0.9, 0.1],  # A1 nearest A: rank 1
-               "pB1.png": [0.8, 0.3],  # nearest A, B second: rank 2
-               "pA2.png": [0.2, 0.9]}  # nearest B: rank 2
+    vectors = {
+        "gA.png": [1, 0],
+        "gB.png": [0, 1],
+        "pA1.png": [0.9, 0.1],  # A1 nearest A: rank 1
+        "pB1.png": [0.8, 0.3],  # nearest A, B second: rank 2
+        "pA2.png": [0.2, 0.9],
+    }  # nearest B: rank 2
     embeddings = np.zeros((len(position), 2))
     for name, v in vectors.items():
         embeddings[position[name]] = v
@@ -414,8 +448,15 @@ def test_relative_difference_intervals_cohens_d_and_human_effect(tmp_path):
     rows = [{"img1": f"x{i}.png", "img2": f"y{i}.png", "orientation": g} for i, g in enumerate(groups)]
     path = write(tmp_path, rows)
     distances = rng.normal(1.0, 0.1, 40) + 0.2 * (np.array(groups) == "inverted")
-    task = RelativeDifferenceTask("r", path, tmp_path / "images", columns={"group": "orientation"},
-                                  groups=["inverted", "upright"], human_effect=0.12, **FAST).load()
+    task = RelativeDifferenceTask(
+        "r",
+        path,
+        tmp_path / "images",
+        columns={"group": "orientation"},
+        groups=["inverted", "upright"],
+        human_effect=0.12,
+        **FAST,
+    ).load()
     result = task.score(distances)
     rel, d = metric(result, "relative_difference"), metric(result, "cohens_d")
     assert rel.ci_low <= rel.value <= rel.ci_high and d.ci_low <= d.value <= d.ci_high
@@ -431,7 +472,7 @@ def test_relative_difference_intervals_cohens_d_and_human_effect(tmp_path):
 def test_swapping_the_groups_negates_the_relative_difference_and_its_interval(tmp_path_factory, values):
     root = tmp_path_factory.mktemp("swap")
     groups = ["a", "b"] * (len(values) // 2)
-    distances = np.asarray(values[:len(groups)])
+    distances = np.asarray(values[: len(groups)])
     rows = [{"img1": f"x{i}.png", "img2": f"y{i}.png", "group": g} for i, g in enumerate(groups)]
     path = write(root, rows)
     forward = RelativeDifferenceTask("r", path, root / "images", groups=["a", "b"], n_boot=100).load()
@@ -454,8 +495,9 @@ def test_condition_mean_interval_contains_the_mean(tmp_path_factory, values):
 
 def test_conditions_human_values_per_condition(tmp_path):
     rows = [{"img1": f"x{i}.png", "img2": f"y{i}.png", "condition": c} for i, c in enumerate("aabb")]
-    task = ConditionedAverageDistances("k", write(tmp_path, rows), tmp_path / "images", human_effect={"b": 0.5},
-                                       **FAST).load()
+    task = ConditionedAverageDistances(
+        "k", write(tmp_path, rows), tmp_path / "images", human_effect={"b": 0.5}, **FAST
+    ).load()
     result = task.score(np.array([0.1, 0.3, 0.6, 0.8]))
     assert metric(result, "effect_vs_human", "b").value == pytest.approx(0.7 - 0.5)
     assert [m.metric for m in result if m.condition == "a"] == ["mean_distance"]
@@ -466,10 +508,17 @@ def payload(task, model: str, values: np.ndarray) -> dict:
     """What evaluate_cell ships for a one-layer model (readout layer 'L')."""
     distances = {c: task.pair_rows()[c].tolist() for c in task.pair_rows().columns}
     distances["L"] = list(values)
-    records = [{"model": model, "layer": "L", "readout": True, "task": task.name, "metric": m.metric,
-                "value": m.value} for m in task.score(values)]
-    return {"model": model, "task": task.name, "records": records, "distances": distances,
-            "scoring": {**task.scoring(), "columns": {"L": "L"}}}
+    records = [
+        {"model": model, "layer": "L", "readout": True, "task": task.name, "metric": m.metric, "value": m.value}
+        for m in task.score(values)
+    ]
+    return {
+        "model": model,
+        "task": task.name,
+        "records": records,
+        "distances": distances,
+        "scoring": {**task.scoring(), "columns": {"L": "L"}},
+    }
 
 
 def test_comparisons_delong_equals_stats_and_the_better_model_wins(tmp_path):
@@ -516,31 +565,46 @@ def test_comparisons_no_difference_and_other_task_types(tmp_path):
     assert row["diff"] == pytest.approx(scipy_stats.spearmanr(a, human)[0] - scipy_stats.spearmanr(b, human)[0])
     assert verdict(row).startswith("no significant difference between a and b on correlation")
     assert metric_info("eer").higher_is_better is False
-    lower = verdict({"model_a": "A", "model_b": "B", "metric": "eer", "diff": 0.05, "ci_low": 0.01,
-                     "ci_high": 0.09, "p_value": 0.01, "test": "paired bootstrap", "ci_level": 0.95})
+    lower = verdict(
+        {
+            "model_a": "A",
+            "model_b": "B",
+            "metric": "eer",
+            "diff": 0.05,
+            "ci_low": 0.01,
+            "ci_high": 0.09,
+            "p_value": 0.01,
+            "test": "paired bootstrap",
+            "ci_level": 0.95,
+        }
+    )
     assert lower.startswith("B beats A on eer (Δ=−0.050")  # lower EER wins
 
 
 # --- end to end: the evaluate path with real (pixel) models ------------------------------------------
 def test_rsa_and_identification_through_run_and_comparisons(tmp_path):
-    from pytest_facebench.zoo.pixels import Pixels
     from pytest_facebench.api import run
+    from pytest_facebench.zoo.pixels import Pixels
 
     rng = np.random.default_rng(14)
     images = tmp_path / "images"
     images.mkdir()
     names = [f"id{i}_{k}.png" for i in range(4) for k in range(3)]
-    for i, name in enumerate(names):
+    for _i, name in enumerate(names):
         base = np.full((16, 16, 3), 40 * int(name[2]) + 30, dtype=np.uint8)
         noise = rng.integers(0, 60, size=(16, 16, 3), dtype=np.uint8)
         Image.fromarray(base + noise).save(images / name)
-    pd.DataFrame([{"image": n, "identity": n[:3], "set": "gallery" if n.endswith("_0.png") else "probe"}
-                  for n in names]).to_csv(tmp_path / "ident.csv", index=False)
-    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
-    pd.DataFrame([{"img1": a, "img2": b, "distance": float(a[:3] != b[:3]) + rng.random() * 0.1}
-                  for a, b in pairs]).to_csv(tmp_path / "rdm.csv", index=False)
-    tasks = [IdentificationTask("ident", tmp_path / "ident.csv", images, **FAST),
-             RsaTask("rsa", tmp_path / "rdm.csv", images, distance="correlation", **FAST)]
+    pd.DataFrame(
+        [{"image": n, "identity": n[:3], "set": "gallery" if n.endswith("_0.png") else "probe"} for n in names]
+    ).to_csv(tmp_path / "ident.csv", index=False)
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+    pd.DataFrame(
+        [{"img1": a, "img2": b, "distance": float(a[:3] != b[:3]) + rng.random() * 0.1} for a, b in pairs]
+    ).to_csv(tmp_path / "rdm.csv", index=False)
+    tasks = [
+        IdentificationTask("ident", tmp_path / "ident.csv", images, **FAST),
+        RsaTask("rsa", tmp_path / "rdm.csv", images, distance="correlation", **FAST),
+    ]
     models = [Pixels(name="px8", size=8), Pixels(name="px16", size=16, flip_test=True)]
     tables = run(models, tasks, cache=None, workers=0)
     assert not tables.errors

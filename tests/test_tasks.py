@@ -13,8 +13,7 @@ from scipy import stats as scipy_stats
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from pytest_facebench.errors import ConfigError, DataError
-from pytest_facebench.tasks import (AccuracyTask, ConditionedAverageDistances, CorrelationTask,
-                                    RelativeDifferenceTask)
+from pytest_facebench.tasks import AccuracyTask, ConditionedAverageDistances, CorrelationTask, RelativeDifferenceTask
 
 
 def make_images(root: Path, names: list[str]) -> None:
@@ -39,7 +38,9 @@ def by_metric(metrics, name, condition=None):
 def verification(tmp_path):
     rng = np.random.default_rng(3)
     labels = np.array([1, 0] * 20)
-    rows = [{"img1": f"a{i}.png", "img2": f"b{i}.png", "label": ["different", "same"][l]} for i, l in enumerate(labels)]
+    rows = [
+        {"img1": f"a{i}.png", "img2": f"b{i}.png", "label": ["different", "same"][lab]} for i, lab in enumerate(labels)
+    ]
     task = AccuracyTask("v", write_pairs(tmp_path, rows), tmp_path / "images").load()
     distances = np.round(rng.normal(0.5, 0.2, 40) - 0.15 * labels, 2)  # rounded: ties
     return task, distances, labels
@@ -66,8 +67,11 @@ def test_label_spellings(tmp_path, same, different):
 
 
 def test_non_binary_labels_name_values_and_lines(tmp_path):
-    rows = [{"img1": "a.png", "img2": "b.png", "label": "1"}, {"img1": "a.png", "img2": "c.png", "label": "maybe"},
-            {"img1": "b.png", "img2": "c.png", "label": "2"}]
+    rows = [
+        {"img1": "a.png", "img2": "b.png", "label": "1"},
+        {"img1": "a.png", "img2": "c.png", "label": "maybe"},
+        {"img1": "b.png", "img2": "c.png", "label": "2"},
+    ]
     with pytest.raises(DataError, match=r"pairs.csv: column 'label' must be binary.*'2', 'maybe'.*line\(s\) 3, 4"):
         AccuracyTask("v", write_pairs(tmp_path, rows), tmp_path / "images").load()
 
@@ -86,10 +90,10 @@ def test_correlation_task_matches_scipy(tmp_path, method, oracle):
 
 def test_correlation_column_name_is_configurable(tmp_path):
     rows = [{"img1": f"x{i}.png", "img2": f"y{i}.png", "rating": float(i)} for i in range(5)]
-    task = CorrelationTask("c", write_pairs(tmp_path, rows), tmp_path / "images",
-                           columns={"distance": "rating"}).load()
-    assert task.score(np.arange(5.0) ** 2)[0].value == pytest.approx(scipy_stats.pearsonr(np.arange(5.0) ** 2,
-                                                                                          np.arange(5.0))[0])
+    task = CorrelationTask("c", write_pairs(tmp_path, rows), tmp_path / "images", columns={"distance": "rating"}).load()
+    assert task.score(np.arange(5.0) ** 2)[0].value == pytest.approx(
+        scipy_stats.pearsonr(np.arange(5.0) ** 2, np.arange(5.0))[0]
+    )
 
 
 def test_conditions_means_by_hand_and_normalized(tmp_path):
@@ -104,14 +108,18 @@ def test_conditions_means_by_hand_and_normalized(tmp_path):
 
 
 def test_relative_difference_order_is_declared_not_row_order(tmp_path):
-    rows = [{"img1": f"x{i}.png", "img2": f"y{i}.png", "orientation": g}
-            for i, g in enumerate(["upright", "inverted", "upright", "inverted"])]
+    rows = [
+        {"img1": f"x{i}.png", "img2": f"y{i}.png", "orientation": g}
+        for i, g in enumerate(["upright", "inverted", "upright", "inverted"])
+    ]
     path = write_pairs(tmp_path, rows)
     distances = np.array([1.0, 3.0, 1.0, 5.0])  # upright mean 1, inverted mean 4
-    forward = RelativeDifferenceTask("r", path, tmp_path / "images", columns={"group": "orientation"},
-                                     groups=["inverted", "upright"]).load()
-    backward = RelativeDifferenceTask("r", path, tmp_path / "images", columns={"group": "orientation"},
-                                      groups=["upright", "inverted"]).load()
+    forward = RelativeDifferenceTask(
+        "r", path, tmp_path / "images", columns={"group": "orientation"}, groups=["inverted", "upright"]
+    ).load()
+    backward = RelativeDifferenceTask(
+        "r", path, tmp_path / "images", columns={"group": "orientation"}, groups=["upright", "inverted"]
+    ).load()
     assert by_metric(forward.score(distances), "relative_difference").value == pytest.approx((4 - 1) / (4 + 1))
     assert by_metric(backward.score(distances), "relative_difference").value == pytest.approx(-(4 - 1) / (4 + 1))
     assert by_metric(forward.score(distances), "group_mean", "inverted").value == 4.0
@@ -123,8 +131,9 @@ def test_relative_difference_order_is_declared_not_row_order(tmp_path):
 def test_relative_difference_needs_exactly_the_declared_groups(tmp_path):
     rows = [{"img1": f"x{i}.png", "img2": f"y{i}.png", "group": g} for i, g in enumerate(["up", "inverted", "side"])]
     with pytest.raises(DataError, match=r"exactly the two declared groups \['inverted', 'upright'\]; found 'up'"):
-        RelativeDifferenceTask("r", write_pairs(tmp_path, rows), tmp_path / "images",
-                               groups=["inverted", "upright"]).load()
+        RelativeDifferenceTask(
+            "r", write_pairs(tmp_path, rows), tmp_path / "images", groups=["inverted", "upright"]
+        ).load()
     with pytest.raises(ConfigError, match="declare the two groups"):
         RelativeDifferenceTask("r", tmp_path / "pairs.csv", tmp_path / "images", groups=["only_one"])
 
@@ -151,8 +160,11 @@ def test_lfw_pairs_txt(tmp_path):
 
 
 def test_distinct_images_embedded_once(tmp_path):
-    rows = [{"img1": "a.png", "img2": "b.png", "label": 1}, {"img1": "b.png", "img2": "a.png", "label": 1},
-            {"img1": "a.png", "img2": "c.png", "label": 0}]
+    rows = [
+        {"img1": "a.png", "img2": "b.png", "label": 1},
+        {"img1": "b.png", "img2": "a.png", "label": 1},
+        {"img1": "a.png", "img2": "c.png", "label": 0},
+    ]
     task = AccuracyTask("v", write_pairs(tmp_path, rows), tmp_path / "images").load()
     assert [p.name for p in task.images] == ["a.png", "b.png", "c.png"]
     assert task.pair_index.tolist() == [[0, 1], [1, 0], [0, 2]]

@@ -20,7 +20,7 @@ from pytest_facebench.errors import ModelError
 from pytest_facebench.hub import hf_from_pretrained
 from pytest_facebench.model import read_state_dict
 
-NAN_MODEL = '''
+NAN_MODEL = """
 import torch
 from torch import nn
 
@@ -40,7 +40,7 @@ class NanModel(BaseModel):
 
     def _build_model(self):
         return Holes()
-'''
+"""
 
 
 def one_line_failure(result: pytest.RunResult, node: str) -> str:
@@ -48,7 +48,7 @@ def one_line_failure(result: pytest.RunResult, node: str) -> str:
     lines = result.outlines
     start = next(i for i, line in enumerate(lines) if line.startswith("_") and f" {node} " in line)
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith(("_", "="))), len(lines))
-    body = [line for line in lines[start + 1:end] if line.strip()]
+    body = [line for line in lines[start + 1 : end] if line.strip()]
     assert len(body) == 1, body
     return body[0]
 
@@ -58,7 +58,7 @@ def grid(bench, models: str, tasks: str) -> None:
     bench.test_file()
 
 
-TASK = '''
+TASK = """
 [[tasks]]
 name = "{name}"
 type = "{type}"
@@ -66,32 +66,38 @@ pairs = "data/{name}.csv"
 images = "data/images"
 n_boot = 20
 {extra}
-'''
+"""
 
 
 def task(name: str, type_: str, extra: str = "") -> str:
     return TASK.format(name=name, type=type_, extra=extra)
 
 
-PIXELS = '''
+PIXELS = """
 [[models]]
 name = "pixels"
 factory = "pixels"
 kwargs = { size = 8 }
-'''
+"""
 
 
 # --- non-finite values ----------------------------------------------------------------------------
 def test_nan_embeddings_fail_the_cell_naming_model_layer_count_and_images(bench):
     (bench.path / "nanmodel.py").write_text(NAN_MODEL)
-    grid(bench, PIXELS + '[[models]]\nname = "holes"\nfactory = "nanmodel:NanModel"\n',
-         task("sim", "correlation") + task("verif", "accuracy"))
+    grid(
+        bench,
+        PIXELS + '[[models]]\nname = "holes"\nfactory = "nanmodel:NanModel"\n',
+        task("sim", "correlation") + task("verif", "accuracy"),
+    )
     result = bench.run()
     result.assert_outcomes(passed=2, failed=2)
     for cell in ("holes-sim", "holes-verif"):
         line = one_line_failure(result, f"test_x[{cell}]")
-        assert re.search(r"ModelError: model 'holes', layer 'output': 12 image\(s\) gave NaN or infinite values, "
-                         r"e.g. \S*img00\.png, \S*img01\.png, \S*img02\.png \(and 9 more\)$", line), line
+        assert re.search(
+            r"ModelError: model 'holes', layer 'output': 12 image\(s\) gave NaN or infinite values, "
+            r"e.g. \S*img00\.png, \S*img01\.png, \S*img02\.png \(and 9 more\)$",
+            line,
+        ), line
     results = bench.results()
     assert set(results["model"]) == {"pixels"}  # no NaN number reached the tables
     bench.run(cache=bench.path / "cache")  # a cached run cannot reuse a NaN row either: it was never stored
@@ -116,13 +122,22 @@ def test_non_finite_participant_ratings_and_human_values_are_rejected(bench):
     sim["rater_2"] = sim["rater_1"].astype(str)
     sim.loc[2, "rater_2"] = "inf"  # line 4; a blank cell would be a missing rating, inf is an error
     sim.to_csv(bench.data / "sim.csv", index=False)
-    grid(bench, PIXELS, task("sim", "correlation", 'participants_glob = "rater_*"')
-         + task("inv", "relative_difference", 'columns = { group = "orientation" }\ngroups = ["inverted", "upright"]\n'
-                                              'human_effect = inf'))
+    grid(
+        bench,
+        PIXELS,
+        task("sim", "correlation", 'participants_glob = "rater_*"')
+        + task(
+            "inv",
+            "relative_difference",
+            'columns = { group = "orientation" }\ngroups = ["inverted", "upright"]\nhuman_effect = inf',
+        ),
+    )
     result = bench.run()
     result.assert_outcomes(errors=2)
-    assert re.search(r"column 'rater_2' must hold finite numbers; found 'inf' on line\(s\) 4$",
-                     one_line_failure(result, "ERROR at setup of test_x[pixels-sim]"))
+    assert re.search(
+        r"column 'rater_2' must hold finite numbers; found 'inf' on line\(s\) 4$",
+        one_line_failure(result, "ERROR at setup of test_x[pixels-sim]"),
+    )
     assert "human_effect must be a finite number" in result.stdout.str()
 
 
@@ -137,17 +152,17 @@ class Payload:
         return os.system, (f"touch {self.marker}",)
 
 
-TINY_WEIGHTS_GRID = '''
+TINY_WEIGHTS_GRID = """
 [[models]]
 name = "tiny"
 factory = "tinymodel:Tiny"
 layers = ["fc"]
 kwargs = {{ weights = "{weights}" }}
 {extra}
-'''
+"""
 
 
-def tiny_state(bench) -> "OrderedDict[str, torch.Tensor]":
+def tiny_state(bench) -> OrderedDict[str, torch.Tensor]:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("tiny_for_weights", bench.path / "tinymodel.py")
@@ -217,30 +232,44 @@ def test_a_task_restricted_to_an_unknown_model_is_an_error(bench):
     grid(bench, PIXELS, task("verif", "accuracy", 'models = ["pixel"]') + task("sim", "correlation"))
     result = bench.run()
     result.assert_outcomes(passed=1, failed=1)
-    assert re.search(r"'models' names 'pixel' \(did you mean 'pixels'\?\), not in the grid; its models are pixels",
-                     result.stdout.str())
+    assert re.search(
+        r"'models' names 'pixel' \(did you mean 'pixels'\?\), not in the grid; its models are pixels",
+        result.stdout.str(),
+    )
 
 
 def test_defaults_apply_every_task_option_and_reject_unknown_keys(bench):
-    grid(bench, '[defaults]\nn_boot = 30\nseed = 3\nfolds = 4\n' + PIXELS,
-         task("verif", "accuracy").replace("n_boot = 20\n", "") + task("sim", "correlation").replace("= 20", "= 10"))
+    grid(
+        bench,
+        "[defaults]\nn_boot = 30\nseed = 3\nfolds = 4\n" + PIXELS,
+        task("verif", "accuracy").replace("n_boot = 20\n", "") + task("sim", "correlation").replace("= 20", "= 10"),
+    )
     bench.run().assert_outcomes(passed=2)
     results = bench.results().set_index(["task", "metric"])
     assert results.loc[("verif", "auc"), "ci_method"].startswith("bootstrap(30,")
     assert results.loc[("sim", "correlation"), "ci_method"].startswith("bootstrap(10,")  # the task's own wins
     assert results.loc[("verif", "accuracy_kfold"), "protocol"].startswith("stratified 4-fold")
-    grid(bench, '[defaults]\nn_bot = 30\n' + PIXELS, task("verif", "accuracy"))
+    grid(bench, "[defaults]\nn_bot = 30\n" + PIXELS, task("verif", "accuracy"))
     text = bench.run(out=bench.path / "bad").stdout.str()
     assert "unknown key 'n_bot'; did you mean 'n_boot'?" in text
 
 
-@pytest.mark.parametrize("case, content, pattern", [
-    ("duplicate", "img1,img2,label,label\n{a},{b},1,0\n{b},{a},0,1\n",
-     r"line 1: column name 'label' appears twice \(columns 3 and 4\)"),
-    ("semicolon", "img1;img2;label\n{a};{b};1\n{b};{a};0\n",
-     r"line 1: the header 'img1;img2;label' is semicolon-delimited, but a \.csv file is read as comma-separated"),
-    ("tab", "img1\timg2\tlabel\n{a}\t{b}\t1\n{b}\t{a}\t0\n", r"is tab-delimited.*or rename it to \.tsv"),
-])
+@pytest.mark.parametrize(
+    "case, content, pattern",
+    [
+        (
+            "duplicate",
+            "img1,img2,label,label\n{a},{b},1,0\n{b},{a},0,1\n",
+            r"line 1: column name 'label' appears twice \(columns 3 and 4\)",
+        ),
+        (
+            "semicolon",
+            "img1;img2;label\n{a};{b};1\n{b};{a};0\n",
+            r"line 1: the header 'img1;img2;label' is semicolon-delimited, but a \.csv file is read as comma-separated",
+        ),
+        ("tab", "img1\timg2\tlabel\n{a}\t{b}\t1\n{b}\t{a}\t0\n", r"is tab-delimited.*or rename it to \.tsv"),
+    ],
+)
 def test_pairs_file_header_problems_are_named(bench, case, content, pattern):
     a, b = bench.image_name(0), bench.image_name(1)
     (bench.data / "verif.csv").write_text(content.format(a=a, b=b))
@@ -252,8 +281,9 @@ def test_pairs_file_header_problems_are_named(bench, case, content, pattern):
 
 def test_a_utf8_error_names_the_line_and_byte(bench):
     a, b = bench.image_name(0), bench.image_name(1)
-    (bench.data / "verif.csv").write_bytes(f"img1,img2,label\n{a},{b},1\n{b},{a},0\n".encode()
-                                           + b"caf\xe9.png," + a.encode() + b",1\n")
+    (bench.data / "verif.csv").write_bytes(
+        f"img1,img2,label\n{a},{b},1\n{b},{a},0\n".encode() + b"caf\xe9.png," + a.encode() + b",1\n"
+    )
     grid(bench, PIXELS, task("verif", "accuracy"))
     result = bench.run()
     line = one_line_failure(result, "ERROR at setup of test_x[pixels-verif]")

@@ -14,5 +14,13 @@ from .align import ALIGNMENTS, ARCFACE_112, OUTPUT_SIZES, similarity_transform
 from .aligner import OUTCOMES, AlignResult, FaceAligner
 from .detect import Face
 
-__all__ = ["ALIGNMENTS", "ARCFACE_112", "OUTCOMES", "OUTPUT_SIZES", "AlignResult", "Face", "FaceAligner",
-           "similarity_transform"]
+__all__ = [
+    "ALIGNMENTS",
+    "ARCFACE_112",
+    "OUTCOMES",
+    "OUTPUT_SIZES",
+    "AlignResult",
+    "Face",
+    "FaceAligner",
+    "similarity_transform",
+]

@@ -27,8 +27,10 @@ if TYPE_CHECKING:
 
 Box = tuple[float, float, float, float]
 
-ARCFACE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
-                        [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float64)
+ARCFACE_112 = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float64,
+)
 ARCFACE_112.setflags(write=False)
 ALIGNMENTS = ("none", "arcface_112", "facenet_160", "dlib_150")
 OUTPUT_SIZES = {"arcface_112": 112, "facenet_160": 160, "dlib_150": 150}
@@ -45,8 +47,9 @@ def similarity_transform(src: Any, dst: Any) -> np.ndarray:
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
     if src.ndim != 2 or src.shape[1] != 2 or src.shape != dst.shape or len(src) < 2:
-        raise ValueError(f"expected two (n, 2) point arrays of the same shape with n >= 2; "
-                         f"got {src.shape} and {dst.shape}")
+        raise ValueError(
+            f"expected two (n, 2) point arrays of the same shape with n >= 2; got {src.shape} and {dst.shape}"
+        )
     if not (np.isfinite(src).all() and np.isfinite(dst).all()):
         raise ValueError("points must be finite")
     src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
@@ -95,8 +98,9 @@ def _require_cv2() -> Any:
     try:
         import cv2
     except ImportError:
-        raise WeightsUnavailable("OpenCV is not installed (arcface_112 warps with cv2.warpAffine); "
-                                 "pip install opencv-python-headless") from None
+        raise WeightsUnavailable(
+            "OpenCV is not installed (arcface_112 warps with cv2.warpAffine); pip install opencv-python-headless"
+        ) from None
     return cv2
 
 
@@ -108,13 +112,15 @@ def align_arcface_112(image: Image.Image, landmarks5: Any) -> Image.Image:
 
     matrix = arcface_matrix(landmarks5, 112)
     pixels = np.asarray(image.convert("RGB"))
-    warped = cv2.warpAffine(pixels, matrix, (112, 112), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    warped = cv2.warpAffine(
+        pixels, matrix, (112, 112), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
     return Image.fromarray(warped, mode="RGB")
 
 
-def facenet_crop_box(box: Sequence[float], image_size: tuple[int, int], margin: float = FACENET_MARGIN,
-                     output_size: int = 160) -> tuple[int, int, int, int]:
+def facenet_crop_box(
+    box: Sequence[float], image_size: tuple[int, int], margin: float = FACENET_MARGIN, output_size: int = 160
+) -> tuple[int, int, int, int]:
     """The integer crop box facenet-pytorch's `extract_face` takes: the box widened by `margin` pixels of
     the `output_size` output (half on each side), truncated to int, clipped to the image."""
     x0, y0, x1, y1 = (float(v) for v in box)
@@ -125,12 +131,17 @@ def facenet_crop_box(box: Sequence[float], image_size: tuple[int, int], margin: 
     pad_x = margin * (x1 - x0) / (output_size - margin)
     pad_y = margin * (y1 - y0) / (output_size - margin)
     width, height = image_size
-    return (int(max(x0 - pad_x / 2, 0)), int(max(y0 - pad_y / 2, 0)),
-            int(min(x1 + pad_x / 2, width)), int(min(y1 + pad_y / 2, height)))
+    return (
+        int(max(x0 - pad_x / 2, 0)),
+        int(max(y0 - pad_y / 2, 0)),
+        int(min(x1 + pad_x / 2, width)),
+        int(min(y1 + pad_y / 2, height)),
+    )
 
 
-def crop_facenet_160(image: Image.Image, box: Sequence[float], margin: float = FACENET_MARGIN,
-                     size: int = 160) -> Image.Image:
+def crop_facenet_160(
+    image: Image.Image, box: Sequence[float], margin: float = FACENET_MARGIN, size: int = 160
+) -> Image.Image:
     """facenet-pytorch's crop: `box` plus `margin` (pixels of the output), clipped, resized bilinearly.
     A box wholly outside the image is a ValueError."""
     from PIL import Image
@@ -151,8 +162,14 @@ def dlib_rectangle(box: Sequence[float]) -> Any:
     return dlib.rectangle(x0, y0, max(x0, x1 - 1), max(y0, y1 - 1))
 
 
-def chip_dlib_150(image: Image.Image, box: Sequence[float] | None = None, *, shape: Any = None,
-                  size: int = 150, padding: float = DLIB_PADDING) -> Image.Image:
+def chip_dlib_150(
+    image: Image.Image,
+    box: Sequence[float] | None = None,
+    *,
+    shape: Any = None,
+    size: int = 150,
+    padding: float = DLIB_PADDING,
+) -> Image.Image:
     """dlib's face chip: `dlib.get_face_chip(image, shape, size, padding)`, where `shape` is a dlib
     `full_object_detection` (5 or 68 parts). Without one, dlib's 5-point shape predictor runs on `box`."""
     from PIL import Image
@@ -181,8 +198,9 @@ def center_crop(image: Image.Image, size: int) -> Image.Image:
     return square.resize((size, size), Image.Resampling.BILINEAR)
 
 
-def align_image(image: Image.Image, alignment: str, *, box: Sequence[float] | None = None,
-                landmarks5: Any = None) -> Image.Image:
+def align_image(
+    image: Image.Image, alignment: str, *, box: Sequence[float] | None = None, landmarks5: Any = None
+) -> Image.Image:
     """Dispatch to one of `ALIGNMENTS` (raises ValueError when the detection lacks what it needs)."""
     if alignment == "none":
         return image

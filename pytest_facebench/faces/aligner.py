@@ -42,8 +42,12 @@ ON_MISSING = ("fail", "center_crop", "drop")
 # "aligned": a face was found and aligned; "center_crop"/"dropped": none was found and the policy said so;
 # "unaligned": align="none", the image passes through untouched.
 OUTCOMES = ("aligned", "center_crop", "dropped", "unaligned")
-OPENCV_DISTRIBUTIONS = ("opencv-python-headless", "opencv-python", "opencv-contrib-python-headless",
-                        "opencv-contrib-python")
+OPENCV_DISTRIBUTIONS = (
+    "opencv-python-headless",
+    "opencv-python",
+    "opencv-contrib-python-headless",
+    "opencv-contrib-python",
+)
 SAFE_KEY = re.compile(r"[0-9A-Za-z_-]{2,128}")
 FACES_FORMAT = "1"  # bump when detection post-processing or the cache payload changes
 
@@ -82,8 +86,9 @@ def _decode_faces(payload: memoryview) -> tuple[tuple[int, int], list[Face]]:
 
 
 def _encode_faces(size: tuple[int, int], faces: list[Face]) -> bytes:
-    return json.dumps({"size": list(size), "faces": [f.to_json() for f in faces]},
-                      separators=(",", ":")).encode("utf-8")
+    return json.dumps({"size": list(size), "faces": [f.to_json() for f in faces]}, separators=(",", ":")).encode(
+        "utf-8"
+    )
 
 
 class FaceAligner:
@@ -96,24 +101,34 @@ class FaceAligner:
     `images_root`: the folder that the paths of a landmarks file are relative to (checked on load).
     """
 
-    def __init__(self, align: str = "none", detector: str = "none", select: str = "largest",
-                 on_missing: str = "fail", cache_dir: Path | str | None = None,
-                 images_root: Path | str | None = None):
+    def __init__(
+        self,
+        align: str = "none",
+        detector: str = "none",
+        select: str = "largest",
+        on_missing: str = "fail",
+        cache_dir: Path | str | None = None,
+        images_root: Path | str | None = None,
+    ):
         if align not in ALIGNMENTS:
             raise ConfigError(f"unknown alignment {align!r}; expected one of {', '.join(ALIGNMENTS)}", key="align")
         if select not in SELECTS:
-            raise ConfigError(f"unknown face selection {select!r}; expected one of {', '.join(SELECTS)}",
-                              key="select")
+            raise ConfigError(f"unknown face selection {select!r}; expected one of {', '.join(SELECTS)}", key="select")
         if on_missing not in ON_MISSING:
-            raise ConfigError(f"unknown no-face policy {on_missing!r}; expected one of {', '.join(ON_MISSING)}",
-                              key="on_missing")
+            raise ConfigError(
+                f"unknown no-face policy {on_missing!r}; expected one of {', '.join(ON_MISSING)}", key="on_missing"
+            )
         detector_name, _ = parse_detector(detector)
         if align == "none" and detector_name != "none":
-            raise ConfigError(f"align='none' keeps images as they are; detector {detector!r} would be unused "
-                              f"(set detector='none' or choose an alignment)", key="detector")
+            raise ConfigError(
+                f"align='none' keeps images as they are; detector {detector!r} would be unused "
+                f"(set detector='none' or choose an alignment)",
+                key="detector",
+            )
         if align != "none" and detector_name == "none":
-            raise ConfigError(f"align={align!r} needs a detector: dlib_hog, dlib_cnn, mtcnn or landmarks:<file>",
-                              key="detector")
+            raise ConfigError(
+                f"align={align!r} needs a detector: dlib_hog, dlib_cnn, mtcnn or landmarks:<file>", key="detector"
+            )
         self.align = align
         self.detector_spec = detector
         self.select = select
@@ -136,9 +151,15 @@ class FaceAligner:
         if self.align == "dlib_150":
             versions["dlib"] = first_version("dlib", "dlib-bin")
             versions["face_recognition_models"] = package_version("face_recognition_models")
-        description.update({"detector": self._detector.describe(), "select": self.select,
-                            "on_missing": self.on_missing, "alignment": alignment_parameters(self.align),
-                            "versions": versions})
+        description.update(
+            {
+                "detector": self._detector.describe(),
+                "select": self.select,
+                "on_missing": self.on_missing,
+                "alignment": alignment_parameters(self.align),
+                "versions": versions,
+            }
+        )
         if self.on_missing == "center_crop":
             description["center_crop"] = {"size": OUTPUT_SIZES[self.align], "resize": "PIL bilinear"}
         return description
@@ -162,8 +183,10 @@ class FaceAligner:
             shape_predictor("shape_5")
 
     def __repr__(self) -> str:
-        return (f"FaceAligner(align={self.align!r}, detector={self.detector_spec!r}, select={self.select!r}, "
-                f"on_missing={self.on_missing!r}, cache_dir={self.cache_dir!r})")
+        return (
+            f"FaceAligner(align={self.align!r}, detector={self.detector_spec!r}, select={self.select!r}, "
+            f"on_missing={self.on_missing!r}, cache_dir={self.cache_dir!r})"
+        )
 
     # -------------------------------------------------------------------------------- the work
     def __call__(self, image: Image.Image, *, key: str, path: Path | None = None) -> AlignResult:
@@ -193,16 +216,21 @@ class FaceAligner:
             if cached is not None and cached[0] == tuple(image.size):
                 return cached[1]
             if cached is not None:
-                log.warning("facebench faces: cached detection %s is for a %s image, this one is %s; recomputing",
-                            entry, cached[0], image.size)
+                log.warning(
+                    "facebench faces: cached detection %s is for a %s image, this one is %s; recomputing",
+                    entry,
+                    cached[0],
+                    image.size,
+                )
         try:
             faces = detector.detect(image, path)
         except FacebenchError:
             raise
         except Exception as exc:  # dlib and torch raise bare RuntimeErrors
             message = " ".join(str(exc).split())  # dlib's messages span many lines
-            raise DataError(f"{_name(key, path)}: face detector {self.detector_spec} failed: "
-                            f"{type(exc).__name__}: {message}") from exc
+            raise DataError(
+                f"{_name(key, path)}: face detector {self.detector_spec} failed: {type(exc).__name__}: {message}"
+            ) from exc
         if entry is not None:
             write_entry(entry, _encode_faces(image.size, faces))
         return faces
@@ -219,8 +247,10 @@ class FaceAligner:
 
     def _no_face(self, image: Image.Image, key: str, path: Path | None) -> AlignResult:
         if self.on_missing == "fail":
-            raise DataError(f"{_name(key, path)}: no face found by detector {self.detector_spec}; expected one "
-                            f"(on_missing='center_crop' or 'drop' lets the run continue)")
+            raise DataError(
+                f"{_name(key, path)}: no face found by detector {self.detector_spec}; expected one "
+                f"(on_missing='center_crop' or 'drop' lets the run continue)"
+            )
         if self.on_missing == "center_crop":
             return AlignResult(center_crop(image, OUTPUT_SIZES[self.align]), "center_crop", 0)
         return AlignResult(None, "dropped", 0)

@@ -58,8 +58,11 @@ class Face:
         return (x0 + x1) / 2.0, (y0 + y1) / 2.0
 
     def to_json(self) -> dict[str, Any]:
-        return {"box": [float(v) for v in self.box], "score": float(self.score),
-                "landmarks5": None if self.landmarks5 is None else np.asarray(self.landmarks5, float).tolist()}
+        return {
+            "box": [float(v) for v in self.box],
+            "score": float(self.score),
+            "landmarks5": None if self.landmarks5 is None else np.asarray(self.landmarks5, float).tolist(),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Face:
@@ -131,8 +134,15 @@ def landmarks5_from_68(points: np.ndarray) -> np.ndarray:
     points = np.asarray(points, dtype=np.float64)
     if points.shape != (68, 2):
         raise ValueError(f"expected (68, 2) points; got {points.shape}")
-    return np.stack([points[EYE_LEFT_68].mean(axis=0), points[EYE_RIGHT_68].mean(axis=0),
-                     points[NOSE_TIP_68], points[MOUTH_LEFT_68], points[MOUTH_RIGHT_68]])
+    return np.stack(
+        [
+            points[EYE_LEFT_68].mean(axis=0),
+            points[EYE_RIGHT_68].mean(axis=0),
+            points[NOSE_TIP_68],
+            points[MOUTH_LEFT_68],
+            points[MOUTH_RIGHT_68],
+        ]
+    )
 
 
 def _shape_points(shape: Any) -> np.ndarray:
@@ -152,9 +162,13 @@ class _DlibDetector(Detector):
             raise ConfigError(f"detector {self.name}: upsample must be an integer from 0 to 4; got {self.upsample!r}")
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "upsample": self.upsample, "landmarks": DLIB_FILES["shape_68"],
-                "dlib": first_version("dlib", "dlib-bin"),
-                "face_recognition_models": package_version("face_recognition_models")}
+        return {
+            "name": self.name,
+            "upsample": self.upsample,
+            "landmarks": DLIB_FILES["shape_68"],
+            "dlib": first_version("dlib", "dlib-bin"),
+            "face_recognition_models": package_version("face_recognition_models"),
+        }
 
     def _rectangles(self, pixels: np.ndarray) -> list[tuple[Any, float]]:
         raise NotImplementedError
@@ -215,14 +229,21 @@ def _mtcnn() -> Any:
     try:
         from facenet_pytorch import MTCNN
     except ImportError as exc:
-        raise WeightsUnavailable(f"facenet-pytorch (MTCNN and its weights) cannot be imported ({exc}); "
-                                 f"{MTCNN_INSTALL}") from None
+        raise WeightsUnavailable(
+            f"facenet-pytorch (MTCNN and its weights) cannot be imported ({exc}); {MTCNN_INSTALL}"
+        ) from None
     try:
-        return MTCNN(keep_all=True, device="cpu", min_face_size=MTCNN_MIN_FACE_SIZE,
-                     thresholds=list(MTCNN_THRESHOLDS), factor=MTCNN_FACTOR).eval()
+        return MTCNN(
+            keep_all=True,
+            device="cpu",
+            min_face_size=MTCNN_MIN_FACE_SIZE,
+            thresholds=list(MTCNN_THRESHOLDS),
+            factor=MTCNN_FACTOR,
+        ).eval()
     except (FileNotFoundError, OSError, RuntimeError) as exc:
-        raise WeightsUnavailable(f"facenet-pytorch's MTCNN weights cannot be loaded ({exc}); "
-                                 f"reinstall them with {MTCNN_INSTALL}") from None
+        raise WeightsUnavailable(
+            f"facenet-pytorch's MTCNN weights cannot be loaded ({exc}); reinstall them with {MTCNN_INSTALL}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -232,9 +253,14 @@ class MtcnnDetector(Detector):
     name: ClassVar[str] = "mtcnn"
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "min_face_size": MTCNN_MIN_FACE_SIZE, "thresholds": list(MTCNN_THRESHOLDS),
-                "factor": MTCNN_FACTOR, "facenet-pytorch": package_version("facenet-pytorch"),
-                "torch": package_version("torch")}
+        return {
+            "name": self.name,
+            "min_face_size": MTCNN_MIN_FACE_SIZE,
+            "thresholds": list(MTCNN_THRESHOLDS),
+            "factor": MTCNN_FACTOR,
+            "facenet-pytorch": package_version("facenet-pytorch"),
+            "torch": package_version("torch"),
+        }
 
     def load(self) -> None:
         _mtcnn()
@@ -251,8 +277,10 @@ class MtcnnDetector(Detector):
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         scores = np.asarray(scores, dtype=np.float64).reshape(-1)
         points = np.asarray(points, dtype=np.float64).reshape(-1, 5, 2)
-        faces = [Face(box=tuple(float(v) for v in b), landmarks5=p, score=float(s))  # type: ignore[arg-type]
-                 for b, s, p in zip(boxes, scores, points)]
+        faces = [
+            Face(box=tuple(float(v) for v in b), landmarks5=p, score=float(s))  # type: ignore[arg-type]
+            for b, s, p in zip(boxes, scores, points)
+        ]
         return sorted(faces, key=lambda f: -f.score)
 
 
@@ -263,8 +291,10 @@ def parse_detector(spec: str) -> tuple[str, dict[str, str] | str]:
         raise ConfigError(f"detector must be a string, one of {', '.join(DETECTORS)}; got {spec!r}", key="detector")
     name, _, rest = spec.strip().partition(":")
     if name not in DETECTORS:
-        raise ConfigError(f"unknown detector {name!r}; expected one of dlib_hog, dlib_cnn, mtcnn, "
-                          f"landmarks:<file>, none", key="detector")
+        raise ConfigError(
+            f"unknown detector {name!r}; expected one of dlib_hog, dlib_cnn, mtcnn, landmarks:<file>, none",
+            key="detector",
+        )
     if name == "landmarks":
         if not rest:
             raise ConfigError("detector 'landmarks:<file>' needs a file path after the colon", key="detector")
@@ -289,15 +319,19 @@ def make_detector(spec: str, images_root: Path | None = None) -> Detector | None
     allowed = {"dlib_hog": {"upsample"}, "dlib_cnn": {"upsample"}}.get(name, set())
     unknown = sorted(set(options) - allowed)
     if unknown:
-        raise ConfigError(f"detector {spec!r}: unknown option(s) {', '.join(unknown)}; "
-                          f"{name} takes {', '.join(sorted(allowed)) or 'none'}", key="detector")
+        raise ConfigError(
+            f"detector {spec!r}: unknown option(s) {', '.join(unknown)}; "
+            f"{name} takes {', '.join(sorted(allowed)) or 'none'}",
+            key="detector",
+        )
     if name == "none":
         return None
     if name == "mtcnn":
         return MtcnnDetector()
     upsample = options.get("upsample", "1")
     if not upsample.isdigit():
-        raise ConfigError(f"detector {spec!r}: upsample must be an integer from 0 to 4; got {upsample!r}",
-                          key="detector")
+        raise ConfigError(
+            f"detector {spec!r}: upsample must be an integer from 0 to 4; got {upsample!r}", key="detector"
+        )
     cls = DlibHogDetector if name == "dlib_hog" else DlibCnnDetector
     return cls(upsample=int(upsample))

@@ -33,8 +33,18 @@ from .detect import Detector, Face
 if TYPE_CHECKING:
     from PIL import Image
 
-POINT_COLUMNS = ("left_eye_x", "left_eye_y", "right_eye_x", "right_eye_y", "nose_x", "nose_y",
-                 "mouth_left_x", "mouth_left_y", "mouth_right_x", "mouth_right_y")
+POINT_COLUMNS = (
+    "left_eye_x",
+    "left_eye_y",
+    "right_eye_x",
+    "right_eye_y",
+    "nose_x",
+    "nose_y",
+    "mouth_left_x",
+    "mouth_left_y",
+    "mouth_right_x",
+    "mouth_right_y",
+)
 BOX_COLUMNS = ("x0", "y0", "x1", "y1")
 IJB_FIELDS = 12  # name, 10 coordinates, score
 
@@ -63,7 +73,7 @@ def _number(text: str, file: Path, line: int, column: str) -> float:
 def _face(file: Path, line: int, values: dict[str, float], has_box: bool, score: float) -> Face:
     points = np.array([values[c] for c in POINT_COLUMNS], dtype=np.float64).reshape(5, 2)
     try:
-        box = (tuple(values[c] for c in BOX_COLUMNS) if has_box else box_from_landmarks(points))
+        box = tuple(values[c] for c in BOX_COLUMNS) if has_box else box_from_landmarks(points)
     except ValueError:
         raise DataError(f"{file}, line {line}: the 5 points coincide; expected 5 distinct facial landmarks") from None
     if not (box[2] > box[0] and box[3] > box[1]):
@@ -76,17 +86,20 @@ def _read_csv(file: Path) -> Iterator[tuple[int, str, Face]]:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:
-            raise DataError(f"{file}: empty landmarks file; expected a header with path and "
-                            f"{', '.join(POINT_COLUMNS)}")
+            raise DataError(f"{file}: empty landmarks file; expected a header with path and {', '.join(POINT_COLUMNS)}")
         header = [h.strip() for h in header]
         missing = [c for c in ("path", *POINT_COLUMNS) if c not in header]
         if missing:
-            raise DataError(f"{file}, line 1: missing column(s) {', '.join(missing)}; expected path, "
-                            f"{', '.join(POINT_COLUMNS)} (and optionally {', '.join(BOX_COLUMNS)}, score)")
+            raise DataError(
+                f"{file}, line 1: missing column(s) {', '.join(missing)}; expected path, "
+                f"{', '.join(POINT_COLUMNS)} (and optionally {', '.join(BOX_COLUMNS)}, score)"
+            )
         box_present = [c for c in BOX_COLUMNS if c in header]
         if box_present and len(box_present) != 4:
-            raise DataError(f"{file}, line 1: box columns {', '.join(box_present)} without the others; "
-                            f"expected all of {', '.join(BOX_COLUMNS)} or none")
+            raise DataError(
+                f"{file}, line 1: box columns {', '.join(box_present)} without the others; "
+                f"expected all of {', '.join(BOX_COLUMNS)} or none"
+            )
         index = {name: i for i, name in enumerate(header)}
         numeric = [*POINT_COLUMNS, *box_present]
         for row in reader:
@@ -94,8 +107,9 @@ def _read_csv(file: Path) -> Iterator[tuple[int, str, Face]]:
             if not row or all(not field.strip() for field in row):
                 continue
             if len(row) != len(header):
-                raise DataError(f"{file}, line {line}: {len(row)} comma-separated fields; expected "
-                                f"{len(header)} as in the header")
+                raise DataError(
+                    f"{file}, line {line}: {len(row)} comma-separated fields; expected {len(header)} as in the header"
+                )
             name = row[index["path"]].strip()
             if not name:
                 raise DataError(f"{file}, line {line}, column path: blank; expected an image path")
@@ -111,10 +125,13 @@ def _read_ijb(file: Path) -> Iterator[tuple[int, str, Face]]:
             if not fields:
                 continue
             if len(fields) != IJB_FIELDS:
-                raise DataError(f"{file}, line {line}: {len(fields)} whitespace-separated fields; expected "
-                                f"{IJB_FIELDS} (name x1 y1 x2 y2 x3 y3 x4 y4 x5 y5 score)")
-            values = {c: _number(v, file, line, f"{i + 2} ({c})")
-                      for i, (c, v) in enumerate(zip(POINT_COLUMNS, fields[1:11]))}
+                raise DataError(
+                    f"{file}, line {line}: {len(fields)} whitespace-separated fields; expected "
+                    f"{IJB_FIELDS} (name x1 y1 x2 y2 x3 y3 x4 y4 x5 y5 score)"
+                )
+            values = {
+                c: _number(v, file, line, f"{i + 2} ({c})") for i, (c, v) in enumerate(zip(POINT_COLUMNS, fields[1:11]))
+            }
             score = _number(fields[11], file, line, "12 (score)")
             yield line, fields[0], _face(file, line, values, False, score)
 
@@ -166,8 +183,9 @@ def read_landmarks(file: Path | str, images_root: Path | None = None) -> Landmar
             faces.setdefault(key, []).append(face)
             first_line.setdefault(key, line)
     except UnicodeDecodeError as exc:
-        raise DataError(f"{file}: not a UTF-8 text file ({exc.reason} at byte {exc.start}); "
-                        f"expected a CSV or IJB 5-point text file") from None
+        raise DataError(
+            f"{file}: not a UTF-8 text file ({exc.reason} at byte {exc.start}); expected a CSV or IJB 5-point text file"
+        ) from None
     except csv.Error as exc:
         raise DataError(f"{file}: malformed CSV ({exc})") from None
     if not faces:
@@ -193,8 +211,9 @@ def load_landmarks(file: Path, images_root: Path | None = None) -> LandmarksInde
         stat = file.stat()
     except FileNotFoundError:
         raise DataError(f"landmarks file not found: {file}") from None
-    return _cached_index(str(file), stat.st_size, stat.st_mtime_ns,
-                         str(images_root) if images_root is not None else None)
+    return _cached_index(
+        str(file), stat.st_size, stat.st_mtime_ns, str(images_root) if images_root is not None else None
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -220,8 +239,11 @@ class LandmarksDetector(Detector):
             stat = self.file.stat()
         except FileNotFoundError:
             raise DataError(f"landmarks file not found: {self.file}") from None
-        return {"name": self.name, "file": self.file.name,
-                "blake2b": _file_digest(str(self.file), stat.st_size, stat.st_mtime_ns)}
+        return {
+            "name": self.name,
+            "file": self.file.name,
+            "blake2b": _file_digest(str(self.file), stat.st_size, stat.st_mtime_ns),
+        }
 
     def load(self) -> None:
         load_landmarks(self.file, self.images_root)

@@ -63,7 +63,9 @@ def _roles(
     roles = dict(defaults)
     for role, index in (columns or {}).items():
         if role not in defaults:
-            raise DataError(f"{path}: unknown column role {role!r} in the column mapping; expected one of {list(defaults)}")
+            raise DataError(
+                f"{path}: unknown column role {role!r} in the column mapping; expected one of {list(defaults)}"
+            )
         if not isinstance(index, (int, np.integer)) or index < 0:
             raise DataError(f"{path}: column role {role!r} maps to {index!r}; expected a 0-based field index")
         roles[role] = (int(index), defaults[role][1])
@@ -156,10 +158,14 @@ def _read_table(
         n_fields = _first_field_count(path, sep) if header or columns is not None else len(defaults)
     need = max(i for i, _ in roles.values()) + 1
     if n_fields < need:
-        raise DataError(f"{path}: line {1 if not header else 2}: {n_fields} fields; the column roles need at least {need} "
-                        f"({' '.join(roles_in_order(roles, need))})")
+        raise DataError(
+            f"{path}: line {1 if not header else 2}: {n_fields} fields; the column roles need at least {need} "
+            f"({' '.join(roles_in_order(roles, need))})"
+        )
     dtypes: dict[int, Any] = dict.fromkeys(range(n_fields), str)
-    dtypes.update({i: (str if kind == "str" else np.int64 if kind == "int" else np.float64) for i, kind in roles.values()})
+    dtypes.update(
+        {i: (str if kind == "str" else np.int64 if kind == "int" else np.float64) for i, kind in roles.values()}
+    )
     skip = 1 if header else 0
     try:
         # Every field is read (usecols would drop extra fields silently), and the first data line must
@@ -167,8 +173,17 @@ def _read_table(
         if _first_field_count(path, sep, skip) not in (0, n_fields):
             raise ValueError("the first data line has a different field count")
         frame = pd.read_csv(
-            path, sep=sep if sep else r"\s+", header=None, names=list(range(n_fields)), index_col=False,
-            dtype=dtypes, skiprows=skip, skip_blank_lines=False, keep_default_na=False, na_filter=False, engine="c",
+            path,
+            sep=sep if sep else r"\s+",
+            header=None,
+            names=list(range(n_fields)),
+            index_col=False,
+            dtype=dtypes,
+            skiprows=skip,
+            skip_blank_lines=False,
+            keep_default_na=False,
+            na_filter=False,
+            engine="c",
             encoding="utf-8",
         )
     except Exception as exc:  # noqa: BLE001 - pandas raises ParserError/ValueError/UnicodeError...; diagnose ourselves
@@ -237,8 +252,10 @@ def read_landmarks(
     if duplicated.any():
         i = int(np.argmax(duplicated))
         first = marks["_line"].to_numpy()[(marks["image"] == marks["image"].iat[i]).to_numpy()][0]
-        raise DataError(f"{path}: line {marks['_line'].iat[i]}: image {marks['image'].iat[i]!r} "
-                        f"already has landmarks on line {first}")
+        raise DataError(
+            f"{path}: line {marks['_line'].iat[i]}: image {marks['image'].iat[i]!r} "
+            f"already has landmarks on line {first}"
+        )
     return marks
 
 
@@ -260,8 +277,10 @@ def read_template_subjects(
     if clash.any():
         i = int(np.argmax(clash))
         t = rows["template_id"].iat[i]
-        raise DataError(f"{path}: line {rows['_line'].iat[i]}: template {t} has subject {rows['subject_id'].iat[i]}, "
-                        f"but subject {subjects.loc[t]} on line {rows['_line'][rows['template_id'] == t].iat[0]}")
+        raise DataError(
+            f"{path}: line {rows['_line'].iat[i]}: template {t} has subject {rows['subject_id'].iat[i]}, "
+            f"but subject {subjects.loc[t]} on line {rows['_line'][rows['template_id'] == t].iat[0]}"
+        )
     out = rows[first.to_numpy()].reset_index(drop=True)
     out.attrs["path"] = str(path)
     if faces is not None:
@@ -285,8 +304,10 @@ def check_templates_have_images(
     if not known.all():
         missing = ids[~known]
         i = int(np.argmax(~known))
-        raise DataError(f"{path}: line {np.asarray(lines)[i]}: template {ids[i]} has no images in {_faces_source(faces)} "
-                        f"({len(np.unique(missing))} such template(s): {list_some(np.unique(missing).tolist())})")
+        raise DataError(
+            f"{path}: line {np.asarray(lines)[i]}: template {ids[i]} has no images in {_faces_source(faces)} "
+            f"({len(np.unique(missing))} such template(s): {list_some(np.unique(missing).tolist())})"
+        )
 
 
 def check_pair_templates(pairs: pd.DataFrame, faces: pd.DataFrame, path: Path | str) -> None:
@@ -299,11 +320,15 @@ def check_pair_templates(pairs: pd.DataFrame, faces: pd.DataFrame, path: Path | 
         if unknown.any():
             i = int(np.argmax(unknown))
             n = len(np.unique(ids[unknown]))
-            raise DataError(f"{path}: line {pairs['_line'].iat[i]}: {side} {ids[i]} is an unknown template "
-                            f"(no images in {_faces_source(faces)}; {n} unknown template id(s) in {side})")
+            raise DataError(
+                f"{path}: line {pairs['_line'].iat[i]}: {side} {ids[i]} is an unknown template "
+                f"(no images in {_faces_source(faces)}; {n} unknown template id(s) in {side})"
+            )
 
 
-def attach_landmarks(faces: pd.DataFrame, landmarks: pd.DataFrame, landmarks_path: Path | str | None = None) -> pd.DataFrame:
+def attach_landmarks(
+    faces: pd.DataFrame, landmarks: pd.DataFrame, landmarks_path: Path | str | None = None
+) -> pd.DataFrame:
     """``faces`` with the landmark and faceness columns of each image (joined by image name, faces' order
     kept); an image without a landmark row is an error naming its line in the faces file."""
     marks = landmarks.drop(columns=["_line"]).set_index("image")
@@ -311,8 +336,10 @@ def attach_landmarks(faces: pd.DataFrame, landmarks: pd.DataFrame, landmarks_pat
     if not present.all():
         i = int(np.argmax(~present))
         where = landmarks_path or landmarks.attrs.get("path", "the landmark file")
-        raise DataError(f"{where}: no landmark row for image {faces['image'].iat[i]!r} (line {faces['_line'].iat[i]} of "
-                        f"{_faces_source(faces)}; {int((~present).sum())} image(s) without landmarks)")
+        raise DataError(
+            f"{where}: no landmark row for image {faces['image'].iat[i]!r} (line {faces['_line'].iat[i]} of "
+            f"{_faces_source(faces)}; {int((~present).sum())} image(s) without landmarks)"
+        )
     joined = marks.loc[faces["image"].to_numpy()].reset_index(drop=True)
     out = faces.reset_index(drop=True).copy()
     for col in [*POINT_COLUMNS, "faceness"]:
@@ -369,11 +396,22 @@ def ijb_layout(root: Path | str, name: str = "IJBC", *, require_1n: bool = False
         "probes": meta / f"{low}_1N_probe_mixed.csv",
     }
     checks = {**required, **(optional if require_1n else {})}
-    missing = [str(p.relative_to(root)) + ("/" if k == "images" else "") for k, p in checks.items()
-               if not (p.is_dir() if k == "images" else p.is_file())]
+    missing = [
+        str(p.relative_to(root)) + ("/" if k == "images" else "")
+        for k, p in checks.items()
+        if not (p.is_dir() if k == "images" else p.is_file())
+    ]
     if missing:
-        raise DataError(f"{root}: not an insightface {key} folder; missing {len(missing)} of {len(checks)}: "
-                        f"{', '.join(missing)}")
+        raise DataError(
+            f"{root}: not an insightface {key} folder; missing {len(missing)} of {len(checks)}: {', '.join(missing)}"
+        )
     found = {k: (p if p.is_file() else None) for k, p in optional.items()}
-    return IJBLayout(name=key, root=root, faces=required["faces"], pairs=required["pairs"],
-                     landmarks=required["landmarks"], images=required["images"], **found)
+    return IJBLayout(
+        name=key,
+        root=root,
+        faces=required["faces"],
+        pairs=required["pairs"],
+        landmarks=required["landmarks"],
+        images=required["images"],
+        **found,
+    )

@@ -219,7 +219,9 @@ def _load(data: bytes, where: str) -> tuple[Any, bool]:
                 f"item {n} or the labels are cut off); download the pack again"
             ) from None
         if data[:1] != b"\x80" or "load key" in message:
-            raise DataError(f"{where}: not a pickle (starts with {data[:8]!r}); expected an insightface .bin pack") from None
+            raise DataError(
+                f"{where}: not a pickle (starts with {data[:8]!r}); expected an insightface .bin pack"
+            ) from None
         raise DataError(f"{where}: not a valid pickle ({message})") from None
     except Exception as exc:  # noqa: BLE001 - a crafted/corrupt pickle can raise anything from its reducers
         raise DataError(f"{where}: cannot unpickle ({type(exc).__name__}: {exc})") from None
@@ -233,7 +235,11 @@ def _as_image_bytes(item: Any, index: int, where: str) -> bytes:
         return item
     if isinstance(item, (bytearray, memoryview)):
         return bytes(item)
-    if isinstance(item, np.ndarray) and item.dtype == np.uint8 and (item.ndim == 1 or (item.ndim == 2 and 1 in item.shape)):
+    if (
+        isinstance(item, np.ndarray)
+        and item.dtype == np.uint8
+        and (item.ndim == 1 or (item.ndim == 2 and 1 in item.shape))
+    ):
         return item.tobytes()  # cv2.imencode output, shape (n, 1)
     kind = f"ndarray {item.dtype} {item.shape}" if isinstance(item, np.ndarray) else type(item).__name__
     raise DataError(f"{where}: image item {index} is a {kind}; expected encoded image bytes (JPEG/PNG)")
@@ -267,11 +273,15 @@ def _parse(obj: Any, where: str) -> tuple[tuple[bytes, ...], NDArray[np.bool_]]:
     images = tuple(_as_image_bytes(item, i, where) for i, item in enumerate(bins))
     labels = _as_labels(issame, where)
     if len(images) % 2:
-        raise DataError(f"{where}: {len(images)} images, an odd count; images 2i and 2i+1 form pair i "
-                        f"(item {len(images) - 1} has no partner)")
+        raise DataError(
+            f"{where}: {len(images)} images, an odd count; images 2i and 2i+1 form pair i "
+            f"(item {len(images) - 1} has no partner)"
+        )
     if len(images) != 2 * len(labels):
-        raise DataError(f"{where}: {len(images)} images but {len(labels)} labels; expected 2 images per label "
-                        f"(2 x {len(labels)} = {2 * len(labels)})")
+        raise DataError(
+            f"{where}: {len(images)} images but {len(labels)} labels; expected 2 images per label "
+            f"(2 x {len(labels)} = {2 * len(labels)})"
+        )
     for i, image in enumerate(images):
         if not image:
             raise DataError(f"{where}: image item {i} is empty (0 bytes); expected an encoded image")
@@ -317,8 +327,9 @@ def _decoded_format(data: bytes, index: int, where: str) -> str:
             image.load()
             return str(image.format or "")
     except Exception as exc:  # noqa: BLE001 - PIL raises many types for corrupt data
-        raise DataError(f"{where}: image item {index} (pair {index // 2}) does not decode as an image "
-                        f"({type(exc).__name__}: {exc})") from None
+        raise DataError(
+            f"{where}: image item {index} (pair {index // 2}) does not decode as an image ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _write_atomically(target: Path, data: bytes) -> None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,11 +21,38 @@ from .tables import safe_name
 
 PLOTS_DIR = "plots"
 MANIFEST = "manifest.json"
-TEXT_COLUMNS = ("model", "layer", "task", "task_type", "metric", "condition", "protocol", "note", "nodeid", "distance",
-                "pooling", "preprocessing", "precision", "device", "weights")
+TEXT_COLUMNS = (
+    "model",
+    "layer",
+    "task",
+    "task_type",
+    "metric",
+    "condition",
+    "protocol",
+    "note",
+    "nodeid",
+    "distance",
+    "pooling",
+    "preprocessing",
+    "precision",
+    "device",
+    "weights",
+)
 REFERENCES_FILE = "references.json"
-META_KEYS = {"source", "paper", "url", "note", "label", "layer", "model", "task", "metric", "condition", "value",
-             "published"}
+META_KEYS = {
+    "source",
+    "paper",
+    "url",
+    "note",
+    "label",
+    "layer",
+    "model",
+    "task",
+    "metric",
+    "condition",
+    "value",
+    "published",
+}
 
 
 def _missing(value: Any) -> bool:
@@ -109,8 +137,11 @@ def registry_headlines(saved: dict[str, str] | None = None, needed: Iterable[str
 
 def declared_figures(results: pd.DataFrame) -> dict[str, list[str]]:
     """task → the figure kinds its type declares (`BaseTask.figures`), for types known in this process."""
-    return {task: list(info.figures) for task, kind in task_types(results).items()
-            if (info := task_type_info(kind)) is not None}
+    return {
+        task: list(info.figures)
+        for task, kind in task_types(results).items()
+        if (info := task_type_info(kind)) is not None
+    }
 
 
 def headline_metrics(results: pd.DataFrame, headlines: dict[str, str] | None = None) -> dict[str, str]:
@@ -203,8 +234,9 @@ def _binary(column: pd.Series) -> np.ndarray | None:
     return true.to_numpy()
 
 
-def label_column(table: pd.DataFrame, layer_columns: set[str], auc: float | None = None,
-                 scores: np.ndarray | None = None) -> np.ndarray | None:
+def label_column(
+    table: pd.DataFrame, layer_columns: set[str], auc: float | None = None, scores: np.ndarray | None = None
+) -> np.ndarray | None:
     """The same/different labels of a verification distances file: 'label' when binary, else the
     binary column whose AUC matches the reported one (else the first binary column)."""
     candidates: dict[str, np.ndarray] = {}
@@ -236,19 +268,26 @@ def _correlate(x: np.ndarray, y: np.ndarray, method: str) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
-def human_column(table: pd.DataFrame, layer_columns: set[str], model_distances: np.ndarray | None = None,
-                 reported: float | None = None, method: str = "pearson") -> str | None:
+def human_column(
+    table: pd.DataFrame,
+    layer_columns: set[str],
+    model_distances: np.ndarray | None = None,
+    reported: float | None = None,
+    method: str = "pearson",
+) -> str | None:
     """The human-judgement column of a correlation task's distances file: 'distance' by default; where
     the task named it otherwise, the numeric pairs column whose correlation with the model reproduces
     the reported one."""
-    candidates = [str(c) for c in table.columns if c not in layer_columns and c not in ("img1", "img2")
-                  and pd.api.types.is_numeric_dtype(table[c])]
+    candidates = [
+        str(c)
+        for c in table.columns
+        if c not in layer_columns and c not in ("img1", "img2") and pd.api.types.is_numeric_dtype(table[c])
+    ]
     if not candidates:
         return None
     if model_distances is None or reported is None or not finite(reported):
         return "distance" if "distance" in candidates else candidates[0]
-    gaps = {c: abs(_correlate(model_distances, table[c].to_numpy(dtype=float), method) - reported)
-            for c in candidates}
+    gaps = {c: abs(_correlate(model_distances, table[c].to_numpy(dtype=float), method) - reported) for c in candidates}
     gaps = {c: g for c, g in gaps.items() if finite(g)}
     if "distance" in gaps and gaps["distance"] < 1e-6:
         return "distance"
@@ -290,8 +329,9 @@ def _task_references(task: str, table: dict[str, Any], model: str | None = None)
     model = table.get("model", model)
     meta = _meta(table)
     if "value" in table and _number(table["value"]) is not None:
-        out.append({"task": task, "model": model, "metric": table.get("metric"), "value": _number(table["value"]),
-                    **meta})
+        out.append(
+            {"task": task, "model": model, "metric": table.get("metric"), "value": _number(table["value"]), **meta}
+        )
     for key, value in table.items():
         if key in META_KEYS:
             continue
@@ -340,8 +380,12 @@ def normalize_references(references: Any) -> list[dict[str, Any]]:
         value = _number(entry.get("value", entry.get("published")))
         if value is None or not entry.get("task"):
             continue
-        clean = {"task": str(entry["task"]), "model": entry.get("model") or None, "metric": entry.get("metric") or None,
-                 "value": value}
+        clean = {
+            "task": str(entry["task"]),
+            "model": entry.get("model") or None,
+            "metric": entry.get("metric") or None,
+            "value": value,
+        }
         clean.update({k: entry[k] for k in ("layer", "condition", "source", "label") if entry.get(k)})
         out.append(clean)
     return out
@@ -351,10 +395,12 @@ def references_from_grid(grid: Any) -> list[dict[str, Any]]:
     """The `reference` tables of a `config.Grid`'s tasks and models (an empty list for None)."""
     if grid is None:
         return []
-    return normalize_references({
-        "tasks": {t.name: t.reference for t in getattr(grid, "tasks", []) if getattr(t, "reference", None)},
-        "models": {m.name: m.reference for m in getattr(grid, "models", []) if getattr(m, "reference", None)},
-    })
+    return normalize_references(
+        {
+            "tasks": {t.name: t.reference for t in getattr(grid, "tasks", []) if getattr(t, "reference", None)},
+            "models": {m.name: m.reference for m in getattr(grid, "models", []) if getattr(m, "reference", None)},
+        }
+    )
 
 
 def load_references(out_dir: Path) -> list[dict[str, Any]]:
@@ -370,8 +416,7 @@ def save_references(out_dir: Path, references: list[dict[str, Any]]) -> None:
     atomic_write(path, json.dumps(normalize_references(references), indent=2) + "\n")
 
 
-def reference_rows(results: pd.DataFrame, references: list[dict[str, Any]],
-                   headlines: dict[str, str]) -> pd.DataFrame:
+def reference_rows(results: pd.DataFrame, references: list[dict[str, Any]], headlines: dict[str, str]) -> pd.DataFrame:
     """sotabench-style comparison: one row per reference × model it applies to, with the reproduced
     value (readout layer unless the reference names one), the published value and the delta."""
     frame = with_readout(normalize_results(results))
@@ -382,23 +427,39 @@ def reference_rows(results: pd.DataFrame, references: list[dict[str, Any]],
         evaluated = frame[(frame["task"] == task) & (frame["metric"] == metric)]
         models = [ref["model"]] if ref.get("model") else model_order(evaluated)
         for model in models or [None]:
-            mine = frame[(frame["model"] == model) & (frame["task"] == task) & (frame["metric"] == metric)
-                         & (frame["condition"] == str(ref.get("condition") or ""))]
+            mine = frame[
+                (frame["model"] == model)
+                & (frame["task"] == task)
+                & (frame["metric"] == metric)
+                & (frame["condition"] == str(ref.get("condition") or ""))
+            ]
             mine = mine[mine["layer"] == ref["layer"]] if ref.get("layer") else mine[mine["_readout"]]
             reproduced = float(mine["value"].iloc[0]) if len(mine) else float("nan")
             published = float(ref["value"])
             note = ""
-            if finite(reproduced) and 1.0 < published <= 100.0 and 0.0 <= reproduced <= 1.0 \
-                    and metric_info(metric).higher_is_better is not None:
+            if (
+                finite(reproduced)
+                and 1.0 < published <= 100.0
+                and 0.0 <= reproduced <= 1.0
+                and metric_info(metric).higher_is_better is not None
+            ):
                 published, note = published / 100.0, "published in %"
-            rows.append({"task": task, "model": model or "", "metric": metric,
-                         "layer": mine["layer"].iloc[0] if len(mine) else (ref.get("layer") or ""),
-                         "reproduced": reproduced, "published": published,
-                         "delta": reproduced - published if finite(reproduced) else float("nan"),
-                         "scope": "model" if ref.get("model") else (ref.get("label") or "task reference"),
-                         "source": "; ".join(x for x in (ref.get("source") or "", note) if x)})
-    return pd.DataFrame(rows, columns=["task", "model", "metric", "layer", "reproduced", "published", "delta",
-                                       "scope", "source"])
+            rows.append(
+                {
+                    "task": task,
+                    "model": model or "",
+                    "metric": metric,
+                    "layer": mine["layer"].iloc[0] if len(mine) else (ref.get("layer") or ""),
+                    "reproduced": reproduced,
+                    "published": published,
+                    "delta": reproduced - published if finite(reproduced) else float("nan"),
+                    "scope": "model" if ref.get("model") else (ref.get("label") or "task reference"),
+                    "source": "; ".join(x for x in (ref.get("source") or "", note) if x),
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["task", "model", "metric", "layer", "reproduced", "published", "delta", "scope", "source"]
+    )
 
 
 # --- tables ---------------------------------------------------------------------------------------
@@ -439,15 +500,25 @@ def verdict(row: dict[str, Any] | pd.Series) -> str:
     level = float(get("ci_level", 0.95) or 0.95)
     test = "DeLong" if str(get("test", "")).startswith("DeLong") else "bootstrap"
     p_used = p_holm if math.isfinite(p_holm) else p
-    significant = (math.isfinite(low) and math.isfinite(high) and (low > 0 or high < 0)
-                   and math.isfinite(p_used) and p_used < 1 - level)
+    significant = (
+        math.isfinite(low)
+        and math.isfinite(high)
+        and (low > 0 or high < 0)
+        and math.isfinite(p_used)
+        and p_used < 1 - level
+    )
     lower_wins = metric_info(metric).higher_is_better is False
     a_wins = (diff < 0) if lower_wins else (diff > 0)
     if significant and not a_wins:  # report Δ as winner − loser
         diff, low, high = -diff, -high, -low
-    p_text = _p_text(p) + (f", Holm {_p_text(p_holm).removeprefix('p')}" if math.isfinite(p_holm) and p_holm != p else "")
-    detail = (f"Δ={_signed(diff)}, {100 * level:.0f}% CI {_ci_text(low, high)}, {test} {p_text}"
-              if math.isfinite(diff) else "undefined")
+    p_text = _p_text(p) + (
+        f", Holm {_p_text(p_holm).removeprefix('p')}" if math.isfinite(p_holm) and p_holm != p else ""
+    )
+    detail = (
+        f"Δ={_signed(diff)}, {100 * level:.0f}% CI {_ci_text(low, high)}, {test} {p_text}"
+        if math.isfinite(diff)
+        else "undefined"
+    )
     if not significant:
         return f"no significant difference between {a} and {b} on {metric} ({detail})"
     winner, loser = (a, b) if a_wins else (b, a)

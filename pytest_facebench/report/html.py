@@ -12,8 +12,9 @@ from __future__ import annotations
 import base64
 import html
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -128,15 +129,20 @@ def _summary_table(frame: pd.DataFrame, metric: dict[str, str]) -> pd.DataFrame:
         columns[(task, condition)] = label + (f" · {condition}" if condition else "")
     cells: dict[tuple[str, str, str], str] = {}
     layers: dict[str, list[str]] = {}
-    for model, layer, task, condition, value, low, high in zip(head["model"], head["layer"], head["task"],
-                                                               head["condition"], head["value"], head["ci_low"],
-                                                               head["ci_high"]):
+    for model, layer, task, condition, value, low, high in zip(
+        head["model"], head["layer"], head["task"], head["condition"], head["value"], head["ci_low"], head["ci_high"]
+    ):
         cells.setdefault((model, task, condition), _cell_text(value, low, high))
         if layer and layer not in layers.setdefault(model, []):
             layers[model].append(layer)
-    rows = [{"model": model, "readout layer": ", ".join(layers.get(model, [])),
-             **{label: cells.get((model, *key), "–") for key, label in columns.items()}}
-            for model in model_order(head)]
+    rows = [
+        {
+            "model": model,
+            "readout layer": ", ".join(layers.get(model, [])),
+            **{label: cells.get((model, *key), "–") for key, label in columns.items()},
+        }
+        for model in model_order(head)
+    ]
     return pd.DataFrame(rows, columns=["model", "readout layer", *columns.values()])
 
 
@@ -147,12 +153,22 @@ def task_table(results: pd.DataFrame, task: str) -> pd.DataFrame:
 
 def _task_table(frame: pd.DataFrame, task: str) -> pd.DataFrame:
     rows = frame[frame["task"] == task]
-    labels = {key: display_name(key[0]) + (f" · {key[1]}" if key[1] else "")
-              for key in dict.fromkeys(zip(rows["metric"], rows["condition"]))}
+    labels = {
+        key: display_name(key[0]) + (f" · {key[1]}" if key[1] else "")
+        for key in dict.fromkeys(zip(rows["metric"], rows["condition"]))
+    }
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     for model, layer, metric, condition, value, low, high, n, readout in zip(
-            rows["model"], rows["layer"], rows["metric"], rows["condition"], rows["value"], rows["ci_low"],
-            rows["ci_high"], pd.to_numeric(rows["n"], errors="coerce"), rows["_readout"]):
+        rows["model"],
+        rows["layer"],
+        rows["metric"],
+        rows["condition"],
+        rows["value"],
+        rows["ci_low"],
+        rows["ci_high"],
+        pd.to_numeric(rows["n"], errors="coerce"),
+        rows["_readout"],
+    ):
         entry = cells.setdefault((model, layer), {"model": model, "layer": layer, "readout": "", "_n": []})
         entry.setdefault(labels[(metric, condition)], _cell_text(value, low, high))
         if readout:
@@ -180,8 +196,13 @@ def _numeric_key(text: str) -> str:
     return repr(value) if math.isfinite(value) else ""
 
 
-def _render_table(frame: pd.DataFrame, table_id: str, colors: dict[str, str] | None = None,
-                  sortable: bool = True, bold_rows: Iterable[bool] | None = None) -> str:
+def _render_table(
+    frame: pd.DataFrame,
+    table_id: str,
+    colors: dict[str, str] | None = None,
+    sortable: bool = True,
+    bold_rows: Iterable[bool] | None = None,
+) -> str:
     bold = list(bold_rows) if bold_rows is not None else [False] * len(frame)
     head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
     body = []
@@ -195,15 +216,18 @@ def _render_table(frame: pd.DataFrame, table_id: str, colors: dict[str, str] | N
                 ci = f' <span class="ci">[{_e(rest)}</span>' if rest else ""
                 cells.append(f'<td class="num" data-v="{_e(key)}">{_e(main)}{ci}</td>')
             elif column == "model" and colors and text in colors:
-                cells.append(f'<td class="model"><span class="swatch" style="background:{colors[text]}"></span>'
-                             f"{_e(text)}</td>")
+                cells.append(
+                    f'<td class="model"><span class="swatch" style="background:{colors[text]}"></span>{_e(text)}</td>'
+                )
             else:
                 cells.append(f"<td>{_e(text)}</td>")
         attributes = ' class="readout"' if strong else ""
         body.append(f"<tr{attributes}>{''.join(cells)}</tr>")
     css = "sortable" if sortable else ""
-    return (f'<div class="scroll"><table id="{_e(table_id)}" class="{css}"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
+    return (
+        f'<div class="scroll"><table id="{_e(table_id)}" class="{css}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def _kv(pairs: list[tuple[str, Any]]) -> str:
@@ -224,8 +248,10 @@ def _image(out_dir: Path, entry: dict[str, Any]) -> str:
     caption = _e(entry.get("title", ""))
     if entry.get("caption"):
         caption += f'. <span class="muted">{_e(entry["caption"])}</span>'
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{_e(entry.get("title", ""))}" '
-            f'loading="lazy"><figcaption>{caption}</figcaption></figure>')
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{_e(entry.get("title", ""))}" '
+        f'loading="lazy"><figcaption>{caption}</figcaption></figure>'
+    )
 
 
 def _provenance(run: dict[str, Any], out_dir: Path) -> str:
@@ -252,18 +278,27 @@ def _provenance(run: dict[str, Any], out_dir: Path) -> str:
     merged = run.get("merged_from") or []
     merged_html = ""
     if merged:
-        items = "".join(f"<li>{_code(m.get('dir'))} <span class='muted'>{_e(m.get('started') or '')} "
-                        f"{_e(str(m.get('git_commit') or '')[:12])}</span></li>" for m in merged)
+        items = "".join(
+            f"<li>{_code(m.get('dir'))} <span class='muted'>{_e(m.get('started') or '')} "
+            f"{_e(str(m.get('git_commit') or '')[:12])}</span></li>"
+            for m in merged
+        )
         merged_html = f"<h3>Merged from</h3><ol>{items}</ol>"
     models = run.get("models") or {}
     model_html = ""
     if models:
-        frame = pd.DataFrame([{"model": name, **{k: v for k, v in stats.items() if not isinstance(v, (dict, list))}}
-                              for name, stats in models.items()]).fillna("")
+        frame = pd.DataFrame(
+            [
+                {"model": name, **{k: v for k, v in stats.items() if not isinstance(v, (dict, list))}}
+                for name, stats in models.items()
+            ]
+        ).fillna("")
         frame = frame.astype(str)
         model_html = "<h3>Embedding</h3>" + _render_table(frame, "embedding", sortable=True)
-    return (f'<div class="grid"><div><h3>Run</h3>{_kv(pairs)}</div><div><h3>Versions</h3>{versions_html}</div></div>'
-            f"{merged_html}{model_html}")
+    return (
+        f'<div class="grid"><div><h3>Run</h3>{_kv(pairs)}</div><div><h3>Versions</h3>{versions_html}</div></div>'
+        f"{merged_html}{model_html}"
+    )
 
 
 def _outcomes(tests: dict[str, Any]) -> str:
@@ -272,8 +307,10 @@ def _outcomes(tests: dict[str, Any]) -> str:
         outcome = str((entry or {}).get("outcome", "unknown"))
         counts[outcome] = counts.get(outcome, 0) + 1
     order = ["passed", "failed", "error", "skipped"]
-    parts = [f'<span class="outcome {_e(o)}">{counts[o]} {_e(o)}</span>'
-             for o in sorted(counts, key=lambda o: order.index(o) if o in order else len(order))]
+    parts = [
+        f'<span class="outcome {_e(o)}">{counts[o]} {_e(o)}</span>'
+        for o in sorted(counts, key=lambda o: order.index(o) if o in order else len(order))
+    ]
     return "<p>" + "".join(parts) + "</p>" if parts else ""
 
 
@@ -283,9 +320,15 @@ def _problems(tests: dict[str, Any]) -> pd.DataFrame:
         entry = entry or {}
         if entry.get("outcome", "passed") == "passed":
             continue
-        rows.append({"outcome": entry.get("outcome", ""), "model": entry.get("model") or "",
-                     "task": entry.get("task") or entry.get("grid_entry") or "", "test": nodeid,
-                     "reason": entry.get("reason") or ""})
+        rows.append(
+            {
+                "outcome": entry.get("outcome", ""),
+                "model": entry.get("model") or "",
+                "task": entry.get("task") or entry.get("grid_entry") or "",
+                "test": nodeid,
+                "reason": entry.get("reason") or "",
+            }
+        )
     return pd.DataFrame(rows, columns=["outcome", "model", "task", "test", "reason"])
 
 
@@ -296,10 +339,18 @@ def _gates(results: pd.DataFrame) -> pd.DataFrame:
     rows = results[results["gate"].isin(["pass", "fail", "new"])]
     if rows.empty:
         return pd.DataFrame()
-    table = pd.DataFrame({"gate": rows["gate"], "task": rows["task"], "model": rows["model"], "layer": rows["layer"],
-                          "metric": rows["metric"], "value": [fmt(v) for v in rows["value"]],
-                          "95% CI": [_ci(a, b) for a, b in zip(rows["ci_low"], rows["ci_high"])],
-                          "bound": rows.get("gate_bound", pd.Series("", index=rows.index)).fillna("")})
+    table = pd.DataFrame(
+        {
+            "gate": rows["gate"],
+            "task": rows["task"],
+            "model": rows["model"],
+            "layer": rows["layer"],
+            "metric": rows["metric"],
+            "value": [fmt(v) for v in rows["value"]],
+            "95% CI": [_ci(a, b) for a, b in zip(rows["ci_low"], rows["ci_high"])],
+            "bound": rows.get("gate_bound", pd.Series("", index=rows.index)).fillna(""),
+        }
+    )
     return table.sort_values("gate", key=lambda g: g.map({"fail": 0, "new": 1, "pass": 2}), kind="stable")
 
 
@@ -312,12 +363,23 @@ def _comparisons(out_dir: Path) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame()
 
-    return pd.DataFrame({"task": frame["task"], "metric": frame["metric"],
-                         "verdict": [verdict(row) for row in frame.to_dict("records")]})
+    return pd.DataFrame(
+        {
+            "task": frame["task"],
+            "metric": frame["metric"],
+            "verdict": [verdict(row) for row in frame.to_dict("records")],
+        }
+    )
 
 
-def render_html(out_dir: Path, results: pd.DataFrame, run: dict[str, Any], manifest: dict[str, Any],
-                references: list[dict[str, Any]], headlines: dict[str, str] | None = None) -> str:
+def render_html(
+    out_dir: Path,
+    results: pd.DataFrame,
+    run: dict[str, Any],
+    manifest: dict[str, Any],
+    references: list[dict[str, Any]],
+    headlines: dict[str, str] | None = None,
+) -> str:
     out_dir = Path(out_dir)
     results = normalize_results(results)
     tests = run.get("tests") or {}
@@ -334,16 +396,25 @@ def render_html(out_dir: Path, results: pd.DataFrame, run: dict[str, Any], manif
     nav = ['<a href="#overview">Overview</a>', '<a href="#summary-section">Summary</a>']
     parts = []
     overview = [p for p in plots if p.get("kind") == "overview"]
-    parts.append('<section id="overview"><h2>Overview</h2>' + _outcomes(tests)
-                 + ("".join(_image(out_dir, p) for p in overview) if overview else
-                    '<p class="muted">No overview figure (no results, or plots were not written).</p>')
-                 + "</section>")
+    parts.append(
+        '<section id="overview"><h2>Overview</h2>'
+        + _outcomes(tests)
+        + (
+            "".join(_image(out_dir, p) for p in overview)
+            if overview
+            else '<p class="muted">No overview figure (no results, or plots were not written).</p>'
+        )
+        + "</section>"
+    )
     frame = with_readout(results)
     summary = _summary_table(frame, metric)
-    parts.append('<section id="summary-section"><h2>Summary</h2><p class="muted">Headline metric of each task at '
-                 "each model's readout layer; brackets: confidence interval where reported. Click a column to "
-                 "sort.</p>" + (_render_table(summary, "summary", colors) if len(summary) else
-                                '<p class="muted">No results.</p>') + "</section>")
+    parts.append(
+        '<section id="summary-section"><h2>Summary</h2><p class="muted">Headline metric of each task at '
+        "each model's readout layer; brackets: confidence interval where reported. Click a column to "
+        "sort.</p>"
+        + (_render_table(summary, "summary", colors) if len(summary) else '<p class="muted">No results.</p>')
+        + "</section>"
+    )
 
     refs = reference_rows(frame, references, metric) if references else pd.DataFrame()
     if len(refs):
@@ -352,24 +423,33 @@ def render_html(out_dir: Path, results: pd.DataFrame, run: dict[str, Any], manif
         for column in ("reproduced", "published", "delta"):
             shown[column] = [fmt(v) for v in shown[column]]
         shown["delta"] = [("+" + d if d not in ("–", "0") and not d.startswith("-") else d) for d in shown["delta"]]
-        parts.append('<section id="references"><h2>Reference values</h2><p class="muted">Reproduced here vs '
-                     "published (delta = reproduced − published).</p>" + _render_table(shown, "references", colors)
-                     + "</section>")
+        parts.append(
+            '<section id="references"><h2>Reference values</h2><p class="muted">Reproduced here vs '
+            "published (delta = reproduced − published).</p>"
+            + _render_table(shown, "references", colors)
+            + "</section>"
+        )
 
     gates = _gates(results)
     if len(gates):
         nav.append('<a href="#gates">Gates</a>')
         failed = int((gates["gate"] == "fail").sum())
-        parts.append(f'<section id="gates"><h2>Gates</h2><p class="muted">{len(gates) - failed} passed, {failed} '
-                     "failed (thresholds from the grid or expect=, and the baseline when one was given).</p>"
-                     + _render_table(gates, "gates-table", colors) + "</section>")
+        parts.append(
+            f'<section id="gates"><h2>Gates</h2><p class="muted">{len(gates) - failed} passed, {failed} '
+            "failed (thresholds from the grid or expect=, and the baseline when one was given).</p>"
+            + _render_table(gates, "gates-table", colors)
+            + "</section>"
+        )
     comparisons = _comparisons(out_dir)
     if len(comparisons):
         nav.append('<a href="#comparisons">Comparisons</a>')
-        parts.append('<section id="comparisons"><h2>Model comparisons</h2><p class="muted">Paired tests at the '
-                     "readout layers (DeLong for AUC, paired bootstrap otherwise; p-values Holm-adjusted per task "
-                     "and metric). A model beats another only when the CI of the difference excludes 0.</p>"
-                     + _render_table(comparisons, "comparisons-table", colors) + "</section>")
+        parts.append(
+            '<section id="comparisons"><h2>Model comparisons</h2><p class="muted">Paired tests at the '
+            "readout layers (DeLong for AUC, paired bootstrap otherwise; p-values Holm-adjusted per task "
+            "and metric). A model beats another only when the CI of the difference excludes 0.</p>"
+            + _render_table(comparisons, "comparisons-table", colors)
+            + "</section>"
+        )
 
     for task in tasks:
         anchor = f"task-{safe_name(task)}"
@@ -380,9 +460,11 @@ def render_html(out_dir: Path, results: pd.DataFrame, run: dict[str, Any], manif
         notes = [n for n in dict.fromkeys(rows["note"]) if n]
         body = [f'<section id="{_e(anchor)}"><h2>{_e(task)}</h2>']
         if len(rows):
-            body.append(f'<p class="muted">type <code>{_e(kind)}</code> · headline '
-                        f"<b>{_e(display_name(metric.get(task, '')))}</b> · distance "
-                        f"{_e(', '.join(x for x in dict.fromkeys(rows['distance']) if x))}</p>")
+            body.append(
+                f'<p class="muted">type <code>{_e(kind)}</code> · headline '
+                f"<b>{_e(display_name(metric.get(task, '')))}</b> · distance "
+                f"{_e(', '.join(x for x in dict.fromkeys(rows['distance']) if x))}</p>"
+            )
             table = _task_table(frame, task)
             strong = [r == "★" for r in table["readout"]]
             table_html = _render_table(table, f"{anchor}-table", colors, bold_rows=strong)
@@ -399,12 +481,16 @@ def render_html(out_dir: Path, results: pd.DataFrame, run: dict[str, Any], manif
                 body.append("<p class='muted'>Notes: " + "; ".join(_e(n) for n in notes) + "</p>")
             task_refs = refs[refs["task"] == task] if len(refs) else pd.DataFrame()
             if len(task_refs):
-                body.append(f'<p class="muted">{len(task_refs)} reference value(s): see <a href="#references">'
-                            "Reference values</a>.</p>")
+                body.append(
+                    f'<p class="muted">{len(task_refs)} reference value(s): see <a href="#references">'
+                    "Reference values</a>.</p>"
+                )
         else:
             body.append('<p class="muted">No results for this task (every cell was skipped or failed; see below).</p>')
-        figures = sorted((p for p in plots if p.get("task") == task),
-                         key=lambda p: KIND_ORDER.index(p["kind"]) if p.get("kind") in KIND_ORDER else len(KIND_ORDER))
+        figures = sorted(
+            (p for p in plots if p.get("task") == task),
+            key=lambda p: KIND_ORDER.index(p["kind"]) if p.get("kind") in KIND_ORDER else len(KIND_ORDER),
+        )
         body.append('<div class="figures">' + "".join(_image(out_dir, p) for p in figures) + "</div>")
         for error in (e for e in manifest.get("errors") or [] if e.get("task") == task):
             body.append(f'<p class="muted">The {_e(error.get("kind"))} figure failed: {_e(error.get("error"))}</p>')
@@ -413,30 +499,53 @@ def render_html(out_dir: Path, results: pd.DataFrame, run: dict[str, Any], manif
 
     problems = _problems(tests)
     nav.append('<a href="#problems">Skipped and failed</a>')
-    parts.append('<section id="problems"><h2>Skipped and failed cells</h2>'
-                 + (_render_table(problems, "problems", colors) if len(problems) else
-                    '<p class="muted">None: every cell passed.</p>') + "</section>")
+    parts.append(
+        '<section id="problems"><h2>Skipped and failed cells</h2>'
+        + (
+            _render_table(problems, "problems", colors)
+            if len(problems)
+            else '<p class="muted">None: every cell passed.</p>'
+        )
+        + "</section>"
+    )
     nav.append('<a href="#provenance">Provenance</a>')
-    parts.append('<section id="provenance"><h2>Provenance</h2>'
-                 + (_provenance(run, out_dir) if run else '<p class="muted">No run.json in this directory.</p>')
-                 + '<p class="muted">Files: <code>results.csv</code>, <code>summary.csv</code>, '
-                 "<code>distances/</code>, <code>run.json</code>, <code>plots/</code></p></section>")
+    parts.append(
+        '<section id="provenance"><h2>Provenance</h2>'
+        + (_provenance(run, out_dir) if run else '<p class="muted">No run.json in this directory.</p>')
+        + '<p class="muted">Files: <code>results.csv</code>, <code>summary.csv</code>, '
+        "<code>distances/</code>, <code>run.json</code>, <code>plots/</code></p></section>"
+    )
 
-    grid = (run.get("grid") or {})
-    subtitle = " · ".join(x for x in (
-        _e(run.get("started") or ""), f"{len(models)} models × {len(tasks)} tasks",
-        f"grid {_code(Path(str(grid['path'])).name)}" if grid.get("path") else "",
-        f"commit {_code(str(run['git_commit'])[:12])}" if run.get("git_commit") else "") if x)
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            "<title>pytest-facebench report</title>"
-            f"<style>{CSS}</style></head><body><main><header><h1>pytest-facebench report</h1>"
-            f'<div class="muted">{subtitle}</div><nav>{"".join(nav)}</nav></header>'
-            + "".join(parts) + f"</main><script>{JS}</script></body></html>\n")
+    grid = run.get("grid") or {}
+    subtitle = " · ".join(
+        x
+        for x in (
+            _e(run.get("started") or ""),
+            f"{len(models)} models × {len(tasks)} tasks",
+            f"grid {_code(Path(str(grid['path'])).name)}" if grid.get("path") else "",
+            f"commit {_code(str(run['git_commit'])[:12])}" if run.get("git_commit") else "",
+        )
+        if x
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<title>pytest-facebench report</title>"
+        f"<style>{CSS}</style></head><body><main><header><h1>pytest-facebench report</h1>"
+        f'<div class="muted">{subtitle}</div><nav>{"".join(nav)}</nav></header>'
+        + "".join(parts)
+        + f"</main><script>{JS}</script></body></html>\n"
+    )
 
 
-def write_html(out_dir: Path, references: list[dict[str, Any]] | None = None, *, results: pd.DataFrame | None = None,
-               run: dict[str, Any] | None = None, headlines: dict[str, str] | None = None) -> Path:
+def write_html(
+    out_dir: Path,
+    references: list[dict[str, Any]] | None = None,
+    *,
+    results: pd.DataFrame | None = None,
+    run: dict[str, Any] | None = None,
+    headlines: dict[str, str] | None = None,
+) -> Path:
     """Write `report.html` into a results dir and return its path. Reads results.csv (unless `results`
     is given), run.json, plots/manifest.json (figures come from `write_plots`, run it first) and
     references.json. `references` given here are normalized and saved to references.json, so that
@@ -461,5 +570,16 @@ def write_html(out_dir: Path, references: list[dict[str, Any]] | None = None, *,
     return path
 
 
-__all__ = ["write_html", "render_html", "summary_table", "task_table", "reference_rows", "normalize_references",
-           "references_from_grid", "load_references", "save_references", "read_run", "PLOTS_DIR"]
+__all__ = [
+    "write_html",
+    "render_html",
+    "summary_table",
+    "task_table",
+    "reference_rows",
+    "normalize_references",
+    "references_from_grid",
+    "load_references",
+    "save_references",
+    "read_run",
+    "PLOTS_DIR",
+]

@@ -29,10 +29,11 @@ import math
 import os
 import re
 import textwrap
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,10 +70,22 @@ MAX_BARS = 40  # bars in one headline chart
 MAX_LAYERS_PER_MODEL = 12  # layers of one model in one bar chart
 MAX_PANELS = 12  # small multiples in one figure
 PARALLEL_MIN_CELLS = 40  # model × task cells from which write_plots draws in several processes
-STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8, "xtick.labelsize": 8,
-         "ytick.labelsize": 8, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
-         "grid.alpha": 0.3, "grid.linewidth": 0.6, "legend.frameon": False, "savefig.facecolor": "white",
-         "figure.facecolor": "white"}
+STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.6,
+    "legend.frameon": False,
+    "savefig.facecolor": "white",
+    "figure.facecolor": "white",
+}
 RANK_METRIC = re.compile(r"^rank_?(\d+)$")
 
 
@@ -109,8 +122,17 @@ def _figure(width: float, height: float, dpi: int = DPI):
 CHAR_IN = 0.068  # inches per character of an 8 pt tick label (DejaVu Sans, average)
 
 
-def _adjust(fig, left: float = 0.7, right: float = 0.2, top: float = 0.45, bottom: float = 0.55,
-            wspace: float = 0.45, hspace: float = 0.6, rows: int = 1, cols: int = 1) -> None:
+def _adjust(
+    fig,
+    left: float = 0.7,
+    right: float = 0.2,
+    top: float = 0.45,
+    bottom: float = 0.55,
+    wspace: float = 0.45,
+    hspace: float = 0.6,
+    rows: int = 1,
+    cols: int = 1,
+) -> None:
     """Margins and gaps between panels in inches."""
     width, height = fig.get_size_inches()
     lo = min(left / width, 0.7)
@@ -141,7 +163,7 @@ def _shorten(text: str, width: int = 38) -> str:
     if len(text) <= width:
         return text
     keep = (width - 1) // 2
-    return text[:keep] + "…" + text[-(width - 1 - keep):]
+    return text[:keep] + "…" + text[-(width - 1 - keep) :]
 
 
 def _wrap(text: str, width: int = 18) -> str:
@@ -166,8 +188,9 @@ def _data_axes(fig) -> int:
     return sum(1 for ax in fig.axes if not getattr(ax, "_colorbar", None) and ax.get_label() != "<colorbar>")
 
 
-def select_layers(rows: pd.DataFrame, metric: str, max_bars: int = MAX_BARS,
-                  max_per_model: int = MAX_LAYERS_PER_MODEL) -> tuple[pd.DataFrame, bool]:
+def select_layers(
+    rows: pd.DataFrame, metric: str, max_bars: int = MAX_BARS, max_per_model: int = MAX_LAYERS_PER_MODEL
+) -> tuple[pd.DataFrame, bool]:
     """Rows (one per model·layer) to show in one bar chart: all of them when they fit; else each model's
     readout layer plus its best layers. Returns (rows in model then depth order, whether any were dropped)."""
     frame = rows.copy()
@@ -186,19 +209,28 @@ def select_layers(rows: pd.DataFrame, metric: str, max_bars: int = MAX_BARS,
                 break
             if index not in chosen:
                 chosen.append(index)
-        keep.extend(sorted(chosen, key=lambda i: (frame.at[i, "layer_index"] if finite(frame.at[i, "layer_index"])
-                                                  else -1)))
+        keep.extend(
+            sorted(chosen, key=lambda i: frame.at[i, "layer_index"] if finite(frame.at[i, "layer_index"]) else -1)
+        )
     return frame.loc[keep], True
 
 
-def _draw_hbars(ax, labels: list[str], values: np.ndarray, lows: np.ndarray, highs: np.ndarray,
-                colors: list[str], strong: list[bool]) -> None:
+def _draw_hbars(
+    ax,
+    labels: list[str],
+    values: np.ndarray,
+    lows: np.ndarray,
+    highs: np.ndarray,
+    colors: list[str],
+    strong: list[bool],
+) -> None:
     y = np.arange(len(labels))
     values = np.asarray(values, dtype=float)
     shown = np.where(np.isfinite(values), values, 0.0)
     alphas = [1.0 if s else 0.55 for s in strong]
-    bars = ax.barh(y, shown, color=colors, height=0.75, edgecolor=["#222222" if s else "none" for s in strong],
-                   linewidth=0.8)
+    bars = ax.barh(
+        y, shown, color=colors, height=0.75, edgecolor=["#222222" if s else "none" for s in strong], linewidth=0.8
+    )
     for bar, alpha in zip(bars, alphas):
         bar.set_alpha(alpha)
     lows, highs = np.asarray(lows, dtype=float), np.asarray(highs, dtype=float)
@@ -235,8 +267,12 @@ def _task_refs(task: str, metric: str, rows: pd.DataFrame, references: list[dict
         if len(values):
             refs.append({"value": float(values.median()), "label": "human effect"})
     for ref in references:
-        if (ref.get("task") == task and ref.get("metric") == metric and not ref.get("model")
-                and finite(ref.get("value"))):
+        if (
+            ref.get("task") == task
+            and ref.get("metric") == metric
+            and not ref.get("model")
+            and finite(ref.get("value"))
+        ):
             refs.append({"value": float(ref["value"]), "label": ref.get("label") or ref.get("source") or "reference"})
     return refs
 
@@ -251,9 +287,17 @@ def _ceiling(task_rows: pd.DataFrame) -> tuple[float, float] | None:
 
 # --- the report's figures -----------------------------------------------------------------------
 class _Plotter:
-    def __init__(self, out_dir: Path, results: pd.DataFrame, references: list[dict[str, Any]], dpi: int,
-                 headlines: dict[str, str] | None, models: list[str] | None = None,
-                 colors: dict[str, str] | None = None, figures: dict[str, list[str]] | None = None):
+    def __init__(
+        self,
+        out_dir: Path,
+        results: pd.DataFrame,
+        references: list[dict[str, Any]],
+        dpi: int,
+        headlines: dict[str, str] | None,
+        models: list[str] | None = None,
+        colors: dict[str, str] | None = None,
+        figures: dict[str, list[str]] | None = None,
+    ):
         self.out_dir = Path(out_dir)
         self.plot_dir = self.out_dir / PLOTS_DIR
         self.results = with_readout(results)
@@ -281,8 +325,17 @@ class _Plotter:
         path = self.plot_dir / f"{name}.png"
         axes = _data_axes(fig)
         atomic_write(path, _png(fig, self.dpi))
-        self.written.append(PlotInfo(file=f"{PLOTS_DIR}/{path.name}", kind=kind, task=task, axes=axes, title=title,
-                                     caption=caption, items=items))
+        self.written.append(
+            PlotInfo(
+                file=f"{PLOTS_DIR}/{path.name}",
+                kind=kind,
+                task=task,
+                axes=axes,
+                title=title,
+                caption=caption,
+                items=items,
+            )
+        )
 
     def run(self, workers: int = 1) -> list[PlotInfo]:
         self.plot_dir.mkdir(parents=True, exist_ok=True)
@@ -310,10 +363,21 @@ class _Plotter:
         results = self.results.drop(columns=["_readout"])
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
-            jobs = [pool.submit(_task_job, str(self.out_dir), results[results["task"] == task], self.references,
-                                self.dpi, self.headline_source, self.models, self.colors, self.figures,
-                                metric_vocabulary())
-                    for task in tasks]
+            jobs = [
+                pool.submit(
+                    _task_job,
+                    str(self.out_dir),
+                    results[results["task"] == task],
+                    self.references,
+                    self.dpi,
+                    self.headline_source,
+                    self.models,
+                    self.colors,
+                    self.figures,
+                    metric_vocabulary(),
+                )
+                for task in tasks
+            ]
             with _style():
                 if not self.results.empty:
                     self.attempt(None, "overview", self.overview)
@@ -361,8 +425,15 @@ class _Plotter:
         fig = _figure(4.6 + left + legend_w, height, self.dpi)
         _adjust(fig, left=left, right=0.3 + legend_w, top=0.72 if dropped else 0.45, bottom=0.5)
         ax = fig.subplots()
-        _draw_hbars(ax, labels, chosen["value"].to_numpy(), chosen["ci_low"].to_numpy(), chosen["ci_high"].to_numpy(),
-                    [self.colors.get(m, "#888888") for m in chosen["model"]], list(chosen["_readout"]))
+        _draw_hbars(
+            ax,
+            labels,
+            chosen["value"].to_numpy(),
+            chosen["ci_low"].to_numpy(),
+            chosen["ci_high"].to_numpy(),
+            [self.colors.get(m, "#888888") for m in chosen["model"]],
+            list(chosen["_readout"]),
+        )
         if ceiling:
             ax.axvspan(*ceiling, color="#999999", alpha=0.25, linewidth=0, label="noise ceiling")
         _reference_lines(ax, refs)
@@ -394,8 +465,14 @@ class _Plotter:
             for i, condition in enumerate(conditions):
                 values = human[rows["condition"] == condition].dropna()
                 if len(values):
-                    ax.hlines(float(values.median()), i - 0.42, i + 0.42, color="#111111", linewidth=2,
-                              label=None if drawn else "human")
+                    ax.hlines(
+                        float(values.median()),
+                        i - 0.42,
+                        i + 0.42,
+                        color="#111111",
+                        linewidth=2,
+                        label=None if drawn else "human",
+                    )
                     drawn = True
         ax.set_ylabel(display_name(metric))
         title = f"{task}: {display_name(metric)} per condition (readout layer)"
@@ -451,8 +528,15 @@ class _Plotter:
         fig.supxlabel("distance")
         title = f"{task}: same vs different pair distances (readout layer)"
         fig.suptitle(title)
-        self.save(fig, f"{base}__distributions", "distributions", task, title, items=len(shown), caption=
-                  "Filled: same-identity pairs; outline: different-identity pairs.")
+        self.save(
+            fig,
+            f"{base}__distributions",
+            "distributions",
+            task,
+            title,
+            items=len(shown),
+            caption="Filled: same-identity pairs; outline: different-identity pairs.",
+        )
 
     # correlation: model vs human distance per model·layer
     def scatter(self, task: str, rows: pd.DataFrame, metric: str, base: str) -> None:
@@ -467,6 +551,7 @@ class _Plotter:
         if len(chosen) < MAX_PANELS:  # fill with the best other layers
             rest = head.drop(index=chosen).sort_values("value", ascending=False, kind="stable")
             chosen.extend(rest.index[: MAX_PANELS - len(chosen)])
+
         def order(i: Any) -> tuple[int, float]:
             depth = head.at[i, "layer_index"]
             return self.models.index(head.at[i, "model"]), depth if finite(depth) else -1.0
@@ -485,25 +570,44 @@ class _Plotter:
             human = human_column(table, layers, x, head.at[index, "value"], head.at[index, "protocol"])
             if human is None:
                 continue
-            panels.append((model, layer, table[human].to_numpy(dtype=float), x, head.at[index, "value"],
-                           head.at[index, "protocol"], human))
+            panels.append(
+                (
+                    model,
+                    layer,
+                    table[human].to_numpy(dtype=float),
+                    x,
+                    head.at[index, "value"],
+                    head.at[index, "protocol"],
+                    human,
+                )
+            )
         if not panels:
             return
         rows_n, cols = _grid_shape(len(panels))
         fig = _figure(2.9 * cols + 0.9, 2.6 * rows_n + 1.0, self.dpi)
         _adjust(fig, left=0.85, right=0.15, top=0.75, bottom=0.65, wspace=0.45, hspace=0.8, rows=rows_n, cols=cols)
-        for ax, (model, layer, human, x, reported, method, human_name) in zip(_panels(fig, len(panels)), panels):
+        for ax, (model, layer, human, x, reported, method, _human_name) in zip(_panels(fig, len(panels)), panels):
             _draw_scatter(ax, human, x, self.colors[model], reported, method)
             _few_ticks(ax)
-            ax.set_title(_shorten(f"{model} · {layer}" if layer else model, 34) + "\n" + ax.get_title(),
-                         color=self.colors[model], fontsize=9)
+            ax.set_title(
+                _shorten(f"{model} · {layer}" if layer else model, 34) + "\n" + ax.get_title(),
+                color=self.colors[model],
+                fontsize=9,
+            )
         fig.supxlabel(f"human ({panels[0][6]})")
         fig.supylabel("model distance")
         title = f"{task}: model vs human distances"
         ceiling = _ceiling(rows)
         fig.suptitle(title + (f"  (noise ceiling {ceiling[0]:.2f}–{ceiling[1]:.2f})" if ceiling else ""))
-        self.save(fig, f"{base}__scatter", "scatter", task, title, items=len(panels), caption=
-                  "One panel per model at its readout layer, then the best other layers; line: least squares fit.")
+        self.save(
+            fig,
+            f"{base}__scatter",
+            "scatter",
+            task,
+            title,
+            items=len(panels),
+            caption="One panel per model at its readout layer, then the best other layers; line: least squares fit.",
+        )
 
     # rsa: the human RDM beside each model's (readout layer)
     def rdms(self, task: str, rows: pd.DataFrame, metric: str, base: str) -> None:
@@ -519,8 +623,9 @@ class _Plotter:
             column = layer_column(table, layer)
             if column is None:
                 continue
-            layers = {c for c in (layer_column(table, lyr) for lyr in set(rows.loc[rows["model"] == model, "layer"]))
-                      if c}
+            layers = {
+                c for c in (layer_column(table, lyr) for lyr in set(rows.loc[rows["model"] == model, "layer"])) if c
+            }
             x = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
             if human_rdm is None:
                 human = human_column(table, layers, x, mine["value"].iloc[0], mine["protocol"].iloc[0])
@@ -551,9 +656,15 @@ class _Plotter:
             ax.set_title(label, color=color, fontsize=8.5)
         title = f"{task}: representational dissimilarity matrices (readout layer)"
         fig.suptitle(title)
-        self.save(fig, f"{base}__rdm", "rdm", task, title, items=len(panels),
-                  caption="Stimuli in order of first appearance; each panel on its own colour scale "
-                          "(2nd–98th percentile).")
+        self.save(
+            fig,
+            f"{base}__rdm",
+            "rdm",
+            task,
+            title,
+            items=len(panels),
+            caption="Stimuli in order of first appearance; each panel on its own colour scale (2nd–98th percentile).",
+        )
 
     # identification: CMC curves from rank-k metrics
     def cmc(self, task: str, rows: pd.DataFrame, base: str) -> None:
@@ -562,8 +673,11 @@ class _Plotter:
         ax = fig.subplots()
         for model in self.models:
             mine = rows[(rows["model"] == model) & rows["_readout"] & (rows["condition"] == "")]
-            points = sorted((int(m.group(1)), v) for m, v in zip(map(RANK_METRIC.match, mine["metric"]), mine["value"])
-                            if m and finite(v))
+            points = sorted(
+                (int(m.group(1)), v)
+                for m, v in zip(map(RANK_METRIC.match, mine["metric"]), mine["value"])
+                if m and finite(v)
+            )
             if points:
                 ks, values = zip(*points)
                 ax.plot(ks, values, marker="o", color=self.colors[model], label=model)
@@ -583,11 +697,22 @@ class _Plotter:
         longest = max((len(_shorten(next(iter(v)), 18)) for v in names), default=4) if shared else 0
         rows_n, cols = _grid_shape(len(conditions), 3)
         bottom = 0.55 + 0.72 * CHAR_IN * longest if shared else 0.55
-        legend_w = 0.5 + CHAR_IN * max((len(_shorten(m, 28)) + (12 if (head["model"] == m).sum() <= len(conditions)
-                                                                      else 0) for m in self.models), default=8)
+        legend_w = 0.5 + CHAR_IN * max(
+            (len(_shorten(m, 28)) + (12 if (head["model"] == m).sum() <= len(conditions) else 0) for m in self.models),
+            default=8,
+        )
         fig = _figure(0.9 + 5.0 * cols + legend_w, 3.4 * rows_n + bottom + 0.2, self.dpi)
-        _adjust(fig, left=0.8, right=legend_w, top=0.5 if len(conditions) == 1 else 0.75, bottom=bottom, wspace=0.7,
-                hspace=bottom + 0.3, rows=rows_n, cols=cols)
+        _adjust(
+            fig,
+            left=0.8,
+            right=legend_w,
+            top=0.5 if len(conditions) == 1 else 0.75,
+            bottom=bottom,
+            wspace=0.7,
+            hspace=bottom + 0.3,
+            rows=rows_n,
+            cols=cols,
+        )
         axes = _panels(fig, len(conditions), max_cols=3)
         ceiling = _ceiling(rows) if metric == "correlation" else None
         for ax, condition in zip(axes, conditions):
@@ -598,8 +723,9 @@ class _Plotter:
                     continue
                 color = self.colors[model]
                 if len(mine) == 1:
-                    ax.axhline(mine["value"].iloc[0], color=color, linestyle=":", linewidth=1.2,
-                               label=f"{model} (one layer)")
+                    ax.axhline(
+                        mine["value"].iloc[0], color=color, linestyle=":", linewidth=1.2, label=f"{model} (one layer)"
+                    )
                     continue
                 x = mine["layer_index"].to_numpy(dtype=float)
                 x = np.where(np.isfinite(x), x, np.arange(len(x)))
@@ -610,8 +736,16 @@ class _Plotter:
                     ax.fill_between(x, low, high, color=color, alpha=0.15, linewidth=0)
                 readout = mine["_readout"].to_numpy()
                 if readout.any():
-                    ax.plot(x[readout], y[readout], marker="*", markersize=11, color=color, linestyle="none",
-                            markeredgecolor="#222222", markeredgewidth=0.6)
+                    ax.plot(
+                        x[readout],
+                        y[readout],
+                        marker="*",
+                        markersize=11,
+                        color=color,
+                        linestyle="none",
+                        markeredgecolor="#222222",
+                        markeredgewidth=0.6,
+                    )
             if ceiling:
                 ax.axhspan(*ceiling, color="#999999", alpha=0.25, linewidth=0, label="noise ceiling")
             _reference_lines(ax, _task_refs(task, metric, rows, self.references), vertical=False)
@@ -628,8 +762,12 @@ class _Plotter:
             if condition:
                 ax.set_title(condition)
         handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1 - (legend_w - 0.15) / fig.get_size_inches()[0],
-                                                                     1 - 0.5 / fig.get_size_inches()[1]))
+        fig.legend(
+            handles,
+            labels,
+            loc="upper left",
+            bbox_to_anchor=(1 - (legend_w - 0.15) / fig.get_size_inches()[0], 1 - 0.5 / fig.get_size_inches()[1]),
+        )
         title = f"{task}: {display_name(metric)} across layers"
         fig.suptitle(title + ("  (★ readout layer)"))
         self.save(fig, f"{base}__layer_profile", "layer_profile", task, title, items=head["model"].nunique())
@@ -637,8 +775,9 @@ class _Plotter:
     # overview heatmap
     def overview(self) -> None:
         frame = self.results
-        head = frame[frame["_readout"] & (frame["metric"] == frame["task"].map(self.headline))
-                     & (frame["condition"] == "")]
+        head = frame[
+            frame["_readout"] & (frame["metric"] == frame["task"].map(self.headline)) & (frame["condition"] == "")
+        ]
         tasks = [t for t in task_order(self.results) if t in set(head["task"])]
         if not tasks:
             return
@@ -712,8 +851,9 @@ def _draw_hist(ax, labels: np.ndarray, distances: np.ndarray, color: str, legend
         ax.legend(loc="upper right", fontsize=7)
 
 
-def _draw_scatter(ax, human: np.ndarray, model: np.ndarray, color: str, reported: float | None,
-                  method: str = "pearson") -> None:
+def _draw_scatter(
+    ax, human: np.ndarray, model: np.ndarray, color: str, reported: float | None, method: str = "pearson"
+) -> None:
     ok = np.isfinite(human) & np.isfinite(model)
     x, y = human[ok], model[ok]
     ax.scatter(x, y, s=7, color=color, alpha=0.55, linewidths=0, rasterized=True)
@@ -755,9 +895,13 @@ def draw_overview(plotter: _Plotter, matrix: np.ndarray, tasks: list[str]) -> No
             text = f"{value:.3g}" if np.isfinite(value) else "–"
             dark = np.isfinite(scaled[i, j]) and scaled[i, j] < 0.6
             ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "#222222")
-    ax.set_xticks(range(len(tasks)),
-                  [f"{_shorten(t, 26)}\n{_shorten(display_name(plotter.headline.get(t, '')), 26)}" for t in tasks],
-                  rotation=30 if rotate else 0, ha="right" if rotate else "center", rotation_mode="anchor")
+    ax.set_xticks(
+        range(len(tasks)),
+        [f"{_shorten(t, 26)}\n{_shorten(display_name(plotter.headline.get(t, '')), 26)}" for t in tasks],
+        rotation=30 if rotate else 0,
+        ha="right" if rotate else "center",
+        rotation_mode="anchor",
+    )
     ax.set_yticks(range(len(models)), [_shorten(m, 28) for m in models])
     for tick, model in zip(ax.get_yticklabels(), models):
         tick.set_color(plotter.colors[model])
@@ -771,9 +915,17 @@ def draw_overview(plotter: _Plotter, matrix: np.ndarray, tasks: list[str]) -> No
 
 
 # --- entry points -------------------------------------------------------------------------------
-def _task_job(out_dir: str, rows: pd.DataFrame, references: list[dict[str, Any]], dpi: int,
-              headlines: dict[str, str] | None, models: list[str], colors: dict[str, str],
-              figures: dict[str, list[str]], vocabulary: dict[str, tuple[str, str | None]]) -> dict[str, Any]:
+def _task_job(
+    out_dir: str,
+    rows: pd.DataFrame,
+    references: list[dict[str, Any]],
+    dpi: int,
+    headlines: dict[str, str] | None,
+    models: list[str],
+    colors: dict[str, str],
+    figures: dict[str, list[str]],
+    vocabulary: dict[str, tuple[str, str | None]],
+) -> dict[str, Any]:
     """A worker process's share: every figure of one task (see `_Plotter._run_parallel`)."""
     remember_scoring({"metrics": vocabulary})  # the parent's metric names (a spawned process imported no task)
     plotter = _Plotter(Path(out_dir), rows, references, dpi, headlines, models=models, colors=colors, figures=figures)
@@ -796,9 +948,16 @@ def plot_workers(results: pd.DataFrame) -> int:
     return max(1, min(4, cpus))
 
 
-def write_plots(out_dir: Path, results: pd.DataFrame | None = None, references: list[dict[str, Any]] | None = None,
-                *, dpi: int = DPI, headlines: dict[str, str] | None = None, workers: int | None = None,
-                figures: dict[str, list[str]] | None = None) -> list[Path]:
+def write_plots(
+    out_dir: Path,
+    results: pd.DataFrame | None = None,
+    references: list[dict[str, Any]] | None = None,
+    *,
+    dpi: int = DPI,
+    headlines: dict[str, str] | None = None,
+    workers: int | None = None,
+    figures: dict[str, list[str]] | None = None,
+) -> list[Path]:
     """Write the figures of a results dir under `plots/` and `plots/manifest.json`; return the PNG paths.
 
     `results` is the results table (read from results.csv when None); distances come from
@@ -824,9 +983,14 @@ def write_plots(out_dir: Path, results: pd.DataFrame | None = None, references: 
         if entry.get("file") not in keep and stale.parent == plot_dir and stale.suffix == ".png" and stale.is_file():
             stale.unlink()
     types = plotter.types
-    manifest = {"plots": [asdict(info) for info in written], "errors": plotter.errors, "colors": plotter.colors,
-                "headlines": {t: h for t, h in headlines.items() if t in set(types.values())} or headlines,
-                "task_headlines": plotter.headline, "figures": figures}
+    manifest = {
+        "plots": [asdict(info) for info in written],
+        "errors": plotter.errors,
+        "colors": plotter.colors,
+        "headlines": {t: h for t, h in headlines.items() if t in set(types.values())} or headlines,
+        "task_headlines": plotter.headline,
+        "figures": figures,
+    }
     if written or plot_dir.is_dir():
         plot_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(plot_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
@@ -848,10 +1012,14 @@ def overview_png(results: pd.DataFrame, *, dpi: int = DPI, headlines: dict[str, 
         return (plotter.plot_dir / "overview.png").read_bytes() if plotter.written else None
 
 
-def cell_figure_png(records: pd.DataFrame | list[dict[str, Any]],
-                    distances: pd.DataFrame | dict[str, list] | None = None, *, dpi: int = 80,
-                    headlines: dict[str, str] | None = None,
-                    figures: list[str] | tuple[str, ...] = ()) -> tuple[bytes, str] | None:
+def cell_figure_png(
+    records: pd.DataFrame | list[dict[str, Any]],
+    distances: pd.DataFrame | dict[str, list] | None = None,
+    *,
+    dpi: int = 80,
+    headlines: dict[str, str] | None = None,
+    figures: list[str] | tuple[str, ...] = (),
+) -> tuple[bytes, str] | None:
     """The main figure of one model × task cell (for a pytest-html extra), from its records and its
     distances table: ROC per layer (accuracy), scatter at the readout layer (correlation), bars per
     condition and layer (conditions), else the headline per layer. Returns (PNG bytes, title) or None."""
@@ -895,8 +1063,14 @@ def cell_figure_png(records: pd.DataFrame | list[dict[str, Any]],
             reported = row["value"].iloc[0] if len(row) else None
             human = human_column(table, layer_cols, x, reported, row["protocol"].iloc[0] if len(row) else "pearson")
             if human is not None:
-                _draw_scatter(ax, table[human].to_numpy(dtype=float), x, colors[readout_layer], reported,
-                              row["protocol"].iloc[0] if len(row) else "pearson")
+                _draw_scatter(
+                    ax,
+                    table[human].to_numpy(dtype=float),
+                    x,
+                    colors[readout_layer],
+                    reported,
+                    row["protocol"].iloc[0] if len(row) else "pearson",
+                )
                 ax.set_title(f"{title} · {readout_layer}: {ax.get_title()}")
                 ax.set_xlabel(f"human ({human})")
                 ax.set_ylabel("model distance")
@@ -908,11 +1082,22 @@ def cell_figure_png(records: pd.DataFrame | list[dict[str, Any]],
             ax.legend(loc="best", title="layer")
         else:
             head = head.drop_duplicates("layer")
-            _adjust(fig, left=0.35 + CHAR_IN * 1.08 * max((len(_shorten(lyr or model, 30)) for lyr in head["layer"]),
-                                                          default=4), right=0.3, top=0.4, bottom=0.5)
-            _draw_hbars(ax, [_shorten(lyr or model, 30) for lyr in head["layer"]], head["value"].to_numpy(),
-                        head["ci_low"].to_numpy(), head["ci_high"].to_numpy(), [colors[lyr] for lyr in head["layer"]],
-                        list(head["_readout"]))
+            _adjust(
+                fig,
+                left=0.35 + CHAR_IN * 1.08 * max((len(_shorten(lyr or model, 30)) for lyr in head["layer"]), default=4),
+                right=0.3,
+                top=0.4,
+                bottom=0.5,
+            )
+            _draw_hbars(
+                ax,
+                [_shorten(lyr or model, 30) for lyr in head["layer"]],
+                head["value"].to_numpy(),
+                head["ci_low"].to_numpy(),
+                head["ci_high"].to_numpy(),
+                [colors[lyr] for lyr in head["layer"]],
+                list(head["_readout"]),
+            )
         ax.set_title(f"{title}: {display_name(metric)}")
         return _png(fig, dpi), f"{title}: {display_name(metric)}"
 

@@ -94,9 +94,10 @@ def metric_table_html(records: list[dict[str, Any]]) -> str:
     blocks = []
     for task in dict.fromkeys(frame["task"]):
         table = task_table(frame, task)
-        blocks.append(f"<p><b>facebench: {html.escape(str(task))}</b></p>"
-                      + _render_table(table, f"facebench-{task}", sortable=False,
-                                      bold_rows=[r == "★" for r in table["readout"]]))
+        blocks.append(
+            f"<p><b>facebench: {html.escape(str(task))}</b></p>"
+            + _render_table(table, f"facebench-{task}", sortable=False, bold_rows=[r == "★" for r in table["readout"]])
+        )
     return '<div class="facebench-extra">' + "".join(blocks) + "</div>"
 
 
@@ -111,8 +112,11 @@ def cell_extras(payload: Any) -> list[dict[str, Any]]:
     from .plots import cell_figure_png
 
     for cell in payload.get("cells", []):
-        figure = cell_figure_png(cell.get("records", []), cell.get("distances") or None,
-                                 figures=(cell.get("scoring") or {}).get("figures", ()))
+        figure = cell_figure_png(
+            cell.get("records", []),
+            cell.get("distances") or None,
+            figures=(cell.get("scoring") or {}).get("figures", ()),
+        )
         if figure is not None:
             png, title = figure
             out.append(extras.png(base64.b64encode(png).decode("ascii"), name=f"facebench: {title}"))
@@ -137,8 +141,15 @@ class FacebenchHtml:
         try:
             extra = cell_extras(report.facebench)
         except Exception as exc:  # noqa: BLE001 (a figure must never break a test report)
-            extra = [{"name": "facebench", "format_type": "text", "content": f"facebench extras failed: {exc!r}",
-                      "mime_type": "text/plain", "extension": "txt"}]
+            extra = [
+                {
+                    "name": "facebench",
+                    "format_type": "text",
+                    "content": f"facebench extras failed: {exc!r}",
+                    "mime_type": "text/plain",
+                    "extension": "txt",
+                }
+            ]
         report.extras = list(getattr(report, "extras", None) or []) + extra
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -166,8 +177,9 @@ class FacebenchHtml:
         cells.insert(4, f'<td class="col-fbheadline">{html.escape(headline)}</td>')
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str],
-                                    session: pytest.Session) -> None:
+    def pytest_html_results_summary(
+        self, prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
+    ) -> None:
         if not self.records:
             return
         try:
@@ -187,8 +199,10 @@ class FacebenchHtml:
         from .plots import overview_png
 
         frame = normalize_results(pd.DataFrame.from_records(self.records))
-        out = ["<style>#facebench-summary td,#facebench-summary th{border:1px solid #ddd;padding:2px 6px;"
-               "font-size:12px}#facebench-summary .ci{color:#777;font-size:10px}</style><h2>facebench</h2>"]
+        out = [
+            "<style>#facebench-summary td,#facebench-summary th{border:1px solid #ddd;padding:2px 6px;"
+            "font-size:12px}#facebench-summary .ci{color:#777;font-size:10px}</style><h2>facebench</h2>"
+        ]
         png = overview_png(frame)
         if png is not None:
             data = base64.b64encode(png).decode("ascii")

@@ -25,7 +25,13 @@ def _format(group: pd.DataFrame) -> str:
     for _, row in group.iterrows():
         value = f"{row['value']:.3f}" if isinstance(row["value"], float) and math.isfinite(row["value"]) else "nan"
         low, high = row.get("ci_low"), row.get("ci_high")
-        if len(group) == 1 and isinstance(low, float) and math.isfinite(low) and isinstance(high, float) and math.isfinite(high):
+        if (
+            len(group) == 1
+            and isinstance(low, float)
+            and math.isfinite(low)
+            and isinstance(high, float)
+            and math.isfinite(high)
+        ):
             value += f" [{low:.3f}, {high:.3f}]"
         parts.append(value)
     return " / ".join(parts)

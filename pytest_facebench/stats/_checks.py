@@ -95,8 +95,9 @@ def require_both_classes(y: FloatArray, what: str) -> None:
     """ValueError when 1-D labels hold only one class."""
     n, n_pos = len(y), int(y.sum())
     if n_pos in (0, n):
-        raise ValueError(f"{what} needs both same (1) and different (0) pairs; got {n} pairs, "
-                         f"all labelled {1 if n_pos == n else 0}")
+        raise ValueError(
+            f"{what} needs both same (1) and different (0) pairs; got {n} pairs, all labelled {1 if n_pos == n else 0}"
+        )
 
 
 def check_method(method: str, allowed: Sequence[str]) -> None:

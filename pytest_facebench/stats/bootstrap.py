@@ -32,8 +32,17 @@ from numpy.typing import ArrayLike, NDArray
 from ..errors import ConfigError
 from ._checks import FloatArray, check_level
 
-__all__ = ["BLOCK_CELLS", "N_BOOT_WARN", "PROGRESS_AFTER_S", "Bootstrap", "bootstrap_weights", "paired_result",
-           "percentile_interval", "set_progress", "weight_blocks"]
+__all__ = [
+    "BLOCK_CELLS",
+    "N_BOOT_WARN",
+    "PROGRESS_AFTER_S",
+    "Bootstrap",
+    "bootstrap_weights",
+    "paired_result",
+    "percentile_interval",
+    "set_progress",
+    "weight_blocks",
+]
 
 BLOCK_CELLS = 1 << 19  # counts per block: resamples × rows in one block
 N_BOOT_WARN = 100_000  # more resamples than this are allowed, with a warning: CIs stop changing long before
@@ -70,28 +79,38 @@ class Bootstrap:
         a warning when ``n_boot`` exceeds `N_BOOT_WARN`."""
         where = f"task '{owner}': " if owner else ""
         if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 0:
-            raise ConfigError(f"{where}n_boot must be a whole number >= 0 (0 turns confidence intervals off); "
-                              f"got {n_boot!r}")
+            raise ConfigError(
+                f"{where}n_boot must be a whole number >= 0 (0 turns confidence intervals off); got {n_boot!r}"
+            )
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ConfigError(f"{where}seed must be an integer; got {seed!r}")
         if isinstance(ci, bool) or not isinstance(ci, (int, float)) or not 0 < ci < 1:
             raise ConfigError(f"{where}ci must be a level in (0, 1) such as 0.95; got {ci!r}")
         if n_boot > N_BOOT_WARN:
-            warnings.warn(f"{where}n_boot = {n_boot:,} resamples: percentile intervals are stable at a few thousand; "
-                          f"this will take long (a progress bar shows after {PROGRESS_AFTER_S:g} s)", stacklevel=3)
+            warnings.warn(
+                f"{where}n_boot = {n_boot:,} resamples: percentile intervals are stable at a few thousand; "
+                f"this will take long (a progress bar shows after {PROGRESS_AFTER_S:g} s)",
+                stacklevel=3,
+            )
         return cls(int(n_boot), int(seed), float(ci))
 
     @property
     def enabled(self) -> bool:
         return self.n_boot > 0
 
-    def blocks(self, n: int, groups: ArrayLike | None = None,
-               strata: ArrayLike | None = None) -> Iterator[NDArray[np.int64]]:
+    def blocks(
+        self, n: int, groups: ArrayLike | None = None, strata: ArrayLike | None = None
+    ) -> Iterator[NDArray[np.int64]]:
         """(b, n) int64 count matrices, b resamples per block, ``n_boot`` in all (see :func:`weight_blocks`)."""
         return weight_blocks(n, self.n_boot, self.seed, groups, strata)
 
-    def samples(self, metric: Callable[[NDArray[Any]], Mapping[str, ArrayLike]], n: int,
-                groups: ArrayLike | None = None, strata: ArrayLike | None = None) -> dict[str, FloatArray]:
+    def samples(
+        self,
+        metric: Callable[[NDArray[Any]], Mapping[str, ArrayLike]],
+        n: int,
+        groups: ArrayLike | None = None,
+        strata: ArrayLike | None = None,
+    ) -> dict[str, FloatArray]:
         """Bootstrap distributions of several metrics on the same resamples.
 
         Parameters
@@ -122,8 +141,15 @@ class Bootstrap:
             if bar is None and _progress["enabled"] and time.perf_counter() - started > PROGRESS_AFTER_S:
                 from tqdm.auto import tqdm
 
-                bar = tqdm(total=self.n_boot, initial=done, desc="bootstrap", unit="resample", leave=False,
-                           file=sys.stderr, dynamic_ncols=True)
+                bar = tqdm(
+                    total=self.n_boot,
+                    initial=done,
+                    desc="bootstrap",
+                    unit="resample",
+                    leave=False,
+                    file=sys.stderr,
+                    dynamic_ncols=True,
+                )
             elif bar is not None:
                 bar.update(len(block))
         if bar is not None:
@@ -141,8 +167,9 @@ class Bootstrap:
         return f"bootstrap({self.n_boot}, {unit}), {100 * self.ci:.10g}% percentile"
 
 
-def weight_blocks(n: int, n_boot: int, seed: int = 0, groups: ArrayLike | None = None,
-                  strata: ArrayLike | None = None) -> Iterator[NDArray[np.int64]]:
+def weight_blocks(
+    n: int, n_boot: int, seed: int = 0, groups: ArrayLike | None = None, strata: ArrayLike | None = None
+) -> Iterator[NDArray[np.int64]]:
     """Bootstrap resamples as blocks of resampling counts.
 
     Parameters
@@ -180,8 +207,9 @@ def weight_blocks(n: int, n_boot: int, seed: int = 0, groups: ArrayLike | None =
         yield counts
 
 
-def bootstrap_weights(n: int, n_boot: int = 1000, seed: int = 0, groups: ArrayLike | None = None,
-                      strata: ArrayLike | None = None) -> NDArray[np.int64]:
+def bootstrap_weights(
+    n: int, n_boot: int = 1000, seed: int = 0, groups: ArrayLike | None = None, strata: ArrayLike | None = None
+) -> NDArray[np.int64]:
     """All resamples of :func:`weight_blocks` as one count matrix.
 
     Parameters
@@ -205,8 +233,9 @@ def bootstrap_weights(n: int, n_boot: int = 1000, seed: int = 0, groups: ArrayLi
     return np.concatenate(list(weight_blocks(n, n_boot, seed, groups, strata)))
 
 
-def _parts(n: int, groups: ArrayLike | None,
-           strata: ArrayLike | None) -> list[tuple[NDArray[np.intp], NDArray[np.intp], int]]:
+def _parts(
+    n: int, groups: ArrayLike | None, strata: ArrayLike | None
+) -> list[tuple[NDArray[np.intp], NDArray[np.intp], int]]:
     if groups is not None and np.shape(groups) != (n,):
         raise ValueError(f"groups must have one label per row ({n}); got shape {np.shape(groups)}")
     if strata is None:
@@ -257,8 +286,9 @@ def percentile_interval(samples: ArrayLike, level: float) -> tuple[float, float,
     return float(low), float(high), note
 
 
-def paired_result(estimate_a: float, estimate_b: float, samples_a: ArrayLike, samples_b: ArrayLike,
-                  level: float) -> tuple[float, float, float, float]:
+def paired_result(
+    estimate_a: float, estimate_b: float, samples_a: ArrayLike, samples_b: ArrayLike, level: float
+) -> tuple[float, float, float, float]:
     """Paired bootstrap comparison of a − b evaluated on the same resamples.
 
     Parameters

@@ -17,8 +17,18 @@ from numpy.typing import ArrayLike, NDArray
 
 from ._checks import FloatArray, as_scalar, as_weights, check_method, check_same_length, scipy_stats
 
-__all__ = ["CORRELATION_METHODS", "CorrelationResult", "NoiseCeiling", "correlation", "noise_ceiling", "pearson_r",
-           "resampled_correlation", "resampled_noise_ceiling", "spearman_r", "split_half_reliability"]
+__all__ = [
+    "CORRELATION_METHODS",
+    "CorrelationResult",
+    "NoiseCeiling",
+    "correlation",
+    "noise_ceiling",
+    "pearson_r",
+    "resampled_correlation",
+    "resampled_noise_ceiling",
+    "spearman_r",
+    "split_half_reliability",
+]
 
 CORRELATION_METHODS = ("pearson", "spearman", "kendall", "kendall_tau_a")
 
@@ -321,12 +331,14 @@ def resampled_noise_ceiling(ratings: ArrayLike, counts: ArrayLike, method: str) 
             ok = np.isfinite(x) & np.isfinite(target)
             if method in BATCHED:
                 w = c * ok
-                out.append(np.asarray(BATCHED[method](np.where(ok, x, 0.0), np.where(ok, target, 0.0), w),
-                                      dtype=float))
+                out.append(np.asarray(BATCHED[method](np.where(ok, x, 0.0), np.where(ok, target, 0.0), w), dtype=float))
             else:
                 index = np.arange(len(x))
-                out.append(np.array([correlation(x[rows], target[rows], method).r
-                                     for rows in (np.repeat(index, row) for row in c)]))
+                out.append(
+                    np.array(
+                        [correlation(x[rows], target[rows], method).r for rows in (np.repeat(index, row) for row in c)]
+                    )
+                )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: degenerate resamples
         return np.nanmean(np.stack(lows), axis=0), np.nanmean(np.stack(highs), axis=0)

@@ -31,8 +31,14 @@ class KFoldResult:
     note: str = ""
 
 
-def make_folds(n: int, k: int = 10, *, fold_column: ArrayLike | None = None, identities: ArrayLike | None = None,
-               labels: ArrayLike | None = None) -> NDArray[np.int64]:
+def make_folds(
+    n: int,
+    k: int = 10,
+    *,
+    fold_column: ArrayLike | None = None,
+    identities: ArrayLike | None = None,
+    labels: ArrayLike | None = None,
+) -> NDArray[np.int64]:
     """Fold id (0 .. k-1) per pair.
 
     Parameters
@@ -181,8 +187,10 @@ def identity_folds(n: int, k: int, identities: ArrayLike, labels: ArrayLike | No
     if labels is not None:
         empty = [(f, c) for f in range(k) for c in range(n_classes) if load[f, c] == 0]
         if empty:
-            raise ValueError(f"the identities allow no {k} disjoint folds that each hold both classes "
-                             f"({len(empty)} fold/class combination(s) empty, e.g. fold {empty[0][0]})")
+            raise ValueError(
+                f"the identities allow no {k} disjoint folds that each hold both classes "
+                f"({len(empty)} fold/class combination(s) empty, e.g. fold {empty[0][0]})"
+            )
     return fold_of_comp[comp]
 
 
@@ -228,8 +236,9 @@ def kfold_accuracy(distances: ArrayLike, labels: ArrayLike, folds: ArrayLike) ->
         train_y = y[~test]
         for cls, name in ((1.0, "same (1)"), (0.0, "different (0)")):
             if not np.any(train_y == cls):
-                raise ValueError(f"fold {fid}: its training part (all other folds, {len(train_y)} pairs) has no "
-                                 f"{name} pairs")
+                raise ValueError(
+                    f"fold {fid}: its training part (all other folds, {len(train_y)} pairs) has no {name} pairs"
+                )
         thr = float(roc.accuracy_threshold(~test)[0])
         ok = ((d[test] <= thr) == (y[test] == 1)).astype(np.int64)
         correct[test] = ok

@@ -168,9 +168,14 @@ class Roc:
         def nan(values: FloatArray) -> FloatArray:
             return np.where(bad, np.nan, values)
 
-        return RocMetrics(auc=nan(auc), accuracy=nan(accuracy), threshold=nan(threshold), eer=nan(rate),
-                          tar={f: nan(t) for f, (t, _) in tars.items()},
-                          tar_threshold={f: nan(t) for f, (_, t) in tars.items()})
+        return RocMetrics(
+            auc=nan(auc),
+            accuracy=nan(accuracy),
+            threshold=nan(threshold),
+            eer=nan(rate),
+            tar={f: nan(t) for f, (t, _) in tars.items()},
+            tar_threshold={f: nan(t) for f, (_, t) in tars.items()},
+        )
 
     def auc(self, weights: ArrayLike | None = None) -> FloatArray:
         """(b,) ROC AUC of similarity = -distance (Mann-Whitney U, ties count 1/2); NaN for one-class rows."""
@@ -334,8 +339,9 @@ def eer(distances: ArrayLike, labels: ArrayLike, weights: ArrayLike | None = Non
     return _one_or_many(roc.eer(weights), weights)
 
 
-def tar_at_far(distances: ArrayLike, labels: ArrayLike,
-               fars: Sequence[float] = (1e-3, 1e-2, 1e-1)) -> dict[float, TarAtFar]:
+def tar_at_far(
+    distances: ArrayLike, labels: ArrayLike, fars: Sequence[float] = (1e-3, 1e-2, 1e-1)
+) -> dict[float, TarAtFar]:
     """True accept rate at the largest observed distance whose false accept rate is at most each FAR.
 
     Parameters
@@ -358,8 +364,10 @@ def tar_at_far(distances: ArrayLike, labels: ArrayLike,
     targets = [_check_far(f) for f in fars]
     roc = Roc(distances, labels)
     if roc.n_pos == 0 or roc.n_neg == 0:
-        note = (f"TAR@FAR needs both same (1) and different (0) pairs; got {roc.n} pairs, "
-                f"all labelled {1 if roc.n_neg == 0 else 0}")
+        note = (
+            f"TAR@FAR needs both same (1) and different (0) pairs; got {roc.n} pairs, "
+            f"all labelled {1 if roc.n_neg == 0 else 0}"
+        )
         return {f: TarAtFar(np.nan, np.nan, False, note) for f in targets}
     m = roc.metrics(None, targets)
     out: dict[float, TarAtFar] = {}
@@ -369,8 +377,10 @@ def tar_at_far(distances: ArrayLike, labels: ArrayLike,
             note = f"FAR {far:g} needs >= {int(np.ceil(1 / far - 1e-9))} different pairs; got {roc.n_neg}"
             out[far] = TarAtFar(np.nan, np.nan, False, note)
         elif threshold == -np.inf:
-            note = (f"more than {far:g} of the different pairs tie at the smallest distance; no threshold "
-                    f"reaches FAR {far:g}")
+            note = (
+                f"more than {far:g} of the different pairs tie at the smallest distance; no threshold "
+                f"reaches FAR {far:g}"
+            )
             out[far] = TarAtFar(0.0, -np.inf, True, note)
         else:
             out[far] = TarAtFar(tar, threshold, True)

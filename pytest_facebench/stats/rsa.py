@@ -50,8 +50,9 @@ def rdm_from_embeddings(emb: ArrayLike, metric: str = "correlation") -> FloatArr
     return squareform(pdist(e, metric=metric), checks=False)
 
 
-def _rdm_pairs(rdm_a: ArrayLike, rdm_b: ArrayLike,
-               mask: ArrayLike | None) -> tuple[FloatArray, FloatArray, NDArray[np.bool_], tuple[Any, Any]]:
+def _rdm_pairs(
+    rdm_a: ArrayLike, rdm_b: ArrayLike, mask: ArrayLike | None
+) -> tuple[FloatArray, FloatArray, NDArray[np.bool_], tuple[Any, Any]]:
     a, b = np.asarray(rdm_a, dtype=float), np.asarray(rdm_b, dtype=float)
     if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape != b.shape:
         raise ValueError(f"RDMs must be square and of equal shape; got {a.shape} and {b.shape}")
@@ -76,8 +77,16 @@ def _tau_a_weighted(x: FloatArray, y: FloatArray, w: FloatArray, chunk: int = 51
         return num / (m * (m - 1))
 
 
-def _stimulus_block(a: FloatArray, b: FloatArray, keep: NDArray[np.bool_], iu: tuple[Any, Any], n: int,
-                    method: str, n_boot: int, seed: int) -> FloatArray:
+def _stimulus_block(
+    a: FloatArray,
+    b: FloatArray,
+    keep: NDArray[np.bool_],
+    iu: tuple[Any, Any],
+    n: int,
+    method: str,
+    n_boot: int,
+    seed: int,
+) -> FloatArray:
     """RDM correlations of ``n_boot`` stimulus resamples drawn with ``seed``."""
     counts = bootstrap_weights(n, n_boot, seed).astype(float)
     w = counts[:, iu[0]] * counts[:, iu[1]] * keep
@@ -91,8 +100,14 @@ def _stimulus_block(a: FloatArray, b: FloatArray, keep: NDArray[np.bool_], iu: t
     return np.where(w.sum(axis=1) < 3, np.nan, samples)  # as correlation(): n < 3 -> nan
 
 
-def stimulus_bootstrap(rdm_a: ArrayLike, rdm_b: ArrayLike, method: str = "spearman", n_boot: int = 1000,
-                       seed: int = 0, mask: ArrayLike | None = None) -> FloatArray:
+def stimulus_bootstrap(
+    rdm_a: ArrayLike,
+    rdm_b: ArrayLike,
+    method: str = "spearman",
+    n_boot: int = 1000,
+    seed: int = 0,
+    mask: ArrayLike | None = None,
+) -> FloatArray:
     """Bootstrap distribution over stimuli of the correlation of two RDMs.
 
     Resample b of a block takes the stimuli counted in ``bootstrap_weights(n, size, seed)[b]``.

@@ -11,9 +11,24 @@ from .rsa import RsaTask
 from .verification import AccuracyTask
 
 TASK_TYPES: dict[str, type[BaseTask]] = {
-    cls.type: cls for cls in (AccuracyTask, CorrelationTask, ConditionedAverageDistances, RelativeDifferenceTask,
-                              RsaTask, IdentificationTask)
+    cls.type: cls
+    for cls in (
+        AccuracyTask,
+        CorrelationTask,
+        ConditionedAverageDistances,
+        RelativeDifferenceTask,
+        RsaTask,
+        IdentificationTask,
+    )
 }
 
-__all__ = ["TASK_TYPES", "BaseTask", "AccuracyTask", "CorrelationTask", "ConditionedAverageDistances",
-           "RelativeDifferenceTask", "RsaTask", "IdentificationTask"]
+__all__ = [
+    "TASK_TYPES",
+    "BaseTask",
+    "AccuracyTask",
+    "CorrelationTask",
+    "ConditionedAverageDistances",
+    "RelativeDifferenceTask",
+    "RsaTask",
+    "IdentificationTask",
+]

@@ -61,8 +61,10 @@ class BaseTask:
         if isinstance(cls.metrics, (list, tuple)):  # plain ids: metrics without a direction
             cls.metrics = {str(m): MetricInfo(str(m)) for m in cls.metrics}
         if not isinstance(cls.metrics, dict) or not all(isinstance(v, MetricInfo) for v in cls.metrics.values()):
-            raise TypeError(f"{cls.__qualname__}.metrics must be a dict of metric id -> MetricInfo(display, "
-                            f"direction), e.g. {{'auc': MetricInfo('AUC', 'higher')}}")
+            raise TypeError(
+                f"{cls.__qualname__}.metrics must be a dict of metric id -> MetricInfo(display, "
+                f"direction), e.g. {{'auc': MetricInfo('AUC', 'higher')}}"
+            )
         register(cls.metrics)
         register_task_type(cls.type, cls.headline, cls.figures)
 
@@ -75,8 +77,17 @@ class BaseTask:
             return f"{file}:{cls.__qualname__}"
         return f"{cls.__module__}:{cls.__qualname__}"
 
-    def __init__(self, name: str, pairs: str | Path, images: str | Path, distance: Distance = "cosine",
-                 columns: dict[str, str] | None = None, n_boot: int = 1000, seed: int = 0, ci: float = 0.95):
+    def __init__(
+        self,
+        name: str,
+        pairs: str | Path,
+        images: str | Path,
+        distance: Distance = "cosine",
+        columns: dict[str, str] | None = None,
+        n_boot: int = 1000,
+        seed: int = 0,
+        ci: float = 0.95,
+    ):
         self.name = name
         self.pairs_path = Path(pairs)
         self.images_root = Path(images)
@@ -86,11 +97,14 @@ class BaseTask:
         known = {*self.image_roles, *self.roles, *self.optional_roles}
         unknown = set(columns or {}) - known
         if unknown:
-            raise ConfigError(f"task '{name}': unknown column role(s) {sorted(unknown)}; "
-                              f"a '{self.type}' task has roles {sorted(known)}")
+            raise ConfigError(
+                f"task '{name}': unknown column role(s) {sorted(unknown)}; "
+                f"a '{self.type}' task has roles {sorted(known)}"
+            )
         self.columns = {**{role: role for role in self.image_roles}, **self.roles, **(columns or {})}
-        self.optional_columns = {role: (columns or {}).get(role, default)
-                                 for role, default in self.optional_roles.items()}
+        self.optional_columns = {
+            role: (columns or {}).get(role, default) for role, default in self.optional_roles.items()
+        }
         self._table: pd.DataFrame | None = None
         self._images: list[Path] = []
         self._pair_index: np.ndarray = np.empty((0, 2), dtype=np.int64)
@@ -103,8 +117,10 @@ class BaseTask:
         if not self.images_root.is_dir():
             raise DataError(f"task '{self.name}': images directory not found: {self.images_root}")
         if self.pairs_path.is_dir():
-            raise DataError(f"task '{self.name}': pairs file {self.pairs_path} is a directory; expected a pairs file "
-                            f"(CSV, TSV, whitespace .txt or LFW pairs.txt)")
+            raise DataError(
+                f"task '{self.name}': pairs file {self.pairs_path} is a directory; expected a pairs file "
+                f"(CSV, TSV, whitespace .txt or LFW pairs.txt)"
+            )
         if not self.pairs_path.is_file():
             raise DataError(f"task '{self.name}': pairs file not found: {self.pairs_path}")
         table = self._prepare(read_pairs(self.pairs_path))
@@ -113,8 +129,9 @@ class BaseTask:
         images = list(dict.fromkeys(p for column in paths for p in column))
         check_images_exist(images, self.pairs_path)
         position = {p: i for i, p in enumerate(images)}
-        self._pair_index = np.array([[position[p] for p in row] for row in zip(*paths)],
-                                    dtype=np.int64).reshape(len(table), len(self.image_roles))
+        self._pair_index = np.array([[position[p] for p in row] for row in zip(*paths)], dtype=np.int64).reshape(
+            len(table), len(self.image_roles)
+        )
         self._images = images
         self._validate(table)
         self._table = table
@@ -184,16 +201,30 @@ class BaseTask:
         scoring = self.scoring()
         point = float(self.statistic(values, np.ones((1, len(values)), dtype=np.int64), scoring)[0])
         samples = self.bootstrap.samples(lambda counts: {"s": self.statistic(values, counts, scoring)}, len(values))
-        return [self.metric(self.headline, point, samples.get("s"), n=len(values),
-                            protocol=f"{type(self).__qualname__}.statistic over all rows")]
+        return [
+            self.metric(
+                self.headline,
+                point,
+                samples.get("s"),
+                n=len(values),
+                protocol=f"{type(self).__qualname__}.statistic over all rows",
+            )
+        ]
 
     def scoring(self) -> dict[str, Any]:
         """JSON-able facts `compare` needs to compare two models on this task (labels, groups...). Rides on the
         cell payload; `evaluate_cell` adds the layer → column map."""
-        return {"type": self.type, "task_class": self.reference(), "headline": self.headline,
-                "figures": list(self.figures), "metrics": {m: [i.display, i.direction] for m, i in self.metrics.items()},
-                "n_boot": self.bootstrap.n_boot, "seed": self.bootstrap.seed,
-                "ci": self.bootstrap.ci, "rows_sha256": self.rows_sha256()}
+        return {
+            "type": self.type,
+            "task_class": self.reference(),
+            "headline": self.headline,
+            "figures": list(self.figures),
+            "metrics": {m: [i.display, i.direction] for m, i in self.metrics.items()},
+            "n_boot": self.bootstrap.n_boot,
+            "seed": self.bootstrap.seed,
+            "ci": self.bootstrap.ci,
+            "rows_sha256": self.rows_sha256(),
+        }
 
     @classmethod
     def compare(cls, a: CellValues, b: CellValues) -> list[dict[str, Any]]:
@@ -203,18 +234,34 @@ class BaseTask:
         if cls.statistic is BaseTask.statistic:
             return []
         s = a.scoring
-        return [paired_row(cls.headline, a, b,
-                           lambda e: float(cls.statistic(e.values, np.ones((1, len(e.values)), np.int64), s)[0]),
-                           lambda e, counts: cls.statistic(e.values, counts, s),
-                           f"paired bootstrap({bootstrap_of(s).n_boot}, pairs) of {cls.__qualname__}.statistic")]
+        return [
+            paired_row(
+                cls.headline,
+                a,
+                b,
+                lambda e: float(cls.statistic(e.values, np.ones((1, len(e.values)), np.int64), s)[0]),
+                lambda e, counts: cls.statistic(e.values, counts, s),
+                f"paired bootstrap({bootstrap_of(s).n_boot}, pairs) of {cls.__qualname__}.statistic",
+            )
+        ]
 
     def rows_sha256(self) -> str:
         """Content hash of the scored rows (two cells compare only when they scored the same rows)."""
         return hashlib.sha256(self.pair_rows().to_csv(index=False).encode()).hexdigest()[:16]
 
-    def metric(self, metric: str, value: float, samples: np.ndarray | None = None, *, unit: str = "pairs",
-               condition: str | None = None, protocol: str = "", n: int | None = None, note: str = "",
-               extra: dict[str, Any] | None = None) -> Metric:
+    def metric(
+        self,
+        metric: str,
+        value: float,
+        samples: np.ndarray | None = None,
+        *,
+        unit: str = "pairs",
+        condition: str | None = None,
+        protocol: str = "",
+        n: int | None = None,
+        note: str = "",
+        extra: dict[str, Any] | None = None,
+    ) -> Metric:
         """A `Metric` with its bootstrap interval from `samples` (none when the value is undefined)."""
         low = high = np.nan
         notes = [note] if note else []
@@ -226,15 +273,29 @@ class BaseTask:
             method = self.bootstrap.method(unit)
         else:
             method = self.bootstrap.method(unit) if samples is not None else "none"
-        return Metric(metric, float(value), condition=condition, protocol=protocol, ci_low=low, ci_high=high, n=n,
-                      note="; ".join(notes), extra={"ci_method": method, **(extra or {})})
+        return Metric(
+            metric,
+            float(value),
+            condition=condition,
+            protocol=protocol,
+            ci_low=low,
+            ci_high=high,
+            n=n,
+            note="; ".join(notes),
+            extra={"ci_method": method, **(extra or {})},
+        )
 
     def describe(self) -> dict[str, Any]:
         """Provenance: the pairs file and its hash, sizes and the distance."""
-        return {"task": self.name, "task_type": self.type, "pairs_file": str(self.pairs_path),
-                "pairs_sha256": hashlib.sha256(self.pairs_path.read_bytes()).hexdigest()[:16],
-                "n_pairs": len(self.pair_index), "n_images": len(self.images),
-                "distance": distance_name(self.distance)}
+        return {
+            "task": self.name,
+            "task_type": self.type,
+            "pairs_file": str(self.pairs_path),
+            "pairs_sha256": hashlib.sha256(self.pairs_path.read_bytes()).hexdigest()[:16],
+            "n_pairs": len(self.pair_index),
+            "n_images": len(self.images),
+            "distance": distance_name(self.distance),
+        }
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, pairs={str(self.pairs_path)!r})"
@@ -255,22 +316,41 @@ def bootstrap_of(scoring: dict[str, Any]) -> Bootstrap:
     return Bootstrap(int(scoring.get("n_boot", 1000)), int(scoring.get("seed", 0)), float(scoring.get("ci", 0.95)))
 
 
-def paired_row(metric: str, a: CellValues, b: CellValues, estimate: Callable[[CellValues], float],
-               resampled: Callable[[CellValues, np.ndarray], np.ndarray], test: str,
-               groups: Any = None, strata: Any = None) -> dict[str, Any]:
+def paired_row(
+    metric: str,
+    a: CellValues,
+    b: CellValues,
+    estimate: Callable[[CellValues], float],
+    resampled: Callable[[CellValues, np.ndarray], np.ndarray],
+    test: str,
+    groups: Any = None,
+    strata: Any = None,
+) -> dict[str, Any]:
     """A paired-bootstrap comparison row: `estimate(cell)` for the point, `resampled(cell, counts)` → (b,) on
     resamples shared by both models."""
     boot = bootstrap_of(a.scoring)
     value_a, value_b = float(estimate(a)), float(estimate(b))
-    row = {"metric": metric, "value_a": value_a, "value_b": value_b, "diff": value_a - value_b, "ci_low": np.nan,
-           "ci_high": np.nan, "p_value": np.nan, "test": test}
+    row = {
+        "metric": metric,
+        "value_a": value_a,
+        "value_b": value_b,
+        "diff": value_a - value_b,
+        "ci_low": np.nan,
+        "ci_high": np.nan,
+        "p_value": np.nan,
+        "test": test,
+    }
     if not (np.isfinite(value_a) and np.isfinite(value_b)):
         return {**row, "note": "undefined for at least one model"}
     if not boot.enabled:
         return {**row, "note": "n_boot = 0: no interval or p-value"}
     groups = None if groups is None else np.asarray(groups)
     strata = None if strata is None else np.asarray(strata)
-    samples = boot.samples(lambda counts: {"a": resampled(a, counts), "b": resampled(b, counts)}, len(a.values),
-                           groups=groups, strata=strata)
+    samples = boot.samples(
+        lambda counts: {"a": resampled(a, counts), "b": resampled(b, counts)},
+        len(a.values),
+        groups=groups,
+        strata=strata,
+    )
     diff, low, high, p = paired_result(value_a, value_b, samples["a"], samples["b"], boot.ci)
     return {**row, "diff": diff, "ci_low": low, "ci_high": high, "p_value": p}

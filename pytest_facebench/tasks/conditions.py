@@ -9,7 +9,6 @@ such condition then also gets `human_effect` (the human value; the note gives th
 from __future__ import annotations
 
 import math
-
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,9 @@ import pandas as pd
 
 from ..distances import Distance
 from ..errors import ConfigError, DataError
+from ..metrics import TARGET, MetricInfo
 from ..results import Metric
 from ..stats import weighted_mean
-from ..metrics import TARGET, MetricInfo
 from .base import BaseTask
 
 
@@ -38,18 +37,34 @@ class ConditionedAverageDistances(BaseTask):
     }
     roles = {"condition": "condition"}
 
-    def __init__(self, name: str, pairs: str | Path, images: str | Path, distance: Distance = "cosine",
-                 columns: dict[str, str] | None = None, normalize: bool = False,
-                 conditions: list[str] | None = None, human_effect: dict[str, float] | None = None,
-                 n_boot: int = 1000, seed: int = 0, ci: float = 0.95):
+    def __init__(
+        self,
+        name: str,
+        pairs: str | Path,
+        images: str | Path,
+        distance: Distance = "cosine",
+        columns: dict[str, str] | None = None,
+        normalize: bool = False,
+        conditions: list[str] | None = None,
+        human_effect: dict[str, float] | None = None,
+        n_boot: int = 1000,
+        seed: int = 0,
+        ci: float = 0.95,
+    ):
         super().__init__(name, pairs, images, distance, columns, n_boot=n_boot, seed=seed, ci=ci)
         self.normalize = bool(normalize)
         self.declared = list(conditions) if conditions else None
-        if human_effect is not None and (not isinstance(human_effect, dict) or not all(
+        if human_effect is not None and (
+            not isinstance(human_effect, dict)
+            or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                for v in human_effect.values())):
-            raise ConfigError(f"task '{name}': human_effect must be a table of human values per condition, e.g. "
-                              f"{{ same_identity = 0.2, different_identity = 0.8 }}; got {human_effect!r}")
+                for v in human_effect.values()
+            )
+        ):
+            raise ConfigError(
+                f"task '{name}': human_effect must be a table of human values per condition, e.g. "
+                f"{{ same_identity = 0.2, different_identity = 0.8 }}; got {human_effect!r}"
+            )
         self.human_effect = {str(k): float(v) for k, v in (human_effect or {}).items()}
         self.conditions: list[str] = []
         self.condition_of_pair = np.empty(0, dtype=object)
@@ -61,13 +76,17 @@ class ConditionedAverageDistances(BaseTask):
             absent = [c for c in self.declared if c not in found]
             extra = [c for c in found if c not in self.declared]
             if absent or extra:
-                raise DataError(f"{self.pairs_path}: column '{self.columns['condition']}' should hold the declared "
-                                f"conditions {self.declared}; missing {absent}, undeclared {extra}")
+                raise DataError(
+                    f"{self.pairs_path}: column '{self.columns['condition']}' should hold the declared "
+                    f"conditions {self.declared}; missing {absent}, undeclared {extra}"
+                )
         self.conditions = self.declared or sorted(found)
         unknown = [c for c in self.human_effect if c not in self.conditions]
         if unknown:
-            raise DataError(f"task '{self.name}': human_effect names condition(s) {unknown} that {self.pairs_path} "
-                            f"does not have; its conditions are {self.conditions}")
+            raise DataError(
+                f"task '{self.name}': human_effect names condition(s) {unknown} that {self.pairs_path} "
+                f"does not have; its conditions are {self.conditions}"
+            )
         self.condition_of_pair = values.to_numpy()
 
     def score(self, distances: np.ndarray) -> list[Metric]:
@@ -77,15 +96,23 @@ class ConditionedAverageDistances(BaseTask):
         masks = {c: self.condition_of_pair == c for c in self.conditions}
         samples = self.bootstrap.samples(
             lambda counts: {c: weighted_mean(values[m], counts[:, m]) for c, m in masks.items()},
-            len(values), strata=self.condition_of_pair)
+            len(values),
+            strata=self.condition_of_pair,
+        )
         unit = "pairs within each condition"
         out = []
         for condition in self.conditions:
             chosen = values[masks[condition]]
-            metric = self.metric("mean_distance", float(np.mean(chosen)), samples.get(condition), unit=unit,
-                                 condition=condition, protocol=protocol, n=int(len(chosen)),
-                                 extra={"human_effect": self.human_effect[condition]}
-                                 if condition in self.human_effect else None)
+            metric = self.metric(
+                "mean_distance",
+                float(np.mean(chosen)),
+                samples.get(condition),
+                unit=unit,
+                condition=condition,
+                protocol=protocol,
+                n=int(len(chosen)),
+                extra={"human_effect": self.human_effect[condition]} if condition in self.human_effect else None,
+            )
             out.append(metric)
             if condition in self.human_effect:
                 out += human_rows(self, metric, self.human_effect[condition], unit, condition=condition)
@@ -96,15 +123,31 @@ def human_rows(task: BaseTask, model: Metric, human: float, unit: str, condition
     """`human_effect` (the declared human value) and `effect_vs_human` (model − human, CI shifted)."""
     diff = model.value - human
     inside = (model.ci_low <= human <= model.ci_high) if np.isfinite(model.ci_low) else None
-    where = {True: f"; the human value lies inside the model's {task.bootstrap.ci:.0%} CI",
-             False: f"; the human value lies outside the model's {task.bootstrap.ci:.0%} CI", None: ""}[inside]
+    where = {
+        True: f"; the human value lies inside the model's {task.bootstrap.ci:.0%} CI",
+        False: f"; the human value lies outside the model's {task.bootstrap.ci:.0%} CI",
+        None: "",
+    }[inside]
     extra: dict[str, Any] = {"ci_method": "none (declared value)"}
     return [
-        Metric("human_effect", human, condition=condition, protocol=f"declared in the grid ({model.metric})",
-               n=model.n, note=f"model {model.metric} {model.value:.4g} vs human {human:.4g} "
-                               f"(model - human = {diff:+.4g}){where}", extra=extra),
-        Metric("effect_vs_human", diff, condition=condition, protocol=f"model {model.metric} - human value",
-               ci_low=model.ci_low - human, ci_high=model.ci_high - human, n=model.n,
-               note=f"human {model.metric} = {human:.4g}{where}",
-               extra={"ci_method": model.extra.get("ci_method", "none")}),
+        Metric(
+            "human_effect",
+            human,
+            condition=condition,
+            protocol=f"declared in the grid ({model.metric})",
+            n=model.n,
+            note=f"model {model.metric} {model.value:.4g} vs human {human:.4g} (model - human = {diff:+.4g}){where}",
+            extra=extra,
+        ),
+        Metric(
+            "effect_vs_human",
+            diff,
+            condition=condition,
+            protocol=f"model {model.metric} - human value",
+            ci_low=model.ci_low - human,
+            ci_high=model.ci_high - human,
+            n=model.n,
+            note=f"human {model.metric} = {human:.4g}{where}",
+            extra={"ci_method": model.extra.get("ci_method", "none")},
+        ),
     ]

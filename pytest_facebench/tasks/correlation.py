@@ -34,9 +34,9 @@ import pandas as pd
 from .. import stats
 from ..distances import Distance
 from ..errors import ConfigError, DataError, list_some
+from ..metrics import HIGHER, MetricInfo
 from ..pairs import LINE, found_columns, parse_numbers
 from ..results import Metric
-from ..metrics import HIGHER, MetricInfo
 from .base import BaseTask, CellValues, bootstrap_of, paired_row
 
 METHODS = ("pearson", "spearman", "kendall", "kendall_tau_a")
@@ -59,20 +59,34 @@ class CorrelationTask(BaseTask):
     roles: dict[str, str] = {}
     optional_roles = {"distance": "distance", "participant": "participant", "rating": "rating"}
 
-    def __init__(self, name: str, pairs: str | Path, images: str | Path, distance: Distance = "cosine",
-                 columns: dict[str, str] | None = None, method: str = "pearson",
-                 participants: list[str] | None = None, participants_glob: str | None = None,
-                 n_boot: int = 1000, seed: int = 0, ci: float = 0.95):
+    def __init__(
+        self,
+        name: str,
+        pairs: str | Path,
+        images: str | Path,
+        distance: Distance = "cosine",
+        columns: dict[str, str] | None = None,
+        method: str = "pearson",
+        participants: list[str] | None = None,
+        participants_glob: str | None = None,
+        n_boot: int = 1000,
+        seed: int = 0,
+        ci: float = 0.95,
+    ):
         super().__init__(name, pairs, images, distance, columns, n_boot=n_boot, seed=seed, ci=ci)
         if method not in METHODS:
             raise ConfigError(f"task '{name}': method must be one of {', '.join(METHODS)}, got {method!r}")
-        if participants is not None and (not isinstance(participants, list)
-                                         or not all(isinstance(p, str) for p in participants)):
-            raise ConfigError(f"task '{name}': participants must be a list of column names, e.g. "
-                              f"['rater_1', 'rater_2']; got {participants!r}")
+        if participants is not None and (
+            not isinstance(participants, list) or not all(isinstance(p, str) for p in participants)
+        ):
+            raise ConfigError(
+                f"task '{name}': participants must be a list of column names, e.g. "
+                f"['rater_1', 'rater_2']; got {participants!r}"
+            )
         if participants_glob is not None and not isinstance(participants_glob, str):
-            raise ConfigError(f"task '{name}': participants_glob must be a pattern such as 'rater_*'; "
-                              f"got {participants_glob!r}")
+            raise ConfigError(
+                f"task '{name}': participants_glob must be a pattern such as 'rater_*'; got {participants_glob!r}"
+            )
         if participants is not None and participants_glob is not None:
             raise ConfigError(f"task '{name}': give participants or participants_glob, not both")
         self.method = method
@@ -93,14 +107,17 @@ class CorrelationTask(BaseTask):
         column = self.columns.get("participant", "participant")
         if column not in table:
             if explicit:
-                raise DataError(f"{self.pairs_path}: missing column '{column}' (participant); found columns: "
-                                f"{found_columns(table)}")
+                raise DataError(
+                    f"{self.pairs_path}: missing column '{column}' (participant); found columns: {found_columns(table)}"
+                )
             return table
         rating = self.columns.get("rating", "rating")
         if rating not in table:
-            raise DataError(f"{self.pairs_path}: a long table with a participant column '{column}' needs a rating "
-                            f"column '{rating}' (name it with columns = {{ rating = '...' }}); found columns: "
-                            f"{found_columns(table)}")
+            raise DataError(
+                f"{self.pairs_path}: a long table with a participant column '{column}' needs a rating "
+                f"column '{rating}' (name it with columns = {{ rating = '...' }}); found columns: "
+                f"{found_columns(table)}"
+            )
         img1, img2 = self.columns["img1"], self.columns["img2"]
         for role in ("img1", "img2"):
             if self.columns[role] not in table:
@@ -110,19 +127,23 @@ class CorrelationTask(BaseTask):
         who = table[column].astype(str).str.strip()
         twice = pd.DataFrame({"k": key, "p": who}).duplicated(keep=False)
         if twice.any():
-            raise DataError(f"{self.pairs_path}: a participant rated the same pair twice (column '{column}') on "
-                            f"line(s) {list_some(table.loc[twice, LINE].tolist())}")
+            raise DataError(
+                f"{self.pairs_path}: a participant rated the same pair twice (column '{column}') on "
+                f"line(s) {list_some(table.loc[twice, LINE].tolist())}"
+            )
         names = sorted(set(who), key=_natural)
         clash = [n for n in names if n in table.columns]
         labels = {n: (f"participant_{n}" if clash else n) for n in names}
-        wide_values = (pd.DataFrame({"k": key, "p": who.map(labels), "v": values})
-                       .pivot(index="k", columns="p", values="v"))
+        wide_values = pd.DataFrame({"k": key, "p": who.map(labels), "v": values}).pivot(
+            index="k", columns="p", values="v"
+        )
         first = ~key.duplicated()
         keep = [c for c in table.columns if c not in (column, rating)]
         wide = table.loc[first, keep].reset_index(drop=True)
         ordered = [labels[n] for n in names]
-        wide = pd.concat([wide, pd.DataFrame(wide_values.loc[key[first].to_numpy(), ordered].to_numpy(),
-                                             columns=ordered)], axis=1)
+        wide = pd.concat(
+            [wide, pd.DataFrame(wide_values.loc[key[first].to_numpy(), ordered].to_numpy(), columns=ordered)], axis=1
+        )
         self.columns.pop("participant", None)
         self.columns.pop("rating", None)
         self.participant_list = ordered
@@ -132,8 +153,9 @@ class CorrelationTask(BaseTask):
     def _validate(self, table: pd.DataFrame) -> None:
         self.participants = self._participant_columns(table)
         if self.participants:
-            self.ratings = np.column_stack([_numbers_or_blank(table[c], table[LINE], self.pairs_path, c)
-                                            for c in self.participants])
+            self.ratings = np.column_stack(
+                [_numbers_or_blank(table[c], table[LINE], self.pairs_path, c) for c in self.participants]
+            )
         column = self.optional_column(table, "distance")
         if column is not None:
             self.human = parse_numbers(table[column], table[LINE], self.pairs_path, column)
@@ -141,15 +163,19 @@ class CorrelationTask(BaseTask):
         elif self.ratings is not None:
             rated = np.isfinite(self.ratings).any(axis=1)
             if not rated.all():
-                raise DataError(f"{self.pairs_path}: no participant rated the pair(s) on line(s) "
-                                f"{list_some(table.loc[~rated, LINE].tolist())}")
+                raise DataError(
+                    f"{self.pairs_path}: no participant rated the pair(s) on line(s) "
+                    f"{list_some(table.loc[~rated, LINE].tolist())}"
+                )
             self.human = np.nanmean(self.ratings, axis=1)
             self.human_source = f"mean of {len(self.participants)} participants"
         else:
             name = self.columns.get("distance", "distance")
-            raise DataError(f"{self.pairs_path}: missing column(s) '{name}'; found columns: {found_columns(table)}. "
-                            f"Name the human distance column with columns = {{ distance = '...' }}, or list "
-                            f"per-participant rating columns with participants = [...]")
+            raise DataError(
+                f"{self.pairs_path}: missing column(s) '{name}'; found columns: {found_columns(table)}. "
+                f"Name the human distance column with columns = {{ distance = '...' }}, or list "
+                f"per-participant rating columns with participants = [...]"
+            )
 
     @property
     def ceiling(self) -> stats.NoiseCeiling | None:
@@ -164,9 +190,11 @@ class CorrelationTask(BaseTask):
         if self._split_half is None:
             ratings = self.ratings
             split_method = "pearson" if self.method == "pearson" else "spearman"
-            self._split_half = (stats.split_half_reliability(ratings, SPLIT_HALF_SPLITS, self.bootstrap.seed,
-                                                             split_method)
-                                if ratings is not None and ratings.shape[1] >= 2 else np.nan)
+            self._split_half = (
+                stats.split_half_reliability(ratings, SPLIT_HALF_SPLITS, self.bootstrap.seed, split_method)
+                if ratings is not None and ratings.shape[1] >= 2
+                else np.nan
+            )
         return self._split_half
 
     def _participant_columns(self, table: pd.DataFrame) -> list[str]:
@@ -174,14 +202,18 @@ class CorrelationTask(BaseTask):
         if self.participant_list is not None:
             missing = [c for c in self.participant_list if c not in table]
             if missing:
-                raise DataError(f"{self.pairs_path}: participant column(s) {', '.join(repr(c) for c in missing)} not "
-                                f"found; found columns: {', '.join(columns)}")
+                raise DataError(
+                    f"{self.pairs_path}: participant column(s) {', '.join(repr(c) for c in missing)} not "
+                    f"found; found columns: {', '.join(columns)}"
+                )
             return list(self.participant_list)
         if self.participants_glob is not None:
             chosen = [c for c in columns if fnmatch.fnmatchcase(c, self.participants_glob)]
             if not chosen:
-                raise DataError(f"{self.pairs_path}: participants_glob '{self.participants_glob}' matches no column; "
-                                f"found columns: {', '.join(columns)}")
+                raise DataError(
+                    f"{self.pairs_path}: participants_glob '{self.participants_glob}' matches no column; "
+                    f"found columns: {', '.join(columns)}"
+                )
             return chosen
         return []
 
@@ -193,35 +225,73 @@ class CorrelationTask(BaseTask):
         samples: dict[str, np.ndarray] = {}
         if np.isfinite(result.r) and self.bootstrap.enabled:
             samples = self.bootstrap.samples(
-                lambda w: {"r": stats.resampled_correlation(d, self.human, w, self.method)}, n)
+                lambda w: {"r": stats.resampled_correlation(d, self.human, w, self.method)}, n
+            )
         out = [self.metric("correlation", result.r, samples.get("r"), protocol=self.method, n=n, note=result.reason)]
         if self.ceiling is None:
             return out
         ceiling = self.ceiling
         ceiling_samples = self.ceiling_samples() if np.isfinite(ceiling.high) else {}
         n_participants = len(self.participants)
-        bounds = (f"{self.method} noise ceiling over {n_participants} participants (rsatoolbox / Nili et al. 2014): "
-                  f"%s")
+        bounds = f"{self.method} noise ceiling over {n_participants} participants (rsatoolbox / Nili et al. 2014): %s"
         extra = {"n_participants": n_participants}
-        out.append(self.metric("correlation_ceiling_low", ceiling.low, ceiling_samples.get("low"), n=n, extra=extra,
-                               protocol=bounds % "each participant vs the mean of the others", note=ceiling.note))
-        out.append(self.metric("correlation_ceiling_high", ceiling.high, ceiling_samples.get("high"), n=n, extra=extra,
-                               protocol=bounds % "each participant vs the mean of all", note=ceiling.note))
+        out.append(
+            self.metric(
+                "correlation_ceiling_low",
+                ceiling.low,
+                ceiling_samples.get("low"),
+                n=n,
+                extra=extra,
+                protocol=bounds % "each participant vs the mean of the others",
+                note=ceiling.note,
+            )
+        )
+        out.append(
+            self.metric(
+                "correlation_ceiling_high",
+                ceiling.high,
+                ceiling_samples.get("high"),
+                n=n,
+                extra=extra,
+                protocol=bounds % "each participant vs the mean of all",
+                note=ceiling.note,
+            )
+        )
         normalized = result.r / ceiling.high if np.isfinite(ceiling.high) and ceiling.high != 0 else np.nan
         note = result.reason or (ceiling.note if not np.isfinite(ceiling.high) else "")
         ratio = None
         if "r" in samples and "high" in ceiling_samples:
             with np.errstate(invalid="ignore", divide="ignore"):
                 ratio = samples["r"] / ceiling_samples["high"]
-        out.append(self.metric("correlation_normalized", normalized, ratio, n=n, extra=extra, note=note,
-                               protocol="correlation / correlation_ceiling_high"))
+        out.append(
+            self.metric(
+                "correlation_normalized",
+                normalized,
+                ratio,
+                n=n,
+                extra=extra,
+                note=note,
+                protocol="correlation / correlation_ceiling_high",
+            )
+        )
         split_method = "pearson" if self.method == "pearson" else "spearman"
-        split_note = "" if np.isfinite(self.split_half) else (
-            f"split-half reliability needs >= 2 participants; got {n_participants}")
-        out.append(self.metric("split_half_ceiling", self.split_half, ceiling_samples.get("split_half"), n=n,
-                               extra=extra, note=split_note,
-                               protocol=f"split-half reliability of the participant mean, Spearman-Brown corrected "
-                                        f"({SPLIT_HALF_SPLITS} random splits, {split_method})"))
+        split_note = (
+            ""
+            if np.isfinite(self.split_half)
+            else (f"split-half reliability needs >= 2 participants; got {n_participants}")
+        )
+        out.append(
+            self.metric(
+                "split_half_ceiling",
+                self.split_half,
+                ceiling_samples.get("split_half"),
+                n=n,
+                extra=extra,
+                note=split_note,
+                protocol=f"split-half reliability of the participant mean, Spearman-Brown corrected "
+                f"({SPLIT_HALF_SPLITS} random splits, {split_method})",
+            )
+        )
         return out
 
     def ceiling_samples(self) -> dict[str, np.ndarray]:
@@ -234,8 +304,12 @@ class CorrelationTask(BaseTask):
 
             def metric(counts: np.ndarray) -> dict[str, np.ndarray]:
                 low, high = stats.resampled_noise_ceiling(ratings, counts, self.method)
-                split = [stats.split_half_reliability(ratings[np.repeat(np.arange(len(ratings)), row)],
-                                                      SPLIT_HALF_SPLITS, seed, split_method) for row in counts]
+                split = [
+                    stats.split_half_reliability(
+                        ratings[np.repeat(np.arange(len(ratings)), row)], SPLIT_HALF_SPLITS, seed, split_method
+                    )
+                    for row in counts
+                ]
                 return {"low": low, "high": high, "split_half": np.asarray(split)}
 
             self._ceiling_samples = self.bootstrap.samples(metric, len(ratings))
@@ -250,9 +324,16 @@ class CorrelationTask(BaseTask):
         s = a.scoring
         human = np.asarray(s["human"], dtype=float)
         method = s.get("method", "pearson")
-        return [paired_row("correlation", a, b, lambda e: stats.correlation(e.values, human, method).r,
-                           lambda e, counts: stats.resampled_correlation(e.values, human, counts, method),
-                           f"paired bootstrap({bootstrap_of(s).n_boot}, pairs) of {method} r")]
+        return [
+            paired_row(
+                "correlation",
+                a,
+                b,
+                lambda e: stats.correlation(e.values, human, method).r,
+                lambda e, counts: stats.resampled_correlation(e.values, human, counts, method),
+                f"paired bootstrap({bootstrap_of(s).n_boot}, pairs) of {method} r",
+            )
+        ]
 
 
 def _natural(value: str) -> tuple[int, float | str]:

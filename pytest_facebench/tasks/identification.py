@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import stats
 from ..distances import Distance, distance_name, pair_distances
 from ..errors import ConfigError, DataError, list_some
+from ..metrics import HIGHER, MetricInfo
 from ..pairs import LINE
 from ..results import Metric
 from ..stats import probe_ranks
-from .. import stats
-from ..metrics import HIGHER, MetricInfo
 from .base import BaseTask, CellValues, bootstrap_of, paired_row
 
 PAIR_BUDGET = 1 << 21  # probe × gallery distances computed per chunk
@@ -44,9 +44,18 @@ class IdentificationTask(BaseTask):
     image_roles = ("image",)
     roles = {"identity": "identity", "set": "set"}
 
-    def __init__(self, name: str, pairs: str | Path, images: str | Path, distance: Distance = "cosine",
-                 columns: dict[str, str] | None = None, max_rank: int = 10,
-                 n_boot: int = 1000, seed: int = 0, ci: float = 0.95):
+    def __init__(
+        self,
+        name: str,
+        pairs: str | Path,
+        images: str | Path,
+        distance: Distance = "cosine",
+        columns: dict[str, str] | None = None,
+        max_rank: int = 10,
+        n_boot: int = 1000,
+        seed: int = 0,
+        ci: float = 0.95,
+    ):
         super().__init__(name, pairs, images, distance, columns, n_boot=n_boot, seed=seed, ci=ci)
         if isinstance(max_rank, bool) or not isinstance(max_rank, int) or max_rank < 1:
             raise ConfigError(f"task '{name}': max_rank must be a whole number >= 1; got {max_rank!r}")
@@ -64,25 +73,33 @@ class IdentificationTask(BaseTask):
         sets = table[set_column].astype(str).str.strip().str.lower()
         bad = ~sets.isin(SETS)
         if bad.any():
-            raise DataError(f"{self.pairs_path}: column '{set_column}' must say 'gallery' or 'probe'; found "
-                            f"{list_some(sorted(set(table.loc[bad, set_column].astype(str))))} on line(s) "
-                            f"{list_some(table.loc[bad, LINE].tolist())}")
+            raise DataError(
+                f"{self.pairs_path}: column '{set_column}' must say 'gallery' or 'probe'; found "
+                f"{list_some(sorted(set(table.loc[bad, set_column].astype(str))))} on line(s) "
+                f"{list_some(table.loc[bad, LINE].tolist())}"
+            )
         is_probe = (sets == "probe").to_numpy()
         for wanted, rows in (("gallery", ~is_probe), ("probe", is_probe)):
             if not rows.any():
-                raise DataError(f"{self.pairs_path}: no {wanted} images (column '{set_column}'); identification needs "
-                                f"a gallery and probes")
+                raise DataError(
+                    f"{self.pairs_path}: no {wanted} images (column '{set_column}'); identification needs "
+                    f"a gallery and probes"
+                )
         image = self._pair_index[:, 0]
         both = np.intersect1d(image[is_probe], image[~is_probe])
         if len(both):
             names = [self._images[i].name for i in both]
-            raise DataError(f"{self.pairs_path}: image(s) {list_some(names)} are in both the gallery and the probes; "
-                            f"a probe would match itself")
+            raise DataError(
+                f"{self.pairs_path}: image(s) {list_some(names)} are in both the gallery and the probes; "
+                f"a probe would match itself"
+            )
         identity = table[id_column].astype(str).str.strip().to_numpy()
         absent = sorted(set(identity[is_probe]) - set(identity[~is_probe]))
         if absent:
-            raise DataError(f"{self.pairs_path}: probe identities {list_some(absent)} have no gallery image "
-                            f"(closed-set identification needs each probe's identity in the gallery)")
+            raise DataError(
+                f"{self.pairs_path}: probe identities {list_some(absent)} have no gallery image "
+                f"(closed-set identification needs each probe's identity in the gallery)"
+            )
         _, codes = np.unique(identity, return_inverse=True)
         self.probe_rows = np.flatnonzero(is_probe)
         self.probe_image, self.gallery_image = image[is_probe], image[~is_probe]
@@ -130,13 +147,24 @@ class IdentificationTask(BaseTask):
 
         samples = self.bootstrap.samples(metric, len(ranks), groups=self.probe_identity)
         n_gallery = len(self.gallery_image)
-        protocol = (f"closed-set: {len(ranks)} probes vs {n_gallery} gallery images ({self.n_identities} probe "
-                    f"identities), {distance_name(self.distance)} distance, ties pessimistic")
+        protocol = (
+            f"closed-set: {len(ranks)} probes vs {n_gallery} gallery images ({self.n_identities} probe "
+            f"identities), {distance_name(self.distance)} distance, ties pessimistic"
+        )
         out = []
         for i, k in enumerate(ks):
             note = f"the gallery has only {n_gallery} images" if k > n_gallery else ""
-            out.append(self.metric(f"rank{k}", float(hits[:, i].mean()), samples.get(f"rank{k}"), unit="identities",
-                                   protocol=protocol, n=len(ranks), note=note))
+            out.append(
+                self.metric(
+                    f"rank{k}",
+                    float(hits[:, i].mean()),
+                    samples.get(f"rank{k}"),
+                    unit="identities",
+                    protocol=protocol,
+                    n=len(ranks),
+                    note=note,
+                )
+            )
         return out
 
     def scoring(self) -> dict[str, Any]:
@@ -146,10 +174,17 @@ class IdentificationTask(BaseTask):
     def compare(cls, a: CellValues, b: CellValues) -> list[dict[str, Any]]:
         """`rank1`: a paired bootstrap over identities."""
         s = a.scoring
-        return [paired_row("rank1", a, b, lambda e: float(np.mean(e.values <= 1)),
-                           lambda e, counts: stats.weighted_mean((e.values <= 1).astype(float), counts),
-                           f"paired bootstrap({bootstrap_of(s).n_boot}, identities) of rank-1 hits",
-                           groups=s.get("groups"))]
+        return [
+            paired_row(
+                "rank1",
+                a,
+                b,
+                lambda e: float(np.mean(e.values <= 1)),
+                lambda e, counts: stats.weighted_mean((e.values <= 1).astype(float), counts),
+                f"paired bootstrap({bootstrap_of(s).n_boot}, identities) of rank-1 hits",
+                groups=s.get("groups"),
+            )
+        ]
 
 
 def _rows(embeddings: Any, index: np.ndarray, device: Any) -> Any:

@@ -12,11 +12,9 @@ and two rows are added: `human_effect` (the human value; the note compares) and 
 
 from __future__ import annotations
 
-from typing import Any
-
 import math
-
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,8 +22,8 @@ import pandas as pd
 from .. import stats
 from ..distances import Distance
 from ..errors import ConfigError, DataError
-from ..results import Metric
 from ..metrics import TARGET, MetricInfo
+from ..results import Metric
 from .base import BaseTask, CellValues, bootstrap_of, paired_row
 from .conditions import human_rows
 
@@ -48,21 +46,40 @@ class RelativeDifferenceTask(BaseTask):
     figures = ("group_bars",)
     roles = {"group": "group"}
 
-    def __init__(self, name: str, pairs: str | Path, images: str | Path, distance: Distance = "cosine",
-                 columns: dict[str, str] | None = None, groups: list[str] | None = None,
-                 human_effect: float | None = None, human_effect_metric: str = "relative_difference",
-                 n_boot: int = 1000, seed: int = 0, ci: float = 0.95):
+    def __init__(
+        self,
+        name: str,
+        pairs: str | Path,
+        images: str | Path,
+        distance: Distance = "cosine",
+        columns: dict[str, str] | None = None,
+        groups: list[str] | None = None,
+        human_effect: float | None = None,
+        human_effect_metric: str = "relative_difference",
+        n_boot: int = 1000,
+        seed: int = 0,
+        ci: float = 0.95,
+    ):
         super().__init__(name, pairs, images, distance, columns, n_boot=n_boot, seed=seed, ci=ci)
         if not groups or len(groups) != 2 or groups[0] == groups[1]:
-            raise ConfigError(f"task '{name}': declare the two groups in order, e.g. groups = ['inverted', "
-                              f"'upright'] for (inverted − upright) / (inverted + upright); got {groups!r}")
-        if human_effect is not None and (isinstance(human_effect, bool) or not isinstance(human_effect, (int, float))
-                                         or not math.isfinite(human_effect)):
-            raise ConfigError(f"task '{name}': human_effect must be a finite number (the human value of "
-                              f"{human_effect_metric}); got {human_effect!r}")
+            raise ConfigError(
+                f"task '{name}': declare the two groups in order, e.g. groups = ['inverted', "
+                f"'upright'] for (inverted − upright) / (inverted + upright); got {groups!r}"
+            )
+        if human_effect is not None and (
+            isinstance(human_effect, bool)
+            or not isinstance(human_effect, (int, float))
+            or not math.isfinite(human_effect)
+        ):
+            raise ConfigError(
+                f"task '{name}': human_effect must be a finite number (the human value of "
+                f"{human_effect_metric}); got {human_effect!r}"
+            )
         if human_effect_metric not in EFFECT_METRICS:
-            raise ConfigError(f"task '{name}': human_effect_metric must be one of {', '.join(EFFECT_METRICS)}; "
-                              f"got {human_effect_metric!r}")
+            raise ConfigError(
+                f"task '{name}': human_effect_metric must be one of {', '.join(EFFECT_METRICS)}; "
+                f"got {human_effect_metric!r}"
+            )
         self.groups = [str(g) for g in groups]
         self.human_effect = None if human_effect is None else float(human_effect)
         self.human_effect_metric = human_effect_metric
@@ -75,27 +92,56 @@ class RelativeDifferenceTask(BaseTask):
         if sorted(found) != sorted(self.groups):
             counts = values.value_counts()
             described = ", ".join(f"'{k}' ({counts[k]} rows)" for k in found)
-            raise DataError(f"{self.pairs_path}: column '{column}' must hold exactly the two declared groups "
-                            f"{self.groups}; found {described}")
+            raise DataError(
+                f"{self.pairs_path}: column '{column}' must hold exactly the two declared groups "
+                f"{self.groups}; found {described}"
+            )
         self.group_of_pair = values.to_numpy()
 
     def score(self, distances: np.ndarray) -> list[Metric]:
         d = np.asarray(distances, dtype=float)
         in_a = self.group_of_pair == self.groups[0]
         a, b = d[in_a], d[~in_a]
-        samples = self.bootstrap.samples(lambda counts: stats.group_effects(d, in_a, counts), len(d),
-                                         strata=self.group_of_pair)
+        samples = self.bootstrap.samples(
+            lambda counts: stats.group_effects(d, in_a, counts), len(d), strata=self.group_of_pair
+        )
         unit = "pairs within each group"
         label = f"({self.groups[0]} - {self.groups[1]}) / ({self.groups[0]} + {self.groups[1]})"
         out = [
-            self.metric("relative_difference", float(stats.relative_difference(a, b)),
-                        samples.get("relative_difference"), unit=unit, protocol=label, n=len(d)),
-            self.metric("group_mean", float(np.mean(a)), samples.get("mean_a"), unit=unit, condition=self.groups[0],
-                        protocol="mean", n=len(a)),
-            self.metric("group_mean", float(np.mean(b)), samples.get("mean_b"), unit=unit, condition=self.groups[1],
-                        protocol="mean", n=len(b)),
-            self.metric("cohens_d", float(stats.cohens_d(a, b)), samples.get("cohens_d"), unit=unit,
-                        protocol=f"{self.groups[0]} vs {self.groups[1]}, pooled SD", n=len(d)),
+            self.metric(
+                "relative_difference",
+                float(stats.relative_difference(a, b)),
+                samples.get("relative_difference"),
+                unit=unit,
+                protocol=label,
+                n=len(d),
+            ),
+            self.metric(
+                "group_mean",
+                float(np.mean(a)),
+                samples.get("mean_a"),
+                unit=unit,
+                condition=self.groups[0],
+                protocol="mean",
+                n=len(a),
+            ),
+            self.metric(
+                "group_mean",
+                float(np.mean(b)),
+                samples.get("mean_b"),
+                unit=unit,
+                condition=self.groups[1],
+                protocol="mean",
+                n=len(b),
+            ),
+            self.metric(
+                "cohens_d",
+                float(stats.cohens_d(a, b)),
+                samples.get("cohens_d"),
+                unit=unit,
+                protocol=f"{self.groups[0]} vs {self.groups[1]}, pooled SD",
+                n=len(d),
+            ),
         ]
         if self.human_effect is not None:
             model = next(m for m in out if m.metric == self.human_effect_metric)
@@ -108,11 +154,23 @@ class RelativeDifferenceTask(BaseTask):
         """`relative_difference`: a paired bootstrap, pairs resampled within each group."""
         s = a.scoring
         in_a = np.asarray(s["in_a"], dtype=bool)
-        return [paired_row("relative_difference", a, b,
-                           lambda e: float(stats.relative_difference(e.values[in_a], e.values[~in_a])),
-                           lambda e, counts: stats.group_effects(e.values, in_a, counts)["relative_difference"],
-                           f"paired bootstrap({bootstrap_of(s).n_boot}, pairs within each group)", strata=s["strata"])]
+        return [
+            paired_row(
+                "relative_difference",
+                a,
+                b,
+                lambda e: float(stats.relative_difference(e.values[in_a], e.values[~in_a])),
+                lambda e, counts: stats.group_effects(e.values, in_a, counts)["relative_difference"],
+                f"paired bootstrap({bootstrap_of(s).n_boot}, pairs within each group)",
+                strata=s["strata"],
+            )
+        ]
 
     def scoring(self) -> dict:
-        return {**super().scoring(), "in_a": (self.group_of_pair == self.groups[0]).astype(int).tolist(),
-                "groups": self.groups, "strata": self.group_of_pair.tolist(), "unit": "pairs within each group"}
+        return {
+            **super().scoring(),
+            "in_a": (self.group_of_pair == self.groups[0]).astype(int).tolist(),
+            "groups": self.groups,
+            "strata": self.group_of_pair.tolist(),
+            "unit": "pairs within each group",
+        }

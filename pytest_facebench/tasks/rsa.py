@@ -27,9 +27,9 @@ import pandas as pd
 from .. import stats
 from ..distances import Distance, distance_name
 from ..errors import ConfigError, DataError, list_some
+from ..metrics import HIGHER, MetricInfo
 from ..pairs import LINE, found_columns, parse_numbers
 from ..results import Metric
-from ..metrics import HIGHER, MetricInfo
 from ..stats import paired_result
 from .base import BaseTask, CellValues, bootstrap_of
 
@@ -47,9 +47,19 @@ class RsaTask(BaseTask):
     roles: dict[str, str] = {}
     optional_roles = {"image": "image", "distance": "distance"}
 
-    def __init__(self, name: str, pairs: str | Path, images: str | Path, distance: Distance = "cosine",
-                 columns: dict[str, str] | None = None, method: str = "spearman", human_rdm: str | None = None,
-                 n_boot: int = 1000, seed: int = 0, ci: float = 0.95):
+    def __init__(
+        self,
+        name: str,
+        pairs: str | Path,
+        images: str | Path,
+        distance: Distance = "cosine",
+        columns: dict[str, str] | None = None,
+        method: str = "spearman",
+        human_rdm: str | None = None,
+        n_boot: int = 1000,
+        seed: int = 0,
+        ci: float = 0.95,
+    ):
         super().__init__(name, pairs, images, distance, columns, n_boot=n_boot, seed=seed, ci=ci)
         if method not in METHODS:
             raise ConfigError(f"task '{name}': method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -73,18 +83,24 @@ class RsaTask(BaseTask):
             names = table[image].astype(str).str.strip()
             repeated = names.duplicated(keep=False)
             if repeated.any():
-                raise DataError(f"{self.pairs_path}: column '{image}' lists stimuli more than once, on line(s) "
-                                f"{list_some(table.loc[repeated, LINE].tolist())}")
+                raise DataError(
+                    f"{self.pairs_path}: column '{image}' lists stimuli more than once, on line(s) "
+                    f"{list_some(table.loc[repeated, LINE].tolist())}"
+                )
             self.stimuli = names.tolist()
             if self.human_rdm is None:
-                raise DataError(f"{self.pairs_path}: a stimulus list (column '{image}') needs the human RDM as a "
-                                f"square CSV: set human_rdm = 'file.csv' in the task")
+                raise DataError(
+                    f"{self.pairs_path}: a stimulus list (column '{image}') needs the human RDM as a "
+                    f"square CSV: set human_rdm = 'file.csv' in the task"
+                )
         elif img1 in table and img2 in table:
             first = table[[img1, img2]].astype(str).apply(lambda s: s.str.strip()).to_numpy().ravel()
             self.stimuli = list(dict.fromkeys(first))
         else:
-            raise DataError(f"{self.pairs_path}: an rsa task needs a column '{image}' (the stimulus list) or columns "
-                            f"'{img1}' and '{img2}' (a pairs table); found columns: {found_columns(table)}")
+            raise DataError(
+                f"{self.pairs_path}: an rsa task needs a column '{image}' (the stimulus list) or columns "
+                f"'{img1}' and '{img2}' (a pairs table); found columns: {found_columns(table)}"
+            )
         n = len(self.stimuli)
         if n < 3:
             raise DataError(f"{self.pairs_path}: an RDM needs at least 3 stimuli; got {n}")
@@ -99,15 +115,18 @@ class RsaTask(BaseTask):
         self.human_note = f"{missing} of {len(self.human)} human RDM cells missing (left out)" if missing else ""
         for role in ("image", "distance"):
             self.columns.pop(role, None)
-        return pd.DataFrame({img1: [self.stimuli[i] for i in iu], img2: [self.stimuli[j] for j in ju],
-                             HUMAN: self.human, LINE: 0})
+        return pd.DataFrame(
+            {img1: [self.stimuli[i] for i in iu], img2: [self.stimuli[j] for j in ju], HUMAN: self.human, LINE: 0}
+        )
 
     def _from_pairs(self, table: pd.DataFrame, img1: str, img2: str) -> np.ndarray:
         column = self.columns.get("distance", "distance")
         if column not in table:
-            raise DataError(f"{self.pairs_path}: missing column '{column}' (the human distance of each pair); found "
-                            f"columns: {found_columns(table)}. Name it with columns = {{ distance = '...' }} or give "
-                            f"human_rdm = 'square.csv'")
+            raise DataError(
+                f"{self.pairs_path}: missing column '{column}' (the human distance of each pair); found "
+                f"columns: {found_columns(table)}. Name it with columns = {{ distance = '...' }} or give "
+                f"human_rdm = 'square.csv'"
+            )
         values = parse_numbers(table[column], table[LINE], self.pairs_path, column)
         position = {s: i for i, s in enumerate(self.stimuli)}
         n = len(self.stimuli)
@@ -115,16 +134,20 @@ class RsaTask(BaseTask):
         cell[np.triu_indices(n, k=1)] = np.arange(n * (n - 1) // 2)
         human = np.full(n * (n - 1) // 2, np.nan)
         seen_line = np.zeros(len(human), dtype=np.int64)
-        for a, b, value, line in zip(table[img1].astype(str).str.strip(), table[img2].astype(str).str.strip(),
-                                     values, table[LINE]):
+        for a, b, value, line in zip(
+            table[img1].astype(str).str.strip(), table[img2].astype(str).str.strip(), values, table[LINE]
+        ):
             i, j = sorted((position[a], position[b]))
             if i == j:
-                raise DataError(f"{self.pairs_path}, line {line}: a stimulus paired with itself ({a}); an RDM's "
-                                f"diagonal is not data")
+                raise DataError(
+                    f"{self.pairs_path}, line {line}: a stimulus paired with itself ({a}); an RDM's "
+                    f"diagonal is not data"
+                )
             c = cell[i, j]
             if seen_line[c]:
-                raise DataError(f"{self.pairs_path}: the pair ({a}, {b}) appears twice, on lines {seen_line[c]} and "
-                                f"{line}")
+                raise DataError(
+                    f"{self.pairs_path}: the pair ({a}, {b}) appears twice, on lines {seen_line[c]} and {line}"
+                )
             human[c], seen_line[c] = value, line
         return human
 
@@ -136,14 +159,18 @@ class RsaTask(BaseTask):
         try:
             square = pd.read_csv(path, index_col=0, dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise DataError(f"{path}: cannot read the human RDM ({type(exc).__name__}); expected a square CSV whose "
-                            f"first column and header are the image names") from None
+            raise DataError(
+                f"{path}: cannot read the human RDM ({type(exc).__name__}); expected a square CSV whose "
+                f"first column and header are the image names"
+            ) from None
         square.index = [str(i).strip() for i in square.index]
         square.columns = [str(c).strip() for c in square.columns]
         if sorted(square.index) != sorted(square.columns) or square.index.duplicated().any():
-            raise DataError(f"{path}: the human RDM must be square with the same image names as row labels (first "
-                            f"column) and header; rows {list_some(list(square.index))}, columns "
-                            f"{list_some(list(square.columns))}")
+            raise DataError(
+                f"{path}: the human RDM must be square with the same image names as row labels (first "
+                f"column) and header; rows {list_some(list(square.index))}, columns "
+                f"{list_some(list(square.columns))}"
+            )
         absent = [s for s in self.stimuli if s not in square.index]
         if absent:
             raise DataError(f"{path}: the human RDM lacks stimuli {list_some(absent)} of {self.pairs_path}")
@@ -153,15 +180,19 @@ class RsaTask(BaseTask):
         bad = ~np.isfinite(numbers.to_numpy(dtype=float)) & ~text.isin(["", "nan", "NaN", "NA"]).to_numpy()
         if bad.any():
             r, c = np.argwhere(bad)[0]
-            raise DataError(f"{path}: the human RDM must hold finite numbers (blank = missing); found {text.iat[r, c]!r} at "
-                            f"({self.stimuli[r]}, {self.stimuli[c]})")
+            raise DataError(
+                f"{path}: the human RDM must hold finite numbers (blank = missing); found {text.iat[r, c]!r} at "
+                f"({self.stimuli[r]}, {self.stimuli[c]})"
+            )
         m = numbers.to_numpy(dtype=float)
         both = np.isfinite(m) & np.isfinite(m.T)
         asym = both & ~np.isclose(m, m.T, rtol=1e-6, atol=1e-9)
         if asym.any():
             r, c = np.argwhere(asym)[0]
-            raise DataError(f"{path}: the human RDM is not symmetric: ({self.stimuli[r]}, {self.stimuli[c]}) = "
-                            f"{m[r, c]:g} but ({self.stimuli[c]}, {self.stimuli[r]}) = {m[c, r]:g}")
+            raise DataError(
+                f"{path}: the human RDM is not symmetric: ({self.stimuli[r]}, {self.stimuli[c]}) = "
+                f"{m[r, c]:g} but ({self.stimuli[c]}, {self.stimuli[r]}) = {m[c, r]:g}"
+            )
         m = np.where(np.isfinite(m), m, m.T)  # one triangle may be blank
         return m[np.triu_indices(len(self.stimuli), k=1)]
 
@@ -180,17 +211,35 @@ class RsaTask(BaseTask):
         result = stats.correlation(model[known], self.human[known], self.method)
         samples = None
         if np.isfinite(result.r) and self.bootstrap.enabled:
-            samples = stats.stimulus_bootstrap(self.square(model), self.square(self.human), self.method,
-                                               self.bootstrap.n_boot, self.bootstrap.seed)
-        protocol = (f"{self.method} correlation of RDM upper triangles ({int(known.sum())} cells, {self.n_stimuli} "
-                    f"stimuli; model RDM: {distance_name(self.distance)} distance)")
+            samples = stats.stimulus_bootstrap(
+                self.square(model), self.square(self.human), self.method, self.bootstrap.n_boot, self.bootstrap.seed
+            )
+        protocol = (
+            f"{self.method} correlation of RDM upper triangles ({int(known.sum())} cells, {self.n_stimuli} "
+            f"stimuli; model RDM: {distance_name(self.distance)} distance)"
+        )
         note = "; ".join(n for n in (result.reason, self.human_note) if n)
-        return [self.metric("rsa", result.r, samples, unit="stimuli, self-pairs masked", protocol=protocol,
-                            n=self.n_stimuli, note=note, extra={"n_cells": int(known.sum())})]
+        return [
+            self.metric(
+                "rsa",
+                result.r,
+                samples,
+                unit="stimuli, self-pairs masked",
+                protocol=protocol,
+                n=self.n_stimuli,
+                note=note,
+                extra={"n_cells": int(known.sum())},
+            )
+        ]
 
     def scoring(self) -> dict[str, Any]:
-        return {**super().scoring(), "human": self.human.tolist(), "n_stimuli": self.n_stimuli,
-                "method": self.method, "unit": "stimuli"}
+        return {
+            **super().scoring(),
+            "human": self.human.tolist(),
+            "n_stimuli": self.n_stimuli,
+            "method": self.method,
+            "unit": "stimuli",
+        }
 
     @classmethod
     def compare(cls, a: CellValues, b: CellValues) -> list[dict[str, Any]]:
@@ -201,9 +250,16 @@ class RsaTask(BaseTask):
         boot = bootstrap_of(s)
         known = np.isfinite(human)
         values = [stats.correlation(e.values[known], human[known], method).r for e in (a, b)]
-        row = {"metric": "rsa", "value_a": values[0], "value_b": values[1], "diff": values[0] - values[1],
-               "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan,
-               "test": f"paired bootstrap({boot.n_boot}, stimuli, self-pairs masked) of {method} RDM correlation"}
+        row = {
+            "metric": "rsa",
+            "value_a": values[0],
+            "value_b": values[1],
+            "diff": values[0] - values[1],
+            "ci_low": np.nan,
+            "ci_high": np.nan,
+            "p_value": np.nan,
+            "test": f"paired bootstrap({boot.n_boot}, stimuli, self-pairs masked) of {method} RDM correlation",
+        }
         if not all(np.isfinite(values)) or not boot.enabled:
             return [{**row, "note": "undefined for at least one model" if boot.enabled else "n_boot = 0"}]
         squares = [_square(e.values, n) for e in (a, b)]

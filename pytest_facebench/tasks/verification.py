@@ -24,11 +24,10 @@ as fit), averaging per-fold accuracies as the point estimate does.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -36,8 +35,8 @@ import pandas as pd
 from .. import stats
 from ..distances import Distance
 from ..errors import ConfigError, DataError, DataWarning, list_some
-from ..pairs import LINE, parse_labels
 from ..metrics import HIGHER, LOWER, MetricInfo
+from ..pairs import LINE, parse_labels
 from ..results import Metric
 from .base import BaseTask, CellValues, bootstrap_of, paired_row
 
@@ -69,18 +68,33 @@ class AccuracyTask(BaseTask):
     roles = {"label": "label"}
     optional_roles = {"fold": "fold", "identity1": "id1", "identity2": "id2"}
 
-    def __init__(self, name: str, pairs: str | Path, images: str | Path, distance: Distance = "cosine",
-                 columns: dict[str, str] | None = None, folds: int = 10, fars: Sequence[float] = DEFAULT_FARS,
-                 n_boot: int = 1000, seed: int = 0, ci: float = 0.95):
+    def __init__(
+        self,
+        name: str,
+        pairs: str | Path,
+        images: str | Path,
+        distance: Distance = "cosine",
+        columns: dict[str, str] | None = None,
+        folds: int = 10,
+        fars: Sequence[float] = DEFAULT_FARS,
+        n_boot: int = 1000,
+        seed: int = 0,
+        ci: float = 0.95,
+    ):
         super().__init__(name, pairs, images, distance, columns, n_boot=n_boot, seed=seed, ci=ci)
         if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
             raise ConfigError(f"task '{name}': folds must be a whole number >= 2; got {folds!r}")
         if isinstance(fars, (int, float)):
             fars = [fars]
-        if (not isinstance(fars, (list, tuple)) or not fars
-                or not all(isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f <= 1 for f in fars)):
-            raise ConfigError(f"task '{name}': fars must be a list of false accept rates in (0, 1], e.g. "
-                              f"[0.001, 0.01, 0.1]; got {fars!r}")
+        if (
+            not isinstance(fars, (list, tuple))
+            or not fars
+            or not all(isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f <= 1 for f in fars)
+        ):
+            raise ConfigError(
+                f"task '{name}': fars must be a list of false accept rates in (0, 1], e.g. "
+                f"[0.001, 0.01, 0.1]; got {fars!r}"
+            )
         self.n_folds = folds
         self.fars = [float(f) for f in dict.fromkeys(fars)]
         self.labels = np.empty(0, dtype=bool)
@@ -96,14 +110,20 @@ class AccuracyTask(BaseTask):
         n, n_same = len(labels), int(labels.sum())
         if n_same in (0, n):
             only = "same (1)" if n_same else "different (0)"
-            raise DataError(f"{self.pairs_path}: column '{column}' holds only {only} pairs ({n} rows); a verification "
-                            f"task needs both same and different pairs (AUC, EER and the accuracy threshold are "
-                            f"undefined otherwise, and TAR@FAR needs different pairs)")
+            raise DataError(
+                f"{self.pairs_path}: column '{column}' holds only {only} pairs ({n} rows); a verification "
+                f"task needs both same and different pairs (AUC, EER and the accuracy threshold are "
+                f"undefined otherwise, and TAR@FAR needs different pairs)"
+            )
         self.labels = labels
-        id_columns = [c for c in (self.optional_column(table, "identity1"), self.optional_column(table, "identity2"))
-                      if c is not None]
-        identities = (np.stack([self._nonblank(table, c, "identity") for c in id_columns], axis=1)
-                      if id_columns else None)
+        id_columns = [
+            c
+            for c in (self.optional_column(table, "identity1"), self.optional_column(table, "identity2"))
+            if c is not None
+        ]
+        identities = (
+            np.stack([self._nonblank(table, c, "identity") for c in id_columns], axis=1) if id_columns else None
+        )
         if identities is not None:
             self.groups = identities[:, 0]
             self.unit = "identities"
@@ -120,34 +140,46 @@ class AccuracyTask(BaseTask):
         values = table[column].astype(str).str.strip()
         blank = values.isin(["", "nan", "NaN", "None"])
         if blank.any():
-            raise DataError(f"{self.pairs_path}: column '{column}' ({role}) is blank on line(s) "
-                            f"{list_some(table.loc[blank, LINE].tolist())}; give every pair a value or drop the column")
+            raise DataError(
+                f"{self.pairs_path}: column '{column}' ({role}) is blank on line(s) "
+                f"{list_some(table.loc[blank, LINE].tolist())}; give every pair a value or drop the column"
+            )
         return values.to_numpy()
 
     def _warn_contradictions(self, table: pd.DataFrame, identities: np.ndarray, columns: list[str]) -> None:
         """A 'same' pair across two identities, or a 'different' pair within one, is probably a labelling error."""
         same_identity = identities[:, 0] == identities[:, 1]
-        for wrong, what in ((self.labels & ~same_identity, "'same' pairs whose identities differ"),
-                            (~self.labels & same_identity, "'different' pairs of one identity")):
+        for wrong, what in (
+            (self.labels & ~same_identity, "'same' pairs whose identities differ"),
+            (~self.labels & same_identity, "'different' pairs of one identity"),
+        ):
             if wrong.any():
-                warnings.warn(DataWarning(
-                    f"{self.pairs_path}: {int(wrong.sum())} {what} (columns '{columns[0]}', '{columns[1]}' vs "
-                    f"'{self.columns['label']}') on line(s) {list_some(table.loc[wrong, LINE].tolist())}"), stacklevel=2)
+                warnings.warn(
+                    DataWarning(
+                        f"{self.pairs_path}: {int(wrong.sum())} {what} (columns '{columns[0]}', '{columns[1]}' vs "
+                        f"'{self.columns['label']}') on line(s) {list_some(table.loc[wrong, LINE].tolist())}"
+                    ),
+                    stacklevel=2,
+                )
 
     def _folds_from_column(self, table: pd.DataFrame, column: str) -> None:
         values = self._nonblank(table, column, "folds")
         names = sorted(set(values), key=_natural)
         if len(names) < 2:
-            raise DataError(f"{self.pairs_path}: column '{column}' (folds) holds a single fold {names}; the k-fold "
-                            f"protocol needs at least 2 folds")
+            raise DataError(
+                f"{self.pairs_path}: column '{column}' (folds) holds a single fold {names}; the k-fold "
+                f"protocol needs at least 2 folds"
+            )
         rank = {name: i for i, name in enumerate(names)}
         folds = np.array([rank[v] for v in values], dtype=np.int64)
         problem = _fold_without_class(folds, self.labels)
         if problem is not None:
             fold, word = problem
-            raise DataError(f"{self.pairs_path}: fold '{names[fold]}' (column '{column}', {int((folds == fold).sum())} "
-                            f"pairs) has no {word} pairs; every fold of the {len(names)}-fold protocol needs both same "
-                            f"and different pairs")
+            raise DataError(
+                f"{self.pairs_path}: fold '{names[fold]}' (column '{column}', {int((folds == fold).sum())} "
+                f"pairs) has no {word} pairs; every fold of the {len(names)}-fold protocol needs both same "
+                f"and different pairs"
+            )
         self.folds = folds
         k = len(names)
         self.kfold_protocol = f"fold column '{column}' ({k} folds; threshold fit on the other {k - 1})"
@@ -161,24 +193,32 @@ class AccuracyTask(BaseTask):
             try:
                 folds = stats.make_folds(len(self.labels), k, identities=identities, labels=self.labels)
             except ValueError as exc:
-                notes.append(f"identity-disjoint folds impossible ({exc}); used stratified folds, so an identity "
-                             f"may appear in both the fitting and the held-out folds")
+                notes.append(
+                    f"identity-disjoint folds impossible ({exc}); used stratified folds, so an identity "
+                    f"may appear in both the fitting and the held-out folds"
+                )
             else:
                 self.folds = folds
-                self.kfold_protocol = (f"identity-disjoint stratified {k}-fold (threshold fit on {k - 1} folds)")
+                self.kfold_protocol = f"identity-disjoint stratified {k}-fold (threshold fit on {k - 1} folds)"
                 return
         smallest = int(min(self.labels.sum(), (~self.labels).sum()))
         used = min(k, smallest)
         if used < 2:
             self.kfold_protocol = f"stratified {k}-fold"
-            self.kfold_note = "; ".join([*notes, f"k-fold accuracy needs at least 2 same and 2 different pairs; "
-                                                 f"got {smallest} of the rarer class"])
+            self.kfold_note = "; ".join(
+                [
+                    *notes,
+                    f"k-fold accuracy needs at least 2 same and 2 different pairs; got {smallest} of the rarer class",
+                ]
+            )
             return
         if used < k:
             notes.append(f"{used} folds instead of {k}: only {smallest} pairs of the rarer class")
         self.folds = stats.stratified_folds(self.labels, used)
-        self.kfold_protocol = (f"stratified {used}-fold (each fold holds the same share of same and different pairs, "
-                               f"file order within each class; threshold fit on {used - 1} folds)")
+        self.kfold_protocol = (
+            f"stratified {used}-fold (each fold holds the same share of same and different pairs, "
+            f"file order within each class; threshold fit on {used - 1} folds)"
+        )
         self.kfold_note = "; ".join(notes)
 
     # --- scoring ------------------------------------------------------------------------------
@@ -195,35 +235,75 @@ class AccuracyTask(BaseTask):
 
         def metric(counts: np.ndarray) -> dict[str, np.ndarray]:
             m = roc.metrics(counts, self.fars)
-            out = {"accuracy": m.accuracy, "auc": m.auc, "optimal_threshold": m.threshold, "eer": m.eer,
-                   **{far_metric(far): m.tar[far] for far in self.fars}}
+            out = {
+                "accuracy": m.accuracy,
+                "auc": m.auc,
+                "optimal_threshold": m.threshold,
+                "eer": m.eer,
+                **{far_metric(far): m.tar[far] for far in self.fars},
+            }
             if correct is not None:
                 out["accuracy_kfold"], out["accuracy_kfold_std"] = stats.fold_accuracy(correct, self.folds, counts)
             return out
 
         samples = self.bootstrap.samples(metric, n, groups=self.groups)
         unit = self.unit
-        out = [self.metric("accuracy", point["accuracy"], samples.get("accuracy"), unit=unit, protocol=IN_SAMPLE, n=n),
-               self.metric("auc", point["auc"], samples.get("auc"), unit=unit, protocol=ALL_PAIRS, n=n),
-               self.metric("optimal_threshold", point["optimal_threshold"], samples.get("optimal_threshold"),
-                           unit=unit, protocol=IN_SAMPLE, n=n)]
+        out = [
+            self.metric("accuracy", point["accuracy"], samples.get("accuracy"), unit=unit, protocol=IN_SAMPLE, n=n),
+            self.metric("auc", point["auc"], samples.get("auc"), unit=unit, protocol=ALL_PAIRS, n=n),
+            self.metric(
+                "optimal_threshold",
+                point["optimal_threshold"],
+                samples.get("optimal_threshold"),
+                unit=unit,
+                protocol=IN_SAMPLE,
+                n=n,
+            ),
+        ]
         if kfold is not None:
             held_out = f"{unit}, held-out correctness"
-            out += [self.metric("accuracy_kfold", kfold.mean, samples.get("accuracy_kfold"), unit=held_out,
-                                protocol=self.kfold_protocol, n=n, note=_join(self.kfold_note, kfold.note)),
-                    self.metric("accuracy_kfold_std", kfold.std, samples.get("accuracy_kfold_std"), unit=held_out,
-                                protocol=self.kfold_protocol, n=n)]
+            out += [
+                self.metric(
+                    "accuracy_kfold",
+                    kfold.mean,
+                    samples.get("accuracy_kfold"),
+                    unit=held_out,
+                    protocol=self.kfold_protocol,
+                    n=n,
+                    note=_join(self.kfold_note, kfold.note),
+                ),
+                self.metric(
+                    "accuracy_kfold_std",
+                    kfold.std,
+                    samples.get("accuracy_kfold_std"),
+                    unit=held_out,
+                    protocol=self.kfold_protocol,
+                    n=n,
+                ),
+            ]
         else:
-            out += [self.metric(name, np.nan, None, protocol=self.kfold_protocol, n=n, note=self.kfold_note)
-                    for name in ("accuracy_kfold", "accuracy_kfold_std")]
-        out.append(self.metric("eer", eer, samples.get("eer"), unit=unit, n=n,
-                               protocol="all pairs (FAR = FRR, interpolated)"))
+            out += [
+                self.metric(name, np.nan, None, protocol=self.kfold_protocol, n=n, note=self.kfold_note)
+                for name in ("accuracy_kfold", "accuracy_kfold_std")
+            ]
+        out.append(
+            self.metric("eer", eer, samples.get("eer"), unit=unit, n=n, protocol="all pairs (FAR = FRR, interpolated)")
+        )
         for far in self.fars:
             result = tars[far]
             name = far_metric(far)
-            out.append(self.metric(name, result.tar if result.reachable else np.nan, samples.get(name), unit=unit,
-                                   protocol=f"all pairs (largest threshold with FAR <= {far:g})", n=n, note=result.note,
-                                   extra={"threshold": result.threshold}))
+            out.append(
+                self.metric(
+                    name,
+                    result.tar if result.reachable else np.nan,
+                    samples.get(name),
+                    unit=unit,
+                    protocol=f"all pairs (largest threshold with FAR <= {far:g})",
+                    n=n,
+                    note=result.note,
+                    extra={"threshold": result.threshold},
+                )
+            )
         return out
 
     @classmethod
@@ -237,24 +317,43 @@ class AccuracyTask(BaseTask):
             folds = np.asarray(s["folds"], dtype=np.int64)
             correct = {e.model: stats.kfold_accuracy(e.values, labels, folds).correct for e in (a, b)}
             unit = s.get("unit", "pairs")
-            rows.append(paired_row(
-                "accuracy_kfold", a, b,
-                lambda e: float(np.mean(_per_fold(correct[e.model], folds))),
-                lambda e, counts: stats.fold_accuracy(correct[e.model], folds, counts)[0],
-                f"paired bootstrap({bootstrap_of(s).n_boot}, {unit}) of held-out correctness; "
-                f"{s.get('kfold_protocol', '')}", groups=s.get("groups")))
+            rows.append(
+                paired_row(
+                    "accuracy_kfold",
+                    a,
+                    b,
+                    lambda e: float(np.mean(_per_fold(correct[e.model], folds))),
+                    lambda e, counts: stats.fold_accuracy(correct[e.model], folds, counts)[0],
+                    f"paired bootstrap({bootstrap_of(s).n_boot}, {unit}) of held-out correctness; "
+                    f"{s.get('kfold_protocol', '')}",
+                    groups=s.get("groups"),
+                )
+            )
         result = stats.delong_test(a.values, b.values, labels)
         z = stats.normal_quantile(0.5 + float(s.get("ci", 0.95)) / 2)
-        rows.append({"metric": "auc", "value_a": result.auc_a, "value_b": result.auc_b, "diff": result.diff,
-                     "ci_low": result.diff - z * result.se, "ci_high": result.diff + z * result.se,
-                     "p_value": result.p_value, "test": "DeLong"})
+        rows.append(
+            {
+                "metric": "auc",
+                "value_a": result.auc_a,
+                "value_b": result.auc_b,
+                "diff": result.diff,
+                "ci_low": result.diff - z * result.se,
+                "ci_high": result.diff + z * result.se,
+                "p_value": result.p_value,
+                "test": "DeLong",
+            }
+        )
         return rows
 
     def scoring(self) -> dict[str, Any]:
-        return {**super().scoring(), "labels": self.labels.astype(int).tolist(),
-                "folds": None if self.folds is None else self.folds.tolist(),
-                "kfold_protocol": self.kfold_protocol,
-                "groups": None if self.groups is None else self.groups.tolist(), "unit": self.unit}
+        return {
+            **super().scoring(),
+            "labels": self.labels.astype(int).tolist(),
+            "folds": None if self.folds is None else self.folds.tolist(),
+            "kfold_protocol": self.kfold_protocol,
+            "groups": None if self.groups is None else self.groups.tolist(),
+            "unit": self.unit,
+        }
 
 
 def _per_fold(correct: np.ndarray, folds: np.ndarray) -> np.ndarray:

@@ -31,8 +31,10 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "clip": (f"{ZOO}.clip:Clip", {}),
     "dino": (f"{ZOO}.dino:Dino", {}),
     "hf": (f"{ZOO}.hf:HF", {}),
-    **{arch: (f"{ZOO}.iresnet:ArcFace", {"arch": arch})
-       for arch in ("iresnet18", "iresnet34", "iresnet50", "iresnet100", "iresnet200")},
+    **{
+        arch: (f"{ZOO}.iresnet:ArcFace", {"arch": arch})
+        for arch in ("iresnet18", "iresnet34", "iresnet50", "iresnet100", "iresnet200")
+    },
     "facenet": (f"{ZOO}.facenet:FaceNet", {}),
     "onnx": (f"{ZOO}.onnx:Onnx", {}),
     "timm": (f"{ZOO}.timm:Timm", {}),

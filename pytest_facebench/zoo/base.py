@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from torch import nn
 
 
-
 @dataclass(frozen=True)
 class WeightsConfig:
     """One set of pretrained weights, as data (in the spirit of timm's `pretrained_cfg`): where they come from,
@@ -86,18 +85,20 @@ def read_weights(path: Path, model_name: str, trusted: bool = False) -> dict[str
     try:
         from safetensors.torch import load_file
     except ImportError:
-        raise ModelError(f"model '{model_name}': {path} is a .safetensors file and safetensors is not installed "
-                         f"(pip install safetensors)") from None
+        raise ModelError(
+            f"model '{model_name}': {path} is a .safetensors file and safetensors is not installed "
+            f"(pip install safetensors)"
+        ) from None
     try:
         state = load_file(str(path), device="cpu")
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for bad headers
-        raise ModelError(f"model '{model_name}': cannot read {path}: {type(exc).__name__}: "
-                         f"{first_line(exc)}") from None
+        raise ModelError(f"model '{model_name}': cannot read {path}: {type(exc).__name__}: {first_line(exc)}") from None
     return {key.removeprefix("module."): value for key, value in state.items()}
 
 
-def load_strict(net: nn.Module, state: dict[str, torch.Tensor], source: Path | str, model_name: str,
-                expected: str) -> None:
+def load_strict(
+    net: nn.Module, state: dict[str, torch.Tensor], source: Path | str, model_name: str, expected: str
+) -> None:
     """See `ZooModel.load_strict`; `expected` names the architecture (e.g. "iresnet50")."""
     problems = state_mismatch(net.state_dict(), state)
     if problems:
@@ -113,10 +114,16 @@ def state_mismatch(expected: dict[str, Any], got: dict[str, Any], limit: int = 3
     the network)', or '' when the keys and shapes agree."""
     missing = [key for key in expected if key not in got]
     unexpected = [key for key in got if key not in expected]
-    shapes = [f"{key}: {tuple(got[key].shape)} in the file, {tuple(value.shape)} in the network"
-              for key, value in expected.items() if key in got and tuple(got[key].shape) != tuple(value.shape)]
-    parts = [_count(missing, "missing key", limit), _count(unexpected, "unexpected key", limit),
-             _count(shapes, "shape mismatch", limit, plural="shape mismatches")]
+    shapes = [
+        f"{key}: {tuple(got[key].shape)} in the file, {tuple(value.shape)} in the network"
+        for key, value in expected.items()
+        if key in got and tuple(got[key].shape) != tuple(value.shape)
+    ]
+    parts = [
+        _count(missing, "missing key", limit),
+        _count(unexpected, "unexpected key", limit),
+        _count(shapes, "shape mismatch", limit, plural="shape mismatches"),
+    ]
     return "; ".join(part for part in parts if part)
 
 

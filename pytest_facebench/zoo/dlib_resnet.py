@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 # dlib's python_examples/face_recognition.py: the descriptor of a face is computed on the 150×150 chip that
 # get_face_chip / compute_face_descriptor(img, shape) cut out (padding 0.25), from uint8 RGB pixels. Chips
 # already 150×150 pass through untouched: scaled to [0, 1] (mean 0, std 1) and rounded back exactly.
-CHIP_PREPROCESSING = Preprocessing(input_size=150, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
-                                   interpolation="bilinear", crop="none")
+CHIP_PREPROCESSING = Preprocessing(
+    input_size=150, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), interpolation="bilinear", crop="none"
+)
 
 
 class DlibResNet(ZooModel):
@@ -33,14 +34,18 @@ class DlibResNet(ZooModel):
     def __init__(self, *args: Any, num_jitters: int = 0, **kwargs: Any):
         super().__init__(*args, **kwargs)
         if self.weights is not None:
-            raise ModelError(f"model '{self.name}': the dlib descriptor's weights come with face_recognition_models; "
-                             f"remove weights = {self.weights!r}")
+            raise ModelError(
+                f"model '{self.name}': the dlib descriptor's weights come with face_recognition_models; "
+                f"remove weights = {self.weights!r}"
+            )
         if not isinstance(num_jitters, int) or isinstance(num_jitters, bool) or num_jitters < 0:
             raise ModelError(f"model '{self.name}': num_jitters must be a whole number >= 0; got {num_jitters!r}")
         inner = [layer for layer in self.layers if layer != OUTPUT]
         if inner:
-            raise ModelError(f"model '{self.name}': the dlib descriptor exposes only the layer 'output'; "
-                             f"remove {', '.join(repr(layer) for layer in inner)} from layers")
+            raise ModelError(
+                f"model '{self.name}': the dlib descriptor exposes only the layer 'output'; "
+                f"remove {', '.join(repr(layer) for layer in inner)} from layers"
+            )
         self.num_jitters = num_jitters
 
     def reference_preprocessing(self) -> Preprocessing:
@@ -59,8 +64,10 @@ class DlibResNet(ZooModel):
 
     def identity_extra(self) -> dict[str, Any]:
         dlib_version = installed_version("dlib")
-        return {**super().identity_extra(),
-                "dlib": dlib_version if dlib_version != "absent" else installed_version("dlib-bin")}
+        return {
+            **super().identity_extra(),
+            "dlib": dlib_version if dlib_version != "absent" else installed_version("dlib-bin"),
+        }
 
     def _build_model(self) -> nn.Module:
         from .runtimes import DlibDescriptor

@@ -23,8 +23,9 @@ INSTALL = "pip install --no-deps facenet-pytorch"
 
 # facenet-pytorch's models/mtcnn.py: fixed_image_standardization(x) = (x - 127.5) / 128 on 0..255 pixels of the
 # 160×160 RGB crops MTCNN makes (extract_face: PIL crop, then resize with Image.BILINEAR).
-FACENET_PREPROCESSING = Preprocessing(input_size=160, mean=(127.5 / 255,) * 3, std=(128 / 255,) * 3,
-                                      interpolation="bilinear", crop="none")
+FACENET_PREPROCESSING = Preprocessing(
+    input_size=160, mean=(127.5 / 255,) * 3, std=(128 / 255,) * 3, interpolation="bilinear", crop="none"
+)
 
 
 def torch_home() -> Path:
@@ -73,8 +74,10 @@ class FaceNet(ZooModel):
             raise WeightsUnavailable(f"model '{self.name}': facenet-pytorch is not installed; {INSTALL}")
         if self.weights in PRETRAINED_FILES and self.pretrained_file() is None:
             place, other = pretrained_candidates(str(self.weights))
-            raise WeightsUnavailable(f"model '{self.name}': FaceNet '{self.weights}' weights are not on this machine: "
-                                     f"put {RELEASES}{place.name} at {place} (or {other})")
+            raise WeightsUnavailable(
+                f"model '{self.name}': FaceNet '{self.weights}' weights are not on this machine: "
+                f"put {RELEASES}{place.name} at {place} (or {other})"
+            )
         super().check_weights()
 
     def weights_identity(self) -> str:
@@ -103,4 +106,3 @@ class FaceNet(ZooModel):
         if not embedding:
             raise ModelError(f"model '{self.name}': {path} holds only a classifier head ('logits.*'), no network")
         self.load_strict(net, embedding, path, expected="facenet-pytorch's InceptionResnetV1")
-

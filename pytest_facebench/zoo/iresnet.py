@@ -19,8 +19,9 @@ ARCHS = ("iresnet18", "iresnet34", "iresnet50", "iresnet100", "iresnet200")
 # x.div_(255).sub_(0.5).div_(0.5); its eval/verification.py feeds the RGB-decoded 112×112 aligned faces
 # of the .bin packs the same way. Aligned 112×112 inputs are not resampled (a resize to the same size is
 # the identity); larger inputs are downscaled with antialiasing, where cv2.resize's INTER_LINEAR is not.
-ARCFACE_PREPROCESSING = Preprocessing(input_size=112, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-                                      interpolation="bilinear", crop="none")
+ARCFACE_PREPROCESSING = Preprocessing(
+    input_size=112, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bilinear", crop="none"
+)
 
 
 class ArcFace(ZooModel):
@@ -34,14 +35,23 @@ class ArcFace(ZooModel):
     default_align: ClassVar[str] = "arcface_112"
     named_weights: ClassVar[tuple[str, ...]] = ("untrained",)
 
-    def __init__(self, *args: Any, arch: str = "iresnet50", weights: str | None = None, seed: int = 0,
-                 num_features: int = 512, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        arch: str = "iresnet50",
+        weights: str | None = None,
+        seed: int = 0,
+        num_features: int = 512,
+        **kwargs: Any,
+    ):
         super().__init__(*args, weights=weights, **kwargs)
         if arch not in ARCHS:
             raise ModelError(f"model '{self.name}': arch must be one of {', '.join(ARCHS)}; got {arch!r}")
         if not weights:
-            raise ModelError(f"model '{self.name}': {arch} needs weights = \"<path to backbone.pth>\" (an "
-                             f"arcface_torch state_dict) or weights = \"untrained\"")
+            raise ModelError(
+                f"model '{self.name}': {arch} needs weights = \"<path to backbone.pth>\" (an "
+                f'arcface_torch state_dict) or weights = "untrained"'
+            )
         self.arch = arch
         self.seed = seed
         self.num_features = num_features
@@ -63,7 +73,9 @@ class ArcFace(ZooModel):
         looks_like_iresnet = "prelu.weight" in state and "features.running_var" in state
         if looks_like_iresnet and found != STAGES[self.arch]:
             named = next((arch for arch, stages in STAGES.items() if stages == found), None)
-            hint = f"set arch = \"{named}\"" if named else f"no iresnet has {list(found)} blocks per stage"
-            raise ModelError(f"model '{self.name}': {path} holds a backbone with {list(found)} blocks per stage, "
-                             f"but arch = \"{self.arch}\" has {list(STAGES[self.arch])}; {hint}")
+            hint = f'set arch = "{named}"' if named else f"no iresnet has {list(found)} blocks per stage"
+            raise ModelError(
+                f"model '{self.name}': {path} holds a backbone with {list(found)} blocks per stage, "
+                f'but arch = "{self.arch}" has {list(STAGES[self.arch])}; {hint}'
+            )
         self.load_strict(net, state, path, expected=f"insightface's {self.arch}")

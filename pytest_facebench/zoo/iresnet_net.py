@@ -12,8 +12,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-STAGES = {"iresnet18": (2, 2, 2, 2), "iresnet34": (3, 4, 6, 3), "iresnet50": (3, 4, 14, 3),
-          "iresnet100": (3, 13, 30, 3), "iresnet200": (6, 26, 60, 6)}
+STAGES = {
+    "iresnet18": (2, 2, 2, 2),
+    "iresnet34": (3, 4, 6, 3),
+    "iresnet50": (3, 4, 14, 3),
+    "iresnet100": (3, 13, 30, 3),
+    "iresnet200": (6, 26, 60, 6),
+}
 WIDTHS = (64, 128, 256, 512)
 FC_SPATIAL = 7 * 7  # the last stage's map for a 112×112 input
 
@@ -68,7 +73,8 @@ class IResNet(nn.Module):
         """One stage: the first block halves the resolution (stride 2) and projects the shortcut."""
         downsample = nn.Sequential(
             nn.Conv2d(self.inplanes, planes * IBasicBlock.expansion, kernel_size=1, stride=2, bias=False),
-            nn.BatchNorm2d(planes * IBasicBlock.expansion, eps=1e-05))
+            nn.BatchNorm2d(planes * IBasicBlock.expansion, eps=1e-05),
+        )
         layers = [IBasicBlock(self.inplanes, planes, stride=2, downsample=downsample)]
         self.inplanes = planes * IBasicBlock.expansion
         layers += [IBasicBlock(self.inplanes, planes) for _ in range(1, blocks)]

@@ -51,8 +51,10 @@ class Onnx(ZooModel):
             raise ModelError(f"model '{self.name}': an ONNX model needs weights = \"<path to the .onnx file>\"")
         inner = [layer for layer in self.layers if layer != OUTPUT]
         if inner:
-            raise ModelError(f"model '{self.name}': ONNX models expose only the layer 'output'; "
-                             f"remove {', '.join(repr(layer) for layer in inner)} from layers")
+            raise ModelError(
+                f"model '{self.name}': ONNX models expose only the layer 'output'; "
+                f"remove {', '.join(repr(layer) for layer in inner)} from layers"
+            )
 
     # --- preprocessing ----------------------------------------------------------------------------
     def reference_preprocessing(self) -> Preprocessing:
@@ -79,8 +81,11 @@ class Onnx(ZooModel):
         if device.type == "cuda":
             if "CUDAExecutionProvider" in ort.get_available_providers():
                 return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
-            log.warning("model '%s': onnxruntime has no CUDA provider (pip install onnxruntime-gpu); running the "
-                        "ONNX model on the CPU", self.name)
+            log.warning(
+                "model '%s': onnxruntime has no CUDA provider (pip install onnxruntime-gpu); running the "
+                "ONNX model on the CPU",
+                self.name,
+            )
         return ["CPUExecutionProvider"]
 
     def _build_model(self) -> nn.Module:
@@ -93,8 +98,9 @@ class Onnx(ZooModel):
         try:
             session = ort.InferenceSession(str(path), providers=self.providers())
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own pybind11 error types
-            raise ModelError(f"model '{self.name}': cannot load ONNX model {path}: {type(exc).__name__}: "
-                             f"{first_line(exc)}") from None
+            raise ModelError(
+                f"model '{self.name}': cannot load ONNX model {path}: {type(exc).__name__}: {first_line(exc)}"
+            ) from None
         batch = session.get_inputs()[0].shape[0]
         return OnnxSession(session, batch_size=batch if isinstance(batch, int) and batch > 0 else None)
 
@@ -120,8 +126,9 @@ def graph_input(path: Path) -> tuple[int | None, int | None, bool]:
         raise ModelError(f"ONNX model {path} has no input")
     dims = [dim.dim_value if dim.HasField("dim_value") else None for dim in inputs[0].type.tensor_type.shape.dim]
     names = [node.name for node in graph.node[:8]]
-    normalizes = (any(n.startswith(("Sub", "_minus")) for n in names)
-                  and any(n.startswith(("Mul", "_mul")) for n in names))
+    normalizes = any(n.startswith(("Sub", "_minus")) for n in names) and any(
+        n.startswith(("Mul", "_mul")) for n in names
+    )
     return (*_size_and_batch(dims, path), normalizes)
 
 
@@ -135,8 +142,9 @@ def _session_input(path: Path) -> tuple[int | None, int | None, bool]:
 
 def _size_and_batch(dims: list[int | None], path: Path) -> tuple[int | None, int | None]:
     if len(dims) != 4:
-        raise ModelError(f"ONNX model {path}: expected an image input (batch, 3, height, width); got {len(dims)} "
-                         f"dimensions")
+        raise ModelError(
+            f"ONNX model {path}: expected an image input (batch, 3, height, width); got {len(dims)} dimensions"
+        )
     batch, _channels, height, width = (d or None for d in dims)
     if height and width and height != width:
         raise ModelError(f"ONNX model {path} takes {height}×{width} inputs; only square inputs are supported")

@@ -28,7 +28,9 @@ def import_open_clip(model_name: str) -> Any:
     try:
         import open_clip
     except ImportError:
-        raise WeightsUnavailable(f"model '{model_name}': open_clip is not installed; pip install open_clip_torch") from None
+        raise WeightsUnavailable(
+            f"model '{model_name}': open_clip is not installed; pip install open_clip_torch"
+        ) from None
     return open_clip
 
 
@@ -43,15 +45,26 @@ class OpenClip(ZooModel):
 
     named_weights: ClassVar[tuple[str, ...]] = ("untrained",)
 
-    def __init__(self, *args: Any, arch: str = "ViT-B-32", pretrained: str | None = None, weights: str | None = None,
-                 seed: int = 0, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        arch: str = "ViT-B-32",
+        pretrained: str | None = None,
+        weights: str | None = None,
+        seed: int = 0,
+        **kwargs: Any,
+    ):
         super().__init__(*args, weights=weights, **kwargs)
         if pretrained and weights:
-            raise ModelError(f"model '{self.name}': give either pretrained (an open_clip tag) or weights (a checkpoint "
-                             f"file or 'untrained'), not both")
+            raise ModelError(
+                f"model '{self.name}': give either pretrained (an open_clip tag) or weights (a checkpoint "
+                f"file or 'untrained'), not both"
+            )
         if not pretrained and not weights:
-            raise ModelError(f"model '{self.name}': open_clip '{arch}' needs pretrained = \"<tag>\" (e.g. "
-                             f"\"laion2b_s34b_b79k\") or weights = \"<checkpoint file>\" or \"untrained\"")
+            raise ModelError(
+                f"model '{self.name}': open_clip '{arch}' needs pretrained = \"<tag>\" (e.g. "
+                f'"laion2b_s34b_b79k") or weights = "<checkpoint file>" or "untrained"'
+            )
         self.arch = arch
         self.pretrained = pretrained
         self.seed = seed
@@ -62,8 +75,10 @@ class OpenClip(ZooModel):
         cfg = open_clip.get_model_config(self.arch)
         if cfg is None:
             close = difflib.get_close_matches(self.arch, open_clip.list_models(), n=5, cutoff=0.6)
-            raise ModelError(f"model '{self.name}': open_clip has no architecture '{self.arch}' (closest: "
-                             f"{', '.join(close) if close else 'none'})")
+            raise ModelError(
+                f"model '{self.name}': open_clip has no architecture '{self.arch}' (closest: "
+                f"{', '.join(close) if close else 'none'})"
+            )
         return cfg
 
     def tag_cfg(self) -> dict[str, Any]:
@@ -75,9 +90,11 @@ class OpenClip(ZooModel):
         if not cfg:
             tags = open_clip.list_pretrained_tags_by_model(self.arch)
             looks_like_file = os.sep in self.pretrained or Path(self.pretrained).suffix != ""
-            hint = "; a checkpoint file goes in weights = \"<path>\"" if looks_like_file else ""
-            raise ModelError(f"model '{self.name}': '{self.pretrained}' is not an open_clip tag of {self.arch} (known: "
-                             f"{', '.join(tags[:8]) or 'none'}){hint}")
+            hint = '; a checkpoint file goes in weights = "<path>"' if looks_like_file else ""
+            raise ModelError(
+                f"model '{self.name}': '{self.pretrained}' is not an open_clip tag of {self.arch} (known: "
+                f"{', '.join(tags[:8]) or 'none'}){hint}"
+            )
         return cfg
 
     def quick_gelu(self) -> bool:
@@ -104,9 +121,11 @@ class OpenClip(ZooModel):
         cfg = self.tag_cfg()
         hub = cfg.get("hf_hub", "")
         if not hub:
-            raise WeightsUnavailable(f"model '{self.name}': open_clip tag '{self.pretrained}' of {self.arch} has no "
-                                     f"Hugging Face copy; download {cfg.get('url', 'its checkpoint')} and set "
-                                     f"weights = \"<that file>\"")
+            raise WeightsUnavailable(
+                f"model '{self.name}': open_clip tag '{self.pretrained}' of {self.arch} has no "
+                f"Hugging Face copy; download {cfg.get('url', 'its checkpoint')} and set "
+                f'weights = "<that file>"'
+            )
         # 'org/repo/' names the repo's default file; 'org/repo/file.bin' a file (open_clip's download_pretrained)
         repo, filename = (hub.rstrip("/"), "") if hub.endswith("/") else os.path.split(hub)
         names = [*safe_alternatives(filename), filename] if filename else list(HF_FILES)
@@ -122,9 +141,11 @@ class OpenClip(ZooModel):
             if found is None:
                 from huggingface_hub.constants import HF_HUB_CACHE
 
-                raise WeightsUnavailable(f"model '{self.name}': open_clip weights {self.arch}/{self.pretrained} are not "
-                                         f"in the Hugging Face cache ({HF_HUB_CACHE}); download them once with: "
-                                         f"hf download {repo}")
+                raise WeightsUnavailable(
+                    f"model '{self.name}': open_clip weights {self.arch}/{self.pretrained} are not "
+                    f"in the Hugging Face cache ({HF_HUB_CACHE}); download them once with: "
+                    f"hf download {repo}"
+                )
         super().check_weights()
 
     def weights_identity(self) -> str:
@@ -137,8 +158,11 @@ class OpenClip(ZooModel):
         return f"hf:{repo}@{commit}/{found.name}"
 
     def identity_extra(self) -> dict[str, Any]:
-        return {**super().identity_extra(), "open_clip": installed_version("open_clip_torch"),
-                "quick_gelu": self.quick_gelu()}
+        return {
+            **super().identity_extra(),
+            "open_clip": installed_version("open_clip_torch"),
+            "quick_gelu": self.quick_gelu(),
+        }
 
     # --- building ---------------------------------------------------------------------------------
     def _build_model(self) -> nn.Module:
@@ -158,12 +182,14 @@ class OpenClip(ZooModel):
     def _load_weights(self, net: nn.Module, path: Path) -> None:
         state = self.read_weights(path)
         if any(key.startswith(VISUAL) for key in state):
-            state = {key[len(VISUAL):]: value for key, value in state.items() if key.startswith(VISUAL)}
+            state = {key[len(VISUAL) :]: value for key, value in state.items() if key.startswith(VISUAL)}
         try:
             self.load_strict(net, state, path, expected=f"open_clip's {self.arch} image tower")
         except ModelError as exc:
-            raise ModelError(f"{exc} (checkpoints in other formats, such as OpenAI's TorchScript files or "
-                             f"big_vision .npz, are not converted)") from None
+            raise ModelError(
+                f"{exc} (checkpoints in other formats, such as OpenAI's TorchScript files or "
+                f"big_vision .npz, are not converted)"
+            ) from None
 
 
 def open_clip_preprocessing(cfg: dict[str, Any], model_name: str = "") -> Preprocessing:
@@ -173,13 +199,21 @@ def open_clip_preprocessing(cfg: dict[str, Any], model_name: str = "") -> Prepro
     size = cfg["size"]
     height, width = (size, size) if isinstance(size, int) else tuple(size)
     if height != width:
-        raise ModelError(f"model '{model_name}': open_clip image size {height}×{width} is not square; only square "
-                         f"inputs are supported")
+        raise ModelError(
+            f"model '{model_name}': open_clip image size {height}×{width} is not square; only square "
+            f"inputs are supported"
+        )
     mean, std = cfg["mean"], cfg["std"]
     mean = tuple(mean) if isinstance(mean, (list, tuple)) else (mean,) * 3
     std = tuple(std) if isinstance(std, (list, tuple)) else (std,) * 3
     interpolation = "bilinear" if cfg.get("interpolation") == "bilinear" else "bicubic"  # 'random' → bicubic
     if cfg.get("resize_mode", "shortest") == "shortest":
-        return Preprocessing(input_size=int(height), resize_size=int(height), mean=mean, std=std,
-                             interpolation=interpolation, crop="center")
+        return Preprocessing(
+            input_size=int(height),
+            resize_size=int(height),
+            mean=mean,
+            std=std,
+            interpolation=interpolation,
+            crop="center",
+        )
     return Preprocessing(input_size=int(height), mean=mean, std=std, interpolation=interpolation, crop="none")

@@ -20,8 +20,7 @@ class Pixels(BaseModel):
         super().__init__(*args, **kwargs)
         self.size = size
         if kwargs.get("preprocessing") is None:
-            self.preprocessing = Preprocessing(input_size=size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
-                                               crop="none")
+            self.preprocessing = Preprocessing(input_size=size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), crop="none")
 
     def _build_model(self) -> nn.Module:
         from torch import nn

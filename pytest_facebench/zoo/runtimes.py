@@ -27,8 +27,10 @@ class OnnxSession(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         array = x.detach().float().cpu().numpy()
         step = self.batch_size or len(array)
-        outputs = [self.session.run([self.output_name], {self.input_name: array[i:i + step]})[0]
-                   for i in range(0, len(array), step)]
+        outputs = [
+            self.session.run([self.output_name], {self.input_name: array[i : i + step]})[0]
+            for i in range(0, len(array), step)
+        ]
         return torch.from_numpy(np.concatenate(outputs)).to(x.device)
 
     def extra_repr(self) -> str:
@@ -49,8 +51,10 @@ class DlibDescriptor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != 3 or tuple(x.shape[2:]) != (self.CHIP, self.CHIP):
-            raise ModelError(f"dlib's face descriptor takes (batch, 3, 150, 150) chips; got {tuple(x.shape)} "
-                             f"(keep the preprocessing's input_size at 150)")
+            raise ModelError(
+                f"dlib's face descriptor takes (batch, 3, 150, 150) chips; got {tuple(x.shape)} "
+                f"(keep the preprocessing's input_size at 150)"
+            )
         pixels = (x.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
         chips = [np.ascontiguousarray(chip) for chip in pixels.permute(0, 2, 3, 1).numpy()]
         descriptors = self.facerec.compute_face_descriptor(chips, self.num_jitters)

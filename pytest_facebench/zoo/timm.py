@@ -44,17 +44,28 @@ class Timm(ZooModel):
 
     named_weights: ClassVar[tuple[str, ...]] = ("pretrained", "untrained")
 
-    def __init__(self, *args: Any, arch: str = "", weights: str | None = "pretrained", output: str = "pre_logits",
-                 model_kwargs: dict[str, Any] | None = None, seed: int = 0, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        arch: str = "",
+        weights: str | None = "pretrained",
+        output: str = "pre_logits",
+        model_kwargs: dict[str, Any] | None = None,
+        seed: int = 0,
+        **kwargs: Any,
+    ):
         super().__init__(*args, weights=weights or "pretrained", **kwargs)
         if not arch or not isinstance(arch, str):
-            raise ModelError(f"model '{self.name}': a timm model needs arch = \"<timm model name>\", e.g. "
-                             f"\"resnet50.a1_in1k\"")
+            raise ModelError(
+                f'model \'{self.name}\': a timm model needs arch = "<timm model name>", e.g. "resnet50.a1_in1k"'
+            )
         if output not in OUTPUTS:
             raise ModelError(f"model '{self.name}': output must be one of {', '.join(OUTPUTS)}; got {output!r}")
         if model_kwargs is not None and not isinstance(model_kwargs, dict):
-            raise ModelError(f"model '{self.name}': model_kwargs must be a table of timm.create_model arguments; "
-                             f"got {model_kwargs!r}")
+            raise ModelError(
+                f"model '{self.name}': model_kwargs must be a table of timm.create_model arguments; "
+                f"got {model_kwargs!r}"
+            )
         self.arch = arch
         self.output = output
         self.model_kwargs = dict(model_kwargs or {})
@@ -72,8 +83,10 @@ class Timm(ZooModel):
             raise ModelError(f"model '{self.name}': {first_line(exc)} Known: {', '.join(tags[:8]) or 'none'}") from None
         if cfg is None and not timm.is_model(self.arch):
             close = difflib.get_close_matches(self.arch, timm.list_models(), n=5, cutoff=0.6)
-            raise ModelError(f"model '{self.name}': timm has no model '{self.arch}' (closest: "
-                             f"{', '.join(close) if close else 'none'})")
+            raise ModelError(
+                f"model '{self.name}': timm has no model '{self.arch}' (closest: "
+                f"{', '.join(close) if close else 'none'})"
+            )
         return cfg.to_dict() if cfg is not None else {}
 
     def reference_preprocessing(self) -> Preprocessing:
@@ -81,8 +94,11 @@ class Timm(ZooModel):
 
         args = {"img_size": self.model_kwargs["img_size"]} if "img_size" in self.model_kwargs else {}
         cfg = self.pretrained_cfg()
-        data = resolve_data_config(args, pretrained_cfg=cfg) if cfg or args else resolve_data_config(
-            {"input_size": (3, 224, 224)})
+        data = (
+            resolve_data_config(args, pretrained_cfg=cfg)
+            if cfg or args
+            else resolve_data_config({"input_size": (3, 224, 224)})
+        )
         return timm_preprocessing(data, self.name)
 
     # --- weights ----------------------------------------------------------------------------------
@@ -100,8 +116,10 @@ class Timm(ZooModel):
         if url:
             cached = torch_hub_checkpoint(url)
             return url, cached if cached.is_file() else None
-        raise ModelError(f"model '{self.name}': timm has no pretrained weights for '{self.arch}'; use "
-                         f"weights = \"untrained\" or a checkpoint path")
+        raise ModelError(
+            f"model '{self.name}': timm has no pretrained weights for '{self.arch}'; use "
+            f'weights = "untrained" or a checkpoint path'
+        )
 
     def check_weights(self) -> None:
         if importlib.util.find_spec("timm") is None:
@@ -111,10 +129,15 @@ class Timm(ZooModel):
             if found is None:
                 from huggingface_hub.constants import HF_HUB_CACHE
 
-                how = (f"download them once with: hf download {source}" if "://" not in source
-                       else f"download {source} to {torch_hub_checkpoint(source)}")
-                raise WeightsUnavailable(f"model '{self.name}': timm weights for '{self.arch}' are not in the "
-                                         f"Hugging Face cache ({HF_HUB_CACHE}); {how}")
+                how = (
+                    f"download them once with: hf download {source}"
+                    if "://" not in source
+                    else f"download {source} to {torch_hub_checkpoint(source)}"
+                )
+                raise WeightsUnavailable(
+                    f"model '{self.name}': timm weights for '{self.arch}' are not in the "
+                    f"Hugging Face cache ({HF_HUB_CACHE}); {how}"
+                )
         else:
             self.pretrained_cfg()  # an unknown name is a ModelError before anything is built
         super().check_weights()
@@ -139,8 +162,10 @@ class Timm(ZooModel):
             with seeded(self.seed):
                 net = timm.create_model(self.arch, pretrained=False, **self.model_kwargs)
         except (RuntimeError, TypeError, ValueError) as exc:
-            raise ModelError(f"model '{self.name}': timm.create_model('{self.arch}', **{self.model_kwargs}) failed: "
-                             f"{type(exc).__name__}: {first_line(exc)}") from None
+            raise ModelError(
+                f"model '{self.name}': timm.create_model('{self.arch}', **{self.model_kwargs}) failed: "
+                f"{type(exc).__name__}: {first_line(exc)}"
+            ) from None
         if self.weights == "pretrained":
             _, found = self.pretrained_file()
             assert found is not None  # check_weights ran
@@ -152,15 +177,20 @@ class Timm(ZooModel):
         expected = net.state_dict()
         if set(state) != set(expected):
             state = _timm_filter(net, state, self.name, path)
-        head = [key for key, value in state.items()
-                if key in expected and value.dim() == 2 and tuple(value.shape) != tuple(expected[key].shape)]
+        head = [
+            key
+            for key, value in state.items()
+            if key in expected and value.dim() == 2 and tuple(value.shape) != tuple(expected[key].shape)
+        ]
         try:
             self.load_strict(net, state, path, expected=f"timm's {self.arch} ({type(net).__name__})")
         except ModelError as exc:
             if not head:
                 raise
-            raise ModelError(f"{exc}; if only the classifier differs, set model_kwargs = {{ num_classes = "
-                             f"{state[head[-1]].shape[0]} }}") from None
+            raise ModelError(
+                f"{exc}; if only the classifier differs, set model_kwargs = {{ num_classes = "
+                f"{state[head[-1]].shape[0]} }}"
+            ) from None
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         assert self.net is not None
@@ -175,14 +205,20 @@ def timm_preprocessing(data: dict[str, Any], model_name: str = "") -> Preprocess
     'border' (fit the longer side, pad) differ from this only on non-square images."""
     _, height, width = data["input_size"]
     if height != width:
-        raise ModelError(f"model '{model_name}': timm input size {height}×{width} is not square; only square "
-                         f"inputs are supported (set preprocessing = {{ input_size = N }})")
+        raise ModelError(
+            f"model '{model_name}': timm input size {height}×{width} is not square; only square "
+            f"inputs are supported (set preprocessing = {{ input_size = N }})"
+        )
     crop_pct = data.get("crop_pct") or 0.875  # timm.data.DEFAULT_CROP_PCT
     interpolation = data.get("interpolation", "bilinear")
-    return Preprocessing(input_size=int(height), resize_size=math.floor(height / crop_pct),
-                         mean=tuple(data["mean"]), std=tuple(data["std"]),
-                         interpolation=interpolation if interpolation in INTERPOLATIONS else "bicubic",
-                         crop="center")
+    return Preprocessing(
+        input_size=int(height),
+        resize_size=math.floor(height / crop_pct),
+        mean=tuple(data["mean"]),
+        std=tuple(data["std"]),
+        interpolation=interpolation if interpolation in INTERPOLATIONS else "bicubic",
+        crop="center",
+    )
 
 
 def _timm_filter(net: Any, state: dict[str, torch.Tensor], model_name: str, path: Path) -> dict[str, torch.Tensor]:
@@ -198,5 +234,7 @@ def _timm_filter(net: Any, state: dict[str, torch.Tensor], model_name: str, path
         except TypeError:
             return convert(state)
     except Exception as exc:  # noqa: BLE001 - converters index keys they expect
-        raise ModelError(f"model '{model_name}': {path} does not fit {type(net).__name__} and timm cannot convert it: "
-                         f"{type(exc).__name__}: {first_line(exc)}") from None
+        raise ModelError(
+            f"model '{model_name}': {path} does not fit {type(net).__name__} and timm cannot convert it: "
+            f"{type(exc).__name__}: {first_line(exc)}"
+        ) from None

@@ -17,12 +17,17 @@ if TYPE_CHECKING:  # torch loads when the network is built: a run served from th
 
 IMAGENET_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"  # VGG16_Weights.IMAGENET1K_V1.url
 WEIGHTS = {
-    "untrained": WeightsConfig(source="torchvision vgg16(weights=None) under torch.manual_seed(seed)",
-                               preprocessing=Preprocessing(input_size=224, crop="none")),
+    "untrained": WeightsConfig(
+        source="torchvision vgg16(weights=None) under torch.manual_seed(seed)",
+        preprocessing=Preprocessing(input_size=224, crop="none"),
+    ),
     # torchvision's VGG16_Weights.IMAGENET1K_V1.transforms(): resize 256 (bilinear), centre crop 224, ImageNet mean/std
-    "imagenet": WeightsConfig(source="torchvision:VGG16_Weights.IMAGENET1K_V1", url=IMAGENET_URL,
-                              preprocessing=Preprocessing(input_size=224, resize_size=256, crop="center"),
-                              license="BSD-3-Clause (torchvision)"),
+    "imagenet": WeightsConfig(
+        source="torchvision:VGG16_Weights.IMAGENET1K_V1",
+        url=IMAGENET_URL,
+        preprocessing=Preprocessing(input_size=224, resize_size=256, crop="center"),
+        license="BSD-3-Clause (torchvision)",
+    ),
 }
 
 
@@ -47,9 +52,11 @@ class Vgg16(BaseModel):
         if self.weights == "imagenet":
             cached = torch_hub_checkpoint(IMAGENET_URL)
             if not cached.is_file() and not host_reachable("download.pytorch.org"):
-                raise WeightsUnavailable(f"model '{self.name}': torchvision weights VGG16_Weights.IMAGENET1K_V1 are "
-                                         f"not in the torch hub cache and download.pytorch.org cannot be reached; put "
-                                         f"{IMAGENET_URL} at {cached}")
+                raise WeightsUnavailable(
+                    f"model '{self.name}': torchvision weights VGG16_Weights.IMAGENET1K_V1 are "
+                    f"not in the torch hub cache and download.pytorch.org cannot be reached; put "
+                    f"{IMAGENET_URL} at {cached}"
+                )
         super().check_weights()
 
     def _build_model(self) -> nn.Module:

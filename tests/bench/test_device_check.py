@@ -28,20 +28,38 @@ def _load_summary_module():
 
 
 ds = _load_summary_module()
-TARGET_IDS = [f"sustained/model_only[{p},{d}]" for d in ("pil", "torchvision") for p in ("fp32", "bf16")] + [
-    f"naive/task_{w}[{p},{d}]" for d in ("pil", "torchvision") for p in ("fp32", "bf16") for w in ("cold", "warm")
-] + ["grid_cold/grid_warm"]
+TARGET_IDS = (
+    [f"sustained/model_only[{p},{d}]" for d in ("pil", "torchvision") for p in ("fp32", "bf16")]
+    + [f"naive/task_{w}[{p},{d}]" for d in ("pil", "torchvision") for p in ("fp32", "bf16") for w in ("cold", "warm")]
+    + ["grid_cold/grid_warm"]
+)
 
 
 def _pil_run() -> dict:
     """A throughput.py report as the CUDA run writes it (figures chosen so each ratio is easy by hand)."""
     return {
-        "args": {"images": 2000, "pairs": 6000, "sustained": 13000, "naive_pairs": 1500, "batch_size": 128,
-                 "model_only_iters": 20, "grid_args": ""},
-        "fp32": {"model_only_img_s": 900.0, "model_only_channels_last_img_s": 1000.0,
-                 "sustained": {"images_per_s": 860.0}, "task_cold_s": 5.0, "task_warm_s": 0.5},
-        "bf16": {"model_only_img_s": 2000.0, "sustained": {"images_per_s": 1300.0},
-                 "task_cold_s": 8.0, "task_warm_s": 0.75},
+        "args": {
+            "images": 2000,
+            "pairs": 6000,
+            "sustained": 13000,
+            "naive_pairs": 1500,
+            "batch_size": 128,
+            "model_only_iters": 20,
+            "grid_args": "",
+        },
+        "fp32": {
+            "model_only_img_s": 900.0,
+            "model_only_channels_last_img_s": 1000.0,
+            "sustained": {"images_per_s": 860.0},
+            "task_cold_s": 5.0,
+            "task_warm_s": 0.5,
+        },
+        "bf16": {
+            "model_only_img_s": 2000.0,
+            "sustained": {"images_per_s": 1300.0},
+            "task_cold_s": 8.0,
+            "task_warm_s": 0.75,
+        },
         "naive": {"pairs": 1500, "seconds": 15.0, "extrapolated_s": 60.0},
         "grid": {"cold": 30.0, "warm": 1.5, "warm_rescore": 3.0, "cold_rc": 0, "warm_rc": 0, "warm_rescore_rc": 0},
     }
@@ -52,9 +70,13 @@ def _write_steps(work: Path, rows: list[tuple]) -> None:
     (work / "steps.tsv").write_text("".join("\t".join(map(str, r)) + "\n" for r in rows))
 
 
-ALL_RAN = [("env", 1, 0, 3.0, 60, "ran", ""), ("throughput_pil", 1, 0, 100.0, 240, "ran", ""),
-           ("gpu_tests", 1, 0, 12.0, 90, "ran", ""), ("xdist_grid", 1, 0, 30.0, 120, "ran", ""),
-           ("throughput_torchvision", 0, 0, 40.0, 120, "ran", "")]
+ALL_RAN = [
+    ("env", 1, 0, 3.0, 60, "ran", ""),
+    ("throughput_pil", 1, 0, 100.0, 240, "ran", ""),
+    ("gpu_tests", 1, 0, 12.0, 90, "ran", ""),
+    ("xdist_grid", 1, 0, 30.0, 120, "ran", ""),
+    ("throughput_torchvision", 0, 0, 40.0, 120, "ran", ""),
+]
 
 
 def _junit(path: Path, cases: str) -> None:
@@ -91,19 +113,27 @@ def test_summarize_exit_status_and_statuses(tmp_path):
     out, work = tmp_path / "out", tmp_path / "work"
     out.mkdir()
     (out / "throughput_pil.json").write_text(json.dumps(_pil_run()))
-    _junit(out / "gpu_tests.xml", '<testcase classname="tests.test_engine" name="test_gpu[fp32]" '
-                                  'file="tests/test_engine.py" line="3" time="1.0"/>'
-                                  '<testcase classname="tests.test_engine.TestX" name="test_y" '
-                                  'file="tests/test_engine.py" line="9" time="0.5">'
-                                  '<failure message="AssertionError: 1 != 2">trace</failure></testcase>')
-    _junit(out / "xdist_grid.xml", '<testcase classname="benchmarks.test_accuracy" name="test_accuracy[a-b]" '
-                                   'file="benchmarks/test_accuracy.py" time="2"/>')
+    _junit(
+        out / "gpu_tests.xml",
+        '<testcase classname="tests.test_engine" name="test_gpu[fp32]" '
+        'file="tests/test_engine.py" line="3" time="1.0"/>'
+        '<testcase classname="tests.test_engine.TestX" name="test_y" '
+        'file="tests/test_engine.py" line="9" time="0.5">'
+        '<failure message="AssertionError: 1 != 2">trace</failure></testcase>',
+    )
+    _junit(
+        out / "xdist_grid.xml",
+        '<testcase classname="benchmarks.test_accuracy" name="test_accuracy[a-b]" '
+        'file="benchmarks/test_accuracy.py" time="2"/>',
+    )
     # every step ran; the optional torchvision step was skipped for lack of time: still exit 0
     _write_steps(work, ALL_RAN[:4] + [("throughput_torchvision", 0, "", 0, 10, "skipped", "not started")])
     summary = ds.summarize(out, work, dry_run=False)
     assert summary["exit_status"] == 0 and summary["steps_ok"]
-    assert [c["nodeid"] for c in summary["gpu_tests"]] == ["tests/test_engine.py::test_gpu[fp32]",
-                                                           "tests/test_engine.py::TestX::test_y"]
+    assert [c["nodeid"] for c in summary["gpu_tests"]] == [
+        "tests/test_engine.py::test_gpu[fp32]",
+        "tests/test_engine.py::TestX::test_y",
+    ]
     assert [c["outcome"] for c in summary["gpu_tests"]] == ["passed", "failed"]
     assert summary["xdist_grid"]["passed"] == 1
     assert json.loads((out / "summary.json").read_text())["targets_total"] == len(TARGET_IDS)
@@ -122,8 +152,11 @@ def test_gpu_tests_skipped_on_the_gpu_machine_break_the_check(tmp_path):
     out, work = tmp_path / "out", tmp_path / "work"
     out.mkdir()
     (out / "throughput_pil.json").write_text(json.dumps(_pil_run()))
-    _junit(out / "gpu_tests.xml", '<testcase classname="tests.test_engine" name="test_gpu" file="tests/test_engine.py">'
-                                  '<skipped type="pytest.skip" message="needs a CUDA GPU">x</skipped></testcase>')
+    _junit(
+        out / "gpu_tests.xml",
+        '<testcase classname="tests.test_engine" name="test_gpu" file="tests/test_engine.py">'
+        '<skipped type="pytest.skip" message="needs a CUDA GPU">x</skipped></testcase>',
+    )
     (out / "throughput_torchvision.json").write_text(json.dumps({"fp32": {"task_cold_s": 1.0}}))
     _junit(out / "xdist_grid.xml", "")
     _write_steps(work, ALL_RAN)
@@ -146,7 +179,8 @@ def test_grid_that_fails_breaks_the_throughput_step(tmp_path):
 def test_find_gpu_tests_reads_decorators(tmp_path):
     tests = tmp_path / "tests"
     (tests / "sub").mkdir(parents=True)
-    (tests / "test_a.py").write_text(textwrap.dedent('''
+    (tests / "test_a.py").write_text(
+        textwrap.dedent("""
         import pytest, torch
         GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="x")
 
@@ -168,31 +202,62 @@ def test_find_gpu_tests_reads_decorators(tmp_path):
             @pytest.mark.skipif(not HAS_CUDA, reason="r")
             def test_two(self): pass
             def test_three(self): pass
-    '''))
-    (tests / "sub" / "test_b.py").write_text("import pytest\npytestmark = [pytest.mark.skipif(not CUDA, reason='')]\n"
-                                             "def test_x(): pass\n")
+    """)
+    )
+    (tests / "sub" / "test_b.py").write_text(
+        "import pytest\npytestmark = [pytest.mark.skipif(not CUDA, reason='')]\ndef test_x(): pass\n"
+    )
     (tests / "sub" / "helper.py").write_text("@pytest.mark.skipif(cuda)\ndef test_not_a_test_file(): pass\n")
-    assert ds.find_gpu_tests(tests) == ["tests/sub/test_b.py", "tests/test_a.py::test_on_gpu",
-                                        "tests/test_a.py::TestDevice::test_one", "tests/test_a.py::TestMixed::test_two"]
+    assert ds.find_gpu_tests(tests) == [
+        "tests/sub/test_b.py",
+        "tests/test_a.py::test_on_gpu",
+        "tests/test_a.py::TestDevice::test_one",
+        "tests/test_a.py::TestMixed::test_two",
+    ]
 
 
-@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None,
-                    reason="needs bash and coreutils' timeout")
+@pytest.mark.skipif(
+    shutil.which("bash") is None or shutil.which("timeout") is None, reason="needs bash and coreutils' timeout"
+)
 def test_dry_run_end_to_end_slow(tmp_path):
     """SLOW: the whole check on the CPU at tiny sizes (about a minute on two idle cores)."""
     out = tmp_path / "out"
     # not the outer run's PYTEST_* variables (xdist worker ids, PYTEST_ADDOPTS): the check's pytest runs are its own
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env |= {"OUT": str(out), "PYTHON": sys.executable, "TMPDIR": str(tmp_path)}
-    proc = subprocess.run(["bash", str(SCRIPT), "--dry-run"], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=900, check=False)
+    proc = subprocess.run(
+        ["bash", str(SCRIPT), "--dry-run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
-    assert {"dry_run", "env", "steps", "figures", "targets", "gpu_tests", "xdist_grid", "steps_ok",
-            "broken_steps", "targets_met", "targets_total", "exit_status"} <= set(summary)
+    assert {
+        "dry_run",
+        "env",
+        "steps",
+        "figures",
+        "targets",
+        "gpu_tests",
+        "xdist_grid",
+        "steps_ok",
+        "broken_steps",
+        "targets_met",
+        "targets_total",
+        "exit_status",
+    } <= set(summary)
     assert summary["dry_run"] is True and summary["steps_ok"] and summary["exit_status"] == 0
-    assert [s["name"] for s in summary["steps"]] == ["env", "throughput_pil", "gpu_tests", "xdist_grid",
-                                                     "throughput_torchvision"]
+    assert [s["name"] for s in summary["steps"]] == [
+        "env",
+        "throughput_pil",
+        "gpu_tests",
+        "xdist_grid",
+        "throughput_torchvision",
+    ]
     assert all(s["status"] == "ok" for s in summary["steps"])
     assert [r["id"] for r in summary["targets"]] == TARGET_IDS
     assert all(r["result"] in ("PASS", "FAIL") for r in summary["targets"]), "a figure is missing in the dry run"

@@ -38,7 +38,7 @@ def points_mapped_onto_template(rng: np.random.Generator, noise: float) -> np.nd
 def linear_least_squares(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Hand-made oracle: x' = a x - b y + tx, y' = b x + a y + ty, solved as a linear least-squares problem."""
     rows = []
-    for (x, y) in src:
+    for x, y in src:
         rows += [[x, -y, 1, 0], [y, x, 0, 1]]
     (a, b, tx, ty), *_ = np.linalg.lstsq(np.array(rows), dst.reshape(-1), rcond=None)
     return np.array([[a, -b, tx], [b, a, ty]])
@@ -68,8 +68,9 @@ def test_similarity_matches_skimage_umeyama(noise):
     rng = np.random.default_rng(int(noise * 10) + 1)
     for _ in range(20):
         src = points_mapped_onto_template(rng, noise)
-        np.testing.assert_allclose(similarity_transform(src, ARCFACE_112), skimage_similarity(src, ARCFACE_112),
-                                   rtol=0, atol=1e-6)
+        np.testing.assert_allclose(
+            similarity_transform(src, ARCFACE_112), skimage_similarity(src, ARCFACE_112), rtol=0, atol=1e-6
+        )
 
 
 @pytest.mark.parametrize("noise", [0.0, 0.5, 3.0])
@@ -77,8 +78,9 @@ def test_similarity_matches_linear_least_squares(noise):
     rng = np.random.default_rng(100 + int(noise * 10))
     for _ in range(20):
         src = points_mapped_onto_template(rng, noise)
-        np.testing.assert_allclose(similarity_transform(src, ARCFACE_112), linear_least_squares(src, ARCFACE_112),
-                                   rtol=0, atol=1e-6)
+        np.testing.assert_allclose(
+            similarity_transform(src, ARCFACE_112), linear_least_squares(src, ARCFACE_112), rtol=0, atol=1e-6
+        )
 
 
 def test_exact_points_recover_the_transform():
@@ -99,8 +101,9 @@ def test_similarity_matches_opencv(noise):
     for _ in range(10):
         src = points_mapped_onto_template(rng, noise)
         ours = apply_transform(similarity_transform(src, ARCFACE_112), src)
-        ransac, inliers = cv2.estimateAffinePartial2D(src, ARCFACE_112, method=cv2.RANSAC,
-                                                      ransacReprojThreshold=1e4, refineIters=50)
+        ransac, inliers = cv2.estimateAffinePartial2D(
+            src, ARCFACE_112, method=cv2.RANSAC, ransacReprojThreshold=1e4, refineIters=50
+        )
         assert inliers.all()
         np.testing.assert_allclose(ours, apply_transform(ransac, src), rtol=0, atol=1e-4)
         if noise == 0.0:
@@ -127,8 +130,9 @@ def test_arcface_crop_matches_insightface_recipe(astronaut):
     cv2 = pytest.importorskip("cv2")
 
     landmarks = np.array([[205.0, 101.7], [246.8, 103.7], [224.7, 129.0], [201.7, 139.2], [245.3, 141.9]])
-    reference = cv2.warpAffine(np.asarray(astronaut), skimage_similarity(landmarks, ARCFACE_112), (112, 112),
-                               borderValue=0.0)
+    reference = cv2.warpAffine(
+        np.asarray(astronaut), skimage_similarity(landmarks, ARCFACE_112), (112, 112), borderValue=0.0
+    )
     ours = np.asarray(align_arcface_112(astronaut, landmarks))
     assert ours.shape == (112, 112, 3)
     assert np.abs(ours.astype(int) - reference.astype(int)).max() <= 1
@@ -140,13 +144,18 @@ DOT_COLORS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255
 def dot_weights(pixels: np.ndarray) -> list[np.ndarray]:
     """Per dot colour, how strongly each pixel shows it (0 elsewhere)."""
     r, g, b = (pixels[..., i].astype(float) for i in range(3))
-    weights = [r - np.maximum(g, b), g - np.maximum(r, b), b - np.maximum(r, g),
-               np.minimum(r, g) - b, np.minimum(g, b) - r]
+    weights = [
+        r - np.maximum(g, b),
+        g - np.maximum(r, b),
+        b - np.maximum(r, g),
+        np.minimum(r, g) - b,
+        np.minimum(g, b) - r,
+    ]
     return [np.clip(w, 0, None) for w in weights]
 
 
 def dot_centres(pixels: np.ndarray) -> np.ndarray:
-    ys, xs = np.mgrid[0:pixels.shape[0], 0:pixels.shape[1]]
+    ys, xs = np.mgrid[0 : pixels.shape[0], 0 : pixels.shape[1]]
     centres = []
     for weight in dot_weights(pixels):
         assert weight.sum() > 0, "a dot vanished"
@@ -162,8 +171,10 @@ def image_with_dots(size: int, centres: np.ndarray, radius: float) -> np.ndarray
     return pixels
 
 
-@pytest.mark.parametrize("angle, scale, shift", [(0.0, 1.0, (0, 0)), (25.0, 2.3, (40, 75)),
-                                                 (-60.0, 0.7, (350, 120)), (170.0, 1.6, (500, 420))])
+@pytest.mark.parametrize(
+    "angle, scale, shift",
+    [(0.0, 1.0, (0, 0)), (25.0, 2.3, (40, 75)), (-60.0, 0.7, (350, 120)), (170.0, 1.6, (500, 420))],
+)
 def test_known_similarity_lands_dots_on_the_template(angle, scale, shift):
     """Five coloured dots drawn on an image, the image warped by a known similarity (OpenCV), then aligned
     with the dots' positions mapped by that similarity: the dots land on the template within a pixel."""
@@ -173,8 +184,12 @@ def test_known_similarity_lands_dots_on_the_template(angle, scale, shift):
     source = image_with_dots(200, dots, radius=4.0)
     np.testing.assert_allclose(dot_centres(source), dots, atol=0.3)  # the dot reader reads them right
     theta = np.deg2rad(angle)
-    truth = np.array([[scale * np.cos(theta), -scale * np.sin(theta), shift[0]],
-                      [scale * np.sin(theta), scale * np.cos(theta), shift[1]]])
+    truth = np.array(
+        [
+            [scale * np.cos(theta), -scale * np.sin(theta), shift[0]],
+            [scale * np.sin(theta), scale * np.cos(theta), shift[1]],
+        ]
+    )
     scene = cv2.warpAffine(source, truth, (640, 640), flags=cv2.INTER_LINEAR)
     moved = apply_transform(truth, dots)
     np.testing.assert_allclose(dot_centres(scene), moved, atol=0.5)
@@ -236,8 +251,9 @@ def test_dispatcher(astronaut):
     for alignment in ("arcface_112", "facenet_160"):
         out = align_image(astronaut, alignment, box=box, landmarks5=landmarks)
         assert out.size == (OUTPUT_SIZES[alignment],) * 2
-    np.testing.assert_array_equal(np.asarray(align_image(astronaut, "facenet_160", box=box)),
-                                  np.asarray(crop_facenet_160(astronaut, box)))
+    np.testing.assert_array_equal(
+        np.asarray(align_image(astronaut, "facenet_160", box=box)), np.asarray(crop_facenet_160(astronaut, box))
+    )
     with pytest.raises(ValueError, match="needs 5 landmarks"):
         align_image(astronaut, "arcface_112", box=box)
     with pytest.raises(ValueError, match="unknown alignment"):

@@ -49,14 +49,17 @@ def count_hog(monkeypatch):
 
 
 def test_two_faces_largest_and_central(two_astronauts):
-    results = {select: FaceAligner("arcface_112", "dlib_hog", select=select)(two_astronauts, key="two")
-               for select in ("largest", "central")}
+    results = {
+        select: FaceAligner("arcface_112", "dlib_hog", select=select)(two_astronauts, key="two")
+        for select in ("largest", "central")
+    }
     assert all(r.outcome == "aligned" and r.n_faces == 2 for r in results.values())
     big, small = results["largest"].face, results["central"].face
     assert big.center[0] < 200 and 250 < small.center[0] < 400  # the left face, the middle one
     assert big.area > 2 * small.area
-    np.testing.assert_array_equal(np.asarray(results["largest"].image),
-                                  np.asarray(align_arcface_112(two_astronauts, big.landmarks5)))
+    np.testing.assert_array_equal(
+        np.asarray(results["largest"].image), np.asarray(align_arcface_112(two_astronauts, big.landmarks5))
+    )
 
 
 def test_select_face_by_hand():
@@ -98,8 +101,9 @@ def test_each_alignment_on_a_real_face(astronaut_face):
         result = FaceAligner(align, "mtcnn")(astronaut_face, key="astro")
         assert (result.outcome, result.n_faces, result.image.size) == ("aligned", 1, (size, size))
     facenet = FaceAligner("facenet_160", "mtcnn")(astronaut_face, key="astro")
-    np.testing.assert_array_equal(np.asarray(facenet.image),
-                                  np.asarray(crop_facenet_160(astronaut_face, facenet.face.box, margin=14)))
+    np.testing.assert_array_equal(
+        np.asarray(facenet.image), np.asarray(crop_facenet_160(astronaut_face, facenet.face.box, margin=14))
+    )
 
 
 def test_detector_failure_is_one_line_naming_the_image(monkeypatch, astronaut_face):
@@ -109,8 +113,10 @@ def test_detector_failure_is_one_line_naming_the_image(monkeypatch, astronaut_fa
     monkeypatch.setattr(DlibHogDetector, "detect", broken)
     with pytest.raises(DataError) as info:
         FaceAligner("arcface_112", "dlib_hog")(astronaut_face, key="k", path="/data/a.jpg")
-    assert str(info.value) == ("image /data/a.jpg: face detector dlib_hog failed: RuntimeError: "
-                               "Error detected at line 2957. Failing expression was x.")
+    assert str(info.value) == (
+        "image /data/a.jpg: face detector dlib_hog failed: RuntimeError: "
+        "Error detected at line 2957. Failing expression was x."
+    )
 
 
 def test_align_none_passes_through(astronaut_face):
@@ -199,22 +205,29 @@ def test_describe_is_stable_json_and_covers_the_options(tmp_path):
     assert described["alignment"]["template"][0] == [38.2946, 51.6963]
     assert FaceAligner("dlib_150", "mtcnn").describe()["versions"]["dlib"] != "absent"
     assert FaceAligner().describe() == {"align": "none", "faces_format": "1"}
-    others = [FaceAligner("arcface_112", "mtcnn"), FaceAligner("facenet_160", "dlib_hog"),
-              FaceAligner("arcface_112", "dlib_hog", select="central"),
-              FaceAligner("arcface_112", "dlib_hog", on_missing="drop"),
-              FaceAligner("arcface_112", "dlib_hog:upsample=0"), FaceAligner("none")]
+    others = [
+        FaceAligner("arcface_112", "mtcnn"),
+        FaceAligner("facenet_160", "dlib_hog"),
+        FaceAligner("arcface_112", "dlib_hog", select="central"),
+        FaceAligner("arcface_112", "dlib_hog", on_missing="drop"),
+        FaceAligner("arcface_112", "dlib_hog:upsample=0"),
+        FaceAligner("none"),
+    ]
     texts = {json.dumps(a.describe(), sort_keys=True) for a in others}
     assert len(texts) == len(others) and text not in texts
 
 
-@pytest.mark.parametrize("kwargs, key", [
-    ({"align": "arcface_224", "detector": "dlib_hog"}, "align"),
-    ({"align": "arcface_112", "detector": "retinaface"}, "detector"),
-    ({"align": "arcface_112", "detector": "none"}, "detector"),
-    ({"align": "none", "detector": "mtcnn"}, "detector"),
-    ({"align": "arcface_112", "detector": "dlib_hog", "select": "first"}, "select"),
-    ({"align": "arcface_112", "detector": "dlib_hog", "on_missing": "skip"}, "on_missing"),
-])
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        ({"align": "arcface_224", "detector": "dlib_hog"}, "align"),
+        ({"align": "arcface_112", "detector": "retinaface"}, "detector"),
+        ({"align": "arcface_112", "detector": "none"}, "detector"),
+        ({"align": "none", "detector": "mtcnn"}, "detector"),
+        ({"align": "arcface_112", "detector": "dlib_hog", "select": "first"}, "select"),
+        ({"align": "arcface_112", "detector": "dlib_hog", "on_missing": "skip"}, "on_missing"),
+    ],
+)
 def test_bad_configuration(kwargs, key):
     with pytest.raises(ConfigError) as info:
         FaceAligner(**kwargs)
@@ -264,7 +277,7 @@ def test_exif_rotated_photo_is_detected_upright(tmp_path, astronaut_face, uprigh
 
 
 def test_16_bit_grey_photo(tmp_path, astronaut_face, upright_centre):
-    grey16 = (np.asarray(astronaut_face.convert("L"), dtype=np.uint16) * 257)
+    grey16 = np.asarray(astronaut_face.convert("L"), dtype=np.uint16) * 257
     path = tmp_path / "grey16.png"
     Image.fromarray(grey16).save(path)  # uint16 → mode I;16
     with Image.open(path) as raw:

@@ -142,8 +142,16 @@ def test_detector_specs():
     assert make_detector("none") is None
     assert make_detector("dlib_hog") == DlibHogDetector(upsample=1)
     assert make_detector("dlib_cnn:upsample=2") == DlibCnnDetector(upsample=2)
-    for bad in ("retinaface", "dlib_hog:scale=2", "dlib_cnn:upsample=x", "dlib_cnn:upsample=9", "mtcnn:upsample=1",
-                "landmarks:", "dlib_hog:upsample", ""):
+    for bad in (
+        "retinaface",
+        "dlib_hog:scale=2",
+        "dlib_cnn:upsample=x",
+        "dlib_cnn:upsample=9",
+        "mtcnn:upsample=1",
+        "landmarks:",
+        "dlib_hog:upsample",
+        "",
+    ):
         with pytest.raises(ConfigError):
             make_detector(bad)
 

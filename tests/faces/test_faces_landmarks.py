@@ -38,11 +38,18 @@ def images(tmp_path):
 
 def test_csv_with_boxes_scores_and_two_faces(tmp_path, images):
     file = tmp_path / "landmarks.csv"
-    file.write_text("\n".join([HEADER + ",x0,y0,x1,y1,score,comment",
-                               csv_row("a/1.jpg", extra=",30,40,100,120,0.9,first"),
-                               csv_row("a/1.jpg", [v + 100 for v in POINTS], ",130,140,200,220,0.95,"),
-                               "",
-                               csv_row("./b/1.jpg", extra=",1,2,3,4,1.0,x")]) + "\n")
+    file.write_text(
+        "\n".join(
+            [
+                HEADER + ",x0,y0,x1,y1,score,comment",
+                csv_row("a/1.jpg", extra=",30,40,100,120,0.9,first"),
+                csv_row("a/1.jpg", [v + 100 for v in POINTS], ",130,140,200,220,0.95,"),
+                "",
+                csv_row("./b/1.jpg", extra=",1,2,3,4,1.0,x"),
+            ]
+        )
+        + "\n"
+    )
     index = read_landmarks(file, images)
     faces = index.lookup(images / "a" / "1.jpg", images)
     assert [f.score for f in faces] == [0.95, 0.9]  # best score first
@@ -54,8 +61,9 @@ def test_csv_with_boxes_scores_and_two_faces(tmp_path, images):
 
 def test_ijb_layout_and_lookup_by_trailing_path(tmp_path):
     file = tmp_path / "ijbb_name_5pts_score.txt"
-    file.write_text("1.jpg " + " ".join(map(str, POINTS)) + " 0.999\n"
-                    "sub/2.jpg " + " ".join(str(v * 2) for v in POINTS) + " 0.5\n")
+    file.write_text(
+        "1.jpg " + " ".join(map(str, POINTS)) + " 0.999\nsub/2.jpg " + " ".join(str(v * 2) for v in POINTS) + " 0.5\n"
+    )
     index = read_landmarks(file)
     (face,) = index.lookup("/data/IJBB/loose_crop/1.jpg")
     assert face.score == 0.999
@@ -71,19 +79,22 @@ def test_derived_box_is_the_arcface_square_in_the_image():
     assert np.allclose(box_from_landmarks(scaled), (10, 20, 234, 244))
 
 
-@pytest.mark.parametrize("text, message", [
-    (HEADER + "\n" + csv_row("a/1.jpg") + ",7\n", r"line 2: 12 comma-separated fields; expected 11"),
-    (HEADER + "\n" + csv_row("a/1.jpg", POINTS[:-1] + ["nan"]) + "\n", r"line 2, column mouth_right_y: .*'nan'"),
-    (HEADER + "\n" + csv_row("a/1.jpg", POINTS[:-1] + [""]) + "\n", r"line 2, column mouth_right_y: .*blank"),
-    (HEADER + "\n" + csv_row("a/1.jpg", POINTS[:-1] + ["x"]) + "\n", r"line 2, column mouth_right_y"),
-    (HEADER + "\n" + csv_row(" ") + "\n", r"line 2, column path: blank"),
-    (HEADER + "\n" + csv_row("a/1.jpg", [5.0] * 10) + "\n", r"line 2: the 5 points coincide"),
-    ("path,left_eye_x\n", r"line 1: missing column\(s\) left_eye_y"),
-    (HEADER + ",x0,y0\n", r"line 1: box columns x0, y0 without the others"),
-    (HEADER + ",x0,y0,x1,y1\n" + csv_row("a/1.jpg", extra=",50,50,40,60") + "\n", r"line 2: the box .* is empty"),
-    (HEADER + "\n", r"no rows"),
-    ("", r"empty landmarks file"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (HEADER + "\n" + csv_row("a/1.jpg") + ",7\n", r"line 2: 12 comma-separated fields; expected 11"),
+        (HEADER + "\n" + csv_row("a/1.jpg", POINTS[:-1] + ["nan"]) + "\n", r"line 2, column mouth_right_y: .*'nan'"),
+        (HEADER + "\n" + csv_row("a/1.jpg", POINTS[:-1] + [""]) + "\n", r"line 2, column mouth_right_y: .*blank"),
+        (HEADER + "\n" + csv_row("a/1.jpg", POINTS[:-1] + ["x"]) + "\n", r"line 2, column mouth_right_y"),
+        (HEADER + "\n" + csv_row(" ") + "\n", r"line 2, column path: blank"),
+        (HEADER + "\n" + csv_row("a/1.jpg", [5.0] * 10) + "\n", r"line 2: the 5 points coincide"),
+        ("path,left_eye_x\n", r"line 1: missing column\(s\) left_eye_y"),
+        (HEADER + ",x0,y0\n", r"line 1: box columns x0, y0 without the others"),
+        (HEADER + ",x0,y0,x1,y1\n" + csv_row("a/1.jpg", extra=",50,50,40,60") + "\n", r"line 2: the box .* is empty"),
+        (HEADER + "\n", r"no rows"),
+        ("", r"empty landmarks file"),
+    ],
+)
 def test_malformed_csv(tmp_path, text, message):
     file = tmp_path / "bad.csv"
     file.write_text(text)
@@ -92,11 +103,14 @@ def test_malformed_csv(tmp_path, text, message):
     assert str(file) in str(info.value)
 
 
-@pytest.mark.parametrize("line, message", [
-    ("1.jpg " + " ".join(map(str, POINTS)), r"line 2: 11 whitespace-separated fields; expected 12"),
-    ("1.jpg " + " ".join(map(str, POINTS[:-1])) + " NaN 0.9", r"line 2, column 11 \(mouth_right_y\)"),
-    ("1.jpg " + " ".join(map(str, POINTS)) + " inf", r"line 2, column 12 \(score\)"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("1.jpg " + " ".join(map(str, POINTS)), r"line 2: 11 whitespace-separated fields; expected 12"),
+        ("1.jpg " + " ".join(map(str, POINTS[:-1])) + " NaN 0.9", r"line 2, column 11 \(mouth_right_y\)"),
+        ("1.jpg " + " ".join(map(str, POINTS)) + " inf", r"line 2, column 12 \(score\)"),
+    ],
+)
 def test_malformed_ijb_file(tmp_path, line, message):
     file = tmp_path / "name_5pts_score.txt"
     file.write_text("0.jpg " + " ".join(map(str, POINTS)) + " 0.9\n" + line + "\n")

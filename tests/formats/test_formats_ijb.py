@@ -128,7 +128,10 @@ def test_template_subjects(tmp_path):
 @pytest.mark.parametrize(
     ("text", "fragments"),
     [
-        (FACES.replace("3.jpg 1 3864", "3.jpg 1 3864 9"), ["line 3: 4 fields; expected 3 (image template_id media_id)"]),
+        (
+            FACES.replace("3.jpg 1 3864", "3.jpg 1 3864 9"),
+            ["line 3: 4 fields; expected 3 (image template_id media_id)"],
+        ),
         (FACES.replace("4.jpg 2 3865", "4.jpg 2"), ["line 4: 2 fields; expected 3"]),
         (FACES.replace("2.jpg 1 69544", "2.jpg one 69544"), ["line 2: template_id 'one' is not a number"]),
         (FACES.replace("5.jpg 3 3866", "5.jpg 3 38.5"), ["line 5: media_id '38.5' is not an integer id"]),
@@ -147,8 +150,12 @@ def test_pair_file_errors(tmp_path):
     bad_label = _file(tmp_path, "a.txt", PAIRS.replace("2 3 0", "2 3 2"))
     _error(read_template_pairs, bad_label, fragments=[str(bad_label), "line 3: label 2; expected 0 or 1"])
     unknown = _file(tmp_path, "b.txt", PAIRS + "3 999 0\n")
-    _error(read_template_pairs, unknown, faces=faces,
-           fragments=[str(unknown), "line 5: template_2 999 is an unknown template", "ijbc_face_tid_mid.txt"])
+    _error(
+        read_template_pairs,
+        unknown,
+        faces=faces,
+        fragments=[str(unknown), "line 5: template_2 999 is an unknown template", "ijbc_face_tid_mid.txt"],
+    )
     assert len(read_template_pairs(unknown)) == 5  # without faces nothing is cross-checked
     non_numeric = _file(tmp_path, "c.txt", PAIRS.replace("1 3 0", "1 t3 0"))
     _error(read_template_pairs, non_numeric, fragments=["line 2: template_2 't3' is not a number"])
@@ -174,16 +181,29 @@ def test_duplicate_and_missing_landmarks(tmp_path):
     _error(read_landmarks, dup, fragments=["line 7: image '2.jpg' already has landmarks on line 2"])
     faces = read_face_tid_mid(_file(tmp_path, "ijbc_face_tid_mid.txt", FACES))
     partial = read_landmarks(_file(tmp_path, "ijbc_name_5pts_score.txt", "".join(LANDMARKS.splitlines(True)[:4])))
-    _error(attach_landmarks, faces, partial,
-           fragments=["ijbc_name_5pts_score.txt", "no landmark row for image '5.jpg'", "line 5 of",
-                      "ijbc_face_tid_mid.txt", "2 image(s) without landmarks"])
+    _error(
+        attach_landmarks,
+        faces,
+        partial,
+        fragments=[
+            "ijbc_name_5pts_score.txt",
+            "no landmark row for image '5.jpg'",
+            "line 5 of",
+            "ijbc_face_tid_mid.txt",
+            "2 image(s) without landmarks",
+        ],
+    )
 
 
 def test_template_subject_errors(tmp_path):
     faces = read_face_tid_mid(_file(tmp_path, "ijbc_face_tid_mid.txt", FACES))
     no_images = _file(tmp_path, "g2.csv", GALLERY + "77,33,img/9.jpg,103\n")
-    _error(read_template_subjects, no_images, faces=faces,
-           fragments=[str(no_images), "line 5: template 77 has no images in", "ijbc_face_tid_mid.txt"])
+    _error(
+        read_template_subjects,
+        no_images,
+        faces=faces,
+        fragments=[str(no_images), "line 5: template 77 has no images in", "ijbc_face_tid_mid.txt"],
+    )
     clash = _file(tmp_path, "g3.csv", GALLERY.replace("1,11,img/2.jpg", "1,12,img/2.jpg"))
     _error(read_template_subjects, clash, fragments=["line 3: template 1 has subject 12, but subject 11 on line 2"])
     short = _file(tmp_path, "g4.csv", GALLERY.replace("2,22,img/4.jpg,102", "2,22"))

@@ -28,7 +28,9 @@ def _brute_force(probes: np.ndarray, gallery: np.ndarray, k: int) -> tuple[np.nd
 
 
 @pytest.mark.parametrize("d", [4, 16])
-@pytest.mark.parametrize(("k", "chunk_rows", "probe_rows"), [(1, 7, 5), (5, 3, 1), (5, 64, 1000), (12, 1000, 4), (40, 13, 9)])
+@pytest.mark.parametrize(
+    ("k", "chunk_rows", "probe_rows"), [(1, 7, 5), (5, 3, 1), (5, 64, 1000), (12, 1000, 4), (40, 13, 9)]
+)
 def test_topk_equals_brute_force_with_ties(d, k, chunk_rows, probe_rows):
     probes, gallery = _lattice(23, d, 1), _lattice(40 if k == 40 else 200, d, 2)
     scores, idx = topk(probes, gallery, k, chunk_rows=chunk_rows, probe_rows=probe_rows)
@@ -165,8 +167,17 @@ GALLERY_IDS = np.array([10, 20, 30, 40])
 PROBE_IDS = np.array([10, 20, 30, 20, 99, 98, 97, 96, 95])
 TOP_INDICES = np.array([[0, 1], [2, 1], [2, 0], [1, 3], [0, 1], [1, 2], [3, 0], [2, 3], [0, 3]])
 TOP_SCORES = np.array(
-    [[0.95, 0.40], [0.80, 0.75], [0.85, 0.30], [0.65, 0.65],  # mated: rank 1, rank 2, rank 1, rank 1 tied
-     [0.90, 0.10], [0.70, 0.60], [0.50, 0.20], [0.62, 0.00], [0.20, 0.10]]  # non-mated top-1 scores
+    [
+        [0.95, 0.40],
+        [0.80, 0.75],
+        [0.85, 0.30],
+        [0.65, 0.65],  # mated: rank 1, rank 2, rank 1, rank 1 tied
+        [0.90, 0.10],
+        [0.70, 0.60],
+        [0.50, 0.20],
+        [0.62, 0.00],
+        [0.20, 0.10],
+    ]  # non-mated top-1 scores
 )
 
 
@@ -178,11 +189,17 @@ TOP_SCORES = np.array(
         ("nist", 1, {0.1: (0.25, 0.90, 0.0), 0.2: (0.5, 0.70, 0.2), 0.4: (0.75, 0.62, 0.4), 1.0: (0.75, -np.inf, 1.0)}),
         ("nist", 2, {0.1: (0.25, 0.90, 0.0), 0.2: (0.75, 0.70, 0.2), 0.4: (1.0, 0.62, 0.4), 1.0: (1.0, -np.inf, 1.0)}),
         # insightface: threshold s_max(m,1), rank 1 only and strictly above the best non-mate (0.65 tie fails)
-        ("insightface", 1, {0.1: (0.25, 0.90, 0.0), 0.2: (0.25, 0.90, 0.0), 0.4: (0.5, 0.70, 0.2), 1.0: (0.5, 0.20, 0.8)}),
+        (
+            "insightface",
+            1,
+            {0.1: (0.25, 0.90, 0.0), 0.2: (0.25, 0.90, 0.0), 0.4: (0.5, 0.70, 0.2), 1.0: (0.5, 0.20, 0.8)},
+        ),
     ],
 )
 def test_tpir_at_fpir_hand_computed(convention, rank, expected):
-    points = tpir_at_fpir(TOP_SCORES, TOP_INDICES, GALLERY_IDS, PROBE_IDS, list(expected), rank=rank, convention=convention)
+    points = tpir_at_fpir(
+        TOP_SCORES, TOP_INDICES, GALLERY_IDS, PROBE_IDS, list(expected), rank=rank, convention=convention
+    )
     for target, (tpir, threshold, fpir) in expected.items():
         point = points[target]
         assert (point.tpir, point.threshold, point.fpir) == pytest.approx((tpir, threshold, fpir)), target

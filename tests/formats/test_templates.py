@@ -26,7 +26,9 @@ def _ijb_like(seed: int = 0, d: int = 32):
     rows_m += [7, 7, 7]
     order = rng.permutation(len(rows_t))
     templates, medias = np.array(rows_t)[order], np.array(rows_m)[order]
-    feats = rng.normal(size=(len(templates), d)).astype(np.float32) * rng.uniform(0.5, 3, size=(len(templates), 1)).astype(np.float32)
+    feats = rng.normal(size=(len(templates), d)).astype(np.float32) * rng.uniform(
+        0.5, 3, size=(len(templates), 1)
+    ).astype(np.float32)
     faceness = rng.uniform(0.05, 1.0, size=len(templates)).astype(np.float32)
     pairs = np.stack([rng.choice(template_ids, 60), rng.choice(template_ids, 60)], axis=1)
     return feats, templates, medias, faceness, pairs
@@ -69,21 +71,34 @@ def _insightface_inputs(feats, faceness, use_norm, use_faceness):
 @pytest.mark.parametrize("use_faceness", [True, False])
 def test_template_features_and_scores_match_insightface(use_norm, use_faceness):
     feats, templates, medias, faceness, pairs = _ijb_like()
-    expected, expected_ids = _oracle_templates(_insightface_inputs(feats, faceness, use_norm, use_faceness), templates, medias)
-    ids, got = template_features(feats, templates, medias, faceness=faceness, use_norm=use_norm, use_faceness=use_faceness)
+    expected, expected_ids = _oracle_templates(
+        _insightface_inputs(feats, faceness, use_norm, use_faceness), templates, medias
+    )
+    ids, got = template_features(
+        feats, templates, medias, faceness=faceness, use_norm=use_norm, use_faceness=use_faceness
+    )
     assert np.array_equal(ids, expected_ids) and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
-    ids64, got64 = template_features(feats, templates, medias, faceness=faceness, use_norm=use_norm,
-                                     use_faceness=use_faceness, dtype=np.float64)
+    ids64, got64 = template_features(
+        feats, templates, medias, faceness=faceness, use_norm=use_norm, use_faceness=use_faceness, dtype=np.float64
+    )
     np.testing.assert_allclose(got64, expected, atol=1e-12, rtol=0)
     expected_scores = _oracle_scores(expected, expected_ids, pairs)
     for chunk in (1, 7, 10_000):
         for dense_ratio in (0.0, 8.0, 1e9):  # row gathers only, IJB-like mix, one matrix product per chunk
-            np.testing.assert_allclose(score_template_pairs(got, ids, pairs, chunk=chunk, dense_ratio=dense_ratio),
-                                       expected_scores, atol=1e-6, rtol=0)
+            np.testing.assert_allclose(
+                score_template_pairs(got, ids, pairs, chunk=chunk, dense_ratio=dense_ratio),
+                expected_scores,
+                atol=1e-6,
+                rtol=0,
+            )
     for dense_ratio in (0.0, 1e9):
-        np.testing.assert_allclose(score_template_pairs(got64, ids64, pairs, chunk=7, dense_ratio=dense_ratio),
-                                   expected_scores, atol=1e-12, rtol=0)
+        np.testing.assert_allclose(
+            score_template_pairs(got64, ids64, pairs, chunk=7, dense_ratio=dense_ratio),
+            expected_scores,
+            atol=1e-12,
+            rtol=0,
+        )
 
 
 def test_torch_engine_matches():
@@ -91,7 +106,9 @@ def test_torch_engine_matches():
     feats, templates, medias, faceness, pairs = _ijb_like(seed=3)
     ids, got = template_features(feats, templates, medias, faceness=faceness, use_faceness=True)
     expected = score_template_pairs(got, ids, pairs, engine="numpy")
-    np.testing.assert_allclose(score_template_pairs(got, ids, pairs, engine="torch", device="cpu", chunk=9), expected, atol=1e-6)
+    np.testing.assert_allclose(
+        score_template_pairs(got, ids, pairs, engine="torch", device="cpu", chunk=9), expected, atol=1e-6
+    )
 
 
 def test_media_shared_by_two_templates_is_not_merged():
@@ -162,5 +179,6 @@ def test_score_template_pairs_on_cuda_matches_cpu():
     feats, templates, medias, faceness, pairs = _ijb_like(seed=6)
     ids, got = template_features(feats, templates, medias, faceness=faceness, use_faceness=True)
     many = np.repeat(pairs, 50, axis=0)
-    np.testing.assert_allclose(score_template_pairs(got, ids, many, device="cuda", chunk=1000),
-                               score_template_pairs(got, ids, many), atol=1e-6)
+    np.testing.assert_allclose(
+        score_template_pairs(got, ids, many, device="cuda", chunk=1000), score_template_pairs(got, ids, many), atol=1e-6
+    )

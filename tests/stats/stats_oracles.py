@@ -54,8 +54,9 @@ def counts_of(resamples: Sequence[np.ndarray], n: int) -> np.ndarray:
     return np.stack([np.bincount(idx, minlength=n) for idx in resamples])
 
 
-def loop_bootstrap(metric: Callable[..., float], arrays: Sequence[np.ndarray],
-                   resamples: Sequence[np.ndarray]) -> np.ndarray:
+def loop_bootstrap(
+    metric: Callable[..., float], arrays: Sequence[np.ndarray], resamples: Sequence[np.ndarray]
+) -> np.ndarray:
     """metric(*[a[idx] for a in arrays]) for every resample, one at a time."""
     out = []
     for idx in resamples:

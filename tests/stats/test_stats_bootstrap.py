@@ -138,7 +138,10 @@ def test_cluster_bootstrap_interval_is_wider_for_clustered_data() -> None:
     x = np.repeat(rng.normal(size=20), 10)
     groups = np.repeat(np.arange(20), 10)
     boot = S.Bootstrap(500, 0)
-    mean = lambda c: {"m": S.weighted_mean(x, c)}
+
+    def mean(c):
+        return {"m": S.weighted_mean(x, c)}
+
     lo_r, hi_r, _ = boot.interval(boot.samples(mean, 200)["m"])
     lo_g, hi_g, _ = boot.interval(boot.samples(mean, 200, groups=groups)["m"])
     assert (hi_g - lo_g) > 2 * (hi_r - lo_r)
@@ -146,10 +149,14 @@ def test_cluster_bootstrap_interval_is_wider_for_clustered_data() -> None:
 
 def test_checked_options_and_the_method_label() -> None:
     assert S.Bootstrap.checked(200, 3, 0.9, "t") == S.Bootstrap(200, 3, 0.9)
-    for bad, message in (({"n_boot": -1}, r"task 't': n_boot must be a whole number >= 0"),
-                         ({"n_boot": 1.5}, "n_boot must be"), ({"n_boot": True}, "n_boot must be"),
-                         ({"seed": "0"}, "seed must be an integer"), ({"ci": 1.0}, r"ci must be a level in \(0, 1\)"),
-                         ({"ci": 0}, "ci must be a level")):
+    for bad, message in (
+        ({"n_boot": -1}, r"task 't': n_boot must be a whole number >= 0"),
+        ({"n_boot": 1.5}, "n_boot must be"),
+        ({"n_boot": True}, "n_boot must be"),
+        ({"seed": "0"}, "seed must be an integer"),
+        ({"ci": 1.0}, r"ci must be a level in \(0, 1\)"),
+        ({"ci": 0}, "ci must be a level"),
+    ):
         options = {"n_boot": 10, "seed": 0, "ci": 0.95, **bad}
         with pytest.raises(ConfigError, match=message):
             S.Bootstrap.checked(options["n_boot"], options["seed"], options["ci"], "t")
@@ -179,9 +186,16 @@ def test_paired_result_on_shared_resamples() -> None:
     d_close = np.round(d_good + rng.normal(scale=0.7, size=300), 1)
     boot = S.Bootstrap(400, 1)
     resamples = index_resamples(300, 400, seed=1)
-    auc = lambda dd, yy: roc_auc_score(yy, -dd)
-    samples = boot.samples(lambda c: {name: S.roc_auc(v, y, weights=c) for name, v in
-                                      (("good", d_good), ("bad", d_bad), ("close", d_close))}, 300)
+
+    def auc(dd, yy):
+        return roc_auc_score(yy, -dd)
+
+    samples = boot.samples(
+        lambda c: {
+            name: S.roc_auc(v, y, weights=c) for name, v in (("good", d_good), ("bad", d_bad), ("close", d_close))
+        },
+        300,
+    )
     np.testing.assert_allclose(samples["close"][:20], loop_bootstrap(auc, (d_close, y), resamples[:20]), atol=1e-12)
     diff, low, high, p = S.paired_result(auc(d_good, y), auc(d_bad, y), samples["good"], samples["bad"], 0.95)
     assert diff == pytest.approx(auc(d_good, y) - auc(d_bad, y))

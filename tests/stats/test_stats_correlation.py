@@ -156,7 +156,8 @@ def test_resampled_noise_ceiling_equals_the_ceiling_of_the_expanded_items(method
         want = numpy_ceiling(ratings[idx], method)
         assert (low[b], high[b]) == pytest.approx(want, abs=1e-12)
     assert (S.noise_ceiling(ratings, method).low, S.noise_ceiling(ratings, method).high) == pytest.approx(
-        numpy_ceiling(ratings, method), abs=1e-12)
+        numpy_ceiling(ratings, method), abs=1e-12
+    )
 
 
 def test_split_half_reliability() -> None:

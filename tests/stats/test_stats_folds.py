@@ -155,7 +155,8 @@ def test_kfold_accuracy_in_unit_interval_and_matches_brute_force(data: tuple[np.
 @FAST
 @given(pairs(min_n=5, max_n=40), st.integers(0, 2**16))
 def test_accuracy_threshold_under_counts_equals_brute_force_on_the_expanded_data(
-        data: tuple[np.ndarray, np.ndarray], seed: int) -> None:
+    data: tuple[np.ndarray, np.ndarray], seed: int
+) -> None:
     # counts with zeros (distances absent from a row must not become midpoint ends) and repeats
     d, y = data
     counts = np.random.default_rng(seed).integers(0, 3, (4, len(d)))
@@ -180,6 +181,7 @@ def test_fold_accuracy_equals_a_loop_over_the_expanded_resamples() -> None:
     # a fold absent from a resample is left out of its mean (fold 1 drawn nowhere here)
     only = np.where(folds == 1, 0, 1)[None, :]
     assert S.fold_accuracy(correct, folds, only)[0][0] == pytest.approx(
-        np.mean([correct[folds == f].mean() for f in (0, 2, 3)]))
+        np.mean([correct[folds == f].mean() for f in (0, 2, 3)])
+    )
     with pytest.raises(ValueError, match="counts must have shape"):
         S.fold_accuracy(correct, folds, np.ones(n, dtype=int))

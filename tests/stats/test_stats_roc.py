@@ -87,8 +87,11 @@ def test_count_rows_selecting_separate_data_sets_equal_sklearn_per_data_set(n: i
 
 
 def test_single_class_raises_clear_error_and_a_weighted_row_without_a_class_is_nan() -> None:
-    with pytest.raises(ValueError, match=r"^AUC needs both same \(1\) and different \(0\) pairs; got 120 pairs, "
-                                         r"all labelled 1$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^AUC needs both same \(1\) and different \(0\) pairs; got 120 pairs, "
+        r"all labelled 1$",
+    ):
         S.roc_auc(np.linspace(0, 1, 120), np.ones(120))
     with pytest.raises(ValueError, match=r"EER needs both .* got 7 pairs, all labelled 0"):
         S.eer(np.linspace(0, 1, 7), np.zeros(7, dtype=bool))

@@ -32,8 +32,9 @@ def rdms(seed: int, n: int = 9) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def expected_samples(a: np.ndarray, b: np.ndarray, method: str, resamples: list[np.ndarray],
-                     mask: np.ndarray | None = None) -> list[float]:
+def expected_samples(
+    a: np.ndarray, b: np.ndarray, method: str, resamples: list[np.ndarray], mask: np.ndarray | None = None
+) -> list[float]:
     """The RDM correlation of each resampled stimulus set, a stimulus paired with its own copy masked."""
     out = []
     for i in resamples:
@@ -59,8 +60,9 @@ def test_stimulus_bootstrap_skips_masked_and_missing_cells() -> None:
     mask = np.zeros((7, 7), dtype=bool)
     mask[0, :] = mask[:, 0] = True
     samples = S.stimulus_bootstrap(a, b, "spearman", n_boot=30, seed=1, mask=mask)
-    np.testing.assert_allclose(samples, expected_samples(a, b, "spearman", index_resamples(7, 30, seed=1), mask),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        samples, expected_samples(a, b, "spearman", index_resamples(7, 30, seed=1), mask), atol=1e-12
+    )
 
 
 def test_large_rdms_are_resampled_in_seeded_blocks(monkeypatch: pytest.MonkeyPatch) -> None:

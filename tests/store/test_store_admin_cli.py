@@ -157,8 +157,10 @@ def test_verify_checks_cell_results(tmp_path):
     assert good.exists() and not bad.exists()
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30d", 30 * DAY), ("12h", 43200.0), ("45m", 2700.0), ("90s", 90.0),
-                                               ("7", 7.0), ("1.5D", 1.5 * DAY)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30d", 30 * DAY), ("12h", 43200.0), ("45m", 2700.0), ("90s", 90.0), ("7", 7.0), ("1.5D", 1.5 * DAY)],
+)
 def test_parse_age(text, seconds):
     assert parse_age(text) == seconds
 

@@ -168,7 +168,7 @@ def test_a_record_moved_under_another_rows_offset_is_not_returned(tmp_path):
     blob = bytearray(rows_file.read_bytes())
     size = RECORD_SIZE + 32
     first, second = FILE_HEADER_SIZE, FILE_HEADER_SIZE + size
-    blob[first:first + size] = blob[second:second + size]
+    blob[first : first + size] = blob[second : second + size]
     rows_file.write_bytes(bytes(blob))
     store = ShardStore(tmp_path)
     assert store.get("layer", "img0") is None and store.corrupt == 1
@@ -278,4 +278,3 @@ def test_legacy_v1_entries_are_ignored_and_kept(tmp_path):
     store.put("layer", "img1", row_for(1, 8))
     store.close()
     assert old_file.exists()  # not deleted by normal runs
-

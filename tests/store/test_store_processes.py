@@ -51,8 +51,10 @@ def flush_and_die(root: str, ids: list[int]) -> None:
 def test_two_processes_write_overlapping_rows_then_a_third_reads_all(tmp_path):
     dims = {"layer-a": 24, "layer-b": 130}
     barrier = SPAWN.Barrier(2)
-    jobs = [SPAWN.Process(target=writer, args=(str(tmp_path), list(ids), dims, barrier, 50))
-            for ids in (range(1500), range(1000, 2500))]
+    jobs = [
+        SPAWN.Process(target=writer, args=(str(tmp_path), list(ids), dims, barrier, 50))
+        for ids in (range(1500), range(1000, 2500))
+    ]
     for job in jobs:
         job.start()
     for job in jobs:

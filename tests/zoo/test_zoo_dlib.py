@@ -83,6 +83,8 @@ def test_other_chip_sizes_are_refused():
 
 def test_missing_dlib_skips_with_the_install_hint(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(dlib_resnet.importlib.util, "find_spec", lambda name, *a: None if name == "dlib" else real(name, *a))
+    monkeypatch.setattr(
+        dlib_resnet.importlib.util, "find_spec", lambda name, *a: None if name == "dlib" else real(name, *a)
+    )
     with pytest.raises(WeightsUnavailable, match="dlib is not installed; pip install"):
         grid_model(FACTORY).check_weights()

@@ -46,7 +46,9 @@ def test_cached_release_loads_from_the_torch_cache(torch_home, release, batch):
     target = torch_home / "checkpoints" / VGGFACE2  # where facenet-pytorch's load_weights() downloads it
     target.parent.mkdir(parents=True)
     torch.save(state, target)
-    model = grid_model(FACTORY, weights="vggface2", layers=["mixed_6a", "last_bn", "output"], pooling={"mixed_6a": "avg"})
+    model = grid_model(
+        FACTORY, weights="vggface2", layers=["mixed_6a", "last_bn", "output"], pooling={"mixed_6a": "avg"}
+    )
     model.check_weights()
     got = model.build().extract(batch)
     with torch.no_grad():
@@ -81,8 +83,11 @@ def test_a_file_without_the_head_loads_too(tmp_path, release):
     state, _ = release
     path = tmp_path / "facenet-embedding.pt"
     # every tensor 7.0, each backed by one stored number (a small file): the loaded network must hold 7s only
-    embedding = {k: torch.full((), 7.0).expand(v.shape) for k, v in state.items()
-                 if not k.startswith("logits.") and v.is_floating_point()}
+    embedding = {
+        k: torch.full((), 7.0).expand(v.shape)
+        for k, v in state.items()
+        if not k.startswith("logits.") and v.is_floating_point()
+    }
     embedding.update({k: v for k, v in state.items() if not v.is_floating_point()})
     torch.save({"state_dict": embedding}, path)
     net = grid_model(FACTORY, weights=str(path)).build().net
@@ -108,8 +113,11 @@ def test_wrong_network_is_one_short_error(tmp_path):
 
 def test_uninstalled_facenet_pytorch_skips_with_the_install_command(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(facenet_module.importlib.util, "find_spec",
-                        lambda name, *a: None if name == "facenet_pytorch" else real(name, *a))
+    monkeypatch.setattr(
+        facenet_module.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "facenet_pytorch" else real(name, *a),
+    )
     with pytest.raises(WeightsUnavailable, match="pip install --no-deps facenet-pytorch"):
         grid_model(FACTORY).check_weights()
 

@@ -11,11 +11,17 @@ import sys
 import pytest
 
 from pytest_facebench.faces.align import ALIGNMENTS
-from pytest_facebench.zoo import FAMILIES
 from pytest_facebench.model import BaseModel
+from pytest_facebench.zoo import FAMILIES
 
-EXPECTED_ALIGN = {"iresnet50": "arcface_112", "facenet": "facenet_160", "onnx": "arcface_112", "timm": "none",
-                  "open_clip": "none", "dlib": "dlib_150"}
+EXPECTED_ALIGN = {
+    "iresnet50": "arcface_112",
+    "facenet": "facenet_160",
+    "onnx": "arcface_112",
+    "timm": "none",
+    "open_clip": "none",
+    "dlib": "dlib_150",
+}
 
 
 @pytest.mark.parametrize("short", sorted(FAMILIES))
@@ -32,9 +38,11 @@ def test_short_names_resolve(short):
 
 def test_importing_the_zoo_imports_no_heavy_library():
     modules = [FAMILIES[name][0].partition(":")[0] for name in FAMILIES]
-    code = ("import sys, pytest_facebench.zoo\n"
-            f"for m in {sorted(set(modules))!r}: __import__(m)\n"
-            "heavy = ['torch', 'timm', 'open_clip', 'onnxruntime', 'onnx', 'dlib', 'facenet_pytorch', 'cv2']\n"
-            "print([h for h in heavy if h in sys.modules])")
+    code = (
+        "import sys, pytest_facebench.zoo\n"
+        f"for m in {sorted(set(modules))!r}: __import__(m)\n"
+        "heavy = ['torch', 'timm', 'open_clip', 'onnxruntime', 'onnx', 'dlib', 'facenet_pytorch', 'cv2']\n"
+        "print([h for h in heavy if h in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

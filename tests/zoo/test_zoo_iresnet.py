@@ -51,8 +51,15 @@ def backbone(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 
 
 def bn(x: torch.Tensor, s: dict[str, torch.Tensor], name: str) -> torch.Tensor:
-    return F.batch_norm(x, s[f"{name}.running_mean"], s[f"{name}.running_var"], s[f"{name}.weight"],
-                        s[f"{name}.bias"], training=False, eps=1e-5)
+    return F.batch_norm(
+        x,
+        s[f"{name}.running_mean"],
+        s[f"{name}.running_var"],
+        s[f"{name}.weight"],
+        s[f"{name}.bias"],
+        training=False,
+        eps=1e-5,
+    )
 
 
 def reference_forward(s: dict[str, torch.Tensor], x: torch.Tensor, blocks: tuple[int, ...]) -> dict[str, torch.Tensor]:
@@ -67,14 +74,22 @@ def reference_forward(s: dict[str, torch.Tensor], x: torch.Tensor, blocks: tuple
             y = F.conv2d(y, s[f"{p}.conv1.weight"], padding=1)
             y = F.prelu(bn(y, s, f"{p}.bn2"), s[f"{p}.prelu.weight"])
             y = bn(F.conv2d(y, s[f"{p}.conv2.weight"], stride=stride, padding=1), s, f"{p}.bn3")
-            shortcut = bn(F.conv2d(x, s[f"{p}.downsample.0.weight"], stride=2), s, f"{p}.downsample.1") \
-                if block == 0 else x
+            shortcut = (
+                bn(F.conv2d(x, s[f"{p}.downsample.0.weight"], stride=2), s, f"{p}.downsample.1") if block == 0 else x
+            )
             x = y + shortcut
         out[f"layer{stage}"] = x
     x = torch.flatten(bn(x, s, "bn2"), 1)
     out["fc"] = F.linear(x, s["fc.weight"], s["fc.bias"])
-    out["features"] = F.batch_norm(out["fc"], s["features.running_mean"], s["features.running_var"],
-                                   s["features.weight"], s["features.bias"], training=False, eps=1e-5)
+    out["features"] = F.batch_norm(
+        out["fc"],
+        s["features.running_mean"],
+        s["features.running_var"],
+        s["features.weight"],
+        s["features.bias"],
+        training=False,
+        eps=1e-5,
+    )
     return out
 
 
@@ -104,8 +119,18 @@ def test_backbone_pth_loads_and_every_layer_matches_the_reference(backbone, arcf
 
 def test_every_named_module_is_a_layer_and_weights_are_keyed_by_content(arcface):
     names = arcface.layer_names()
-    for layer in ("conv1", "prelu", "layer1", "layer3.1.conv2", "layer4.0.downsample", "bn2", "dropout", "fc",
-                  "features", "output"):
+    for layer in (
+        "conv1",
+        "prelu",
+        "layer1",
+        "layer3.1.conv2",
+        "layer4.0.downsample",
+        "bn2",
+        "dropout",
+        "fc",
+        "features",
+        "output",
+    ):
         assert layer in names
     assert arcface.identity()["weights"].startswith("sha256:")
     assert arcface.default_align == "arcface_112"
@@ -193,7 +218,9 @@ def test_checkpoint_of_another_network_is_one_short_error(tmp_path):
     message = str(info.value)
     assert "\n" not in message and len(message) < 700, message
     assert "5 missing keys (features.weight, features.bias, features.running_mean (and 2 more))" in message
-    assert "5 unexpected keys" in message and "fc.weight: (256, 25088) in the file, (512, 25088) in the network" in message
+    assert (
+        "5 unexpected keys" in message and "fc.weight: (256, 25088) in the file, (512, 25088) in the network" in message
+    )
 
 
 def test_weights_are_required_and_arch_checked():

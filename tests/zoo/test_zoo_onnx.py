@@ -17,9 +17,9 @@ from PIL import Image
 from torch import nn
 from zoo_helpers import grid_model
 
-from pytest_facebench.store import EmbeddingStore
 from pytest_facebench.engine import Engine, EngineOptions
 from pytest_facebench.errors import ModelError, WeightsUnavailable
+from pytest_facebench.store import EmbeddingStore
 
 FACTORY = "pytest_facebench.zoo.onnx:Onnx"
 
@@ -40,9 +40,15 @@ def export(path: Path, size: int, dynamic_batch: bool) -> nn.Module:
         net = TinyEmbedder().eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(net, (torch.zeros(1, 3, size, size),), str(path), input_names=["data"],
-                          output_names=["embedding"], dynamo=False,
-                          dynamic_axes={"data": {0: "n"}, "embedding": {0: "n"}} if dynamic_batch else None)
+        torch.onnx.export(
+            net,
+            (torch.zeros(1, 3, size, size),),
+            str(path),
+            input_names=["data"],
+            output_names=["embedding"],
+            dynamo=False,
+            dynamic_axes={"data": {0: "n"}, "embedding": {0: "n"}} if dynamic_batch else None,
+        )
     return net
 
 
@@ -79,9 +85,12 @@ def test_only_output_is_readable(tmp_path):
 
 def test_default_preprocessing_is_insightfaces_blob(tmp_path):
     dynamic = tmp_path / "dynamic.onnx"
-    graph = helper.make_graph([helper.make_node("Identity", ["data"], ["out"], name="id")], "g",
-                              [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["n", 3, "h", "w"])],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["n", 3, "h", "w"])])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["data"], ["out"], name="id")],
+        "g",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+    )
     onnx.save(helper.make_model(graph), str(dynamic))
     model = grid_model(FACTORY, weights=str(dynamic))
     assert model.preprocessing.input_size == 112  # dynamic spatial size: insightface's 112
@@ -94,14 +103,23 @@ def test_default_preprocessing_is_insightfaces_blob(tmp_path):
 def test_mxnet_conversions_take_raw_pixels(tmp_path):
     """insightface's ArcFaceONNX: a Sub and a Mul among the first nodes mean the graph normalizes itself."""
     path = tmp_path / "mxnet_style.onnx"
-    nodes = [helper.make_node("Sub", ["data", "mean"], ["centered"], name="_minusscalar0"),
-             helper.make_node("Mul", ["centered", "scale"], ["scaled"], name="_mulscalar0"),
-             helper.make_node("GlobalAveragePool", ["scaled"], ["pooled"], name="pool"),
-             helper.make_node("Flatten", ["pooled"], ["fc1"], name="flatten")]
-    constants = [helper.make_tensor("mean", TensorProto.FLOAT, [], [127.5]),
-                 helper.make_tensor("scale", TensorProto.FLOAT, [], [0.0078125])]
-    graph = helper.make_graph(nodes, "mx", [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, 16, 16])],
-                              [helper.make_tensor_value_info("fc1", TensorProto.FLOAT, [1, 3])], initializer=constants)
+    nodes = [
+        helper.make_node("Sub", ["data", "mean"], ["centered"], name="_minusscalar0"),
+        helper.make_node("Mul", ["centered", "scale"], ["scaled"], name="_mulscalar0"),
+        helper.make_node("GlobalAveragePool", ["scaled"], ["pooled"], name="pool"),
+        helper.make_node("Flatten", ["pooled"], ["fc1"], name="flatten"),
+    ]
+    constants = [
+        helper.make_tensor("mean", TensorProto.FLOAT, [], [127.5]),
+        helper.make_tensor("scale", TensorProto.FLOAT, [], [0.0078125]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "mx",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("fc1", TensorProto.FLOAT, [1, 3])],
+        initializer=constants,
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
     model = grid_model(FACTORY, weights=str(path))
     assert model.preprocessing.input_size == 16
@@ -114,7 +132,9 @@ def test_mxnet_conversions_take_raw_pixels(tmp_path):
 def test_preprocessing_can_be_overridden(tmp_path):
     path = tmp_path / "tiny.onnx"
     export(path, size=16, dynamic_batch=True)
-    model = grid_model(FACTORY, weights=str(path), preprocessing={"input_size": 16, "mean": [0, 0, 0], "std": [1, 1, 1]})
+    model = grid_model(
+        FACTORY, weights=str(path), preprocessing={"input_size": 16, "mean": [0, 0, 0], "std": [1, 1, 1]}
+    )
     assert model.preprocessing.mean == (0.0, 0.0, 0.0)
 
 

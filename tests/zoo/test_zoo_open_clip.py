@@ -21,11 +21,19 @@ from pytest_facebench.errors import ModelError, WeightsUnavailable
 FACTORY = "pytest_facebench.zoo.open_clip:OpenClip"
 ARCH = "facebench-tiny-vit"
 REPO = "facebench/tiny-clip"
-TINY = {"embed_dim": 16,
-        "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
-        "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 16, "heads": 2, "layers": 1}}
-TAG = {"url": "", "hf_hub": f"{REPO}/", "mean": (0.5, 0.4, 0.3), "std": (0.2, 0.25, 0.3),
-       "interpolation": "bicubic", "resize_mode": "shortest"}
+TINY = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
+    "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 16, "heads": 2, "layers": 1},
+}
+TAG = {
+    "url": "",
+    "hf_hub": f"{REPO}/",
+    "mean": (0.5, 0.4, 0.3),
+    "std": (0.2, 0.25, 0.3),
+    "interpolation": "bicubic",
+    "resize_mode": "shortest",
+}
 
 
 @pytest.fixture
@@ -68,8 +76,13 @@ def cached_tag(tiny, hf_cache, clip_state, monkeypatch: pytest.MonkeyPatch) -> P
 
 
 def test_tag_weights_come_from_the_hugging_face_cache(cached_tag, batch):
-    model = grid_model(FACTORY, arch=ARCH, pretrained="tiny",
-                       layers=["transformer.resblocks.1", "ln_post", "output"], pooling={"transformer.resblocks.1": "cls"})
+    model = grid_model(
+        FACTORY,
+        arch=ARCH,
+        pretrained="tiny",
+        layers=["transformer.resblocks.1", "ln_post", "output"],
+        pooling={"transformer.resblocks.1": "cls"},
+    )
     model.check_weights()
     got = model.build().extract(batch)
     with torch.no_grad():
@@ -83,8 +96,11 @@ def test_tag_weights_come_from_the_hugging_face_cache(cached_tag, batch):
 @pytest.mark.parametrize("layout", ["full_clip", "visual_only"])
 def test_local_checkpoints(tiny, tmp_path, clip_state, batch, layout):
     path = tmp_path / "epoch_32.pt"
-    state = clip_state if layout == "full_clip" else {k[len("visual."):]: v for k, v in clip_state.items()
-                                                     if k.startswith("visual.")}
+    state = (
+        clip_state
+        if layout == "full_clip"
+        else {k[len("visual.") :]: v for k, v in clip_state.items() if k.startswith("visual.")}
+    )
     torch.save({"epoch": 32, "state_dict": {f"module.{k}": v for k, v in state.items()}}, path)  # open_clip's training
     full = tmp_path / "full.pt"
     torch.save(clip_state, full)
@@ -96,7 +112,9 @@ def test_local_checkpoints(tiny, tmp_path, clip_state, batch, layout):
 def test_preprocessing_is_the_one_open_clip_attaches(cached_tag):
     cfg = open_clip.create_model(ARCH, pretrained="tiny", pretrained_text=False).visual.preprocess_cfg
     pre = grid_model(FACTORY, arch=ARCH, pretrained="tiny").preprocessing
-    assert pre.input_size == pre.resize_size == 32 and pre.crop == "center" and pre.interpolation == cfg["interpolation"]
+    assert (
+        pre.input_size == pre.resize_size == 32 and pre.crop == "center" and pre.interpolation == cfg["interpolation"]
+    )
     assert pre.mean == pytest.approx(cfg["mean"]) and pre.std == pytest.approx(cfg["std"])
     transform = image_transform_v2(PreprocessCfg(**cfg), is_train=False)
     image = Image.fromarray(skdata.astronaut()[0:200, 50:350])
@@ -137,5 +155,9 @@ def test_bad_names_and_files(tiny, tmp_path):
     with pytest.raises(ModelError) as info:
         grid_model(FACTORY, arch=ARCH, weights=str(other)).build()
     message = str(info.value)
-    assert "\n" not in message and len(message) < 700 and "shape mismatch (conv1.weight: (32, 3, 4, 4) in the file" \
-        in message and "missing keys" in message
+    assert (
+        "\n" not in message
+        and len(message) < 700
+        and "shape mismatch (conv1.weight: (32, 3, 4, 4) in the file" in message
+        and "missing keys" in message
+    )

@@ -47,8 +47,9 @@ def test_checkpoint_file_loads_and_matches_timm(tmp_path, reference, batch, file
         save_file(reference.state_dict(), str(path))
     else:
         torch.save({"state_dict": reference.state_dict(), "epoch": 3}, path)  # a timm training checkpoint
-    model = grid_model(FACTORY, arch="test_resnet", weights=str(path), layers=["layer1", "output"],
-                       pooling={"layer1": "avg"})
+    model = grid_model(
+        FACTORY, arch="test_resnet", weights=str(path), layers=["layer1", "output"], pooling={"layer1": "avg"}
+    )
     got = model.build().extract(batch)
     with torch.no_grad():
         expected = reference.forward_head(reference.forward_features(batch), pre_logits=True)
@@ -77,8 +78,9 @@ def test_pretrained_comes_from_the_hugging_face_cache(hf_cache, reference, batch
     model.check_weights()
     got = model.build().extract(batch)["output"]
     with torch.no_grad():
-        torch.testing.assert_close(got, reference.forward_head(reference.forward_features(batch), pre_logits=True),
-                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            got, reference.forward_head(reference.forward_features(batch), pre_logits=True), rtol=1e-4, atol=1e-5
+        )
     assert model.identity()["weights"] == f"hf:{HUB_ID}@{COMMIT}/{filename}"
 
 
@@ -108,8 +110,14 @@ def test_vit_layers_and_image_size_from_model_kwargs(tmp_path):
     net = random_timm("test_vit", seed=6, img_size=32)
     path = tmp_path / "vit.safetensors"
     save_file(net.state_dict(), str(path))
-    model = grid_model(FACTORY, arch="test_vit", weights=str(path), model_kwargs={"img_size": 32},
-                       layers=["blocks.0", "norm", "output"], pooling={"blocks.0": "cls", "norm": "mean"})
+    model = grid_model(
+        FACTORY,
+        arch="test_vit",
+        weights=str(path),
+        model_kwargs={"img_size": 32},
+        layers=["blocks.0", "norm", "output"],
+        pooling={"blocks.0": "cls", "norm": "mean"},
+    )
     assert model.preprocessing.input_size == 32 and model.preprocessing.resize_size == 33  # floor(32 / 0.95)
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     got = model.build().extract(x)
@@ -136,8 +144,9 @@ def test_another_classifier_size_suggests_num_classes(tmp_path):
     torch.save(net.state_dict(), path)
     with pytest.raises(ModelError, match=r"model_kwargs = \{ num_classes = 10 \}"):
         grid_model(FACTORY, arch="test_resnet", weights=str(path)).build()
-    model = grid_model(FACTORY, arch="test_resnet", weights=str(path), model_kwargs={"num_classes": 10},
-                       output="logits")
+    model = grid_model(
+        FACTORY, arch="test_resnet", weights=str(path), model_kwargs={"num_classes": 10}, output="logits"
+    )
     assert model.build().extract(torch.zeros(1, 3, 32, 32))["output"].shape == (1, 10)
 
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from pytest_facebench.builders import build_model
 from pytest_facebench.config import ModelSpec
 from pytest_facebench.model import BaseModel
-from pytest_facebench.builders import build_model
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
-def grid_model(factory: str, name: str = "m", layers: list[str] | None = None, pooling: Any = None,
-               **kwargs: Any) -> BaseModel:
+def grid_model(
+    factory: str, name: str = "m", layers: list[str] | None = None, pooling: Any = None, **kwargs: Any
+) -> BaseModel:
     """A model instantiated (not built) from a grid entry `{ factory = ..., kwargs = {...} }`."""
-    spec = ModelSpec(name=name, factory=factory, kwargs=kwargs, layers=layers or [], pooling=pooling,
-                     source=f"models[{name}]")
+    spec = ModelSpec(
+        name=name, factory=factory, kwargs=kwargs, layers=layers or [], pooling=pooling, source=f"models[{name}]"
+    )
     return build_model(spec)
