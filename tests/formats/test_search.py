@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from testkit import cuda_available
 
 from pytest_facebench import search
 from pytest_facebench.search import cmc_from_topk, identification_metrics, mate_ranks, topk, tpir_at_fpir
@@ -295,15 +296,7 @@ def test_identification_metrics_names():
 # ------------------------------------------------------------------------------------- GPU
 
 
-def _cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
-
-
-@pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA GPU")
+@pytest.mark.skipif(not cuda_available(), reason="needs a CUDA GPU")
 def test_topk_on_cuda_matches_cpu():
     probes, gallery = _lattice(300, 16, 30), _lattice(20_000, 16, 31)  # exact scores: identical on any device
     want = topk(probes, gallery, 10, chunk_rows=4096, probe_rows=128)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from testkit import cuda_available
 
 from pytest_facebench.templates import score_template_pairs, template_features, template_rows
 
@@ -166,15 +167,7 @@ def test_input_errors():
         score_template_pairs(feats, np.arange(len(feats)), np.zeros((3, 3), dtype=int))
 
 
-def _cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
-
-
-@pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA GPU")
+@pytest.mark.skipif(not cuda_available(), reason="needs a CUDA GPU")
 def test_score_template_pairs_on_cuda_matches_cpu():
     feats, templates, medias, faceness, pairs = _ijb_like(seed=6)
     ids, got = template_features(feats, templates, medias, faceness=faceness, use_faceness=True)

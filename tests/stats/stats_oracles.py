@@ -13,6 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from scipy import stats as sst
 from sklearn.metrics import accuracy_score, roc_curve
 
@@ -176,3 +179,18 @@ def cohens_d_expanded(a: np.ndarray, b: np.ndarray) -> float:
     na, nb = len(a), len(b)
     pooled = (np.sum((a - np.mean(a)) ** 2) + np.sum((b - np.mean(b)) ** 2)) / (na + nb - 2)
     return float((np.mean(a) - np.mean(b)) / np.sqrt(pooled)) if pooled > 0 else np.nan
+
+
+# --- hypothesis strategies shared by the ROC and fold tests -----------------------------------
+
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def pairs(draw: st.DrawFn, min_n: int = 4, max_n: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """Distances on a coarse grid (many ties) and labels with both classes."""
+    n = draw(st.integers(min_n, max_n))
+    d = draw(hnp.arrays(np.float64, n, elements=st.integers(0, 12).map(lambda v: v / 4)))
+    y = draw(hnp.arrays(np.int64, n, elements=st.integers(0, 1)))
+    y[0], y[-1] = 1, 0
+    return d, y

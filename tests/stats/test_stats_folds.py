@@ -7,25 +7,12 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 from sklearn.metrics import accuracy_score
-from stats_oracles import brute_force_best_threshold, index_resamples
+from stats_oracles import FAST, brute_force_best_threshold, index_resamples, pairs
 
 from pytest_facebench import stats as S
-
-FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@st.composite
-def pairs(draw: st.DrawFn, min_n: int = 4, max_n: int = 40) -> tuple[np.ndarray, np.ndarray]:
-    """Distances on a coarse grid (many ties) and labels with both classes."""
-    n = draw(st.integers(min_n, max_n))
-    d = draw(hnp.arrays(np.float64, n, elements=st.integers(0, 12).map(lambda v: v / 4)))
-    y = draw(hnp.arrays(np.int64, n, elements=st.integers(0, 1)))
-    y[0], y[-1] = 1, 0
-    return d, y
 
 
 def test_make_folds_contiguous_blocks_like_lfw() -> None:

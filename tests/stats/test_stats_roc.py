@@ -7,25 +7,12 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 from sklearn.metrics import roc_auc_score
-from stats_oracles import brentq_eer, counts_of, index_resamples, sklearn_tar_at_far, sklearn_youden
+from stats_oracles import FAST, brentq_eer, counts_of, index_resamples, pairs, sklearn_tar_at_far, sklearn_youden
 
 from pytest_facebench import stats as S
-
-FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@st.composite
-def pairs(draw: st.DrawFn, min_n: int = 4, max_n: int = 40) -> tuple[np.ndarray, np.ndarray]:
-    """Distances on a coarse grid (many ties) and labels with both classes."""
-    n = draw(st.integers(min_n, max_n))
-    d = draw(hnp.arrays(np.float64, n, elements=st.integers(0, 12).map(lambda v: v / 4)))
-    y = draw(hnp.arrays(np.int64, n, elements=st.integers(0, 1)))
-    y[0], y[-1] = 1, 0
-    return d, y
 
 
 def random_pairs(rng: np.random.Generator, n: int, signal: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

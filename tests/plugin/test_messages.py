@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from testkit import one_line_failure
 
 from pytest_facebench.errors import ConfigError
 from pytest_facebench.stats import Bootstrap
@@ -63,15 +64,6 @@ n_boot = 0
 """
 
 
-def failure_line(result: pytest.RunResult, node: str) -> str:
-    lines = result.outlines
-    start = next(i for i, line in enumerate(lines) if line.startswith("_") and f" {node} " in line)
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith(("_", "="))), len(lines))
-    body = [line for line in lines[start + 1 : end] if line.strip()]
-    assert len(body) == 1, body
-    return body[0]
-
-
 def model(name: str, factory: str, kwargs: str = "") -> str:
     return f'[[models]]\nname = "{name}"\nfactory = "{factory}"\n' + (f"kwargs = {{ {kwargs} }}\n" if kwargs else "")
 
@@ -90,7 +82,7 @@ def run_grid(bench, models: str, test: str | None = None) -> pytest.RunResult:
 
 def test_a_factory_that_raises_names_the_entry_the_exception_and_the_user_frame(project):
     result = run_grid(project, model("broken", "badmodels:Raises"))
-    line = failure_line(result, "test_x[broken-verif]")
+    line = one_line_failure(result, "test_x[broken-verif]")
     assert re.search(
         r"^ModelError: .*facebench\.toml, models\[0\] \('broken'\): badmodels:Raises\(\.\.\.\) raised "
         r"ValueError: no such config section in net\.cfg \(at .*badmodels\.py:\d+ in read_config\)$",
@@ -100,20 +92,20 @@ def test_a_factory_that_raises_names_the_entry_the_exception_and_the_user_frame(
 
 def test_a_kwarg_of_the_wrong_type_is_named_before_the_model_runs(project):
     result = run_grid(project, model("px", "pixels", 'size = "big"'))
-    line = failure_line(result, "test_x[px-verif]")
+    line = one_line_failure(result, "test_x[px-verif]")
     assert re.search(
         r"models\[0\] \('px'\): kwargs\.size must be int \(the annotation of the 'size' parameter of "
         r"Pixels\), got 'big'$",
         line,
     ), line
     unknown = run_grid(project, model("px", "pixels", "sise = 8"))
-    assert "unexpected keyword argument 'sise'" in failure_line(unknown, "test_x[px-verif]")
+    assert "unexpected keyword argument 'sise'" in one_line_failure(unknown, "test_x[px-verif]")
 
 
 @pytest.mark.parametrize("kind, shape", [("drop", r"shape \(\d+, 48\)"), ("scalar", "a scalar")])
 def test_a_model_with_the_wrong_number_of_rows_says_so(project, kind, shape):
     result = run_grid(project, model("shaped", "badmodels:Shaped", f'kind = "{kind}"'))
-    line = failure_line(result, "test_x[shaped-verif]")
+    line = one_line_failure(result, "test_x[shaped-verif]")
     assert re.search(
         rf"model 'shaped', layer 'output': gave {shape} for a batch of \d+ image\(s\); expected one row "
         rf"per image",
@@ -127,7 +119,7 @@ def test_an_image_deleted_during_the_run_is_named(project):
         "    facebench.evaluate(model, task)\n"
     )
     result = run_grid(project, model("px", "pixels", "size = 8"), test)
-    line = failure_line(result, "test_x[px-verif]")
+    line = one_line_failure(result, "test_x[px-verif]")
     assert re.search(r"DataError: .*image not found: \S+img00\.png \(it was there when the task was loaded", line), line
 
 
@@ -139,7 +131,7 @@ def test_an_lfw_header_that_disagrees_with_its_lines_names_the_mismatch(project)
     )
     project.test_file()
     result = project.run()
-    line = failure_line(result, "ERROR at setup of test_x[px-verif]")
+    line = one_line_failure(result, "ERROR at setup of test_x[px-verif]")
     assert re.search(
         r"pairs\.txt, line 1: the header '2 3' announces 2 sets of 3 same and 3 different pairs "
         r"\(12 lines\), but the file has 6 pair lines$",
@@ -153,7 +145,7 @@ def test_a_directory_given_as_the_pairs_file_says_it_is_a_directory(project):
     )
     project.test_file()
     result = project.run()
-    line = failure_line(result, "ERROR at setup of test_x[px-verif]")
+    line = one_line_failure(result, "ERROR at setup of test_x[px-verif]")
     assert re.search(r"pairs file \S+images is a directory; expected a pairs file", line), line
 
 

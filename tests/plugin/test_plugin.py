@@ -277,7 +277,7 @@ def test_outputs_are_written_when_tests_fail_or_skip(bench) -> None:
 
 
 def test_a_warm_cache_gives_identical_results_without_running_the_models(bench) -> None:
-    """Embedding level (cell results are rescored here; tests/test_cell_cache.py covers their reuse)."""
+    """Embedding level (cell results are rescored here; tests/plugin/test_cell_cache.py covers their reuse)."""
     bench.grid()
     bench.test_file()
     cache = bench.path / "embedding_cache"

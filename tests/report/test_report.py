@@ -35,7 +35,7 @@ from pytest_facebench.report.data import (
 from pytest_facebench.report.html import summary_table, write_html
 from pytest_facebench.report.plots import MAX_BARS, write_plots
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 Bench = Any  # the `bench` fixture of conftest.py: a tiny benchmark project in pytester's directory
 MODELS = ["model_00", "model_01", "model_02"]

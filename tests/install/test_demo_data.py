@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-DEMO_DATA_PY = Path(__file__).resolve().parents[1] / "benchmarks" / "demo_data.py"
+DEMO_DATA_PY = Path(__file__).resolve().parents[2] / "benchmarks" / "demo_data.py"
 
 
 def _load_module():

@@ -45,6 +45,6 @@ def test_a_warm_start_does_not_import_torchvision(tmp_path):
         capture_output=True,
         text=True,
         check=True,
-        cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]),
+        cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]),
     ).stdout
     assert out.strip() == "False"

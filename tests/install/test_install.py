@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 PLUGIN_PACKAGE = {
     "pyproject.toml": """

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from testkit import one_line_failure
 from torch import nn
 
 from pytest_facebench.errors import ModelError
@@ -41,16 +42,6 @@ class NanModel(BaseModel):
     def _build_model(self):
         return Holes()
 """
-
-
-def one_line_failure(result: pytest.RunResult, node: str) -> str:
-    """The report of one failed or errored test, which must be a single line."""
-    lines = result.outlines
-    start = next(i for i, line in enumerate(lines) if line.startswith("_") and f" {node} " in line)
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith(("_", "="))), len(lines))
-    body = [line for line in lines[start + 1 : end] if line.strip()]
-    assert len(body) == 1, body
-    return body[0]
 
 
 def grid(bench, models: str, tasks: str) -> None:
