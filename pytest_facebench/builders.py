@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .config import ModelSpec, TaskSpec
 from .errors import ConfigError, FacebenchError, ModelError
@@ -126,8 +126,12 @@ def build_task(spec: TaskSpec) -> BaseTask:
     """Instantiate and load the task of a grid entry (pairs and images validated)."""
     if spec.error:
         raise ConfigError(spec.error)
+    if spec.pairs is None or spec.images is None:  # parsing sets both or records an error
+        raise ConfigError(f"{spec.source}: 'pairs' and 'images' are required")
     cls = task_class(spec.type, [spec.base_dir])
-    extra = {"trusted": True} if spec.trusted and "trusted" in inspect.signature(cls.__init__).parameters else {}
+    extra = (
+        {"trusted": True} if spec.trusted and "trusted" in inspect.signature(cast(Any, cls).__init__).parameters else {}
+    )
     check_kwarg_types(cls, spec.options, f"{spec.source}: option")
     try:
         task = cls(

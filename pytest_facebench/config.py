@@ -16,7 +16,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -24,6 +24,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .tasks.base import BaseTask
 
 GRID_FILENAME = "facebench.toml"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.]+$")
@@ -169,12 +172,12 @@ def parse_grid(data: dict[str, Any], path: Path, sha256: str, prefix: str = "") 
     return Grid(path=path, sha256=sha256, models=models, tasks=tasks, errors=errors)
 
 
-def _grid_task_types(data: dict[str, Any], path: Path) -> dict[str, type]:
+def _grid_task_types(data: dict[str, Any], path: Path) -> dict[str, type[BaseTask]]:
     """The built-in task classes, plus the registered or 'module:Class' types this grid names (for options
     and defaults); a type that cannot be imported is reported on its entry."""
     from .registry import builtin_task_types, task_class
 
-    types: dict[str, type] = dict(builtin_task_types())
+    types: dict[str, type[BaseTask]] = dict(builtin_task_types())
     for entry in data.get("tasks", []) if isinstance(data.get("tasks"), list) else []:
         name = entry.get("type") if isinstance(entry, dict) else None
         if isinstance(name, str) and name not in types:
@@ -185,7 +188,7 @@ def _grid_task_types(data: dict[str, Any], path: Path) -> dict[str, type]:
     return types
 
 
-def _defaults(defaults: Any, task_types: dict[str, type], path: Path, prefix: str) -> dict[str, Any]:
+def _defaults(defaults: Any, task_types: dict[str, type[BaseTask]], path: Path, prefix: str) -> dict[str, Any]:
     """`[defaults]`: every key must be an option of some task type (or distance, tolerances, trusted)."""
     if not isinstance(defaults, dict):
         raise ConfigError(
@@ -341,7 +344,7 @@ def resolve_path(value: str, base_dir: Path) -> Path:
 
 
 def _parse_task(
-    entry: Any, index: int, path: Path, prefix: str, task_types: dict[str, type], defaults: dict[str, Any]
+    entry: Any, index: int, path: Path, prefix: str, task_types: dict[str, type[BaseTask]], defaults: dict[str, Any]
 ) -> TaskSpec:
     where = f"{prefix}tasks[{index}]"
     spec = TaskSpec(name=_entry_name(entry, where), source=where)
@@ -409,8 +412,8 @@ def valid_metrics(task_cls: type) -> tuple[str, ...]:
     return tuple(getattr(task_cls, "metrics", ()))
 
 
-def _task_options(task_cls: type) -> set[str]:
+def _task_options(task_cls: type[BaseTask]) -> set[str]:
     """Type-specific option names: the keyword parameters of the task class's constructor."""
-    params = inspect.signature(task_cls.__init__).parameters
+    params = inspect.signature(cast(Any, task_cls).__init__).parameters
     common = {"self", "name", "pairs", "images", "distance", "columns"}
     return {p for p, v in params.items() if p not in common and v.kind is not inspect.Parameter.VAR_KEYWORD}

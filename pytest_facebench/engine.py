@@ -254,6 +254,7 @@ class Engine:
         model.to(self.device)
         model.build()
         net = model.net
+        assert net is not None  # build() sets it
         if (
             self.options.channels_last
             and self.device.type == "cuda"

@@ -10,6 +10,7 @@ import difflib
 import json
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,7 @@ def parse_thresholds(
             raise ConfigError(f"threshold on '{metric}': min {low} is greater than max {high}", key=key)
         out.append(
             Threshold(
-                metric=metric,
+                metric=str(metric),
                 min=low,
                 max=high,
                 model=entry.get("model"),
@@ -121,13 +122,18 @@ def _known_metric(metric: Any, valid: tuple[str, ...] | list[str]) -> bool:
     return metric in valid or any(test(metric) and any(test(v) for v in valid) for _, test in families)
 
 
-def expectations(expect: dict[str, tuple[str, float]]) -> list[Threshold]:
+def expectations(expect: Mapping[str, tuple[str, float]]) -> list[Threshold]:
     """`expect={"auc": (">=", 0.9)}` → thresholds (on the readout layer)."""
     out = []
     for metric, (op, bound) in expect.items():
         if op not in OPERATORS:
             raise ConfigError(f"expect[{metric!r}]: operator must be one of {', '.join(OPERATORS)}, got {op!r}")
-        out.append(Threshold(metric=metric, **{OPERATORS[op]: float(bound)}))
+        side = OPERATORS[op]
+        out.append(
+            Threshold(
+                metric=metric, min=float(bound) if side == "min" else None, max=float(bound) if side == "max" else None
+            )
+        )
     return out
 
 

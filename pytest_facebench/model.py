@@ -13,7 +13,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from .errors import ModelError, WeightsUnavailable, list_some
 from .fingerprint import code_digest, file_identity, file_sha256, plain
@@ -48,10 +48,11 @@ class BaseModel:
     loader.
     """
 
-    preprocessing: ClassVar[Preprocessing] = Preprocessing()
+    preprocessing: Preprocessing = Preprocessing()  # the class default; an instance may carry its own
     default_layers: ClassVar[tuple[str, ...]] = (OUTPUT,)
     default_align: ClassVar[str] = "none"  # the face alignment the weights were trained on (faces.ALIGNMENTS)
     named_weights: ClassVar[tuple[str, ...]] = ()
+    _arguments: dict[str, Any]  # the constructor arguments (set by __new__), for identity()
 
     def __new__(cls, *args: Any, **kwargs: Any) -> BaseModel:
         """Records the constructor arguments (every subclass's too) for `identity()`."""
@@ -454,7 +455,7 @@ def _constructor_arguments(cls: type, args: tuple[Any, ...], kwargs: dict[str, A
     its default and one given explicitly with that value key the same)."""
     arguments: dict[str, Any] = {}
     try:
-        bound = inspect.signature(cls.__init__).bind_partial(None, *args, **kwargs)
+        bound = inspect.signature(cast(Any, cls).__init__).bind_partial(None, *args, **kwargs)
     except TypeError:
         bound = None  # the constructor itself reports the mismatch
     if bound is not None:

@@ -153,7 +153,7 @@ def _read_lfw_pairs(path: Path) -> pd.DataFrame:
             f"and {header[1]} different pairs ({header[0] * per_set} lines), but the file has {pair_lines} "
             f"pair lines"
         )
-    rows = []
+    rows: list[dict[str, object]] = []
     for number, line in enumerate(lines[1:], start=2):
         fields = line.split()
         if not fields:

@@ -206,7 +206,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize(
             "model", [pytest.param(m, id=m.name, marks=pytest.mark.xdist_group(m.name)) for m in models], indirect=True
         )
-    else:
+    elif task_fixture is not None:  # else pytest reports the unknown `<type>_task` fixture itself
         metafunc.parametrize(task_fixture, [pytest.param(t, id=t.name) for t in tasks], indirect=True)
 
 
@@ -241,7 +241,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if any(_is_cell(item) for item in items):
         fb.claim_output()
     used = {id(value) for item in items if hasattr(item, "callspec") for value in item.callspec.params.values()}
-    for spec in [*fb.grid.models, *fb.grid.tasks]:
+    specs: list[ModelSpec | TaskSpec] = [*fb.grid.models, *fb.grid.tasks]
+    for spec in specs:
         if spec.error and (id(spec) not in used or _is_duplicate(spec)):
             items.append(
                 GridErrorItem.from_parent(
@@ -352,16 +353,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         if task_param is not None:
             cell["task"] = task_param.name
         if any(cell.values()):
-            report.facebench_cell = cell
+            report.facebench_cell = cell  # type: ignore[attr-defined]  # plugin data on the report (xdist ships it)
     if isinstance(item, GridErrorItem):
-        report.facebench_cell = {"grid_entry": item.name}
+        report.facebench_cell = {"grid_entry": item.name}  # type: ignore[attr-defined]
     if call.excinfo is not None and call.excinfo.errisinstance(GateFailure):
         report.longrepr = str(call.excinfo.value)
     elif call.excinfo is not None and call.excinfo.errisinstance(FacebenchError):
         report.longrepr = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"
     recorder = item.stash.get(FACEBENCH_KEY, None)
     if call.when == "call" and recorder is not None:
-        report.facebench = recorder.payload()
+        report.facebench = recorder.payload()  # type: ignore[attr-defined]
 
 
 @pytest.hookimpl(trylast=True)

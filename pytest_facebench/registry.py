@@ -20,9 +20,12 @@ import sys
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, ModelError
+
+if TYPE_CHECKING:
+    from .tasks.base import BaseTask
 
 MODEL_GROUP = "pytest_facebench.models"
 TASK_GROUP = "pytest_facebench.tasks"
@@ -73,7 +76,7 @@ def resolve_family(factory: str) -> tuple[str, dict[str, Any]]:
     return families[factory]
 
 
-def task_class(type_name: str, search_paths: list[Path] | None = None) -> type:
+def task_class(type_name: str, search_paths: list[Path] | None = None) -> type[BaseTask]:
     """The class of a grid's task `type`: a built-in or registered name, or 'module:Class' / 'file.py:Class'."""
     from .tasks.base import BaseTask
 
@@ -106,7 +109,7 @@ def task_class(type_name: str, search_paths: list[Path] | None = None) -> type:
     return cls
 
 
-def builtin_task_types() -> dict[str, type]:
+def builtin_task_types() -> dict[str, type[BaseTask]]:
     """The built-in task classes by name (imports the task modules)."""
     return {name: task_class(name) for name in BUILTIN_TASK_MODULES}
 

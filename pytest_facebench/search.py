@@ -134,7 +134,7 @@ def topk(
     p_all = np.asarray(probes)
     if p_all.ndim != 2:
         raise ValueError(f"probes must have shape (P, D); got {p_all.shape}")
-    g_shape = tuple(np.shape(gallery)) if not hasattr(gallery, "shape") else tuple(gallery.shape)  # type: ignore[union-attr]
+    g_shape = tuple(np.shape(gallery)) if not hasattr(gallery, "shape") else tuple(gallery.shape)
     if len(g_shape) != 2 or g_shape[1] != p_all.shape[1]:
         raise ValueError(f"gallery must have shape (G, D={p_all.shape[1]}); got {g_shape}")
     n_gallery = g_shape[0]

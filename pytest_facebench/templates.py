@@ -138,7 +138,7 @@ def template_rows(
             f"{label} names template {wanted[where]}, which has no template feature "
             f"({len(np.unique(wanted[~found]))} unknown template id(s) in this chunk)"
         )
-    return rows_of_keys[order[pos]]  # type: ignore[no-any-return]
+    return rows_of_keys[order[pos]]
 
 
 def _compact(ids: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

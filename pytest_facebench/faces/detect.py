@@ -74,7 +74,7 @@ class Face:
         landmarks = None if points is None else np.asarray(points, dtype=np.float64)
         if landmarks is not None and landmarks.shape != (5, 2):
             raise ValueError(f"landmarks5 must be (5, 2); got {landmarks.shape}")
-        return cls(box=box, landmarks5=landmarks, score=float(data["score"]))  # type: ignore[arg-type]
+        return cls(box=box, landmarks5=landmarks, score=float(data["score"]))
 
 
 def first_version(*distributions: str) -> str:

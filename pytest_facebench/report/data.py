@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -105,14 +105,14 @@ def task_order(results: pd.DataFrame) -> list[str]:
 def model_colors(models: Iterable[str]) -> dict[str, str]:
     """A stable model → colour map (hex), in the given order: tab10, tab20 beyond ten, then a hue wheel."""
     from matplotlib import colormaps
-    from matplotlib.colors import to_hex
+    from matplotlib.colors import ListedColormap, to_hex
 
     models = list(dict.fromkeys(models))
     n = len(models)
     if n <= 10:
-        palette = list(colormaps["tab10"].colors)
+        palette = list(cast(Sequence[Any], cast(ListedColormap, colormaps["tab10"]).colors))
     elif n <= 20:
-        palette = list(colormaps["tab20"].colors)
+        palette = list(cast(Sequence[Any], cast(ListedColormap, colormaps["tab20"]).colors))
     else:
         palette = [colormaps["hsv"](i / n) for i in range(n)]
     return {model: to_hex(palette[i % len(palette)]) for i, model in enumerate(models)}
@@ -292,7 +292,7 @@ def human_column(
     if "distance" in gaps and gaps["distance"] < 1e-6:
         return "distance"
     if gaps and min(gaps.values()) < 1e-3:
-        return min(gaps, key=gaps.get)
+        return min(gaps, key=lambda c: gaps[c])
     return "distance" if "distance" in candidates else candidates[0]
 
 
@@ -315,7 +315,9 @@ def _number(value: Any) -> float | None:
 
 
 def _meta(table: dict[str, Any]) -> dict[str, Any]:
-    meta = {k: table[k] for k in ("source", "paper", "url", "note", "label", "layer", "condition") if k in table}
+    meta: dict[str, Any] = {
+        k: table[k] for k in ("source", "paper", "url", "note", "label", "layer", "condition") if k in table
+    }
     source = "; ".join(str(meta.pop(k)) for k in ("source", "paper", "url") if meta.get(k))
     if source:
         meta["source"] = source

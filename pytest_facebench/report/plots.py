@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -70,7 +70,7 @@ MAX_BARS = 40  # bars in one headline chart
 MAX_LAYERS_PER_MODEL = 12  # layers of one model in one bar chart
 MAX_PANELS = 12  # small multiples in one figure
 PARALLEL_MIN_CELLS = 40  # model × task cells from which write_plots draws in several processes
-STYLE = {
+STYLE: dict[str, Any] = {
     "font.size": 9,
     "axes.titlesize": 10,
     "axes.labelsize": 9,
@@ -107,7 +107,7 @@ class PlotInfo:
 def _style() -> Iterator[None]:
     import matplotlib
 
-    with matplotlib.rc_context(STYLE):
+    with matplotlib.rc_context(cast(Any, STYLE)):  # matplotlib types rc keys as a Literal union
         yield
 
 
@@ -562,7 +562,7 @@ class _Plotter:
             model, layer = head.at[index, "model"], head.at[index, "layer"]
             table = self.files.get(task, model)
             column = layer_column(table, layer) if table is not None else None
-            if column is None:
+            if column is None or table is None:
                 continue
             own = set(rows.loc[rows["model"] == model, "layer"])
             layers = {c for c in (layer_column(table, lyr) for lyr in own) if c}

@@ -157,7 +157,7 @@ class BaseTask:
 
     @property
     def table(self) -> pd.DataFrame:
-        return self.load()._table  # type: ignore[return-value]
+        return self.load()._table
 
     @property
     def images(self) -> list[Path]:

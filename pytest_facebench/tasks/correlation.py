@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -56,7 +56,7 @@ class CorrelationTask(BaseTask):
         "split_half_ceiling": MetricInfo("Split-half ceiling", None),
     }
     figures = ("scatter",)
-    roles: dict[str, str] = {}
+    roles: ClassVar[dict[str, str]] = {}
     optional_roles = {"distance": "distance", "participant": "participant", "rating": "rating"}
 
     def __init__(

@@ -19,7 +19,7 @@ The per-row values of a layer (distances/<task>/<model>.csv) are the model RDM's
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -44,7 +44,7 @@ class RsaTask(BaseTask):
     headline = "rsa"
     metrics = {"rsa": MetricInfo("RSA", HIGHER)}
     figures = ("rdm",)
-    roles: dict[str, str] = {}
+    roles: ClassVar[dict[str, str]] = {}
     optional_roles = {"image": "image", "distance": "distance"}
 
     def __init__(

@@ -242,7 +242,7 @@ class AccuracyTask(BaseTask):
                 "eer": m.eer,
                 **{far_metric(far): m.tar[far] for far in self.fars},
             }
-            if correct is not None:
+            if correct is not None and self.folds is not None:
                 out["accuracy_kfold"], out["accuracy_kfold_std"] = stats.fold_accuracy(correct, self.folds, counts)
             return out
 

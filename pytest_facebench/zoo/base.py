@@ -47,7 +47,7 @@ class ZooModel(BaseModel):
         super().__init__(*args, **kwargs)
 
     # --- preprocessing ----------------------------------------------------------------------------
-    @property  # type: ignore[override]
+    @property
     def preprocessing(self) -> Preprocessing:
         """The grid's `preprocessing`, else `reference_preprocessing()` (resolved once, on first use:
         for some families it reads a config that needs their library)."""

@@ -21,4 +21,5 @@ class Clip(HFVisionModel):
         return CLIPVisionModelWithProjection
 
     def _forward(self, batch: Any) -> Any:
+        assert self.net is not None  # built before the engine calls forward
         return self.net(pixel_values=batch).image_embeds

@@ -21,6 +21,7 @@ class Dino(HFVisionModel):
         return AutoModel
 
     def _forward(self, batch: Any) -> Any:
+        assert self.net is not None  # built before the engine calls forward
         return self.net(pixel_values=batch).last_hidden_state
 
 

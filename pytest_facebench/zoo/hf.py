@@ -39,6 +39,7 @@ class HFVisionModel(BaseModel):
         return hf_from_pretrained(self.auto_class(), self.hub_id, self.revision, self.name, trusted=self.trusted)
 
     def _forward(self, batch: Any) -> Any:
+        assert self.net is not None  # built before the engine calls forward
         return self.net(pixel_values=batch)
 
 

@@ -40,7 +40,7 @@ class Vgg16(BaseModel):
 
     def __init__(self, *args, weights: str | None = "untrained", seed: int = 0, **kwargs):
         weights = weights or "untrained"  # None would otherwise build an unseeded random network
-        super().__init__(*args, weights=weights, **kwargs)
+        super().__init__(*args, **{**kwargs, "weights": weights})
         self.seed = seed
         if weights in WEIGHTS and kwargs.get("preprocessing") is None:
             self.preprocessing = WEIGHTS[weights].preprocessing
