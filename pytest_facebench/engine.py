@@ -2,7 +2,7 @@
 
 Images are decoded and preprocessed in DataLoader workers (pinned memory, non-blocking copies),
 run under `torch.inference_mode` with the chosen precision, and each layer's pooled rows go to the
-content-addressed store (`cache.py`). Small layers are assembled in memory; wide ones stay on disk
+content-addressed store (`store.py`). Small layers are assembled in memory; wide ones stay on disk
 and are read in chunks when distances are computed, so memory stays bounded.
 """
 

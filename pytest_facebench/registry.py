@@ -137,11 +137,3 @@ def import_factory(factory: str, search_paths: list[Path]) -> Any:
     except AttributeError:
         public = [n for n in dir(module) if not n.startswith("_")]
         raise ModelError(f"module '{module_name}' has no '{attr}'; it defines {', '.join(public[:15])}") from None
-
-
-def project_root(start: Path) -> list[Path]:
-    """The nearest ancestor holding pyproject.toml or .git (where a `models/` package usually lives)."""
-    for directory in [start.resolve(), *start.resolve().parents]:
-        if (directory / "pyproject.toml").is_file() or (directory / ".git").exists():
-            return [directory]
-    return []

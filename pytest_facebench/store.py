@@ -1,7 +1,7 @@
 """Packed embedding store: rows of one layer key appended to a few shard files, not one file per row.
 
-A drop-in for `cache.EmbeddingStore` (`get`, `put`, `flush`, `close`, `root`, `persistent`, `corrupt`;
-`describe` replaces `path`), plus batch calls for the engine: `found`/`contains_all` (an index lookup
+The engine's embedding store (`get`, `put`, `flush`, `close`, `root`, `persistent`, `corrupt`,
+`describe`), with batch calls for the engine: `found`/`contains_all` (an index lookup
 for thousands of images), `get_many` (any subset of rows, reading only their records) and `put_many`.
 The unit is the same (a float32 row per layer key × image content hash) but rows are packed, so the
 file count grows with writer processes × layer keys (and shard rotation at `SHARD_BYTES`), never with
@@ -743,9 +743,6 @@ class ShardStore:
             if row is not None:
                 return row.copy()
         return None
-
-    def has(self, key: str, image_hash: str) -> bool:
-        return bool(self.found(key, [image_hash])[0])
 
     def found(self, key: str, hashes: list[str]) -> np.ndarray:
         """Which rows are stored, as a bool array: an index lookup, no row is read (a corrupt record

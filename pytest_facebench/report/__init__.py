@@ -1,1 +1,2 @@
-"""Writing what a run produced: CSV tables, run.json, the terminal summary (plots and HTML to come)."""
+"""What a run shows: the report data layer (`data`), figures (`plots`), report.html (`html`), the terminal
+summary (`terminal`), tables (`tables`) and the pytest-html integration (`pytest_html`)."""

@@ -1,4 +1,5 @@
-"""Task types by name (the `type` key of a grid's `[[tasks]]` entry)."""
+"""The built-in task types (each class declares its `type` name; `registry.BUILTIN_TASK_MODULES` maps the
+names a grid's `type` key takes to them, beside entry points and 'file.py:Class' references)."""
 
 from __future__ import annotations
 
@@ -10,20 +11,7 @@ from .relative_difference import RelativeDifferenceTask
 from .rsa import RsaTask
 from .verification import AccuracyTask
 
-TASK_TYPES: dict[str, type[BaseTask]] = {
-    cls.type: cls
-    for cls in (
-        AccuracyTask,
-        CorrelationTask,
-        ConditionedAverageDistances,
-        RelativeDifferenceTask,
-        RsaTask,
-        IdentificationTask,
-    )
-}
-
 __all__ = [
-    "TASK_TYPES",
     "BaseTask",
     "AccuracyTask",
     "CorrelationTask",
