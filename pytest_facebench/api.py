@@ -51,6 +51,7 @@ def run(
     """
     errors: dict[str, str] = {}
     started = time.time()
+    references: list[dict] = []
     if isinstance(models, (str, Path)):
         grid = load_grid(models)
         built_models, tasks = [], []
@@ -65,6 +66,9 @@ def run(
             except FacebenchError as exc:
                 errors[task_spec.name] = str(exc)
         models = built_models
+        from .report.data import references_from_grid
+
+        references = references_from_grid(grid)
     options = EngineOptions(device=device, precision=precision, batch_size=batch_size, workers=workers)
     engines: list[Engine] = []
 
@@ -97,7 +101,7 @@ def run(
     payloads = [c.to_payload() for c in cells]
     comparisons = comparisons_frame(payloads)
     if out is not None:
-        results = _write(Path(out), cells, payloads, errors, order, options, started)
+        results = _write(Path(out), cells, payloads, errors, order, options, started, references)
     else:
         results = results_frame(records, *order)
     return RunTables(
@@ -113,6 +117,7 @@ def _write(
     order: tuple[list[str], list[str]],
     options: EngineOptions,
     started: float,
+    references: list[dict],
 ) -> pd.DataFrame:
     """Every output file, through the pipeline the pytest session uses (one record per cell)."""
     from .outputs import RECORD_FORMAT, OutputLock, jsonable, model_counters, write_outputs
@@ -147,6 +152,8 @@ def _write(
             "models": model_counters(payloads),
             "tests": tests,
         }
-        return write_outputs(out, records, info, model_order=order[0], task_order=order[1]).results
+        return write_outputs(
+            out, records, info, model_order=order[0], task_order=order[1], references=references
+        ).results
     finally:
         lock.release()
