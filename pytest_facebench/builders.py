@@ -132,7 +132,8 @@ def build_task(spec: TaskSpec) -> BaseTask:
     extra = (
         {"trusted": True} if spec.trusted and "trusted" in inspect.signature(cast(Any, cls).__init__).parameters else {}
     )
-    check_kwarg_types(cls, spec.options, f"{spec.source}: option")
+    where = f"{spec.grid_file}, {spec.source}" if spec.grid_file else spec.source
+    check_kwarg_types(cls, spec.options, f"{where}: option")
     try:
         task = cls(
             name=spec.name,
@@ -144,5 +145,5 @@ def build_task(spec: TaskSpec) -> BaseTask:
             **extra,
         )
     except TypeError as exc:
-        raise ConfigError(f"{spec.source}: {exc}") from None
+        raise ConfigError(f"{where}: {exc}") from None
     return task.load()

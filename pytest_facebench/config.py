@@ -16,7 +16,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -86,6 +86,7 @@ class TaskSpec:
     source: str = ""
     base_dir: Path = Path(".")  # where 'file.py:Class' types and relative paths resolve
     kind: str = ""  # the task class's `type` (its fixture is `<kind>_task`); equals `type` for named types
+    grid_file: Path | None = None
     error: str | None = None
     duplicate: bool = False
 
@@ -347,7 +348,7 @@ def _parse_task(
     entry: Any, index: int, path: Path, prefix: str, task_types: dict[str, type[BaseTask]], defaults: dict[str, Any]
 ) -> TaskSpec:
     where = f"{prefix}tasks[{index}]"
-    spec = TaskSpec(name=_entry_name(entry, where), source=where)
+    spec = TaskSpec(name=_entry_name(entry, where), source=where, grid_file=path)
     try:
         if not isinstance(entry, dict):
             raise ConfigError("expected a table with 'name', 'type', 'pairs' and 'images'", path=path, key=where)
@@ -413,7 +414,16 @@ def valid_metrics(task_cls: type) -> tuple[str, ...]:
 
 
 def _task_options(task_cls: type[BaseTask]) -> set[str]:
-    """Type-specific option names: the keyword parameters of the task class's constructor."""
-    params = inspect.signature(cast(Any, task_cls).__init__).parameters
+    """Type-specific option names: the keyword parameters of the task class's constructor, and of its bases'
+    constructors while it passes `**kwargs` on (`def __init__(self, *args, scale=1.0, **kwargs)`)."""
     common = {"self", "name", "pairs", "images", "distance", "columns"}
-    return {p for p, v in params.items() if p not in common and v.kind is not inspect.Parameter.VAR_KEYWORD}
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    options: set[str] = set()
+    for klass in task_cls.__mro__:
+        if "__init__" not in klass.__dict__:
+            continue
+        params = inspect.signature(klass.__dict__["__init__"]).parameters
+        options |= {p for p, v in params.items() if p not in common and v.kind not in variadic}
+        if not any(v.kind is inspect.Parameter.VAR_KEYWORD for v in params.values()):
+            break
+    return options
