@@ -6,7 +6,7 @@ rows of a task, each at its readout layer. How two models compare on a task is t
 `compare` (e.g. DeLong's test and a paired bootstrap of the k-fold accuracy for verification); this module
 pairs the models, and `p_holm` adjusts the p-values of one task and metric for the number of model pairs
 (Holm). Both models are evaluated on the same resamples (the task's `n_boot`, `seed` and `ci`).
-`report.data.verdict(row)` turns a row into the sentence a report prints.
+`report.verdicts.verdict(row)` turns a row into the sentence a report prints.
 """
 
 from __future__ import annotations

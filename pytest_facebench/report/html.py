@@ -39,10 +39,10 @@ from .data import (
     save_references,
     task_order,
     task_types,
-    verdict,
     with_readout,
 )
 from .tables import safe_name
+from .verdicts import verdict
 
 REPORT_FILE = "report.html"
 KIND_ORDER = ["headline", "conditions", "roc", "distributions", "scatter", "rdm", "cmc", "layer_profile"]

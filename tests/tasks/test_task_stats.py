@@ -22,7 +22,7 @@ from pytest_facebench.compare import comparisons_frame
 from pytest_facebench.errors import DataError
 from pytest_facebench.metrics import metric_info
 from pytest_facebench.model import BaseModel
-from pytest_facebench.report.data import verdict
+from pytest_facebench.report.verdicts import verdict
 from pytest_facebench.tasks import (
     AccuracyTask,
     ConditionedAverageDistances,

@@ -1,0 +1,65 @@
+"""Comparisons as sentences: `verdict(row)` turns a row of comparisons.csv into what the report prints."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..metrics import metric_info
+
+
+# --- comparisons as sentences -----------------------------------------------------------------
+def _signed(value: float) -> str:
+    return f"{value:.3f}".replace("-", "−")
+
+
+def _ci_text(low: float, high: float) -> str:
+    joint = "–" if low >= 0 and high >= 0 else " to "
+    return f"{_signed(low)}{joint}{_signed(high)}"
+
+
+def _p_text(value: float) -> str:
+    if not math.isfinite(value):
+        return "p=n/a"
+    return "p<0.001" if value < 0.001 else f"p={value:.2g}" if value < 0.01 else f"p={value:.3g}"
+
+
+def verdict(row: dict[str, Any] | pd.Series) -> str:
+    """'A beats B on auc (Δ=0.031, 95% CI 0.012–0.050, DeLong p=0.002)', or 'no significant difference
+    between A and B on auc (...)'. Significant: the CI excludes 0 and the (Holm-adjusted when present)
+    p-value is below 1 − ci_level. Δ is the winner minus the loser; for lower-is-better metrics the
+    winner is the model with the lower value."""
+    get = row.get
+    a, b, metric = str(get("model_a")), str(get("model_b")), str(get("metric"))
+    diff, low, high = float(get("diff", np.nan)), float(get("ci_low", np.nan)), float(get("ci_high", np.nan))
+    p = float(get("p_value", np.nan))
+    p_holm = float(get("p_holm", np.nan)) if get("p_holm") is not None else np.nan
+    level = float(get("ci_level", 0.95) or 0.95)
+    test = "DeLong" if str(get("test", "")).startswith("DeLong") else "bootstrap"
+    p_used = p_holm if math.isfinite(p_holm) else p
+    significant = (
+        math.isfinite(low)
+        and math.isfinite(high)
+        and (low > 0 or high < 0)
+        and math.isfinite(p_used)
+        and p_used < 1 - level
+    )
+    lower_wins = metric_info(metric).higher_is_better is False
+    a_wins = (diff < 0) if lower_wins else (diff > 0)
+    if significant and not a_wins:  # report Δ as winner − loser
+        diff, low, high = -diff, -high, -low
+    p_text = _p_text(p) + (
+        f", Holm {_p_text(p_holm).removeprefix('p')}" if math.isfinite(p_holm) and p_holm != p else ""
+    )
+    detail = (
+        f"Δ={_signed(diff)}, {100 * level:.0f}% CI {_ci_text(low, high)}, {test} {p_text}"
+        if math.isfinite(diff)
+        else "undefined"
+    )
+    if not significant:
+        return f"no significant difference between {a} and {b} on {metric} ({detail})"
+    winner, loser = (a, b) if a_wins else (b, a)
+    return f"{winner} beats {loser} on {metric} ({detail})"
