@@ -31,6 +31,7 @@ COLUMNS = [
     "value_a",
     "value_b",
     "diff",
+    "quantity",
     "ci_low",
     "ci_high",
     "p_value",
@@ -65,6 +66,7 @@ def comparisons_frame(cells: list[dict[str, Any]]) -> pd.DataFrame:
                         "n": len(a.values),
                         "ci_level": float(a.scoring.get("ci", 0.95)),
                         "note": "",
+                        "quantity": "value",
                         **row,
                     }
                 )

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, FacebenchError
-from .metrics import RANK, MetricInfo, metric_info, register
+from .metrics import RANK, MetricInfo, badness, metric_info, register
 
 BASELINE_FORMAT = "facebench-baseline/1"
 PROVENANCE_KEYS = ("weights", "preprocessing", "precision", "pairs_sha256", "distance", "pooling")
@@ -196,6 +196,7 @@ def baseline_payload(records: list[dict[str, Any]], run_info: dict[str, Any] | N
             "ci_low": _none_if_nan(record.get("ci_low")),
             "ci_high": _none_if_nan(record.get("ci_high")),
             "protocol": record.get("protocol"),
+            "target": _none_if_nan(record.get("target")),
             "provenance": {k: record.get(k) for k in PROVENANCE_KEYS if record.get(k) is not None},
         }
     return {
@@ -240,27 +241,28 @@ def compare_to_baseline(
 ) -> tuple[list[GateOutcome], list[str]]:
     """Gate each directed metric against the baseline. Returns outcomes and like-for-like warnings.
 
-    A drop (in the metric's bad direction) larger than the tolerance fails; with `gate_ci`, only when the
-    baseline value also lies outside the current CI. Cells absent from the baseline are `new`.
+    A drop (in the metric's bad direction; for a `target` metric, moving away from its declared target, e.g.
+    the human value) larger than the tolerance fails; with `gate_ci`, only when the baseline value also lies
+    outside the current CI. Cells absent from the baseline are `new`.
     """
     outcomes, warnings = [], []
     cells = baseline["cells"]
     for record in records:
-        direction = metric_info(str(record.get("metric"))).higher_is_better
-        if direction is None or (readout_only and not record.get("readout")):
+        metric = str(record.get("metric"))
+        value, target = _float(record.get("value")), _none_if_nan(record.get("target"))
+        if badness(metric, 0.0, target) is None or (readout_only and not record.get("readout")):
             continue
         key = cell_key(record)
-        value = _float(record.get("value"))
         old = cells.get(key)
         if old is None or old.get("value") is None:
             outcomes.append(_outcome(record, "new", "not in baseline", "new (not in baseline)"))
             continue
         tolerance = (tolerances or {}).get(str(record["metric"]), max_drop)
-        drop = (old["value"] - value) if direction else (value - old["value"])
+        drop = _drop(metric, old["value"], value, target)
         low, high = _float(record.get("ci_low")), _float(record.get("ci_high"))
         within_noise = math.isfinite(low) and math.isfinite(high) and low <= old["value"] <= high
         regressed = drop > tolerance and not (gate_ci and within_noise)
-        sign = "<" if direction else ">"
+        sign = {True: "<", False: ">", None: "further from the target than"}[metric_info(metric).higher_is_better]
         detail = (
             f"{sign} baseline {_fmt(old['value'])} by {abs(drop):.3f} (tolerance {tolerance:.3f}"
             f"{', baseline inside the CI' if within_noise and gate_ci else ''})"
@@ -274,6 +276,12 @@ def compare_to_baseline(
         if changed:
             warnings.append(f"{key}: not like-for-like with the baseline ({', '.join(changed)} differ)")
     return outcomes, warnings
+
+
+def _drop(metric: str, old: float, new: float, target: float | None) -> float:
+    """How much worse `new` is than `old` (negative: better), by the metric's direction and target."""
+    before, after = badness(metric, old, target), badness(metric, new, target)
+    return math.nan if before is None or after is None else after - before
 
 
 def outcome_dicts(outcomes: list[GateOutcome]) -> list[dict[str, Any]]:
@@ -309,12 +317,18 @@ def load_run(path: Path) -> dict[str, dict[str, Any]]:
                 "value": _float(r.get("value")),
                 "readout": str(r.get("readout")).lower() == "true",
                 "metric": r.get("metric"),
+                "target": _none_if_nan(r.get("target")),
             }
             for r in frame.to_dict("records")
         }
     data = load_baseline(path)
     return {
-        key: {"value": _float(cell.get("value")), "readout": True, "metric": key.split("|")[3]}
+        key: {
+            "value": _float(cell.get("value")),
+            "readout": True,
+            "metric": key.split("|")[3],
+            "target": _none_if_nan(cell.get("target")),
+        }
         for key, cell in data["cells"].items()
     }
 
@@ -328,14 +342,14 @@ def compare_runs(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]],
     for key in sorted(set(old) | set(new)):
         task, model, layer, metric, condition = key.split("|")
         a, b = old.get(key, {}).get("value"), new.get(key, {}).get("value")
-        direction = metric_info(metric).higher_is_better
+        target = new.get(key, {}).get("target", old.get(key, {}).get("target"))
         if a is None or b is None:
             status = "new" if a is None else "removed"
             change = math.nan
         else:
             change = b - a
-            drop = -change if direction else change
-            if direction is None:
+            drop = _drop(metric, a, b, target)
+            if not math.isfinite(drop):
                 status = "same" if abs(change) <= max_drop else "changed"
             elif drop > max_drop:
                 status = "regression"

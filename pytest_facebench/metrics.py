@@ -18,6 +18,7 @@ rows of a CMC curve): both higher is better.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -93,6 +94,19 @@ def remember_scoring(scoring: object) -> None:
                 _REGISTERED.setdefault(str(metric), MetricInfo(str(info[0]), info[1]))
     if isinstance(scoring.get("type"), str) and scoring["type"] not in _TASK_TYPES:
         register_task_type(scoring["type"], str(scoring.get("headline") or ""), list(scoring.get("figures") or ()))
+
+
+def badness(metric: str, value: float, target: float | None = None) -> float | None:
+    """How bad a value is, on a scale where smaller is better: −value (higher), value (lower), |value − target|
+    (target, with a declared target such as a human value); None when the metric has no better side."""
+    direction = metric_info(metric).direction
+    if direction == HIGHER:
+        return -value
+    if direction == LOWER:
+        return value
+    if direction == TARGET and target is not None and math.isfinite(target):
+        return abs(value - target)
+    return None
 
 
 def metric_vocabulary() -> dict[str, tuple[str, str | None]]:

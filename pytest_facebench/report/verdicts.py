@@ -31,7 +31,9 @@ def verdict(row: dict[str, Any] | pd.Series) -> str:
     """'A beats B on auc (Δ=0.031, 95% CI 0.012–0.050, DeLong p=0.002)', or 'no significant difference
     between A and B on auc (...)'. Significant: the CI excludes 0 and the (Holm-adjusted when present)
     p-value is below 1 − ci_level. Δ is the winner minus the loser; for lower-is-better metrics the
-    winner is the model with the lower value."""
+    winner is the model with the lower value. A `target` metric (an effect) never "beats": a row comparing
+    `quantity` "|value − human|" says which model is closer to the human value, one comparing "|value|"
+    which effect is larger in magnitude."""
     get = row.get
     a, b, metric = str(get("model_a")), str(get("model_b")), str(get("metric"))
     diff, low, high = float(get("diff", np.nan)), float(get("ci_low", np.nan)), float(get("ci_high", np.nan))
@@ -47,19 +49,31 @@ def verdict(row: dict[str, Any] | pd.Series) -> str:
         and math.isfinite(p_used)
         and p_used < 1 - level
     )
-    lower_wins = metric_info(metric).higher_is_better is False
+    quantity = str(get("quantity") or "value")
+    closeness, magnitude = quantity.startswith("|value −"), quantity == "|value|"
+    direction = metric_info(metric).direction
+    lower_wins = closeness or (not magnitude and direction == "lower")
     a_wins = (diff < 0) if lower_wins else (diff > 0)
     if significant and not a_wins:  # report Δ as winner − loser
         diff, low, high = -diff, -high, -low
     p_text = _p_text(p) + (
         f", Holm {_p_text(p_holm).removeprefix('p')}" if math.isfinite(p_holm) and p_holm != p else ""
     )
+    delta = "Δ" if quantity == "value" else f"Δ{quantity.split(' (')[0]}"
     detail = (
-        f"Δ={_signed(diff)}, {100 * level:.0f}% CI {_ci_text(low, high)}, {test} {p_text}"
+        f"{delta}={_signed(diff)}, {100 * level:.0f}% CI {_ci_text(low, high)}, {test} {p_text}"
         if math.isfinite(diff)
         else "undefined"
     )
+    winner, loser = (a, b) if a_wins else (b, a)
+    if closeness:
+        if not significant:
+            return f"neither {a} nor {b} is significantly closer to the human value on {metric} ({detail})"
+        return f"{winner} is closer to the human value than {loser} on {metric} ({detail})"
+    if magnitude or direction == "target":
+        if not significant:
+            return f"no significant difference in magnitude between {a} and {b} on {metric} ({detail})"
+        return f"{winner}'s {metric} is larger in magnitude than {loser}'s ({detail})"
     if not significant:
         return f"no significant difference between {a} and {b} on {metric} ({detail})"
-    winner, loser = (a, b) if a_wins else (b, a)
     return f"{winner} beats {loser} on {metric} ({detail})"

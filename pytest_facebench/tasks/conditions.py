@@ -111,7 +111,11 @@ class ConditionedAverageDistances(BaseTask):
                 condition=condition,
                 protocol=protocol,
                 n=int(len(chosen)),
-                extra={"human_effect": self.human_effect[condition]} if condition in self.human_effect else None,
+                extra=(
+                    {"human_effect": self.human_effect[condition], "target": self.human_effect[condition]}
+                    if condition in self.human_effect
+                    else None
+                ),
             )
             out.append(metric)
             if condition in self.human_effect:
@@ -148,6 +152,6 @@ def human_rows(task: BaseTask, model: Metric, human: float, unit: str, condition
             ci_high=model.ci_high - human,
             n=model.n,
             note=f"human {model.metric} = {human:.4g}{where}",
-            extra={"ci_method": model.extra.get("ci_method", "none")},
+            extra={"ci_method": model.extra.get("ci_method", "none"), "target": 0.0},
         ),
     ]

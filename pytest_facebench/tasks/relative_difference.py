@@ -146,25 +146,45 @@ class RelativeDifferenceTask(BaseTask):
         if self.human_effect is not None:
             model = next(m for m in out if m.metric == self.human_effect_metric)
             model.extra["human_effect"] = self.human_effect
+            model.extra["target"] = self.human_effect  # a `target` metric: closer to the human value is better
             out += human_rows(self, model, self.human_effect, unit)
         return out
 
     @classmethod
     def compare(cls, a: CellValues, b: CellValues) -> list[dict[str, Any]]:
-        """`relative_difference`: a paired bootstrap, pairs resampled within each group."""
+        """A paired bootstrap, pairs resampled within each group, of how close each model's effect comes to the
+        declared human value (`|value − human|`), or with none declared, of the effects' magnitudes (`|value|`):
+        an effect has no better sign of its own."""
         s = a.scoring
         in_a = np.asarray(s["in_a"], dtype=bool)
-        return [
-            paired_row(
-                "relative_difference",
-                a,
-                b,
-                lambda e: float(stats.relative_difference(e.values[in_a], e.values[~in_a])),
-                lambda e, counts: stats.group_effects(e.values, in_a, counts)["relative_difference"],
-                f"paired bootstrap({bootstrap_of(s).n_boot}, pairs within each group)",
-                strata=s["strata"],
-            )
-        ]
+        metric = str(s.get("human_effect_metric") or "relative_difference")
+        human = s.get("human_effect")
+        if human is None:
+            metric, quantity = "relative_difference", "|value|"
+
+            def transform(x: Any) -> Any:
+                return np.abs(x)
+        else:
+            quantity = f"|value − human| (human {float(human):.4g})"
+
+            def transform(x: Any) -> Any:
+                return np.abs(np.asarray(x, dtype=float) - float(human))
+
+        def effect(e: CellValues) -> float:
+            x, y = e.values[in_a], e.values[~in_a]
+            raw = stats.relative_difference(x, y) if metric == "relative_difference" else stats.cohens_d(x, y)
+            return float(transform(raw))
+
+        row = paired_row(
+            metric,
+            a,
+            b,
+            effect,
+            lambda e, counts: transform(stats.group_effects(e.values, in_a, counts)[metric]),
+            f"paired bootstrap({bootstrap_of(s).n_boot}, pairs within each group) of {quantity.split(' (')[0]}",
+            strata=s["strata"],
+        )
+        return [{**row, "quantity": quantity}]
 
     def scoring(self) -> dict:
         return {
@@ -173,4 +193,6 @@ class RelativeDifferenceTask(BaseTask):
             "groups": self.groups,
             "strata": self.group_of_pair.tolist(),
             "unit": "pairs within each group",
+            "human_effect": self.human_effect,
+            "human_effect_metric": self.human_effect_metric,
         }
