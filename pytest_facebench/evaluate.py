@@ -69,7 +69,8 @@ def evaluate_cell(engine: Engine, model: BaseModel, task: BaseTask, nodeid: str 
     for index, layer in enumerate(model.layers):
         values = task.layer_values(embeddings.layers[layer], engine.device)
         _require_finite(values, model, task, layer, distances)
-        column = layer if layer not in distances else f"distance:{layer}"
+        prefixed = layer in distances or task.value_name != "distance"
+        column = f"{task.value_name}:{layer}" if prefixed else layer  # e.g. rank:<layer> for identification
         distances[column] = values
         columns[layer] = column
         context = {

@@ -51,6 +51,7 @@ class BaseTask:
     headline: ClassVar[str] = ""
     metrics: ClassVar[dict[str, MetricInfo]] = {}
     figures: ClassVar[tuple[str, ...]] = ()
+    value_name: ClassVar[str] = "distance"  # what `layer_values` gives per row (its column in distances/)
     image_roles: ClassVar[tuple[str, ...]] = ("img1", "img2")
     roles: ClassVar[dict[str, str]] = {}
     optional_roles: ClassVar[dict[str, str]] = {}
@@ -269,6 +270,8 @@ class BaseTask:
             low, high, ci_note = self.bootstrap.interval(samples)
             if ci_note:
                 notes.append(ci_note)
+        text = self.metric_label(metric)
+        label = {"metric_label": text} if text else {}
         if not self.bootstrap.enabled:
             method = self.bootstrap.method(unit)
         else:
@@ -281,9 +284,14 @@ class BaseTask:
             ci_low=low,
             ci_high=high,
             n=n,
-            note="; ".join(notes),
-            extra={"ci_method": method, **(extra or {})},
+            note="; ".join(dict.fromkeys(part for n in notes for part in n.split("; ") if part)),
+            extra={"ci_method": method, **label, **(extra or {})},
         )
+
+    def metric_label(self, metric: str) -> str | None:
+        """A label naming what this task's `metric` measures with its options (the method, the distance), shown
+        in tables and figures instead of the metric's display name; None keeps the display name."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         """Provenance: the pairs file and its hash, sizes and the distance."""

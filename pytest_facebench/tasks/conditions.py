@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..distances import Distance
+from ..distances import Distance, distance_name
 from ..errors import ConfigError, DataError
 from ..metrics import TARGET, MetricInfo
 from ..results import Metric
@@ -24,14 +24,14 @@ from .base import BaseTask
 
 
 class ConditionedAverageDistances(BaseTask):
-    """Mean Value per condition; with `normalize = true`, distances are first divided by the largest
+    """The mean distance per condition; with `normalize = true`, distances are first divided by the largest
     distance of the task (per layer), which makes layers comparable. CIs resample pairs within each
     condition (the normalizing maximum is held fixed)."""
 
     type = "conditions"
     headline = "mean_distance"
     metrics = {
-        "mean_distance": MetricInfo("Mean Value", TARGET),
+        "mean_distance": MetricInfo("Mean distance", TARGET),
         "human_effect": MetricInfo("Human effect", None),
         "effect_vs_human": MetricInfo("Model − human effect", TARGET),
     }
@@ -88,6 +88,11 @@ class ConditionedAverageDistances(BaseTask):
                 f"does not have; its conditions are {self.conditions}"
             )
         self.condition_of_pair = values.to_numpy()
+
+    def metric_label(self, metric: str) -> str | None:
+        if metric != "mean_distance":
+            return None
+        return f"Mean {distance_name(self.distance)} distance" + (" (÷ largest distance)" if self.normalize else "")
 
     def score(self, distances: np.ndarray) -> list[Metric]:
         scale = float(np.max(distances)) if self.normalize and len(distances) else 1.0

@@ -40,17 +40,23 @@ from ..results import Metric
 from .base import BaseTask, CellValues, bootstrap_of, paired_row
 
 METHODS = ("pearson", "spearman", "kendall", "kendall_tau_a")
+METHOD_LABELS = {
+    "pearson": "Pearson r",
+    "spearman": "Spearman ρ",
+    "kendall": "Kendall τ-b",
+    "kendall_tau_a": "Kendall τ-a",
+}
 SPLIT_HALF_SPLITS = 100
 
 
 class CorrelationTask(BaseTask):
-    """Correlation Score between model distances and human distances, plus noise ceilings."""
+    """The correlation (Pearson r by default) between model distances and human distances, plus noise ceilings."""
 
     type = "correlation"
     headline = "correlation"
     metrics = {
-        "correlation": MetricInfo("Correlation Score", HIGHER),
-        "correlation_normalized": MetricInfo("Correlation / ceiling", HIGHER),
+        "correlation": MetricInfo("Correlation r", HIGHER),
+        "correlation_normalized": MetricInfo("r / upper ceiling", HIGHER),
         "correlation_ceiling_low": MetricInfo("Noise ceiling (low)", None),
         "correlation_ceiling_high": MetricInfo("Noise ceiling (high)", None),
         "split_half_ceiling": MetricInfo("Split-half ceiling", None),
@@ -218,6 +224,15 @@ class CorrelationTask(BaseTask):
         return []
 
     # --- scoring ------------------------------------------------------------------------------
+    def metric_label(self, metric: str) -> str | None:
+        raters = getattr(self, "ratings", None)
+        pooled = f" (mean of {raters.shape[1]} raters)" if isinstance(raters, np.ndarray) and raters.ndim == 2 else ""
+        r = METHOD_LABELS[self.method]
+        return {
+            "correlation": f"{r} with human dissimilarity{pooled}",
+            "correlation_normalized": f"{r} / upper noise ceiling",
+        }.get(metric)
+
     def score(self, distances: np.ndarray) -> list[Metric]:
         d = np.asarray(distances, dtype=float)
         n = len(d)

@@ -37,6 +37,7 @@ SETS = ("gallery", "probe")
 class IdentificationTask(BaseTask):
     """Rank-k identification rates (the CMC curve) of probes against a gallery (see the module doc)."""
 
+    value_name = "rank"  # per probe: the rank of its mate in the gallery
     type = "identification"
     headline = "rank1"
     metrics = {"rank1": MetricInfo("Rank-1", HIGHER), "rank5": MetricInfo("Rank-5", HIGHER)}  # rank<k>: a family

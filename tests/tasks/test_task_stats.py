@@ -612,7 +612,8 @@ def test_rsa_and_identification_through_run_and_comparisons(tmp_path):
     assert set(results["metric"]) >= {"rank1", "rank5", "rsa"}
     assert results["ci_method"].str.startswith("bootstrap(200").all()
     cells = [c.to_payload() for c in tables.cells]
-    assert cells[0]["scoring"]["columns"] == {"output": "output"}
+    assert cells[0]["scoring"]["columns"] == {"output": "rank:output"}  # identification: ranks, not distances
+    assert cells[1]["scoring"]["columns"] == {"output": "output"}
     frame = comparisons_frame(cells)
     assert sorted(frame["metric"]) == ["rank1", "rsa"]
     assert frame[["model_a", "model_b"]].drop_duplicates().values.tolist() == [["px8", "px16"]]
