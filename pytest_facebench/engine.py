@@ -32,6 +32,7 @@ from .store import EmbeddingStore
 log = logging.getLogger("facebench")
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 IN_MEMORY_BYTES = 512 * 1024**2  # a layer larger than this (all images) stays on disk
+FACES = "__faces__"  # the store key whose rows are each image's alignment outcome (code, faces found)
 BATCH_BYTES = 1024**3  # pooled outputs of one batch, all layers: bounds peak memory for wide layers
 
 
@@ -48,6 +49,7 @@ class EmbedStats:
     total_s: float = 0.0
     batch_size: int = 0
     oom_retries: int = 0
+    faces: dict[str, Any] = field(default_factory=dict)  # alignment outcomes (see `Engine.embed`)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -75,39 +77,63 @@ def resolve_device(option: str, worker_index: int | None = None) -> torch.device
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 
 
-class ImageDataset(Dataset):
-    """(index, tensor, error) per image; a bad file yields an error string instead of stopping the loader.
-    With `raw_jpeg`, JPEG files come back as their undecoded bytes (a 1-D uint8 tensor) for the device."""
+FACE_OUTCOME_CODES = {"unaligned": 0, "aligned": 1, "center_crop": 2}  # rows of the store's faces key
+Item = tuple[int, "torch.Tensor | None", str, "tuple[int, int] | None"]
 
-    def __init__(self, paths: list[Path], preprocess: Callable[[Any], torch.Tensor], raw_jpeg: bool = False):
+
+class ImageDataset(Dataset):
+    """(index, tensor, error, face outcome) per image; a bad file yields an error string instead of stopping the
+    loader. With `raw_jpeg`, JPEG files come back as their undecoded bytes (a 1-D uint8 tensor) for the device.
+    With an `aligner` (`faces.FaceAligner`), each image is detected and aligned first, keyed by `hashes`; the
+    outcome is (FACE_OUTCOME_CODES[outcome], number of faces found)."""
+
+    def __init__(
+        self,
+        paths: list[Path],
+        preprocess: Callable[[Any], torch.Tensor],
+        raw_jpeg: bool = False,
+        aligner: Any = None,
+        hashes: list[str] | None = None,
+    ):
         self.paths = paths
         self.preprocess = preprocess
-        self.raw_jpeg = raw_jpeg
+        self.raw_jpeg = raw_jpeg and aligner is None
+        self.aligner = aligner
+        self.hashes = hashes
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str]:
+    def __getitem__(self, index: int) -> Item:
         path = self.paths[index]
         try:
             if self.raw_jpeg and path.suffix.lower() in JPEG_SUFFIXES:
                 # numpy's bytes, not torchvision.io.read_file: its tensors cannot cross from loader workers
-                return index, torch.from_numpy(np.fromfile(path, dtype=np.uint8)), ""
-            return index, self.preprocess(load_rgb(path)), ""
+                return index, torch.from_numpy(np.fromfile(path, dtype=np.uint8)), "", None
+            image = load_rgb(path)
+            if self.aligner is None:
+                return index, self.preprocess(image), "", None
+            key = self.hashes[index] if self.hashes is not None else content_hash(path)
+            result = self.aligner(image, key=key, path=path)
+            if result.image is None:
+                return index, None, f"{path}: no face found (dropped)", None
+            return index, self.preprocess(result.image), "", (FACE_OUTCOME_CODES[result.outcome], result.n_faces)
         except FacebenchError as exc:
-            return index, None, str(exc)
+            return index, None, str(exc), None
         except Exception as exc:  # noqa: BLE001 - a user's preprocess may raise anything
-            return index, None, f"{self.paths[index]}: {type(exc).__name__}: {exc}"
+            return index, None, f"{self.paths[index]}: {type(exc).__name__}: {exc}", None
 
 
-def _collate(items: list[tuple[int, torch.Tensor | None, str]]) -> tuple[list[int], Any, list[str]]:
-    """Stack preprocessed images; undecoded JPEG bytes (1-D) stay a list for the device decoder."""
-    good = [(i, t) for i, t, e in items if t is not None]
-    errors = [e for _, t, e in items if t is None]
+def _collate(items: list[Item]) -> tuple[list[int], Any, list[str], list[tuple[int, int, int]]]:
+    """Stack preprocessed images; undecoded JPEG bytes (1-D) stay a list for the device decoder. Face outcomes
+    come back as (index, code, faces found)."""
+    good = [(i, t) for i, t, _, _ in items if t is not None]
+    errors = [e for _, t, e, _ in items if t is None]
+    faces = [(i, f[0], f[1]) for i, t, _, f in items if t is not None and f is not None]
     tensors = [t for _, t in good]
     if any(t.dim() == 1 for t in tensors):
-        return [i for i, _ in good], tensors, errors
-    return [i for i, _ in good], (torch.stack(tensors) if tensors else None), errors
+        return [i for i, _ in good], tensors, errors, faces
+    return [i for i, _ in good], (torch.stack(tensors) if tensors else None), errors, faces
 
 
 class StoredRows:
@@ -191,7 +217,12 @@ class Engine:
         }
         if "transformers" in type(model).__module__ or getattr(model, "uses_transformers", False):
             base["transformers"] = _version("transformers")
-        return {layer: layer_key({**base, "layer": layer, "pooling": model.pooling[layer]}) for layer in model.layers}
+        if model.alignment.active:  # detector, selection, policy, template and the libraries that do it
+            base["alignment"] = model.alignment.aligner().describe()
+        keys = {layer: layer_key({**base, "layer": layer, "pooling": model.pooling[layer]}) for layer in model.layers}
+        if model.alignment.active:
+            keys[FACES] = layer_key({**base, "layer": FACES})
+        return keys
 
     # --- the job ----------------------------------------------------------------------------------
     def embed(self, model: BaseModel, paths: list[Path]) -> Embeddings:
@@ -205,8 +236,8 @@ class Engine:
         unique = list(dict.fromkeys(hashes))
         first_path = {h: p for h, p in zip(reversed(hashes), reversed(paths))}
         missing = np.zeros(len(unique), dtype=bool)
-        for layer in model.layers:
-            missing |= ~self.store.found(keys[layer], unique)
+        for key in keys.values():
+            missing |= ~self.store.found(key, unique)
         stats.cache_misses = int(missing.sum())
         stats.cache_hits = len(unique) - stats.cache_misses
         todo = [h for h, miss in zip(unique, missing) if miss]
@@ -229,8 +260,20 @@ class Engine:
                 f"model '{model.name}': {len(todo)} embedding(s) could not be read back from the "
                 f"store, e.g. {self.store.describe(keys[model.layers[0]], todo[0])}"
             )
+        if FACES in keys:
+            stats.faces = self._face_outcomes(model, keys[FACES], hashes)
         stats.total_s = time.perf_counter() - started
         return Embeddings(layers=layers, stats=stats, keys=keys)
+
+    def _face_outcomes(self, model: BaseModel, key: str, hashes: list[str]) -> dict[str, Any]:
+        """How the images of this call were aligned (from the store: a warm run counts them too)."""
+        unique = list(dict.fromkeys(hashes))
+        block, found = self.store.get_many(key, unique)
+        codes = block[found, 0].astype(int) if len(block) else np.zeros(0, dtype=int)
+        several = int((block[found, 1] > 1).sum()) if len(block) else 0
+        names = {code: name for name, code in FACE_OUTCOME_CODES.items()}
+        counts = {name: int((codes == code).sum()) for code, name in names.items() if (codes == code).any()}
+        return {**model.alignment.as_dict(), "images": len(unique), "outcomes": counts, "several_faces": several}
 
     def _assemble(self, key: str, hashes: list[str], unique: list[str]) -> np.ndarray | StoredRows | list[str]:
         """The layer's rows for `hashes`: an array when it fits in IN_MEMORY_BYTES, else rows read on demand; or
@@ -263,8 +306,15 @@ class Engine:
             net.to(memory_format=torch.channels_last)
         workers = self.options.loader_workers()
         raw_jpeg = self._decoder(model) == "torchvision"
+        aligner = None
+        if model.alignment.active:
+            aligner = model.alignment.aligner(self.store.root if self.store.persistent else None)
+            try:
+                aligner.load()  # the detector's weights, once, before any worker starts
+            except FacebenchError as exc:
+                raise ModelError(f"model '{model.name}': face alignment {model.alignment.align}: {exc}") from None
         loader = DataLoader(
-            ImageDataset(paths, model.preprocess, raw_jpeg),
+            ImageDataset(paths, model.preprocess, raw_jpeg, aligner, hashes),
             batch_size=self.options.batch_size,
             num_workers=workers,
             pin_memory=self.device.type == "cuda",
@@ -277,8 +327,11 @@ class Engine:
         batch_limit = 1  # the first image probes the output size, then the batch grows to fit BATCH_BYTES
         bar = self._progress(total=len(paths), desc=model.name) if self._progress else None
         tick = time.perf_counter()
-        for indices, batch, batch_errors in loader:
+        for indices, batch, batch_errors, faces in loader:
             errors.extend(batch_errors)
+            if faces and FACES in keys:
+                rows = np.asarray([[code, count] for _, code, count in faces], dtype=np.float32)
+                self.store.put_many(keys[FACES], [hashes[i] for i, _, _ in faces], rows)
             stats.load_s += time.perf_counter() - tick
             tick = time.perf_counter()
             if isinstance(batch, list):
@@ -323,7 +376,11 @@ class Engine:
 
     def _decoder(self, model: BaseModel) -> str:
         """torchvision decoding applies only to models that keep the declared (tensor-capable) preprocessing."""
-        if self.options.decode == "torchvision" and type(model).preprocess is BaseModel.preprocess:
+        if (
+            self.options.decode == "torchvision"
+            and type(model).preprocess is BaseModel.preprocess
+            and not model.alignment.active
+        ):
             return "torchvision"
         return "pil"
 

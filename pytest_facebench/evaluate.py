@@ -5,6 +5,7 @@ Shared by the `facebench` fixture and the programmatic `run()`; knows nothing ab
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -88,13 +89,32 @@ def evaluate_cell(engine: Engine, model: BaseModel, task: BaseTask, nodeid: str 
             "readout": layer == readout,
             "nodeid": nodeid,
         }
+        if model.alignment.active:
+            context["alignment"] = json.dumps(model.alignment.as_dict(), sort_keys=True)
+        faces = face_note(embeddings.stats.faces)
         for metric in task.score(np.asarray(values)):
+            if faces:
+                metric.note = "; ".join(part for part in (metric.note, faces) if part)
             records.append(metric_record(metric, **context, headline=metric.metric == task.headline))
     stats = {"embedding": embeddings.stats.as_dict(), "task": task.describe(), "engine": engine.provenance()}
     scoring = {**task.scoring(), "columns": columns}
     return CellResult(
         model=model.name, task=task.name, records=records, distances=distances, stats=stats, scoring=scoring
     )
+
+
+def face_note(faces: dict[str, Any]) -> str:
+    """'faces (dlib_150, dlib_hog): 10 of 122 images aligned, 112 centre-cropped (no face found), 2 with several
+    faces (largest taken)' for a model that aligns; '' otherwise."""
+    if not faces:
+        return ""
+    outcomes = faces.get("outcomes", {})
+    parts = [f"{outcomes.get('aligned', 0)} of {faces.get('images', 0)} images aligned"]
+    if outcomes.get("center_crop"):
+        parts.append(f"{outcomes['center_crop']} centre-cropped (no face found)")
+    if faces.get("several_faces"):
+        parts.append(f"{faces['several_faces']} with several faces ({faces.get('select')} taken)")
+    return f"faces ({faces.get('align')}, {faces.get('detector')}): " + ", ".join(parts)
 
 
 def _require_finite(values: np.ndarray, model: BaseModel, task: BaseTask, layer: str, rows: pd.DataFrame) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from .errors import ModelError, WeightsUnavailable, list_some
 from .fingerprint import code_digest, file_identity, file_sha256, plain
-from .preprocessing import Preprocessing
+from .preprocessing import DEFAULT_DETECTOR, Alignment, Preprocessing
 
 if TYPE_CHECKING:  # torch loads on first use: a run served from the cell cache never needs it
     import torch
@@ -70,8 +70,15 @@ class BaseModel:
         preprocessing: Preprocessing | Mapping[str, Any] | None = None,
         flip_test: bool = False,
         trusted: bool = False,
+        align: str | None = None,
+        detector: str = "auto",
+        face_select: str = "largest",
+        on_missing: str = "fail",
     ):
         self.name = name or type(self).__name__.lower()
+        self.alignment = _alignment(
+            self.name, self.default_align if align is None else align, detector, face_select, on_missing
+        )
         if not isinstance(trusted, bool):
             raise ModelError(f"model '{self.name}': trusted must be true or false; got {trusted!r}")
         self.trusted = trusted
@@ -447,6 +454,26 @@ def _opcode_or_first_line(exc: BaseException) -> str:
 def _first_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     return lines[0][:300] if lines else type(exc).__name__
+
+
+def _alignment(model: str, align: str, detector: str, select: str, on_missing: str) -> Alignment:
+    """The model's face alignment (`align=None` takes the class's `default_align`), checked now: a bad value is a
+    one-line error naming the model, before any image is read."""
+    from .errors import ConfigError
+    from .faces import FaceAligner
+
+    if detector == "auto":
+        detector = "none" if align == "none" else DEFAULT_DETECTOR
+    if on_missing == "drop":
+        raise ModelError(
+            f"model '{model}': on_missing='drop' is not available for a grid model (every task would need to drop "
+            f"the pairs of the image); use 'fail' or 'center_crop'"
+        )
+    try:
+        FaceAligner(align, detector, select, on_missing)
+    except ConfigError as exc:
+        raise ModelError(f"model '{model}': {exc}") from None
+    return Alignment(align, detector, select, on_missing)
 
 
 def _constructor_arguments(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -92,3 +92,33 @@ class Preprocessing:
             interpolation=resample,
             crop="center" if do_crop else "none",
         )
+
+
+DEFAULT_DETECTOR = "dlib_hog"  # ships with the [faces] extra (face_recognition_models); 5 points from its shape model
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Face detection and alignment before `Preprocessing` (see `faces/`): the alignment (`arcface_112`,
+    `facenet_160`, `dlib_150` or `none`), the detector that finds the face and its landmarks, which face is taken
+    when there are several (`largest` or `central`) and what happens to an image without one (`fail`: the cell
+    fails naming the images; `center_crop`: a centre crop at the alignment's size). Recorded with every result
+    and part of every embedding key."""
+
+    align: str = "none"
+    detector: str = "none"
+    select: str = "largest"
+    on_missing: str = "fail"
+
+    @property
+    def active(self) -> bool:
+        return self.align != "none"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def aligner(self, cache_dir: Any = None) -> Any:
+        """The picklable `faces.FaceAligner` that does the work (detections cached under `cache_dir`)."""
+        from .faces import FaceAligner
+
+        return FaceAligner(self.align, self.detector, self.select, self.on_missing, cache_dir=cache_dir)

@@ -176,14 +176,14 @@ def test_through_the_engine_and_its_cache(tmp_path):
     for i in range(3):
         files.append(tmp_path / f"{i}.png")
         Image.fromarray(np.random.default_rng(i).integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(files[-1])
-    model = grid_model(FACTORY, weights=str(path))
+    model = grid_model(FACTORY, weights=str(path), align="none")  # random pixels: no face to align
     store = EmbeddingStore(tmp_path / "cache")
     try:
         first = Engine(EngineOptions(device="cpu", workers=0, batch_size=2), store).embed(model, files)
         with torch.no_grad():
             expected = net(torch.stack([model.preprocess(Image.open(f).convert("RGB")) for f in files])).numpy()
         np.testing.assert_allclose(first.layers["output"], expected, rtol=1e-4, atol=1e-5)
-        fresh = grid_model(FACTORY, weights=str(path))
+        fresh = grid_model(FACTORY, weights=str(path), align="none")
         second = Engine(EngineOptions(device="cpu", workers=0, batch_size=2), store).embed(fresh, files)
         assert second.stats.cache_hits == 3 and not fresh.is_built
     finally:

@@ -1,0 +1,115 @@
+"""Alignment as declared preprocessing (issue 14): a model's `align`/`detector`/`face_select`/`on_missing` run
+before its `Preprocessing` in the engine, are part of every embedding key, cache their detections by content,
+and report what happened to each image (counts in the embedding stats, a note on every result row)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.transform import SimilarityTransform
+
+from pytest_facebench.engine import FACES, Engine
+from pytest_facebench.errors import DataError, ModelError
+from pytest_facebench.evaluate import face_note
+from pytest_facebench.faces import ARCFACE_112
+from pytest_facebench.options import EngineOptions
+from pytest_facebench.store import EmbeddingStore
+from pytest_facebench.zoo.pixels import Pixels
+
+cv2 = pytest.importorskip("cv2")
+
+# where the five points lie in each generated 96×96 image (eye centres, nose tip, mouth corners)
+POINTS = {
+    "a.png": [(30.0, 38.0), (62.0, 37.0), (46.0, 55.0), (34.0, 72.0), (59.0, 71.0)],
+    "b.png": [(20.0, 30.0), (50.0, 34.0), (33.0, 50.0), (22.0, 64.0), (46.0, 67.0)],
+}
+
+
+@pytest.fixture
+def faces_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in (*POINTS, "noface.png"):
+        Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(tmp_path / name)
+    header = "path,left_eye_x,left_eye_y,right_eye_x,right_eye_y,nose_x,nose_y,mouth_left_x,mouth_left_y,"
+    header += "mouth_right_x,mouth_right_y"
+    rows = [f"{name}," + ",".join(f"{v:g}" for point in points for v in point) for name, points in POINTS.items()]
+    (tmp_path / "landmarks.csv").write_text("\n".join([header, *rows]) + "\n")
+    return tmp_path
+
+
+def expected_crop(path, points) -> np.ndarray:
+    """The arcface_112 crop by an independent estimate of the similarity (skimage), as Pixels(size=112) rows."""
+    transform = SimilarityTransform()
+    assert transform.estimate(np.asarray(points), ARCFACE_112)
+    pixels = np.asarray(Image.open(path).convert("RGB"))
+    warped = cv2.warpAffine(pixels, transform.params[:2], (112, 112), flags=cv2.INTER_LINEAR, borderValue=0)
+    return warped.astype(np.float32).transpose(2, 0, 1).reshape(-1) / 255.0
+
+
+def model(faces_dir, **kwargs) -> Pixels:
+    return Pixels(
+        name="px", size=112, align="arcface_112", detector=f"landmarks:{faces_dir / 'landmarks.csv'}", **kwargs
+    )
+
+
+def engine(tmp_path) -> Engine:
+    return Engine(EngineOptions(device="cpu", workers=0, batch_size=2), EmbeddingStore(tmp_path / "cache"))
+
+
+def test_aligned_rows_match_an_independent_similarity_warp_and_outcomes_are_counted(faces_dir, tmp_path):
+    paths = [faces_dir / "a.png", faces_dir / "b.png", faces_dir / "noface.png", faces_dir / "a.png"]
+    first = engine(tmp_path).embed(model(faces_dir, on_missing="center_crop"), paths)
+    rows = np.asarray(first.layers["output"])
+    for row, name in zip(rows[:2], POINTS):
+        np.testing.assert_allclose(row, expected_crop(faces_dir / name, POINTS[name]), atol=1.5 / 255)
+    np.testing.assert_array_equal(rows[3], rows[0])  # the same image once, whatever its position
+    faces = first.stats.faces
+    assert faces["outcomes"] == {"aligned": 2, "center_crop": 1} and faces["images"] == 3
+    assert faces["align"] == "arcface_112" and faces["on_missing"] == "center_crop"
+    note = face_note(faces)
+    assert note.startswith("faces (arcface_112, landmarks:") and "2 of 3 images aligned" in note
+    assert "1 centre-cropped (no face found)" in note
+    # a warm run embeds nothing and still counts the outcomes (they are stored with the embeddings)
+    second = engine(tmp_path).embed(model(faces_dir, on_missing="center_crop"), paths)
+    assert second.stats.cache_hits == 3 and second.stats.embedded == 0
+    assert second.stats.faces["outcomes"] == {"aligned": 2, "center_crop": 1}
+
+
+def test_alignment_is_part_of_every_embedding_key(faces_dir, tmp_path):
+    e = engine(tmp_path)
+    plain = e.layer_keys(Pixels(name="px", size=112))
+    aligned = e.layer_keys(model(faces_dir))
+    cropped = e.layer_keys(model(faces_dir, on_missing="center_crop"))
+    central = e.layer_keys(model(faces_dir, face_select="central"))
+    assert FACES not in plain and FACES in aligned
+    assert len({plain["output"], aligned["output"], cropped["output"], central["output"]}) == 4
+
+
+def test_no_face_fails_the_model_naming_the_image_by_default(faces_dir, tmp_path):
+    with pytest.raises(DataError, match=r"noface\.png: no face found by detector landmarks:"):
+        engine(tmp_path).embed(model(faces_dir), [faces_dir / "a.png", faces_dir / "noface.png"])
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"align": "arcface_96"}, "unknown alignment 'arcface_96'"),
+        ({"align": "arcface_112", "detector": "haar"}, "detector"),
+        ({"align": "arcface_112", "face_select": "first"}, "unknown face selection 'first'"),
+        ({"align": "arcface_112", "on_missing": "drop"}, "on_missing='drop' is not available"),
+        ({"align": "none", "detector": "dlib_hog"}, "would be unused"),
+    ],
+)
+def test_bad_alignment_settings_are_one_line_model_errors(kwargs, message):
+    with pytest.raises(ModelError, match=r"^model 'px': .*" + message.replace("(", r"\(").replace(")", r"\)")):
+        Pixels(name="px", **kwargs)
+
+
+def test_a_family_declares_its_default_alignment_and_none_turns_it_off():
+    from pytest_facebench.zoo.dlib_resnet import DlibResNet
+
+    assert DlibResNet(name="d").alignment.align == "dlib_150"
+    assert DlibResNet(name="d").alignment.detector == "dlib_hog"
+    assert DlibResNet(name="d", align="none").alignment.active is False
+    assert Pixels(name="px").alignment.active is False
