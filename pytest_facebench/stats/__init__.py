@@ -6,7 +6,8 @@
 - `bootstrap`: the one bootstrap engine (:class:`Bootstrap`: count blocks over rows, groups and
   strata; percentile intervals; paired differences and p-values);
 - `correlation`: correlations, their weighted batched forms, noise ceilings, split-half reliability;
-- `rsa`: RDMs and the stimulus bootstrap; `effects`: relative difference, Cohen's d, means;
+- `rsa`: RDMs, the stimulus bootstrap, the noise ceiling of per-rater RDMs; `effects`: relative
+  difference, Cohen's d, means;
 - `identification`: probe ranks and the CMC curve; `delong`: DeLong's test of two AUCs.
 
 Batched functions take resampling counts: a ``(b, n)`` matrix whose row ``w`` stands for the data
@@ -44,7 +45,14 @@ from .effects import cohens_d, group_effects, relative_difference, weighted_mean
 from .folds import KFoldResult, fold_accuracy, identity_folds, kfold_accuracy, make_folds, stratified_folds
 from .identification import cmc_curve, probe_ranks
 from .roc import Roc, RocMetrics, TarAtFar, eer, in_sample_verification, roc_auc, tar_at_far
-from .rsa import RDM_METRICS, RSA_METHODS, rdm_from_embeddings, stimulus_bootstrap
+from .rsa import (
+    RDM_METRICS,
+    RSA_METHODS,
+    rdm_from_embeddings,
+    rdm_noise_ceiling,
+    stimulus_bootstrap,
+    stimulus_bootstrap_ceiling,
+)
 
 __all__ = [
     "BLOCK_CELLS",
@@ -80,6 +88,7 @@ __all__ = [
     "percentile_interval",
     "probe_ranks",
     "rdm_from_embeddings",
+    "rdm_noise_ceiling",
     "relative_difference",
     "resampled_correlation",
     "resampled_noise_ceiling",
@@ -88,6 +97,7 @@ __all__ = [
     "spearman_r",
     "split_half_reliability",
     "stimulus_bootstrap",
+    "stimulus_bootstrap_ceiling",
     "stratified_folds",
     "tar_at_far",
     "weight_blocks",
