@@ -15,7 +15,13 @@ concurrent pytest-xdist workers) and returns ``root``::
       conditions.csv      img1,img2,condition
       inversion.csv       img1,img2,orientation
       thatcher.csv        img1,img2,orientation
+      FACEBENCH_DEMO_DATA what this data set is (JSON): the report finds it above a
+                          task's pairs or images and says the results come from demo data
       VERSION             written last
+
+Nothing here is a measurement of people: the faces are drawn, and the "human"
+ratings of similarity.csv are the distances between the faces' generative
+parameters plus simulated rater noise (``RATER_NOISE``).
 
 Image paths in the CSVs are relative to ``root/images``.  Image names:
 ``idNN_K.png`` (identity NN, image K of 4), ``idNN_K_jitter.png`` (same image,
@@ -31,21 +37,24 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
+import json
 import math
 import os
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 from filelock import FileLock
 from PIL import Image, ImageDraw
 
-DEMO_DATA_VERSION = "facebench-demo-1"
+DEMO_DATA_VERSION = "facebench-demo-2"  # 2: the FACEBENCH_DEMO_DATA marker
+# The marker file pytest_facebench.report.html.DEMO_MARKER names: a data set holding it is synthetic.
+DEMO_MARKER = "FACEBENCH_DEMO_DATA"
 DEFAULT_ROOT = Path(__file__).resolve().parent / ".demo_data"
 
 IMAGE_SIZE = 112
@@ -116,13 +125,10 @@ class FaceParams:
     lip_thickness: float
 
     @classmethod
-    def from_unit(cls, z: np.ndarray) -> "FaceParams":
+    def from_unit(cls, z: np.ndarray) -> FaceParams:
         """Map a unit-space vector (each entry in [0, 1]) to pixel parameters."""
         z = np.clip(np.asarray(z, dtype=float), 0.0, 1.0)
-        values = {
-            name: lo + float(zi) * (hi - lo)
-            for (name, (lo, hi)), zi in zip(PARAM_RANGES.items(), z)
-        }
+        values = {name: lo + float(zi) * (hi - lo) for (name, (lo, hi)), zi in zip(PARAM_RANGES.items(), z)}
         return cls(**values)
 
 
@@ -210,15 +216,10 @@ def _feature_boxes(p: FaceParams, nuisance: Nuisance) -> list[tuple[int, int, in
     top = my - abs(curve) / 2 - 0.7 * p.lip_thickness - 1.5
     bottom = my + abs(curve) / 2 + 1.2 * p.lip_thickness + 1.5
     boxes.append((cx - p.mouth_width - 1.5, top, cx + p.mouth_width + 1.5, bottom))
-    return [
-        (math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1))
-        for x0, y0, x1, y1 in boxes
-    ]
+    return [(math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1)) for x0, y0, x1, y1 in boxes]
 
 
-def draw_face(
-    p: FaceParams, nuisance: Nuisance = NEUTRAL, thatcher: bool = False
-) -> Image.Image:
+def draw_face(p: FaceParams, nuisance: Nuisance = NEUTRAL, thatcher: bool = False) -> Image.Image:
     """Render one face as a 112x112 RGB image.
 
     ``thatcher`` flips the eye and mouth regions vertically in place (before
@@ -390,9 +391,7 @@ class _Builder:
         _save(img, self.images / name)
         return name
 
-    def render(
-        self, z: np.ndarray, nuisance: Nuisance = NEUTRAL, thatcher: bool = False
-    ) -> Image.Image:
+    def render(self, z: np.ndarray, nuisance: Nuisance = NEUTRAL, thatcher: bool = False) -> Image.Image:
         return draw_face(FaceParams.from_unit(z), nuisance, thatcher=thatcher)
 
     # -- verification -------------------------------------------------------
@@ -402,9 +401,7 @@ class _Builder:
             self.save(self.render(z, nz), _img_name(i, str(k)))
         rng = _rng(3)
         positives = [
-            (i, a, i, b)
-            for i in range(N_IDENTITIES)
-            for a, b in itertools.combinations(range(IMAGES_PER_IDENTITY), 2)
+            (i, a, i, b) for i in range(N_IDENTITIES) for a, b in itertools.combinations(range(IMAGES_PER_IDENTITY), 2)
         ]
         all_negatives = [
             (i, a, j, b)
@@ -459,10 +456,7 @@ class _Builder:
             with Image.open(self.images / _img_name(i, str(k))) as upright:
                 self.save(invert(upright), _img_name(i, f"{k}_inverted"))
         rows = [[_img_name(i, str(k)), _img_name(j, str(k)), "upright"] for i, j in pairs]
-        rows += [
-            [_img_name(i, f"{k}_inverted"), _img_name(j, f"{k}_inverted"), "inverted"]
-            for i, j in pairs
-        ]
+        rows += [[_img_name(i, f"{k}_inverted"), _img_name(j, f"{k}_inverted"), "inverted"] for i, j in pairs]
         return _write_csv(self.out / "inversion.csv", ["img1", "img2", "orientation"], rows)
 
     # -- thatcher -----------------------------------------------------------
@@ -489,9 +483,7 @@ class _Builder:
         """Two morph continua (A->B, C->D); all pairs with six noisy raters."""
         anchors = sample_identities(4, stream=6)
         steps = np.linspace(0.0, 1.0, MORPH_STEPS)
-        faces = [
-            anchors[a] + t * (anchors[b] - anchors[a]) for a, b in ((0, 1), (2, 3)) for t in steps
-        ]
+        faces = [anchors[a] + t * (anchors[b] - anchors[a]) for a, b in ((0, 1), (2, 3)) for t in steps]
         names = [self.save(self.render(z), f"morph_{n:02d}.png") for n, z in enumerate(faces)]
         pairs = list(itertools.combinations(range(len(faces)), 2))
         truth = np.array([np.linalg.norm(faces[a] - faces[b]) for a, b in pairs])
@@ -520,8 +512,25 @@ def generate(out: Path) -> dict[str, int]:
         "thatcher.csv": b.thatcher(),
         "similarity.csv": b.similarity(),
     }
+    write_marker(Path(out))
     (Path(out) / "VERSION").write_text(DEMO_DATA_VERSION + "\n", encoding="utf-8")
     return counts
+
+
+def write_marker(out: Path) -> None:
+    """The file that declares this data set synthetic (report.html shows a banner for tasks that read it)."""
+    about = {
+        "data_set": "facebench demo data",
+        "version": DEMO_DATA_VERSION,
+        "generator": "benchmarks/demo_data.py",
+        "stimuli": "drawn (synthetic cartoon) faces from a 20-parameter generative face model",
+        "human_ratings": (
+            "simulated: distances between the faces' generative parameters plus Gaussian rater noise "
+            f"(SD {', '.join(f'{sd:g}' for sd in RATER_NOISE)} for rater_1..rater_{len(RATER_NOISE)})"
+        ),
+        "findings": "none: no number computed on this data set is a finding about human perception",
+    }
+    (out / DEMO_MARKER).write_text(json.dumps(about, indent=2) + "\n", encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- public entry point

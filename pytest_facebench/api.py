@@ -52,6 +52,7 @@ def run(
     errors: dict[str, str] = {}
     started = time.time()
     references: list[dict] = []
+    styles: dict[str, dict[str, str]] = {}
     if isinstance(models, (str, Path)):
         grid = load_grid(models)
         built_models, tasks = [], []
@@ -66,9 +67,10 @@ def run(
             except FacebenchError as exc:
                 errors[task_spec.name] = str(exc)
         models = built_models
-        from .report.data import references_from_grid
+        from .report.data import model_styles_from_grid, references_from_grid
 
         references = references_from_grid(grid)
+        styles = model_styles_from_grid(grid)
     options = EngineOptions(device=device, precision=precision, batch_size=batch_size, workers=workers)
     engines: list[Engine] = []
 
@@ -101,7 +103,7 @@ def run(
     payloads = [c.to_payload() for c in cells]
     comparisons = comparisons_frame(payloads)
     if out is not None:
-        results = _write(Path(out), cells, payloads, errors, order, options, started, references)
+        results = _write(Path(out), cells, payloads, errors, order, options, started, references, styles)
     else:
         results = results_frame(records, *order)
     return RunTables(
@@ -118,6 +120,7 @@ def _write(
     options: EngineOptions,
     started: float,
     references: list[dict],
+    styles: dict[str, dict[str, str]],
 ) -> pd.DataFrame:
     """Every output file, through the pipeline the pytest session uses (one record per cell)."""
     from .outputs import RECORD_FORMAT, OutputLock, jsonable, model_counters, write_outputs
@@ -153,7 +156,7 @@ def _write(
             "tests": tests,
         }
         return write_outputs(
-            out, records, info, model_order=order[0], task_order=order[1], references=references
+            out, records, info, model_order=order[0], task_order=order[1], references=references, model_styles=styles
         ).results
     finally:
         lock.release()

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 GRID_FILENAME = "facebench.toml"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.]+$")
-MODEL_KEYS = {"name", "factory", "layers", "pooling", "kwargs", "readout", "reference", "trusted"}
+MODEL_KEYS = {"name", "factory", "layers", "pooling", "kwargs", "readout", "reference", "trusted", "color", "label"}
 TASK_KEYS = {
     "name",
     "type",
@@ -60,6 +60,8 @@ class ModelSpec:
     readout: str | None = None
     reference: dict[str, Any] = field(default_factory=dict)
     trusted: bool = False  # may a checkpoint be unpickled beyond tensors (runs code from the file)
+    color: str | None = None  # the model's colour in every figure (any matplotlib colour); default: by its name
+    label: str | None = None  # the model's name in figures (e.g. "VGG16 (untrained)"); default: its name
     source: str = ""
     base_dir: Path = Path(".")
     grid_file: Path | None = None
@@ -327,9 +329,31 @@ def _parse_model(entry: Any, index: int, path: Path, prefix: str) -> ModelSpec:
             )
         spec.reference = entry.get("reference", {})
         spec.trusted = _boolean(entry.get("trusted", False), "trusted", path, where)
+        spec.color = _color(entry.get("color"), path, where)
+        label = entry.get("label")
+        if label is not None and (not isinstance(label, str) or not label.strip()):
+            raise ConfigError(
+                f"'label' must be a non-empty string such as 'VGG16 (untrained)', got {label!r}", path=path, key=where
+            )
+        spec.label = label
     except ConfigError as exc:
         spec.error = str(exc)
     return spec
+
+
+def _color(value: Any, path: Path, where: str) -> str | None:
+    """A model's `color`: any colour matplotlib knows ('#1f77b4', 'tab:blue', 'C0', 'navy')."""
+    if value is None:
+        return None
+    from matplotlib.colors import is_color_like
+
+    if not isinstance(value, str) or not is_color_like(value):
+        raise ConfigError(
+            f"'color' must be a matplotlib colour such as '#1f77b4', 'tab:blue' or 'navy', got {value!r}",
+            path=path,
+            key=where,
+        )
+    return value
 
 
 def _boolean(value: Any, key: str, path: Path, where: str) -> bool:

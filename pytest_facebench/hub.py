@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 from functools import cache
 from pathlib import Path
@@ -33,6 +34,24 @@ def host_reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
     if offline():
         return False
     return _connects(host, port, timeout)
+
+
+def unreachable(host: str) -> str:
+    """Why `host` was not tried: '<host> cannot be reached', or the offline variable that is set."""
+    names = [v for v in OFFLINE_VARS if os.environ.get(v, "").lower() in ("1", "true", "yes", "on")]
+    return f"{host} is not tried ({names[0]} is set)" if names else f"{host} cannot be reached"
+
+
+def hf_download_command(repo_id: str, revision: str | None = None) -> str:
+    """The Hugging Face CLI command (`hf`, from huggingface_hub) that puts a repo into the cache this
+    check reads: `hf download <repo_id> [--revision <rev>]`."""
+    command = f"hf download {shlex.quote(repo_id)}"
+    return command + (f" --revision {shlex.quote(revision)}" if revision else "")
+
+
+def url_download_command(url: str, path: Path | str) -> str:
+    """A command that puts the file at `url` where it is looked for: `curl -L --create-dirs -o <path> <url>`."""
+    return f"curl -L --create-dirs -o {shlex.quote(str(path))} {shlex.quote(url)}"
 
 
 @cache
@@ -86,8 +105,8 @@ def hf_check_available(source: str, revision: str | None, model_name: str) -> No
         raise WeightsUnavailable(
             f"model '{model_name}': pretrained weights '{source}'"
             f"{'@' + revision if revision else ''} are not in the Hugging Face cache "
-            f"({HF_HUB_CACHE}) and huggingface.co cannot be reached; download them once "
-            f"(huggingface-cli download {source}) or point the grid at a local directory"
+            f"({HF_HUB_CACHE}) and {unreachable('huggingface.co')}; download them once with: "
+            f"{hf_download_command(source, revision)} (or point the grid at a local directory)"
         )
 
 
@@ -170,6 +189,21 @@ def torch_hub_checkpoint(url: str) -> Path:
     return Path(torch_hub_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
 
 
+def first_line_of(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(exc).__name__
+
+
+def torch_hub_missing(model_name: str, what: str, url: str, host: str | None = None) -> str:
+    """The skip reason for a torch hub file that is not cached: where it goes and the command that puts it there."""
+    path = torch_hub_checkpoint(url)
+    return (
+        f"model '{model_name}': {what} are not in the torch hub cache and "
+        f"{unreachable(host or urlparse(url).hostname or '')}; save {url} as {path}, e.g. with: "
+        f"{url_download_command(url, path)}"
+    )
+
+
 def torchvision_cache_path(weights: Any) -> Path:
     return torch_hub_checkpoint(weights.url)
 
@@ -177,12 +211,13 @@ def torchvision_cache_path(weights: Any) -> Path:
 def torchvision_state_dict(weights: Any, model_name: str) -> dict[str, torch.Tensor]:
     """A torchvision weights enum's state dict from the torch hub cache, or downloaded if reachable."""
     cached = torchvision_cache_path(weights)
-    if not cached.is_file() and not host_reachable(urlparse(weights.url).hostname or ""):
-        raise WeightsUnavailable(
-            f"model '{model_name}': torchvision weights {weights} are not in the torch hub "
-            f"cache ({cached}) and {urlparse(weights.url).hostname} cannot be reached"
-        )
+    host = urlparse(weights.url).hostname or ""
+    if not cached.is_file() and not host_reachable(host):
+        raise WeightsUnavailable(torch_hub_missing(model_name, f"torchvision weights {weights}", weights.url, host))
     try:
         return weights.get_state_dict(progress=False, check_hash=False)
     except Exception as exc:  # noqa: BLE001 - urllib, hash and unpickling errors alike
-        raise WeightsUnavailable(f"model '{model_name}': cannot get torchvision weights {weights}: {exc}") from None
+        raise WeightsUnavailable(
+            f"model '{model_name}': cannot get torchvision weights {weights}: {first_line_of(exc)}; (re)place the "
+            f"file with: {url_download_command(weights.url, cached)}"
+        ) from None

@@ -187,10 +187,17 @@ def write_outputs(
     report: bool = True,
     history: dict[str, Any] | None = None,
     baseline: Path | None = None,
+    figure_formats: tuple[str, ...] | list[str] = ("png",),
+    dpi: int | None = None,
+    model_styles: dict[str, dict[str, str]] | None = None,
 ) -> Written:
     """Derive results.csv, summary.csv, distances/, comparisons.csv, run.json, history.jsonl, plots/ and
     report.html from the records. Outputs whose inputs did not change since they were last written are
-    kept as they are (run.json and history.jsonl are always written)."""
+    kept as they are (run.json and history.jsonl are always written).
+
+    `figure_formats` (png, svg, pdf; PNG is always written) and `dpi` go to `report.plots.write_plots`;
+    `model_styles` (model → {color, label} from the grid, `report.data.model_styles_from_grid`) is kept in
+    run.json (`model_styles`), where the figures and a later `report` rebuild read it."""
     from .compare import comparisons_frame
     from .gates import baseline_payload
     from .metrics import remember_scoring
@@ -202,8 +209,10 @@ def write_outputs(
     for cell in cells:
         remember_scoring(cell.get("scoring"))
     results = results_frame(metrics, model_order, task_order)
+    figure_options = {"formats": list(figure_formats), "dpi": dpi, "model_styles": model_styles or {}}
     digest = inputs_digest(
-        records, {"models": model_order, "tasks": task_order, "references": references, "report": report}
+        records,
+        {"models": model_order, "tasks": task_order, "references": references, "report": report, **figure_options},
     )
     stamp = out_dir / INPUTS_FILE
     unchanged = (
@@ -222,7 +231,7 @@ def write_outputs(
         atomic_csv(
             out_dir / "comparisons.csv", comparisons_frame(sorted(cells, key=lambda c: rank.get(c["model"], len(rank))))
         )
-    run = {**run, "metrics": metric_vocabulary(results)}
+    run = {**run, "metrics": metric_vocabulary(results), **({"model_styles": model_styles} if model_styles else {})}
     atomic_write(out_dir / "run.json", json.dumps(jsonable(run), indent=2) + "\n")
     if baseline is not None:
         atomic_write(baseline, json.dumps(jsonable(baseline_payload(metrics, run)), indent=2) + "\n")
@@ -231,10 +240,18 @@ def write_outputs(
     if report and not unchanged:
         try:  # figures and report.html; a plotting problem must never lose the tables written above
             from .report.html import write_html
-            from .report.plots import write_plots
+            from .report.plots import DPI, write_plots
 
             figures = {c["task"]: list((c.get("scoring") or {}).get("figures", [])) for c in cells}
-            write_plots(out_dir, results, references or [], figures=figures)
+            write_plots(
+                out_dir,
+                results,
+                references or [],
+                figures=figures,
+                formats=tuple(figure_formats),
+                model_styles=model_styles or {},
+                dpi=dpi or DPI,
+            )
             written.report_path = write_html(out_dir, references or [], results=results, run=run)
         except OutputError:
             raise

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 # A plain tuple so that pytest's start-up does not import torch; a test checks it matches `engine.PRECISIONS`.
 PRECISION_CHOICES = ("bf16", "fp16", "fp32")
+# Likewise without matplotlib: a test checks it matches `report.figures.base.FORMATS`.
+FIGURE_FORMATS = ("png", "svg", "pdf")
 SESSION_KEY = pytest.StashKey[FacebenchSession]()
 FACEBENCH_KEY = pytest.StashKey["Facebench"]()
 TASK_FIXTURES_KEY = pytest.StashKey[dict[str, str]]()  # `<type>_task` fixture name → task type name
@@ -114,6 +116,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="fail a baseline gate only when the baseline value also lies outside the current CI",
     )
+    group.addoption(
+        "--facebench-figures",
+        type=_figure_formats,
+        default=("png",),
+        metavar="FORMATS",
+        help="figure formats, comma-separated: png, svg, pdf (default: png; PNG is always written, "
+        "report.html embeds it)",
+    )
+    group.addoption(
+        "--facebench-dpi",
+        type=_at_least(10),
+        default=None,
+        metavar="N",
+        help="resolution of the PNG figures in dots per inch (default 100)",
+    )
     parser.addini("facebench_config", "grid file for pytest-facebench", default="")
 
 
@@ -123,6 +140,17 @@ def _device_option(value: str) -> str:
     if re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
         return value
     raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {value!r}")
+
+
+def _figure_formats(value: str) -> tuple[str, ...]:
+    """`png,svg,pdf` → ('png', 'svg', 'pdf'), PNG first and always (checked when the command line is read)."""
+    formats = [f.strip().lower().lstrip(".") for f in value.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FIGURE_FORMATS]
+    if unknown or not formats:
+        raise argparse.ArgumentTypeError(
+            f"expected figure formats among {', '.join(FIGURE_FORMATS)} separated by commas, got {value!r}"
+        )
+    return ("png", *dict.fromkeys(f for f in formats if f != "png"))
 
 
 def _at_least(minimum: int):

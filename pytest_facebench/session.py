@@ -370,7 +370,7 @@ class FacebenchSession:
         prune_records(self.out_dir, selection.records)
         info = self.run_info(grid_info, selection, unfinished, interrupted)
         save = self.config.getoption("facebench_save_baseline")
-        from .report.data import references_from_grid
+        from .report.data import model_styles_from_grid, references_from_grid
 
         written = write_outputs(
             self.out_dir,
@@ -382,6 +382,9 @@ class FacebenchSession:
             report=not self.config.getoption("facebench_no_report"),
             baseline=self.path_option(save) if save else None,
             history=self._history(info, selection),
+            figure_formats=self.config.getoption("facebench_figures"),
+            dpi=self.config.getoption("facebench_dpi"),
+            model_styles=model_styles_from_grid(self._grid),
         )
         self.results = written.results
         self.report_path, self.report_error = written.report_path, written.report_error
@@ -504,20 +507,20 @@ class FacebenchSession:
                 f"rerun to complete them (finished cells come from the cache)",
                 yellow=True,
             )
-        self._write_skips(reporter, summary.get("skips", {}))
         reporter.write_line(f"results: {self.out_dir / 'results.csv'}")
         reporter.write_line(f"summary: {self.out_dir / 'summary.csv'}   provenance: {self.out_dir / 'run.json'}")
         if self.report_path is not None:
             reporter.write_line(f"report:  {self.report_path}")
         elif self.report_error:
             reporter.write_line(f"report.html not written: {self.report_error}")
+        self._write_skips(reporter, summary.get("skips", {}))
 
-    @staticmethod
-    def _write_skips(reporter: Any, skips: dict[str, list[str]]) -> None:
-        for reason, cells in skips.items():
-            reporter.write_line(
-                f"skipped {len(cells)} cell(s) ({', '.join(cells[:6])}{', ...' if len(cells) > 6 else ''}): {reason}"
-            )
+    def _write_skips(self, reporter: Any, skips: dict[str, list[str]]) -> None:
+        """One line per distinct skip reason, naming the models it skipped (the end of the summary)."""
+        from .report.terminal import skip_lines
+
+        for line in skip_lines(skips, self._grid_order()[0] or ()):
+            reporter.write_line(line, yellow=True)
 
 
 def _interrupt(signum: int, frame: Any) -> None:

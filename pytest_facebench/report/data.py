@@ -4,6 +4,7 @@ pytest-html extras and the terminal table all read results through here."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -102,20 +103,105 @@ def task_order(results: pd.DataFrame) -> list[str]:
     return [t for t in dict.fromkeys(results["task"]) if t != ""]
 
 
-def model_colors(models: Iterable[str]) -> dict[str, str]:
-    """A stable model → colour map (hex), in the given order: tab10, tab20 beyond ten, then a hue wheel."""
+PALETTE_SLOTS = 10  # a model's preferred colour: one of tab10's, by a hash of its name
+
+
+def _palette() -> list[str]:
+    """The fixed qualitative palette, in probing order: tab10, then tab20's light shades (same hue order)."""
     from matplotlib import colormaps
     from matplotlib.colors import ListedColormap, to_hex
 
+    tab10 = list(cast(Sequence[Any], cast(ListedColormap, colormaps["tab10"]).colors))
+    tab20 = list(cast(Sequence[Any], cast(ListedColormap, colormaps["tab20"]).colors))
+    return [to_hex(c) for c in tab10] + [to_hex(c) for c in tab20[1::2]]
+
+
+def _name_slot(name: str) -> int:
+    """A slot of the palette from the model's name alone (blake2b: the same in every process and run)."""
+    return int.from_bytes(hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest(), "big") % PALETTE_SLOTS
+
+
+def _wheel(i: int) -> str:
+    """Colours past the palette: a golden-ratio walk around the hue circle (deterministic)."""
+    import colorsys
+
+    from matplotlib.colors import to_hex
+
+    hue = (0.07 + 0.618033988749895 * i) % 1.0
+    return to_hex(colorsys.hsv_to_rgb(hue, 0.75 if i % 2 else 0.55, 0.8 if i % 2 else 0.65))
+
+
+def model_colors(models: Iterable[str], overrides: dict[str, str | None] | None = None) -> dict[str, str]:
+    """model → colour (hex), in the given order. A model's colour comes from its NAME, not its position: a
+    hash of the name picks one of tab10's ten colours; when an earlier name (in sorted order) holds it, the
+    next free one (tab10, then tab20's light shades, then a hue wheel). So the same model keeps its colour
+    in runs with other model sets unless it collides with a name sorting before it. `overrides` (the grid's
+    `color` per model, any matplotlib colour) win and are never handed to another model."""
+    from matplotlib.colors import is_color_like, to_hex
+
     models = list(dict.fromkeys(models))
-    n = len(models)
-    if n <= 10:
-        palette = list(cast(Sequence[Any], cast(ListedColormap, colormaps["tab10"]).colors))
-    elif n <= 20:
-        palette = list(cast(Sequence[Any], cast(ListedColormap, colormaps["tab20"]).colors))
-    else:
-        palette = [colormaps["hsv"](i / n) for i in range(n)]
-    return {model: to_hex(palette[i % len(palette)]) for i, model in enumerate(models)}
+    out = {
+        m: to_hex(color)
+        for m in models
+        if isinstance(color := (overrides or {}).get(m), str) and color and is_color_like(color)
+    }
+    taken = {c.lower() for c in out.values()}
+    palette = _palette()
+    extra = 0
+    for model in sorted(m for m in models if m not in out):
+        slot = _name_slot(model)
+        probes = [(slot + i) % PALETTE_SLOTS for i in range(PALETTE_SLOTS)]
+        probes += [PALETTE_SLOTS + (slot + i) % PALETTE_SLOTS for i in range(len(palette) - PALETTE_SLOTS)]
+        color = next((palette[p] for p in probes if palette[p] not in taken), None)
+        while color is None or color in taken:
+            color, extra = _wheel(extra), extra + 1
+        out[model] = color
+        taken.add(color)
+    return {m: out[m] for m in models}
+
+
+def model_labels(models: Iterable[str], overrides: dict[str, str | None] | None = None) -> dict[str, str]:
+    """model → the name figures show: the grid's `label` where set, else the model's name."""
+    return {
+        m: label if isinstance(label := (overrides or {}).get(m), str) and label.strip() else m
+        for m in dict.fromkeys(models)
+    }
+
+
+MODEL_STYLES_KEY = "model_styles"  # run.json: {model: {"color": ..., "label": ...}} from the grid
+
+
+def normalize_model_styles(styles: Any) -> dict[str, dict[str, str]]:
+    """`{model: {"color": str, "label": str}}` with only the keys set (anything else dropped)."""
+    out: dict[str, dict[str, str]] = {}
+    for model, style in (styles or {}).items() if isinstance(styles, dict) else ():
+        if isinstance(style, dict):
+            kept = {k: str(style[k]) for k in ("color", "label") if isinstance(style.get(k), str) and style[k]}
+            if kept:
+                out[str(model)] = kept
+    return out
+
+
+def model_styles_from_grid(grid: Any) -> dict[str, dict[str, str]]:
+    """The `color` and `label` of a `config.Grid`'s models (for `write_outputs(model_styles=...)`)."""
+    if grid is None:
+        return {}
+    return normalize_model_styles(
+        {
+            m.name: {"color": getattr(m, "color", None), "label": getattr(m, "label", None)}
+            for m in getattr(grid, "models", [])
+        }
+    )
+
+
+def read_model_styles(out_dir: Path) -> dict[str, dict[str, str]]:
+    """The model styles a results dir was written with (run.json `model_styles`)."""
+    return normalize_model_styles(read_run(out_dir).get(MODEL_STYLES_KEY))
+
+
+def style_overrides(styles: dict[str, dict[str, str]], key: str) -> dict[str, str | None]:
+    """model → one key of its style (`color` or `label`), for `model_colors` / `model_labels`."""
+    return {m: s.get(key) for m, s in styles.items()}
 
 
 def task_types(results: pd.DataFrame) -> dict[str, str]:
@@ -471,3 +557,31 @@ def read_run(out_dir: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def read_comparisons(out_dir: Path) -> pd.DataFrame:
+    """comparisons.csv of a results dir (empty when absent or unreadable), `diff`/CI columns float."""
+    path = Path(out_dir) / "comparisons.csv"
+    try:
+        frame = pd.read_csv(path, dtype={c: str for c in ("task", "metric", "model_a", "model_b", "quantity")})
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return pd.DataFrame(columns=["task", "metric", "model_a", "model_b", "diff", "ci_low", "ci_high"])
+    for column in ("diff", "ci_low", "ci_high", "p_value", "p_holm", "ci_level"):
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    return frame
+
+
+def task_target(rows: pd.DataFrame, metric: str) -> float | None:
+    """The value a `target` metric of one task should reach: the `target` column of its rows (no condition),
+    else their `human_effect` column, else a `human_effect` row declared for that metric. None without one."""
+    mine = rows[(rows["metric"] == metric) & (rows["condition"] == "")]
+    for column in ("target", "human_effect"):
+        if column in mine:
+            values = pd.to_numeric(mine[column], errors="coerce").dropna()
+            if len(values):
+                return float(values.median())
+    human = rows[(rows["metric"] == "human_effect") & (rows["condition"] == "")]
+    human = human[human["protocol"].str.contains(f"({metric})", regex=False)] if "protocol" in human else human[:0]
+    values = human["value"].dropna()
+    return float(values.median()) if len(values) else None

@@ -1,50 +1,56 @@
-"""Figures of a results directory: PNGs under `plots/`, written from results.csv and distances/.
+"""Figures of a results dir under `plots/`, written from results.csv, distances/ and comparisons.csv.
 
-matplotlib is used through `matplotlib.figure.Figure` only (no pyplot): nothing is registered with a
-GUI backend, no global state changes (styles apply through `rc_context`), and every figure is dropped
-once saved. Every model keeps one colour across all figures of a report (`model_colors`).
+Every figure is written as PNG (report.html embeds it) and in each further format asked for (`formats`:
+svg, pdf; same file stem). The building blocks are in `report.figures` (`base`: figure, formats, titles
+that fit; `labels`: axis quantities and chance levels; `draw`: drawing on one axes; `references`: human,
+reference and ceiling lines; `cell`: the pytest-html figure); this module decides what each task shows.
+`draw_figures` returns the figures without saving them (to adjust one for a paper, or to test what it
+shows). Every model keeps one colour and one label across all figures (`data.model_colors`: by the model's
+name, or the grid's `color`; `label` likewise), and every title fits in its figure (`fit_titles`).
 
 Figures (see `write_plots`):
 - every task: the headline metric per model·layer as horizontal bars, with CI error bars where the CI
-  columns are finite (many layers: each model's readout layer plus its best layers, 40 bars at most);
-- `accuracy`: ROC curves of every model at its readout layer on one axes, and same vs different
-  distance histograms (one panel per model);
-- `correlation`: model distance against human distance (one panel per model·layer) with the least
-  squares line and r, and the noise ceiling band on the bars when the task reports one;
+  columns are finite (many layers: each model's readout layer plus its best layers, 40 bars at most), the
+  chance level (0.5 for verification accuracy and AUC, 0 for correlations, RSA and effects) and reference
+  values as lines;
+- `accuracy` (`roc`): ROC curves at the readout layer, linear and log FAR (1e-4..1), each with a 95%
+  bootstrap band over pairs, and same vs different distance histograms (one panel per model);
+- `correlation` (`scatter`): model distance against human dissimilarity (one panel per model·layer) with
+  the least squares line and r; the noise ceiling on the bars and layer profile when reported;
 - metrics with conditions (`conditions`, the group means of `relative_difference`): grouped bars per
-  condition; `relative_difference` bars carry the human effect as a reference line when known;
-- tasks with rank-k metrics (`identification`): CMC curves;
-- tasks where a model has more than one layer: the layer profile (metric against layer depth);
-- the overview: a model × task heatmap of each task's headline metric at the readout layer.
+  condition, with the declared human values;
+- `rsa` (`rdm`): the human RDM beside each model's, with colour bars and stimulus names (few stimuli),
+  each on its own colour scale or one scale shared by the models (`rdm_scale`);
+- rank-k metrics (`cmc`): CMC curves with CI bands and the chance line k/N (N: the gallery size);
+- tasks where a model has more than one layer: the layer profile (metric against layer, named ticks when
+  the models share their layers, else relative depth 0–1 or a panel per model: `layer_axis`), with the
+  noise ceiling, human value and chance level as horizontal lines;
+- tasks with model comparisons (comparisons.csv): a forest plot of each model pair's difference and CI;
+- the overview: a model × task heatmap of each task's headline metric at the readout layer, each column
+  coloured by its metric's direction (higher, lower, closeness to the human value, 0-centred, neutral).
 
 Unknown task types get the headline bars (and the layer profile). `plots/manifest.json` lists every
-figure with its task, kind and number of panels; `report.html` is assembled from it.
+figure with its task, kind, number of panels and files; `report.html` is assembled from it.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import math
 import os
 import re
-import textwrap
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..files import atomic_write
-from ..metrics import display_name, metric_vocabulary, remember_scoring
+from ..metrics import display_name, metric_info, metric_vocabulary, remember_scoring
 from .data import (
     MANIFEST,
     PLOTS_DIR,
     DistanceFiles,
-    _correlate,
     declared_figures,
     direction,
     finite,
@@ -54,138 +60,95 @@ from .data import (
     layer_column,
     load_references,
     model_colors,
+    model_labels,
     model_order,
+    normalize_model_styles,
     normalize_results,
+    read_comparisons,
     read_manifest,
+    read_model_styles,
     read_results,
     registry_headlines,
+    style_overrides,
     task_order,
+    task_target,
     task_types,
     with_readout,
 )
+from .figures.base import (
+    CHAR_IN,
+    DPI,
+    FORMATS,
+    STYLE,
+    PlotInfo,
+    adjust,
+    data_axes,
+    encode,
+    few_ticks,
+    figure,
+    figure_formats,
+    fit_titles,
+    grid_shape,
+    panels,
+    shorten,
+    style,
+    wrap,
+)
+from .figures.cell import cell_figure_png
+from .figures.draw import (
+    CHANCE_STYLE,
+    N_BOOT,
+    SEED,
+    chance_line,
+    column_mode,
+    draw_grouped,
+    draw_hbars,
+    draw_hist,
+    draw_rdm,
+    draw_roc,
+    draw_scatter,
+    overview_figure,
+    rdm_limits,
+    reference_lines,
+    roc_curve,
+    square,
+)
+from .figures.labels import (
+    chance_level,
+    correlation_method,
+    correlation_symbol,
+    distance_label,
+    gallery_size,
+    metric_label,
+)
+from .figures.references import ceiling_lines, human_value, legend_entries, noise_ceiling, task_refs
 from .tables import safe_name
 
-DPI = 100
+__all__ = [
+    "DPI",
+    "FORMATS",
+    "LAYER_AXES",
+    "MAX_BARS",
+    "RDM_SCALES",
+    "STYLE",
+    "PlotInfo",
+    "cell_figure_png",
+    "draw_figures",
+    "overview_png",
+    "plot_workers",
+    "select_layers",
+    "write_plots",
+]
+
 MAX_BARS = 40  # bars in one headline chart
 MAX_LAYERS_PER_MODEL = 12  # layers of one model in one bar chart
 MAX_PANELS = 12  # small multiples in one figure
+MAX_STIMULUS_LABELS = 24  # RDMs name their stimuli up to this many
 PARALLEL_MIN_CELLS = 40  # model × task cells from which write_plots draws in several processes
-STYLE: dict[str, Any] = {
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "axes.labelsize": 9,
-    "legend.fontsize": 8,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "grid.linewidth": 0.6,
-    "legend.frameon": False,
-    "savefig.facecolor": "white",
-    "figure.facecolor": "white",
-}
 RANK_METRIC = re.compile(r"^rank_?(\d+)$")
-
-
-@dataclass
-class PlotInfo:
-    """One written figure: its file (relative to the results dir), what it shows, and its panels."""
-
-    file: str
-    kind: str
-    task: str | None
-    axes: int
-    title: str
-    caption: str = ""
-    items: int = 0  # bars, curves or panels shown (model·layers, models...)
-
-
-# --- the data ---------------------------------------------------------------------------------
-@contextmanager
-def _style() -> Iterator[None]:
-    import matplotlib
-
-    with matplotlib.rc_context(cast(Any, STYLE)):  # matplotlib types rc keys as a Literal union
-        yield
-
-
-def _figure(width: float, height: float, dpi: int = DPI):
-    """A figure outside pyplot. No layout engine: constrained layout doubles the drawing time (a dry
-    draw to measure every text), so each figure sets its margins in inches (`_adjust`)."""
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=dpi)
-
-
-CHAR_IN = 0.068  # inches per character of an 8 pt tick label (DejaVu Sans, average)
-
-
-def _adjust(
-    fig,
-    left: float = 0.7,
-    right: float = 0.2,
-    top: float = 0.45,
-    bottom: float = 0.55,
-    wspace: float = 0.45,
-    hspace: float = 0.6,
-    rows: int = 1,
-    cols: int = 1,
-) -> None:
-    """Margins and gaps between panels in inches."""
-    width, height = fig.get_size_inches()
-    lo = min(left / width, 0.7)
-    hi = max(1 - right / width, lo + 0.1)
-    bo = min(bottom / height, 0.7)
-    to = max(1 - top / height, bo + 0.1)
-    axes_w = max(0.1, (width * (hi - lo) - (cols - 1) * wspace) / cols)
-    axes_h = max(0.1, (height * (to - bo) - (rows - 1) * hspace) / rows)
-    fig.subplots_adjust(left=lo, right=hi, bottom=bo, top=to, wspace=wspace / axes_w, hspace=hspace / axes_h)
-
-
-def _few_ticks(ax, n: int = 4, y: bool = True) -> None:
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(n))
-    if y:
-        ax.yaxis.set_major_locator(MaxNLocator(n))
-
-
-def _png(fig, dpi: int = DPI) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()  # the figure is not registered anywhere: dropping it frees it
-
-
-def _shorten(text: str, width: int = 38) -> str:
-    text = str(text)
-    if len(text) <= width:
-        return text
-    keep = (width - 1) // 2
-    return text[:keep] + "…" + text[-(width - 1 - keep) :]
-
-
-def _wrap(text: str, width: int = 18) -> str:
-    return textwrap.fill(_shorten(text, 44), width, break_long_words=False, break_on_hyphens=True) or text
-
-
-def _grid_shape(n: int, max_cols: int = 4) -> tuple[int, int]:
-    cols = min(max_cols, max(1, n))
-    return math.ceil(n / cols), cols
-
-
-def _panels(fig, n: int, max_cols: int = 4, **kwargs: Any) -> list[Any]:
-    rows, cols = _grid_shape(n, max_cols)
-    axes = fig.subplots(rows, cols, squeeze=False, **kwargs).ravel().tolist()
-    for ax in axes[n:]:
-        fig.delaxes(ax)
-    return axes[:n]
-
-
-def _data_axes(fig) -> int:
-    """Axes holding data (colour bars excluded)."""
-    return sum(1 for ax in fig.axes if not getattr(ax, "_colorbar", None) and ax.get_label() != "<colorbar>")
+LAYER_AXES = ("auto", "names", "depth")
+RDM_SCALES = ("panel", "shared")
+CONDITION_STYLES = ["-", "--", ":", "-."]
 
 
 def select_layers(
@@ -215,76 +178,6 @@ def select_layers(
     return frame.loc[keep], True
 
 
-def _draw_hbars(
-    ax,
-    labels: list[str],
-    values: np.ndarray,
-    lows: np.ndarray,
-    highs: np.ndarray,
-    colors: list[str],
-    strong: list[bool],
-) -> None:
-    y = np.arange(len(labels))
-    values = np.asarray(values, dtype=float)
-    shown = np.where(np.isfinite(values), values, 0.0)
-    alphas = [1.0 if s else 0.55 for s in strong]
-    bars = ax.barh(
-        y, shown, color=colors, height=0.75, edgecolor=["#222222" if s else "none" for s in strong], linewidth=0.8
-    )
-    for bar, alpha in zip(bars, alphas):
-        bar.set_alpha(alpha)
-    lows, highs = np.asarray(lows, dtype=float), np.asarray(highs, dtype=float)
-    ci = np.isfinite(lows) & np.isfinite(highs) & np.isfinite(values)
-    if ci.any():
-        err = np.vstack([np.clip(values[ci] - lows[ci], 0, None), np.clip(highs[ci] - values[ci], 0, None)])
-        ax.errorbar(values[ci], y[ci], xerr=err, fmt="none", ecolor="#222222", elinewidth=1, capsize=2.5)
-    for yi, value in zip(y, values):
-        if not np.isfinite(value):
-            ax.text(0, yi, " n/a", va="center", fontsize=7, color="#666666")
-    ax.set_yticks(y, labels)
-    for tick, s in zip(ax.get_yticklabels(), strong):
-        tick.set_fontweight("bold" if s else "normal")
-    ax.invert_yaxis()
-    ax.grid(axis="y", visible=False)
-    ax.axvline(0, color="#444444", linewidth=0.7)
-
-
-def _reference_lines(ax, refs: list[dict[str, Any]], vertical: bool = True) -> None:
-    styles = ["--", ":", "-."]
-    for i, ref in enumerate(refs):
-        value = float(ref["value"])
-        label = ref.get("label") or "reference"
-        line = ax.axvline if vertical else ax.axhline
-        line(value, color="#333333", linestyle=styles[i % len(styles)], linewidth=1.2, label=f"{label} ({value:.3g})")
-
-
-def _task_refs(task: str, metric: str, rows: pd.DataFrame, references: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Task-level reference values for a metric (no model): human effect, published baselines."""
-    refs = []
-    mine = rows[(rows["metric"] == metric) & (rows["condition"] == "")]
-    if "human_effect" in mine:  # the task's declared human value rides on its metric's rows
-        values = pd.to_numeric(mine["human_effect"], errors="coerce").dropna()
-        if len(values):
-            refs.append({"value": float(values.median()), "label": "human effect"})
-    for ref in references:
-        if (
-            ref.get("task") == task
-            and ref.get("metric") == metric
-            and not ref.get("model")
-            and finite(ref.get("value"))
-        ):
-            refs.append({"value": float(ref["value"]), "label": ref.get("label") or ref.get("source") or "reference"})
-    return refs
-
-
-def _ceiling(task_rows: pd.DataFrame) -> tuple[float, float] | None:
-    low = task_rows.loc[task_rows["metric"] == "correlation_ceiling_low", "value"].dropna()
-    high = task_rows.loc[task_rows["metric"] == "correlation_ceiling_high", "value"].dropna()
-    if len(low) and len(high):
-        return float(low.median()), float(high.median())
-    return None
-
-
 # --- the report's figures -----------------------------------------------------------------------
 class _Plotter:
     def __init__(
@@ -297,21 +190,53 @@ class _Plotter:
         models: list[str] | None = None,
         colors: dict[str, str] | None = None,
         figures: dict[str, list[str]] | None = None,
+        *,
+        labels: dict[str, str] | None = None,
+        formats: tuple[str, ...] = ("png",),
+        layer_axis: str = "auto",
+        rdm_scale: str = "panel",
+        keep: bool = False,
     ):
         self.out_dir = Path(out_dir)
         self.plot_dir = self.out_dir / PLOTS_DIR
         self.results = with_readout(results)
         self.models = models if models is not None else model_order(results)
         self.colors = colors if colors is not None else model_colors(self.models)
+        self.labels = labels if labels is not None else model_labels(self.models)
         self.types = task_types(results)
         self.figures = figures or {}  # task → the figure kinds its type declares (BaseTask.figures)
         self.headline = headline_metrics(results, headlines)
         self.headline_source = headlines
         self.references = references
         self.dpi = dpi
+        self.formats = figure_formats(formats)
+        self.layer_axis = layer_axis
+        self.rdm_scale = rdm_scale
         self.files = DistanceFiles(self.out_dir)
+        self.comparisons = read_comparisons(self.out_dir)
         self.written: list[PlotInfo] = []
+        self.kept: list[tuple[PlotInfo, Any]] | None = [] if keep else None
         self.errors: list[dict[str, str]] = []
+
+    def options(self) -> dict[str, Any]:
+        """What a worker process needs to draw the same figures (`_task_job`)."""
+        return {
+            "dpi": self.dpi,
+            "headlines": self.headline_source,
+            "models": self.models,
+            "colors": self.colors,
+            "figures": self.figures,
+            "labels": self.labels,
+            "formats": self.formats,
+            "layer_axis": self.layer_axis,
+            "rdm_scale": self.rdm_scale,
+        }
+
+    def color(self, model: str) -> str:
+        return self.colors.get(model, "#888888")
+
+    def label(self, model: str) -> str:
+        return self.labels.get(model, model)
 
     def attempt(self, task: str | None, kind: str, draw: Any, *args: Any) -> None:
         """Draw one figure; a failure is recorded (manifest `errors`, shown in the report), not raised,
@@ -322,32 +247,38 @@ class _Plotter:
             self.errors.append({"task": task or "", "kind": kind, "error": f"{type(exc).__name__}: {exc}"})
 
     def save(self, fig, name: str, kind: str, task: str | None, title: str, caption: str = "", items: int = 0) -> None:
-        path = self.plot_dir / f"{name}.png"
-        axes = _data_axes(fig)
-        atomic_write(path, _png(fig, self.dpi))
-        self.written.append(
-            PlotInfo(
-                file=f"{PLOTS_DIR}/{path.name}",
-                kind=kind,
-                task=task,
-                axes=axes,
-                title=title,
-                caption=caption,
-                items=items,
-            )
+        """Fit the titles, then write the figure in every format (or keep it, for `draw_figures`)."""
+        fit_titles(fig)
+        files = [f"{PLOTS_DIR}/{name}.{fmt}" for fmt in self.formats]
+        info = PlotInfo(
+            file=files[0],
+            kind=kind,
+            task=task,
+            axes=data_axes(fig),
+            title=title,
+            caption=caption,
+            items=items,
+            files=files,
         )
+        if self.kept is not None:
+            self.kept.append((info, fig))
+        else:
+            for fmt, file in zip(self.formats, files):
+                atomic_write(self.out_dir / file, encode(fig, fmt, self.dpi))
+        self.written.append(info)
 
     def run(self, workers: int = 1) -> list[PlotInfo]:
-        self.plot_dir.mkdir(parents=True, exist_ok=True)
+        if self.kept is None:
+            self.plot_dir.mkdir(parents=True, exist_ok=True)
         tasks = task_order(self.results)
-        if workers > 1 and len(tasks) > 1:
+        if workers > 1 and len(tasks) > 1 and self.kept is None:
             from concurrent.futures import BrokenExecutor
 
             try:
                 return self._run_parallel(tasks, workers)
             except (BrokenExecutor, OSError):  # no working process pool here: draw serially
                 self.written, self.errors = [], []
-        with _style():
+        with style():
             if not self.results.empty:
                 self.attempt(None, "overview", self.overview)
             for task in tasks:
@@ -369,16 +300,12 @@ class _Plotter:
                     str(self.out_dir),
                     results[results["task"] == task],
                     self.references,
-                    self.dpi,
-                    self.headline_source,
-                    self.models,
-                    self.colors,
-                    self.figures,
+                    self.options(),
                     metric_vocabulary(),
                 )
                 for task in tasks
             ]
-            with _style():
+            with style():
                 if not self.results.empty:
                     self.attempt(None, "overview", self.overview)
             for job in jobs:
@@ -411,76 +338,93 @@ class _Plotter:
             self.attempt(task, "cmc", self.cmc, task, rows, base)
         if len(head) and head.groupby("model")["layer"].nunique().max() > 1:
             self.attempt(task, "layer_profile", self.layer_profile, task, rows, head, metric, base)
+        if "task" in self.comparisons and (self.comparisons["task"] == task).any():
+            self.attempt(task, "forest", self.forest, task, rows, base)
 
     # every task: headline bars
     def headline_bars(self, task: str, rows: pd.DataFrame, head: pd.DataFrame, metric: str, base: str) -> None:
         chosen, dropped = select_layers(head, metric)
-        labels = [_shorten(f"{m} · {layer}" if layer else m, 44) for m, layer in zip(chosen["model"], chosen["layer"])]
+        labels = [
+            shorten(f"{self.label(m)} · {layer}" if layer else self.label(m), 44)
+            for m, layer in zip(chosen["model"], chosen["layer"])
+        ]
         left = 0.35 + CHAR_IN * 1.08 * max((len(lbl) for lbl in labels), default=4)
         height = min(14.0, max(2.2, 1.0 + 0.24 * len(chosen)))
-        ceiling = _ceiling(rows) if metric.startswith("correlation") and metric != "correlation_normalized" else None
-        refs = _task_refs(task, metric, rows, self.references)
-        entries = (["noise ceiling"] if ceiling else []) + [f"{r['label']} (0.000)" for r in refs]
+        ceiling = (
+            noise_ceiling(rows) if metric.startswith("correlation") and metric != "correlation_normalized" else None
+        )
+        refs = task_refs(task, metric, rows, self.references)
+        chance = chance_level(metric, rows)
+        entries = (
+            ([f"noise ceiling low ({0:.2f})"] if ceiling else [])
+            + [f"{r['label']} (0.000)" for r in refs]
+            + ([chance[1]] if chance else [])
+        )
         legend_w = 0.45 + CHAR_IN * max(len(e) for e in entries) if entries else 0.0
-        fig = _figure(4.6 + left + legend_w, height, self.dpi)
-        _adjust(fig, left=left, right=0.3 + legend_w, top=0.72 if dropped else 0.45, bottom=0.5)
+        xlabel = metric_label(metric, rows)
+        fig = figure(4.6 + left + legend_w, height + 0.16 * xlabel.count("\n"), self.dpi)
+        adjust(
+            fig, left=left, right=0.3 + legend_w, top=0.72 if dropped else 0.45, bottom=0.5 + 0.16 * xlabel.count("\n")
+        )
         ax = fig.subplots()
-        _draw_hbars(
+        draw_hbars(
             ax,
             labels,
             chosen["value"].to_numpy(),
             chosen["ci_low"].to_numpy(),
             chosen["ci_high"].to_numpy(),
-            [self.colors.get(m, "#888888") for m in chosen["model"]],
+            [self.color(m) for m in chosen["model"]],
             list(chosen["_readout"]),
         )
-        if ceiling:
-            ax.axvspan(*ceiling, color="#999999", alpha=0.25, linewidth=0, label="noise ceiling")
-        _reference_lines(ax, refs)
+        ceiling_lines(ax, ceiling, vertical=True)
+        reference_lines(ax, refs)
+        chance_line(ax, chance, vertical=True)
         if entries:
             ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
-        ax.set_xlabel(display_name(metric))
+        ax.set_xlabel(xlabel)
         title = f"{task}: {display_name(metric)} per model · layer"
         ax.set_title(title + ("\n(readout layer and best layers of each model)" if dropped else ""))
         caption = "Bold: readout layer. Error bars: confidence intervals where reported."
+        if chance:
+            caption += f" Dashed grey: {chance[1]}."
         self.save(fig, f"{base}__headline", "headline", task, title, caption, items=len(chosen))
 
     # conditions: grouped bars per condition at the readout layer
     def condition_bars(self, task: str, rows: pd.DataFrame, metric: str, base: str) -> None:
+        task_rows = self.results[self.results["task"] == task]
         rows = rows[rows["_readout"]]
         conditions = [c for c in dict.fromkeys(rows["condition"]) if c != ""]
         models = [m for m in self.models if m in set(rows["model"])]
         if not conditions or not models:
             return
-        legend = 0.5 + CHAR_IN * max(len(_shorten(m, 28)) for m in models)
+        legend = 0.5 + CHAR_IN * max(len(shorten(self.label(m), 28)) for m in models)
         plot_w = min(14.0, max(3.5, len(conditions) * (0.35 + 0.2 * len(models))))
-        lines = max(len(_wrap(c).splitlines()) for c in conditions)
-        fig = _figure(0.8 + plot_w + legend, 3.8, self.dpi)
-        _adjust(fig, left=0.8, right=legend, top=0.45, bottom=0.3 + 0.16 * lines)
+        lines = max(len(wrap(c).splitlines()) for c in conditions)
+        fig = figure(0.8 + plot_w + legend, 3.8, self.dpi)
+        adjust(fig, left=0.8, right=legend, top=0.45, bottom=0.3 + 0.16 * lines)
         ax = fig.subplots()
-        _draw_grouped(ax, conditions, [(m, self.colors[m], rows[rows["model"] == m]) for m in models])
-        if "human_effect" in rows:  # per-condition human values: a black segment across each group
-            human = pd.to_numeric(rows["human_effect"], errors="coerce")
-            drawn = False
-            for i, condition in enumerate(conditions):
-                values = human[rows["condition"] == condition].dropna()
-                if len(values):
-                    ax.hlines(
-                        float(values.median()),
-                        i - 0.42,
-                        i + 0.42,
-                        color="#111111",
-                        linewidth=2,
-                        label=None if drawn else "human",
-                    )
-                    drawn = True
-        ax.set_ylabel(display_name(metric))
+        draw_grouped(ax, conditions, [(self.label(m), self.color(m), rows[rows["model"] == m]) for m in models])
+        drawn = False
+        for i, condition in enumerate(conditions):  # per-condition human values: a black segment across each group
+            human = human_value(task_rows, metric, condition)
+            if human is not None:
+                ax.hlines(
+                    human,
+                    i - 0.42,
+                    i + 0.42,
+                    color="#111111",
+                    linewidth=2,
+                    label=None if drawn else "human",
+                    gid="human",
+                )
+                drawn = True
+        ax.set_ylabel(metric_label(metric, task_rows))
         title = f"{task}: {display_name(metric)} per condition (readout layer)"
         ax.set_title(title)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="model")
         self.save(fig, f"{base}__{safe_name(metric)}_conditions", "conditions", task, title, items=len(models))
 
-    # accuracy: ROC overlay and distance histograms
+    # accuracy: ROC overlay (linear and log FAR) and distance histograms
     def _verification_data(self, task: str, rows: pd.DataFrame) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
         out = []
         for model in self.models:
@@ -507,25 +451,49 @@ class _Plotter:
 
     def roc_and_distributions(self, task: str, rows: pd.DataFrame, base: str) -> None:
         data = self._verification_data(task, rows)
+        curves = [
+            curve
+            for model, layer, labels, distances in data
+            if (
+                curve := roc_curve(
+                    f"{self.label(model)} · {layer}" if layer else self.label(model),
+                    self.color(model),
+                    labels,
+                    distances,
+                )
+            )
+            is not None
+        ]
+        if curves:
+            fig = figure(10.6, 4.6, self.dpi)
+            adjust(fig, left=0.6, right=0.3, top=0.75, bottom=0.55, wspace=0.75, cols=2)
+            linear, log = fig.subplots(1, 2)
+            draw_roc(linear, curves)
+            draw_roc(log, curves, log=True, legend=False)
+            linear.set_title("linear FAR")
+            log.set_title("log FAR (1e-4 to 1)")
+            title = f"{task}: ROC at the readout layer"
+            fig.suptitle(title)
+            fewest = min(c.n_negative for c in curves)
+            caption = (
+                f"Score = −distance; AUC and its 95% CI in the legend. Bands: 95% bootstrap CI over pairs "
+                f"({N_BOOT} resamples within same and different pairs, seed {SEED}); on the log axis from FAR "
+                f"1/{fewest} (one different pair). Dashed grey: chance (TAR = FAR)."
+            )
+            self.save(fig, f"{base}__roc", "roc", task, title, caption, items=len(curves))
         if not data:
             return
-        fig = _figure(5.6, 4.6, self.dpi)
-        _adjust(fig, left=0.6, right=0.15, top=0.4, bottom=0.55)
-        ax = fig.subplots()
-        _draw_roc(ax, [(f"{m} · {layer}" if layer else m, self.colors[m], labels, -d) for m, layer, labels, d in data])
-        title = f"{task}: ROC at the readout layer"
-        ax.set_title(title)
-        self.save(fig, f"{base}__roc", "roc", task, title, "Score = −distance; AUC in the legend.", items=len(data))
-
         shown = data[:MAX_PANELS]
-        rows_n, cols = _grid_shape(len(shown))
-        fig = _figure(2.9 * cols + 0.4, 2.3 * rows_n + 0.9, self.dpi)
-        _adjust(fig, left=0.25, right=0.15, top=0.75, bottom=0.6, wspace=0.25, hspace=0.55, rows=rows_n, cols=cols)
-        for i, (ax, (model, layer, labels, distances)) in enumerate(zip(_panels(fig, len(shown)), shown)):
-            _draw_hist(ax, labels, distances, self.colors[model], legend=i == 0)
-            _few_ticks(ax, y=False)
-            ax.set_title(_shorten(f"{model} · {layer}" if layer else model, 34), color=self.colors[model])
-        fig.supxlabel("distance")
+        rows_n, cols = grid_shape(len(shown))
+        fig = figure(max(4.6, 2.9 * cols + 0.4), 2.3 * rows_n + 0.9, self.dpi)
+        adjust(fig, left=0.25, right=0.15, top=0.75, bottom=0.6, wspace=0.25, hspace=0.55, rows=rows_n, cols=cols)
+        for i, (ax, (model, layer, labels, distances)) in enumerate(zip(panels(fig, len(shown)), shown)):
+            draw_hist(ax, labels, distances, self.color(model), legend=i == 0)
+            few_ticks(ax, y=False)
+            ax.set_title(
+                shorten(f"{self.label(model)} · {layer}" if layer else self.label(model), 34), color=self.color(model)
+            )
+        fig.supxlabel(distance_label(rows))
         title = f"{task}: same vs different pair distances (readout layer)"
         fig.suptitle(title)
         self.save(
@@ -535,7 +503,7 @@ class _Plotter:
             task,
             title,
             items=len(shown),
-            caption="Filled: same-identity pairs; outline: different-identity pairs.",
+            caption="Filled: same-identity pairs; outline: different-identity pairs (densities).",
         )
 
     # correlation: model vs human distance per model·layer
@@ -557,7 +525,7 @@ class _Plotter:
             return self.models.index(head.at[i, "model"]), depth if finite(depth) else -1.0
 
         chosen = sorted(chosen[:MAX_PANELS], key=order)
-        panels = []
+        found = []
         for index in chosen:
             model, layer = head.at[index, "model"], head.at[index, "layer"]
             table = self.files.get(task, model)
@@ -570,7 +538,7 @@ class _Plotter:
             human = human_column(table, layers, x, head.at[index, "value"], head.at[index, "protocol"])
             if human is None:
                 continue
-            panels.append(
+            found.append(
                 (
                     model,
                     layer,
@@ -581,23 +549,23 @@ class _Plotter:
                     human,
                 )
             )
-        if not panels:
+        if not found:
             return
-        rows_n, cols = _grid_shape(len(panels))
-        fig = _figure(2.9 * cols + 0.9, 2.6 * rows_n + 1.0, self.dpi)
-        _adjust(fig, left=0.85, right=0.15, top=0.75, bottom=0.65, wspace=0.45, hspace=0.8, rows=rows_n, cols=cols)
-        for ax, (model, layer, human, x, reported, method, _human_name) in zip(_panels(fig, len(panels)), panels):
-            _draw_scatter(ax, human, x, self.colors[model], reported, method)
-            _few_ticks(ax)
+        rows_n, cols = grid_shape(len(found))
+        fig = figure(2.9 * cols + 0.9, 2.6 * rows_n + 1.0, self.dpi)
+        adjust(fig, left=0.85, right=0.15, top=0.75, bottom=0.65, wspace=0.45, hspace=0.8, rows=rows_n, cols=cols)
+        for ax, (model, layer, human, x, reported, method, _human_name) in zip(panels(fig, len(found)), found):
+            draw_scatter(ax, human, x, self.color(model), reported, method)
+            few_ticks(ax)
             ax.set_title(
-                _shorten(f"{model} · {layer}" if layer else model, 34) + "\n" + ax.get_title(),
-                color=self.colors[model],
+                shorten(f"{self.label(model)} · {layer}" if layer else self.label(model), 34) + "\n" + ax.get_title(),
+                color=self.color(model),
                 fontsize=9,
             )
-        fig.supxlabel(f"human ({panels[0][6]})")
-        fig.supylabel("model distance")
-        title = f"{task}: model vs human distances"
-        ceiling = _ceiling(rows)
+        fig.supxlabel(f"human dissimilarity ({found[0][6]})")
+        fig.supylabel(f"model {distance_label(rows)}")
+        title = f"{task}: model vs human dissimilarity"
+        ceiling = noise_ceiling(rows)
         fig.suptitle(title + (f"  (noise ceiling {ceiling[0]:.2f}–{ceiling[1]:.2f})" if ceiling else ""))
         self.save(
             fig,
@@ -605,15 +573,17 @@ class _Plotter:
             "scatter",
             task,
             title,
-            items=len(panels),
-            caption="One panel per model at its readout layer, then the best other layers; line: least squares fit.",
+            items=len(found),
+            caption=f"One panel per model at its readout layer, then the best other layers; line: least squares "
+            f"fit; {correlation_symbol(correlation_method(rows))} as reported.",
         )
 
     # rsa: the human RDM beside each model's (readout layer)
     def rdms(self, task: str, rows: pd.DataFrame, metric: str, base: str) -> None:
         head = rows[(rows["metric"] == metric) & rows["_readout"]]
-        panels: list[tuple[str, str, np.ndarray, str]] = []
+        found: list[tuple[str, str, np.ndarray, str, list[str]]] = []
         human_rdm = None
+        symbol = correlation_symbol(correlation_method(rows, metric))
         for model in self.models:
             mine = head[head["model"] == model]
             table = self.files.get(task, model)
@@ -630,79 +600,148 @@ class _Plotter:
             if human_rdm is None:
                 human = human_column(table, layers, x, mine["value"].iloc[0], mine["protocol"].iloc[0])
                 if human is not None:
-                    human_rdm = _square(table, table[human].to_numpy(dtype=float))
-                    panels.append(("human", f"human ({human})", human_rdm, "#222222"))
+                    human_rdm, stimuli = square(table, table[human].to_numpy(dtype=float))
+                    found.append(("", f"human ({human})", human_rdm, "#222222", stimuli))
             value = mine["value"].iloc[0]
-            label = f"{_shorten(model, 24)} · {_shorten(layer, 20)}"
-            label += f"\n{metric} = {value:.3f}" if finite(value) else ""
-            panels.append((model, label, _square(table, x), self.colors[model]))
-            if len(panels) >= MAX_PANELS:
+            label = f"{shorten(self.label(model), 24)} · {shorten(layer, 20)}"
+            label += f"\n{symbol} = {value:.3f}" if finite(value) else ""
+            rdm, stimuli = square(table, x)
+            found.append((model, label, rdm, self.color(model), stimuli))
+            if len(found) >= MAX_PANELS:
                 break
-        if len(panels) < 2:
+        if len(found) < 2:
             return
-        rows_n, cols = _grid_shape(len(panels))
-        fig = _figure(2.6 * cols + 0.4, 2.7 * rows_n + 0.8, self.dpi)
-        _adjust(fig, left=0.2, right=0.2, top=0.75, bottom=0.2, wspace=0.3, hspace=0.6, rows=rows_n, cols=cols)
-        from matplotlib import colormaps
-
-        cmap = colormaps["magma"].with_extremes(bad="#dddddd")
-        for ax, (_, label, rdm, color) in zip(_panels(fig, len(panels)), panels):
-            ok = np.isfinite(rdm)
-            low, high = (np.nanpercentile(rdm[ok], 2), np.nanpercentile(rdm[ok], 98)) if ok.any() else (0, 1)
-            ax.imshow(np.ma.masked_invalid(rdm), cmap=cmap, vmin=low, vmax=high, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(visible=False)
+        named = max(len(s) for *_, s in found) <= MAX_STIMULUS_LABELS
+        shared = None
+        if self.rdm_scale == "shared":
+            models = [rdm[np.isfinite(rdm)] for model, _, rdm, _, _ in found if model]
+            shared = rdm_limits(np.concatenate(models)) if models else None
+        rows_n, cols = grid_shape(len(found))
+        size = 2.9 if named else 2.3  # the matrix, in inches; its colour bar and labels come on top
+        left, bottom, wspace, hspace = (0.55, 0.55, 0.95, 1.2) if named else (0.2, 0.2, 0.8, 0.75)
+        fig = figure(
+            left + 0.8 + cols * size * 1.1 + (cols - 1) * wspace,
+            0.95 + bottom + rows_n * size + (rows_n - 1) * hspace,
+            self.dpi,
+        )
+        adjust(fig, left=left, right=0.8, top=0.95, bottom=bottom, wspace=wspace, hspace=hspace, rows=rows_n, cols=cols)
+        distance = distance_label(rows)
+        for ax, (model, label, rdm, color, stimuli) in zip(panels(fig, len(found)), found):
+            limits = shared if (shared is not None and model) else rdm_limits(rdm)
+            bar = distance if model else "human dissimilarity"
+            draw_rdm(fig, ax, rdm, limits, stimuli, MAX_STIMULUS_LABELS, bar)
             ax.set_title(label, color=color, fontsize=8.5)
         title = f"{task}: representational dissimilarity matrices (readout layer)"
         fig.suptitle(title)
+        scale = (
+            "the model panels share one colour scale, the human panel its own"
+            if shared is not None
+            else "each panel on its own colour scale"
+        )
         self.save(
             fig,
             f"{base}__rdm",
             "rdm",
             task,
             title,
-            items=len(panels),
-            caption="Stimuli in order of first appearance; each panel on its own colour scale (2nd–98th percentile).",
+            items=len(found),
+            caption=f"Stimuli in order of first appearance; {scale} (2nd–98th percentile).",
         )
 
     # identification: CMC curves from rank-k metrics
+    def _rank_samples(self, task: str, model: str, layer: str, ks: list[int]) -> tuple[np.ndarray, np.ndarray] | None:
+        """A bootstrap band of the CMC from the probes' ranks (distances file), when the rows have no CIs."""
+        table = self.files.get(task, model)
+        column = layer_column(table, layer) if table is not None else None
+        if table is None or column is None:
+            return None
+        ranks = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
+        ranks = ranks[np.isfinite(ranks)]
+        if len(ranks) < 2:
+            return None
+        rng = np.random.default_rng(SEED)
+        hits = ranks[:, None] <= np.asarray(ks, dtype=float)[None, :]
+        counts = np.stack(
+            [np.bincount(rng.integers(0, len(ranks), len(ranks)), minlength=len(ranks)) for _ in range(N_BOOT)]
+        )
+        rates = counts @ hits / len(ranks)
+        low, high = np.percentile(rates, [2.5, 97.5], axis=0)
+        return low, high
+
     def cmc(self, task: str, rows: pd.DataFrame, base: str) -> None:
-        fig = _figure(5.6, 4.2, self.dpi)
-        _adjust(fig, left=0.7, right=0.2, top=0.4, bottom=0.55)
+        fig = figure(5.8, 4.2, self.dpi)
+        adjust(fig, left=0.7, right=0.2, top=0.45, bottom=0.55)
         ax = fig.subplots()
+        all_ks: set[int] = set()
+        resampled = False
+        drawn = 0
         for model in self.models:
             mine = rows[(rows["model"] == model) & rows["_readout"] & (rows["condition"] == "")]
             points = sorted(
-                (int(m.group(1)), v)
-                for m, v in zip(map(RANK_METRIC.match, mine["metric"]), mine["value"])
+                (int(m.group(1)), v, lo, hi)
+                for m, v, lo, hi in zip(
+                    map(RANK_METRIC.match, mine["metric"]), mine["value"], mine["ci_low"], mine["ci_high"]
+                )
                 if m and finite(v)
             )
-            if points:
-                ks, values = zip(*points)
-                ax.plot(ks, values, marker="o", color=self.colors[model], label=model)
+            if not points:
+                continue
+            ks, values, lows, highs = (np.asarray(x, dtype=float) for x in zip(*points))
+            all_ks |= {int(k) for k in ks}
+            drawn += 1
+            ax.plot(ks, values, marker="o", color=self.color(model), label=self.label(model))
+            band = np.isfinite(lows) & np.isfinite(highs)
+            if not band.all():
+                sampled = self._rank_samples(task, model, str(mine["layer"].iloc[0]), [int(k) for k in ks])
+                if sampled is not None:
+                    lows, highs, band, resampled = sampled[0], sampled[1], np.ones(len(ks), bool), True
+            if band.any():
+                ax.fill_between(
+                    ks[band], lows[band], highs[band], color=self.color(model), alpha=0.18, linewidth=0, gid="ci_band"
+                )
+        n = gallery_size(rows)
+        caption = "Bands: the rank-k rows' confidence intervals" + (
+            " (else a bootstrap over probes)." if resampled else "."
+        )
+        if n and all_ks:
+            ks_line = np.arange(1, max(all_ks) + 1)
+            ax.plot(ks_line, np.minimum(1.0, ks_line / n), label=f"chance (k/N, N = {n})", **CHANCE_STYLE)
+            caption += f" Dashed grey: chance k/N with a gallery of N = {n}."
+        else:
+            caption += " No chance line: the gallery size is not recorded in the results."
         ax.set_xlabel("rank k")
-        ax.set_ylabel("identification rate")
+        ax.set_ylabel("identification rate (share of probes with rank ≤ k)")
+        ax.set_ylim(0, 1.02)
         title = f"{task}: CMC (readout layer)"
         ax.set_title(title)
         ax.legend(loc="lower right")
-        self.save(fig, f"{base}__cmc", "cmc", task, title, items=len(ax.get_lines()))
+        self.save(fig, f"{base}__cmc", "cmc", task, title, caption, items=drawn)
 
     # multi-layer models: metric against depth
     def layer_profile(self, task: str, rows: pd.DataFrame, head: pd.DataFrame, metric: str, base: str) -> None:
-        conditions = [c for c in dict.fromkeys(head["condition"])]
-        conditions = conditions[:6]
-        names = head.groupby("layer_index")["layer"].agg(lambda s: set(s))
-        shared = all(len(v) == 1 for v in names) and head.groupby("model")["layer"].nunique().nunique() == 1
-        longest = max((len(_shorten(next(iter(v)), 18)) for v in names), default=4) if shared else 0
-        rows_n, cols = _grid_shape(len(conditions), 3)
-        bottom = 0.55 + 0.72 * CHAR_IN * longest if shared else 0.55
+        conditions = list(dict.fromkeys(head["condition"]))[:6]
+        models = [m for m in self.models if m in set(head["model"])]
+        layers_of = {
+            m: list(dict.fromkeys(head[head["model"] == m].sort_values("layer_index", kind="stable")["layer"]))
+            for m in models
+        }
+        shared = len({tuple(v) for v in layers_of.values()}) == 1
+        mode = {"auto": "names" if shared else "depth", "names": "names" if shared else "models", "depth": "depth"}[
+            self.layer_axis
+        ]
+        if mode == "models":
+            self._profile_per_model(task, rows, head, metric, base, conditions, models[:MAX_PANELS], layers_of)
+            return
+        names = layers_of[models[0]] if mode == "names" else []
+        longest = max((len(shorten(n, 18)) for n in names), default=0)
+        rows_n, cols = grid_shape(len(conditions), 3)
+        bottom = 0.55 + 0.72 * CHAR_IN * longest if mode == "names" else 0.6
         legend_w = 0.5 + CHAR_IN * max(
-            (len(_shorten(m, 28)) + (12 if (head["model"] == m).sum() <= len(conditions) else 0) for m in self.models),
-            default=8,
+            (len(shorten(self.label(m), 28)) + (12 if len(layers_of[m]) <= 1 else 0) for m in models), default=8
         )
-        fig = _figure(0.9 + 5.0 * cols + legend_w, 3.4 * rows_n + bottom + 0.2, self.dpi)
-        _adjust(
+        legend_w = max(legend_w, 0.5 + CHAR_IN * 26)  # the reference lines' labels
+        fig = figure(0.9 + 5.0 * cols + legend_w, 3.4 * rows_n + bottom + 0.2, self.dpi)
+        adjust(
             fig,
             left=0.8,
             right=legend_w,
@@ -713,55 +752,38 @@ class _Plotter:
             rows=rows_n,
             cols=cols,
         )
-        axes = _panels(fig, len(conditions), max_cols=3)
-        ceiling = _ceiling(rows) if metric == "correlation" else None
+        axes = panels(fig, len(conditions), max_cols=3)
         for ax, condition in zip(axes, conditions):
             sub = head[head["condition"] == condition]
-            for model in self.models:
+            for model in models:
                 mine = sub[sub["model"] == model].sort_values("layer_index", kind="stable")
                 if mine.empty:
                     continue
-                color = self.colors[model]
                 if len(mine) == 1:
                     ax.axhline(
-                        mine["value"].iloc[0], color=color, linestyle=":", linewidth=1.2, label=f"{model} (one layer)"
+                        mine["value"].iloc[0],
+                        color=self.color(model),
+                        linestyle=":",
+                        linewidth=1.2,
+                        label=f"{self.label(model)} (one layer)",
                     )
                     continue
-                x = mine["layer_index"].to_numpy(dtype=float)
-                x = np.where(np.isfinite(x), x, np.arange(len(x)))
-                y = mine["value"].to_numpy(dtype=float)
-                ax.plot(x, y, marker="o", markersize=3.5, color=color, linewidth=1.6, label=model)
-                low, high = mine["ci_low"].to_numpy(dtype=float), mine["ci_high"].to_numpy(dtype=float)
-                if (np.isfinite(low) & np.isfinite(high)).any():
-                    ax.fill_between(x, low, high, color=color, alpha=0.15, linewidth=0)
-                readout = mine["_readout"].to_numpy()
-                if readout.any():
-                    ax.plot(
-                        x[readout],
-                        y[readout],
-                        marker="*",
-                        markersize=11,
-                        color=color,
-                        linestyle="none",
-                        markeredgecolor="#222222",
-                        markeredgewidth=0.6,
-                    )
-            if ceiling:
-                ax.axhspan(*ceiling, color="#999999", alpha=0.25, linewidth=0, label="noise ceiling")
-            _reference_lines(ax, _task_refs(task, metric, rows, self.references), vertical=False)
-            if shared:
-                ticks = sorted(names.index)
-                ax.set_xticks(ticks, [_shorten(next(iter(names[t])), 18) for t in ticks], rotation=45, ha="right")
+                position = {name: i for i, name in enumerate(layers_of[model])}
+                x = np.array([position[name] for name in mine["layer"]], dtype=float)
+                if mode == "depth":
+                    x = x / max(1, len(layers_of[model]) - 1)
+                self._profile_line(ax, mine, x, self.color(model), self.label(model))
+            self._profile_references(ax, task, rows, metric, condition)
+            if mode == "names":
+                ax.set_xticks(range(len(names)), [shorten(n, 18) for n in names], rotation=45, ha="right")
                 ax.set_xlabel("layer")
             else:
-                from matplotlib.ticker import MaxNLocator
-
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-                ax.set_xlabel("layer depth (index of the model's extracted layers)")
-            ax.set_ylabel(display_name(metric))
+                ax.set_xlim(-0.04, 1.04)
+                ax.set_xlabel("relative depth (0 = first extracted layer, 1 = last)")
+            ax.set_ylabel(metric_label(metric, rows))
             if condition:
                 ax.set_title(condition)
-        handles, labels = axes[0].get_legend_handles_labels()
+        handles, labels = legend_entries(axes)
         fig.legend(
             handles,
             labels,
@@ -769,8 +791,174 @@ class _Plotter:
             bbox_to_anchor=(1 - (legend_w - 0.15) / fig.get_size_inches()[0], 1 - 0.5 / fig.get_size_inches()[1]),
         )
         title = f"{task}: {display_name(metric)} across layers"
-        fig.suptitle(title + ("  (★ readout layer)"))
-        self.save(fig, f"{base}__layer_profile", "layer_profile", task, title, items=head["model"].nunique())
+        fig.suptitle(title + "  (★ readout layer)")
+        caption = "Bands: confidence intervals where reported."
+        if mode == "depth":
+            caption += " Models have different layers: x is each layer's position among its model's layers (0–1)."
+        self.save(fig, f"{base}__layer_profile", "layer_profile", task, title, caption, items=len(models))
+
+    def _profile_line(
+        self, ax, mine: pd.DataFrame, x: np.ndarray, color: str, label: str, linestyle: str = "-"
+    ) -> None:
+        y = mine["value"].to_numpy(dtype=float)
+        ax.plot(x, y, marker="o", markersize=3.5, color=color, linewidth=1.6, label=label, linestyle=linestyle)
+        low, high = mine["ci_low"].to_numpy(dtype=float), mine["ci_high"].to_numpy(dtype=float)
+        if (np.isfinite(low) & np.isfinite(high)).any():
+            ax.fill_between(x, low, high, color=color, alpha=0.15, linewidth=0)
+        readout = mine["_readout"].to_numpy()
+        if readout.any():
+            ax.plot(
+                x[readout],
+                y[readout],
+                marker="*",
+                markersize=11,
+                color=color,
+                linestyle="none",
+                markeredgecolor="#222222",
+                markeredgewidth=0.6,
+            )
+
+    def _profile_references(self, ax, task: str, rows: pd.DataFrame, metric: str, condition: str) -> None:
+        """Horizontal lines of a layer profile panel: noise ceiling, human value and references, chance."""
+        if metric == "correlation":
+            ceiling_lines(ax, noise_ceiling(rows))
+        reference_lines(ax, task_refs(task, metric, rows, self.references, condition), vertical=False)
+        chance_line(ax, chance_level(metric, rows))
+
+    def _profile_per_model(
+        self,
+        task: str,
+        rows: pd.DataFrame,
+        head: pd.DataFrame,
+        metric: str,
+        base: str,
+        conditions: list[str],
+        models: list[str],
+        layers_of: dict[str, list[str]],
+    ) -> None:
+        """`layer_axis='names'` with models of different layers: one panel per model, its layers named."""
+        longest = max((len(shorten(n, 18)) for m in models for n in layers_of[m]), default=4)
+        rows_n, cols = grid_shape(len(models), 3)
+        bottom = 0.6 + 0.72 * CHAR_IN * longest
+        legend_w = 0.5 + CHAR_IN * max([26, *(len(shorten(c, 28)) for c in conditions)])
+        fig = figure(0.9 + 4.2 * cols + legend_w, 3.2 * rows_n + bottom + 0.3, self.dpi)
+        adjust(
+            fig,
+            left=0.8,
+            right=legend_w,
+            top=0.8,
+            bottom=bottom,
+            wspace=0.7,
+            hspace=bottom + 0.35,
+            rows=rows_n,
+            cols=cols,
+        )
+        axes = panels(fig, len(models), max_cols=3, sharey=True)
+        for ax, model in zip(axes, models):
+            position = {name: i for i, name in enumerate(layers_of[model])}
+            for i, condition in enumerate(conditions):
+                mine = head[(head["model"] == model) & (head["condition"] == condition)].sort_values(
+                    "layer_index", kind="stable"
+                )
+                if mine.empty:
+                    continue
+                x = np.array([position[name] for name in mine["layer"]], dtype=float)
+                label = condition or f"_{model}"  # one condition: the panel's title names the model
+                self._profile_line(ax, mine, x, self.color(model), label, CONDITION_STYLES[i % len(CONDITION_STYLES)])
+            if len(conditions) == 1:
+                self._profile_references(ax, task, rows, metric, conditions[0])
+            else:
+                chance_line(ax, chance_level(metric, rows))
+            names = layers_of[model]
+            ax.set_xticks(range(len(names)), [shorten(n, 18) for n in names], rotation=45, ha="right")
+            ax.set_title(shorten(self.label(model), 34), color=self.color(model))
+            ax.set_ylabel(metric_label(metric, rows))
+        handles, labels = legend_entries(axes)
+        fig.legend(
+            handles,
+            labels,
+            loc="upper left",
+            bbox_to_anchor=(1 - (legend_w - 0.15) / fig.get_size_inches()[0], 1 - 0.6 / fig.get_size_inches()[1]),
+        )
+        title = f"{task}: {display_name(metric)} across layers"
+        fig.suptitle(title + "  (★ readout layer)")
+        self.save(
+            fig,
+            f"{base}__layer_profile",
+            "layer_profile",
+            task,
+            title,
+            "One panel per model (their layers differ); line style: condition.",
+            items=len(models),
+        )
+
+    # model comparisons: forest plot of paired differences
+    def forest(self, task: str, rows: pd.DataFrame, base: str) -> None:
+        comps = self.comparisons[self.comparisons["task"] == task]
+        metrics = [m for m in dict.fromkeys(comps["metric"].astype(str)) if m][:MAX_PANELS]
+        if not metrics:
+            return
+        blocks = []
+        for metric in metrics:
+            mine = comps[comps["metric"] == metric]
+            labels = []
+            for a, b, p in zip(
+                mine["model_a"], mine["model_b"], mine.get("p_holm", pd.Series(np.nan, index=mine.index))
+            ):
+                text = f"{shorten(self.label(str(a)), 24)} − {shorten(self.label(str(b)), 24)}"
+                labels.append(text + (f"  (p = {p:.2g})" if finite(p) else ""))
+            blocks.append((metric, mine, labels))
+        longest = max(len(lbl) for _, _, labels in blocks for lbl in labels)
+        left = 0.35 + CHAR_IN * 1.05 * longest
+        most = max(len(mine) for _, mine, _ in blocks)
+        rows_n, cols = grid_shape(len(blocks), 2)
+        panel_h = max(1.3, 0.32 * most + 0.6)
+        fig = figure(cols * (left + 3.6) + 0.3, rows_n * (panel_h + 0.9) + 0.7, self.dpi)
+        adjust(fig, left=left, right=0.3, top=0.8, bottom=0.7, wspace=left + 0.4, hspace=1.0, rows=rows_n, cols=cols)
+        levels = set()
+        for ax, (metric, mine, labels) in zip(panels(fig, len(blocks), max_cols=2), blocks):
+            diff = mine["diff"].to_numpy(dtype=float)
+            low, high = mine["ci_low"].to_numpy(dtype=float), mine["ci_high"].to_numpy(dtype=float)
+            y = np.arange(len(mine))
+            ci = np.isfinite(low) & np.isfinite(high) & np.isfinite(diff)
+            significant = ci & ((low > 0) | (high < 0))
+            if ci.any():
+                err = np.vstack([np.clip(diff[ci] - low[ci], 0, None), np.clip(high[ci] - diff[ci], 0, None)])
+                ax.errorbar(diff[ci], y[ci], xerr=err, fmt="none", ecolor="#333333", elinewidth=1.2, capsize=3)
+            ax.scatter(diff[significant], y[significant], s=36, color="#222222", zorder=3, label="CI excludes 0")
+            rest = ~significant & np.isfinite(diff)
+            ax.scatter(
+                diff[rest], y[rest], s=36, facecolor="white", edgecolor="#222222", zorder=3, label="CI includes 0"
+            )
+            ax.axvline(0, color="#444444", linewidth=1.0, linestyle="--", gid="zero", label="no difference (0)")
+            ax.set_yticks(y, labels)
+            ax.set_ylim(len(mine) - 0.5, -0.5)
+            ax.grid(axis="y", visible=False)
+            quantity = (
+                str(mine["quantity"].iloc[0])
+                if "quantity" in mine and isinstance(mine["quantity"].iloc[0], str)
+                else "value"
+            )
+            what = metric_label(metric, rows).split("\n")[0]
+            if quantity != "value":
+                what = f"{quantity.split(' (')[0]} of {display_name(metric)}"
+            ax.set_xlabel(f"difference in {what} (A − B)")
+            ax.set_title(display_name(metric))
+            if "ci_level" in mine:
+                levels |= {float(v) for v in mine["ci_level"] if finite(v)}
+        level = f"{next(iter(levels)):.0%}" if len(levels) == 1 else "the task's"
+        title = f"{task}: paired differences between models (readout layers)"
+        fig.suptitle(title)
+        self.save(
+            fig,
+            f"{base}__forest",
+            "forest",
+            task,
+            title,
+            caption=f"Each row: model A − model B with its {level} CI (comparisons.csv); filled: the CI excludes 0. "
+            "p: Holm-adjusted per task and metric.",
+            items=sum(len(mine) for _, mine, _ in blocks),
+        )
 
     # overview heatmap
     def overview(self) -> None:
@@ -785,133 +973,30 @@ class _Plotter:
         for (model, task), value in head.groupby(["model", "task"], sort=False)["value"].first().items():
             if model in self.models:
                 matrix[self.models.index(model), tasks.index(task)] = value
-        draw_overview(self, matrix, tasks)
-
-
-def _square(table: pd.DataFrame, values: np.ndarray) -> np.ndarray:
-    """A symmetric stimulus × stimulus matrix from pair rows (img1, img2, value); unknown cells NaN."""
-    names = list(dict.fromkeys([*table["img1"].astype(str), *table["img2"].astype(str)]))
-    index = {name: i for i, name in enumerate(names)}
-    rows = np.array([index[a] for a in table["img1"].astype(str)], dtype=int)
-    cols = np.array([index[b] for b in table["img2"].astype(str)], dtype=int)
-    matrix = np.full((len(names), len(names)), np.nan)
-    matrix[rows, cols] = values
-    matrix[cols, rows] = values
-    return matrix
-
-
-def _draw_grouped(ax, conditions: list[str], series: list[tuple[str, str, pd.DataFrame]]) -> None:
-    n = max(1, len(series))
-    width = 0.8 / n
-    x = np.arange(len(conditions))
-    for i, (label, color, rows) in enumerate(series):
-        by = rows.drop_duplicates("condition").set_index("condition")
-        values = np.array([by["value"].get(c, np.nan) for c in conditions], dtype=float)
-        lows = np.array([by["ci_low"].get(c, np.nan) for c in conditions], dtype=float)
-        highs = np.array([by["ci_high"].get(c, np.nan) for c in conditions], dtype=float)
-        pos = x - 0.4 + width * (i + 0.5)
-        ax.bar(pos, np.where(np.isfinite(values), values, 0), width=width * 0.95, color=color, label=label)
-        ci = np.isfinite(lows) & np.isfinite(highs) & np.isfinite(values)
-        if ci.any():
-            err = np.vstack([np.clip(values[ci] - lows[ci], 0, None), np.clip(highs[ci] - values[ci], 0, None)])
-            ax.errorbar(pos[ci], values[ci], yerr=err, fmt="none", ecolor="#222222", elinewidth=1, capsize=2)
-    ax.set_xticks(x, [_wrap(c) for c in conditions])
-    ax.grid(axis="x", visible=False)
-    ax.axhline(0, color="#444444", linewidth=0.7)
-
-
-def _draw_roc(ax, curves: list[tuple[str, str, np.ndarray, np.ndarray]]) -> None:
-    from sklearn.metrics import roc_auc_score, roc_curve
-
-    for label, color, labels, scores in curves:
-        if labels.all() or not labels.any():
-            continue
-        fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=True)
-        auc = roc_auc_score(labels, scores)
-        ax.plot(fpr, tpr, color=color, linewidth=1.6, label=f"{_shorten(label, 32)} (AUC {auc:.3f})")
-    ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=0.8)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.01)
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.legend(loc="lower right", fontsize=7)
-
-
-def _draw_hist(ax, labels: np.ndarray, distances: np.ndarray, color: str, legend: bool = True) -> None:
-    if len(distances) == 0:
-        return
-    edges = np.histogram_bin_edges(distances, bins=30)
-    same, _ = np.histogram(distances[labels], bins=edges, density=True)
-    different, _ = np.histogram(distances[~labels], bins=edges, density=True)
-    ax.stairs(same, edges, fill=True, color=color, alpha=0.65, label="same")  # one artist, not 30 bars
-    ax.stairs(different, edges, color="#222222", linewidth=1.1, label="different")
-    ax.set_yticks([])
-    ax.grid(visible=False)
-    if legend:
-        ax.legend(loc="upper right", fontsize=7)
-
-
-def _draw_scatter(
-    ax, human: np.ndarray, model: np.ndarray, color: str, reported: float | None, method: str = "pearson"
-) -> None:
-    ok = np.isfinite(human) & np.isfinite(model)
-    x, y = human[ok], model[ok]
-    ax.scatter(x, y, s=7, color=color, alpha=0.55, linewidths=0, rasterized=True)
-    if len(x) >= 2 and np.std(x) > 0:
-        slope, intercept = np.polyfit(x, y, 1)
-        xs = np.array([x.min(), x.max()])
-        ax.plot(xs, slope * xs + intercept, color="#222222", linewidth=1.2)
-    r = reported if reported is not None and finite(reported) else _correlate(x, y, "pearson")
-    symbol = "ρ" if "spearman" in str(method).lower() else "r"
-    ax.set_title(f"{symbol} = {r:.3f}" if finite(r) else f"{symbol} = n/a")
-
-
-def draw_overview(plotter: _Plotter, matrix: np.ndarray, tasks: list[str]) -> None:
-    models = plotter.models
-    left = 0.3 + CHAR_IN * max(len(_shorten(m, 28)) for m in models)
-    rotate = len(tasks) > 6
-    longest = max(len(_shorten(t, 26)) for t in tasks)
-    bottom = 0.35 + (0.5 * CHAR_IN * longest + 0.3 if rotate else 0.35)
-    fig = _figure(min(24.0, left + 0.3 + 1.05 * len(tasks)), min(16.0, bottom + 0.75 + 0.38 * len(models)), plotter.dpi)
-    _adjust(fig, left=left, right=0.3, top=0.7, bottom=bottom)
-    ax = fig.subplots()
-    scaled = np.full_like(matrix, np.nan)
-    for j, task in enumerate(tasks):  # colour each column on its own scale (tasks differ in range)
-        column = matrix[:, j]
-        ok = np.isfinite(column)
-        if not ok.any():
-            continue
-        low, high = column[ok].min(), column[ok].max()
-        scaled[ok, j] = 0.5 if high == low else (column[ok] - low) / (high - low)
-        if direction(plotter.headline.get(task, "")) < 0:
-            scaled[ok, j] = 1 - scaled[ok, j]
-    from matplotlib import colormaps
-
-    cmap = colormaps["viridis"].with_extremes(bad="#eeeeee")
-    ax.imshow(np.ma.masked_invalid(scaled), cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-    for i in range(matrix.shape[0]):
-        for j in range(matrix.shape[1]):
-            value = matrix[i, j]
-            text = f"{value:.3g}" if np.isfinite(value) else "–"
-            dark = np.isfinite(scaled[i, j]) and scaled[i, j] < 0.6
-            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "#222222")
-    ax.set_xticks(
-        range(len(tasks)),
-        [f"{_shorten(t, 26)}\n{_shorten(display_name(plotter.headline.get(t, '')), 26)}" for t in tasks],
-        rotation=30 if rotate else 0,
-        ha="right" if rotate else "center",
-        rotation_mode="anchor",
-    )
-    ax.set_yticks(range(len(models)), [_shorten(m, 28) for m in models])
-    for tick, model in zip(ax.get_yticklabels(), models):
-        tick.set_color(plotter.colors[model])
-    ax.grid(visible=False)
-    ax.tick_params(length=0)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    title = "Headline metric per model × task (readout layer)"
-    ax.set_title(title + "\ncolour: position within each task's range (brighter is better)")
-    plotter.save(fig, "overview", "overview", None, title, items=int(np.isfinite(matrix).sum()))
+        targets, modes = [], []
+        for task in tasks:
+            metric = self.headline.get(task, "")
+            kind = metric_info(metric).direction
+            target = task_target(frame[frame["task"] == task], metric) if kind == "target" else None
+            targets.append(target)
+            modes.append(column_mode(kind, target))
+        fig = overview_figure(
+            matrix,
+            tasks,
+            [self.headline.get(t, "") for t in tasks],
+            modes,
+            targets,
+            [self.label(m) for m in self.models],
+            [self.color(m) for m in self.models],
+            self.dpi,
+        )
+        title = "Headline metric per model × task (readout layer)"
+        caption = (
+            "Columns are coloured by their metric's direction: higher or lower is better (viridis, brighter is "
+            "better), closer to the human value is better (brighter is closer), a target without a human value "
+            "(blue–red, centred at 0), descriptive (flat grey)."
+        )
+        self.save(fig, "overview", "overview", None, title, caption, items=int(np.isfinite(matrix).sum()))
 
 
 # --- entry points -------------------------------------------------------------------------------
@@ -919,17 +1004,14 @@ def _task_job(
     out_dir: str,
     rows: pd.DataFrame,
     references: list[dict[str, Any]],
-    dpi: int,
-    headlines: dict[str, str] | None,
-    models: list[str],
-    colors: dict[str, str],
-    figures: dict[str, list[str]],
+    options: dict[str, Any],
     vocabulary: dict[str, tuple[str, str | None]],
 ) -> dict[str, Any]:
     """A worker process's share: every figure of one task (see `_Plotter._run_parallel`)."""
     remember_scoring({"metrics": vocabulary})  # the parent's metric names (a spawned process imported no task)
-    plotter = _Plotter(Path(out_dir), rows, references, dpi, headlines, models=models, colors=colors, figures=figures)
-    with _style():
+    options = dict(options)
+    plotter = _Plotter(Path(out_dir), rows, references, options.pop("dpi"), options.pop("headlines"), **options)
+    with style():
         for task in task_order(plotter.results):
             plotter.task_figures(task, plotter.results[plotter.results["task"] == task])
     return {"plots": [asdict(info) for info in plotter.written], "errors": plotter.errors}
@@ -948,26 +1030,27 @@ def plot_workers(results: pd.DataFrame) -> int:
     return max(1, min(4, cpus))
 
 
-def write_plots(
+def _plotter(
     out_dir: Path,
-    results: pd.DataFrame | None = None,
-    references: list[dict[str, Any]] | None = None,
-    *,
-    dpi: int = DPI,
-    headlines: dict[str, str] | None = None,
-    workers: int | None = None,
-    figures: dict[str, list[str]] | None = None,
-) -> list[Path]:
-    """Write the figures of a results dir under `plots/` and `plots/manifest.json`; return the PNG paths.
-
-    `results` is the results table (read from results.csv when None); distances come from
-    `distances/<task>/<model>.csv`. `references` are task-level reference values drawn as lines
-    (see `html.normalize_references`; references.json of the dir when None). `workers`: processes
-    drawing the tasks' figures (default `plot_workers(results)`). `figures`: task → the figure kinds its type
-    declares (`BaseTask.figures`; from plots/manifest.json when None, so a rebuilt report draws the same)."""
+    results: pd.DataFrame | None,
+    references: list[dict[str, Any]] | None,
+    dpi: int,
+    headlines: dict[str, str] | None,
+    figures: dict[str, list[str]] | None,
+    formats: Any,
+    model_styles: dict[str, dict[str, str]] | None,
+    layer_axis: str,
+    rdm_scale: str,
+    keep: bool = False,
+) -> tuple[_Plotter, dict[str, Any], dict[str, str], dict[str, list[str]], dict[str, dict[str, str]]]:
+    """The plotter of a results dir and what the manifest keeps (shared by `write_plots` and `draw_figures`)."""
+    if layer_axis not in LAYER_AXES:
+        raise ValueError(f"layer_axis must be one of {', '.join(LAYER_AXES)}; got {layer_axis!r}")
+    if rdm_scale not in RDM_SCALES:
+        raise ValueError(f"rdm_scale must be one of {', '.join(RDM_SCALES)}; got {rdm_scale!r}")
+    formats = figure_formats(formats)
     out_dir = Path(out_dir)
     results = read_results(out_dir) if results is None else normalize_results(results)
-    plot_dir = out_dir / PLOTS_DIR
     old = read_manifest(out_dir)
     if references is None:
         references = load_references(out_dir)
@@ -975,18 +1058,84 @@ def write_plots(
     if headlines is None:
         headlines = registry_headlines(saved, set(task_types(results).values()))
     figures = {**declared_figures(results), **((old or {}).get("figures") or {} if figures is None else figures)}
-    plotter = _Plotter(out_dir, results, references, dpi, headlines, figures=figures)
-    written = plotter.run(plot_workers(results) if workers is None else workers)
-    keep = {info.file for info in written}
+    styles = read_model_styles(out_dir) if model_styles is None else normalize_model_styles(model_styles)
+    models = model_order(results)
+    plotter = _Plotter(
+        out_dir,
+        results,
+        references,
+        dpi,
+        headlines,
+        models=models,
+        colors=model_colors(models, style_overrides(styles, "color")),
+        figures=figures,
+        labels=model_labels(models, style_overrides(styles, "label")),
+        formats=formats,
+        layer_axis=layer_axis,
+        rdm_scale=rdm_scale,
+        keep=keep,
+    )
+    return plotter, old, headlines, figures, styles
+
+
+def write_plots(
+    out_dir: Path,
+    results: pd.DataFrame | None = None,
+    references: list[dict[str, Any]] | None = None,
+    *,
+    dpi: int | None = None,
+    headlines: dict[str, str] | None = None,
+    workers: int | None = None,
+    figures: dict[str, list[str]] | None = None,
+    formats: tuple[str, ...] | list[str] | str | None = None,
+    model_styles: dict[str, dict[str, str]] | None = None,
+    layer_axis: str = "auto",
+    rdm_scale: str = "panel",
+) -> list[Path]:
+    """Write the figures of a results dir under `plots/` and `plots/manifest.json`; return the PNG paths.
+
+    `results` is the results table (read from results.csv when None); distances come from
+    `distances/<task>/<model>.csv`, model comparisons from comparisons.csv. `references` are task-level
+    reference values drawn as lines (see `data.normalize_references`; references.json of the dir when None).
+    `workers`: processes drawing the tasks' figures (default `plot_workers(results)`). `figures`: task → the
+    figure kinds its type declares (`BaseTask.figures`; from plots/manifest.json when None, so a rebuilt report
+    draws the same). `formats`: png, svg, pdf (a list or 'png,svg'); every figure is written as PNG too, since
+    report.html embeds PNGs; the manifest lists each figure's `files`. `dpi`: the PNG resolution (and that of
+    rasterized parts of SVG/PDF). `formats` and `dpi` default to those of the dir's previous report
+    (plots/manifest.json), else PNG at `DPI`, so a rebuild keeps the SVG/PDF files a run wrote. `model_styles`: model → {color, label} from the grid (run.json
+    `model_styles` of the dir when None). `layer_axis`: 'auto' (layer names when the models share their
+    layers, else relative depth 0–1), 'names' (a panel per model when their layers differ) or 'depth'.
+    `rdm_scale`: 'panel' (each RDM on its own colour scale) or 'shared' (one scale for the models' RDMs)."""
+    out_dir = Path(out_dir)
+    previous = read_manifest(out_dir)
+    if formats is None:
+        formats = (
+            [f for f in previous.get("formats") or () if f in FORMATS]
+            if isinstance(previous.get("formats"), list)
+            else ()
+        )
+    if dpi is None:
+        dpi = previous["dpi"] if isinstance(previous.get("dpi"), int) and previous["dpi"] > 0 else DPI
+    plotter, old, headlines, figures, styles = _plotter(
+        out_dir, results, references, dpi, headlines, figures, formats, model_styles, layer_axis, rdm_scale
+    )
+    plot_dir = out_dir / PLOTS_DIR
+    written = plotter.run(plot_workers(plotter.results) if workers is None else workers)
+    keep = {file for info in written for file in (info.files or [info.file])}
     for entry in (old or {}).get("plots", []):  # figures of a previous report that no longer exist
-        stale = out_dir / str(entry.get("file", ""))
-        if entry.get("file") not in keep and stale.parent == plot_dir and stale.suffix == ".png" and stale.is_file():
-            stale.unlink()
+        for file in entry.get("files") or [entry.get("file", "")]:
+            stale = out_dir / str(file)
+            if file not in keep and stale.parent == plot_dir and stale.suffix[1:] in FORMATS and stale.is_file():
+                stale.unlink()
     types = plotter.types
     manifest = {
         "plots": [asdict(info) for info in written],
         "errors": plotter.errors,
         "colors": plotter.colors,
+        "labels": plotter.labels,
+        "model_styles": styles,
+        "formats": list(plotter.formats),
+        "dpi": plotter.dpi,
         "headlines": {t: h for t, h in headlines.items() if t in set(types.values())} or headlines,
         "task_headlines": plotter.headline,
         "figures": figures,
@@ -997,115 +1146,57 @@ def write_plots(
     return [out_dir / info.file for info in written]
 
 
-def overview_png(results: pd.DataFrame, *, dpi: int = DPI, headlines: dict[str, str] | None = None) -> bytes | None:
-    """Only the overview heatmap, as PNG bytes (None without results)."""
-    import tempfile
+def draw_figures(
+    out_dir: Path,
+    results: pd.DataFrame | None = None,
+    references: list[dict[str, Any]] | None = None,
+    *,
+    dpi: int = DPI,
+    headlines: dict[str, str] | None = None,
+    figures: dict[str, list[str]] | None = None,
+    model_styles: dict[str, dict[str, str]] | None = None,
+    layer_axis: str = "auto",
+    rdm_scale: str = "panel",
+) -> list[tuple[PlotInfo, Any]]:
+    """The figures `write_plots` would write, as (PlotInfo, matplotlib Figure) pairs, nothing saved: to
+    adjust a figure for a paper before `fig.savefig(...)`, or to check what a figure shows. Failures are
+    raised here (not recorded)."""
+    plotter, *_ = _plotter(
+        Path(out_dir), results, references, dpi, headlines, figures, ("png",), model_styles, layer_axis, rdm_scale, True
+    )
 
+    def strict(task: str | None, kind: str, draw: Any, *args: Any) -> None:
+        draw(*args)
+
+    plotter.attempt = strict  # type: ignore[method-assign]
+    plotter.run(1)
+    return list(plotter.kept or [])
+
+
+def overview_png(
+    results: pd.DataFrame,
+    *,
+    dpi: int = DPI,
+    headlines: dict[str, str] | None = None,
+    model_styles: dict[str, dict[str, str]] | None = None,
+) -> bytes | None:
+    """Only the overview heatmap, as PNG bytes (None without results)."""
     results = normalize_results(results)
     if results.empty:
         return None
-    with tempfile.TemporaryDirectory() as tmp:
-        plotter = _Plotter(Path(tmp), results, [], dpi, headlines if headlines is not None else registry_headlines())
-        plotter.plot_dir.mkdir(parents=True, exist_ok=True)
-        with _style():
-            plotter.overview()
-        return (plotter.plot_dir / "overview.png").read_bytes() if plotter.written else None
-
-
-def cell_figure_png(
-    records: pd.DataFrame | list[dict[str, Any]],
-    distances: pd.DataFrame | dict[str, list] | None = None,
-    *,
-    dpi: int = 80,
-    headlines: dict[str, str] | None = None,
-    figures: list[str] | tuple[str, ...] = (),
-) -> tuple[bytes, str] | None:
-    """The main figure of one model × task cell (for a pytest-html extra), from its records and its
-    distances table: ROC per layer (accuracy), scatter at the readout layer (correlation), bars per
-    condition and layer (conditions), else the headline per layer. Returns (PNG bytes, title) or None."""
-    frame = normalize_results(pd.DataFrame.from_records(records) if isinstance(records, list) else records)
-    frame = frame[frame["task_type"] != "custom"]
-    if frame.empty:
-        return None
-    frame = with_readout(frame)
-    table = pd.DataFrame(distances) if isinstance(distances, dict) else distances
-    task, model = frame["task"].iloc[0], frame["model"].iloc[0]
-    metric = headline_metrics(frame, headlines if headlines is not None else registry_headlines()).get(task, "")
-    layers = [lyr for lyr in dict.fromkeys(frame.sort_values("layer_index", kind="stable")["layer"])]
-    colors = _layer_colors(layers)
-    layer_cols = {c for c in (layer_column(table, lyr) for lyr in layers) if c} if table is not None else set()
-    readout = frame.loc[frame["_readout"], "layer"]
-    readout_layer = readout.iloc[0] if len(readout) else layers[-1]
-    with _style():
-        fig = _figure(5.4, 3.8, dpi)
-        _adjust(fig, left=0.7, right=0.2, top=0.4, bottom=0.75)
-        ax = fig.subplots()
-        title = f"{model} on {task}"
-        if "roc" in figures and table is not None:
-            curves = []
-            for layer in layers:
-                column = layer_column(table, layer)
-                if column is None:
-                    continue
-                scores = -pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
-                auc = frame[(frame["layer"] == layer) & (frame["metric"] == "auc")]["value"]
-                labels = label_column(table, layer_cols, auc.iloc[0] if len(auc) else None, scores)
-                if labels is not None:
-                    ok = np.isfinite(scores)
-                    curves.append((layer or model, colors[layer], labels[ok], scores[ok]))
-            if curves:
-                _draw_roc(ax, curves)
-                ax.set_title(f"{title}: ROC per layer")
-                return _png(fig, dpi), f"{title}: ROC per layer"
-        if "scatter" in figures and table is not None and layer_column(table, readout_layer):
-            x = pd.to_numeric(table[layer_column(table, readout_layer)], errors="coerce").to_numpy(dtype=float)
-            row = frame[(frame["layer"] == readout_layer) & (frame["metric"] == "correlation")]
-            reported = row["value"].iloc[0] if len(row) else None
-            human = human_column(table, layer_cols, x, reported, row["protocol"].iloc[0] if len(row) else "pearson")
-            if human is not None:
-                _draw_scatter(
-                    ax,
-                    table[human].to_numpy(dtype=float),
-                    x,
-                    colors[readout_layer],
-                    reported,
-                    row["protocol"].iloc[0] if len(row) else "pearson",
-                )
-                ax.set_title(f"{title} · {readout_layer}: {ax.get_title()}")
-                ax.set_xlabel(f"human ({human})")
-                ax.set_ylabel("model distance")
-                return _png(fig, dpi), f"{title}: model vs human distance"
-        head = frame[frame["metric"] == metric]
-        if (head["condition"] != "").any():
-            conditions = [c for c in dict.fromkeys(head["condition"]) if c]
-            _draw_grouped(ax, conditions, [(lyr or model, colors[lyr], head[head["layer"] == lyr]) for lyr in layers])
-            ax.legend(loc="best", title="layer")
-        else:
-            head = head.drop_duplicates("layer")
-            _adjust(
-                fig,
-                left=0.35 + CHAR_IN * 1.08 * max((len(_shorten(lyr or model, 30)) for lyr in head["layer"]), default=4),
-                right=0.3,
-                top=0.4,
-                bottom=0.5,
-            )
-            _draw_hbars(
-                ax,
-                [_shorten(lyr or model, 30) for lyr in head["layer"]],
-                head["value"].to_numpy(),
-                head["ci_low"].to_numpy(),
-                head["ci_high"].to_numpy(),
-                [colors[lyr] for lyr in head["layer"]],
-                list(head["_readout"]),
-            )
-        ax.set_title(f"{title}: {display_name(metric)}")
-        return _png(fig, dpi), f"{title}: {display_name(metric)}"
-
-
-def _layer_colors(layers: list[str]) -> dict[str, str]:
-    from matplotlib import colormaps
-    from matplotlib.colors import to_hex
-
-    n = len(layers)
-    cmap = colormaps["viridis"]
-    return {layer: to_hex(cmap(0.15 + 0.7 * (i / max(1, n - 1)))) for i, layer in enumerate(layers)}
+    styles = normalize_model_styles(model_styles)
+    models = model_order(results)
+    plotter = _Plotter(
+        Path("."),
+        results,
+        [],
+        dpi,
+        headlines if headlines is not None else registry_headlines(),
+        models=models,
+        colors=model_colors(models, style_overrides(styles, "color")),
+        labels=model_labels(models, style_overrides(styles, "label")),
+        keep=True,
+    )
+    with style():
+        plotter.overview()
+    return encode(plotter.kept[0][1], "png", dpi) if plotter.kept else None

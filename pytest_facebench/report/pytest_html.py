@@ -1,5 +1,7 @@
 """pytest-html integration: extra columns (model, task, headline metric), a per-test extra with the
-cell's metric table and main figure, and the overview figure in the summary section.
+cell's metric table and main figure, and the overview figure, the headline table and a link to the full
+report.html in the summary section. The rows keep the order pytest collected the tests in (the grid's
+order within each test function), also under xdist, where reports arrive as workers finish.
 
 Registered by `register(config)` from the plugin's `pytest_configure`, only when pytest-html is
 installed and `--html` is given; with pytest-html absent nothing here is imported or registered. Under
@@ -12,7 +14,10 @@ from __future__ import annotations
 
 import base64
 import html
+import os
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -130,6 +135,16 @@ class FacebenchHtml:
         self.config = config
         self.records: list[dict[str, Any]] = []
         self.errors: list[str] = []
+        self.collected: dict[str, int] = {}  # nodeid → position in pytest's collection order
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if not self.collected:
+            self.collected = {item.nodeid: i for i, item in enumerate(session.items)}
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        if not self.collected:  # every worker collects the same tests in the same order
+            self.collected = {nodeid: i for i, nodeid in enumerate(ids)}
 
     @pytest.hookimpl(hookwrapper=True, tryfirst=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]):
@@ -180,6 +195,10 @@ class FacebenchHtml:
     def pytest_html_results_summary(
         self, prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
     ) -> None:
+        try:
+            keep_collection_order(self.config, self.collected)
+        except Exception:  # noqa: BLE001 (pytest-html's internals changed: its own order stays)
+            pass
         if not self.records:
             return
         try:
@@ -190,15 +209,13 @@ class FacebenchHtml:
     def summary_html(self) -> list[str]:
         """The overview heatmap and the headline table, built from the records seen so far (pytest-html
         writes its report before the plugin writes report.html)."""
-        from pathlib import Path
-
         import pandas as pd
 
         from .data import normalize_results
         from .html import _render_table, summary_table
         from .plots import overview_png
 
-        frame = normalize_results(pd.DataFrame.from_records(self.records))
+        frame = grid_ordered(normalize_results(pd.DataFrame.from_records(self.records)), *grid_positions(self.config))
         out = [
             "<style>#facebench-summary td,#facebench-summary th{border:1px solid #ddd;padding:2px 6px;"
             "font-size:12px}#facebench-summary .ci{color:#777;font-size:10px}</style><h2>facebench</h2>"
@@ -208,7 +225,81 @@ class FacebenchHtml:
             data = base64.b64encode(png).decode("ascii")
             out.append(f'<img src="data:image/png;base64,{data}" alt="facebench overview" style="max-width:100%">')
         out.append(_render_table(summary_table(frame), "facebench-summary", sortable=False))
-        report = self.config.getoption("facebench_out", None)
-        if report:
-            out.append(f"<p>Full report: <code>{html.escape(str(Path(report) / 'report.html'))}</code></p>")
+        link = report_link(self.config)
+        if link:
+            out.append(link)
         return out
+
+
+def _session(config: pytest.Config) -> Any:
+    """The facebench session plugin (registered by the plugin as 'facebench-session'), or None."""
+    return config.pluginmanager.get_plugin("facebench-session")
+
+
+def grid_positions(config: pytest.Config) -> tuple[dict[str, int], dict[str, int]]:
+    """(model → index, task → index) in the grid file's order; empty when there is no readable grid."""
+    try:
+        grid = _session(config).grid
+        return {m.name: i for i, m in enumerate(grid.models)}, {t.name: i for i, t in enumerate(grid.tasks)}
+    except Exception:  # noqa: BLE001 (no session, no grid, a broken grid: the order of arrival stays)
+        return {}, {}
+
+
+def grid_ordered(frame: Any, models: dict[str, int], tasks: dict[str, int]) -> Any:
+    """Result rows sorted (stably) by task, then model, in grid order: the summary table's rows and columns
+    then follow the grid, not the order workers finished in. Names outside the grid keep their order, last."""
+    if frame.empty or (not models and not tasks):
+        return frame
+    key = [
+        (tasks.get(t, len(tasks)), models.get(m, len(models)), i)
+        for i, (t, m) in enumerate(zip(frame["task"], frame["model"]))
+    ]
+    order = sorted(range(len(frame)), key=key.__getitem__)
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def report_path(config: pytest.Config) -> Path | None:
+    """Where the session writes report.html (None with --facebench-no-report)."""
+    if config.getoption("facebench_no_report", False):
+        return None
+    out_dir = getattr(_session(config), "out_dir", None)
+    if out_dir is None:
+        option = config.getoption("facebench_out", None)
+        if not option:
+            return None
+        out_dir = Path(config.invocation_params.dir) / Path(option).expanduser()
+    return Path(out_dir) / "report.html"
+
+
+def report_link(config: pytest.Config) -> str:
+    """'Full report: <a href="../facebench-results/report.html">…</a>': relative to pytest-html's own report
+    (both open from disk; moved together they still link), absolute (file://) when no relative path exists."""
+    target = report_path(config)
+    if target is None:
+        return ""
+    target = target.resolve()
+    try:
+        html_path = Path.cwd() / Path(os.path.expandvars(config.getoption("htmlpath"))).expanduser()
+        href = quote(Path(os.path.relpath(target, html_path.resolve().parent)).as_posix())
+    except (ValueError, TypeError):  # another drive (Windows), or no --html
+        href = target.as_uri()
+    return (
+        f'<p>Full report (every task, figure and table): <a href="{html.escape(href, quote=True)}">'
+        f"{html.escape(str(target))}</a></p>"
+    )
+
+
+def keep_collection_order(config: pytest.Config, collected: dict[str, int]) -> None:
+    """Put pytest-html's rows back in collection order (its 'original' order is the order reports arrived
+    in, which xdist scrambles; its default sort by result is stable, so each outcome keeps this order)."""
+    if not collected:
+        return
+    from pytest_html.basereport import BaseReport
+
+    for plugin in config.pluginmanager.get_plugins():
+        if isinstance(plugin, BaseReport):
+            tests = plugin._report._data["tests"]
+            arrived = list(tests.items())
+            order = sorted(range(len(arrived)), key=lambda i: (collected.get(arrived[i][0], len(collected)), i))
+            tests.clear()
+            tests.update(arrived[i] for i in order)

@@ -13,7 +13,8 @@ from ..metrics import metric_info
 
 # --- comparisons as sentences -----------------------------------------------------------------
 def _signed(value: float) -> str:
-    return f"{value:.3f}".replace("-", "−")
+    text = f"{value:.3f}"
+    return ("0.000" if text == "-0.000" else text).replace("-", "−")
 
 
 def _ci_text(low: float, high: float) -> str:

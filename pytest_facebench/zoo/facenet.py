@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ModelError, WeightsUnavailable
 from ..fingerprint import file_sha256
+from ..hub import url_download_command
 from ..preprocessing import Preprocessing
 from .base import ZooModel, installed_version, seeded
 
@@ -76,7 +77,8 @@ class FaceNet(ZooModel):
             place, other = pretrained_candidates(str(self.weights))
             raise WeightsUnavailable(
                 f"model '{self.name}': FaceNet '{self.weights}' weights are not on this machine: "
-                f"put {RELEASES}{place.name} at {place} (or {other})"
+                f"save {RELEASES}{place.name} as {place} (or {other}), e.g. with: "
+                f"{url_download_command(RELEASES + place.name, place)}"
             )
         super().check_weights()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ModelError, WeightsUnavailable
-from ..hub import hf_cached_file
+from ..hub import hf_cached_file, hf_download_command
 from ..preprocessing import Preprocessing
 from .base import ZooModel, installed_version, safe_alternatives, seeded
 
@@ -144,7 +144,7 @@ class OpenClip(ZooModel):
                 raise WeightsUnavailable(
                     f"model '{self.name}': open_clip weights {self.arch}/{self.pretrained} are not "
                     f"in the Hugging Face cache ({HF_HUB_CACHE}); download them once with: "
-                    f"hf download {repo}"
+                    f"{hf_download_command(repo)}"
                 )
         super().check_weights()
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ModelError, WeightsUnavailable
 from ..fingerprint import file_sha256
-from ..hub import hf_cached_file, torch_hub_checkpoint
+from ..hub import hf_cached_file, hf_download_command, torch_hub_checkpoint, url_download_command
 from ..preprocessing import INTERPOLATIONS, Preprocessing
 from .base import ZooModel, first_line, installed_version, safe_alternatives, seeded
 
@@ -130,9 +130,10 @@ class Timm(ZooModel):
                 from huggingface_hub.constants import HF_HUB_CACHE
 
                 how = (
-                    f"download them once with: hf download {source}"
+                    f"download them once with: {hf_download_command(source)}"
                     if "://" not in source
-                    else f"download {source} to {torch_hub_checkpoint(source)}"
+                    else f"save {source} as {torch_hub_checkpoint(source)}, e.g. with: "
+                    f"{url_download_command(source, torch_hub_checkpoint(source))}"
                 )
                 raise WeightsUnavailable(
                     f"model '{self.name}': timm weights for '{self.arch}' are not in the "

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import WeightsUnavailable
-from ..hub import host_reachable, torch_hub_checkpoint, torchvision_state_dict
+from ..hub import host_reachable, torch_hub_checkpoint, torch_hub_missing, torchvision_state_dict
 from ..model import BaseModel
 from ..preprocessing import Preprocessing
 from .base import WeightsConfig
@@ -53,9 +53,7 @@ class Vgg16(BaseModel):
             cached = torch_hub_checkpoint(IMAGENET_URL)
             if not cached.is_file() and not host_reachable("download.pytorch.org"):
                 raise WeightsUnavailable(
-                    f"model '{self.name}': torchvision weights VGG16_Weights.IMAGENET1K_V1 are "
-                    f"not in the torch hub cache and download.pytorch.org cannot be reached; put "
-                    f"{IMAGENET_URL} at {cached}"
+                    torch_hub_missing(self.name, "torchvision weights VGG16_Weights.IMAGENET1K_V1", IMAGENET_URL)
                 )
         super().check_weights()
 

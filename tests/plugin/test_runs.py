@@ -177,7 +177,7 @@ def test_a_run_without_results_overwrites_nothing(bench):
     skipped.stdout.fnmatch_lines(
         [
             "*no cell produced results; nothing written to*",
-            "skipped 1 cell(s) (pixels-verif): weights unavailable: *missing.pth*",
+            "skipped pixels (1 cell): weights unavailable: *missing.pth*",
         ]
     )
     assert (bench.out / "results.csv").read_bytes() == before
