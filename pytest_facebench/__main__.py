@@ -14,6 +14,10 @@ one decorated function:
 `report RESULTS_DIR [RESULTS_DIR ...] [--out DIR]` rebuilds plots/ and report.html from results.csv,
 distances/ and run.json without running any model; several dirs are merged first (later dirs win
 where they hold the same model/layer/task/metric/condition).
+
+`table RESULTS_DIR [--metrics M ...] [--layer readout|best|all] [--format md|latex|csv] [--digits 3] [--n]
+[--no-references] [--out FILE]` prints a paper table (layout: `report.paper`); its CSV is what summary.csv
+holds (`--layer all --metrics all --no-references`).
 """
 
 from __future__ import annotations
@@ -99,7 +103,15 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="where to write (default: the results dir itself; required with several dirs)",
     )
-    parser.add_argument("--dpi", type=int, default=None, help="figure resolution (default 100)")
+    parser.add_argument(
+        "--dpi", type=int, default=None, help="figure resolution (default: the previous report's, else 100)"
+    )
+    parser.add_argument(
+        "--formats",
+        default=None,
+        metavar="png,svg,pdf",
+        help="figure formats (PNG always; default: the previous report's)",
+    )
     parser.add_argument("--no-plots", action="store_true", help="write report.html without (re)drawing the figures")
     parser.add_argument(
         "--workers",
@@ -112,9 +124,16 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
 
 @subcommand("report", "rebuild plots/ and report.html from saved results (merging several dirs)", _report_arguments)
 def report_command(args: argparse.Namespace) -> int:
+    from .report.figures.base import figure_formats
     from .report.html import write_html
-    from .report.plots import DPI, write_plots
+    from .report.plots import write_plots
 
+    try:
+        formats = figure_formats(args.formats) if args.formats else None
+    except ValueError as exc:
+        raise CommandError(f"--formats: {exc}") from None
+    if args.dpi is not None and args.dpi < 10:
+        raise CommandError(f"--dpi must be at least 10; got {args.dpi}")
     for directory in args.dirs:
         if not (directory / "results.csv").is_file() and not (directory / "run.json").is_file():
             raise CommandError(f"{directory}: not a results dir (no results.csv or run.json)")
@@ -130,7 +149,11 @@ def report_command(args: argparse.Namespace) -> int:
     for directory in args.dirs:
         register_saved_metrics(directory / "run.json")
     headlines = _saved_headlines(args.dirs)
-    plots = [] if args.no_plots else write_plots(out, dpi=args.dpi or DPI, headlines=headlines, workers=args.workers)
+    plots = (
+        []
+        if args.no_plots
+        else write_plots(out, dpi=args.dpi, headlines=headlines, workers=args.workers, formats=formats)
+    )
     report = write_html(out, headlines=headlines)
     print(f"plots:  {len(plots)} figures in {out / 'plots'}")
     print(f"report: {report}")
@@ -160,7 +183,8 @@ def _copy_dir(source: Path, out: Path) -> Any:
         shutil.copytree(source / "distances", out / "distances", dirs_exist_ok=True)
     if (source / "plots" / "manifest.json").is_file():  # the headline metrics and figure kinds its report used
         saved = json.loads((source / "plots" / "manifest.json").read_text(encoding="utf-8"))
-        kept = {key: saved.get(key) or {} for key in MANIFEST_KEYS}
+        kept: dict[str, Any] = {key: saved.get(key) or {} for key in MANIFEST_KEYS}
+        kept.update({key: saved[key] for key in ("formats", "dpi") if saved.get(key)})
         atomic_write(out / "plots" / "manifest.json", json.dumps(kept, indent=2) + "\n")
     return read_results(out)
 
@@ -212,8 +236,12 @@ def merge_dirs(dirs: Sequence[Path], out: Path) -> Any:
 
     runs = [(directory, read_run(directory)) for directory in dirs]
     run: dict[str, Any] = {}
+    styles: dict[str, Any] = {}
     for _, data in runs:
         run.update({k: v for k, v in data.items() if k not in ("tests", "merged_from")})
+        styles.update(data.get("model_styles") or {})  # per model: later dirs win
+    if styles:
+        run["model_styles"] = styles
     run["tests"] = {}
     for _, data in runs:
         run["tests"].update(data.get("tests") or {})
@@ -302,6 +330,69 @@ def compare_command(args: argparse.Namespace) -> int:
         f"{int(counts.get('same', 0))} unchanged (max drop {args.max_drop})"
     )
     return 1 if regressions else 0
+
+
+# --- table ------------------------------------------------------------------------------------------
+def _table_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", type=Path, metavar="RESULTS_DIR", help="results dir written by a run (results.csv)")
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="M",
+        help="columns: metric ids, task/metric or task/metric/condition, or 'all' (default: each task's headline)",
+    )
+    parser.add_argument(
+        "--layer",
+        choices=("readout", "best", "all"),
+        default="readout",
+        help="rows: each model at its readout layer (default), at the best layer per column, or every model·layer",
+    )
+    parser.add_argument("--format", choices=("md", "latex", "csv"), default="md", help="output format (default md)")
+    parser.add_argument("--digits", type=int, default=3, metavar="D", help="decimals shown (default 3; not csv)")
+    parser.add_argument("--n", action="store_true", help="append the sample size to each cell (csv: [n] columns)")
+    parser.add_argument(
+        "--no-references", action="store_true", help="leave out the noise-ceiling and human reference rows"
+    )
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="write here instead of stdout")
+
+
+@subcommand("table", "a results dir as a paper table (Markdown, LaTeX with booktabs, or CSV)", _table_arguments)
+def table_command(args: argparse.Namespace) -> int:
+    from .errors import FacebenchError
+    from .gates import register_saved_metrics
+    from .registry import builtin_task_types
+    from .report.paper import read_results_csv, render
+    from .results import build_table
+
+    directory: Path = args.dir
+    if not directory.exists():
+        raise CommandError(f"{directory} does not exist; expected a results dir (with results.csv)")
+    csv = directory / "results.csv"
+    if not csv.is_file():
+        raise CommandError(f"{directory}: not a results dir (no results.csv)")
+    if not 0 <= args.digits <= 15:
+        raise CommandError(f"--digits must be between 0 and 15; got {args.digits}")
+    results = read_results_csv(csv)
+    if results.empty:
+        raise CommandError(f"{csv} has no results")
+    builtin_task_types()  # the built-in metric vocabulary (directions); the run's own from run.json
+    register_saved_metrics(directory / "run.json")
+    metrics = None if args.metrics is None else [m for item in args.metrics for m in item.split(",") if m.strip()]
+    try:
+        table = build_table(results, metrics, layer=args.layer, references=not args.no_references)
+    except FacebenchError as exc:
+        raise CommandError(f"{csv}: {exc}") from None
+    text = render(table, args.format, digits=args.digits, n=args.n)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            atomic_write(args.out, text)
+        except OSError as exc:
+            raise CommandError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    return 0
 
 
 if __name__ == "__main__":

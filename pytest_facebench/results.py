@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -129,7 +130,7 @@ def results_frame(
     for column in RESULT_COLUMNS:
         if column not in frame:
             frame[column] = None
-    extra = [c for c in frame.columns if c not in RESULT_COLUMNS]
+    extra = sorted(c for c in frame.columns if c not in RESULT_COLUMNS)  # a fixed order, whichever record comes first
     frame = frame[RESULT_COLUMNS + extra]
     keys = {"model": model_order, "task": task_order}
     sort_cols = []
@@ -144,19 +145,348 @@ def results_frame(
 
 
 def summary_frame(results: pd.DataFrame) -> pd.DataFrame:
-    """Wide table: one row per model·layer, one column per task.metric[.condition]."""
+    """Wide table (summary.csv): one row per model·layer, per metric a column `task / metric[ / condition]`
+    and its CI columns `<key> [ci_low]`, `<key> [ci_high]`. The same table as `python -m pytest_facebench
+    table DIR --format csv --layer all --metrics all` (`build_table` + `table_frame`)."""
     if results.empty:
         return pd.DataFrame(columns=["model", "layer"])
-    frame = results.copy()
-    frame["column"] = frame["task"].astype(str) + "." + frame["metric"].astype(str)
-    has_condition = frame["condition"].notna() & (frame["condition"].astype(str) != "")
-    frame.loc[has_condition, "column"] += "." + frame.loc[has_condition, "condition"].astype(str)
-    frame["layer"] = frame["layer"].fillna("")
-    row_order = list(dict.fromkeys(zip(frame["model"], frame["layer"])))
-    column_order = list(dict.fromkeys(frame["column"]))
-    wide = frame.pivot_table(
-        index=["model", "layer"], columns="column", values="value", aggfunc="first", dropna=False, sort=False
-    )
-    wide = wide.reindex(index=pd.MultiIndex.from_tuples(row_order, names=["model", "layer"]), columns=column_order)
-    wide.columns.name = None
-    return wide.reset_index()
+    return table_frame(build_table(results, metrics=[ALL_METRICS], layer="all", references=False))
+
+
+# --- the wide view: summary.csv and `python -m pytest_facebench table` ---------------------------------
+# The one builder of wide tables. `build_table` picks the rows (a layer per model, or every layer) and the
+# columns (metrics) of the long results table; `table_frame` lays a `Table` out as plain CSV columns, which
+# is what summary.csv holds (`summary_frame`); `report.paper` renders the same `Table` as Markdown or LaTeX.
+TABLE_LAYERS = ("readout", "best", "all")
+ALL_METRICS = "all"
+HUMAN_ROW = "human"
+CEILING_ROWS = {"_ceiling_low": "noise ceiling (low)", "_ceiling_high": "noise ceiling (high)"}
+HUMAN_METRIC = "human_effect"
+_DECLARED_FOR = re.compile(r"declared in the grid \(([^)]+)\)")
+
+
+def column_key(task: str, metric: str, condition: str = "") -> str:
+    """A wide table's column name: `task / metric` or `task / metric / condition` (metric ids may hold dots)."""
+    return " / ".join(part for part in (task, metric, condition) if part)
+
+
+@dataclass(frozen=True)
+class TableColumn:
+    task: str
+    metric: str
+    condition: str = ""
+
+    @property
+    def key(self) -> str:
+        return column_key(self.task, self.metric, self.condition)
+
+
+@dataclass
+class TableCell:
+    value: float
+    ci_low: float = NAN
+    ci_high: float = NAN
+    n: int | None = None
+    layer: str = ""
+    target: float | None = None  # the value a `target` metric should be close to (e.g. the human value)
+
+
+@dataclass
+class TableRow:
+    label: str  # the model, or a reference row's label ("noise ceiling (low)", "human")
+    layer: str
+    cells: dict[str, TableCell]  # by column key; a missing key is a cell the row does not have
+    reference: bool = False
+
+
+@dataclass
+class Table:
+    columns: list[TableColumn]
+    rows: list[TableRow]
+    layer: str  # how model rows were chosen: readout | best | all
+
+    @property
+    def model_rows(self) -> list[TableRow]:
+        return [row for row in self.rows if not row.reference]
+
+
+def _text(value: Any) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "1.0", "yes")
+    return bool(value) and _text(value) != ""
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return NAN
+
+
+def _finite(value: Any) -> bool:
+    return math.isfinite(_number(value))
+
+
+def _table_records(results: pd.DataFrame) -> list[dict[str, Any]]:
+    """The results rows with stable types (from memory or read back from results.csv), readout rows marked."""
+    rows: list[dict[str, Any]] = []
+    for record in results.to_dict("records"):
+        rows.append(
+            {
+                "model": _text(record.get("model")),
+                "layer": _text(record.get("layer")),
+                "layer_index": _number(record.get("layer_index")),
+                "task": _text(record.get("task")),
+                "task_type": _text(record.get("task_type")),
+                "metric": _text(record.get("metric")),
+                "condition": _text(record.get("condition")),
+                "value": _number(record.get("value")),
+                "ci_low": _number(record.get("ci_low")),
+                "ci_high": _number(record.get("ci_high")),
+                "n": int(_number(record.get("n"))) if _finite(record.get("n")) else None,
+                "readout": _flag(record.get("readout")),
+                "headline": _flag(record.get("headline")),
+                "target": _number(record.get("target")),
+                "human_effect": _number(record.get("human_effect")),
+                "protocol": _text(record.get("protocol")),
+            }
+        )
+    # each model × task's readout layer: the `readout` rows, else its deepest layer
+    declared: set[tuple[str, str]] = {(r["model"], r["task"]) for r in rows if r["readout"]}
+    deepest: dict[tuple[str, str], float] = {}
+    for r in rows:
+        depth = r["layer_index"] if math.isfinite(r["layer_index"]) else -1.0
+        key = (r["model"], r["task"])
+        deepest[key] = max(deepest.get(key, -1.0), depth)
+    for r in rows:
+        key = (r["model"], r["task"])
+        depth = r["layer_index"] if math.isfinite(r["layer_index"]) else -1.0
+        r["_readout"] = r["readout"] if key in declared else depth == deepest[key]
+    return [r for r in rows if r["model"] and r["metric"]]
+
+
+def _is_reference(metric: str) -> bool:
+    return metric == HUMAN_METRIC or any(metric.endswith(suffix) for suffix in CEILING_ROWS)
+
+
+def _headline_columns(rows: list[dict[str, Any]], universe: list[TableColumn]) -> list[TableColumn]:
+    """Each task's headline metric: its rows flagged `headline`, else its type's declared headline, else its
+    first metric without a condition."""
+    from .metrics import task_type_info
+
+    flagged = {(r["task"], r["metric"]) for r in rows if r["headline"]}
+    types = {r["task"]: r["task_type"] for r in rows}
+    chosen: dict[str, str] = {}
+    for column in universe:
+        if column.task in chosen:
+            continue
+        metrics = [c.metric for c in universe if c.task == column.task]
+        marked = [m for m in metrics if (column.task, m) in flagged]
+        info = task_type_info(types.get(column.task, ""))
+        plain = [c.metric for c in universe if c.task == column.task and not c.condition]
+        if marked:
+            chosen[column.task] = marked[0]
+        elif info is not None and info.headline in metrics:
+            chosen[column.task] = info.headline
+        else:
+            chosen[column.task] = (plain or metrics)[0]
+    return [c for c in universe if chosen.get(c.task) == c.metric]
+
+
+def _select_columns(universe: list[TableColumn], metrics: list[str]) -> list[TableColumn]:
+    """The columns named by metric ids (`accuracy`), `task/metric` or `task/metric/condition`, in the order
+    named; `all` names every column. An unknown name raises `ConfigError` with the closest known name."""
+    import difflib
+
+    from .errors import ConfigError
+
+    chosen: list[TableColumn] = []
+    for name in metrics:
+        parts = [p.strip() for p in name.split("/")]
+        if parts == [ALL_METRICS]:
+            found = list(universe)
+        elif len(parts) == 1:
+            found = [c for c in universe if c.metric == parts[0]]
+        elif len(parts) == 2:
+            found = [c for c in universe if (c.task, c.metric) == (parts[0], parts[1])]
+        elif len(parts) == 3:
+            found = [c for c in universe if (c.task, c.metric, c.condition) == tuple(parts)]
+        else:
+            found = []
+        if not found:
+            known = list(dict.fromkeys([c.metric for c in universe] + [column_key(c.task, c.metric) for c in universe]))
+            known += [c.key for c in universe if c.condition]
+            close = difflib.get_close_matches(" / ".join(parts), known, n=1) or difflib.get_close_matches(
+                parts[-1], [c.metric for c in universe], n=1
+            )
+            hint = (
+                f"did you mean '{close[0]}'?"
+                if close
+                else "metrics: " + ", ".join(dict.fromkeys(c.metric for c in universe))
+            )
+            raise ConfigError(f"unknown metric '{name}'; {hint}")
+        chosen += [c for c in found if c not in chosen]
+    return chosen
+
+
+def _reference_of(
+    record: dict[str, Any], universe: list[TableColumn], headline: dict[str, str], by_task: dict[str, list[dict]]
+) -> tuple[str, TableColumn] | None:
+    """(row label, the column it belongs in) for a noise-ceiling or human-value row, else None. A ceiling
+    `<m>_ceiling_low` bounds metric `<m>` of its task, else the task's headline; a human value belongs to the
+    metric whose rows carry it (`human_effect` column), else the one its protocol names, else the headline."""
+    metric, task, condition = record["metric"], record["task"], record["condition"]
+    metrics = {c.metric for c in universe if c.task == task}
+    label, of = "", ""
+    for suffix, name in CEILING_ROWS.items():
+        if metric.endswith(suffix):
+            label, of = name, metric.removesuffix(suffix)
+            break
+    if metric == HUMAN_METRIC:
+        label = HUMAN_ROW
+        carriers = [
+            r["metric"]
+            for r in by_task.get(task, [])
+            if r["condition"] == condition and r["metric"] != HUMAN_METRIC and math.isfinite(r["human_effect"])
+        ]
+        named = _DECLARED_FOR.search(record["protocol"])
+        of = carriers[0] if carriers else named.group(1) if named else ""
+    if not label:
+        return None
+    if of not in metrics:
+        of = headline.get(task, "")
+    for column in (TableColumn(task, of, condition), TableColumn(task, of)):
+        if column in universe:
+            return label, column
+    return None
+
+
+def build_table(
+    results: pd.DataFrame, metrics: list[str] | None = None, layer: str = "readout", references: bool = True
+) -> Table:
+    """The wide table of `results` (results.csv as a frame): rows = models at their readout layer (`readout`),
+    at the best layer per column by the metric's direction (`best`; the cells say which layer), or one row
+    per model·layer (`all`); columns = each task's headline metric (`metrics=None`), the named ones, or every
+    one (`["all"]`). With `references`, noise ceilings and declared human values of the shown columns follow
+    as rows labelled "noise ceiling (low)", "noise ceiling (high)" and "human" (unless shown as columns)."""
+    from .errors import ConfigError
+    from .metrics import badness
+
+    if layer not in TABLE_LAYERS:
+        raise ConfigError(f"layer must be one of {', '.join(TABLE_LAYERS)}; got {layer!r}")
+    rows = _table_records(results)
+    task_rank: dict[str, int] = {}
+    for r in rows:
+        task_rank.setdefault(r["task"], len(task_rank))
+    first: dict[TableColumn, int] = {}
+    for i, r in enumerate(rows):
+        first.setdefault(TableColumn(r["task"], r["metric"], r["condition"]), i)
+    universe = sorted(first, key=lambda c: (task_rank[c.task], first[c]))
+    headline_list = _headline_columns(rows, universe)
+    headline = {c.task: c.metric for c in headline_list}
+    columns = headline_list if metrics is None else _select_columns(universe, metrics)
+    shown = set(columns)
+
+    by_cell: dict[tuple[str, str, TableColumn], dict[str, Any]] = {}
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_cell.setdefault((r["model"], r["layer"], TableColumn(r["task"], r["metric"], r["condition"])), r)
+        by_task.setdefault(r["task"], []).append(r)
+
+    # reference values (the same for every model and layer): the first model's readout row wins
+    unique: dict[TableColumn, dict[str, Any]] = {}
+    for r in sorted(rows, key=lambda r: not r["_readout"]):
+        if _is_reference(r["metric"]):
+            unique.setdefault(TableColumn(r["task"], r["metric"], r["condition"]), r)
+    refs: dict[str, dict[str, dict[str, Any]]] = {}  # label → column key → record
+    for r in unique.values():
+        found = _reference_of(r, universe, headline, by_task)
+        if found is not None:
+            refs.setdefault(found[0], {}).setdefault(found[1].key, r)
+    human = {key: r["value"] for key, r in refs.get(HUMAN_ROW, {}).items()}
+
+    def cell(r: dict[str, Any], column: TableColumn) -> TableCell:
+        target = next((t for t in (r["target"], r["human_effect"]) if math.isfinite(t)), human.get(column.key))
+        return TableCell(r["value"], r["ci_low"], r["ci_high"], r["n"], r["layer"], target)
+
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    layers: dict[str, list[str]] = {}
+    for r in sorted(rows, key=lambda r: r["layer_index"] if math.isfinite(r["layer_index"]) else -1.0):
+        if r["layer"] not in layers.setdefault(r["model"], []):
+            layers[r["model"]].append(r["layer"])
+    readout: dict[tuple[str, TableColumn], dict[str, Any]] = {}
+    for r in rows:
+        if r["_readout"]:
+            readout.setdefault((r["model"], TableColumn(r["task"], r["metric"], r["condition"])), r)
+
+    out: list[TableRow] = []
+    for model in models:
+        if layer == "all":
+            for name in layers[model]:
+                cells = {c.key: cell(by_cell[(model, name, c)], c) for c in columns if (model, name, c) in by_cell}
+                if cells:
+                    out.append(TableRow(model, name, cells))
+            continue
+        cells = {}
+        for column in columns:
+            chosen: dict[str, Any] | None = readout.get((model, column))
+            if layer == "best":
+                scored = []
+                for name in layers[model]:
+                    candidate = by_cell.get((model, name, column))
+                    if candidate is None or not math.isfinite(candidate["value"]):
+                        continue
+                    bad = badness(column.metric, candidate["value"], cell(candidate, column).target)
+                    if bad is not None:
+                        scored.append((bad, candidate))
+                if scored:  # ties: the readout layer, else the shallowest
+                    chosen = min(scored, key=lambda pair: (pair[0], not pair[1]["_readout"]))[1]
+            if chosen is not None:
+                cells[column.key] = cell(chosen, column)
+        used = dict.fromkeys(c.layer for c in cells.values() if c.layer)
+        if cells:
+            out.append(TableRow(model, "" if layer == "best" else ", ".join(used), cells))
+    if references:
+        keys = {c.key for c in columns}
+        for label in [*CEILING_ROWS.values(), HUMAN_ROW]:
+            cells = {
+                key: replace(cell(r, TableColumn(r["task"], r["metric"], r["condition"])), layer="")
+                for key, r in refs.get(label, {}).items()
+                if key in keys and TableColumn(r["task"], r["metric"], r["condition"]) not in shown
+            }
+            if cells:
+                out.append(TableRow(label, "", cells, reference=True))
+    return Table(columns, out, layer)
+
+
+def table_frame(table: Table, n: bool = False) -> pd.DataFrame:
+    """A `Table` as plain CSV columns: `model`, `layer` (not with `best`), then per column `<key>`,
+    `<key> [ci_low]`, `<key> [ci_high]`, with `n` also `<key> [n]`, with `best` also `<key> [layer]`;
+    values unrounded, reference rows labelled in `model`."""
+    fields = ["ci_low", "ci_high"] + (["n"] if n else []) + (["layer"] if table.layer == "best" else [])
+    names = ["model"] + ([] if table.layer == "best" else ["layer"])
+    for column in table.columns:
+        names += [column.key] + [f"{column.key} [{f}]" for f in fields]
+    records = []
+    for row in table.rows:
+        record: dict[str, Any] = {"model": row.label, "layer": row.layer}
+        for column in table.columns:
+            found = row.cells.get(column.key)
+            record[column.key] = NAN if found is None else found.value
+            for f in fields:
+                value = None if found is None else getattr(found, f)
+                record[f"{column.key} [{f}]"] = NAN if value is None else value
+        records.append(record)
+    frame = pd.DataFrame.from_records(records, columns=names) if records else pd.DataFrame(columns=names)
+    for f in ("n",):
+        for column in table.columns:
+            name = f"{column.key} [{f}]"
+            if name in frame:
+                frame[name] = frame[name].astype("Int64")
+    return frame

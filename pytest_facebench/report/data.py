@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..files import atomic_write
-from ..metrics import metric_info, task_type_info
+from ..metrics import display_name, metric_info, task_type_info
 from ..pairs import FALSE_WORDS, TRUE_WORDS
 from ..results import RESULT_COLUMNS
 from .tables import safe_name
@@ -288,9 +288,11 @@ def finite(value: Any) -> bool:
 
 
 def layer_column(table: pd.DataFrame, layer: str) -> str | None:
-    """The column of a layer in a distances file (`distance:<layer>` where a pairs column had its name)."""
-    if f"distance:{layer}" in table:
-        return f"distance:{layer}"
+    """The column of a layer in a distances file: `<layer>`, or `<value>:<layer>` where a pairs column had the
+    layer's name or the task's values are not distances (`rank:<layer>` for identification)."""
+    for prefix in ("distance", "rank"):
+        if f"{prefix}:{layer}" in table:
+            return f"{prefix}:{layer}"
     return layer if layer in table else None
 
 
@@ -585,3 +587,14 @@ def task_target(rows: pd.DataFrame, metric: str) -> float | None:
     human = human[human["protocol"].str.contains(f"({metric})", regex=False)] if "protocol" in human else human[:0]
     values = human["value"].dropna()
     return float(values.median()) if len(values) else None
+
+
+def metric_title(rows: pd.DataFrame, metric: str) -> str:
+    """What a table column or axis of `metric` shows: the task's own `metric_label` (e.g. 'Pearson r with human
+    dissimilarity (mean of 6 raters)') when its rows agree on one, else the metric's display name."""
+    if "metric_label" in rows:
+        labels = rows.loc[rows["metric"] == metric, "metric_label"].dropna().astype(str)
+        labels = labels[labels != ""].unique()
+        if len(labels) == 1:
+            return str(labels[0])
+    return display_name(metric)

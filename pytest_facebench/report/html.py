@@ -31,6 +31,7 @@ from .data import (
     finite,
     headline_metrics,
     load_references,
+    metric_title,
     model_colors,
     model_order,
     normalize_references,
@@ -170,7 +171,7 @@ def _summary_table(frame: pd.DataFrame, metric: dict[str, str]) -> pd.DataFrame:
     head = frame[frame["_readout"] & (frame["metric"] == frame["task"].map(metric))]
     columns: dict[tuple[str, str], str] = {}
     for task, condition in dict.fromkeys(zip(head["task"], head["condition"])):
-        label = f"{task} ({display_name(metric[task])})"
+        label = f"{task} ({metric_title(head[head['task'] == task], metric[task])})"
         columns[(task, condition)] = label + (f" · {condition}" if condition else "")
     cells: dict[tuple[str, str, str], str] = {}
     layers: dict[str, list[str]] = {}
@@ -223,7 +224,9 @@ def _metric_order(rows: pd.DataFrame, headline: str | None) -> list[tuple[str, s
 
 def _task_table(frame: pd.DataFrame, task: str, headline: str | None = None) -> pd.DataFrame:
     rows = frame[frame["task"] == task]
-    labels = {key: display_name(key[0]) + (f" · {key[1]}" if key[1] else "") for key in _metric_order(rows, headline)}
+    labels = {
+        key: metric_title(rows, key[0]) + (f" · {key[1]}" if key[1] else "") for key in _metric_order(rows, headline)
+    }
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     for model, layer, metric, condition, value, low, high, n, readout in zip(
         rows["model"],

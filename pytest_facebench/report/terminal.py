@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..metrics import display_name
+from .data import metric_title
 
 
 def headline_frame(results: pd.DataFrame) -> pd.DataFrame:
@@ -50,7 +50,7 @@ def _format(group: pd.DataFrame) -> str:
 def _label(rows: pd.DataFrame) -> str:
     conditions = [c for c in dict.fromkeys(rows["condition"]) if isinstance(c, str) and c]
     suffix = f": {' / '.join(conditions)}" if len(conditions) > 1 else ""
-    return f"{rows['task'].iloc[0]} ({display_name(rows['metric'].iloc[0])}{suffix})"
+    return f"{rows['task'].iloc[0]} ({metric_title(rows, rows['metric'].iloc[0])}{suffix})"
 
 
 def summary_table(results: pd.DataFrame) -> str:

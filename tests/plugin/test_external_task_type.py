@@ -221,7 +221,7 @@ def test_results_have_finite_cis_the_headline_flag_and_run_json_the_vocabulary(b
     assert run["metrics"]["gap"] == {"display": "Same/different gap", "direction": "higher"}
     summary = pd.read_csv(bench.out / "summary.csv").set_index(["model", "layer"])
     for row in gap.to_dict("records"):
-        assert summary.loc[(row["model"], row["layer"]), "gap.gap"] == pytest.approx(row["value"])
+        assert summary.loc[(row["model"], row["layer"]), "gap / gap"] == pytest.approx(row["value"])
 
 
 # --- 4. gates ------------------------------------------------------------------------------------------

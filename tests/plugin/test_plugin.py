@@ -170,20 +170,20 @@ def test_outputs_results_summary_distances_run_json_and_terminal_table(bench) ->
     summary = pd.read_csv(bench.out / "summary.csv")
     assert list(zip(summary["model"], summary["layer"])) == [("pixels", "output"), ("tiny", "conv"), ("tiny", "fc")]
     for column in (
-        "verif.accuracy",
-        "verif.auc",
-        "verif.optimal_threshold",
-        "sim.correlation",
-        "cond.mean_distance.near",
-        "cond.mean_distance.far",
-        "inv.relative_difference",
-        "inv.group_mean.inverted",
-        "inv.group_mean.upright",
-        "inv.cohens_d",
+        "verif / accuracy",
+        "verif / auc",
+        "verif / optimal_threshold",
+        "sim / correlation",
+        "cond / mean_distance / near",
+        "cond / mean_distance / far",
+        "inv / relative_difference",
+        "inv / group_mean / inverted",
+        "inv / group_mean / upright",
+        "inv / cohens_d",
     ):
         assert column in summary.columns
     auc = results.query("model == 'tiny' and layer == 'fc' and task == 'verif' and metric == 'auc'")["value"].item()
-    assert summary.loc[2, "verif.auc"] == pytest.approx(auc, rel=1e-12)
+    assert summary.loc[2, "verif / auc"] == pytest.approx(auc, rel=1e-12)
 
     for task, pairs in bench.pairs.items():
         for model, layers in LAYERS.items():
@@ -215,8 +215,8 @@ def test_outputs_results_summary_distances_run_json_and_terminal_table(bench) ->
     lines = result.stdout.str().split("= facebench =", 1)[1].splitlines()
     for label in (
         "verif (Accuracy (k-fold))",
-        "sim (Correlation Score)",
-        "cond (Mean Value",
+        "sim (Pearson r with human dissimilarity)",  # the task's metric_label
+        "cond (Mean cosine distance",
         "inv (Relative Difference)",
         "pixels",
         "tiny",
@@ -236,7 +236,7 @@ def test_outputs_results_summary_distances_run_json_and_terminal_table(bench) ->
     else:  # models as columns: "<task (Metric)> <pixels> <tiny>"
         header = next(line for line in lines if "pixels" in line and "tiny" in line)
         order = [word for word in header.split() if word in ("pixels", "tiny")]
-        for task, label in (("verif", "verif (Accuracy (k-fold))"), ("sim", "sim (Correlation Score)")):
+        for task, label in (("verif", "verif (Accuracy (k-fold))"), ("sim", "sim (Pearson r with human dissimilarity)")):
             row = cells(next(line for line in lines if line.startswith(label)))
             assert row[-2:] == [value[model, task] for model in order]
     result.stdout.fnmatch_lines([f"results: {bench.out / 'results.csv'}"])

@@ -249,6 +249,21 @@ def test_grid_styles_reach_the_figures_through_write_outputs_and_a_rebuild(bench
     assert cli_main(["report", str(bench.out), "--out", str(elsewhere)]) == 0
     assert read_manifest(elsewhere)["colors"] == manifest["colors"]
     assert read_manifest(elsewhere)["labels"] == manifest["labels"]
+    copied = read_manifest(elsewhere)
+    assert copied["formats"] == ["png", "svg"] and copied["dpi"] == 50  # a rebuild elsewhere keeps them
+    assert all((elsewhere / e["file"].replace(".png", ".svg")).is_file() for e in copied["plots"])
+    assert cli_main(["report", str(elsewhere), "--formats", "pdf"]) == 0
+    rebuilt = read_manifest(elsewhere)
+    assert rebuilt["formats"] == ["png", "pdf"]
+    assert all((elsewhere / e["file"].replace(".png", ".pdf")).is_file() for e in rebuilt["plots"])
+    assert not any((elsewhere / e["file"].replace(".png", ".svg")).exists() for e in rebuilt["plots"])
+
+
+def test_report_command_rejects_an_unknown_format_with_one_line(tmp_path: Path, capsys) -> None:
+    (tmp_path / "run.json").write_text("{}")
+    assert cli_main(["report", str(tmp_path), "--formats", "png,gif"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--formats: unknown figure format(s) ['gif']" in err[0]
 
 
 # --- 3. axis labels ---------------------------------------------------------------------------------

@@ -397,7 +397,7 @@ def overview_figure(
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
             value = matrix[i, j]
-            text = f"{value:.3g}" if np.isfinite(value) else "–"
+            text = ("0" if abs(value) < 1e-9 else f"{value:.3g}") if np.isfinite(value) else "–"
             ax.text(j, i, text, ha="center", va="center", fontsize=8, color=text_color(rgba[i, j]))
     hints = [
         MODE_HINTS[mode].replace("human", f"human {target:.3g}")

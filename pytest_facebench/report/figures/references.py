@@ -46,10 +46,12 @@ def task_refs(
 
 
 def noise_ceiling(task_rows: pd.DataFrame) -> tuple[float, float] | None:
-    low = task_rows.loc[task_rows["metric"] == "correlation_ceiling_low", "value"].dropna()
-    high = task_rows.loc[task_rows["metric"] == "correlation_ceiling_high", "value"].dropna()
-    if len(low) and len(high):
-        return float(low.median()), float(high.median())
+    """The task's noise ceiling (correlation: `correlation_ceiling_*`; RSA: `rsa_ceiling_*`), if it has one."""
+    for prefix in ("correlation", "rsa"):
+        low = task_rows.loc[task_rows["metric"] == f"{prefix}_ceiling_low", "value"].dropna()
+        high = task_rows.loc[task_rows["metric"] == f"{prefix}_ceiling_high", "value"].dropna()
+        if len(low) and len(high):
+            return float(low.median()), float(high.median())
     return None
 
 
