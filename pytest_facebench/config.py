@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 GRID_FILENAME = "facebench.toml"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.]+$")
 MODEL_KEYS = {"name", "factory", "layers", "pooling", "kwargs", "readout", "reference", "trusted", "color", "label"}
+ALIGNMENT_KEYS = ("align", "detector", "face_select", "on_missing")  # model keys passed on as kwargs (faces/)
+MODEL_KEYS |= set(ALIGNMENT_KEYS)
 TASK_KEYS = {
     "name",
     "type",
@@ -321,6 +323,13 @@ def _parse_model(entry: Any, index: int, path: Path, prefix: str) -> ModelSpec:
         kwargs = entry.get("kwargs", {})
         if not isinstance(kwargs, dict):
             raise ConfigError("'kwargs' must be a table", path=path, key=where)
+        for key in ALIGNMENT_KEYS:  # `align = "arcface_112"` in a model entry: the model's face alignment
+            if key in entry:
+                if key in kwargs:
+                    raise ConfigError(f"'{key}' is given twice (as a key and in kwargs)", path=path, key=where)
+                if not isinstance(entry[key], str):
+                    raise ConfigError(f"'{key}' must be a string, got {entry[key]!r}", path=path, key=where)
+                kwargs = {**kwargs, key: entry[key]}
         spec.kwargs = kwargs
         spec.readout = entry.get("readout")
         if spec.readout is not None and spec.layers and spec.readout not in spec.layers:

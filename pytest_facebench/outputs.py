@@ -296,6 +296,15 @@ def model_counters(cells: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 entry[key] = round(entry.get(key, 0) + value, 4)
             elif key == "batch_size":
                 entry[key] = value or entry.get(key, 0)  # a fully cached cell ran no batch (0)
+            elif key == "faces" and value:  # alignment policy and outcomes, per task's images
+                entry.setdefault(
+                    "faces", {k: v for k, v in value.items() if k not in ("images", "outcomes", "several_faces")}
+                )
+                entry["faces"].setdefault("per_task", {})[cell["task"]] = {
+                    "images": value.get("images", 0),
+                    **value.get("outcomes", {}),
+                    "several_faces": value.get("several_faces", 0),
+                }
         reused = stats.get("cell_cache") == "hit"
         entry["cells_reused"] = entry.get("cells_reused", 0) + int(reused)
         entry["cells_scored"] = entry.get("cells_scored", 0) + int(not reused)

@@ -113,3 +113,71 @@ def test_a_family_declares_its_default_alignment_and_none_turns_it_off():
     assert DlibResNet(name="d").alignment.detector == "dlib_hog"
     assert DlibResNet(name="d", align="none").alignment.active is False
     assert Pixels(name="px").alignment.active is False
+
+
+GRID_ALIGNED = """
+[[models]]
+name = "px"
+factory = "pixels"
+kwargs = {{ size = 16 }}
+align = "arcface_112"
+detector = "landmarks:data/landmarks.csv"
+{extra}
+
+[[tasks]]
+name = "verif"
+type = "accuracy"
+pairs = "data/verif.csv"
+images = "data/images"
+n_boot = 0
+folds = 2
+"""
+
+
+def test_a_grid_model_entry_declares_its_alignment_and_run_json_counts_the_outcomes(bench):
+    import json
+
+    import pandas as pd
+
+    header = "path,left_eye_x,left_eye_y,right_eye_x,right_eye_y,nose_x,nose_y,mouth_left_x,mouth_left_y,"
+    header += "mouth_right_x,mouth_right_y"
+    listed = bench.images[:4]  # the others have no face: centre-cropped
+    rows = [f"{name},5,6,11,6,8,9,6,12,10,12" for name in listed]
+    (bench.data / "landmarks.csv").write_text("\n".join([header, *rows]) + "\n")
+    (bench.path / "facebench.toml").write_text(GRID_ALIGNED.format(extra='on_missing = "center_crop"'))
+    bench.test_file()
+    result = bench.run()
+    result.assert_outcomes(passed=1)
+    results = pd.read_csv(bench.out / "results.csv")
+    assert set(results["alignment"]) == {
+        '{"align": "arcface_112", "detector": "landmarks:data/landmarks.csv", "on_missing": "center_crop", '
+        '"select": "largest"}'
+    }
+    used = set(pd.read_csv(bench.data / "verif.csv")[["img1", "img2"]].to_numpy().ravel())
+    aligned = len(used & set(listed))
+    assert 0 < aligned < len(used)
+    assert results["note"].str.contains(f"{aligned} of {len(used)} images aligned").all()
+    faces = json.loads((bench.out / "run.json").read_text())["models"]["px"]["faces"]
+    assert faces["align"] == "arcface_112" and faces["on_missing"] == "center_crop"
+    assert faces["per_task"]["verif"] == {
+        "images": len(used),
+        "aligned": aligned,
+        "center_crop": len(used) - aligned,
+        "several_faces": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        ('on_missing = "drop"', "on_missing='drop' is not available"),
+        ("on_missing = 3", "'on_missing' must be a string, got 3"),
+    ],
+)
+def test_bad_alignment_keys_are_one_line_errors_naming_the_grid(bench, extra, message):
+    (bench.path / "facebench.toml").write_text(GRID_ALIGNED.format(extra=extra))
+    bench.test_file()
+    result = bench.run()
+    assert message in result.stdout.str()
+    assert "facebench.toml" in result.stdout.str()
+    bench.assert_no_traceback(result)
