@@ -571,7 +571,7 @@ def test_overview_colours_each_column_by_its_metric_direction(tmp_path: Path) ->
     assert np.allclose(diverging[1], colormaps["RdBu_r"](0.5))  # 0: the centre of the diverging map
     assert diverging[0][0] > diverging[0][2] and diverging[2][2] > diverging[2][0]  # positive red, negative blue
     assert all(np.allclose(c, to_rgba(NEUTRAL)) for c in rgba[:, columns.index("custom")])
-    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    ticks = [" ".join(t.get_text().split()) for t in ax.get_xticklabels()]  # hints wrap over lines
     assert ticks[columns.index("lower")].endswith("(lower is better)")
     assert ticks[columns.index("human")].endswith("(closer to human 0.05 is better)")
     assert ticks[columns.index("target")].endswith("(0-centred, no better side)")

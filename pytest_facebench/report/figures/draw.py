@@ -3,6 +3,7 @@ histograms, scatter, RDMs, and the overview's colours by metric direction."""
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -388,8 +389,19 @@ def overview_figure(
     left = 0.3 + CHAR_IN * max(len(n) for n in names)
     rotate = len(tasks) > 6
     longest = max(len(shorten(t, 26)) for t in tasks)
-    bottom = 0.5 + (0.5 * CHAR_IN * longest + 0.3 if rotate else 0.45)
-    fig = figure(min(24.0, left + 0.3 + 1.15 * len(tasks)), min(16.0, bottom + 0.8 + 0.38 * len(names)), dpi)
+    hints = [
+        MODE_HINTS[mode].replace("human", f"human {target:.3g}")
+        if mode == "closeness" and target is not None
+        else MODE_HINTS[mode]
+        for mode, target in zip(modes, targets)
+    ]
+    ticks = [
+        "\n".join([shorten(t, 26), shorten(display_name(metric), 26), *textwrap.wrap(f"({hint})", 18)])
+        for t, metric, hint in zip(tasks, metrics, hints)
+    ]
+    lines = max(tick.count("\n") + 1 for tick in ticks)
+    bottom = 0.5 + (0.5 * CHAR_IN * longest + 0.3 if rotate else 0.17 * lines)
+    fig = figure(min(24.0, left + 0.3 + 1.3 * len(tasks)), min(16.0, bottom + 0.8 + 0.38 * len(names)), dpi)
     adjust(fig, left=left, right=0.3, top=0.75, bottom=bottom)
     ax = fig.subplots()
     rgba = overview_colors(matrix, modes, targets)
@@ -399,18 +411,9 @@ def overview_figure(
             value = matrix[i, j]
             text = ("0" if abs(value) < 1e-9 else f"{value:.3g}") if np.isfinite(value) else "–"
             ax.text(j, i, text, ha="center", va="center", fontsize=8, color=text_color(rgba[i, j]))
-    hints = [
-        MODE_HINTS[mode].replace("human", f"human {target:.3g}")
-        if mode == "closeness" and target is not None
-        else MODE_HINTS[mode]
-        for mode, target in zip(modes, targets)
-    ]
     ax.set_xticks(
         range(len(tasks)),
-        [
-            f"{shorten(t, 26)}\n{shorten(display_name(metric), 26)}\n({hint})"
-            for t, metric, hint in zip(tasks, metrics, hints)
-        ],
+        ticks,
         rotation=30 if rotate else 0,
         ha="right" if rotate else "center",
         rotation_mode="anchor",
