@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -12,6 +13,7 @@ from .config import ModelSpec, TaskSpec
 from .errors import FacebenchError
 from .gates import GateFailure
 from .session import FacebenchSession
+from .shards import parse_shard
 
 if TYPE_CHECKING:
     from .fixture import Facebench
@@ -32,6 +34,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="FILE",
         default=None,
         help="grid file (default: the nearest facebench.toml, or [tool.facebench] in pyproject.toml)",
+    )
+    group.addoption(
+        "--facebench-shard",
+        metavar="K/N",
+        type=parse_shard,
+        default=None,
+        help="run shard K of N of the grid's cells (a model's cells stay together where the balance allows); "
+        "'auto' takes it from SLURM_ARRAY_TASK_ID/COUNT; outputs go to <out>/shard-K-of-N",
+    )
+    group.addoption(
+        "--facebench-durations",
+        metavar="FILE",
+        default=None,
+        help="balance shards by the test durations of an earlier run (its run.json, or {nodeid: seconds})",
     )
     group.addoption(
         "--facebench-out",
@@ -266,6 +282,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     fb = _session(config)
     if fb._grid is None:
         return
+    if fb.shard is not None:
+        _keep_shard(config, fb, items)
     if any(_is_cell(item) for item in items):
         fb.claim_output()
     used = {id(value) for item in items if hasattr(item, "callspec") for value in item.callspec.params.values()}
@@ -281,6 +299,45 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                     message=spec.error,
                 )
             )
+
+
+def _keep_shard(config: pytest.Config, fb: FacebenchSession, items: list[pytest.Item]) -> None:
+    """Deselect the cells of other shards (as `-k` does: not reported as skips); record the plan."""
+    from .shards import Cell, load_durations, plan
+
+    durations: dict[str, float] = {}
+    option = config.getoption("facebench_durations")
+    if option:
+        try:
+            durations = load_durations(fb.path_option(option))
+        except ValueError as exc:
+            raise pytest.UsageError(f"--facebench-durations: {exc}") from None
+    cells = []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        model = params.get("model")
+        task = next((v for k, v in params.items() if k == "task" or k in config.stash[TASK_FIXTURES_KEY]), None)
+        if model is None or not _is_cell(item):
+            cells.append(Cell(item.nodeid, None, 0.0))
+            continue
+        estimate = max(1, len(getattr(model, "layers", None) or [1])) * _pairs_cost(task)
+        cells.append(Cell(item.nodeid, getattr(model, "name", str(model)), durations.get(item.nodeid, estimate)))
+    assert fb.shard is not None
+    assignment = plan(cells, fb.shard.count)
+    keep = [item for item in items if assignment[item.nodeid] == fb.shard.index]
+    dropped = [item for item in items if assignment[item.nodeid] != fb.shard.index]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = keep
+    fb.record_shard_plan(assignment, bool(durations))
+
+
+def _pairs_cost(task: Any) -> float:
+    """A cell's cost without measured durations: the size of its pairs file in kB (at least 1)."""
+    try:
+        return max(1.0, Path(task.pairs).stat().st_size / 1000) if getattr(task, "pairs", None) else 1.0
+    except OSError:
+        return 1.0
 
 
 def _is_cell(item: pytest.Item) -> bool:

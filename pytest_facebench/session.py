@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import pytest
 
 from .config import Grid, ModelSpec, TaskSpec, find_grid_file, load_grid
 from .errors import ConfigError, FacebenchError, WeightsUnavailable
-from .files import OutputError, check_can_create_dir
+from .files import OutputError, atomic_write, check_can_create_dir
 from .gates import GateSettings, load_baseline
 from .metrics import remember_scoring
 from .options import device_type
@@ -34,6 +35,7 @@ from .outputs import (
     write_outputs,
     write_record,
 )
+from .shards import Shard, shard_from_environment
 
 if TYPE_CHECKING:  # heavy modules (torch, pandas) load on first use, not when pytest starts
     from .cell_cache import CellStore
@@ -41,6 +43,9 @@ if TYPE_CHECKING:  # heavy modules (torch, pandas) load on first use, not when p
     from .model import BaseModel
     from .options import EngineOptions
     from .tasks.base import BaseTask
+
+
+SHARD_PLAN = "shard_plan.json"  # in a shard's output folder: the plan of the whole grid
 
 
 class FacebenchSession:
@@ -52,6 +57,9 @@ class FacebenchSession:
         worker_id = config.workerinput["workerid"] if self.is_worker else None  # type: ignore[attr-defined]
         self.worker_index = int(worker_id[2:]) if worker_id and worker_id[2:].isdigit() else None
         self.out_dir = self.path_option(config.getoption("facebench_out"))
+        self.shard = _resolve_shard(config.getoption("facebench_shard"))
+        if self.shard is not None:
+            self.out_dir = self.out_dir / self.shard.folder  # each shard its own folder (merged by `report`)
         self._grid: Grid | None = None
         self._engine: Engine | None = None
         self._models: dict[str, BaseModel] = {}
@@ -242,6 +250,19 @@ class FacebenchSession:
         if threading.current_thread() is threading.main_thread():
             self._previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
 
+    def record_shard_plan(self, assignment: dict[str, int], measured: bool) -> None:
+        """The whole grid's shard plan, written where every shard's run.json can carry it (workers of one shard
+        write the same file)."""
+        assert self.shard is not None
+        plan = {
+            "index": self.shard.index,
+            "count": self.shard.count,
+            "balanced_by": "durations" if measured else "estimate",
+            "host": socket.gethostname(),
+            "plan": dict(sorted(assignment.items())),
+        }
+        atomic_write(self.out_dir / SHARD_PLAN, json.dumps(plan, indent=1) + "\n")
+
     def claim_output(self) -> None:
         """Lock the output folder once benchmark tests are collected, before any of them runs: a second
         run into the same folder stops here, naming the first one's pid and host."""
@@ -426,7 +447,12 @@ class FacebenchSession:
         return (
             [m.name for m in grid.models],
             [t.name for t in grid.tasks],
-            {"path": str(grid.path), "sha256": grid.sha256},
+            {
+                "path": str(grid.path),
+                "sha256": grid.sha256,
+                "models": [m.name for m in grid.models],
+                "tasks": [t.name for t in grid.tasks],
+            },
         )
 
     def run_info(
@@ -457,7 +483,15 @@ class FacebenchSession:
             **environment(),
             "models": model_counters(cells),
             "tests": tests,
+            **({"shard": self._shard_info()} if self.shard is not None else {}),
         }
+
+    def _shard_info(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads((self.out_dir / SHARD_PLAN).read_text(encoding="utf-8")))
+        except (OSError, ValueError):  # nothing collected: no plan
+            assert self.shard is not None
+            return {"index": self.shard.index, "count": self.shard.count, "host": socket.gethostname(), "plan": {}}
 
     def terminal_summary(self, reporter: Any) -> None:
         if self.is_worker or not self.active and self.summary is None:
@@ -521,6 +555,15 @@ class FacebenchSession:
 
         for line in skip_lines(skips, self._grid_order()[0] or ()):
             reporter.write_line(line, yellow=True)
+
+
+def _resolve_shard(option: Any) -> Shard | None:
+    if option is None or isinstance(option, Shard):
+        return option
+    try:
+        return shard_from_environment()
+    except ValueError as exc:
+        raise pytest.UsageError(f"--facebench-shard auto: {exc}") from None
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -1,0 +1,134 @@
+"""Sharding the grid (issue 16): `--facebench-shard K/N` deselects the cells of other shards at collection, keeps
+a model's cells together where the balance allows, writes `<out>/shard-K-of-N`, and the shards merge into the
+outputs of a single run; bad shard values, shards of different grids, a cell computed twice with different values
+and a shard that never finished are refused, naming what is wrong."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pytest_facebench.errors import FacebenchError
+from pytest_facebench.merge import merge_shards
+from pytest_facebench.shards import Cell, Shard, load_durations, parse_shard, plan, shard_from_environment
+
+TASKS = ("verif", "sim", "inv")
+
+
+def run_shards(bench, count: int, *args: str):
+    results = [bench.run("--facebench-shard", f"{k}/{count}", *args) for k in range(1, count + 1)]
+    return results, [bench.out / f"shard-{k}-of-{count}" for k in range(1, count + 1)]
+
+
+def test_three_shards_merged_equal_one_run(bench, tmp_path):
+    bench.grid(models=("pixels", "tiny"), tasks=TASKS)
+    bench.test_file()
+    single = bench.run(out=tmp_path / "single")
+    single.assert_outcomes(passed=6)
+    results, dirs = run_shards(bench, 3)
+    outcomes = [r.parseoutcomes() for r in results]
+    assert sum(o.get("passed", 0) for o in outcomes) == 6
+    assert all("skipped" not in o for o in outcomes)  # other shards' cells are deselected, not skipped
+    assert sum(o.get("deselected", 0) for o in outcomes) == 12
+    plans = [json.loads((d / "run.json").read_text())["shard"] for d in dirs]
+    assert [p["index"] for p in plans] == [1, 2, 3] and all(p["count"] == 3 for p in plans)
+    assert len({json.dumps(p["plan"], sort_keys=True) for p in plans}) == 1  # every shard planned the same
+    merged = tmp_path / "merged"
+    merge_shards(dirs, merged)
+    want = pd.read_csv(tmp_path / "single" / "results.csv").sort_values(["model", "layer", "task", "metric"])
+    got = pd.read_csv(merged / "results.csv").sort_values(["model", "layer", "task", "metric"])
+    key = ["model", "layer", "task", "metric", "condition"]
+    assert want[key].fillna("").values.tolist() == got[key].fillna("").values.tolist()
+    for column in ("value", "ci_low", "ci_high", "n"):
+        np.testing.assert_allclose(got[column].to_numpy(float), want[column].to_numpy(float), atol=1e-9, rtol=0)
+    comparisons = [
+        pd.read_csv(p / "comparisons.csv").sort_values(["task", "metric"]) for p in (tmp_path / "single", merged)
+    ]
+    assert len(comparisons[1]) == len(comparisons[0]) > 0  # recomputed across models of different shards
+    np.testing.assert_allclose(comparisons[1]["diff"].to_numpy(float), comparisons[0]["diff"].to_numpy(float))
+    run = json.loads((merged / "run.json").read_text())
+    assert [s["index"] for s in run["shards"]] == [1, 2, 3] and all(s["host"] for s in run["shards"])
+    assert (merged / "report.html").is_file()
+
+
+def test_a_missing_shard_or_an_unfinished_cell_stops_the_merge(bench, tmp_path):
+    bench.grid(models=("pixels", "tiny"), tasks=TASKS)
+    bench.test_file()
+    _, dirs = run_shards(bench, 2)
+    with pytest.raises(
+        FacebenchError,
+        match=r"cannot merge: shard\(s\) 2/2 not given; \d+ planned cell\(s\) did "
+        r"not finish: test_bench\.py::test_x\[",
+    ):
+        merge_shards(dirs[:1], tmp_path / "m1")
+    broken = tmp_path / "broken"
+    shutil.copytree(dirs[1], broken)
+    victim = sorted((broken / "cells").glob("*.json"))[0]
+    nodeid = json.loads(victim.read_text())["nodeid"]
+    victim.unlink()
+    with pytest.raises(FacebenchError, match=r"1 planned cell\(s\) did not finish: " + re.escape(nodeid)):
+        merge_shards([dirs[0], broken], tmp_path / "m2")
+    assert not (tmp_path / "m2" / "report.html").exists()
+
+
+def test_shards_of_different_grids_and_conflicting_cells_are_refused(bench, tmp_path):
+    bench.grid(models=("pixels", "tiny"), tasks=TASKS)
+    bench.test_file()
+    _, dirs = run_shards(bench, 2)
+    other = tmp_path / "other"
+    shutil.copytree(dirs[1], other)
+    run = json.loads((other / "run.json").read_text())
+    run["grid"]["sha256"] = "0" * 64
+    (other / "run.json").write_text(json.dumps(run))
+    with pytest.raises(FacebenchError, match="the shards ran different grids and cannot be merged"):
+        merge_shards([dirs[0], other], tmp_path / "m")
+    twin = tmp_path / "twin"
+    shutil.copytree(dirs[0], twin)
+    record = sorted((twin / "cells").glob("*.json"))[0]
+    data = json.loads(record.read_text())
+    data["cells"][0]["records"][0]["value"] += 0.5
+    record.write_text(json.dumps(data))
+    with pytest.raises(FacebenchError, match="was run by two shards with different values"):
+        merge_shards([dirs[0], dirs[1], twin], tmp_path / "m3")
+    merge_shards([dirs[0], dirs[1], dirs[0]], tmp_path / "same")  # the same cell twice with equal values: fine
+
+
+@pytest.mark.parametrize("value", ["0/3", "4/3", "a/b", "3", "1/0"])
+def test_bad_shard_values_are_usage_errors(bench, value):
+    bench.grid(models=("pixels",), tasks=("verif",))
+    bench.test_file()
+    result = bench.run("--facebench-shard", value)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--facebench-shard" in result.stderr.str()
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_shard(value)
+
+
+def test_auto_takes_the_slurm_array_task():
+    env = {"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "0"}
+    assert shard_from_environment(env) == Shard(4, 4)
+    assert shard_from_environment({**env, "SLURM_ARRAY_TASK_MIN": "1"}) == Shard(3, 4)
+    with pytest.raises(ValueError, match="needs SLURM_ARRAY_TASK_ID"):
+        shard_from_environment({})
+
+
+def test_plan_keeps_models_together_and_balances_by_duration(tmp_path):
+    cells = [
+        Cell(f"t[{m}-{t}]", m, cost) for m, cost in (("a", 4.0), ("b", 3.0), ("c", 2.0), ("d", 1.0)) for t in ("x", "y")
+    ] + [Cell("test_other", None, 0.0)]
+    assignment = plan(cells, 2)
+    for model in "abcd":
+        assert assignment[f"t[{model}-x]"] == assignment[f"t[{model}-y]"]  # one load of each model per shard
+    loads = [sum(c.cost for c in cells if assignment[c.nodeid] == k) for k in (1, 2)]
+    assert loads == [10.0, 10.0] and assignment["test_other"] == 1
+    big = [Cell(f"t[a-{i}]", "a", 1.0) for i in range(6)]
+    split = plan(big, 3)
+    assert sorted(split.values()) == [1, 1, 2, 2, 3, 3]  # one model alone: its cells are spread
+    (tmp_path / "run.json").write_text(json.dumps({"tests": {"t[a-0]": {"duration_s": 2.5}, "x": {}}}))
+    assert load_durations(tmp_path / "run.json") == {"t[a-0]": 2.5}
