@@ -36,6 +36,7 @@ BUILTIN_TASK_MODULES = {  # name → "module:Class" (imported on first use)
     "relative_difference": "pytest_facebench.tasks.relative_difference:RelativeDifferenceTask",
     "rsa": "pytest_facebench.tasks.rsa:RsaTask",
     "identification": "pytest_facebench.tasks.identification:IdentificationTask",
+    "template_verification": "pytest_facebench.tasks.template_verification:TemplateVerificationTask",
 }
 
 

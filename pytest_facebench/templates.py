@@ -10,6 +10,11 @@ Since a media mean and a template sum are both linear, a template feature is one
 images, ``w_i = faceness_i / (|x_i| if normalized) / n_images(template_i, media_i)``: computed here as a
 sparse (templates x images) weight matrix times the features, in float64, in row chunks, with no Python
 loop over templates.
+
+``image_features`` may be an array or any row-indexable object with a ``shape`` (e.g. the engine's
+``StoredRows``, read from the embedding store on demand): rows are read ``_ROW_CHUNK`` at a time, through
+``image_rows`` when given (record i is feature row ``image_rows[i]``, so an image listed twice is read
+from one row).
 """
 
 from __future__ import annotations
@@ -34,6 +39,27 @@ def _finite_2d(x: ArrayLike, name: str) -> np.ndarray:
     return a
 
 
+def _row_source(x: Any, image_rows: ArrayLike | None) -> tuple[Any, np.ndarray | None, int, int]:
+    """(features, record -> row index or None, records, dimension); features stay lazy when they are a
+    row-indexable object that is not an array (nothing is read here)."""
+    if isinstance(x, np.ndarray) or not (hasattr(x, "shape") and hasattr(x, "__getitem__")):
+        x = _finite_2d(x, "image_features")
+    shape = tuple(int(v) for v in x.shape)
+    if len(shape) != 2 or shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"image_features must have shape (N, D) with N, D >= 1; got {shape}")
+    if image_rows is None:
+        return x, None, shape[0], shape[1]
+    rows = np.asarray(image_rows).reshape(-1)
+    if not np.issubdtype(rows.dtype, np.integer):
+        raise ValueError(f"image_rows must be integer row indices; got dtype {rows.dtype}")
+    if len(rows) == 0:
+        raise ValueError("image_rows is empty; expected one feature row per image record")
+    if rows.min() < 0 or rows.max() >= shape[0]:
+        bad = int(np.argmax((rows < 0) | (rows >= shape[0])))
+        raise ValueError(f"image_rows[{bad}] = {rows[bad]} is outside the {shape[0]} feature rows")
+    return x, rows.astype(np.int64, copy=False), len(rows), shape[1]
+
+
 def template_features(
     image_features: ArrayLike,
     template_ids: ArrayLike,
@@ -43,15 +69,17 @@ def template_features(
     use_norm: bool = True,
     use_faceness: bool = False,
     dtype: DTypeLike = np.float32,
+    image_rows: ArrayLike | None = None,
 ) -> tuple[NDArray[Any], NDArray[Any]]:
     """One L2-normalized feature per template, as insightface's ``image2template_feature``.
 
-    Returns ``(template_ids_unique (T,) sorted, features (T, D) in dtype)``; accumulation is in float64.
-    A template whose weighted sum is zero (e.g. all faceness 0) keeps a zero feature (cosine 0 with
-    everything), as ``sklearn.preprocessing.normalize`` leaves it.
+    Records are images as the face/template/media file lists them: ``template_ids``, ``media_ids`` (and
+    ``faceness``) have one entry per record; record i's feature is ``image_features[image_rows[i]]``, or
+    row i without ``image_rows``. Returns ``(template_ids_unique (T,) sorted, features (T, D) in dtype)``;
+    accumulation is in float64. A template whose weighted sum is zero (e.g. all faceness 0) keeps a zero
+    feature (cosine 0 with everything), as ``sklearn.preprocessing.normalize`` leaves it.
     """
-    x = _finite_2d(image_features, "image_features")
-    n, d = x.shape
+    x, record_rows, n, d = _row_source(image_features, image_rows)
     templates, medias = np.asarray(template_ids).reshape(-1), np.asarray(media_ids).reshape(-1)
     for name, ids in (("template_ids", templates), ("media_ids", medias)):
         if len(ids) != n:
@@ -81,17 +109,21 @@ def template_features(
     for start in range(0, n, _ROW_CHUNK):
         stop = min(start + _ROW_CHUNK, n)
         rows = block[: stop - start]
-        rows[...] = x[start:stop]
+        chunk = x[start:stop] if record_rows is None else _take(x, record_rows[start:stop])
+        rows[...] = np.asarray(chunk)
         if not np.isfinite(rows.sum(axis=1)).all():
             bad = ~np.isfinite(rows).all(axis=1)
             if bad.any():
-                raise ValueError(f"image_features must be finite; row {start + int(np.argmax(bad))} has NaN/inf")
+                i = start + int(np.argmax(bad))
+                which = f"row {i}" if record_rows is None else f"record {i} (feature row {record_rows[i]})"
+                raise ValueError(f"image_features must be finite; {which} has NaN/inf")
         w = weights[start:stop]
         if not use_norm:
             norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
             if (norms == 0).any():
                 row = start + int(np.argmax(norms == 0))
-                raise ValueError(f"image_features row {row} is all zeros; use_norm=False cannot L2-normalize it")
+                which = f"row {row}" if record_rows is None else f"record {row} (feature row {record_rows[row]})"
+                raise ValueError(f"image_features {which} is all zeros; use_norm=False cannot L2-normalize it")
             w = w / norms
         present, local = np.unique(t_code[start:stop], return_inverse=True)
         weight_matrix = csr_matrix((w, (local, np.arange(stop - start))), shape=(len(present), stop - start))
@@ -99,6 +131,13 @@ def template_features(
     norms = np.sqrt(np.einsum("ij,ij->i", sums, sums))
     features = np.divide(sums, norms[:, None], out=np.zeros_like(sums), where=norms[:, None] > 0)
     return unique_templates, features.astype(dtype, copy=False)
+
+
+def _take(x: Any, rows: np.ndarray) -> Any:
+    """``x[rows]``: one fancy-indexing call (a store reads each distinct row once, in one request)."""
+    if isinstance(x, np.ndarray):
+        return np.take(x, rows, axis=0)
+    return x[rows]
 
 
 def template_rows(

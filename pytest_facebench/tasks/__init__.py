@@ -9,6 +9,7 @@ from .correlation import CorrelationTask
 from .identification import IdentificationTask
 from .relative_difference import RelativeDifferenceTask
 from .rsa import RsaTask
+from .template_verification import TemplateVerificationTask
 from .verification import AccuracyTask
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "RelativeDifferenceTask",
     "RsaTask",
     "IdentificationTask",
+    "TemplateVerificationTask",
 ]
