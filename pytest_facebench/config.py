@@ -384,10 +384,24 @@ def _parse_task(
     spec = TaskSpec(name=_entry_name(entry, where), source=where, grid_file=path)
     try:
         if not isinstance(entry, dict):
-            raise ConfigError("expected a table with 'name', 'type', 'pairs' and 'images'", path=path, key=where)
-        for required in ("name", "type", "pairs", "images"):
+            raise ConfigError(
+                "expected a table with 'name', 'type', 'pairs' and 'images' (none for a .bin pack)",
+                path=path,
+                key=where,
+            )
+        for required in ("name", "type", "pairs"):
             if required not in entry:
                 raise ConfigError(f"missing required key '{required}'", path=path, key=where)
+        from .pairs import is_pack  # imported here: pandas (the task types parsed above imported it already)
+
+        pack = is_pack(str(entry["pairs"]))
+        if "images" not in entry and not pack:
+            raise ConfigError(
+                "missing required key 'images' (the folder the pairs file's image paths are relative to; "
+                "only an insightface .bin pack needs none)",
+                path=path,
+                key=where,
+            )
         _check_name(spec.name, where, path)
         where = f"{where} ('{spec.name}')"
         spec.source = where
@@ -405,7 +419,13 @@ def _parse_task(
         allowed_options = _task_options(task_cls)
         _unknown_keys(entry, TASK_KEYS | allowed_options, where, path)
         spec.pairs = resolve_path(str(entry["pairs"]), path.parent)
-        spec.images = resolve_path(str(entry["images"]), path.parent)
+        # a .bin pack brings its images: `images`, when given, is where they are cached (under <sha256[:16]>/)
+        if "images" in entry:
+            spec.images = resolve_path(str(entry["images"]), path.parent)
+        else:
+            from .formats.insightface_bin import pack_cache_root
+
+            spec.images = pack_cache_root()
         spec.distance = str(entry.get("distance", defaults.get("distance", "cosine")))
         spec.trusted = _boolean(entry.get("trusted", defaults.get("trusted", False)), "trusted", path, where)
         columns = entry.get("columns", {})
@@ -449,7 +469,7 @@ def valid_metrics(task_cls: type) -> tuple[str, ...]:
 def _task_options(task_cls: type[BaseTask]) -> set[str]:
     """Type-specific option names: the keyword parameters of the task class's constructor, and of its bases'
     constructors while it passes `**kwargs` on (`def __init__(self, *args, scale=1.0, **kwargs)`)."""
-    common = {"self", "name", "pairs", "images", "distance", "columns"}
+    common = {"self", "name", "pairs", "images", "distance", "columns", "trusted"}  # `trusted`: a grid key
     variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
     options: set[str] = set()
     for klass in task_cls.__mro__:

@@ -1,4 +1,5 @@
-"""Reading pairs files: CSV/TSV with a header, whitespace `.txt` tables, and LFW's `pairs.txt`.
+"""Reading pairs files: CSV/TSV with a header, whitespace `.txt` tables, LFW's `pairs.txt`, and insightface
+`.bin` packs (`read_pack_pairs`: the pack's images are written once to a cache folder).
 
 Every problem raises `DataError` naming the file, the line or column, and what was expected.
 """
@@ -12,10 +13,43 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError, list_some
+from .formats.insightface_bin import materialize_cached, read_pack
 
 LINE = "_line"  # the 1-based line of each row in its file, for error messages
 TRUE_WORDS = {"1", "true", "yes", "same", "y", "t", "1.0"}
 FALSE_WORDS = {"0", "false", "no", "different", "n", "f", "0.0", "diff"}
+PACK_SUFFIX = ".bin"  # an insightface validation pack (LFW, CFP-FP, AgeDB-30...), recognized by its suffix
+PAIR = "pair"  # a pack table's 0-based pair index: pair i is images 2i and 2i + 1 of the pack
+
+
+def is_pack(path: Path | str) -> bool:
+    """Whether `path` names an insightface `.bin` pack (by its suffix)."""
+    return Path(path).suffix.lower() == PACK_SUFFIX
+
+
+def read_pack_pairs(path: Path, *, trusted: bool, cache_root: Path | None = None) -> tuple[pd.DataFrame, Path, str]:
+    """An insightface `.bin` pack as a pairs table, the folder its images were written to, and its sha256.
+
+    The pack is read with the trust rule of `formats.insightface_bin.read_pack` (refused unless `trusted` or
+    its sha256 is a known public pack) and its images are written once, by content, to
+    `<cache_root>/<sha256[:16]>/` (`materialize_cached`; default root: `$FACEBENCH_PACK_CACHE`, else
+    `~/.cache/pytest-facebench/packs`). One row per pair in pack order: `pair` (i), `img1`/`img2` (the file
+    names of images 2i and 2i + 1 in that folder), `label` ('1' same / '0' different) and `_line` (i + 1)."""
+    pack = read_pack(path, trusted=trusted)
+    if pack.n_pairs == 0:
+        raise DataError(f"pack {path}: holds no pairs (an empty image list and issame_list)")
+    files = materialize_cached(pack, cache_root)
+    names = [f.name for f in files]
+    table = pd.DataFrame(
+        {
+            PAIR: [str(i) for i in range(pack.n_pairs)],
+            "img1": names[0::2],
+            "img2": names[1::2],
+            "label": np.where(pack.issame, "1", "0"),
+        }
+    )
+    table[LINE] = np.arange(pack.n_pairs) + 1
+    return table, files[0].parent, pack.sha256
 
 
 def read_pairs(path: Path) -> pd.DataFrame:
@@ -24,6 +58,8 @@ def read_pairs(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: is a directory; expected a pairs file (CSV, TSV, whitespace .txt or LFW pairs.txt)")
     if not path.is_file():
         raise DataError(f"pairs file not found: {path}")
+    if is_pack(path):
+        raise DataError(f"{path}: an insightface .bin pack, not a pairs table; read it with read_pack_pairs")
     _require_utf8(path)
     try:
         if path.suffix.lower() == ".txt" and _looks_like_lfw(path):

@@ -10,6 +10,10 @@ Unpickling runs code, so :func:`read_pack` refuses a pack unless the caller trus
 listed in ``known_packs.json``; and even then it unpickles with :class:`_PackUnpickler`, whose
 ``find_class`` resolves only the few harmless callables real packs need, so a crafted pack cannot run
 code either way.
+
+In a grid (``pairs = "lfw.bin"``), :func:`materialize_cached` writes a pack's images once into
+``<root>/<sha256[:16]>/`` (root: the task's ``images``, else ``$FACEBENCH_PACK_CACHE``, else
+``${XDG_CACHE_HOME:-~/.cache}/pytest-facebench/packs``) and later runs reuse that folder.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import json
 import os
 import pickle
 import pickletools
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,10 +38,14 @@ from numpy.typing import NDArray
 from ..errors import DataError
 
 __all__ = [
+    "PACK_CACHE_ENV",
     "Pack",
     "insightface_kfold_folds",
     "known_pack_hashes",
     "materialize",
+    "materialize_cached",
+    "pack_cache_root",
+    "pack_image_dir",
     "read_pack",
 ]
 
@@ -308,7 +317,7 @@ def read_pack(path: Path | str, *, trusted: bool) -> Pack:
     if not trusted and sha not in known_pack_hashes():
         raise DataError(
             f"{where} (sha256 {sha[:16]}…) is not a known insightface pack and loading it unpickles it; "
-            "set trusted = true on the task's grid entry to opt in"
+            "set trusted = true on the task's grid entry (trusted=True in Python) to opt in"
         )
     obj, python2 = _load(data, where)
     images, labels = _parse(obj, where)
@@ -363,6 +372,65 @@ def materialize(pack: Pack, folder: Path | str) -> list[Path]:
         by_digest[digest] = target
         paths.append(target)
     return paths
+
+
+# -------------------------------------------------------------------------- the pack cache
+
+PACK_CACHE_ENV = "FACEBENCH_PACK_CACHE"
+
+
+def pack_cache_root() -> Path:
+    """Where packs' images are cached by default: ``$FACEBENCH_PACK_CACHE`` when set, else
+    ``${XDG_CACHE_HOME:-~/.cache}/pytest-facebench/packs``."""
+    configured = os.environ.get(PACK_CACHE_ENV)
+    if configured:
+        return Path(os.path.expandvars(os.path.expanduser(configured)))
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pytest-facebench" / "packs"
+
+
+def pack_image_dir(pack: Pack, root: Path | str | None = None) -> Path:
+    """The folder of one pack's images: ``<root>/<first 16 hex digits of the pack's sha256>``."""
+    return Path(root if root is not None else pack_cache_root()) / pack.sha256[:16]
+
+
+def materialize_cached(pack: Pack, root: Path | str | None = None) -> list[Path]:
+    """:func:`materialize` into the pack's own folder under ``root`` (default :func:`pack_cache_root`),
+    keyed by the pack's bytes. A new folder is filled under a temporary name and renamed into place, so
+    a folder that exists is complete and is reused (an image deleted from it is written again); when two
+    processes fill it at once, the first rename wins and the other uses its folder."""
+    folder = pack_image_dir(pack, root)
+    where = f"pack {pack.path}"
+    try:
+        if folder.is_dir():
+            return materialize(pack, folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = folder.parent / f".tmp-{folder.name}-{os.getpid()}-{os.urandom(4).hex()}"
+        tmp.mkdir()  # not mkdtemp: the folder keeps the umask's permissions, like any cache folder
+    except OSError as exc:
+        raise DataError(
+            f"{where}: cannot write its images under {folder} ({exc.strerror or exc}); set "
+            f"{PACK_CACHE_ENV} (or the task's images) to a writable folder"
+        ) from None
+    try:
+        paths = materialize(pack, tmp)
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if not folder.is_dir():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another process renamed its copy first: use that one
+            return materialize(pack, folder)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DataError(
+            f"{where}: cannot write its images under {folder} ({exc.strerror or exc}); set "
+            f"{PACK_CACHE_ENV} (or the task's images) to a writable folder"
+        ) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return [folder / p.name for p in paths]
 
 
 # ---------------------------------------------------------------------------- protocol

@@ -31,7 +31,7 @@ from ..distances import Distance, distance_name, pair_distances, resolve_distanc
 from ..errors import ConfigError, DataError
 from ..images import check_images_exist
 from ..metrics import MetricInfo, register, register_task_type
-from ..pairs import LINE, read_pairs, require_columns
+from ..pairs import LINE, is_pack, read_pack_pairs, read_pairs, require_columns
 from ..results import Metric
 from ..stats import Bootstrap, paired_result
 
@@ -55,6 +55,7 @@ class BaseTask:
     image_roles: ClassVar[tuple[str, ...]] = ("img1", "img2")
     roles: ClassVar[dict[str, str]] = {}
     optional_roles: ClassVar[dict[str, str]] = {}
+    reads_packs: ClassVar[bool] = False  # may `pairs` be an insightface .bin pack (columns img1, img2, label)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A task class's metrics become known by id to reports, gates and comparisons."""
@@ -82,16 +83,27 @@ class BaseTask:
         self,
         name: str,
         pairs: str | Path,
-        images: str | Path,
+        images: str | Path | None = None,
         distance: Distance = "cosine",
         columns: dict[str, str] | None = None,
         n_boot: int = 1000,
         seed: int = 0,
         ci: float = 0.95,
+        *,
+        trusted: bool = False,
     ):
+        """`images` is the folder the pairs file's image paths are relative to. For an insightface `.bin` pack
+        (`reads_packs` types) it is optional: the root under which the pack's images are cached (see
+        `pairs.read_pack_pairs`); `trusted` allows unpickling a pack whose sha256 is not a known one."""
         self.name = name
         self.pairs_path = Path(pairs)
-        self.images_root = Path(images)
+        self.images_given = images is not None
+        # for a pack: the cache root until `load` sets it to the pack's own image folder under it
+        self.images_root = Path(images) if images is not None else Path()
+        if not isinstance(trusted, bool):
+            raise ConfigError(f"task '{name}': trusted must be true or false; got {trusted!r}")
+        self.trusted = trusted
+        self.pack_sha256: str | None = None
         self.distance = distance
         resolve_distance(distance)
         self.bootstrap = Bootstrap.checked(n_boot, seed, ci, name)
@@ -115,16 +127,24 @@ class BaseTask:
         """Read and validate the pairs file and images (once). Raises `DataError` naming what is wrong."""
         if self._table is not None:
             return self
-        if not self.images_root.is_dir():
-            raise DataError(f"task '{self.name}': images directory not found: {self.images_root}")
-        if self.pairs_path.is_dir():
-            raise DataError(
-                f"task '{self.name}': pairs file {self.pairs_path} is a directory; expected a pairs file "
-                f"(CSV, TSV, whitespace .txt or LFW pairs.txt)"
-            )
-        if not self.pairs_path.is_file():
-            raise DataError(f"task '{self.name}': pairs file not found: {self.pairs_path}")
-        table = self._prepare(read_pairs(self.pairs_path))
+        if is_pack(self.pairs_path):
+            table = self._prepare(self._read_pack())
+        else:
+            if not self.images_given:
+                raise DataError(
+                    f"task '{self.name}': 'images' is required: the folder the image paths of {self.pairs_path} "
+                    f"are relative to (only an insightface .bin pack brings its own images)"
+                )
+            if not self.images_root.is_dir():
+                raise DataError(f"task '{self.name}': images directory not found: {self.images_root}")
+            if self.pairs_path.is_dir():
+                raise DataError(
+                    f"task '{self.name}': pairs file {self.pairs_path} is a directory; expected a pairs file "
+                    f"(CSV, TSV, whitespace .txt, LFW pairs.txt or an insightface .bin pack)"
+                )
+            if not self.pairs_path.is_file():
+                raise DataError(f"task '{self.name}': pairs file not found: {self.pairs_path}")
+            table = self._prepare(read_pairs(self.pairs_path))
         require_columns(table, self.columns, self.pairs_path)
         paths = [[self.images_root / str(p).strip() for p in table[self.columns[role]]] for role in self.image_roles]
         images = list(dict.fromkeys(p for column in paths for p in column))
@@ -137,6 +157,24 @@ class BaseTask:
         self._validate(table)
         self._table = table
         return self
+
+    def _read_pack(self) -> pd.DataFrame:
+        """The pairs table of an insightface `.bin` pack (`pairs.read_pack_pairs`), its columns named as the task
+        names its roles; `images_root` becomes the folder of the pack's images."""
+        if not self.reads_packs:
+            raise DataError(
+                f"task '{self.name}': {self.pairs_path} is an insightface .bin pack (image pairs labelled same or "
+                f"different), which a '{self.type}' task cannot read; use it with type = 'accuracy'"
+            )
+        try:
+            table, folder, self.pack_sha256 = read_pack_pairs(
+                self.pairs_path, trusted=self.trusted, cache_root=self.images_root if self.images_given else None
+            )
+        except DataError as exc:
+            raise DataError(f"task '{self.name}': {exc}") from None
+        self.images_root = folder
+        names = {role: self.columns.get(role, role) for role in ("img1", "img2", "label")}
+        return table.rename(columns={role: name for role, name in names.items() if name != role})
 
     def _prepare(self, table: pd.DataFrame) -> pd.DataFrame:
         """Reshape the table as read before its images are indexed (default: unchanged)."""
@@ -299,7 +337,7 @@ class BaseTask:
             "task": self.name,
             "task_type": self.type,
             "pairs_file": str(self.pairs_path),
-            "pairs_sha256": hashlib.sha256(self.pairs_path.read_bytes()).hexdigest()[:16],
+            "pairs_sha256": (self.pack_sha256 or hashlib.sha256(self.pairs_path.read_bytes()).hexdigest())[:16],
             "n_pairs": len(self.pair_index),
             "n_images": len(self.images),
             "distance": distance_name(self.distance),

@@ -11,7 +11,10 @@ Metrics (a pair is called 'same' when its distance is at most the threshold):
   has one (LFW View 2); else identity-disjoint folds, stratified by label as far as the identities
   allow, when identity columns (`id1`, `id2`) exist; else stratified folds (each fold holds the same
   share of same and different pairs, file order within each class). Every fold must hold both
-  classes; the `protocol` column names the scheme used and any fallback;
+  classes; the `protocol` column names the scheme used and any fallback. An insightface `.bin` pack
+  (`pairs = "lfw.bin"`) is scored as insightface's `verification.py` does: `folds` contiguous folds
+  of the pack's pairs in pack order (sklearn `KFold` without shuffling; its `fold` column), a fold
+  holding one class only noted;
 - `eer`: the equal error rate (FAR = FRR, interpolated on the ROC);
 - `tar_at_far_<far>` for each of `fars`: the true accept rate at the largest threshold whose false
   accept rate is at most `far`. A FAR that needs more different pairs than the file has is NaN with
@@ -35,6 +38,7 @@ import pandas as pd
 from .. import stats
 from ..distances import Distance
 from ..errors import ConfigError, DataError, DataWarning, list_some
+from ..formats.insightface_bin import insightface_kfold_folds
 from ..metrics import HIGHER, LOWER, MetricInfo
 from ..pairs import LINE, parse_labels
 from ..results import Metric
@@ -67,12 +71,13 @@ class AccuracyTask(BaseTask):
     figures = ("roc",)
     roles = {"label": "label"}
     optional_roles = {"fold": "fold", "identity1": "id1", "identity2": "id2"}
+    reads_packs = True
 
     def __init__(
         self,
         name: str,
         pairs: str | Path,
-        images: str | Path,
+        images: str | Path | None = None,
         distance: Distance = "cosine",
         columns: dict[str, str] | None = None,
         folds: int = 10,
@@ -80,8 +85,9 @@ class AccuracyTask(BaseTask):
         n_boot: int = 1000,
         seed: int = 0,
         ci: float = 0.95,
+        trusted: bool = False,
     ):
-        super().__init__(name, pairs, images, distance, columns, n_boot=n_boot, seed=seed, ci=ci)
+        super().__init__(name, pairs, images, distance, columns, n_boot=n_boot, seed=seed, ci=ci, trusted=trusted)
         if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
             raise ConfigError(f"task '{name}': folds must be a whole number >= 2; got {folds!r}")
         if isinstance(fars, (int, float)):
@@ -103,6 +109,19 @@ class AccuracyTask(BaseTask):
         self.kfold_note = ""
         self.groups: np.ndarray | None = None
         self.unit = "pairs"
+
+    def _prepare(self, table: pd.DataFrame) -> pd.DataFrame:
+        """A `.bin` pack's table gets insightface's folds: `folds` contiguous blocks in pack order (0-based)."""
+        if self.pack_sha256 is None:
+            return table
+        n, k = len(table), self.n_folds
+        if k > n:
+            raise DataError(
+                f"task '{self.name}': {self.pairs_path} holds {n} pair(s), fewer than folds = {k}; "
+                f"the k-fold protocol needs at least one pair per fold"
+            )
+        fold_column = self.optional_columns["fold"]
+        return table.assign(**{fold_column: insightface_kfold_folds(n, k).astype(str)})
 
     def _validate(self, table: pd.DataFrame) -> None:
         column = self.columns["label"]
@@ -130,7 +149,9 @@ class AccuracyTask(BaseTask):
             if identities.shape[1] == 2:
                 self._warn_contradictions(table, identities, id_columns)
         fold_column = self.optional_column(table, "fold")
-        if fold_column is not None:
+        if self.pack_sha256 is not None and fold_column is not None:
+            self._pack_folds(table, fold_column)
+        elif fold_column is not None:
             self._folds_from_column(table, fold_column)
         else:
             self._automatic_folds(identities)
@@ -183,6 +204,26 @@ class AccuracyTask(BaseTask):
         self.folds = folds
         k = len(names)
         self.kfold_protocol = f"fold column '{column}' ({k} folds; threshold fit on the other {k - 1})"
+
+    def _pack_folds(self, table: pd.DataFrame, column: str) -> None:
+        """insightface's `calculate_roc` folds (`_prepare` wrote them): a held-out fold with one class is scored
+        (and noted by `stats.kfold_accuracy`), as insightface does; a class found in one fold only is an error,
+        since the threshold fit on the other folds would never have seen it."""
+        folds = table[column].astype(np.int64).to_numpy()
+        k = int(folds.max()) + 1
+        for fold in range(k):
+            train = self.labels[folds != fold]
+            for cls, word in ((True, "same"), (False, "different")):
+                if not np.any(train == cls):
+                    raise DataError(
+                        f"{self.pairs_path}: every {word} pair is in fold {fold} (pairs {_span(folds, fold)} of "
+                        f"the pack), so the threshold fit on the other {k - 1} folds never sees one; the "
+                        f"{k}-fold protocol needs {word} pairs in at least two folds"
+                    )
+        self.folds = folds
+        self.kfold_protocol = (
+            f"{k}-fold (insightface .bin pack order: contiguous folds, threshold fit on the other {k - 1})"
+        )
 
     def _automatic_folds(self, identities: np.ndarray | None) -> None:
         """Identity-disjoint stratified folds when identities exist and allow it, else stratified folds; fewer
@@ -368,6 +409,12 @@ def _fold_without_class(folds: np.ndarray, labels: np.ndarray) -> tuple[int, str
             if not np.any(held_out == cls):
                 return int(fold), word
     return None
+
+
+def _span(folds: np.ndarray, fold: int) -> str:
+    """'600..1199': the 0-based pair indices of a contiguous fold."""
+    where = np.flatnonzero(folds == fold)
+    return f"{where[0]}..{where[-1]}"
 
 
 def _natural(value: str) -> tuple[int, float | str]:
