@@ -15,9 +15,11 @@ one decorated function:
 distances/ and run.json without running any model; several dirs are merged first (later dirs win
 where they hold the same model/layer/task/metric/condition).
 
-`table RESULTS_DIR [--metrics M ...] [--layer readout|best|all] [--format md|latex|csv] [--digits 3] [--n]
-[--no-references] [--out FILE]` prints a paper table (layout: `report.paper`); its CSV is what summary.csv
-holds (`--layer all --metrics all --no-references`).
+`table RESULTS_DIR [--metrics M ...] [--layer readout|best|all] [--layout metrics|face-recognition]
+[--format md|latex|csv] [--digits D] [--n] [--no-references] [--out FILE]` prints a paper table (layouts:
+`report.paper`); its CSV is what summary.csv holds (`--layer all --metrics all --no-references`).
+`--layout face-recognition` gives the LFW / CFP-FP / AgeDB-30 / CALFW / CPLFW / IJB-B / IJB-C table in percent
+with the published values of references.json beside the reproduced ones.
 """
 
 from __future__ import annotations
@@ -349,11 +351,26 @@ def _table_arguments(parser: argparse.ArgumentParser) -> None:
         default="readout",
         help="rows: each model at its readout layer (default), at the best layer per column, or every model·layer",
     )
+    parser.add_argument(
+        "--layout",
+        choices=("metrics", "face-recognition"),
+        default="metrics",
+        help="columns: task / metric (default), or the face-recognition benchmarks (LFW, CFP-FP, AgeDB-30, CALFW, "
+        "CPLFW, IJB-B, IJB-C) in percent with the published values of references.json beside them",
+    )
     parser.add_argument("--format", choices=("md", "latex", "csv"), default="md", help="output format (default md)")
-    parser.add_argument("--digits", type=int, default=3, metavar="D", help="decimals shown (default 3; not csv)")
+    parser.add_argument(
+        "--digits",
+        type=int,
+        default=None,
+        metavar="D",
+        help="decimals shown (default 3; 2 with --layout face-recognition; not csv)",
+    )
     parser.add_argument("--n", action="store_true", help="append the sample size to each cell (csv: [n] columns)")
     parser.add_argument(
-        "--no-references", action="store_true", help="leave out the noise-ceiling and human reference rows"
+        "--no-references",
+        action="store_true",
+        help="leave out the noise-ceiling and human reference rows (face-recognition: the published values)",
     )
     parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="write here instead of stdout")
 
@@ -363,8 +380,9 @@ def table_command(args: argparse.Namespace) -> int:
     from .errors import FacebenchError
     from .gates import register_saved_metrics
     from .registry import builtin_task_types
+    from .report.data import load_references
     from .report.paper import read_results_csv, render
-    from .results import build_table
+    from .results import build_face_recognition_table, build_table
 
     directory: Path = args.dir
     if not directory.exists():
@@ -372,8 +390,12 @@ def table_command(args: argparse.Namespace) -> int:
     csv = directory / "results.csv"
     if not csv.is_file():
         raise CommandError(f"{directory}: not a results dir (no results.csv)")
-    if not 0 <= args.digits <= 15:
-        raise CommandError(f"--digits must be between 0 and 15; got {args.digits}")
+    face_recognition = args.layout == "face-recognition"
+    digits = (2 if face_recognition else 3) if args.digits is None else args.digits
+    if not 0 <= digits <= 15:
+        raise CommandError(f"--digits must be between 0 and 15; got {digits}")
+    if face_recognition and args.metrics is not None:
+        raise CommandError("--metrics does not apply to --layout face-recognition (its columns are the benchmarks)")
     results = read_results_csv(csv)
     if results.empty:
         raise CommandError(f"{csv} has no results")
@@ -381,10 +403,19 @@ def table_command(args: argparse.Namespace) -> int:
     register_saved_metrics(directory / "run.json")
     metrics = None if args.metrics is None else [m for item in args.metrics for m in item.split(",") if m.strip()]
     try:
-        table = build_table(results, metrics, layer=args.layer, references=not args.no_references)
+        if face_recognition:
+            references = [] if args.no_references else load_references(directory)
+            table = build_face_recognition_table(results, references, layer=args.layer)
+        else:
+            table = build_table(results, metrics, layer=args.layer, references=not args.no_references)
     except FacebenchError as exc:
         raise CommandError(f"{csv}: {exc}") from None
-    text = render(table, args.format, digits=args.digits, n=args.n)
+    if face_recognition and not table.columns:
+        raise CommandError(
+            f"{csv}: no face-recognition task (an accuracy or template_verification task, or one named "
+            "lfw, cfp_fp, agedb_30, calfw, cplfw, ijbb or ijbc)"
+        )
+    text = render(table, args.format, digits=digits, n=args.n)
     if args.out is None:
         sys.stdout.write(text)
     else:

@@ -175,10 +175,15 @@ class TableColumn:
     task: str
     metric: str
     condition: str = ""
+    label: str = field(default="", compare=False)  # the header shown, when not the key (e.g. "LFW")
 
     @property
     def key(self) -> str:
         return column_key(self.task, self.metric, self.condition)
+
+    @property
+    def title(self) -> str:
+        return self.label or self.key
 
 
 @dataclass
@@ -189,6 +194,8 @@ class TableCell:
     n: int | None = None
     layer: str = ""
     target: float | None = None  # the value a `target` metric should be close to (e.g. the human value)
+    delta: float | None = None  # a published value's row: the reproduced value beside it minus this one
+    source: str = ""  # a published value's source (paper, URL)
 
 
 @dataclass
@@ -197,6 +204,7 @@ class TableRow:
     layer: str
     cells: dict[str, TableCell]  # by column key; a missing key is a cell the row does not have
     reference: bool = False
+    published: bool = False  # a model's published values ("<model> (paper)"), a reference row kept with its model
 
 
 @dataclass
@@ -204,10 +212,16 @@ class Table:
     columns: list[TableColumn]
     rows: list[TableRow]
     layer: str  # how model rows were chosen: readout | best | all
+    layer_column: bool | None = None  # a `layer` column (None: unless `best`, whose cells name their layer)
+    unit: str = ""  # "%": values (and CIs, deltas) are percentages of the fractions results.csv holds
 
     @property
     def model_rows(self) -> list[TableRow]:
         return [row for row in self.rows if not row.reference]
+
+    @property
+    def has_layer_column(self) -> bool:
+        return self.layer != "best" if self.layer_column is None else self.layer_column
 
 
 def _text(value: Any) -> str:
@@ -236,6 +250,8 @@ def _finite(value: Any) -> bool:
 def _table_records(results: pd.DataFrame) -> list[dict[str, Any]]:
     """The results rows with stable types (from memory or read back from results.csv), readout rows marked."""
     rows: list[dict[str, Any]] = []
+    if len(results) == 0:  # (an empty frame may repeat a column name: no records, and no warning about it)
+        return rows
     for record in results.to_dict("records"):
         rows.append(
             {
@@ -367,53 +383,35 @@ def _reference_of(
     return None
 
 
-def build_table(
-    results: pd.DataFrame, metrics: list[str] | None = None, layer: str = "readout", references: bool = True
-) -> Table:
-    """The wide table of `results` (results.csv as a frame): rows = models at their readout layer (`readout`),
-    at the best layer per column by the metric's direction (`best`; the cells say which layer), or one row
-    per model·layer (`all`); columns = each task's headline metric (`metrics=None`), the named ones, or every
-    one (`["all"]`). With `references`, noise ceilings and declared human values of the shown columns follow
-    as rows labelled "noise ceiling (low)", "noise ceiling (high)" and "human" (unless shown as columns)."""
-    from .errors import ConfigError
-    from .metrics import badness
-
-    if layer not in TABLE_LAYERS:
-        raise ConfigError(f"layer must be one of {', '.join(TABLE_LAYERS)}; got {layer!r}")
-    rows = _table_records(results)
+def _universe(rows: list[dict[str, Any]]) -> list[TableColumn]:
+    """Every (task, metric, condition) of the results, tasks in their order, metrics in the order reported."""
     task_rank: dict[str, int] = {}
     for r in rows:
         task_rank.setdefault(r["task"], len(task_rank))
     first: dict[TableColumn, int] = {}
     for i, r in enumerate(rows):
         first.setdefault(TableColumn(r["task"], r["metric"], r["condition"]), i)
-    universe = sorted(first, key=lambda c: (task_rank[c.task], first[c]))
-    headline_list = _headline_columns(rows, universe)
-    headline = {c.task: c.metric for c in headline_list}
-    columns = headline_list if metrics is None else _select_columns(universe, metrics)
-    shown = set(columns)
+    return sorted(first, key=lambda c: (task_rank[c.task], first[c]))
+
+
+def _table_cell(r: dict[str, Any], target: float | None = None) -> TableCell:
+    return TableCell(r["value"], r["ci_low"], r["ci_high"], r["n"], r["layer"], target)
+
+
+def _model_rows(
+    rows: list[dict[str, Any]], columns: list[TableColumn], layer: str, human: dict[str, float]
+) -> list[TableRow]:
+    """The model rows of a wide table (see `build_table`); `human` holds each column's human value (the target
+    of `target` metrics without their own)."""
+    from .metrics import badness
 
     by_cell: dict[tuple[str, str, TableColumn], dict[str, Any]] = {}
-    by_task: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_cell.setdefault((r["model"], r["layer"], TableColumn(r["task"], r["metric"], r["condition"])), r)
-        by_task.setdefault(r["task"], []).append(r)
-
-    # reference values (the same for every model and layer): the first model's readout row wins
-    unique: dict[TableColumn, dict[str, Any]] = {}
-    for r in sorted(rows, key=lambda r: not r["_readout"]):
-        if _is_reference(r["metric"]):
-            unique.setdefault(TableColumn(r["task"], r["metric"], r["condition"]), r)
-    refs: dict[str, dict[str, dict[str, Any]]] = {}  # label → column key → record
-    for r in unique.values():
-        found = _reference_of(r, universe, headline, by_task)
-        if found is not None:
-            refs.setdefault(found[0], {}).setdefault(found[1].key, r)
-    human = {key: r["value"] for key, r in refs.get(HUMAN_ROW, {}).items()}
 
     def cell(r: dict[str, Any], column: TableColumn) -> TableCell:
         target = next((t for t in (r["target"], r["human_effect"]) if math.isfinite(t)), human.get(column.key))
-        return TableCell(r["value"], r["ci_low"], r["ci_high"], r["n"], r["layer"], target)
+        return _table_cell(r, target)
 
     models = list(dict.fromkeys(r["model"] for r in rows))
     layers: dict[str, list[str]] = {}
@@ -452,41 +450,276 @@ def build_table(
         used = dict.fromkeys(c.layer for c in cells.values() if c.layer)
         if cells:
             out.append(TableRow(model, "" if layer == "best" else ", ".join(used), cells))
+    return out
+
+
+def build_table(
+    results: pd.DataFrame, metrics: list[str] | None = None, layer: str = "readout", references: bool = True
+) -> Table:
+    """The wide table of `results` (results.csv as a frame): rows = models at their readout layer (`readout`),
+    at the best layer per column by the metric's direction (`best`; the cells say which layer), or one row
+    per model·layer (`all`); columns = each task's headline metric (`metrics=None`), the named ones, or every
+    one (`["all"]`). With `references`, noise ceilings and declared human values of the shown columns follow
+    as rows labelled "noise ceiling (low)", "noise ceiling (high)" and "human" (unless shown as columns)."""
+    from .errors import ConfigError
+
+    if layer not in TABLE_LAYERS:
+        raise ConfigError(f"layer must be one of {', '.join(TABLE_LAYERS)}; got {layer!r}")
+    rows = _table_records(results)
+    universe = _universe(rows)
+    headline_list = _headline_columns(rows, universe)
+    headline = {c.task: c.metric for c in headline_list}
+    columns = headline_list if metrics is None else _select_columns(universe, metrics)
+    shown = set(columns)
+
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_task.setdefault(r["task"], []).append(r)
+
+    # reference values (the same for every model and layer): the first model's readout row wins
+    unique: dict[TableColumn, dict[str, Any]] = {}
+    for r in sorted(rows, key=lambda r: not r["_readout"]):
+        if _is_reference(r["metric"]):
+            unique.setdefault(TableColumn(r["task"], r["metric"], r["condition"]), r)
+    refs: dict[str, dict[str, dict[str, Any]]] = {}  # label → column key → record
+    for r in unique.values():
+        found = _reference_of(r, universe, headline, by_task)
+        if found is not None:
+            refs.setdefault(found[0], {}).setdefault(found[1].key, r)
+    human = {key: r["value"] for key, r in refs.get(HUMAN_ROW, {}).items()}
+
+    out = _model_rows(rows, columns, layer, human)
     if references:
         keys = {c.key for c in columns}
         for label in [*CEILING_ROWS.values(), HUMAN_ROW]:
-            cells = {
-                key: replace(cell(r, TableColumn(r["task"], r["metric"], r["condition"])), layer="")
-                for key, r in refs.get(label, {}).items()
-                if key in keys and TableColumn(r["task"], r["metric"], r["condition"]) not in shown
-            }
+            cells = {}
+            for key, r in refs.get(label, {}).items():
+                column = TableColumn(r["task"], r["metric"], r["condition"])
+                if key in keys and column not in shown:
+                    target = next((t for t in (r["target"], r["human_effect"]) if math.isfinite(t)), human.get(key))
+                    cells[key] = _table_cell(r, target)
+                    cells[key].layer = ""
             if cells:
                 out.append(TableRow(label, "", cells, reference=True))
     return Table(columns, out, layer)
 
 
+# --- the face-recognition layout: `table DIR --layout face-recognition` and report.html's section --------
+ACCURACY_KFOLD = "accuracy_kfold"
+TAR_AT_1E4 = "tar_at_far_0.0001"
+# (display name, aliases compared without case, spaces, '-', '_' or '.', the metric papers report), in the
+# order papers print them
+FACE_RECOGNITION_BENCHMARKS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("LFW", ("lfw",), ACCURACY_KFOLD),
+    ("CFP-FP", ("cfpfp",), ACCURACY_KFOLD),
+    ("AgeDB-30", ("agedb30", "agedb"), ACCURACY_KFOLD),
+    ("CALFW", ("calfw",), ACCURACY_KFOLD),
+    ("CPLFW", ("cplfw",), ACCURACY_KFOLD),
+    ("IJB-B", ("ijbb",), TAR_AT_1E4),
+    ("IJB-C", ("ijbc",), TAR_AT_1E4),
+)
+FACE_RECOGNITION_TYPES = {"accuracy": ACCURACY_KFOLD, "template_verification": TAR_AT_1E4}
+PUBLISHED_SUFFIX = " (paper)"  # the row of a model's published values: "<model> (paper)"
+REFERENCE_ROW = "reference"  # a published value for no model in particular (without a `label`)
+
+
+def face_recognition_benchmark(task: str) -> tuple[str, str] | None:
+    """(display name, conventional metric) of a task named like a face-recognition benchmark (`lfw`, `CFP-FP`,
+    `agedb_30`, `IJB-C`, ...), else None."""
+    key = re.sub(r"[\s_.\-]", "", task.lower())
+    for display, aliases, metric in FACE_RECOGNITION_BENCHMARKS:
+        if key in aliases:
+            return display, metric
+    return None
+
+
+def far_text(metric: str) -> str:
+    """`tar_at_far_0.0001` → `1e-4` (the FAR as papers write it)."""
+    value = _number(metric.removeprefix("tar_at_far_"))
+    if not math.isfinite(value) or value <= 0:
+        return metric.removeprefix("tar_at_far_")
+    mantissa, exponent = f"{value:e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def face_recognition_columns(results: pd.DataFrame) -> list[TableColumn]:
+    """The face-recognition columns of a run: a task named like a known benchmark (`face_recognition_benchmark`)
+    with its conventional metric (k-fold accuracy; TAR@FAR=1e-4 for IJB-B/C), else any `accuracy` task
+    (`accuracy_kfold`) or `template_verification` task (`tar_at_far_0.0001`); a verification task without that
+    metric shows its headline. Known benchmarks first in the papers' order (LFW, CFP-FP, AgeDB-30, CALFW, CPLFW,
+    IJB-B, IJB-C), then the other tasks in the grid's order under their own names. A TAR column's label names
+    its FAR (`IJB-C (TAR@FAR=1e-4)`), another metric than the benchmark's its display name; two tasks of one
+    benchmark keep their own names."""
+    rows = _table_records(results)
+    return _face_recognition_columns(rows, _headlines(rows))
+
+
+def _headlines(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Each task's headline metric (as `build_table` chooses it)."""
+    return {c.task: c.metric for c in _headline_columns(rows, _universe(rows))}
+
+
+def _face_recognition_columns(rows: list[dict[str, Any]], headline: dict[str, str]) -> list[TableColumn]:
+    from .metrics import display_name
+
+    universe = _universe(rows)
+    types = {r["task"]: r["task_type"] for r in rows}
+    plain = {(c.task, c.metric) for c in universe if not c.condition}
+    chosen: list[tuple[int, TableColumn, str]] = []  # (benchmark rank, column, benchmark)
+    order = {b[0]: i for i, b in enumerate(FACE_RECOGNITION_BENCHMARKS)}
+    for task in dict.fromkeys(c.task for c in universe):
+        benchmark = face_recognition_benchmark(task)
+        kind = types.get(task, "")
+        preferred = benchmark[1] if benchmark else FACE_RECOGNITION_TYPES.get(kind)
+        if preferred is None:
+            continue
+        if (task, preferred) in plain:
+            metric = preferred
+        elif kind in FACE_RECOGNITION_TYPES and (task, headline.get(task, "")) in plain:
+            metric = headline[task]
+        else:
+            continue
+        name = benchmark[0] if benchmark else ""
+        chosen.append((order.get(name, len(order)), TableColumn(task, metric), name))
+    chosen.sort(key=lambda item: item[0])  # stable: the grid's order within a benchmark and after them
+    names = [name for _, _, name in chosen]
+    columns = []
+    for _, column, name in chosen:
+        base = name if name and names.count(name) == 1 else column.task
+        conventional = next((b[2] for b in FACE_RECOGNITION_BENCHMARKS if b[0] == name), ACCURACY_KFOLD)
+        if column.metric.startswith("tar_at_far_"):
+            label = f"{base} (TAR@FAR={far_text(column.metric)})"
+        elif column.metric != conventional:
+            label = f"{base} ({display_name(column.metric)})"
+        else:
+            label = base
+        columns.append(replace(column, label=label))
+    return columns
+
+
+def _percent(value: float) -> float:
+    """A fraction as a percentage (12 significant digits: no float noise such as 99.38000000000001)."""
+    return float(f"{value * 100:.12g}") if math.isfinite(value) else value
+
+
+def _published_percent(value: float) -> float:
+    """A published rate as a percentage: papers print 99.83 (%), a reference may also say 0.9983."""
+    return _percent(value) if abs(value) <= 1 else value
+
+
+def build_face_recognition_table(
+    results: pd.DataFrame, references: list[dict[str, Any]] | None = None, layer: str = "readout"
+) -> Table:
+    """The paper-style face-recognition table: rows = models (at their readout layer, the best layer per
+    column, or every layer: as `build_table`), columns = `face_recognition_columns`, values and CIs in percent.
+
+    `references` (normalized reference dicts: `{task, model (None: any), metric (None: the task's headline),
+    value, layer?, condition?, source?, label?}`, as `report.data.load_references` gives) that match a column
+    (its task, its metric, no condition) add rows of published values, in percent (a value up to 1 is taken as
+    a fraction): a model's as `<model> (paper)` right below the model's last row, each cell with `delta` =
+    the reproduced value (the value the model's row shows, at the reference's `layer` when it names one; with
+    `--layer all` the readout layer's) minus the published one, in percentage points; a model the run lacks
+    gets its `(paper)` row after the run's models, without a delta; references for no model in particular
+    follow at the bottom, one row per `label` (default `reference`)."""
+    from .errors import ConfigError
+
+    if layer not in TABLE_LAYERS:
+        raise ConfigError(f"layer must be one of {', '.join(TABLE_LAYERS)}; got {layer!r}")
+    rows = _table_records(results)
+    headline = _headlines(rows)
+    columns = _face_recognition_columns(rows, headline)
+    model_rows = [
+        replace(
+            row,
+            cells={
+                key: replace(c, value=_percent(c.value), ci_low=_percent(c.ci_low), ci_high=_percent(c.ci_high))
+                for key, c in row.cells.items()
+            },
+        )
+        for row in _model_rows(rows, columns, layer, {})
+    ]
+    table = Table(columns, model_rows, layer, layer_column=layer == "all", unit="%")
+    if not references or not columns:
+        return table
+
+    value_at: dict[tuple[str, str, str], float] = {}
+    readout_value: dict[tuple[str, str], float] = {}
+    for r in rows:
+        if r["condition"]:
+            continue
+        key = column_key(r["task"], r["metric"])
+        value_at.setdefault((r["model"], r["layer"], key), _percent(r["value"]))
+        if r["_readout"]:
+            readout_value.setdefault((r["model"], key), _percent(r["value"]))
+    shown = {(row.label, key): cell.value for row in model_rows for key, cell in row.cells.items()}
+
+    published: dict[str, dict[str, TableCell]] = {}  # model → column key → cell
+    general: dict[str, dict[str, TableCell]] = {}  # label → column key → cell
+    for ref in references:
+        if ref.get("condition"):
+            continue
+        column = next(
+            (
+                c
+                for c in columns
+                if c.task == ref.get("task") and (ref.get("metric") or headline.get(c.task)) == c.metric
+            ),
+            None,
+        )
+        value = _number(ref.get("value"))
+        if column is None or not math.isfinite(value):
+            continue
+        cell = TableCell(_published_percent(value), source=str(ref.get("source") or ""))
+        model = ref.get("model")
+        if not model:
+            general.setdefault(str(ref.get("label") or REFERENCE_ROW), {}).setdefault(column.key, cell)
+            continue
+        if ref.get("layer"):
+            reproduced = value_at.get((model, str(ref["layer"]), column.key), NAN)
+        elif layer == "all":
+            reproduced = readout_value.get((model, column.key), NAN)
+        else:
+            reproduced = shown.get((model, column.key), NAN)
+        if math.isfinite(reproduced):
+            cell.delta = float(f"{reproduced - cell.value:.12g}")
+        published.setdefault(str(model), {}).setdefault(column.key, cell)
+
+    out: list[TableRow] = []
+    for i, row in enumerate(model_rows):
+        out.append(row)
+        last = i + 1 == len(model_rows) or model_rows[i + 1].label != row.label
+        if last and row.label in published:
+            out.append(TableRow(row.label + PUBLISHED_SUFFIX, "", published.pop(row.label), True, True))
+    out += [TableRow(model + PUBLISHED_SUFFIX, "", cells, True, True) for model, cells in published.items()]
+    out += [TableRow(label, "", cells, reference=True) for label, cells in general.items()]
+    return replace(table, rows=out)
+
+
 def table_frame(table: Table, n: bool = False) -> pd.DataFrame:
-    """A `Table` as plain CSV columns: `model`, `layer` (not with `best`), then per column `<key>`,
-    `<key> [ci_low]`, `<key> [ci_high]`, with `n` also `<key> [n]`, with `best` also `<key> [layer]`;
-    values unrounded, reference rows labelled in `model`."""
+    """A `Table` as plain CSV columns: `model`, `layer` (not with `best`), then per column (its title: the key,
+    or the face-recognition label) `<col>`, `<col> [ci_low]`, `<col> [ci_high]`, with `n` also `<col> [n]`,
+    with `best` also `<col> [layer]`, when the table has published values also `<col> [delta]` and
+    `<col> [source]`; values unrounded, reference rows labelled in `model`."""
+    cells = [cell for row in table.rows for cell in row.cells.values()]
     fields = ["ci_low", "ci_high"] + (["n"] if n else []) + (["layer"] if table.layer == "best" else [])
-    names = ["model"] + ([] if table.layer == "best" else ["layer"])
+    fields += ["delta", "source"] if any(cell.delta is not None or cell.source for cell in cells) else []
+    names = ["model"] + (["layer"] if table.has_layer_column else [])
     for column in table.columns:
-        names += [column.key] + [f"{column.key} [{f}]" for f in fields]
+        names += [column.title] + [f"{column.title} [{f}]" for f in fields]
     records = []
     for row in table.rows:
         record: dict[str, Any] = {"model": row.label, "layer": row.layer}
         for column in table.columns:
             found = row.cells.get(column.key)
-            record[column.key] = NAN if found is None else found.value
+            record[column.title] = NAN if found is None else found.value
             for f in fields:
                 value = None if found is None else getattr(found, f)
-                record[f"{column.key} [{f}]"] = NAN if value is None else value
+                record[f"{column.title} [{f}]"] = NAN if value is None or value == "" else value
         records.append(record)
     frame = pd.DataFrame.from_records(records, columns=names) if records else pd.DataFrame(columns=names)
     for f in ("n",):
         for column in table.columns:
-            name = f"{column.key} [{f}]"
+            name = f"{column.title} [{f}]"
             if name in frame:
                 frame[name] = frame[name].astype("Int64")
     return frame

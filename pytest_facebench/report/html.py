@@ -4,6 +4,8 @@ results.csv, run.json, plots/manifest.json and, when present, references.json.
 
 Sections: a banner when the run used facebench's synthetic demo data (`demo_data_tasks`), outcome
 counts, the overview heatmap, a sortable summary table (headline metric per model at its readout layer),
+when the run has a face-recognition task the face-recognition table (`face_recognition_section`: the
+`table --layout face-recognition` table, in percent, with the published values beside the reproduced ones),
 reference values (reproduced, published, delta), one section per task (its table, notes and figures),
 the failed cells, the skipped cells grouped by reason, and provenance (run.json). Links point at the
 results dir's own files (comparisons.csv, history.jsonl, ...), beside report.html.
@@ -25,6 +27,7 @@ import pandas as pd
 
 from ..files import atomic_write
 from ..metrics import display_name
+from ..results import Table, build_face_recognition_table
 from .data import (
     PLOTS_DIR,
     REFERENCES_FILE,
@@ -47,6 +50,7 @@ from .data import (
     task_types,
     with_readout,
 )
+from .paper import best_rows, format_delta, format_number
 from .tables import safe_name
 from .terminal import skip_groups
 from .verdicts import verdict
@@ -62,6 +66,8 @@ FULL_TABLE_ROWS = 60  # task tables longer than this show the readout rows, the 
 ZERO = 1e-9  # |x| below this prints as 0 (float noise such as -9.5e-13 from a difference of equal means)
 FOLDED_NOTES = 5  # a task with more distinct notes than this shows them folded, as its protocols
 WIDE_TABLE_COLUMNS = 8  # tables with this many columns get the "scroll sideways" hint (hidden where they fit)
+PERCENT_DIGITS = 2  # the face-recognition table: percentages with 2 decimals, as papers print them
+DELTA_SIGN, MINUS = "\u0394", "\u2212"
 # benchmarks/demo_data.py writes this file into the root of the demo data set it generates: a data set
 # that holds it is synthetic (drawn faces, simulated ratings), and the report says so at the top.
 DEMO_MARKER = "FACEBENCH_DEMO_DATA"
@@ -113,6 +119,7 @@ details>summary{cursor:pointer;color:var(--accent);margin:6px 0}
 margin:16px 0 4px;border-radius:4px}.banner b{color:#7a5600}
 .files a{color:var(--accent);margin-right:10px}
 ul.notes{margin:4px 0 12px;padding-left:20px;color:var(--muted);font-size:12.5px}
+tr.paper td{font-style:italic;color:var(--muted)}tr.paper td.model{padding-left:18px}
 """
 
 JS = """
@@ -577,6 +584,78 @@ def _comparisons(out_dir: Path) -> pd.DataFrame:
     )
 
 
+def face_recognition_html(table: Table, colors: dict[str, str] | None = None) -> str:
+    """The face-recognition table (`results.build_face_recognition_table`) as HTML: a row per model, its
+    `(paper)` row of published values below it (each `published (Δ reproduced − published)`, the source as
+    the cell's title), rows of published values for no model in particular at the bottom (published rows in
+    italics); the best model value per column in bold; not sortable (a sort would part a model from its
+    published row)."""
+    bold = {c.key: best_rows(table, c, PERCENT_DIGITS) for c in table.columns}
+    lead = ["model"] + (["layer"] if table.has_layer_column else [])
+    head = "".join(f"<th>{_e(text)}</th>" for text in [*lead, *(c.title for c in table.columns)])
+    body = []
+    for i, row in enumerate(table.rows):
+        model = row.label.removesuffix(" (paper)") if row.published else row.label
+        swatch = (
+            f'<span class="swatch" style="background:{colors[model]}"></span>' if colors and model in colors else ""
+        )
+        cells = [f'<td class="model">{swatch}{_e(row.label)}</td>']
+        if table.has_layer_column:
+            cells.append(f"<td>{_e(row.layer)}</td>")
+        for column in table.columns:
+            cell = row.cells.get(column.key)
+            if cell is None:
+                cells.append("<td></td>")
+                continue
+            value = format_number(cell.value, PERCENT_DIGITS)
+            text = f"<b>{_e(value)}</b>" if i in bold[column.key] else _e(value)
+            if finite(cell.ci_low) or finite(cell.ci_high):
+                low, high = (format_number(x, PERCENT_DIGITS) for x in (cell.ci_low, cell.ci_high))
+                text += f' <span class="ci">[{_e(low)}, {_e(high)}]</span>'
+            if cell.delta is not None:
+                delta = format_delta(cell.delta, PERCENT_DIGITS)
+                tone = "delta-neg" if delta.startswith("-") else "delta-pos" if delta.startswith("+") else ""
+                shown = MINUS + delta[1:] if delta.startswith("-") else delta
+                span = f'<span class="{tone}">' if tone else "<span>"
+                text += f" {span}({DELTA_SIGN} {_e(shown)})</span>"
+            title = f' title="{_e(cell.source)}"' if cell.source else ""
+            cells.append(f'<td class="num"{title}>{text}</td>')
+        kind = ' class="paper"' if row.reference else ""
+        body.append(f"<tr{kind}>{''.join(cells)}</tr>")
+    return (
+        f'<div class="scroll"><table id="face-recognition-table"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def face_recognition_section(table: Table, colors: dict[str, str] | None = None) -> str:
+    """report.html's "Face recognition" section: its note, the table and the published values' sources."""
+    sources: dict[str, list[str]] = {}
+    for row in table.rows:
+        for column in table.columns:
+            cell = row.cells.get(column.key)
+            if cell is not None and cell.source:
+                sources.setdefault(cell.source, []).append(f"{row.label.removesuffix(' (paper)')} · {column.title}")
+    listed = "".join(f"<li>{_e(source)}: {_e(', '.join(where))}</li>" for source, where in sources.items())
+    published = any(row.reference for row in table.rows)
+    return (
+        '<section id="face-recognition"><h2>Face recognition</h2><p class="muted">The face-recognition '
+        "benchmarks in percent at each model's readout layer: k-fold accuracy (LFW, CFP-FP, AgeDB-30, CALFW, "
+        "CPLFW and other verification tasks), TAR at the FAR named (IJB-B, IJB-C); brackets: confidence interval; "
+        "bold: the best model per column."
+        + (
+            " <i>(paper)</i> rows: the published value (references.json), Δ = reproduced − published "
+            "in percentage points."
+            if published
+            else ""
+        )
+        + " The same table: <code>python -m pytest_facebench table DIR --layout face-recognition</code>.</p>"
+        + face_recognition_html(table, colors)
+        + (f'<p class="muted" style="margin-bottom:0">Sources:</p><ul class="notes">{listed}</ul>' if listed else "")
+        + "</section>"
+    )
+
+
 def render_html(
     out_dir: Path,
     results: pd.DataFrame,
@@ -620,6 +699,10 @@ def render_html(
         + (_render_table(summary, "summary", colors) if len(summary) else '<p class="muted">No results.</p>')
         + "</section>"
     )
+    face_recognition = build_face_recognition_table(results, references)
+    if face_recognition.columns:
+        nav.append('<a href="#face-recognition">Face recognition</a>')
+        parts.append(face_recognition_section(face_recognition, colors))
 
     refs = reference_rows(frame, references, metric) if references else pd.DataFrame()
     if len(refs):

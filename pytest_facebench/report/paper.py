@@ -1,6 +1,6 @@
 """Paper tables: a results dir as a Markdown, LaTeX or CSV table (`python -m pytest_facebench table DIR`).
 
-Layout (the rows and columns come from `results.build_table`, the one builder summary.csv also uses):
+Default layout (the rows and columns come from `results.build_table`, the one builder summary.csv also uses):
 
 - **Rows**: one per model at its readout layer (`--layer readout`, the default; the `layer` column names
   it); with `--layer best` one per model, each cell at the layer best for that column by the metric's
@@ -29,11 +29,38 @@ Layout (the rows and columns come from `results.build_table`, the one builder su
   then per column `<key>`, `<key> [ci_low]`, `<key> [ci_high]` (with `--n` also `<key> [n]`, with
   `--layer best` also `<key> [layer]` and no `layer` column), unrounded. summary.csv is exactly
   `table DIR --format csv --layer all --metrics all --no-references`.
+
+**`--layout face-recognition`** (`results.build_face_recognition_table`; report.html's "Face recognition"
+section shows the same table):
+
+- **Columns**: the run's face-recognition benchmarks, only those it has, in the papers' order: LFW, CFP-FP,
+  AgeDB-30, CALFW, CPLFW (k-fold accuracy, `accuracy_kfold`), IJB-B, IJB-C (TAR@FAR=1e-4,
+  `tar_at_far_0.0001`, headed `IJB-C (TAR@FAR=1e-4)`). A task is recognized by its name, compared without
+  case, spaces, `-`, `_` and `.` (`lfw`; `cfp_fp`, `CFP-FP`, `cfpfp`; `agedb_30`, `agedb30`, `agedb`; `calfw`;
+  `cplfw`; `ijbb`, `ijb_b`, `IJB-B`; `ijbc`, `ijb_c`, `IJB-C`), when it has that metric. Other `accuracy`
+  tasks (k-fold accuracy) and `template_verification` tasks (TAR@FAR=1e-4) follow in the grid's order under
+  their own names; a verification task without that metric shows its headline, named in the header
+  (`IJB-B (TAR@FAR=1e-3)`, `lfw (AUC)`). `--metrics` is an error with this layout, and so is a run
+  without any such task.
+- **Rows**: the models at their readout layer, no `layer` column (`--layer best`: the cells name the layer;
+  `--layer all`: one row per model·layer with a `layer` column).
+- **Cells**: percentages with `--digits 2` by default, as face-recognition papers print them:
+  `99.38 [99.10, 99.60]`, the CI in brackets; LaTeX bolds the best model per column (higher is better;
+  published values never).
+- **Published values** (the grid's `reference` tables, saved as references.json; `--no-references` leaves
+  them out) go in rows of their own, so each table cell stays one number with its CI: a model's published
+  values in a `<model> (paper)` row right below it, each cell `published (Δ difference)` with Δ = reproduced
+  − published in percentage points (`99.83 (Δ -0.45)`; LaTeX `99.83 ($\\Delta$ -0.45)`); a published value
+  of at most 1 is read as a fraction (0.9606 → 96.06). A model the run lacks keeps its `(paper)` row, without
+  Δ, after the run's models (published baselines); a value for no model in particular (e.g. human
+  performance on LFW) is a row at the bottom named by its `label` (default `reference`), after a `\\midrule`
+  in LaTeX. The CSV has the same rows, values in percent, and `<column> [delta]` and `<column> [source]`.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -43,6 +70,7 @@ from ..results import Table, TableCell, TableColumn, table_frame
 
 FORMATS = ("md", "latex", "csv")
 NAN_TEXT = "–"
+DELTA = "Δ"  # a published value's cell: `99.83 (Δ -0.06)`, Δ = reproduced − published (LaTeX: `$\Delta$`)
 ZERO = 1e-9
 LATEX_ESCAPES = {
     "\\": r"\textbackslash{}",
@@ -90,7 +118,15 @@ def format_cell(
         text += f" (n={cell.n})"
     if layer and cell.layer:
         text += f" @ {cell.layer}"
+    if cell.delta is not None:
+        text += f" ({DELTA} {format_delta(cell.delta, digits, nan)})"
     return text
+
+
+def format_delta(delta: float, digits: int = 3, nan: str = NAN_TEXT) -> str:
+    """A difference with its sign: `+0.12`, `-0.06`, and `0.00` when it rounds to zero."""
+    text = format_number(delta, digits, nan)
+    return text if text.startswith("-") or text == nan or float(text) == 0 else "+" + text
 
 
 def best_rows(table: Table, column: TableColumn, digits: int = 3) -> set[int]:
@@ -111,11 +147,11 @@ def best_rows(table: Table, column: TableColumn, digits: int = 3) -> set[int]:
 
 
 def _header(table: Table) -> list[str]:
-    return ["model"] + ([] if table.layer == "best" else ["layer"]) + [c.key for c in table.columns]
+    return ["model"] + (["layer"] if table.has_layer_column else []) + [c.title for c in table.columns]
 
 
 def _lead(table: Table, label: str, layer: str) -> list[str]:
-    return [label] + ([] if table.layer == "best" else [layer])
+    return [label] + ([layer] if table.has_layer_column else [])
 
 
 def to_markdown(table: Table, digits: int = 3, n: bool = False) -> str:
@@ -143,7 +179,7 @@ def to_latex(table: Table, digits: int = 3, n: bool = False) -> str:
     """A booktabs tabular; the best model value per column in `\\textbf{}` (see the module doc)."""
     best_layer = table.layer == "best"
     bold = {c.key: best_rows(table, c, digits) for c in table.columns}
-    lead = 1 if best_layer else 2
+    lead = 2 if table.has_layer_column else 1
     lines = [
         f"\\begin{{tabular}}{{{'l' * lead}{'c' * len(table.columns)}}}",
         "\\toprule",
@@ -152,13 +188,17 @@ def to_latex(table: Table, digits: int = 3, n: bool = False) -> str:
     ]
     previous_reference = False
     for i, row in enumerate(table.rows):
-        if row.reference and not previous_reference and i > 0:
+        below = row.reference and not row.published  # the rows below the models (a model's published ones follow it)
+        if below and not previous_reference and i > 0:
             lines.append("\\midrule")
-        previous_reference = row.reference
+        previous_reference = below
         cells = []
         for column in table.columns:
             cell = row.cells.get(column.key)
-            text = latex_escape(format_cell(cell, digits, n, best_layer and not row.reference, nan="--"))
+            shown = None if cell is None else replace(cell, delta=None)
+            text = latex_escape(format_cell(shown, digits, n, best_layer and not row.reference, nan="--"))
+            if cell is not None and cell.delta is not None:
+                text += f" ($\\Delta$ {format_delta(cell.delta, digits, '--')})"
             if cell is not None and i in bold[column.key]:
                 value = latex_escape(format_number(cell.value, digits, "--"))
                 text = f"\\textbf{{{value}}}" + text[len(value) :]
