@@ -142,6 +142,18 @@ def report_command(args: argparse.Namespace) -> int:
     if len(args.dirs) > 1 and args.out is None:
         raise CommandError("several results dirs are merged into a new one: pass --out DIR")
     out = args.out or args.dirs[0]
+    from .merge import is_shard_dir, merge_shards
+
+    if len(args.dirs) > 1 and all(is_shard_dir(d) for d in args.dirs):  # the shards of one run: derive it again
+        from .errors import FacebenchError
+
+        try:
+            results = merge_shards(args.dirs, out, report=not args.no_plots)
+        except FacebenchError as exc:
+            raise CommandError(str(exc)) from None
+        print(f"merged {len(args.dirs)} shards: {len(results)} result rows in {out / 'results.csv'}")
+        print(f"report: {out / 'report.html'}")
+        return 0
     if len(args.dirs) > 1 or out.resolve() != args.dirs[0].resolve():
         merge_dirs(args.dirs, out)
     from .gates import register_saved_metrics
@@ -424,6 +436,45 @@ def table_command(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CommandError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     return 0
+
+
+# --- cache ------------------------------------------------------------------------------------------
+def _cache_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("info", "prune", "verify"), help="report, prune or check the cache")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(".facebench_cache"),
+        metavar="DIR",
+        help="the cache folder (default: .facebench_cache)",
+    )
+    parser.add_argument(
+        "--older-than", default=None, metavar="AGE", help="prune: what was last written before AGE ago (e.g. 30d, 12h)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="prune: say what would go, remove nothing")
+    parser.add_argument("--repair", action="store_true", help="verify: mark corrupt entries so they are recomputed")
+
+
+@subcommand("cache", "report (info), prune or verify an embedding cache folder", _cache_arguments)
+def cache_command(args: argparse.Namespace) -> int:
+    from . import store_admin
+
+    if not args.cache.is_dir():
+        raise CommandError(f"{args.cache} is not a cache folder (pass --cache DIR)")
+    if args.action == "info":
+        report = store_admin.info(args.cache)
+    elif args.action == "prune":
+        if args.older_than is None:
+            raise CommandError("prune needs --older-than AGE (e.g. 30d)")
+        try:
+            age = store_admin.parse_age(args.older_than)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        report = store_admin.prune(args.cache, age, dry_run=args.dry_run)
+    else:
+        report = store_admin.verify(args.cache, repair=args.repair)
+    print(json.dumps(report, indent=2, default=str))
+    return 1 if args.action == "verify" and report.get("problems") else 0
 
 
 if __name__ == "__main__":

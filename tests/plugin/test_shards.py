@@ -132,3 +132,38 @@ def test_plan_keeps_models_together_and_balances_by_duration(tmp_path):
     assert sorted(split.values()) == [1, 1, 2, 2, 3, 3]  # one model alone: its cells are spread
     (tmp_path / "run.json").write_text(json.dumps({"tests": {"t[a-0]": {"duration_s": 2.5}, "x": {}}}))
     assert load_durations(tmp_path / "run.json") == {"t[a-0]": 2.5}
+
+
+def test_the_report_command_merges_shards_and_names_a_missing_one(bench, tmp_path, capsys):
+    from pytest_facebench.__main__ import main
+
+    bench.grid(models=("pixels", "tiny"), tasks=TASKS)
+    bench.test_file()
+    _, dirs = run_shards(bench, 2)
+    capsys.readouterr()
+    assert main(["report", *map(str, dirs), "--out", str(tmp_path / "merged")]) == 0
+    assert "merged 2 shards" in capsys.readouterr().out
+    assert len(pd.read_csv(tmp_path / "merged" / "results.csv").groupby(["model", "task"])) == 6
+    assert main(["report", str(dirs[0]), str(dirs[0]), "--out", str(tmp_path / "half")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot merge: shard(s) 2/2 not given" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cache_command_reports_prunes_and_verifies_a_real_cache(bench, tmp_path, capsys):
+    from pytest_facebench.__main__ import main
+
+    bench.grid(models=("pixels",), tasks=("verif",))
+    bench.test_file()
+    cache = tmp_path / "cache"
+    bench.run(cache=cache).assert_outcomes(passed=1)
+    capsys.readouterr()  # the run's own output
+    assert main(["cache", "info", "--cache", str(cache)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info, info
+    assert main(["cache", "verify", "--cache", str(cache)]) == 0
+    assert json.loads(capsys.readouterr().out)["problems"] == []
+    assert main(["cache", "prune", "--cache", str(cache), "--older-than", "30d", "--dry-run"]) == 0
+    capsys.readouterr()
+    assert main(["cache", "prune", "--cache", str(cache), "--older-than", "soon"]) == 2
+    assert "expected an age such as 30d" in capsys.readouterr().err
+    assert main(["cache", "info", "--cache", str(tmp_path / "nope")]) == 2
