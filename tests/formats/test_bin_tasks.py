@@ -9,13 +9,13 @@ import io
 import json
 import pickle
 import re
-import struct
 import threading
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from pack_helpers import py2_pickle
 from PIL import Image
 
 from pytest_facebench.errors import ConfigError, DataError
@@ -60,31 +60,6 @@ def lfw_shaped(n_pairs: int = N_PAIRS, seed: int = 0) -> tuple[list[bytes], list
             images.append(_encode(noisy))
         issame.append(same)
     return images, issame
-
-
-def py2_pickle(images: list[bytes], issame: list[bool]) -> bytes:
-    """What Python 2's cPickle.dump((bins, issame_list), f, protocol=2) writes (as in test_formats_bin.py):
-    py2 `str` items (SHORT_BINSTRING / BINSTRING), NEWTRUE/NEWFALSE, BINPUT memo entries."""
-    out = bytearray(b"\x80\x02")
-    memo = 0
-
-    def put() -> None:
-        nonlocal memo
-        out.extend(b"q" + bytes([memo]) if memo < 256 else b"r" + struct.pack("<I", memo))
-        memo += 1
-
-    out += b"]"
-    put()
-    out += b"("
-    for data in images:
-        out += (b"U" + bytes([len(data)]) if len(data) < 256 else b"T" + struct.pack("<i", len(data))) + data
-        put()
-    out += b"e]"
-    put()
-    out += b"(" + b"".join(b"\x88" if s else b"\x89" for s in issame) + b"e"
-    out += b"\x86"
-    put()
-    return bytes(out + b".")
 
 
 def pack_bytes(encoding: str, images: list[bytes], issame: list[bool]) -> bytes:

@@ -7,11 +7,11 @@ import hashlib
 import io
 import os
 import pickle
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+from pack_helpers import py2_pickle
 from PIL import Image
 
 from pytest_facebench.errors import DataError
@@ -42,29 +42,7 @@ def lfw_like() -> tuple[list[bytes], list[bool]]:
     return images, issame
 
 
-def _py2_pickle(images: list[bytes], issame: list[bool]) -> bytes:
-    """What Python 2's cPickle.dump((bins, issame_list), f, protocol=2) writes: py2 `str` items
-    (SHORT_BINSTRING / BINSTRING opcodes), NEWTRUE/NEWFALSE, BINPUT memo entries."""
-    out = bytearray(b"\x80\x02")
-    memo = 0
-
-    def put() -> None:
-        nonlocal memo
-        out.extend(b"q" + bytes([memo]) if memo < 256 else b"r" + struct.pack("<I", memo))
-        memo += 1
-
-    out += b"]"
-    put()
-    out += b"("
-    for data in images:
-        out += (b"U" + bytes([len(data)]) if len(data) < 256 else b"T" + struct.pack("<i", len(data))) + data
-        put()
-    out += b"e]"
-    put()
-    out += b"(" + b"".join(b"\x88" if s else b"\x89" for s in issame) + b"e"
-    out += b"\x86"
-    put()
-    return bytes(out + b".")
+_py2_pickle = py2_pickle
 
 
 def _write(path: Path, data: bytes) -> Path:
