@@ -14,6 +14,10 @@ others *non-mated*. A threshold t is set from the non-mated probes' top-1 scores
 above t (FPIR) is at most the target; TPIR is the share of mated probes whose mate is within the top
 ``rank`` entries with a score above t. ``convention="insightface"`` reproduces the threshold and rank-1
 rule of insightface's ``ijb_evals.py evaluation_1N`` instead (see :func:`tpir_at_fpir`).
+
+The ``identification`` task uses :func:`scan_mates` instead of :func:`topk`: any of the task's distances (not
+only cosine), exact ranks with ties counted against the model (a non-mate as close as the closest mate ranks
+before it), never a probe x gallery matrix; and :func:`open_set_rates`, TPIR@FPIR under bootstrap counts.
 """
 
 from __future__ import annotations
@@ -26,7 +30,21 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["OpenSetPoint", "cmc_from_topk", "identification_metrics", "mate_ranks", "topk", "tpir_at_fpir"]
+__all__ = [
+    "MateScan",
+    "NonFiniteDistances",
+    "OpenSetPoint",
+    "OpenSetRates",
+    "cmc_from_topk",
+    "cross_distances",
+    "fpir_metric",
+    "identification_metrics",
+    "mate_ranks",
+    "open_set_rates",
+    "scan_mates",
+    "topk",
+    "tpir_at_fpir",
+]
 
 
 # ---------------------------------------------------------------------------------- top-k
@@ -315,5 +333,252 @@ def identification_metrics(
     cmc = cmc_from_topk(indices, gallery_ids, probe_ids, unmated="ignore")
     out = {f"rank{r}": float(cmc[r - 1]) for r in ranks if r <= len(cmc)}
     for target, point in tpir_at_fpir(scores, indices, gallery_ids, probe_ids, fpirs, convention=convention).items():
-        out[f"tpir_at_fpir_{target:g}"] = point.tpir
+        out[fpir_metric(target)] = point.tpir
     return out
+
+
+def fpir_metric(fpir: float) -> str:
+    """`tpir_at_fpir_0.01` for 1e-2 (positional notation, no trailing zeros, as `tar_at_far_<far>`)."""
+    return "tpir_at_fpir_" + np.format_float_positional(float(fpir), trim="-")
+
+
+# ------------------------------------------------------------------- open set under bootstrap counts
+
+
+@dataclass(frozen=True)
+class OpenSetRates:
+    """TPIR at one target FPIR for each of ``b`` resamples (every field of shape ``(b,)``); NaN where the
+    resample cannot reach the target (fewer than ``1 / fpir`` non-mated probes) or lacks mated probes."""
+
+    tpir: NDArray[np.float64]
+    threshold: NDArray[np.float64]  # a probe is accepted when its score is strictly above it
+    fpir: NDArray[np.float64]  # achieved
+
+
+def open_set_rates(
+    mate_scores: ArrayLike,
+    hits: ArrayLike,
+    nonmated_scores: ArrayLike,
+    fpirs: Sequence[float],
+    mated_counts: ArrayLike | None = None,
+    nonmated_counts: ArrayLike | None = None,
+) -> dict[float, OpenSetRates]:
+    """TPIR@FPIR (the ``"nist"`` rule of :func:`tpir_at_fpir`) with probes weighted by resampling counts.
+
+    ``mate_scores`` (n_m,) are the mated probes' scores of their closest mate (higher = closer), ``hits``
+    (n_m,) whether that mate is the probe's rank-1 result, ``nonmated_scores`` (n_n,) the non-mated
+    probes' top-1 scores. ``mated_counts`` (b, n_m) and ``nonmated_counts`` (b, n_n) weight the probes (one
+    resample of all ones when omitted). In each resample, with ``W`` the non-mated weight, ``m = floor(fpir
+    * W)`` false alarms are allowed and the threshold is the non-mated score at which the weight of the
+    scores above or at it first exceeds ``m`` (-inf when ``m >= W``); TPIR is the weighted share of mated
+    probes that are hits with a score strictly above the threshold. ``m = 0`` gives NaN (the FPIR needs
+    ``1 / fpir`` non-mated probes), as `tar_at_far` does for a FAR beyond the different pairs.
+    """
+    ms = np.asarray(mate_scores, dtype=np.float64).reshape(-1)
+    hit = np.asarray(hits, dtype=bool).reshape(-1)
+    ns = np.asarray(nonmated_scores, dtype=np.float64).reshape(-1)
+    if hit.shape != ms.shape:
+        raise ValueError(f"hits must have one entry per mate score ({len(ms)}); got {hit.shape}")
+    mc = np.ones((1, len(ms))) if mated_counts is None else np.asarray(mated_counts, dtype=np.float64)
+    nc = np.ones((1, len(ns))) if nonmated_counts is None else np.asarray(nonmated_counts, dtype=np.float64)
+    if mc.ndim != 2 or nc.ndim != 2 or mc.shape[1] != len(ms) or nc.shape[1] != len(ns) or len(mc) != len(nc):
+        raise ValueError(
+            f"counts must have shapes (b, {len(ms)}) and (b, {len(ns)}) with the same b; got {mc.shape}, {nc.shape}"
+        )
+    b = len(mc)
+    order = np.argsort(-ns, kind="stable")
+    ranked = ns[order]
+    cumulative = np.cumsum(nc[:, order], axis=1)
+    total = cumulative[:, -1] if len(ns) else np.zeros(b)
+    n_mated = mc.sum(axis=1)
+    accepted_mates = mc * hit[None, :]
+    out: dict[float, OpenSetRates] = {}
+    for target in fpirs:
+        target = float(target)
+        if not 0 < target <= 1:
+            raise ValueError(f"target FPIR must be in (0, 1]; got {target}")
+        allowed = np.floor(target * total + 1e-9)
+        if len(ns):
+            first = np.argmax(cumulative > allowed[:, None], axis=1)
+            threshold = np.where(allowed >= total, -np.inf, ranked[first])
+        else:
+            threshold = np.full(b, -np.inf)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fpir = (nc * (ns[None, :] > threshold[:, None])).sum(axis=1) / total
+            tpir = (accepted_mates * (ms[None, :] > threshold[:, None])).sum(axis=1) / n_mated
+        undefined = (allowed < 1) | (n_mated == 0)
+        out[target] = OpenSetRates(
+            np.where(undefined, np.nan, tpir), np.where(undefined, np.nan, threshold), np.where(undefined, np.nan, fpir)
+        )
+    return out
+
+
+# ------------------------------------------------------------------------- distance scan
+
+SCAN_BUDGET = 1 << 21  # probe x gallery distances in one block
+ROW_ELEMENTS = 1 << 25  # embedding elements held for one side of a block (wide conv layers)
+CACHE_ELEMENTS = 1 << 23  # distances of the first pass kept for the second
+
+
+class NonFiniteDistances(ValueError):
+    """A probe's distance to a gallery entry is NaN or infinite (the ranks would be meaningless)."""
+
+
+@dataclass(frozen=True)
+class MateScan:
+    """Per probe, from :func:`scan_mates` (distances: lower = closer)."""
+
+    ranks: NDArray[np.int64]  # 1 + the non-mates at most as far as the closest mate; 0: no mate in the gallery
+    mate: NDArray[np.float64]  # distance to the closest mate (inf when none)
+    nonmate: NDArray[np.float64]  # distance to the closest non-mate (inf when there is none)
+
+
+def cross_distances(a: Any, b: Any, distance: Any = "cosine") -> Any:
+    """The (p, g) distances of the rows of tensors ``a`` (p, D) and ``b`` (g, D) under a task distance: the
+    built-ins (`distances.DISTANCES`) as matrix products, with the same definitions (cosine: 1 where a row
+    is all zeros; euclidean: exact differences, no ``|a|^2 + |b|^2 - 2ab`` cancellation); any other callable
+    row by row on the p * g expanded pairs, as `distances.pair_distances` calls it."""
+    import torch
+
+    from .distances import DISTANCES, distance_name, resolve_distance
+
+    fn = resolve_distance(distance)
+    if fn is DISTANCES["cosine"] or fn is DISTANCES["correlation"]:
+        if fn is DISTANCES["correlation"]:
+            a, b = a - a.mean(dim=1, keepdim=True), b - b.mean(dim=1, keepdim=True)
+        norms = torch.outer(torch.linalg.vector_norm(a, dim=1), torch.linalg.vector_norm(b, dim=1))
+        return (a @ b.T).div_(norms.clamp_min_(1e-12)).neg_().add_(1.0)  # 1 - a.b / (|a| |b|), in place
+    if fn is DISTANCES["euclidean"]:
+        return torch.cdist(a[None], b[None], compute_mode="donot_use_mm_for_euclid_dist")[0]
+    p, g = len(a), len(b)
+    result = fn(a.repeat_interleave(g, dim=0), b.repeat(p, 1))
+    if not isinstance(result, torch.Tensor) or result.shape != (p * g,):
+        raise ValueError(
+            f"distance {distance_name(distance)} must return a tensor of shape ({p * g},), "
+            f"got {getattr(result, 'shape', type(result))}"
+        )
+    return result.reshape(p, g)
+
+
+def scan_mates(
+    embeddings: Any,
+    probe_rows: ArrayLike,
+    gallery_rows: ArrayLike,
+    probe_codes: ArrayLike,
+    gallery_codes: ArrayLike,
+    *,
+    distance: Any = "cosine",
+    device: Any = "cpu",
+    budget: int = SCAN_BUDGET,
+) -> MateScan:
+    """Each probe's exact rank, closest-mate and closest-non-mate distances, without a probe x gallery matrix.
+
+    ``embeddings`` (N, D) is an array, a tensor or anything whose ``[index array]`` gives rows (the engine's
+    `StoredRows`); ``probe_rows`` and ``gallery_rows`` index it. A gallery entry is a mate of a probe when
+    their codes are equal (a negative gallery code, e.g. a distractor, matches no probe). The gallery is
+    walked in chunks, each against blocks of probes, at most ``budget`` distances at a time (fewer for a
+    user distance, which gets expanded pairs): a first pass over the chunks holding mates finds each probe's
+    closest mate, a second counts the non-mates at most as far (reusing the first pass's blocks when they
+    fit in `CACHE_ELEMENTS`). Distances are float64 on the CPU, float32 on other devices.
+    Raises `NonFiniteDistances` naming the first probe and gallery positions with a NaN or infinite distance.
+    """
+    import torch
+
+    from .distances import DISTANCES, resolve_distance
+
+    dev = torch.device(device)
+    dtype = torch.float64 if dev.type == "cpu" else torch.float32
+    probe_rows, gallery_rows = np.asarray(probe_rows, dtype=np.int64), np.asarray(gallery_rows, dtype=np.int64)
+    pcodes, gcodes = np.asarray(probe_codes, dtype=np.int64), np.asarray(gallery_codes, dtype=np.int64)
+    n_probe, n_gallery = len(probe_rows), len(gallery_rows)
+    if pcodes.shape != (n_probe,) or gcodes.shape != (n_gallery,):
+        raise ValueError(
+            f"codes must have one entry per probe ({n_probe}) and gallery row ({n_gallery}); "
+            f"got {pcodes.shape} and {gcodes.shape}"
+        )
+    if budget < 1:
+        raise ValueError(f"budget must be >= 1; got {budget}")
+    if n_probe and pcodes.min() < 0:
+        raise ValueError("probe codes must be >= 0 (a negative code is a gallery entry that mates no probe)")
+    ranks = np.zeros(n_probe, dtype=np.int64)
+    mate = np.full(n_probe, np.inf)
+    nonmate = np.full(n_probe, np.inf)
+    if n_probe == 0 or n_gallery == 0:
+        return MateScan(ranks, mate, nonmate)
+
+    dim = max(int(embeddings.shape[1]), 1)
+    row_cap = max(1, ROW_ELEMENTS // dim)
+    builtin = resolve_distance(distance) in DISTANCES.values()
+    cells = budget if builtin else max(1, min(budget, ROW_ELEMENTS // dim))
+    p_block = min(n_probe, row_cap, 1024, cells)
+    g_chunk = min(n_gallery, row_cap, max(1, cells // p_block))
+    if g_chunk == n_gallery:  # the whole gallery in one chunk: as many probes per block as the budget allows
+        p_block = min(n_probe, row_cap, max(1, cells // n_gallery))
+    probes_held = _fetch(embeddings, probe_rows, dev, dtype) if n_probe * dim <= ROW_ELEMENTS else None
+    pcodes_dev = torch.from_numpy(pcodes).to(dev)
+    best = torch.full((n_probe,), torch.inf, dtype=dtype, device=dev)
+    count = torch.zeros(n_probe, dtype=torch.int64, device=dev)
+    closest = torch.full((n_probe,), torch.inf, dtype=dtype, device=dev)
+    cache: dict[tuple[int, int], Any] = {}
+    cached = 0
+
+    def block(g0: int, gallery: Any, p0: int) -> Any:
+        p1 = min(p0 + p_block, n_probe)
+        probes = probes_held[p0:p1] if probes_held is not None else _fetch(embeddings, probe_rows[p0:p1], dev, dtype)
+        d = cross_distances(probes, gallery, distance)
+        if not bool(torch.isfinite(d).all()):
+            i, j = (int(x) for x in torch.nonzero(~torch.isfinite(d))[0])
+            raise NonFiniteDistances(
+                f"the distance of probe {p0 + i + 1} to gallery entry {g0 + j + 1} is {float(d[i, j])} "
+                f"(NaN or infinite embeddings, or a distance that is undefined for them)"
+            )
+        return d
+
+    probe_code_set = np.unique(pcodes)
+    for g0 in range(0, n_gallery, g_chunk):  # pass 1: the closest mate
+        codes = gcodes[g0 : g0 + g_chunk]
+        if not np.isin(codes, probe_code_set).any():
+            continue
+        gallery = _fetch(embeddings, gallery_rows[g0 : g0 + g_chunk], dev, dtype)
+        codes_dev = torch.from_numpy(codes).to(dev)
+        for p0 in range(0, n_probe, p_block):
+            p1 = min(p0 + p_block, n_probe)
+            if not np.isin(pcodes[p0:p1], codes).any():
+                continue
+            d = block(g0, gallery, p0)
+            if cached + d.numel() <= CACHE_ELEMENTS:
+                cache[g0, p0] = d
+                cached += d.numel()
+            is_mate = pcodes_dev[p0:p1, None] == codes_dev[None, :]
+            best[p0:p1] = torch.minimum(best[p0:p1], d.masked_fill(~is_mate, torch.inf).amin(dim=1))
+    for g0 in range(0, n_gallery, g_chunk):  # pass 2: the non-mates at most as far, and the closest non-mate
+        codes = gcodes[g0 : g0 + g_chunk]
+        codes_dev = torch.from_numpy(codes).to(dev)
+        gallery = None
+        for p0 in range(0, n_probe, p_block):
+            p1 = min(p0 + p_block, n_probe)
+            d = cache.pop((g0, p0), None)
+            if d is None:
+                if gallery is None:
+                    gallery = _fetch(embeddings, gallery_rows[g0 : g0 + g_chunk], dev, dtype)
+                d = block(g0, gallery, p0)
+            if np.isin(pcodes[p0:p1], codes).any():
+                other = pcodes_dev[p0:p1, None] != codes_dev[None, :]
+                count[p0:p1] += (other & (d <= best[p0:p1, None])).sum(dim=1)
+                closest[p0:p1] = torch.minimum(closest[p0:p1], d.masked_fill(~other, torch.inf).amin(dim=1))
+            else:  # no mate of these probes in the chunk (distractors): every entry is a non-mate
+                count[p0:p1] += (d <= best[p0:p1, None]).sum(dim=1)
+                closest[p0:p1] = torch.minimum(closest[p0:p1], d.amin(dim=1))
+    mate = best.double().cpu().numpy()
+    ranks = np.where(np.isin(pcodes, gcodes), 1 + count.cpu().numpy(), 0).astype(np.int64)
+    return MateScan(ranks, mate, closest.double().cpu().numpy())
+
+
+def _fetch(embeddings: Any, index: np.ndarray, device: Any, dtype: Any) -> Any:
+    """Rows of ``embeddings`` (array, tensor or row store) as a tensor on ``device``."""
+    import torch
+
+    if isinstance(embeddings, torch.Tensor):
+        return embeddings[torch.as_tensor(index, device=embeddings.device)].to(device=device, dtype=dtype)
+    rows = np.ascontiguousarray(np.asarray(embeddings[index]))
+    return torch.from_numpy(rows).to(device=device, dtype=dtype)
