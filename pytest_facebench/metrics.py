@@ -57,6 +57,8 @@ def metric_info(metric: str) -> MetricInfo:
         return _REGISTERED[metric]
     if metric.startswith("tar_at_far_"):
         return MetricInfo(f"TAR@FAR={metric.removeprefix('tar_at_far_')}", HIGHER)
+    if metric.startswith("tpir_at_fpir_"):
+        return MetricInfo(f"TPIR@FPIR={metric.removeprefix('tpir_at_fpir_')}", HIGHER)
     match = RANK.match(metric)
     if match:
         return MetricInfo(f"Rank-{int(match.group(1))}", HIGHER)

@@ -656,7 +656,7 @@ class _Plotter:
         if table is None or column is None:
             return None
         ranks = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
-        ranks = ranks[np.isfinite(ranks)]
+        ranks = ranks[np.isfinite(ranks) & (ranks >= 1)]  # rank 0: a non-mated probe (open set), not a hit
         if len(ranks) < 2:
             return None
         rng = np.random.default_rng(SEED)

@@ -236,7 +236,10 @@ def test_outputs_results_summary_distances_run_json_and_terminal_table(bench) ->
     else:  # models as columns: "<task (Metric)> <pixels> <tiny>"
         header = next(line for line in lines if "pixels" in line and "tiny" in line)
         order = [word for word in header.split() if word in ("pixels", "tiny")]
-        for task, label in (("verif", "verif (Accuracy (k-fold))"), ("sim", "sim (Pearson r with human dissimilarity)")):
+        for task, label in (
+            ("verif", "verif (Accuracy (k-fold))"),
+            ("sim", "sim (Pearson r with human dissimilarity)"),
+        ):
             row = cells(next(line for line in lines if line.startswith(label)))
             assert row[-2:] == [value[model, task] for model in order]
     result.stdout.fnmatch_lines([f"results: {bench.out / 'results.csv'}"])
