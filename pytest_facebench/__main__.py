@@ -477,5 +477,52 @@ def cache_command(args: argparse.Namespace) -> int:
     return 1 if args.action == "verify" and report.get("problems") else 0
 
 
+# --- submit -----------------------------------------------------------------------------------------
+def _submit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--shards", type=int, default=2, metavar="N", help="shards (jobs of the array)")
+    parser.add_argument("--cluster", choices=("slurm", "local"), default="slurm", help="submitit's cluster")
+    parser.add_argument("--gpus-per-shard", type=int, default=1, metavar="G", help="xdist workers, one GPU each")
+    parser.add_argument("--partition", default=None, help="SLURM partition")
+    parser.add_argument("--time", type=int, default=60, metavar="MIN", help="time limit of each job in minutes")
+    parser.add_argument("--folder", type=Path, default=Path("facebench-jobs"), help="submitit's logs and submit.json")
+    parser.add_argument("--status", action="store_true", help="show each shard's progress instead of submitting")
+    parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then the pytest arguments")
+
+
+@subcommand("submit", "run the grid as a job array (submitit: slurm or local) and merge the shards", _submit_arguments)
+def submit_command(args: argparse.Namespace) -> int:
+    try:
+        from . import launch
+    except ImportError as exc:  # submitit is the [slurm] extra
+        raise CommandError(f"submit needs submitit: pip install 'pytest-facebench[slurm]' ({exc})") from None
+    if args.status:
+        try:
+            print("\n".join(launch.status(args.folder)))
+        except FileNotFoundError as exc:
+            raise CommandError(str(exc)) from None
+        return 0
+    if args.shards < 1:
+        raise CommandError(f"--shards must be at least 1; got {args.shards}")
+    pytest_args = [a for a in args.pytest_args if a != "--"] if args.pytest_args[:1] == ["--"] else args.pytest_args
+    try:
+        record = launch.submit(
+            pytest_args,
+            args.shards,
+            args.cluster,
+            args.folder,
+            gpus_per_shard=args.gpus_per_shard,
+            partition=args.partition,
+            timeout_min=args.time,
+        )
+    except ModuleNotFoundError as exc:
+        raise CommandError(f"submit needs submitit: pip install 'pytest-facebench[slurm]' ({exc})") from None
+    for shard in record["shards"]:
+        print(f"shard {shard['index']}/{args.shards}: job {shard['job_id']} -> {shard['dir']}")
+    merge = record["merge"]
+    print(f"merge: job {merge['job_id']} -> {merge['dir']}" if merge["job_id"] else f"merged: {merge['dir']}")
+    failed = [c for c in record.get("exit_codes", []) if c not in (0,)]
+    return 1 if failed else 0
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

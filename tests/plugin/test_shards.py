@@ -167,3 +167,46 @@ def test_cache_command_reports_prunes_and_verifies_a_real_cache(bench, tmp_path,
     assert main(["cache", "prune", "--cache", str(cache), "--older-than", "soon"]) == 2
     assert "expected an age such as 30d" in capsys.readouterr().err
     assert main(["cache", "info", "--cache", str(tmp_path / "nope")]) == 2
+
+
+def test_submit_on_submitits_local_cluster_equals_a_single_run(bench, tmp_path, monkeypatch, capsys):
+    """End to end: two shards as jobs of submitit's local cluster, then the merge; equal to one run."""
+    pytest.importorskip("submitit")
+    from pytest_facebench.__main__ import main
+
+    bench.grid(models=("pixels", "tiny"), tasks=("verif", "sim"))
+    bench.test_file()
+    single = bench.run(out=tmp_path / "single", cache=tmp_path / "cache1")
+    single.assert_outcomes(passed=4)
+    monkeypatch.chdir(bench.path)
+    args = bench.args(out=bench.path / "jobs_out", cache=tmp_path / "cache2")
+    capsys.readouterr()
+    code = main(
+        [
+            "submit",
+            "--shards",
+            "2",
+            "--cluster",
+            "local",
+            "--gpus-per-shard",
+            "1",
+            "--folder",
+            str(tmp_path / "jobs"),
+            "--",
+            *args,
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "shard 1/2: job" in printed and "merged:" in printed
+    merged = bench.path / "jobs_out" / "merged"
+    want = pd.read_csv(tmp_path / "single" / "results.csv").sort_values(["model", "layer", "task", "metric"])
+    got = pd.read_csv(merged / "results.csv").sort_values(["model", "layer", "task", "metric"])
+    np.testing.assert_allclose(got["value"].to_numpy(float), want["value"].to_numpy(float), atol=1e-9, rtol=0)
+    assert main(["submit", "--status", "--folder", str(tmp_path / "jobs")]) == 0
+    status = capsys.readouterr().out
+    assert "shard 1/2 job" in status and "merge: written to" in status
+    # a shard resubmitted after it finished (as after a preemption) reuses its cells from the cache
+    rerun = bench.run("--facebench-shard", "1/2", out=bench.path / "jobs_out", cache=tmp_path / "cache2")
+    info = json.loads((bench.path / "jobs_out" / "shard-1-of-2" / "run.json").read_text())
+    assert rerun.ret == 0 and all(m["cells_scored"] == 0 for m in info["models"].values())
