@@ -77,7 +77,7 @@ def resolve_device(option: str, worker_index: int | None = None) -> torch.device
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 
 
-FACE_OUTCOME_CODES = {"unaligned": 0, "aligned": 1, "center_crop": 2}  # rows of the store's faces key
+FACE_OUTCOME_CODES = {"unaligned": 0, "aligned": 1, "center_crop": 2, "dropped": 3}  # rows of the store's faces key
 Item = tuple[int, "torch.Tensor | None", str, "tuple[int, int] | None"]
 
 
@@ -264,6 +264,33 @@ class Engine:
             stats.faces = self._face_outcomes(model, keys[FACES], hashes)
         stats.total_s = time.perf_counter() - started
         return Embeddings(layers=layers, stats=stats, keys=keys)
+
+    def dropped_images(self, model: BaseModel, paths: list[Path]) -> set[Path]:
+        """The images in which the model's detector finds no face, when its alignment drops them
+        (`on_missing = "drop"`); detections come from the detection cache, outcomes from the store."""
+        if not (model.alignment.active and model.alignment.on_missing == "drop"):
+            return set()
+        key = self.layer_keys(model)[FACES]
+        hashes = [_hash_or_error(p) for p in paths]
+        unique = list(dict.fromkeys(hashes))
+        block, found = self.store.get_many(key, unique)
+        known = {h: int(block[i, 0]) for i, h in enumerate(unique) if found[i]} if len(block) else {}
+        todo = [h for h in unique if h not in known]
+        if todo:
+            aligner = model.alignment.aligner(self.store.root if self.store.persistent else None)
+            try:
+                aligner.load()
+            except FacebenchError as exc:
+                raise ModelError(f"model '{model.name}': face alignment {model.alignment.align}: {exc}") from None
+            first = {h: p for h, p in zip(reversed(hashes), reversed(paths))}
+            gone = [h for h in todo if not aligner.detect(load_rgb(first[h]), key=h, path=first[h])]
+            if gone:
+                self.store.put_many(
+                    key, gone, np.tile(np.array([FACE_OUTCOME_CODES["dropped"], 0], dtype=np.float32), (len(gone), 1))
+                )
+                self.store.flush()
+            known.update(dict.fromkeys(gone, FACE_OUTCOME_CODES["dropped"]))
+        return {p for p, h in zip(paths, hashes) if known.get(h) == FACE_OUTCOME_CODES["dropped"]}
 
     def _face_outcomes(self, model: BaseModel, key: str, hashes: list[str]) -> dict[str, Any]:
         """How the images of this call were aligned (from the store: a warm run counts them too)."""

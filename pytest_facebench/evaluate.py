@@ -60,9 +60,15 @@ def evaluate_cell(engine: Engine, model: BaseModel, task: BaseTask, nodeid: str 
     the task's `layer_values` gives) on the device, score."""
     task.load()
     try:
+        dropped = engine.dropped_images(model, task.images)  # on_missing = "drop": rows with a faceless image go
+        if dropped:
+            task = task.without_images(dropped)
         embeddings = engine.embed(model, task.images)
     except DataError as exc:  # name the task too: the same image set may serve several
         raise DataError(f"task '{task.name}' ({task.pairs_path}): {exc}") from None
+    if dropped:
+        embeddings.stats.faces["dropped_images"] = len(dropped)
+        embeddings.stats.faces["dropped_rows"] = task.dropped_rows
     distances = task.pair_rows().reset_index(drop=True)
     records: list[dict[str, Any]] = []
     readout = model.readout_layer()
@@ -112,6 +118,8 @@ def face_note(faces: dict[str, Any]) -> str:
     parts = [f"{outcomes.get('aligned', 0)} of {faces.get('images', 0)} images aligned"]
     if outcomes.get("center_crop"):
         parts.append(f"{outcomes['center_crop']} centre-cropped (no face found)")
+    if faces.get("dropped_images"):
+        parts.append(f"{faces['dropped_rows']} row(s) dropped: no face in {faces['dropped_images']} image(s)")
     if faces.get("several_faces"):
         parts.append(f"{faces['several_faces']} with several faces ({faces.get('select')} taken)")
     return f"faces ({faces.get('align')}, {faces.get('detector')}): " + ", ".join(parts)

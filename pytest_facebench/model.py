@@ -464,11 +464,6 @@ def _alignment(model: str, align: str, detector: str, select: str, on_missing: s
 
     if detector == "auto":
         detector = "none" if align == "none" else DEFAULT_DETECTOR
-    if on_missing == "drop":
-        raise ModelError(
-            f"model '{model}': on_missing='drop' is not available for a grid model (every task would need to drop "
-            f"the pairs of the image); use 'fail' or 'center_crop'"
-        )
     try:
         FaceAligner(align, detector, select, on_missing)
     except ConfigError as exc:

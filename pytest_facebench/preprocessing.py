@@ -102,7 +102,8 @@ class Alignment:
     """Face detection and alignment before `Preprocessing` (see `faces/`): the alignment (`arcface_112`,
     `facenet_160`, `dlib_150` or `none`), the detector that finds the face and its landmarks, which face is taken
     when there are several (`largest` or `central`) and what happens to an image without one (`fail`: the cell
-    fails naming the images; `center_crop`: a centre crop at the alignment's size). Recorded with every result
+    fails naming the images; `center_crop`: a centre crop at the alignment's size; `drop`: the task's rows with such
+    an image are left out of that model's cell, counted in its notes). Recorded with every result
     and part of every embedding key."""
 
     align: str = "none"

@@ -17,6 +17,7 @@ Every task takes the bootstrap options `n_boot` (default 1000; 0 turns CIs off),
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import sys
 from collections.abc import Callable
@@ -120,6 +121,7 @@ class BaseTask:
         }
         self._table: pd.DataFrame | None = None
         self._images: list[Path] = []
+        self.dropped_rows = 0  # rows left out because an image had no face (`without_images`)
         self._pair_index: np.ndarray = np.empty((0, 2), dtype=np.int64)
 
     # --- loading ----------------------------------------------------------------------------
@@ -145,6 +147,11 @@ class BaseTask:
             if not self.pairs_path.is_file():
                 raise DataError(f"task '{self.name}': pairs file not found: {self.pairs_path}")
             table = self._prepare(read_pairs(self.pairs_path))
+        self._index_table(table)
+        return self
+
+    def _index_table(self, table: pd.DataFrame) -> None:
+        """Index the images of a read table (rows × image roles) and validate the type's own columns."""
         require_columns(table, self.columns, self.pairs_path)
         paths = [[self.images_root / str(p).strip() for p in table[self.columns[role]]] for role in self.image_roles]
         images = list(dict.fromkeys(p for column in paths for p in column))
@@ -156,7 +163,29 @@ class BaseTask:
         self._images = images
         self._validate(table)
         self._table = table
-        return self
+
+    def without_images(self, dropped: set[Path]) -> BaseTask:
+        """A copy that scores only the rows none of whose images is in `dropped` (images in which the model's face
+        detector found no face, under `on_missing = "drop"`); the type's columns are validated again on them."""
+        self.load()
+        if type(self).load is not BaseTask.load:
+            raise DataError(
+                f"task '{self.name}': a '{self.type}' task cannot drop rows; use on_missing = 'center_crop' or 'fail'"
+            )
+        gone = np.array([image in dropped for image in self._images], dtype=bool)
+        keep = ~gone[self._pair_index].any(axis=1) if len(self._pair_index) else np.zeros(0, dtype=bool)
+        if not keep.any():
+            raise DataError(f"task '{self.name}': every row has an image without a face (on_missing = 'drop')")
+        clone = copy.copy(self)
+        assert self._table is not None
+        try:
+            clone._index_table(self._table[keep].reset_index(drop=True))
+        except DataError as exc:
+            raise DataError(
+                f"task '{self.name}': after dropping {int((~keep).sum())} row(s) without a face: {exc}"
+            ) from None
+        clone.dropped_rows = int((~keep).sum())
+        return clone
 
     def _read_pack(self) -> pd.DataFrame:
         """The pairs table of an insightface `.bin` pack (`pairs.read_pack_pairs`), its columns named as the task

@@ -97,7 +97,7 @@ def test_no_face_fails_the_model_naming_the_image_by_default(faces_dir, tmp_path
         ({"align": "arcface_96"}, "unknown alignment 'arcface_96'"),
         ({"align": "arcface_112", "detector": "haar"}, "detector"),
         ({"align": "arcface_112", "face_select": "first"}, "unknown face selection 'first'"),
-        ({"align": "arcface_112", "on_missing": "drop"}, "on_missing='drop' is not available"),
+        ({"align": "arcface_112", "on_missing": "skip"}, "unknown no-face policy 'skip'"),
         ({"align": "none", "detector": "dlib_hog"}, "would be unused"),
     ],
 )
@@ -170,7 +170,7 @@ def test_a_grid_model_entry_declares_its_alignment_and_run_json_counts_the_outco
 @pytest.mark.parametrize(
     "extra,message",
     [
-        ('on_missing = "drop"', "on_missing='drop' is not available"),
+        ('on_missing = "skip"', "unknown no-face policy 'skip'"),
         ("on_missing = 3", "'on_missing' must be a string, got 3"),
     ],
 )
@@ -181,3 +181,33 @@ def test_bad_alignment_keys_are_one_line_errors_naming_the_grid(bench, extra, me
     assert message in result.stdout.str()
     assert "facebench.toml" in result.stdout.str()
     bench.assert_no_traceback(result)
+
+
+def test_on_missing_drop_leaves_out_the_rows_of_faceless_images_and_counts_them(bench):
+    import json
+
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    header = "path,left_eye_x,left_eye_y,right_eye_x,right_eye_y,nose_x,nose_y,mouth_left_x,mouth_left_y,"
+    header += "mouth_right_x,mouth_right_y"
+    listed = bench.images[:8]
+    rows = [f"{name},5,6,11,6,8,9,6,12,10,12" for name in listed]
+    (bench.data / "landmarks.csv").write_text("\n".join([header, *rows]) + "\n")
+    (bench.path / "facebench.toml").write_text(GRID_ALIGNED.format(extra='on_missing = "drop"'))
+    bench.test_file()
+    result = bench.run()
+    result.assert_outcomes(passed=1)
+    pairs = pd.read_csv(bench.data / "verif.csv")
+    kept = pairs[pairs["img1"].isin(listed) & pairs["img2"].isin(listed)]
+    assert 0 < len(kept) < len(pairs)
+    distances = pd.read_csv(bench.out / "distances" / "verif" / "px.csv")
+    assert distances[["img1", "img2"]].values.tolist() == kept[["img1", "img2"]].values.tolist()
+    results = pd.read_csv(bench.out / "results.csv")
+    auc = results[results["metric"] == "auc"].iloc[0]
+    assert auc["n"] == len(kept)
+    assert auc["value"] == pytest.approx(roc_auc_score(distances["label"], -distances["output"]))
+    faceless = {i for pair in pairs[["img1", "img2"]].values for i in pair} - set(listed)
+    assert f"{len(pairs) - len(kept)} row(s) dropped: no face in {len(faceless)} image(s)" in auc["note"]
+    faces = json.loads((bench.out / "run.json").read_text())["models"]["px"]["faces"]
+    assert faces["on_missing"] == "drop"
