@@ -52,6 +52,9 @@ def start(bench, out: Path, *args: str, marker: Path | None = None) -> subproces
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        # a shell that starts CI in the background makes SIGINT ignored, and ignored signals survive exec (Python
+        # then installs no KeyboardInterrupt handler): restore the default so the run sees Ctrl-C as a user's would
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 

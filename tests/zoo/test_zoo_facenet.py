@@ -10,12 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from facenet_pytorch import InceptionResnetV1, fixed_image_standardization
 from PIL import Image
 from zoo_helpers import grid_model
 
 from pytest_facebench.errors import ModelError, WeightsUnavailable
 from pytest_facebench.zoo import facenet as facenet_module
+
+facenet_pytorch = pytest.importorskip(
+    "facenet_pytorch", reason="facenet-pytorch is not installed (pip install facenet-pytorch --no-deps)"
+)
+InceptionResnetV1, fixed_image_standardization = (
+    facenet_pytorch.InceptionResnetV1,
+    facenet_pytorch.fixed_image_standardization,
+)
 
 FACTORY = "pytest_facebench.zoo.facenet:FaceNet"
 VGGFACE2 = "20180402-114759-vggface2.pt"
