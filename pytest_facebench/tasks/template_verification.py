@@ -58,7 +58,7 @@ from ..results import Metric
 from ..stats.roc import FAR_TOLERANCE
 from ..templates import score_template_pairs, template_features
 from .base import BaseTask, CellValues, bootstrap_of
-from .verification import far_metric
+from .verification import far_metric, tar_metrics
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -260,20 +260,14 @@ class TemplateVerificationTask(BaseTask):
         out = [
             self.metric("auc", auc, samples.get("auc"), n=n, protocol=f"{self.template_protocol}; all pairs", note=note)
         ]
-        for far in self.fars:
-            result = tars[far]
-            name = far_metric(far)
-            out.append(
-                self.metric(
-                    name,
-                    result.tar if result.reachable else np.nan,
-                    samples.get(name),
-                    n=n,
-                    protocol=f"{self.template_protocol}; largest threshold with FAR <= {far:g}",
-                    note="; ".join(part for part in (result.note, note) if part),
-                    extra={"threshold": result.threshold},
-                )
-            )
+        out += tar_metrics(
+            self,
+            {far: tars[far] for far in self.fars},
+            samples,
+            n=n,
+            protocol=self.template_protocol + "; {rule}",
+            note=note,
+        )
         return out
 
     def scoring(self) -> dict[str, Any]:

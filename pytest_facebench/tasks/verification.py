@@ -49,6 +49,29 @@ ALL_PAIRS = "all pairs (threshold-free)"
 DEFAULT_FARS = (1e-3, 1e-2, 1e-1)
 
 
+def tar_metrics(
+    task: BaseTask, tars: dict[float, Any], samples: Any, *, n: int, protocol: str, unit: str = "pairs", note: str = ""
+) -> list[Metric]:
+    """One `tar_at_far_<far>` per requested FAR: the TAR (NaN where the FAR is out of reach, with its note) and the
+    threshold. `protocol` names the rule as `{rule}`."""
+    out = []
+    for far, result in tars.items():
+        name = far_metric(far)
+        out.append(
+            task.metric(
+                name,
+                result.tar if result.reachable else np.nan,
+                samples.get(name),
+                unit=unit,
+                protocol=protocol.replace("{rule}", f"largest threshold with FAR <= {far:g}"),
+                n=n,
+                note="; ".join(part for part in (result.note, note) if part),
+                extra={"threshold": result.threshold},
+            )
+        )
+    return out
+
+
 def far_metric(far: float) -> str:
     """`tar_at_far_0.001` for 1e-3 (positional notation, no trailing zeros)."""
     return "tar_at_far_" + np.format_float_positional(float(far), trim="-")
@@ -330,21 +353,9 @@ class AccuracyTask(BaseTask):
         out.append(
             self.metric("eer", eer, samples.get("eer"), unit=unit, n=n, protocol="all pairs (FAR = FRR, interpolated)")
         )
-        for far in self.fars:
-            result = tars[far]
-            name = far_metric(far)
-            out.append(
-                self.metric(
-                    name,
-                    result.tar if result.reachable else np.nan,
-                    samples.get(name),
-                    unit=unit,
-                    protocol=f"all pairs (largest threshold with FAR <= {far:g})",
-                    n=n,
-                    note=result.note,
-                    extra={"threshold": result.threshold},
-                )
-            )
+        out += tar_metrics(
+            self, {far: tars[far] for far in self.fars}, samples, n=n, unit=unit, protocol="all pairs ({rule})"
+        )
         return out
 
     @classmethod
