@@ -40,8 +40,11 @@ def faces_dir(tmp_path):
 
 def expected_crop(path, points) -> np.ndarray:
     """The arcface_112 crop by an independent estimate of the similarity (skimage), as Pixels(size=112) rows."""
-    transform = SimilarityTransform()
-    assert transform.estimate(np.asarray(points), ARCFACE_112)
+    if hasattr(SimilarityTransform, "from_estimate"):  # scikit-image >= 0.26
+        transform = SimilarityTransform.from_estimate(np.asarray(points), ARCFACE_112)
+    else:
+        transform = SimilarityTransform()
+        assert transform.estimate(np.asarray(points), ARCFACE_112)
     pixels = np.asarray(Image.open(path).convert("RGB"))
     warped = cv2.warpAffine(pixels, transform.params[:2], (112, 112), flags=cv2.INTER_LINEAR, borderValue=0)
     return warped.astype(np.float32).transpose(2, 0, 1).reshape(-1) / 255.0

@@ -88,8 +88,11 @@ def test_a_signal_writes_what_finished_and_marks_the_run_interrupted(hanging, si
     if not workers:  # the cells before the hanging one are recorded as they finish, before any signal
         assert len(list((out / "cells").glob("*.json"))) == 2
     else:
-        # the other worker, and the first, may still be on a cell: give them time to finish one each
-        time.sleep(4)
+        # the other worker may still be on a cell: wait until the controller has recorded one (a loaded CI
+        # machine may take longer than a fixed pause)
+        deadline = time.monotonic() + 120
+        while not list((out / "cells").glob("*.json")) and time.monotonic() < deadline:
+            time.sleep(0.2)
     if not workers:  # a second run into the same folder stops at once, naming the first
         second = hanging.run("-p", "no:xdist", out=out, cache=hanging.path / "cache2")
         assert second.ret == pytest.ExitCode.USAGE_ERROR
