@@ -146,4 +146,6 @@ def build_task(spec: TaskSpec) -> BaseTask:
         )
     except TypeError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    if spec.headline:
+        task.choose_headline(spec.headline)
     return task.load()

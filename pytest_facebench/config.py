@@ -40,6 +40,7 @@ TASK_KEYS = {
     "images",
     "distance",
     "columns",
+    "headline",
     "thresholds",
     "models",
     "reference",
@@ -87,6 +88,7 @@ class TaskSpec:
     models: list[str] | None = None
     reference: dict[str, Any] = field(default_factory=dict)
     trusted: bool = False  # may a data file (e.g. a pickled pack) be unpickled
+    headline: str | None = None  # the metric of summary tables, when not the type's own headline
     source: str = ""
     base_dir: Path = Path(".")  # where 'file.py:Class' types and relative paths resolve
     kind: str = ""  # the task class's `type` (its fixture is `<kind>_task`); equals `type` for named types
@@ -449,6 +451,8 @@ def _parse_task(
         from .gates import parse_thresholds
 
         parse_thresholds(thresholds, valid_metrics(task_cls), where=f"{path}, {where}")
+        if "headline" in entry:
+            spec.headline = _headline(entry["headline"], task_cls, path, where)
         spec.thresholds = thresholds
         spec.tolerances = entry.get("tolerances", defaults.get("tolerances", {}))
         models = entry.get("models")
@@ -459,6 +463,22 @@ def _parse_task(
     except ConfigError as exc:
         spec.error = str(exc)
     return spec
+
+
+def _headline(value: Any, task_cls: type[BaseTask], path: Path, where: str) -> str:
+    """A task's `headline = "<metric>"`: one of the metrics its type reports."""
+    from .gates import known_metric
+
+    valid = valid_metrics(task_cls)
+    if not known_metric(value, valid):
+        close = difflib.get_close_matches(str(value), list(valid), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(
+            f"headline {value!r} is not a metric of a '{task_cls.type}' task; valid metrics: {', '.join(valid)}.{hint}",
+            path=path,
+            key=where,
+        )
+    return str(value)
 
 
 def valid_metrics(task_cls: type) -> tuple[str, ...]:

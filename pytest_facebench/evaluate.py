@@ -14,7 +14,7 @@ import pandas as pd
 
 from .cell_cache import cell_key, reuse
 from .distances import distance_name
-from .errors import DataError, ModelError, list_some
+from .errors import ConfigError, DataError, ModelError, list_some
 from .fingerprint import Unkeyable
 from .model import BaseModel
 from .results import CellResult, metric_record
@@ -101,7 +101,13 @@ def evaluate_cell(engine: Engine, model: BaseModel, task: BaseTask, nodeid: str 
         for metric in task.score(np.asarray(values)):
             if faces:
                 metric.note = "; ".join(part for part in (metric.note, faces) if part)
-            records.append(metric_record(metric, **context, headline=metric.metric == task.headline))
+            records.append(metric_record(metric, **context, headline=metric.metric == task.headline_metric))
+    if vars(task).get("chosen_headline") and not any(r["headline"] for r in records):
+        computed = ", ".join(dict.fromkeys(str(r["metric"]) for r in records))
+        raise ConfigError(
+            f"task '{task.name}': its headline '{task.headline_metric}' is not among the metrics it computed "
+            f"with its options ({computed})"
+        )
     stats = {"embedding": embeddings.stats.as_dict(), "task": task.describe(), "engine": engine.provenance()}
     scoring = {**task.scoring(), "columns": columns}
     return CellResult(

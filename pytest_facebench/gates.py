@@ -88,7 +88,7 @@ def parse_thresholds(
                 f"unknown key(s) {sorted(unknown)}; a threshold has metric, min, max, model, layer, condition", key=key
             )
         metric = entry.get("metric")
-        if not _known_metric(metric, valid_metrics):
+        if not known_metric(metric, valid_metrics):
             close = difflib.get_close_matches(str(metric), list(valid_metrics), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ConfigError(
@@ -115,7 +115,8 @@ def parse_thresholds(
     return out
 
 
-def _known_metric(metric: Any, valid: tuple[str, ...] | list[str]) -> bool:
+def known_metric(metric: Any, valid: tuple[str, ...] | list[str]) -> bool:
+    """Is `metric` one of `valid`, or of a family one of them belongs to (`tar_at_far_<far>`, `rank<k>`)?"""
     if not isinstance(metric, str):
         return False
     families = (("tar_at_far_", lambda m: m.startswith("tar_at_far_")), ("rank", lambda m: RANK.match(m) is not None))

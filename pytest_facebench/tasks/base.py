@@ -71,6 +71,18 @@ class BaseTask:
         register(cls.metrics)
         register_task_type(cls.type, cls.headline, cls.figures)
 
+    @property
+    def headline_metric(self) -> str:
+        """The metric results flag as this task's headline (summary tables, the terminal, `table`): the grid's
+        `headline` when it names one (`choose_headline`), else the type's."""
+        return str(vars(self).get("chosen_headline") or self.headline)
+
+    def choose_headline(self, metric: str) -> None:
+        """Flag `metric` rather than the type's `headline` in results (the grid's `headline = "auc"`). Part of the
+        task's state, so of its cells' cache keys; the type's own `headline` still names what `statistic`
+        computes and what `compare` compares."""
+        self.chosen_headline = metric
+
     @classmethod
     def reference(cls) -> str:
         """How to import this class again ('module:Class', or 'file.py:Class' for a grid's own file)."""
