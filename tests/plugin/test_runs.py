@@ -262,3 +262,43 @@ def test_an_unchanged_rerun_rewrites_no_derived_output(bench):
     bench.run(cache=cache).assert_outcomes(passed=2)
     assert {name: (bench.out / name).stat().st_mtime_ns for name in files} == stamps
     assert len((bench.out / "history.jsonl").read_text().splitlines()) == 2  # run.json and history always
+
+
+HANG_BEFORE_SCORING = """
+import os
+import time
+from pathlib import Path
+
+
+def test_x(model, task, facebench):
+    marker = os.environ.get("FACEBENCH_TEST_MARKER")
+    if marker and task.name == "cond":
+        Path(marker).write_text("ready")
+        time.sleep(300)
+    facebench.evaluate(model, task)
+"""
+
+
+def test_a_shard_killed_mid_run_and_resubmitted_scores_only_its_unfinished_cells(bench):
+    """A preempted job ends in SIGKILL, with no chance to write anything: the cells it finished are in the cell
+    cache, so the resubmitted shard (the same command) scores only the cells that had not finished."""
+    bench.grid(models=("pixels", "tiny"))
+    bench.test_file(HANG_BEFORE_SCORING)
+    out, marker = bench.path / "out", bench.path / "ready"
+    process = start(bench, out, "--facebench-shard", "1/2", marker=marker)
+    wait_for(marker, process)  # two cells of the shard finished, the third hangs before scoring
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate(timeout=60)
+    shard = out / "shard-1-of-2"
+    assert len(list((shard / "cells").glob("*.json"))) == 2
+    rerun = start(bench, out, "--facebench-shard", "1/2")
+    output, _ = rerun.communicate(timeout=240)
+    assert rerun.returncode == 0, output
+    info = run_json(shard)
+    assert info["interrupted"] is False and info["unfinished"] == []
+    cells = len(info["tests"])  # the shard's cells (the plan balances by cost: not always half of them)
+    assert cells >= 4
+    reused = sum(m["cells_reused"] for m in info["models"].values())
+    scored = sum(m["cells_scored"] for m in info["models"].values())
+    assert (reused, scored) == (2, cells - 2), info["models"]  # the two that finished come from the cache
+    assert len(pd.read_csv(shard / "results.csv").groupby(["model", "task"])) == cells
