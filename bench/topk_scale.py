@@ -2,8 +2,11 @@
 
     python bench/topk_scale.py                                   # 10,000 x 1,000,000, k = 10
     python bench/topk_scale.py --gallery 200000 --probes 2000    # a quicker run
+    python bench/topk_scale.py --what scan                       # only the identification task's own scan
 
-Writes the distractors to a temporary .npy memmap, then times `search.topk` over it and prints time,
+Writes the distractors to a temporary .npy memmap, then times `search.topk` over it (`--what topk`), and
+`search.scan_mates`, the exact chunked rank scan the `identification` task runs, with one mate per probe
+in front of the distractors (`--what scan`; both by default), and prints for each time,
 throughput, peak RSS during the search (the kernel's high-water mark, reset before it; resource.getrusage
 where that is unavailable; the memmap's cached file pages count while resident), the peak of anonymous
 memory (what the search allocates, sampled), and a projection to one H200 from stated assumptions.
@@ -24,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_facebench.search import topk
+from pytest_facebench.search import scan_mates, topk
 
 # H200 SXM figures assumed for the projection (NVIDIA data sheet): dense FP32 (no tensor cores) and
 # TF32 tensor-core rates, HBM3e bandwidth, and a practical PCIe Gen5 x16 host-to-device rate.
@@ -89,6 +92,44 @@ def write_distractors(path: Path, rows: int, dim: int, seed: int) -> np.memmap:
     return np.load(path, mmap_mode="r")
 
 
+class GalleryRows:
+    """Rows 0..len(head)-1 from an in-memory array (probes, then their mates), the rest from the distractors'
+    memmap: what `scan_mates` reads, indexed by row arrays as it indexes the engine's stored rows."""
+
+    def __init__(self, head: np.ndarray, tail: np.ndarray):
+        self.head, self.tail = head, tail
+        self.shape = (len(head) + len(tail), head.shape[1])
+
+    def __getitem__(self, index: np.ndarray) -> np.ndarray:
+        index = np.asarray(index)
+        out = np.empty((len(index), self.shape[1]), dtype=np.float32)
+        front = index < len(self.head)
+        out[front] = self.head[index[front]]
+        out[~front] = self.tail[index[~front] - len(self.head)]
+        return out
+
+
+def measure(label: str, run, work: float) -> object:
+    """Time `run()`, printing time, throughput and memory (peak RSS, sampled anonymous peak)."""
+    anon_before, _ = rss_parts_mb()
+    reset_peak()
+    sampler = AnonPeak()
+    sampler.start()
+    start = time.perf_counter()
+    result = run()
+    elapsed = time.perf_counter() - start
+    sampler.stop.set()
+    sampler.join()
+    print(f"{label}: {elapsed:.1f} s, {work / elapsed / 1e9:.2f} G distances/s", flush=True)
+    print(
+        f"  peak RSS {peak_mb():.0f} MB (VmHWM; includes the memmap's cached file pages, "
+        f"{rss_parts_mb()[1]:.0f} MB resident now); anonymous memory peak {sampler.peak:.0f} MB "
+        f"(sampled; {anon_before:.0f} MB before)",
+        flush=True,
+    )
+    return result
+
+
 def projection(probes: int, gallery: int, dim: int, k: int) -> None:
     flop = 2.0 * probes * gallery * dim
     # the score matrix is written once and read by the threshold compare (plus top-k on the first chunk)
@@ -122,6 +163,7 @@ def main() -> None:
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--chunk-rows", type=int, default=32768)
     parser.add_argument("--probe-rows", type=int, default=2048)
+    parser.add_argument("--what", choices=("topk", "scan", "both"), default="both", help="what to time")
     parser.add_argument("--dir", default=None, help="where to write the memmap (default: a temporary directory)")
     args = parser.parse_args()
     print(
@@ -135,28 +177,38 @@ def main() -> None:
         size = (Path(tmp) / "distractors.npy").stat().st_size
         print(f"wrote the memmap: {size / 2**30:.2f} GiB in {time.perf_counter() - start:.1f} s", flush=True)
         probes = np.random.default_rng(1).standard_normal((args.probes, args.dim), dtype=np.float32)
-        anon_before, _ = rss_parts_mb()
-        reset_peak()
-        sampler = AnonPeak()
-        sampler.start()
-        start = time.perf_counter()
-        scores, _indices = topk(probes, gallery, args.k, chunk_rows=args.chunk_rows, probe_rows=args.probe_rows)
-        elapsed = time.perf_counter() - start
-        sampler.stop.set()
-        sampler.join()
-        flop = 2.0 * args.probes * args.gallery * args.dim
-        print(
-            f"topk (numpy, CPU): {elapsed:.1f} s, {flop / elapsed / 1e9:.0f} GFLOP/s effective, "
-            f"{args.probes * args.gallery / elapsed / 1e9:.2f} G scores/s",
-            flush=True,
-        )
-        print(
-            f"  peak RSS {peak_mb():.0f} MB during the search (VmHWM; includes the memmap's cached file pages, "
-            f"{rss_parts_mb()[1]:.0f} MB resident now); anonymous memory peak {sampler.peak:.0f} MB "
-            f"(sampled; {anon_before:.0f} MB before the search)",
-            flush=True,
-        )
-        print(f"  result {scores.shape}, best score {scores[:, 0].mean():.4f} on average", flush=True)
+        work = float(args.probes) * args.gallery
+        if args.what in ("topk", "both"):
+            scores, _indices = measure(
+                "topk (numpy, CPU, float32)",
+                lambda: topk(probes, gallery, args.k, chunk_rows=args.chunk_rows, probe_rows=args.probe_rows),
+                work,
+            )
+            print(f"  result {scores.shape}, best score {scores[:, 0].mean():.4f} on average", flush=True)
+        if args.what in ("scan", "both"):
+            noise = np.random.default_rng(2).standard_normal(probes.shape, dtype=np.float32)
+            # one mate per probe identity, at cosine ~0.24 from it: near the best of a million random distractors
+            mates = probes + 4.0 * noise
+            rows = GalleryRows(np.concatenate([probes, mates]), gallery)
+            n = args.probes
+            codes = np.arange(n)
+            scan = measure(
+                "scan_mates (identification's exact ranks, torch CPU, float64)",
+                lambda: scan_mates(
+                    rows,
+                    np.arange(n),
+                    np.arange(n, 2 * n + args.gallery),
+                    codes,
+                    np.concatenate([codes, np.full(args.gallery, -1)]),
+                    distance="cosine",
+                ),
+                float(n) * (n + args.gallery),
+            )
+            print(
+                f"  rank-1 {np.mean(scan.ranks == 1):.3f}, median rank {np.median(scan.ranks):.0f} "
+                f"({n:,} probes, {n:,} mates + {args.gallery:,} distractors)",
+                flush=True,
+            )
     projection(args.probes, args.gallery, args.dim, args.k)
 
 

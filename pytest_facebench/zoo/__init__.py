@@ -17,6 +17,7 @@ it is built.
 | timm              | 'pretrained' (HF cache), a path, 'untrained'         | none        | pre-logits       |
 | open_clip         | pretrained = a tag (HF cache), or weights = a path   | none        | image embedding  |
 | dlib              | ships with face_recognition_models                   | dlib_150    | 128-D            |
+| dlib_torch        | the same, in PyTorch (or a path to a dlib .dat)      | dlib_150    | any layer, 128-D |
 """
 
 from __future__ import annotations
@@ -40,4 +41,5 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "timm": (f"{ZOO}.timm:Timm", {}),
     "open_clip": (f"{ZOO}.open_clip:OpenClip", {}),
     "dlib": (f"{ZOO}.dlib_resnet:DlibResNet", {}),
+    "dlib_torch": (f"{ZOO}.dlib_resnet:DlibResNetTorch", {}),
 }

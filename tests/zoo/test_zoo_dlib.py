@@ -88,3 +88,47 @@ def test_missing_dlib_skips_with_the_install_hint(monkeypatch):
     )
     with pytest.raises(WeightsUnavailable, match="dlib is not installed; pip install"):
         grid_model(FACTORY).check_weights()
+
+
+# --- dlib_torch: the same network in PyTorch, every layer readable ----------------------------------------------
+TORCH_FACTORY = "dlib_torch"
+
+
+def test_dlib_torch_gives_dlibs_descriptor_and_reads_inner_layers_in_one_pass(astronaut_face):
+    image, shape = astronaut_face
+    chip = dlib.get_face_chip(image, shape)
+    facerec = dlib.face_recognition_model_v1(str(dlib_model_file("face_recognition")))
+    expected = np.array(facerec.compute_face_descriptor(image, shape))
+    model = grid_model(TORCH_FACTORY, layers=["layer3", "layer5", "avgpool", "output"], pooling="flatten")
+    assert model.default_align == "dlib_150"
+    assert model.identity()["weights"] == grid_model(FACTORY).identity()["weights"]  # the same shipped file
+    batch = torch.stack([model.preprocess(Image.fromarray(chip)), model.preprocess(Image.fromarray(chip[:, ::-1]))])
+    rows = model.build().extract(batch)
+    np.testing.assert_allclose(rows["output"][0].numpy(), expected, atol=1e-4)
+    assert {k: tuple(v.shape) for k, v in rows.items()} == {
+        "layer3": (2, 128 * 8 * 8),
+        "layer5": (2, 256 * 2 * 2),
+        "avgpool": (2, 256),
+        "output": (2, 128),
+    }
+    assert not np.allclose(rows["layer3"][0].numpy(), rows["layer3"][1].numpy())
+
+
+def test_dlib_torch_takes_a_dat_file_and_names_a_broken_or_missing_one(tmp_path):
+    shipped = dlib_model_file("face_recognition")
+    copy = tmp_path / "my_net.dat"
+    copy.write_bytes(shipped.read_bytes())
+    model = grid_model(TORCH_FACTORY, weights=str(copy))
+    assert model.identity()["weights"] == grid_model(TORCH_FACTORY).identity()["weights"]  # keyed by content
+    chips = torch.rand(1, 3, 150, 150)
+    np.testing.assert_allclose(
+        model.build().extract(chips)["output"].numpy(),
+        grid_model(TORCH_FACTORY).build().extract(chips)["output"].numpy(),
+        atol=1e-6,
+    )
+    broken = tmp_path / "broken.dat"
+    broken.write_bytes(shipped.read_bytes()[:100_000])
+    with pytest.raises(ModelError, match=r"model 'm': .*broken\.dat.*byte offset"):
+        grid_model(TORCH_FACTORY, weights=str(broken)).build()
+    with pytest.raises(WeightsUnavailable, match="dlib network file not found: .*nope.dat"):
+        grid_model(TORCH_FACTORY, weights=str(tmp_path / "nope.dat")).check_weights()
