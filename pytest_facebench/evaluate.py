@@ -102,7 +102,7 @@ def evaluate_cell(engine: Engine, model: BaseModel, task: BaseTask, nodeid: str 
             if faces:
                 metric.note = "; ".join(part for part in (metric.note, faces) if part)
             records.append(metric_record(metric, **context, headline=metric.metric == task.headline_metric))
-    if vars(task).get("chosen_headline") and not any(r["headline"] for r in records):
+    if task.headline_metric != task.headline and not any(r["headline"] for r in records):
         computed = ", ".join(dict.fromkeys(str(r["metric"]) for r in records))
         raise ConfigError(
             f"task '{task.name}': its headline '{task.headline_metric}' is not among the metrics it computed "
