@@ -58,7 +58,7 @@ from ..results import Metric
 from ..stats.roc import FAR_TOLERANCE
 from ..templates import score_template_pairs, template_features
 from .base import BaseTask, CellValues, bootstrap_of
-from .verification import far_metric, tar_metrics
+from .verification import checked_fars, far_metric, tar_metrics
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -358,18 +358,7 @@ def _file_sha256(path: Path) -> str:
 
 def _check_fars(fars: Any, name: str) -> list[float]:
     """The FARs asked for (distinct, ascending), always with the headline's."""
-    if isinstance(fars, (int, float)) and not isinstance(fars, bool):
-        fars = [fars]
-    if (
-        not isinstance(fars, (list, tuple))
-        or not fars
-        or not all(isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f <= 1 for f in fars)
-    ):
-        raise ConfigError(
-            f"task '{name}': fars must be a list of false accept rates in (0, 1], e.g. "
-            f"[1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]; got {fars!r}"
-        )
-    return sorted({float(f) for f in fars} | {HEADLINE_FAR})
+    return sorted({*checked_fars(fars, name, "[1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]"), HEADLINE_FAR})
 
 
 # ------------------------------------------------------------------------------ the cell bootstrap

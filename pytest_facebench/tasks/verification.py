@@ -72,6 +72,21 @@ def tar_metrics(
     return out
 
 
+def checked_fars(fars: Any, name: str, example: str) -> list[float]:
+    """A task's `fars` option: one false accept rate in (0, 1] or a list of them → distinct floats, in order."""
+    if isinstance(fars, (int, float)) and not isinstance(fars, bool):
+        fars = [fars]
+    if (
+        not isinstance(fars, (list, tuple))
+        or not fars
+        or not all(isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f <= 1 for f in fars)
+    ):
+        raise ConfigError(
+            f"task '{name}': fars must be a list of false accept rates in (0, 1], e.g. {example}; got {fars!r}"
+        )
+    return [float(f) for f in dict.fromkeys(fars)]
+
+
 def far_metric(far: float) -> str:
     """`tar_at_far_0.001` for 1e-3 (positional notation, no trailing zeros)."""
     return "tar_at_far_" + np.format_float_positional(float(far), trim="-")
@@ -113,19 +128,8 @@ class AccuracyTask(BaseTask):
         super().__init__(name, pairs, images, distance, columns, n_boot=n_boot, seed=seed, ci=ci, trusted=trusted)
         if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
             raise ConfigError(f"task '{name}': folds must be a whole number >= 2; got {folds!r}")
-        if isinstance(fars, (int, float)):
-            fars = [fars]
-        if (
-            not isinstance(fars, (list, tuple))
-            or not fars
-            or not all(isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f <= 1 for f in fars)
-        ):
-            raise ConfigError(
-                f"task '{name}': fars must be a list of false accept rates in (0, 1], e.g. "
-                f"[0.001, 0.01, 0.1]; got {fars!r}"
-            )
         self.n_folds = folds
-        self.fars = [float(f) for f in dict.fromkeys(fars)]
+        self.fars = checked_fars(fars, name, "[0.001, 0.01, 0.1]")
         self.labels = np.empty(0, dtype=bool)
         self.folds: np.ndarray | None = None
         self.kfold_protocol = ""

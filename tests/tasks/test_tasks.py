@@ -168,3 +168,23 @@ def test_distinct_images_embedded_once(tmp_path):
     task = AccuracyTask("v", write_pairs(tmp_path, rows), tmp_path / "images").load()
     assert [p.name for p in task.images] == ["a.png", "b.png", "c.png"]
     assert task.pair_index.tolist() == [[0, 1], [1, 0], [0, 2]]
+
+
+@pytest.mark.parametrize("fars", [0, 1.5, "0.1", [], [0.1, True], [0.1, -0.01], {"a": 0.1}])
+def test_bad_fars_are_one_config_error_naming_the_task(fars):
+    from pytest_facebench.tasks.template_verification import _check_fars
+    from pytest_facebench.tasks.verification import checked_fars
+
+    with pytest.raises(ConfigError, match=r"^task 'v': fars must be a list of false accept rates in \(0, 1\]"):
+        checked_fars(fars, "v", "[0.01]")
+    with pytest.raises(ConfigError, match=r"^task 'v': fars must be a list .*e\.g\. \[1e-6"):
+        _check_fars(fars, "v")
+
+
+def test_fars_keep_their_order_without_repeats_and_ijb_adds_its_headline():
+    from pytest_facebench.tasks.template_verification import _check_fars
+    from pytest_facebench.tasks.verification import checked_fars
+
+    assert checked_fars(0.1, "v", "") == [0.1]
+    assert checked_fars([0.1, 0.01, 0.1], "v", "") == [0.1, 0.01]
+    assert _check_fars([0.1, 0.01], "v") == [1e-4, 0.01, 0.1]
