@@ -42,7 +42,15 @@ from .correlation import (
 )
 from .delong import DeLongResult, delong_test, normal_quantile
 from .effects import cohens_d, group_effects, relative_difference, weighted_mean
-from .folds import KFoldResult, fold_accuracy, identity_folds, kfold_accuracy, make_folds, stratified_folds
+from .folds import (
+    FoldAccuracy,
+    KFoldResult,
+    fold_accuracy,
+    identity_folds,
+    kfold_accuracy,
+    make_folds,
+    stratified_folds,
+)
 from .identification import cmc_curve, probe_ranks
 from .roc import Roc, RocMetrics, TarAtFar, eer, in_sample_verification, roc_auc, tar_at_far
 from .rsa import (
@@ -64,6 +72,7 @@ __all__ = [
     "Bootstrap",
     "CorrelationResult",
     "DeLongResult",
+    "FoldAccuracy",
     "KFoldResult",
     "NoiseCeiling",
     "Roc",

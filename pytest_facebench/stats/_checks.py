@@ -72,14 +72,15 @@ def as_weights(weights: ArrayLike, n: int) -> NDArray[Any]:
     return w
 
 
-def as_count_matrix(weights: ArrayLike | None, n: int) -> FloatArray:
-    """(b, n) float counts: ones((1, n)) for None, one row for a 1-D `weights`."""
+def as_count_matrix(weights: ArrayLike | None, n: int) -> NDArray[Any]:
+    """(b, n) counts: ones((1, n)) for None, one row for a 1-D `weights`; int64 for None, bool and integer
+    weights (summed exactly), float64 for float weights."""
     if weights is None:
-        return np.ones((1, n))
+        return np.ones((1, n), dtype=np.int64)
     w = as_weights(weights, n)
     if w.ndim > 2:
         raise ValueError(f"weights must have shape ({n},) or (n_resamples, {n}); got {w.shape}")
-    return np.atleast_2d(w).astype(float, copy=False)
+    return np.atleast_2d(w).astype(float if w.dtype.kind == "f" else np.int64, copy=False)
 
 
 def check_same_length(**arrays: NDArray[Any]) -> int:

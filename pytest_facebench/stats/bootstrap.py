@@ -196,14 +196,19 @@ def weight_blocks(
     rng = np.random.default_rng(seed)
     parts = _parts(n, groups, strata)  # [(row indices, group code per row, n_groups)]
     rows = max(1, BLOCK_CELLS // n)
+    plain = len(parts) == 1 and groups is None  # rows drawn directly: the counts are the per-row tallies
     for start in range(0, n_boot, rows):
         b = min(rows, n_boot - start)
-        counts = np.zeros((b, n), dtype=np.int64)
+        counts = None if plain else np.zeros((b, n), dtype=np.int64)
         for members, codes, m in parts:
             draws = rng.integers(0, m, size=(b, m))
-            flat = (draws + (np.arange(b, dtype=np.int64) * m)[:, None]).ravel()
-            per_group = np.bincount(flat, minlength=b * m).reshape(b, m)
-            counts[:, members] = per_group[:, codes]
+            draws += (np.arange(b, dtype=np.int64) * m)[:, None]
+            per_group = np.bincount(draws.ravel(), minlength=b * m).reshape(b, m)
+            if counts is None:
+                counts = per_group
+            else:
+                counts[:, members] = per_group[:, codes]
+        assert counts is not None
         yield counts
 
 

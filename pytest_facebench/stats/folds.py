@@ -16,7 +16,15 @@ from numpy.typing import ArrayLike, NDArray
 from ._checks import FloatArray, as_pairs, as_weights
 from .roc import Roc
 
-__all__ = ["KFoldResult", "fold_accuracy", "identity_folds", "kfold_accuracy", "make_folds", "stratified_folds"]
+__all__ = [
+    "FoldAccuracy",
+    "KFoldResult",
+    "fold_accuracy",
+    "identity_folds",
+    "kfold_accuracy",
+    "make_folds",
+    "stratified_folds",
+]
 
 
 @dataclass(frozen=True)
@@ -228,26 +236,26 @@ def kfold_accuracy(distances: ArrayLike, labels: ArrayLike, folds: ArrayLike) ->
     fold_ids = np.unique(f)
     if len(fold_ids) < 2:
         raise ValueError(f"need at least 2 folds; got fold ids {fold_ids.tolist()}")
-    roc = Roc(d, y)
-    accs, thrs, notes = [], [], []
-    correct = np.zeros(len(d), dtype=np.int64)
-    for fid in fold_ids:
-        test = f == fid
+    held_out = f[None, :] == fold_ids[:, None]  # (k, n)
+    for fid, test in zip(fold_ids, held_out):
         train_y = y[~test]
         for cls, name in ((1.0, "same (1)"), (0.0, "different (0)")):
             if not np.any(train_y == cls):
                 raise ValueError(
                     f"fold {fid}: its training part (all other folds, {len(train_y)} pairs) has no {name} pairs"
                 )
-        thr = float(roc.accuracy_threshold(~test)[0])
-        ok = ((d[test] <= thr) == (y[test] == 1)).astype(np.int64)
-        correct[test] = ok
-        accs.append(ok.mean())
-        thrs.append(thr)
+    thresholds = Roc(d, y).accuracy_threshold(~held_out)  # every fold's fit at once: one row per fold
+    fold_index = np.searchsorted(fold_ids, f)
+    correct = ((d <= thresholds[fold_index]) == (y == 1)).astype(np.int64)
+    accs, notes = [], []
+    for fid, test in zip(fold_ids, held_out):
+        accs.append(correct[test].mean())
         if len(np.unique(y[test])) < 2:
             notes.append(f"fold {fid}: held-out part has only label {int(y[test][0])}")
     accs_a = np.asarray(accs)
-    return KFoldResult(float(accs_a.mean()), float(accs_a.std()), accs_a, np.asarray(thrs), correct, "; ".join(notes))
+    return KFoldResult(
+        float(accs_a.mean()), float(accs_a.std()), accs_a, thresholds.astype(float), correct, "; ".join(notes)
+    )
 
 
 def fold_accuracy(correct: ArrayLike, folds: ArrayLike, counts: ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -268,16 +276,45 @@ def fold_accuracy(correct: ArrayLike, folds: ArrayLike, counts: ArrayLike) -> tu
         Mean and population std over folds of each fold's weighted held-out accuracy. A fold
         absent from a resample is left out of that resample's mean and std.
     """
-    c = np.asarray(correct)
-    f = np.asarray(folds)
-    if c.ndim != 1 or f.shape != c.shape:
-        raise ValueError(f"correct and folds must be 1-D of equal length; got shapes {c.shape} and {f.shape}")
-    if f.dtype.kind not in "iu" or (len(f) and f.min() < 0):
-        raise ValueError(f"folds must be fold ids 0 .. k-1; got dtype {f.dtype}")
-    w = as_weights(counts, len(c)).astype(float)
-    if w.ndim != 2:
-        raise ValueError(f"counts must have shape (n_resamples, {len(c)}); got {w.shape}")
-    fold_matrix = np.eye(int(f.max()) + 1)[f]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_fold = ((w * c) @ fold_matrix) / (w @ fold_matrix)
-        return np.nanmean(per_fold, axis=1), np.nanstd(per_fold, axis=1)
+    return FoldAccuracy(correct, folds)(counts)
+
+
+class FoldAccuracy:
+    """:func:`fold_accuracy` for one ``correct`` and ``folds`` over many count blocks: the pairs are grouped by
+    (fold, correctness) once, and each block's per-fold sums are one gather and one ``reduceat``, in int64
+    (exact, so equal to float sums of the same integer counts)."""
+
+    def __init__(self, correct: ArrayLike, folds: ArrayLike):
+        c = np.asarray(correct)
+        f = np.asarray(folds)
+        if c.ndim != 1 or f.shape != c.shape:
+            raise ValueError(f"correct and folds must be 1-D of equal length; got shapes {c.shape} and {f.shape}")
+        if f.dtype.kind not in "iu" or (len(f) and f.min() < 0):
+            raise ValueError(f"folds must be fold ids 0 .. k-1; got dtype {f.dtype}")
+        self.correct, self.folds, self.k = c, f, int(f.max()) + 1
+        self._exact = c.dtype.kind in "biu"
+        if self._exact:
+            groups, code = np.unique(np.stack([f, c.astype(np.int64)]), axis=1, return_inverse=True)
+            code = code.reshape(-1)
+            self._order = np.argsort(code, kind="stable")
+            self._starts = np.flatnonzero(np.append(True, np.diff(code[self._order]) != 0))
+            to_fold = np.zeros((groups.shape[1], self.k), dtype=np.int64)
+            to_fold[np.arange(groups.shape[1]), groups[0]] = 1
+            self._to_fold, self._to_right = to_fold, to_fold * groups[1][:, None]
+
+    def __call__(self, counts: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """Mean and population std over folds, (b,) each, for a (b, n) count matrix."""
+        c = self.correct
+        w = as_weights(counts, len(c))
+        if w.ndim != 2:
+            raise ValueError(f"counts must have shape (n_resamples, {len(c)}); got {w.shape}")
+        if self._exact and w.dtype.kind in "biu":
+            sums = np.add.reduceat(w.astype(np.int64, copy=False)[:, self._order], self._starts, axis=1)
+            right, total = sums @ self._to_right, sums @ self._to_fold
+        else:
+            fold_matrix = np.eye(self.k)[self.folds]
+            wf = w.astype(float)
+            right, total = (wf * c) @ fold_matrix, wf @ fold_matrix
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_fold = right / total
+            return np.nanmean(per_fold, axis=1), np.nanstd(per_fold, axis=1)

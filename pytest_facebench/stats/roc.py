@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -59,12 +60,24 @@ class RocMetrics:
 
 @dataclass(frozen=True)
 class _Curve:
-    """Per row: weighted same/different pairs at each distinct distance and their cumulative sums."""
+    """Per row: weighted same/different pairs at each distinct distance and their cumulative sums (int64 for
+    integer counts, float64 for float weights)."""
 
-    pos: FloatArray  # (b, m)
-    neg: FloatArray
-    tp: FloatArray  # same pairs at distance <= each threshold
-    fp: FloatArray  # different pairs at distance <= each threshold
+    pos: NDArray[Any]  # (b, m)
+    neg: NDArray[Any]
+    tp: NDArray[Any]  # same pairs at distance <= each threshold
+    fp: NDArray[Any]  # different pairs at distance <= each threshold
+
+    @cached_property
+    def present(self) -> NDArray[np.bool_]:
+        """(b, m): the distances that occur in each row (non-zero weight)."""
+        return (self.pos + self.neg) > 0
+
+    @cached_property
+    def last_present(self) -> NDArray[np.intp]:
+        """(b, m): per row, the largest present index <= j (-1 when none)."""
+        m = self.pos.shape[1]
+        return np.maximum.accumulate(np.where(self.present, np.arange(m), -1), axis=1)
 
     @property
     def n_pos(self) -> FloatArray:
@@ -112,14 +125,19 @@ class Roc:
         self._starts = np.flatnonzero(np.append(True, ds[1:] != ds[:-1]))
         self._order = order
         self._y = y[order]
+        self._same = self._y == 1  # bool, for the integer path
+        self._distinct = len(self._starts) == len(d)  # no ties: one pair per distinct distance
         self.thresholds: FloatArray = ds[self._starts]
         self.n = len(d)
         self.n_pos = int(y.sum())
         self.n_neg = self.n - self.n_pos
 
     # --- counts ------------------------------------------------------------------------------
-    def counts(self, weights: ArrayLike | None = None) -> tuple[FloatArray, FloatArray]:
+    def counts(self, weights: ArrayLike | None = None) -> tuple[NDArray[Any], NDArray[Any]]:
         """Weighted same and different pairs at each distinct distance.
+
+        Integer (or bool, or absent) weights are summed in int64, exactly; float weights in float64.
+        Every metric reads these counts through the same float operations, so both give the same numbers.
 
         Parameters
         ----------
@@ -131,10 +149,17 @@ class Roc:
         pos, neg : ndarray of shape (b, m)
             Same / different pairs at ``thresholds[j]`` in each row.
         """
-        w = as_count_matrix(weights, self.n)[:, self._order]
-        pos = np.add.reduceat(w * self._y, self._starts, axis=1)
-        neg = np.add.reduceat(w * (1.0 - self._y), self._starts, axis=1)
-        return pos, neg
+        w = as_count_matrix(weights, self.n)
+        ws = w[:, self._order]
+        if w.dtype.kind == "f":
+            pos = np.add.reduceat(ws * self._y, self._starts, axis=1)
+            neg = np.add.reduceat(ws * (1.0 - self._y), self._starts, axis=1)
+            return pos, neg
+        pos = np.where(self._same, ws, 0)
+        if self._distinct:
+            return pos, ws - pos
+        pos = np.add.reduceat(pos, self._starts, axis=1)
+        return pos, np.add.reduceat(ws, self._starts, axis=1) - pos
 
     def _curve(self, weights: ArrayLike | None) -> _Curve:
         pos, neg = self.counts(weights)
@@ -207,7 +232,7 @@ class Roc:
         """
         pos, neg = self.counts(weights)
         b, m = pos.shape
-        zero = np.zeros((b, 1))
+        zero = np.zeros((b, 1), dtype=pos.dtype)
         cp = np.concatenate([zero, np.cumsum(pos, axis=1)], axis=1)  # candidate j: "same" for thresholds[:j]
         cn = np.concatenate([zero, np.cumsum(neg, axis=1)], axis=1)
         best = np.argmax(cp + (cn[:, -1:] - cn), axis=1)  # the first best never follows an absent distance
@@ -240,7 +265,7 @@ def _youden(c: _Curve, thresholds: FloatArray) -> tuple[FloatArray, FloatArray]:
     n_pos, n_neg = c.n_pos, c.n_neg
     j = c.tp / n_pos[:, None]
     j -= c.fp / n_neg[:, None]  # TPR - FPR, computed like sklearn's roc_curve
-    j[(c.pos + c.neg) <= 0] = -np.inf  # thresholds must be distances present in the row
+    j[~c.present] = -np.inf  # thresholds must be distances present in the row
     best = np.argmax(j, axis=1)
     rows = np.arange(len(best))
     accuracy = (c.tp[rows, best] + n_neg - c.fp[rows, best]) / (n_pos + n_neg)
@@ -248,27 +273,33 @@ def _youden(c: _Curve, thresholds: FloatArray) -> tuple[FloatArray, FloatArray]:
 
 
 def _eer(c: _Curve) -> FloatArray:
-    """FAR = FRR, linearly interpolated between the ROC points where FAR - FRR changes sign."""
+    """FAR = FRR, linearly interpolated between the ROC points where FAR - FRR changes sign.
+
+    The ROC starts at threshold -inf (FAR 0, FRR 1); the crossing is the first threshold j with
+    FAR_j >= FRR_j (so FAR - FRR >= 0), interpolated from the point before it."""
     n_pos, n_neg = c.n_pos[:, None], c.n_neg[:, None]
-    b = len(c.tp)
-    far = np.concatenate([np.zeros((b, 1)), c.fp / n_neg], axis=1)
-    frr = np.concatenate([np.ones((b, 1)), (n_pos - c.tp) / n_pos], axis=1)
-    gap = far - frr  # -1 at threshold -inf ... +1 at the largest distance
-    rows = np.arange(b)
-    i = np.maximum(np.argmax(gap >= 0, axis=1), 1)
-    g1, g0 = gap[rows, i], gap[rows, i - 1]
-    f1, f0 = far[rows, i], far[rows, i - 1]
+    far = c.fp / n_neg
+    frr = (n_pos - c.tp) / n_pos
+    rows = np.arange(len(far))
+    j = np.argmax(far >= frr, axis=1)  # 0 when none (a one-class row, NaN later)
+    f1 = far[rows, j]
+    g1 = f1 - frr[rows, j]
+    before = np.maximum(j - 1, 0)
+    f0 = np.where(j > 0, far[rows, before], 0.0)
+    g0 = np.where(j > 0, far[rows, before] - frr[rows, before], -1.0)
     return np.where(g1 == 0, f1, f0 + (-g0 / (g1 - g0)) * (f1 - f0))
 
 
 def _tar(c: _Curve, thresholds: FloatArray, far: float) -> tuple[FloatArray, FloatArray]:
     """TAR and threshold at the largest distance present in the row whose FAR <= `far`; NaN when the row
-    has fewer than 1 / far different pairs, 0 at -inf when even the smallest distance exceeds the FAR."""
+    has fewer than 1 / far different pairs, 0 at -inf when even the smallest distance exceeds the FAR.
+    The false accepts grow with the threshold, so the thresholds within the FAR are a prefix of each row."""
     n_pos, n_neg = c.n_pos, c.n_neg
-    ok = (c.fp <= far * n_neg[:, None] + FAR_TOLERANCE) & ((c.pos + c.neg) > 0)
-    last = ok.shape[1] - 1 - np.argmax(ok[:, ::-1], axis=1)
-    rows = np.arange(len(last))
-    reached = ok.any(axis=1)
+    within = np.count_nonzero(c.fp <= far * n_neg[:, None] + FAR_TOLERANCE, axis=1)
+    rows = np.arange(len(within))
+    last = np.where(within > 0, c.last_present[rows, np.maximum(within - 1, 0)], -1)
+    reached = last >= 0
+    last = np.maximum(last, 0)
     tar = np.where(reached, c.tp[rows, last] / n_pos, 0.0)
     threshold = np.where(reached, thresholds[last], -np.inf)
     resolvable = n_neg * far >= 1 - FAR_TOLERANCE

@@ -22,7 +22,8 @@ Metrics (a pair is called 'same' when its distance is at most the threshold):
 
 Confidence intervals resample pairs, or identities (clusters = the identity of `img1`) when the file
 has identity columns. The k-fold CI resamples the held-out correctness of each pair (thresholds stay
-as fit), averaging per-fold accuracies as the point estimate does.
+as fit), averaging per-fold accuracies as the point estimate does. `accuracy_kfold_std` has no CI: resampling
+adds spread between folds, so a percentile interval of the resampled std can lie wholly above the std itself.
 """
 
 from __future__ import annotations
@@ -299,7 +300,9 @@ class AccuracyTask(BaseTask):
         eer = stats.eer(d, y)
         tars = stats.tar_at_far(d, y, self.fars)
         roc = stats.Roc(d, y)
-        correct = kfold.correct if kfold is not None else None
+        per_fold = (
+            stats.FoldAccuracy(kfold.correct, self.folds) if kfold is not None and self.folds is not None else None
+        )
 
         def metric(counts: np.ndarray) -> dict[str, np.ndarray]:
             m = roc.metrics(counts, self.fars)
@@ -310,8 +313,8 @@ class AccuracyTask(BaseTask):
                 "eer": m.eer,
                 **{far_metric(far): m.tar[far] for far in self.fars},
             }
-            if correct is not None and self.folds is not None:
-                out["accuracy_kfold"], out["accuracy_kfold_std"] = stats.fold_accuracy(correct, self.folds, counts)
+            if per_fold is not None:
+                out["accuracy_kfold"] = per_fold(counts)[0]
             return out
 
         samples = self.bootstrap.samples(metric, n, groups=self.groups)
@@ -340,13 +343,8 @@ class AccuracyTask(BaseTask):
                     n=n,
                     note=_join(self.kfold_note, kfold.note),
                 ),
-                self.metric(
-                    "accuracy_kfold_std",
-                    kfold.std,
-                    samples.get("accuracy_kfold_std"),
-                    unit=held_out,
-                    protocol=self.kfold_protocol,
-                    n=n,
+                self.metric(  # no CI: a percentile interval of a resampled std need not contain the std itself
+                    "accuracy_kfold_std", kfold.std, None, unit=held_out, protocol=self.kfold_protocol, n=n
                 ),
             ]
         else:
