@@ -16,7 +16,8 @@ distances/ and run.json without running any model; several dirs are merged first
 where they hold the same model/layer/task/metric/condition).
 
 `table RESULTS_DIR [--metrics M ...] [--layer readout|best|all] [--layout metrics|face-recognition]
-[--format md|latex|csv] [--digits D] [--n] [--no-references] [--out FILE]` prints a paper table (layouts:
+[--format md|latex|csv] [--digits D] [--caption C] [--label L] [--textwidth PT] [--n] [--no-references]
+[--out FILE]` prints a paper table (layouts:
 `report.paper`); its CSV is what summary.csv holds (`--layer all --metrics all --no-references`).
 `--layout face-recognition` gives the LFW / CFP-FP / AgeDB-30 / CALFW / CPLFW / IJB-B / IJB-C table in percent
 with the published values of references.json beside the reproduced ones.
@@ -376,7 +377,17 @@ def _table_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="D",
-        help="decimals shown (default 3; 2 with --layout face-recognition; not csv)",
+        help="decimals shown (default: per column, as many as its narrowest CI needs; not csv)",
+    )
+    parser.add_argument("--caption", default=None, help="latex: the table's \\caption")
+    parser.add_argument("--label", default=None, help="latex: the table's \\label (e.g. tab:results)")
+    parser.add_argument(
+        "--textwidth",
+        type=float,
+        default=345.0,
+        metavar="PT",
+        help="latex: the page's text width in pt the table must fit (default 345, article); wider tables are "
+        "split into several tabulars",
     )
     parser.add_argument("--n", action="store_true", help="append the sample size to each cell (csv: [n] columns)")
     parser.add_argument(
@@ -403,9 +414,11 @@ def table_command(args: argparse.Namespace) -> int:
     if not csv.is_file():
         raise CommandError(f"{directory}: not a results dir (no results.csv)")
     face_recognition = args.layout == "face-recognition"
-    digits = (2 if face_recognition else 3) if args.digits is None else args.digits
-    if not 0 <= digits <= 15:
+    digits = args.digits
+    if digits is not None and not 0 <= digits <= 15:
         raise CommandError(f"--digits must be between 0 and 15; got {digits}")
+    if args.textwidth <= 0:
+        raise CommandError(f"--textwidth must be positive; got {args.textwidth}")
     if face_recognition and args.metrics is not None:
         raise CommandError("--metrics does not apply to --layout face-recognition (its columns are the benchmarks)")
     results = read_results_csv(csv)
@@ -427,7 +440,9 @@ def table_command(args: argparse.Namespace) -> int:
             f"{csv}: no face-recognition task (an accuracy or template_verification task, or one named "
             "lfw, cfp_fp, agedb_30, calfw, cplfw, ijbb or ijbc)"
         )
-    text = render(table, args.format, digits=digits, n=args.n)
+    text = render(
+        table, args.format, digits=digits, n=args.n, caption=args.caption, label=args.label, textwidth=args.textwidth
+    )
     if args.out is None:
         sys.stdout.write(text)
     else:

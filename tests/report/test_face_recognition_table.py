@@ -163,14 +163,14 @@ def test_columns_fall_back_to_the_headline_and_keep_duplicate_names_apart() -> N
 # IJB-B (the run has none), no ratings (a correlation task), no vgg16 (no face-recognition cell); arcface at
 # its readout layer fc1 (not stage4); the published IJB-C value 0.9606 in percent; human: no model's
 MD = """\
-| model              | LFW                  | CFP-FP               | AgeDB-30             | IJB-C (TAR@FAR=1e-4) | my_pairs             |
-| ------------------ | -------------------- | -------------------- | -------------------- | -------------------- | -------------------- |
-| arcface            | 99.38 [99.10, 99.60] | 94.12 [93.01, 95.20] | 95.83 [94.90, 96.70] | 91.20 [90.50, 91.90] | 80.00 [78.00, 82.00] |
-| arcface (paper)    | 99.83 (Δ -0.45)      |                      | 98.28 (Δ -2.45)      | 96.06 (Δ -4.86)      |                      |
-| facenet            | 99.63 [99.40, 99.80] | 90.00 [88.70, 91.30] | 92.00 [91.00, 93.00] | 85.00 [84.00, 86.00] |                      |
-| facenet (paper)    | 99.63 (Δ 0.00)       |                      |                      |                      |                      |
-| sphereface (paper) | 99.42                |                      |                      |                      |                      |
-| human              | 97.53                |                      |                      |                      |                      |
+| model              | LFW: Accuracy (k-fold) (%) ↑ | CFP-FP: Accuracy (k-fold) (%) ↑ | AgeDB-30: Accuracy (k-fold) (%) ↑ | IJB-C: TAR@FAR=1e-4 (%) ↑ | my_pairs: Accuracy (k-fold) (%) ↑ |
+| ------------------ | ---------------------------- | ------------------------------- | --------------------------------- | ------------------------- | --------------------------------- |
+| arcface            | 99.38 [99.10, 99.60]         | **94.12** [93.01, 95.20]        | **95.83** [94.90, 96.70]          | **91.20** [90.50, 91.90]  | 80.00 [78.00, 82.00]              |
+| arcface (paper)    | 99.83 (Δ -0.45)              |                                 | 98.28 (Δ -2.45)                   | 96.06 (Δ -4.86)           |                                   |
+| facenet            | **99.63** [99.40, 99.80]     | 90.00 [88.70, 91.30]            | 92.00 [91.00, 93.00]              | 85.00 [84.00, 86.00]      |                                   |
+| facenet (paper)    | 99.63 (Δ 0.00)               |                                 |                                   |                           |                                   |
+| sphereface (paper) | 99.42                        |                                 |                                   |                           |                                   |
+| human              | 97.53                        |                                 |                                   |                           |                                   |
 """
 
 
@@ -180,30 +180,21 @@ def test_markdown_benchmarks_in_paper_order_in_percent_with_published_values(res
 
 def test_markdown_without_references_digits_and_n(results_dir, capsys) -> None:
     assert table(capsys, str(results_dir), "--no-references", "--digits", "1", "--n") == (
-        "| model   | LFW                        | CFP-FP                     | AgeDB-30                   "
-        "| IJB-C (TAR@FAR=1e-4)       | my_pairs                   |\n"
-        "| ------- | -------------------------- | -------------------------- | -------------------------- "
-        "| -------------------------- | -------------------------- |\n"
-        "| arcface | 99.4 [99.1, 99.6] (n=1000) | 94.1 [93.0, 95.2] (n=1000) | 95.8 [94.9, 96.7] (n=1000) "
-        "| 91.2 [90.5, 91.9] (n=1000) | 80.0 [78.0, 82.0] (n=1000) |\n"
-        "| facenet | 99.6 [99.4, 99.8] (n=1000) | 90.0 [88.7, 91.3] (n=1000) | 92.0 [91.0, 93.0] (n=1000) "
-        "| 85.0 [84.0, 86.0] (n=1000) |                            |\n"
+        "| model   | LFW: Accuracy (k-fold) (%) ↑   | CFP-FP: Accuracy (k-fold) (%) ↑ | AgeDB-30: Accuracy (k-fold) (%) ↑ | IJB-C: TAR@FAR=1e-4 (%) ↑      | my_pairs: Accuracy (k-fold) (%) ↑ |\n"
+        "| ------- | ------------------------------ | ------------------------------- | --------------------------------- | ------------------------------ | --------------------------------- |\n"
+        "| arcface | 99.4 [99.1, 99.6] (n=1000)     | **94.1** [93.0, 95.2] (n=1000)  | **95.8** [94.9, 96.7] (n=1000)    | **91.2** [90.5, 91.9] (n=1000) | 80.0 [78.0, 82.0] (n=1000)        |\n"
+        "| facenet | **99.6** [99.4, 99.8] (n=1000) | 90.0 [88.7, 91.3] (n=1000)      | 92.0 [91.0, 93.0] (n=1000)        | 85.0 [84.0, 86.0] (n=1000)     |                                   |\n"
     )
 
 
 def test_markdown_every_layer_compares_the_readout_layer(results_dir, capsys) -> None:
     text = table(capsys, str(results_dir), "--layer", "all")
     assert text.splitlines()[:5] == [
-        "| model              | layer     | LFW                  | CFP-FP               | AgeDB-30             "
-        "| IJB-C (TAR@FAR=1e-4) | my_pairs             |",
-        "| ------------------ | --------- | -------------------- | -------------------- | -------------------- "
-        "| -------------------- | -------------------- |",
-        "| arcface            | stage4    | 97.01 [96.50, 97.50] |                      |                      "
-        "|                      |                      |",
-        "| arcface            | fc1       | 99.38 [99.10, 99.60] | 94.12 [93.01, 95.20] | 95.83 [94.90, 96.70] "
-        "| 91.20 [90.50, 91.90] | 80.00 [78.00, 82.00] |",
-        "| arcface (paper)    |           | 99.83 (Δ -0.45)      |                      | 98.28 (Δ -2.45)      "
-        "| 96.06 (Δ -4.86)      |                      |",
+        "| model              | layer     | LFW: Accuracy (k-fold) (%) ↑ | CFP-FP: Accuracy (k-fold) (%) ↑ | AgeDB-30: Accuracy (k-fold) (%) ↑ | IJB-C: TAR@FAR=1e-4 (%) ↑ | my_pairs: Accuracy (k-fold) (%) ↑ |",
+        "| ------------------ | --------- | ---------------------------- | ------------------------------- | --------------------------------- | ------------------------- | --------------------------------- |",
+        "| arcface            | stage4    | 97.01 [96.50, 97.50]         |                                 |                                   |                           |                                   |",
+        "| arcface            | fc1       | 99.38 [99.10, 99.60]         | **94.12** [93.01, 95.20]        | **95.83** [94.90, 96.70]          | **91.20** [90.50, 91.90]  | 80.00 [78.00, 82.00]              |",
+        "| arcface (paper)    |           | 99.83 (Δ -0.45)              |                                 | 98.28 (Δ -2.45)                   | 96.06 (Δ -4.86)           |                                   |",
     ]
 
 
@@ -211,27 +202,59 @@ def test_a_reference_naming_a_layer_is_compared_with_that_layer(results_dir, cap
     refs = [{"task": "lfw", "model": "arcface", "layer": "stage4", "value": 0.97, "source": "ours"}]
     (results_dir / "references.json").write_text(json.dumps(refs))
     lines = table(capsys, str(results_dir)).splitlines()
-    assert lines[3] == (
-        "| arcface (paper) | 97.00 (Δ +0.01)      |                      |                      "
-        "|                      |                      |"
-    )
+    assert lines[3].startswith("| arcface (paper) | 97.00 (Δ +0.01)   ")
 
 
 # --- latex ---------------------------------------------------------------------------------------------
 # bold: LFW facenet, the other benchmarks arcface; my_pairs has one value (no bold); published values never
-LATEX = r"""\begin{tabular}{lccccc}
+LATEX = r"""% needs \usepackage{booktabs} and \usepackage{adjustbox}
+\begin{table}[tbp]
+\centering
+\begin{adjustbox}{max width=\textwidth}
+\begin{tabular}{lcc}
 \toprule
-model & LFW & CFP-FP & AgeDB-30 & IJB-C (TAR@FAR=1e-4) & my\_pairs \\
+ & LFW & CFP-FP \\
+\cmidrule(lr){2-2} \cmidrule(lr){3-3}
+model & Accuracy (k-fold) (\%) $\uparrow$ & Accuracy (k-fold) (\%) $\uparrow$ \\
 \midrule
-arcface & 99.38 [99.10, 99.60] & \textbf{94.12} [93.01, 95.20] & \textbf{95.83} [94.90, 96.70] & \textbf{91.20} [90.50, 91.90] & 80.00 [78.00, 82.00] \\
-arcface (paper) & 99.83 ($\Delta$ -0.45) &  & 98.28 ($\Delta$ -2.45) & 96.06 ($\Delta$ -4.86) &  \\
-facenet & \textbf{99.63} [99.40, 99.80] & 90.00 [88.70, 91.30] & 92.00 [91.00, 93.00] & 85.00 [84.00, 86.00] &  \\
-facenet (paper) & 99.63 ($\Delta$ 0.00) &  &  &  &  \\
-sphereface (paper) & 99.42 &  &  &  &  \\
+arcface & 99.38 [99.10, 99.60] & \textbf{94.12} [93.01, 95.20] \\
+arcface (paper) & 99.83 ($\Delta$ $-$0.45) &  \\
+facenet & \textbf{99.63} [99.40, 99.80] & 90.00 [88.70, 91.30] \\
+facenet (paper) & 99.63 ($\Delta$ 0.00) &  \\
+sphereface (paper) & 99.42 &  \\
 \midrule
-human & 97.53 &  &  &  &  \\
+human & 97.53 &  \\
 \bottomrule
 \end{tabular}
+\end{adjustbox}
+\par\medskip
+\begin{adjustbox}{max width=\textwidth}
+\begin{tabular}{lcc}
+\toprule
+ & AgeDB-30 & IJB-C \\
+\cmidrule(lr){2-2} \cmidrule(lr){3-3}
+model & Accuracy (k-fold) (\%) $\uparrow$ & TAR@FAR=1e-4 (\%) $\uparrow$ \\
+\midrule
+arcface & \textbf{95.83} [94.90, 96.70] & \textbf{91.20} [90.50, 91.90] \\
+arcface (paper) & 98.28 ($\Delta$ $-$2.45) & 96.06 ($\Delta$ $-$4.86) \\
+facenet & 92.00 [91.00, 93.00] & 85.00 [84.00, 86.00] \\
+\bottomrule
+\end{tabular}
+\end{adjustbox}
+\par\medskip
+\begin{adjustbox}{max width=\textwidth}
+\begin{tabular}{lc}
+\toprule
+ & my\_pairs \\
+\cmidrule(lr){2-2}
+model & Accuracy (k-fold) (\%) $\uparrow$ \\
+\midrule
+arcface & 80.00 [78.00, 82.00] \\
+facenet &  \\
+\bottomrule
+\end{tabular}
+\end{adjustbox}
+\end{table}
 """
 
 

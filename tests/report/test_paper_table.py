@@ -151,7 +151,7 @@ def test_cell_text_with_ci_n_layer_and_nan() -> None:
     from pytest_facebench.report.paper import format_cell
 
     cell = TableCell(0.5, -1e-12, 0.75, 120, "conv4")
-    assert format_cell(cell) == "0.500 [0.000, 0.750]"
+    assert format_cell(cell) == "0.50 [0.00, 0.75]"  # decimals from the CI's width (0.75: 2)
     assert format_cell(cell, digits=1, n=True, layer=True) == "0.5 [0.0, 0.8] (n=120) @ conv4"
     assert format_cell(TableCell(0.5, NAN, 0.75)) == "0.500 [–, 0.750]"
     assert format_cell(TableCell(0.5)) == "0.500"
@@ -161,13 +161,13 @@ def test_cell_text_with_ci_n_layer_and_nan() -> None:
 
 # --- markdown ------------------------------------------------------------------------------------------
 MD = """\
-| model                | layer | verif / accuracy_kfold | sim / correlation    | inv / relative_difference | cond / mean_distance / near | cond / mean_distance / far | spread / paper_spread |
-| -------------------- | ----- | ---------------------- | -------------------- | ------------------------- | --------------------------- | -------------------------- | --------------------- |
-| alpha                | l2    | 0.800 [0.720, 0.880]   | 0.550 [0.400, 0.680] | 0.050 [-0.100, 0.200]     | 0.100 [0.050, 0.150]        | 0.600 [0.550, 0.650]       | 1.500 [1.000, 2.000]  |
-| beta                 | out   | 0.750 [0.650, 0.850]   | 0.600 [0.450, 0.720] | 0.000 [-0.200, 0.000]     | 0.300 [0.200, 0.400]        | –                          | 1.000 [0.500, 1.500]  |
-| noise ceiling (low)  |       |                        | 0.900 [0.880, 0.920] |                           |                             |                            |                       |
-| noise ceiling (high) |       |                        | 0.950 [0.930, 0.970] |                           |                             |                            |                       |
-| human                |       |                        |                      | 0.100                     |                             |                            |                       |
+| model                | layer | verif: Accuracy (k-fold) ↑ | sim: Correlation r ↑     | inv: Relative Difference target 0.10 | cond: Mean distance: near | cond: Mean distance: far | spread: Spread ↓   |
+| -------------------- | ----- | -------------------------- | ------------------------ | ------------------------------------ | ------------------------- | ------------------------ | ------------------ |
+| alpha                | l2    | **0.80** [0.72, 0.88]      | 0.550 [0.400, 0.680]     | **0.05** [-0.10, 0.20]               | 0.10 [0.05, 0.15]         | 0.60 [0.55, 0.65]        | 1.5 [1.0, 2.0]     |
+| beta                 | out   | 0.75 [0.65, 0.85]          | **0.600** [0.450, 0.720] | 0.00 [-0.20, 0.00]                   | 0.30 [0.20, 0.40]         | –                        | **1.0** [0.5, 1.5] |
+| noise ceiling (low)  |       |                            | 0.900 [0.880, 0.920]     |                                      |                           |                          |                    |
+| noise ceiling (high) |       |                            | 0.950 [0.930, 0.970]     |                                      |                           |                          |                    |
+| human                |       |                            |                          | 0.10                                 |                           |                          |                    |
 """
 
 
@@ -179,68 +179,164 @@ def test_markdown_n_digits_and_out_file(results_dir, capsys, tmp_path) -> None:
     out = tmp_path / "t.md"
     assert table(capsys, str(results_dir), "--metrics", "verif/eer", "--digits", "2", "--n", "--out", str(out)) == ""
     assert out.read_text() == (
-        "| model | layer | verif / eer               |\n"
-        "| ----- | ----- | ------------------------- |\n"
-        "| alpha | l2    | 0.25 [0.18, 0.33] (n=100) |\n"
-        "| beta  | out   | 0.20 [0.12, 0.28] (n=100) |\n"
+        "| model | layer | verif: EER ↓                  |\n"
+        "| ----- | ----- | ----------------------------- |\n"
+        "| alpha | l2    | 0.25 [0.18, 0.33] (n=100)     |\n"
+        "| beta  | out   | **0.20** [0.12, 0.28] (n=100) |\n"
     )
 
 
 def test_markdown_all_layers(results_dir, capsys) -> None:
     assert table(capsys, str(results_dir), "--layer", "all", "--metrics", "correlation", "eer") == (
-        "| model                | layer | sim / correlation    | verif / eer          |\n"
-        "| -------------------- | ----- | -------------------- | -------------------- |\n"
-        "| alpha                | l1    | 0.650 [0.500, 0.750] | 0.300 [0.200, 0.400] |\n"
-        "| alpha                | l2    | 0.550 [0.400, 0.680] | 0.250 [0.180, 0.330] |\n"
-        "| beta                 | out   | 0.600 [0.450, 0.720] | 0.200 [0.120, 0.280] |\n"
-        "| noise ceiling (low)  |       | 0.900 [0.880, 0.920] |                      |\n"
-        "| noise ceiling (high) |       | 0.950 [0.930, 0.970] |                      |\n"
+        "| model                | layer | sim: Correlation r ↑     | verif: EER ↓          |\n"
+        "| -------------------- | ----- | ------------------------ | --------------------- |\n"
+        "| alpha                | l1    | **0.650** [0.500, 0.750] | 0.30 [0.20, 0.40]     |\n"
+        "| alpha                | l2    | 0.550 [0.400, 0.680]     | 0.25 [0.18, 0.33]     |\n"
+        "| beta                 | out   | 0.600 [0.450, 0.720]     | **0.20** [0.12, 0.28] |\n"
+        "| noise ceiling (low)  |       | 0.900 [0.880, 0.920]     |                       |\n"
+        "| noise ceiling (high) |       | 0.950 [0.930, 0.970]     |                       |\n"
     )
 
 
 def test_markdown_best_layer_names_the_layer_in_each_cell(results_dir, capsys) -> None:
     text = table(capsys, str(results_dir), "--layer", "best", "--metrics", "verif/accuracy_kfold", "sim/correlation")
     assert text == (
-        "| model                | verif / accuracy_kfold     | sim / correlation          |\n"
-        "| -------------------- | -------------------------- | -------------------------- |\n"
-        "| alpha                | 0.800 [0.720, 0.880] @ l2  | 0.650 [0.500, 0.750] @ l1  |\n"
-        "| beta                 | 0.750 [0.650, 0.850] @ out | 0.600 [0.450, 0.720] @ out |\n"
-        "| noise ceiling (low)  |                            | 0.900 [0.880, 0.920]       |\n"
-        "| noise ceiling (high) |                            | 0.950 [0.930, 0.970]       |\n"
+        "| model                | verif: Accuracy (k-fold) ↑ | sim: Correlation r ↑          |\n"
+        "| -------------------- | -------------------------- | ----------------------------- |\n"
+        "| alpha                | **0.80** [0.72, 0.88] @ l2 | **0.650** [0.500, 0.750] @ l1 |\n"
+        "| beta                 | 0.75 [0.65, 0.85] @ out    | 0.600 [0.450, 0.720] @ out    |\n"
+        "| noise ceiling (low)  |                            | 0.900 [0.880, 0.920]          |\n"
+        "| noise ceiling (high) |                            | 0.950 [0.930, 0.970]          |\n"
     )
 
 
 # --- latex ---------------------------------------------------------------------------------------------
 # bold: accuracy (higher) alpha; correlation (higher) beta; relative difference (target, human 0.1) alpha's
 # 0.05 over beta's 0; mean distance (target without a target): none; paper_spread (lower, from run.json) beta
-LATEX = r"""\begin{tabular}{llcccccc}
+LATEX = r"""% needs \usepackage{booktabs} and \usepackage{adjustbox}
+\begin{table}[tbp]
+\centering
+\begin{adjustbox}{max width=\textwidth}
+\begin{tabular}{llcc}
 \toprule
-model & layer & verif / accuracy\_kfold & sim / correlation & inv / relative\_difference & cond / mean\_distance / near & cond / mean\_distance / far & spread / paper\_spread \\
+ &  & verif & sim \\
+\cmidrule(lr){3-3} \cmidrule(lr){4-4}
+model & layer & Accuracy (k-fold) $\uparrow$ & Correlation r $\uparrow$ \\
 \midrule
-alpha & l2 & \textbf{0.800} [0.720, 0.880] & 0.550 [0.400, 0.680] & \textbf{0.050} [-0.100, 0.200] & 0.100 [0.050, 0.150] & 0.600 [0.550, 0.650] & 1.500 [1.000, 2.000] \\
-beta & out & 0.750 [0.650, 0.850] & \textbf{0.600} [0.450, 0.720] & 0.000 [-0.200, 0.000] & 0.300 [0.200, 0.400] & -- & \textbf{1.000} [0.500, 1.500] \\
+alpha & l2 & \textbf{0.80} [0.72, 0.88] & 0.550 [0.400, 0.680] \\
+beta & out & 0.75 [0.65, 0.85] & \textbf{0.600} [0.450, 0.720] \\
 \midrule
-noise ceiling (low) &  &  & 0.900 [0.880, 0.920] &  &  &  &  \\
-noise ceiling (high) &  &  & 0.950 [0.930, 0.970] &  &  &  &  \\
-human &  &  &  & 0.100 &  &  &  \\
+noise ceiling (low) &  &  & 0.900 [0.880, 0.920] \\
+noise ceiling (high) &  &  & 0.950 [0.930, 0.970] \\
 \bottomrule
 \end{tabular}
+\end{adjustbox}
+\par\medskip
+\begin{adjustbox}{max width=\textwidth}
+\begin{tabular}{llc}
+\toprule
+ &  & inv \\
+\cmidrule(lr){3-3}
+model & layer & Relative Difference target 0.10 \\
+\midrule
+alpha & l2 & \textbf{0.05} [$-$0.10, 0.20] \\
+beta & out & 0.00 [$-$0.20, 0.00] \\
+\midrule
+human &  & 0.10 \\
+\bottomrule
+\end{tabular}
+\end{adjustbox}
+\par\medskip
+\begin{adjustbox}{max width=\textwidth}
+\begin{tabular}{llcc}
+\toprule
+ &  & \multicolumn{2}{c}{cond} \\
+\cmidrule(lr){3-4}
+model & layer & Mean distance: near & Mean distance: far \\
+\midrule
+alpha & l2 & 0.10 [0.05, 0.15] & 0.60 [0.55, 0.65] \\
+beta & out & 0.30 [0.20, 0.40] & -- \\
+\bottomrule
+\end{tabular}
+\end{adjustbox}
+\par\medskip
+\begin{adjustbox}{max width=\textwidth}
+\begin{tabular}{llc}
+\toprule
+ &  & spread \\
+\cmidrule(lr){3-3}
+model & layer & Spread $\downarrow$ \\
+\midrule
+alpha & l2 & 1.5 [1.0, 2.0] \\
+beta & out & \textbf{1.0} [0.5, 1.5] \\
+\bottomrule
+\end{tabular}
+\end{adjustbox}
+\end{table}
 """
 
 # best layer: alpha's correlation at l1 (0.65) now beats beta; its relative difference closest to 0.1 at l2
 # (0.05, not l1's 0.30); its spread (lower) at l2; the mean distance (no target) stays at the readout layer
-LATEX_BEST = r"""\begin{tabular}{lcccccc}
+LATEX_BEST = r"""% needs \usepackage{booktabs} and \usepackage{adjustbox}
+\begin{table}[tbp]
+\centering
+\begin{adjustbox}{max width=\textwidth}
+\begin{tabular}{lcc}
 \toprule
-model & verif / accuracy\_kfold & sim / correlation & inv / relative\_difference & cond / mean\_distance / near & cond / mean\_distance / far & spread / paper\_spread \\
+ & verif & sim \\
+\cmidrule(lr){2-2} \cmidrule(lr){3-3}
+model & Accuracy (k-fold) $\uparrow$ & Correlation r $\uparrow$ \\
 \midrule
-alpha & \textbf{0.80} [0.72, 0.88] @ l2 & \textbf{0.65} [0.50, 0.75] @ l1 & \textbf{0.05} [-0.10, 0.20] @ l2 & 0.10 [0.05, 0.15] @ l2 & 0.60 [0.55, 0.65] @ l2 & 1.50 [1.00, 2.00] @ l2 \\
-beta & 0.75 [0.65, 0.85] @ out & 0.60 [0.45, 0.72] @ out & 0.00 [-0.20, 0.00] @ out & 0.30 [0.20, 0.40] @ out & -- & \textbf{1.00} [0.50, 1.50] @ out \\
+alpha & \textbf{0.80} [0.72, 0.88] @ l2 & \textbf{0.65} [0.50, 0.75] @ l1 \\
+beta & 0.75 [0.65, 0.85] @ out & 0.60 [0.45, 0.72] @ out \\
 \midrule
-noise ceiling (low) &  & 0.90 [0.88, 0.92] &  &  &  &  \\
-noise ceiling (high) &  & 0.95 [0.93, 0.97] &  &  &  &  \\
-human &  &  & 0.10 &  &  &  \\
+noise ceiling (low) &  & 0.90 [0.88, 0.92] \\
+noise ceiling (high) &  & 0.95 [0.93, 0.97] \\
 \bottomrule
 \end{tabular}
+\end{adjustbox}
+\par\medskip
+\begin{adjustbox}{max width=\textwidth}
+\begin{tabular}{lc}
+\toprule
+ & inv \\
+\cmidrule(lr){2-2}
+model & Relative Difference target 0.10 \\
+\midrule
+alpha & \textbf{0.05} [$-$0.10, 0.20] @ l2 \\
+beta & 0.00 [$-$0.20, 0.00] @ out \\
+\midrule
+human & 0.10 \\
+\bottomrule
+\end{tabular}
+\end{adjustbox}
+\par\medskip
+\begin{adjustbox}{max width=\textwidth}
+\begin{tabular}{lcc}
+\toprule
+ & \multicolumn{2}{c}{cond} \\
+\cmidrule(lr){2-3}
+model & Mean distance: near & Mean distance: far \\
+\midrule
+alpha & 0.10 [0.05, 0.15] @ l2 & 0.60 [0.55, 0.65] @ l2 \\
+beta & 0.30 [0.20, 0.40] @ out & -- \\
+\bottomrule
+\end{tabular}
+\end{adjustbox}
+\par\medskip
+\begin{adjustbox}{max width=\textwidth}
+\begin{tabular}{lc}
+\toprule
+ & spread \\
+\cmidrule(lr){2-2}
+model & Spread $\downarrow$ \\
+\midrule
+alpha & 1.50 [1.00, 2.00] @ l2 \\
+beta & \textbf{1.00} [0.50, 1.50] @ out \\
+\bottomrule
+\end{tabular}
+\end{adjustbox}
+\end{table}
 """
 
 
@@ -252,44 +348,52 @@ def test_latex_best_layer(results_dir, capsys) -> None:
     assert table(capsys, str(results_dir), "--format", "latex", "--layer", "best", "--digits", "2") == LATEX_BEST
 
 
-def test_latex_escapes_and_bolds_display_ties(tmp_path, capsys) -> None:
+def test_latex_escapes_and_bolds_one_winner_unless_an_exact_tie(tmp_path, capsys) -> None:
     out = tmp_path / "run"
     out.mkdir()
     rows = [
         ("m_1&2", "layer_a", 0, "t%1", "accuracy", "eer", "", 0.2501, 0.2, 0.3, 10, "p", True, True),
         ("m#2", "layer_a", 0, "t%1", "accuracy", "eer", "", 0.2499, 0.2, 0.3, 10, "p", True, True),
         ("m3", "layer_a", 0, "t%1", "accuracy", "eer", "", 0.3, 0.2, 0.4, 10, "p", True, True),
+        ("m_1&2", "layer_a", 0, "t%1", "accuracy", "auc", "", 0.9, 0.85, 0.95, 10, "p", True, False),
+        ("m#2", "layer_a", 0, "t%1", "accuracy", "auc", "", 0.9, 0.85, 0.95, 10, "p", True, False),
+        ("m3", "layer_a", 0, "t%1", "accuracy", "auc", "", 0.8, 0.75, 0.85, 10, "p", True, False),
     ]
     pd.DataFrame(rows, columns=COLUMNS[:14]).to_csv(out / "results.csv", index=False)
-    assert table(capsys, str(out), "--format", "latex", "--digits", "2") == (
-        "\\begin{tabular}{llc}\n"
-        "\\toprule\n"
-        "model & layer & t\\%1 / eer \\\\\n"
-        "\\midrule\n"
-        "m\\_1\\&2 & layer\\_a & \\textbf{0.25} [0.20, 0.30] \\\\\n"
-        "m\\#2 & layer\\_a & \\textbf{0.25} [0.20, 0.30] \\\\\n"
-        "m3 & layer\\_a & 0.30 [0.20, 0.40] \\\\\n"
-        "\\bottomrule\n"
-        "\\end{tabular}\n"
-    )
+    # EER: 0.2499 and 0.2501 both print 0.25, but only the lower one wins; AUC: an exact tie, both bold
+    body = table(capsys, str(out), "--format", "latex", "--digits", "2", "--metrics", "eer", "auc")
+    assert body.splitlines()[4:16] == [
+        "\\begin{tabular}{llcc}",
+        "\\toprule",
+        " &  & \\multicolumn{2}{c}{t\\%1} \\\\",
+        "\\cmidrule(lr){3-4}",
+        "model & layer & EER $\\downarrow$ & AUC $\\uparrow$ \\\\",
+        "\\midrule",
+        "m\\_1\\&2 & layer\\_a & 0.25 [0.20, 0.30] & \\textbf{0.90} [0.85, 0.95] \\\\",
+        "m\\#2 & layer\\_a & \\textbf{0.25} [0.20, 0.30] & \\textbf{0.90} [0.85, 0.95] \\\\",
+        "m3 & layer\\_a & 0.30 [0.20, 0.40] & 0.80 [0.75, 0.85] \\\\",
+        "\\bottomrule",
+        "\\end{tabular}",
+        "\\end{adjustbox}",
+    ]
 
 
 # --- metric selection ----------------------------------------------------------------------------------
 def test_a_reference_metric_named_in_metrics_is_a_column_not_a_row(results_dir, capsys) -> None:
     text = table(capsys, str(results_dir), "--metrics", "correlation", "sim / correlation_ceiling_low")
     assert text == (
-        "| model                | layer | sim / correlation    | sim / correlation_ceiling_low |\n"
-        "| -------------------- | ----- | -------------------- | ----------------------------- |\n"
-        "| alpha                | l2    | 0.550 [0.400, 0.680] | 0.900 [0.880, 0.920]          |\n"
-        "| beta                 | out   | 0.600 [0.450, 0.720] | 0.900 [0.880, 0.920]          |\n"
-        "| noise ceiling (high) |       | 0.950 [0.930, 0.970] |                               |\n"
+        "| model                | layer | sim: Correlation r ↑     | sim: Noise ceiling (low) |\n"
+        "| -------------------- | ----- | ------------------------ | ------------------------ |\n"
+        "| alpha                | l2    | 0.550 [0.400, 0.680]     | 0.900 [0.880, 0.920]     |\n"
+        "| beta                 | out   | **0.600** [0.450, 0.720] | 0.900 [0.880, 0.920]     |\n"
+        "| noise ceiling (high) |       | 0.950 [0.930, 0.970]     |                          |\n"
     )
     no_refs = table(capsys, str(results_dir), "--metrics", "cond/mean_distance/far", "--no-references")
     assert no_refs == (
-        "| model | layer | cond / mean_distance / far |\n"
-        "| ----- | ----- | -------------------------- |\n"
-        "| alpha | l2    | 0.600 [0.550, 0.650]       |\n"
-        "| beta  | out   | –                          |\n"
+        "| model | layer | cond: Mean distance: far |\n"
+        "| ----- | ----- | ------------------------ |\n"
+        "| alpha | l2    | 0.60 [0.55, 0.65]        |\n"
+        "| beta  | out   | –                        |\n"
     )
 
 
