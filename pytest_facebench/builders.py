@@ -8,7 +8,8 @@ import traceback
 from pathlib import Path
 from typing import Any, cast
 
-from .config import ModelSpec, TaskSpec
+from .config import SIMPLE_TYPES as SIMPLE_TYPES
+from .config import ModelSpec, TaskSpec, check_kwarg_types
 from .errors import ConfigError, FacebenchError, ModelError
 from .model import BaseModel
 from .registry import import_factory, resolve_family, task_class
@@ -54,58 +55,6 @@ def build_model(spec: ModelSpec, device: str = "cpu", search_paths: list[Path] |
     if spec.readout:
         model.readout = spec.readout
     return model
-
-
-SIMPLE_TYPES: dict[str, tuple[type, ...]] = {
-    "int": (int,),
-    "float": (int, float),
-    "str": (str,),
-    "bool": (bool,),
-    "list": (list,),
-    "dict": (dict,),
-}
-
-
-def check_kwarg_types(factory: Any, kwargs: dict[str, Any], where: str) -> None:
-    """A grid kwarg whose value does not match a plain annotation of the constructor (`size: int`, `power: float
-    | None`) is named here, instead of failing later deep in preprocessing or a forward pass."""
-    inits = [klass.__dict__["__init__"] for klass in getattr(factory, "__mro__", ()) if "__init__" in klass.__dict__]
-    annotations: dict[str, Any] = {}
-    for init in inits or [factory]:
-        try:
-            parameters = inspect.signature(init).parameters
-        except (TypeError, ValueError):
-            continue
-        for name, parameter in parameters.items():
-            annotations.setdefault(name, parameter.annotation)
-    for name, value in kwargs.items():
-        allowed = _simple_types(annotations.get(name, inspect.Parameter.empty))
-        if allowed is None or value is None and type(None) in allowed:
-            continue
-        ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
-        if not ok:
-            names = " or ".join(sorted({t.__name__ for t in allowed if t is not type(None)}))
-            raise ConfigError(
-                f"{where}.{name} must be {names} (the annotation of the '{name}' parameter of "
-                f"{getattr(factory, '__qualname__', factory)}), got {value!r}"
-            )
-
-
-def _simple_types(annotation: Any) -> tuple[type, ...] | None:
-    """`int`, `float | None`, `list[str]`... as the types isinstance accepts; None for anything richer."""
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", None)
-    if not isinstance(text, str):
-        return None
-    allowed: list[type] = []
-    for part in (p.strip() for p in text.split("|")):
-        base = part.split("[", 1)[0]
-        if part == "None":
-            allowed.append(type(None))
-        elif base in SIMPLE_TYPES:
-            allowed.extend(SIMPLE_TYPES[base])
-        else:
-            return None
-    return tuple(allowed) or None
 
 
 def user_frame(exc: BaseException) -> str:

@@ -9,11 +9,10 @@ so the other cells of the grid still run; problems with the file itself raise `C
 from __future__ import annotations
 
 import difflib
-import hashlib
 import inspect
-import os
 import re
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,12 +23,15 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .errors import ConfigError
+from .gridfile import ORIGIN, KeyPolicy, RawGrid, Target, apply_set, apply_sweeps, grid_hash, load_stack
+from .gridfile import resolve_path as resolve_path
 
 if TYPE_CHECKING:
     from .tasks.base import BaseTask
 
 GRID_FILENAME = "facebench.toml"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.]+$")
+# a name, and a swept entry's name `<name>[<key>:<value>]...` (gridfile.apply_sweeps)
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.]+(\[[A-Za-z0-9_.]+:[A-Za-z0-9_.+-]+\])*$")
 MODEL_KEYS = {"name", "factory", "layers", "pooling", "kwargs", "readout", "reference", "trusted", "color", "label"}
 ALIGNMENT_KEYS = ("align", "detector", "face_select", "on_missing")  # model keys passed on as kwargs (faces/)
 MODEL_KEYS |= set(ALIGNMENT_KEYS)
@@ -106,6 +108,7 @@ class Grid:
     models: list[ModelSpec]
     tasks: list[TaskSpec]
     errors: list[str] = field(default_factory=list)
+    raw: RawGrid | None = None  # the effective grid's data and its source files (grid.toml)
 
 
 def find_grid_file(start_dirs: list[Path], rootdir: Path) -> Path | None:
@@ -136,26 +139,178 @@ def find_grid_file(start_dirs: list[Path], rootdir: Path) -> Path | None:
     return None
 
 
-def load_grid(path: Path | str) -> Grid:
-    """Parse and validate a grid file. File-level problems raise; entry-level ones are kept."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError("grid file not found; pass an existing file to --facebench-config", path=path)
-    raw = path.read_bytes()
+def load_grid(
+    path: Path | str | Sequence[Path | str], overrides: Sequence[str] = (), sweeps: Sequence[str] = ()
+) -> Grid:
+    """Parse and validate a grid: one file or several stacked in order, then `--facebench-set` overrides and
+    `--facebench-sweep` expansions (`gridfile`). File-level problems raise; entry-level ones are kept."""
+    raw = effective_grid(path, overrides, sweeps)
+    grid = parse_grid(raw.data, raw.path, grid_hash(raw.data), raw.prefix)
+    grid.raw = raw
+    return grid
+
+
+def effective_grid(
+    path: Path | str | Sequence[Path | str], overrides: Sequence[str] = (), sweeps: Sequence[str] = ()
+) -> RawGrid:
+    """The grid's data after stacking, overrides and sweeps (before validation): what `config show` prints and
+    every run saves as grid.toml."""
+    paths = [Path(p) for p in ([path] if isinstance(path, (str, Path)) else path)]
+    raw = load_stack(paths)
+    task_types = _grid_task_types(raw.data, raw.path)
+    policy, declared = key_policy(task_types), declared_types(task_types)
+    for assignment in overrides:
+        apply_set(raw, assignment, policy, declared)
+    if sweeps:
+        apply_sweeps(raw, sweeps, policy, declared)
+    return raw
+
+
+# Types of the grid's own keys, for overrides of keys an entry does not set (`--facebench-set`)
+KEY_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("name", "factory", "readout", "color", "label", "type", "pairs", "images", "headline"), (str,)),
+    **dict.fromkeys(("distance", *ALIGNMENT_KEYS), (str,)),
+    **dict.fromkeys(("layers", "models", "thresholds"), (list,)),
+    **dict.fromkeys(("kwargs", "columns", "tolerances", "reference"), (dict,)),
+    "pooling": (str, dict),
+    "trusted": (bool,),
+}
+
+
+SIMPLE_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+    "list": (list,),
+    "dict": (dict,),
+}
+
+
+def parameter_annotations(factory: Any) -> dict[str, Any]:
+    """The annotations of a class's constructor parameters (its bases' too, nearest first)."""
+    inits = [klass.__dict__["__init__"] for klass in getattr(factory, "__mro__", ()) if "__init__" in klass.__dict__]
+    annotations: dict[str, Any] = {}
+    for init in inits or [factory]:
+        try:
+            parameters = inspect.signature(init).parameters
+        except (TypeError, ValueError):
+            continue
+        for name, parameter in parameters.items():
+            annotations.setdefault(name, parameter.annotation)
+    return annotations
+
+
+def check_kwarg_types(factory: Any, kwargs: dict[str, Any], where: str) -> None:
+    """A grid kwarg whose value does not match a plain annotation of the constructor (`size: int`, `power: float
+    | None`) is named here, instead of failing later deep in preprocessing or a forward pass."""
+    annotations = parameter_annotations(factory)
+    for name, value in kwargs.items():
+        allowed = simple_types(annotations.get(name, inspect.Parameter.empty))
+        if allowed is None or value is None and type(None) in allowed:
+            continue
+        ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+        if not ok:
+            names = " or ".join(sorted({t.__name__ for t in allowed if t is not type(None)}))
+            raise ConfigError(
+                f"{where}.{name} must be {names} (the annotation of the '{name}' parameter of "
+                f"{getattr(factory, '__qualname__', factory)}), got {value!r}"
+            )
+
+
+def simple_types(annotation: Any) -> tuple[type, ...] | None:
+    """`int`, `float | None`, `list[str]`... as the types isinstance accepts; None for anything richer."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", None)
+    if not isinstance(text, str):
+        return None
+    allowed: list[type] = []
+    for part in (p.strip() for p in text.split("|")):
+        base = part.split("[", 1)[0]
+        if part == "None":
+            allowed.append(type(None))
+        elif base in SIMPLE_TYPES:
+            allowed.extend(SIMPLE_TYPES[base])
+        else:
+            return None
+    return tuple(allowed) or None
+
+
+def declared_types(task_types: dict[str, type[BaseTask]]) -> Callable[[Target], tuple[type, ...] | None]:
+    """The type a key an entry does not set must have: the grid's own keys (`KEY_TYPES`), a task option's or
+    a model kwarg's plain annotation (None: unknown, the value is checked when the cell is built)."""
+
+    def declared(target: Target) -> tuple[type, ...] | None:
+        key = target.key
+        if len(key) == 1 and key[0] in KEY_TYPES and target.section != "defaults":
+            return KEY_TYPES[key[0]]
+        owner: Any = None
+        if target.section == "tasks" and len(key) == 1:
+            owner = task_types.get(str(target.entry.get("type")))
+        elif target.section == "defaults" and len(key) == 1:
+            owners = [cls for cls in task_types.values() if key[0] in _task_options(cls)]
+            found = {simple_types(parameter_annotations(cls).get(key[0])) for cls in owners}
+            return found.pop() if len(found) == 1 else None
+        elif target.section == "models" and len(key) == 2 and key[0] == "kwargs":
+            owner = _factory(target.entry)
+        if owner is None:
+            return None
+        allowed = simple_types(parameter_annotations(owner).get(key[-1], inspect.Parameter.empty))
+        return None if allowed is None or type(None) in allowed and len(allowed) == 1 else allowed
+
+    return declared
+
+
+def key_policy(task_types: dict[str, type[BaseTask]]) -> KeyPolicy:
+    """Which keys an override or sweep may name at each level of an entry (None: any)."""
+
+    def allowed(section: str, entry: dict[str, Any] | None, above: tuple[str, ...]) -> set[str] | None:
+        if section == "defaults":
+            return DEFAULT_KEYS | {o for cls in task_types.values() for o in _task_options(cls)} if not above else None
+        if section == "models":
+            if not above:
+                return set(MODEL_KEYS)
+            return _factory_parameters(entry or {}) if above == ("kwargs",) else None
+        if above:
+            return None
+        task_cls = task_types.get(str((entry or {}).get("type")))
+        return TASK_KEYS | _task_options(task_cls) if task_cls is not None else None
+
+    return allowed
+
+
+def _factory(entry: dict[str, Any]) -> Any:
+    """A model entry's factory (class), or None when it cannot be imported (reported on its entry)."""
+    from .registry import import_factory, resolve_family
+
+    origin = entry.get(ORIGIN) or {}
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"not UTF-8 text ({exc})", path=path) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"invalid TOML: {exc}", path=path) from None
-    if path.name == "pyproject.toml":
-        data = data.get("tool", {}).get("facebench")
-        if data is None:
-            raise ConfigError("has no [tool.facebench] table", path=path)
-        prefix = "tool.facebench."
-    else:
-        prefix = ""
-    return parse_grid(data, path, hashlib.sha256(raw).hexdigest(), prefix)
+        reference, _ = resolve_family(str(entry.get("factory")))
+        return import_factory(reference, [Path(origin.get("file", ".")).parent])
+    except Exception:  # noqa: BLE001 - an unimportable factory is reported on its entry
+        return None
+
+
+def _factory_parameters(entry: dict[str, Any]) -> set[str] | None:
+    """The keyword parameters a model entry's factory takes (None when it takes **kwargs or cannot be
+    imported: then any key goes, and the factory itself checks)."""
+    from .registry import resolve_family
+
+    factory = _factory(entry)
+    if factory is None:
+        return None
+    names: set[str] = set(resolve_family(str(entry.get("factory")))[1])
+    for klass in getattr(factory, "__mro__", (factory,)):
+        init = klass.__dict__.get("__init__") if isinstance(klass, type) else klass
+        if init is None:
+            continue
+        try:
+            parameters = inspect.signature(init).parameters
+        except (TypeError, ValueError):
+            return None
+        names |= {n for n, p in parameters.items() if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+            return names - {"self", "name", "layers", "pooling", "device"}
+    return None
 
 
 def parse_grid(data: dict[str, Any], path: Path, sha256: str, prefix: str = "") -> Grid:
@@ -284,8 +439,17 @@ def _unknown_keys(entry: dict[str, Any], allowed: set[str], where: str, path: Pa
             )
 
 
+def _origin(entry: Any, where: str, path: Path) -> tuple[Path, str, Any]:
+    """The file and position that defined an entry (stacked grids), and the entry without the marker."""
+    if isinstance(entry, dict) and ORIGIN in entry:
+        origin = entry[ORIGIN] or {}
+        entry = {k: v for k, v in entry.items() if k != ORIGIN}
+        return Path(origin.get("file", path)), str(origin.get("where", where)), entry
+    return path, where, entry
+
+
 def _parse_model(entry: Any, index: int, path: Path, prefix: str) -> ModelSpec:
-    where = f"{prefix}models[{index}]"
+    path, where, entry = _origin(entry, f"{prefix}models[{index}]", path)
     spec = ModelSpec(name=_entry_name(entry, where), source=where, base_dir=path.parent, grid_file=path)
     try:
         if not isinstance(entry, dict):
@@ -373,16 +537,10 @@ def _boolean(value: Any, key: str, path: Path, where: str) -> bool:
     return value
 
 
-def resolve_path(value: str, base_dir: Path) -> Path:
-    """Expand `~` and `$VARS`; resolve relative paths against the grid file's directory."""
-    expanded = Path(os.path.expandvars(os.path.expanduser(value)))
-    return expanded if expanded.is_absolute() else (base_dir / expanded)
-
-
 def _parse_task(
     entry: Any, index: int, path: Path, prefix: str, task_types: dict[str, type[BaseTask]], defaults: dict[str, Any]
 ) -> TaskSpec:
-    where = f"{prefix}tasks[{index}]"
+    path, where, entry = _origin(entry, f"{prefix}tasks[{index}]", path)
     spec = TaskSpec(name=_entry_name(entry, where), source=where, grid_file=path)
     try:
         if not isinstance(entry, dict):

@@ -32,8 +32,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--facebench-config",
         metavar="FILE",
+        action="append",
         default=None,
-        help="grid file (default: the nearest facebench.toml, or [tool.facebench] in pyproject.toml)",
+        help="grid file (default: the nearest facebench.toml, or [tool.facebench] in pyproject.toml); repeat it "
+        "to stack grids, deep-merged in order (entries merge by name; `replace = true` replaces one)",
+    )
+    group.addoption(
+        "--facebench-set",
+        metavar="PATH=VALUE",
+        action="append",
+        default=[],
+        help="override one grid key for this run, e.g. models.vgg16_untrained.kwargs.seed=3, "
+        "tasks.verification.folds=5, defaults.n_boot=2000 (TOML values; repeatable)",
+    )
+    group.addoption(
+        "--facebench-sweep",
+        metavar="PATH=V1,V2,...",
+        action="append",
+        default=[],
+        help="one entry per value, named '<name>[<key>:<value>]', e.g. models.vgg16_untrained.kwargs.seed=0,1,2,3,4 "
+        "(select one with -k 'vgg16_untrained[seed:3]'); tables add a mean ± SD row across the values",
     )
     group.addoption(
         "--facebench-shard",

@@ -100,28 +100,35 @@ class FacebenchSession:
 
     # --- the grid -------------------------------------------------------------------------------
     def grid_path(self) -> Path | None:
-        option = self.config.getoption("facebench_config")
+        """The (first) grid file, None when there is none."""
+        paths = self.grid_paths()
+        return paths[0] if paths else None
+
+    def grid_paths(self) -> list[Path]:
+        """The grid files, stacked in order: every `--facebench-config`, else the ini value, else the nearest."""
+        options = list(self.config.getoption("facebench_config") or [])
         base = Path(self.config.invocation_params.dir)  # a command-line path is relative to where pytest runs
-        if not option and self.config.getini("facebench_config"):
-            option = self.config.getini("facebench_config")  # an ini path is relative to the ini file
+        if not options and self.config.getini("facebench_config"):
+            options = [self.config.getini("facebench_config")]  # an ini path is relative to the ini file
             base = self.config.inipath.parent if self.config.inipath else Path(self.config.rootpath)
-        if option:
-            path = Path(option)
-            return path if path.is_absolute() else base / path
+        if options:
+            return [Path(o) if Path(o).is_absolute() else base / o for o in options]
         args = [Path(self.config.invocation_params.dir) / a.split("::")[0] for a in self.config.args]
-        return find_grid_file([a for a in args if a.exists()], Path(self.config.rootpath))
+        found = find_grid_file([a for a in args if a.exists()], Path(self.config.rootpath))
+        return [found] if found is not None else []
 
     @property
     def grid(self) -> Grid:
         """Loaded on first use; a missing or unreadable file raises `ConfigError`."""
         if self._grid is None:
-            path = self.grid_path()
-            if path is None:
+            paths = self.grid_paths()
+            if not paths:
                 raise ConfigError(
                     "no grid found: pass --facebench-config FILE, or put a facebench.toml beside the "
                     "benchmarks (or [tool.facebench] in pyproject.toml)"
                 )
-            self._grid = load_grid(path)
+            option = self.config.getoption
+            self._grid = load_grid(paths, option("facebench_set") or (), option("facebench_sweep") or ())
         return self._grid
 
     # --- the engine -----------------------------------------------------------------------------

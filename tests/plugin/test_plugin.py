@@ -8,7 +8,6 @@ PNGs, so each in-process run takes about a second.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 
@@ -17,6 +16,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 from sklearn.metrics import roc_auc_score
+
+from pytest_facebench.config import load_grid
+from pytest_facebench.gridfile import grid_hash
 
 ALL_CELLS = [f"{m}-{t}" for m in ("pixels", "tiny") for t in ("verif", "sim", "cond", "inv")]
 LAYERS = {"pixels": ["output"], "tiny": ["conv", "fc"]}
@@ -199,7 +201,7 @@ def test_outputs_results_summary_distances_run_json_and_terminal_table(bench) ->
 
     run = json.loads((bench.out / "run.json").read_text())
     assert {"python", "torch", "numpy", "pandas", "pytest"} <= set(run["versions"])
-    assert run["grid"]["sha256"] == hashlib.sha256(grid.read_bytes()).hexdigest()
+    assert run["grid"]["sha256"] == grid_hash(load_grid(grid).raw.data)  # the effective grid's hash
     assert run["grid"]["path"] == str(grid)
     assert sorted(run["tests"]) == sorted(f"test_bench.py::test_x[{cell}]" for cell in ALL_CELLS)
     for nodeid, entry in run["tests"].items():
