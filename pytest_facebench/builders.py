@@ -97,4 +97,6 @@ def build_task(spec: TaskSpec) -> BaseTask:
         raise ConfigError(f"{where}: {exc}") from None
     if spec.headline:
         task.choose_headline(spec.headline)
+    if spec.derive:
+        task.derive_stimuli(dict(spec.derive))
     return task.load()

@@ -43,6 +43,7 @@ TASK_KEYS = {
     "distance",
     "columns",
     "headline",
+    "derive",
     "thresholds",
     "models",
     "reference",
@@ -91,6 +92,7 @@ class TaskSpec:
     reference: dict[str, Any] = field(default_factory=dict)
     trusted: bool = False  # may a data file (e.g. a pickled pack) be unpickled
     headline: str | None = None  # the metric of summary tables, when not the type's own headline
+    derive: dict[str, tuple[str, ...]] = field(default_factory=dict)  # derived conditions (faces.stimuli)
     source: str = ""
     base_dir: Path = Path(".")  # where 'file.py:Class' types and relative paths resolve
     kind: str = ""  # the task class's `type` (its fixture is `<kind>_task`); equals `type` for named types
@@ -611,6 +613,13 @@ def _parse_task(
         parse_thresholds(thresholds, valid_metrics(task_cls), where=f"{path}, {where}")
         if "headline" in entry:
             spec.headline = _headline(entry["headline"], task_cls, path, where)
+        if "derive" in entry:
+            from .faces.stimuli import parse_derive
+
+            try:
+                spec.derive = parse_derive(entry["derive"])
+            except ConfigError as exc:
+                raise ConfigError(str(exc), path=path, key=where) from None
         spec.thresholds = thresholds
         spec.tolerances = entry.get("tolerances", defaults.get("tolerances", {}))
         models = entry.get("models")

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .cache import layer_key, package_version
 from .errors import DataError, FacebenchError, ModelError, list_some
+from .faces.stimuli import DerivedImage, Deriver, stimulus_key
 from .fingerprint import Unkeyable
 from .images import content_hash, load_rgb
 from .model import BaseModel
@@ -95,12 +96,14 @@ class ImageDataset(Dataset):
         raw_jpeg: bool = False,
         aligner: Any = None,
         hashes: list[str] | None = None,
+        deriver: Deriver | None = None,
     ):
         self.paths = paths
         self.preprocess = preprocess
         self.raw_jpeg = raw_jpeg and aligner is None
         self.aligner = aligner
         self.hashes = hashes
+        self.deriver = deriver  # manipulations of derived images (`faces.stimuli`), after alignment
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -108,17 +111,29 @@ class ImageDataset(Dataset):
     def __getitem__(self, index: int) -> Item:
         path = self.paths[index]
         try:
-            if self.raw_jpeg and path.suffix.lower() in JPEG_SUFFIXES:
+            derived = path if isinstance(path, DerivedImage) else None
+            if self.raw_jpeg and derived is None and path.suffix.lower() in JPEG_SUFFIXES:
                 # numpy's bytes, not torchvision.io.read_file: its tensors cannot cross from loader workers
                 return index, torch.from_numpy(np.fromfile(path, dtype=np.uint8)), "", None
             image = load_rgb(path)
             if self.aligner is None:
+                if derived is not None:  # the manipulations of a derived image apply to the whole image
+                    whole = (self.deriver or Deriver())(derived, image, content_hash(path), "unaligned")
+                    if whole is None:
+                        return index, None, f"{derived.describe()}: no face found for its landmarks (dropped)", None
+                    image = whole
                 return index, self.preprocess(image), "", None
-            key = self.hashes[index] if self.hashes is not None else content_hash(path)
+            # detection and alignment run on the original (a derived image's detections are its original's)
+            key = self.hashes[index] if self.hashes is not None and derived is None else content_hash(path)
             result = self.aligner(image, key=key, path=path)
             if result.image is None:
                 return index, None, f"{path}: no face found (dropped)", None
-            return index, self.preprocess(result.image), "", (FACE_OUTCOME_CODES[result.outcome], result.n_faces)
+            aligned: Any = result.image
+            if derived is not None:  # then the manipulations, on the aligned chip
+                aligned = (self.deriver or Deriver())(derived, aligned, key, result.outcome)
+                if aligned is None:
+                    return index, None, f"{derived.describe()}: no face found for its landmarks (dropped)", None
+            return index, self.preprocess(aligned), "", (FACE_OUTCOME_CODES[result.outcome], result.n_faces)
         except FacebenchError as exc:
             return index, None, str(exc), None
         except Exception as exc:  # noqa: BLE001 - a user's preprocess may raise anything
@@ -233,7 +248,7 @@ class Engine:
         started = time.perf_counter()
         stats = EmbedStats(images=len(paths))
         keys = self.layer_keys(model)
-        hashes = [_hash_or_error(p) for p in paths]
+        hashes = [stimulus_key(p, _hash_or_error(p), model.alignment.on_missing) for p in paths]
         unique = list(dict.fromkeys(hashes))
         first_path = {h: p for h, p in zip(reversed(hashes), reversed(paths))}
         missing = np.zeros(len(unique), dtype=bool)
@@ -272,7 +287,7 @@ class Engine:
         if not (model.alignment.active and model.alignment.on_missing == "drop"):
             return set()
         key = self.layer_keys(model)[FACES]
-        hashes = [_hash_or_error(p) for p in paths]
+        hashes = [stimulus_key(p, _hash_or_error(p), model.alignment.on_missing) for p in paths]
         unique = list(dict.fromkeys(hashes))
         block, found = self.store.get_many(key, unique)
         known = {h: int(block[i, 0]) for i, h in enumerate(unique) if found[i]} if len(block) else {}
@@ -284,7 +299,9 @@ class Engine:
             except FacebenchError as exc:
                 raise ModelError(f"model '{model.name}': face alignment {model.alignment.align}: {exc}") from None
             first = {h: p for h, p in zip(reversed(hashes), reversed(paths))}
-            gone = [h for h in todo if not aligner.detect(load_rgb(first[h]), key=h, path=first[h])]
+            gone = [
+                h for h in todo if not aligner.detect(load_rgb(first[h]), key=_hash_or_error(first[h]), path=first[h])
+            ]
             if gone:
                 self.store.put_many(
                     key, gone, np.tile(np.array([FACE_OUTCOME_CODES["dropped"], 0], dtype=np.float32), (len(gone), 1))
@@ -341,8 +358,11 @@ class Engine:
                 aligner.load()  # the detector's weights, once, before any worker starts
             except FacebenchError as exc:
                 raise ModelError(f"model '{model.name}': face alignment {model.alignment.align}: {exc}") from None
+        deriver = Deriver(
+            model.alignment.align, model.alignment.on_missing, self.store.root if self.store.persistent else None
+        )
         loader = DataLoader(
-            ImageDataset(paths, model.preprocess, raw_jpeg, aligner, hashes),
+            ImageDataset(paths, model.preprocess, raw_jpeg, aligner, hashes, deriver),
             batch_size=self.options.batch_size,
             num_workers=workers,
             pin_memory=self.device.type == "cuda",

@@ -61,12 +61,15 @@ def evaluate_cell(engine: Engine, model: BaseModel, task: BaseTask, nodeid: str 
     task.load()
     try:
         dropped = engine.dropped_images(model, task.images)  # on_missing = "drop": rows with a faceless image go
+        landmarks = derived_landmarks(engine, model, task.images)  # derived images needing landmarks, unaligned
+        if model.alignment.on_missing == "drop":
+            dropped |= {path for path, source in landmarks.items() if source == "missing"}
         if dropped:
             task = task.without_images(dropped)
         embeddings = engine.embed(model, task.images)
     except DataError as exc:  # name the task too: the same image set may serve several
         raise DataError(f"task '{task.name}' ({task.pairs_path}): {exc}") from None
-    if dropped:
+    if dropped and model.alignment.active:
         embeddings.stats.faces["dropped_images"] = len(dropped)
         embeddings.stats.faces["dropped_rows"] = task.dropped_rows
     distances = task.pair_rows().reset_index(drop=True)
@@ -97,7 +100,11 @@ def evaluate_cell(engine: Engine, model: BaseModel, task: BaseTask, nodeid: str 
         }
         if model.alignment.active:
             context["alignment"] = json.dumps(model.alignment.as_dict(), sort_keys=True)
-        faces = face_note(embeddings.stats.faces)
+        if task.derive:
+            context["derive"] = json.dumps({k: list(v) for k, v in task.derive.items()}, sort_keys=True)
+        faces = "; ".join(
+            p for p in (face_note(embeddings.stats.faces), landmark_note(landmarks, task.dropped_rows)) if p
+        )
         for metric in task.score(np.asarray(values)):
             if faces:
                 metric.note = "; ".join(part for part in (metric.note, faces) if part)
@@ -113,6 +120,30 @@ def evaluate_cell(engine: Engine, model: BaseModel, task: BaseTask, nodeid: str 
     return CellResult(
         model=model.name, task=task.name, records=records, distances=distances, stats=stats, scoring=scoring
     )
+
+
+def derived_landmarks(engine: Engine, model: BaseModel, images: list[Any]) -> dict[Any, str]:
+    """For a model without alignment, where the landmarks of each derived image that needs them come from
+    ('detected', 'central', 'missing'; `faces.stimuli`); {} otherwise."""
+    from .faces.stimuli import DerivedImage, Deriver
+
+    if model.alignment.active or not any(isinstance(p, DerivedImage) and p.needs_landmarks for p in images):
+        return {}
+    cache = engine.store.root if engine.store.persistent else None
+    return Deriver(model.alignment.align, model.alignment.on_missing, cache).whole_image_sources(images)
+
+
+def landmark_note(sources: dict[Any, str], dropped_rows: int = 0) -> str:
+    """'landmarks (68 points) of 12 derived images: 10 detected, 2 in the central square (no face found)'."""
+    if not sources:
+        return ""
+    counts = {s: sum(1 for v in sources.values() if v == s) for s in ("detected", "central", "missing")}
+    parts = [f"{counts['detected']} detected"]
+    if counts["central"]:
+        parts.append(f"{counts['central']} in the central square (no face found, on_missing = 'center_crop')")
+    if counts["missing"]:
+        parts.append(f"{counts['missing']} without a face: {dropped_rows} row(s) dropped (on_missing = 'drop')")
+    return f"landmarks (68 points) of {len(sources)} derived image(s): " + ", ".join(parts)
 
 
 def face_note(faces: dict[str, Any]) -> str:

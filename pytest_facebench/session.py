@@ -459,6 +459,8 @@ class FacebenchSession:
                 "sha256": grid.sha256,
                 "models": [m.name for m in grid.models],
                 "tasks": [t.name for t in grid.tasks],
+                # derived conditions: condition -> manipulations, per task that declares them (faces.stimuli)
+                "derive": {t.name: {k: list(v) for k, v in t.derive.items()} for t in grid.tasks if t.derive},
             },
         )
 

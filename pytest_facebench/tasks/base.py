@@ -30,6 +30,8 @@ import pandas as pd
 
 from ..distances import Distance, distance_name, pair_distances, resolve_distance
 from ..errors import ConfigError, DataError
+from ..faces.manipulations import parse_manipulation
+from ..faces.stimuli import parse_derive, stimulus_path
 from ..images import check_images_exist
 from ..metrics import MetricInfo, register, register_task_type
 from ..pairs import LINE, is_pack, read_pack_pairs, read_pairs, require_columns
@@ -134,6 +136,7 @@ class BaseTask:
         self._table: pd.DataFrame | None = None
         self._images: list[Path] = []
         self.dropped_rows = 0  # rows left out because an image had no face (`without_images`)
+        self.derive: dict[str, tuple[str, ...]] = {}  # derived conditions: name -> manipulations (`derive_stimuli`)
         self._pair_index: np.ndarray = np.empty((0, 2), dtype=np.int64)
 
     # --- loading ----------------------------------------------------------------------------
@@ -162,10 +165,30 @@ class BaseTask:
         self._index_table(table)
         return self
 
+    def derive_stimuli(self, derive: dict[str, Any]) -> BaseTask:
+        """Declare derived conditions (the grid's `derive = { inverted = "rotate180" }`): a pairs-file cell
+        `<condition>:<path>` names the image at `<path>` with the condition's manipulations applied after
+        alignment (`faces.stimuli`). Part of the task's state, so of its cells' keys."""
+        self.derive = parse_derive(derive)
+        self._table = None
+        return self
+
+    def _image_path(self, cell: Any, line: Any) -> Path:
+        if not self.derive:
+            return self.images_root / str(cell).strip()
+        try:
+            return stimulus_path(self.images_root, str(cell), self.derive)
+        except DataError as exc:
+            raise DataError(f"{self.pairs_path}, line {line}: {exc}") from None
+
     def _index_table(self, table: pd.DataFrame) -> None:
         """Index the images of a read table (rows × image roles) and validate the type's own columns."""
         require_columns(table, self.columns, self.pairs_path)
-        paths = [[self.images_root / str(p).strip() for p in table[self.columns[role]]] for role in self.image_roles]
+        lines = table[LINE] if LINE in table else pd.Series(range(2, len(table) + 2))
+        paths = [
+            [self._image_path(p, line) for p, line in zip(table[self.columns[role]], lines)]
+            for role in self.image_roles
+        ]
         images = list(dict.fromkeys(p for column in paths for p in column))
         check_images_exist(images, self.pairs_path)
         position = {p: i for i, p in enumerate(images)}
@@ -259,7 +282,13 @@ class BaseTask:
 
     def callables(self) -> dict[str, Any]:
         """The functions this task runs that may be user code (keyed by their source in the cell cache)."""
-        return {"distance": resolve_distance(self.distance)}
+        functions: dict[str, Any] = {"distance": resolve_distance(self.distance)}
+        for condition, specs in self.derive.items():  # a user's manipulation (module:function), by its source
+            for spec in specs:
+                manipulation = parse_manipulation(spec)
+                if not manipulation.name:
+                    functions[f"derive:{condition}:{spec}"] = manipulation.function()
+        return functions
 
     # --- scoring ----------------------------------------------------------------------------
     def layer_values(self, embeddings: Any, device: Any = "cpu") -> np.ndarray:
@@ -382,6 +411,7 @@ class BaseTask:
             "n_pairs": len(self.pair_index),
             "n_images": len(self.images),
             "distance": distance_name(self.distance),
+            **({"derive": {k: list(v) for k, v in self.derive.items()}} if self.derive else {}),
         }
 
     def __repr__(self) -> str:
