@@ -84,7 +84,11 @@ def faces_dir(tmp_path):
 
 def _task(faces_dir: Path, **derive: str) -> RelativeDifferenceTask:
     task = RelativeDifferenceTask(
-        "inversion", faces_dir / "pairs.csv", faces_dir, columns={"group": "orientation"}, groups=["inverted", "upright"]
+        "inversion",
+        faces_dir / "pairs.csv",
+        faces_dir,
+        columns={"group": "orientation"},
+        groups=["inverted", "upright"],
     )
     return task.derive_stimuli(derive or {"inverted": "rotate180"}).load()  # type: ignore[return-value]
 
@@ -109,7 +113,11 @@ def test_derive_is_recorded_and_an_unknown_condition_names_the_line(faces_dir, t
     assert {r["derive"] for r in result.records} == {json.dumps({"inverted": ["rotate180"]})}
     assert result.stats["task"]["derive"] == {"inverted": ["rotate180"]}
     bad = RelativeDifferenceTask(
-        "inversion", faces_dir / "pairs.csv", faces_dir, columns={"group": "orientation"}, groups=["inverted", "upright"]
+        "inversion",
+        faces_dir / "pairs.csv",
+        faces_dir,
+        columns={"group": "orientation"},
+        groups=["inverted", "upright"],
     ).derive_stimuli({"inverse": "rotate180"})
     with pytest.raises(DataError, match=r"pairs.csv, line 3: image 'inverted:a.png'.*did you mean 'inverse'"):
         bad.load()
