@@ -27,12 +27,14 @@ from .gridfile import ORIGIN, KeyPolicy, RawGrid, Target, apply_set, apply_sweep
 from .gridfile import resolve_path as resolve_path
 
 if TYPE_CHECKING:
+    from .relations.spec import RelationSpec
     from .tasks.base import BaseTask
 
 GRID_FILENAME = "facebench.toml"
 # a name, and a swept entry's name `<name>[<key>:<value>]...` (gridfile.apply_sweeps)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.]+(\[[A-Za-z0-9_.]+:[A-Za-z0-9_.+-]+\])*$")
 MODEL_KEYS = {"name", "factory", "layers", "pooling", "kwargs", "readout", "reference", "trusted", "color", "label"}
+MODEL_KEYS |= {"tags"}  # metadata for relations across models (relations/spec.py)
 ALIGNMENT_KEYS = ("align", "detector", "face_select", "on_missing")  # model keys passed on as kwargs (faces/)
 MODEL_KEYS |= set(ALIGNMENT_KEYS)
 TASK_KEYS = {
@@ -68,6 +70,7 @@ class ModelSpec:
     trusted: bool = False  # may a checkpoint be unpickled beyond tensors (runs code from the file)
     color: str | None = None  # the model's colour in every figure (any matplotlib colour); default: by its name
     label: str | None = None  # the model's name in figures (e.g. "VGG16 (untrained)"); default: its name
+    tags: dict[str, str | float | bool] = field(default_factory=dict)  # e.g. { diet = "faces" }: relations
     source: str = ""
     base_dir: Path = Path(".")
     grid_file: Path | None = None
@@ -111,6 +114,7 @@ class Grid:
     tasks: list[TaskSpec]
     errors: list[str] = field(default_factory=list)
     raw: RawGrid | None = None  # the effective grid's data and its source files (grid.toml)
+    relations: list[RelationSpec] = field(default_factory=list)  # `[[relations]]` across models
 
 
 def find_grid_file(start_dirs: list[Path], rootdir: Path) -> Path | None:
@@ -317,10 +321,11 @@ def _factory_parameters(entry: dict[str, Any]) -> set[str] | None:
 
 def parse_grid(data: dict[str, Any], path: Path, sha256: str, prefix: str = "") -> Grid:
     """Validate the parsed TOML of a grid file into a `Grid`."""
-    unknown = set(data) - {"models", "tasks", "defaults"}
+    unknown = set(data) - {"models", "tasks", "defaults", "relations"}
     if unknown:
         raise ConfigError(
-            f"unknown top-level key(s) {sorted(unknown)}; expected 'models', 'tasks' and optionally 'defaults'",
+            f"unknown top-level key(s) {sorted(unknown)}; expected 'models', 'tasks' and optionally 'defaults' "
+            "and 'relations'",
             path=path,
             key=prefix.rstrip(".") or None,
         )
@@ -333,7 +338,15 @@ def parse_grid(data: dict[str, Any], path: Path, sha256: str, prefix: str = "") 
     ]
     errors = _mark_duplicates(models, "model", path) + _mark_duplicates(tasks, "task", path)
     errors += _check_task_models(tasks, models, path)
-    return Grid(path=path, sha256=sha256, models=models, tasks=tasks, errors=errors)
+    from .relations.spec import check_tag_types, grid_tags, parse_relations
+
+    errors += check_tag_types(models, path)
+    metrics = {
+        t.name: valid_metrics(task_types[t.type]) if t.type in task_types else None for t in tasks if not t.error
+    }
+    relations = parse_relations(data.get("relations", []), path, prefix, metrics, grid_tags(models))
+    errors += [r.error for r in relations if r.error]
+    return Grid(path=path, sha256=sha256, models=models, tasks=tasks, errors=errors, relations=relations)
 
 
 def _grid_task_types(data: dict[str, Any], path: Path) -> dict[str, type[BaseTask]]:
@@ -513,6 +526,10 @@ def _parse_model(entry: Any, index: int, path: Path, prefix: str) -> ModelSpec:
                 f"'label' must be a non-empty string such as 'VGG16 (untrained)', got {label!r}", path=path, key=where
             )
         spec.label = label
+        if "tags" in entry:
+            from .relations.spec import parse_tags
+
+            spec.tags = parse_tags(entry["tags"], path, where)
     except ConfigError as exc:
         spec.error = str(exc)
     return spec

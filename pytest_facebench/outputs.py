@@ -208,11 +208,21 @@ def write_outputs(
     cells = cell_payloads(records)
     for cell in cells:
         remember_scoring(cell.get("scoring"))
-    results = results_frame(metrics, model_order, task_order)
+    from .relations.compute import with_tag_columns, write_relations
+
+    results = with_tag_columns(results_frame(metrics, model_order, task_order), run.get("model_tags"))
     figure_options = {"formats": list(figure_formats), "dpi": dpi, "model_styles": model_styles or {}}
+    relation_inputs = {"relations": run.get("relations"), "model_tags": run.get("model_tags")}
     digest = inputs_digest(
         records,
-        {"models": model_order, "tasks": task_order, "references": references, "report": report, **figure_options},
+        {
+            "models": model_order,
+            "tasks": task_order,
+            "references": references,
+            "report": report,
+            **figure_options,
+            **relation_inputs,
+        },
     )
     stamp = out_dir / INPUTS_FILE
     unchanged = (
@@ -231,6 +241,7 @@ def write_outputs(
         atomic_csv(
             out_dir / "comparisons.csv", comparisons_frame(sorted(cells, key=lambda c: rank.get(c["model"], len(rank))))
         )
+        relations = write_relations(out_dir, results, run)  # relations.csv: across models (relations/)
     run = {**run, "metrics": metric_vocabulary(results), **({"model_styles": model_styles} if model_styles else {})}
     atomic_write(out_dir / "run.json", json.dumps(jsonable(run), indent=2) + "\n")
     if baseline is not None:
@@ -252,6 +263,12 @@ def write_outputs(
                 model_styles=model_styles or {},
                 dpi=dpi or DPI,
             )
+            if relations:
+                from .relations.figures import write_relation_figures
+
+                write_relation_figures(
+                    out_dir, results, relations, model_styles or {}, tuple(figure_formats), dpi or DPI
+                )
             written.report_path = write_html(out_dir, references or [], results=results, run=run)
         except OutputError:
             raise

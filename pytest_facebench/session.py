@@ -73,6 +73,7 @@ class FacebenchSession:
         self._created_out_dir = False
         self._previous_sigterm: Any = None
         self.results = None
+        self.relations: Any = None  # relations.csv as a frame (relations across models), when the grid has some
         self.summary: dict[str, Any] | None = None
         self.report_path: Path | None = None
         self.report_error: str | None = None
@@ -362,7 +363,10 @@ class FacebenchSession:
             self.output_error = str(exc)
         finally:
             self.stop()
-        if self.output_error or (self.summary is not None and self.summary.get("no_results_error")):
+        from .relations.compute import failed_gates
+
+        failed = bool(failed_gates(self.relations))  # a relation whose `expect` its CI contradicts fails the run
+        if self.output_error or failed or (self.summary is not None and self.summary.get("no_results_error")):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED if session.exitstatus == 0 else session.exitstatus
 
     def _finish(self, session: pytest.Session) -> None:
@@ -397,6 +401,10 @@ class FacebenchSession:
         selection = select_records(current, stored, identity, selectable)
         prune_records(self.out_dir, selection.records)
         info = self.run_info(grid_info, selection, unfinished, interrupted)
+        if self._grid is not None:
+            from .relations.spec import relation_inputs
+
+            info.update(relation_inputs(self._grid))  # relations and model tags ride in run.json (merge, `relate`)
         save = self.config.getoption("facebench_save_baseline")
         from .report.data import model_styles_from_grid, references_from_grid
 
@@ -415,6 +423,9 @@ class FacebenchSession:
             model_styles=model_styles_from_grid(self._grid),
         )
         self.results = written.results
+        from .relations.compute import read_relations
+
+        self.relations = read_relations(self.out_dir)
         self.report_path, self.report_error = written.report_path, written.report_error
         self.summary = {
             "selection": selection,
@@ -538,6 +549,7 @@ class FacebenchSession:
                     f"  FAILED gate {record['task']} · {record['model']} · {record['layer']}: "
                     f"{record['metric']} {record['value']:.3f} ({record['gate_bound']})"
                 )
+        self._write_relations(reporter)
         selection: Selection = summary["selection"]
         line = f"cells: {selection.current} from this run"
         if selection.kept:
@@ -557,6 +569,16 @@ class FacebenchSession:
         elif self.report_error:
             reporter.write_line(f"report.html not written: {self.report_error}")
         self._write_skips(reporter, summary.get("skips", {}))
+
+    def _write_relations(self, reporter: Any) -> None:
+        """One line per relation; a contradicted `expect` in red, as a failed threshold gate."""
+        from .relations.compute import relation_line
+
+        if self.relations is None:
+            return
+        for row in self.relations.to_dict("records"):
+            failed = row.get("gate") == "fail"
+            reporter.write_line(("FAILED " if failed else "") + relation_line(row), red=failed)
 
     def _write_skips(self, reporter: Any, skips: dict[str, list[str]]) -> None:
         """One line per distinct skip reason, naming the models it skipped (the end of the summary)."""
