@@ -165,6 +165,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help="resolution of the PNG figures in dots per inch (default 100)",
     )
+    group.addoption(
+        "--facebench-digits",
+        type=_at_least(0),
+        default=None,
+        metavar="D",
+        help="decimals of every number in the terminal, report.html and figures (default: as many as each CI needs)",
+    )
     parser.addini("facebench_config", "grid file for pytest-facebench", default="")
 
 

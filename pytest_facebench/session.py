@@ -389,6 +389,9 @@ class FacebenchSession:
                 "no_results_error": not selected and not interrupted and bool(self.tests),
             }
             return
+        from .report.html import demo_data_tasks
+        from .report.terminal import cell_counts
+
         model_order, task_order, grid_info = self._grid_order()
         identity = self.identity()
         cells_in_grid = self._grid_cells()
@@ -433,6 +436,8 @@ class FacebenchSession:
             "unfinished": sorted(unfinished),
             "skips": _skip_groups([r for r in selection.records if r.get("outcome") == "skipped"]),
             "unchanged": written.unchanged,
+            "counts": cell_counts(r for r in selection.records if r["nodeid"] in self.records),
+            "demo": demo_data_tasks(info),
         }
 
     def _history(self, info: dict[str, Any], selection: Selection) -> dict[str, Any]:
@@ -486,6 +491,7 @@ class FacebenchSession:
         tests.update({nodeid: _test_entry(entry) for nodeid, entry in unfinished.items()})
         return {
             "started": self.started_iso,
+            "digits": self.config.getoption("facebench_digits"),
             "duration_s": round(time.time() - self.started, 3),
             "interrupted": interrupted,
             "unfinished": sorted(unfinished),
@@ -531,10 +537,12 @@ class FacebenchSession:
             return
         if self.results is None:
             return
-        from .report.terminal import summary_table
+        from .report.terminal import cell_count_line, demo_line, summary_table
 
         reporter.write_sep("=", "facebench")
-        table = summary_table(self.results)
+        if summary.get("demo"):
+            reporter.write_line(demo_line(summary["demo"]), yellow=True)
+        table = summary_table(self.results, self.config.getoption("facebench_digits"))
         if table:
             reporter.write_line(table)
         failing = self.results[self.results["gate"] == "fail"] if "gate" in self.results else self.results[:0]
@@ -551,10 +559,7 @@ class FacebenchSession:
                 )
         self._write_relations(reporter)
         selection: Selection = summary["selection"]
-        line = f"cells: {selection.current} from this run"
-        if selection.kept:
-            line += f", {selection.kept} kept from the run of {', '.join(selection.kept_from)}"
-        reporter.write_line(line)
+        reporter.write_line(cell_count_line(summary.get("counts") or {}, selection.kept, selection.kept_from))
         if summary.get("interrupted"):
             unfinished = summary.get("unfinished", [])
             reporter.write_line(

@@ -1,5 +1,14 @@
-"""The terminal summary: headline metric per model × task at each model's readout layer, and one line per
-distinct reason cells were skipped for (`skip_lines`)."""
+"""The terminal summary: headline metric per model × task at each model's readout layer (`summary_table`), the
+cell count by outcome (`cell_count_line`), the demo-data notice, and one line per distinct reason cells were
+skipped for (`skip_lines`).
+
+The table fits `WIDTH` (120) columns: a row label longer than `LABEL_WIDTH` has its metric title shortened
+with `…` (the task name stays), a task with several conditions gets a heading row and one indented row per
+condition, and when the models do not fit side by side they continue in a second block under the same row
+labels. Numbers follow `report.numbers` (the models of a row share the decimals their CIs need, or
+`--facebench-digits`). Beside each label, what the row is measured against: the value a target metric should
+be close to (`human -0.15`) or the metric's noise ceiling (`ceiling 0.93–0.95`).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +16,22 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
+from ..metrics import display_name
 from .data import metric_title
+from .numbers import format_estimate, format_number, shared_decimals
+
+WIDTH = 120
+LABEL_WIDTH = 26
+GAP = "  "
+HUMAN = "human"
+DEMO_NOTICE = (
+    "demo data: the stimuli are drawn faces and the human ratings are simulated; "
+    "these numbers are not a finding (tasks: {tasks})"
+)
 
 
 def headline_frame(results: pd.DataFrame) -> pd.DataFrame:
@@ -23,49 +44,157 @@ def headline_frame(results: pd.DataFrame) -> pd.DataFrame:
     return results[flags[0] & flags[1]]
 
 
-def number(value: float) -> str:
-    """Three decimals, without a sign on zero ('-0.000' from float noise such as -9.5e-13 prints '0.000')."""
-    text = f"{value:.3f}"
-    return text[1:] if text == "-0.000" else text
+def number(value: float, decimals: int = 3) -> str:
+    """`decimals` decimals, without a sign on zero ('-0.000' from float noise prints '0.000')."""
+    return format_number(value, decimals, nan="nan")
 
 
-def _format(group: pd.DataFrame) -> str:
-    """'0.783 [0.702, 0.879]'; several conditions: '0.003 / 0.042' (named in the row label)."""
-    parts = []
-    for _, row in group.iterrows():
-        value = number(row["value"]) if isinstance(row["value"], float) and math.isfinite(row["value"]) else "nan"
-        low, high = row.get("ci_low"), row.get("ci_high")
-        if (
-            len(group) == 1
-            and isinstance(low, float)
-            and math.isfinite(low)
-            and isinstance(high, float)
-            and math.isfinite(high)
-        ):
-            value += f" [{number(low)}, {number(high)}]"
-        parts.append(value)
-    return " / ".join(parts)
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
-def _label(rows: pd.DataFrame) -> str:
-    conditions = [c for c in dict.fromkeys(rows["condition"]) if isinstance(c, str) and c]
-    suffix = f": {' / '.join(conditions)}" if len(conditions) > 1 else ""
-    return f"{rows['task'].iloc[0]} ({metric_title(rows, rows['metric'].iloc[0])}{suffix})"
+def shorten(text: str, width: int) -> str:
+    """`text` cut to `width` characters, ending in `…` when cut."""
+    return text if len(text) <= width else text[: max(0, width - 1)].rstrip() + "…"
 
 
-def summary_table(results: pd.DataFrame) -> str:
-    """Headline metric per task (rows) × model (columns) at each model's readout layer, with 95% CIs."""
+def _label(head: str, title: str, short: str = "") -> str:
+    """`head (metric title)` within `LABEL_WIDTH`: the task's own metric title, else the metric's shorter
+    display name `short` when only that fits, else the title shortened."""
+    if not title:
+        return shorten(head, LABEL_WIDTH)
+    room = max(LABEL_WIDTH - len(head) - 3, 6)
+    if len(title) > room and short and len(short) <= room:
+        title = short
+    return f"{head} ({shorten(title, room)})"
+
+
+def _reference(results: pd.DataFrame, task: str, rows: pd.DataFrame, decimals: int) -> str:
+    """What a row is measured against: its target (the human value: `human -0.15`), else its metric's noise
+    ceiling (`ceiling 0.93–0.95`), else ''."""
+    targets = [_float(v) for v in rows["target"]] if "target" in rows else []
+    targets = [v for v in targets if math.isfinite(v)]
+    if targets:
+        return f"{HUMAN} {format_number(targets[0], decimals)}"
+    metric = str(rows["metric"].iloc[0])
+    bounds = []
+    for end in ("low", "high"):
+        found = results.loc[(results["task"] == task) & (results["metric"] == f"{metric}_ceiling_{end}"), "value"]
+        bounds.append(_float(found.iloc[0]) if len(found) else math.nan)
+    if all(math.isfinite(b) for b in bounds):
+        return f"ceiling {format_number(bounds[0], decimals)}–{format_number(bounds[1], decimals)}"
+    return ""
+
+
+def summary_rows(results: pd.DataFrame, digits: int | None = None) -> tuple[list[str], list[list[str]]]:
+    """(models, rows): per task (and condition) of the headline rows, [label, reference, one cell per model]; a
+    task with several conditions has a heading row (its label, no cells) and one indented row per condition."""
     rows = headline_frame(results)
     if rows.empty:
+        return [], []
+    models = list(dict.fromkeys(rows["model"]))
+    out: list[list[str]] = []
+    for task in dict.fromkeys(rows["task"]):
+        mine = rows[rows["task"] == task]
+        title = metric_title(mine, str(mine["metric"].iloc[0]))
+        short = display_name(str(mine["metric"].iloc[0]))
+        conditions = [c if isinstance(c, str) else "" for c in mine.get("condition", pd.Series([""] * len(mine)))]
+        distinct = list(dict.fromkeys(conditions))
+        if len(distinct) > 1:
+            out.append([_label(str(task), title, short), "", *[""] * len(models)])
+        for condition in distinct:
+            part = mine[[c == condition for c in conditions]]
+            decimals = shared_decimals(zip(part["ci_low"], part["ci_high"]), digits)
+            cells = []
+            for model in models:
+                found = part[part["model"] == model]
+                first = found.iloc[0] if len(found) else None
+                cells.append(
+                    "-"
+                    if first is None
+                    else format_estimate(first["value"], first["ci_low"], first["ci_high"], decimals, "nan")
+                )
+            label = _label(f"  · {condition}", "") if len(distinct) > 1 else _label(str(task), title, short)
+            out.append([label, _reference(results, str(task), part, decimals), *cells])
+    return models, out
+
+
+def _render(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Label and reference left-aligned, the model cells right-aligned."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for row in [header, *rows]:
+        texts = [row[0].ljust(widths[0]), row[1].ljust(widths[1])]
+        texts += [t.rjust(w) for t, w in zip(row[2:], widths[2:])]
+        lines.append(GAP.join(texts).rstrip())
+    return lines
+
+
+def summary_table(results: pd.DataFrame, digits: int | None = None, width: int = WIDTH) -> str:
+    """Headline metric per task (rows) × model (columns) at each model's readout layer, with 95% CIs and the
+    human value or noise ceiling in the label; within `width` columns (see the module doc)."""
+    models, rows = summary_rows(results, digits)
+    if not rows:
         return ""
-    cells = rows.groupby(["task", "model"], sort=False).apply(_format, include_groups=False)
-    table = cells.unstack("model")
-    table = table.reindex(index=list(dict.fromkeys(rows["task"])), columns=list(dict.fromkeys(rows["model"])))
-    label = {task: _label(rows[rows["task"] == task]) for task in table.index}
-    table = table.rename(index=label).fillna("-")
-    table.index.name = None
-    table.columns.name = None
-    return table.to_string()
+    label_w = max(len(r[0]) for r in rows) + len(GAP) + max(len(r[1]) for r in rows)
+    blocks: list[list[int]] = [[]]
+    used = label_w
+    for j, model in enumerate(models):
+        w = max(len(model), *(len(r[j + 2]) for r in rows)) + len(GAP)
+        if blocks[-1] and used + w > width:
+            blocks.append([])
+            used = label_w
+        blocks[-1].append(j)
+        used += w
+    lines: list[str] = []
+    for b, block in enumerate(blocks):
+        if b:
+            lines.append("")
+        header = ["", ""] + [models[j] for j in block]
+        lines += _render(header, [r[:2] + [r[j + 2] for j in block] for r in rows])
+    return "\n".join(lines)
+
+
+def cell_counts(records: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """This run's benchmark tests by outcome: `reused` (every cell from the cell cache), `scored` (computed),
+    `skipped`, `failed` (failed or errored without results), `interrupted`."""
+    counts = {"reused": 0, "scored": 0, "skipped": 0, "failed": 0, "interrupted": 0}
+    for record in records:
+        outcome = str(record.get("outcome") or "")
+        cells = [c for c in record.get("cells") or [] if isinstance(c, Mapping)]
+        if outcome == "skipped":
+            counts["skipped"] += 1
+        elif outcome == "interrupted":
+            counts["interrupted"] += 1
+        elif cells:
+            hits = [(c.get("stats") or {}).get("cell_cache") == "hit" for c in cells]
+            counts["reused" if all(hits) else "scored"] += 1
+        else:
+            counts["failed"] += 1
+    return counts
+
+
+def cell_count_line(counts: Mapping[str, int], kept: int = 0, kept_from: Sequence[str] = ()) -> str:
+    """`42 cells: 21 reused, 0 scored, 21 skipped` (`, 2 failed`, `, 1 interrupted` when any), then `; 6 kept
+    from the run of <date>` for cells an earlier run of the same grid computed."""
+    total = sum(counts.values())
+    line = f"{total} cell{'s' if total != 1 else ''}: {counts.get('reused', 0)} reused, "
+    line += f"{counts.get('scored', 0)} scored, {counts.get('skipped', 0)} skipped"
+    for name in ("failed", "interrupted"):
+        if counts.get(name):
+            line += f", {counts[name]} {name}"
+    if kept:
+        line += f"; {kept} kept from the run of {', '.join(kept_from)}"
+    return line
+
+
+def demo_line(tasks: Iterable[str]) -> str:
+    """The demo-data notice, naming the tasks that read the synthetic demo data ('' when none)."""
+    names = list(tasks)
+    return DEMO_NOTICE.format(tasks=", ".join(names)) if names else ""
 
 
 # --- skipped cells ----------------------------------------------------------------------------------

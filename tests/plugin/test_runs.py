@@ -143,12 +143,14 @@ def test_a_partial_run_keeps_the_other_cells_of_the_same_grid(bench):
     bench.grid()
     bench.test_file()
     cache = bench.path / "cache"
-    bench.run(cache=cache).assert_outcomes(passed=8)
+    first = bench.run(cache=cache)
+    first.assert_outcomes(passed=8)
+    first.stdout.fnmatch_lines(["8 cells: 0 reused, 8 scored, 0 skipped"])
     full = bench.results()
     started = run_json(bench.out)["started"]
     subset = bench.run("-k", "verif", cache=cache)
     subset.assert_outcomes(passed=2)
-    subset.stdout.fnmatch_lines([f"cells: 2 from this run, 6 kept from the run of {started}"])
+    subset.stdout.fnmatch_lines([f"2 cells: 2 reused, 0 scored, 0 skipped; 6 kept from the run of {started}"])
     pd.testing.assert_frame_equal(bench.results().drop(columns="nodeid"), full.drop(columns="nodeid"))
     info = run_json(bench.out)
     assert info["cells"] == {"this_run": 2, "kept": 6, "kept_from": [started]}
@@ -157,7 +159,8 @@ def test_a_partial_run_keeps_the_other_cells_of_the_same_grid(bench):
     text = (bench.path / "facebench.toml").read_text().replace('name = "sim"\n', 'name = "sim"\nn_boot = 50\n')
     (bench.path / "facebench.toml").write_text(text)
     again = bench.run("-k", "verif", cache=cache)
-    again.stdout.fnmatch_lines(["cells: 2 from this run"])
+    again.stdout.fnmatch_lines(["2 cells: 2 reused, 0 scored, 0 skipped"])
+    assert "kept from" not in again.stdout.str()
     assert set(bench.results()["task"]) == {"verif"}
     assert len(list((bench.out / "cells").glob("*.json"))) == 2
 
@@ -302,3 +305,15 @@ def test_a_shard_killed_mid_run_and_resubmitted_scores_only_its_unfinished_cells
     scored = sum(m["cells_scored"] for m in info["models"].values())
     assert (reused, scored) == (2, cells - 2), info["models"]  # the two that finished come from the cache
     assert len(pd.read_csv(shard / "results.csv").groupby(["model", "task"])) == cells
+
+
+def test_the_terminal_says_when_the_data_are_the_synthetic_demo_data(bench):
+    bench.grid(models=("pixels",), tasks=("verif",))
+    bench.test_file()
+    plain = bench.run()
+    plain.assert_outcomes(passed=1)
+    assert "demo data" not in plain.stdout.str()
+    (bench.data / "FACEBENCH_DEMO_DATA").write_text("{}")  # the mark benchmarks/demo_data.py leaves
+    marked = bench.run("--facebench-rescore")
+    marked.stdout.fnmatch_lines(["*demo data: * simulated; these numbers are not a finding (tasks: verif)"])
+    marked.stdout.fnmatch_lines(["1 cell: 0 reused, 1 scored, 0 skipped"])

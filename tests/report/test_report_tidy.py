@@ -83,7 +83,7 @@ def test_float_noise_prints_as_zero_everywhere() -> None:
     table = task_table(frame, "t")
     assert table.loc[0, "Relative Difference"] == "0 [-0.2165, 0.2221]"
     terminal = summary_table(normalize_results(frame.assign(readout=True, headline=[True, False])))
-    assert "0.000 [-0.216, 0.222]" in terminal and "-0.000" not in terminal
+    assert "0.00 [-0.22, 0.22]" in terminal and "-0.00" not in terminal
 
 
 # --- the verification table ---------------------------------------------------------------------------
