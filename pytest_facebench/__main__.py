@@ -15,6 +15,10 @@ one decorated function:
 distances/ and run.json without running any model; several dirs are merged first (later dirs win
 where they hold the same model/layer/task/metric/condition).
 
+`relate RESULTS_DIR [DIR ...] [--x TASK/METRIC --y TASK/METRIC] [--control TAG] [--method] [--layer] [--models EXPR]
+[--expect] [--out FILE]` computes relations across models from saved results (`relations/`): the given one, or
+the grid's own relations that run.json keeps; one line per relation, exit 1 when an `--expect` is contradicted.
+
 `table RESULTS_DIR [--metrics M ...] [--layer readout|best|all] [--layout metrics|face-recognition]
 [--format md|latex|csv] [--digits D] [--caption C] [--label L] [--textwidth PT] [--n] [--no-references]
 [--out FILE]` prints a paper table (layouts:
@@ -451,6 +455,104 @@ def table_command(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CommandError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     return 0
+
+
+# --- relate -----------------------------------------------------------------------------------------
+def _relate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "dirs", nargs="+", type=Path, metavar="RESULTS_DIR", help="results dir(s) (results.csv, run.json)"
+    )
+    parser.add_argument(
+        "--x", default=None, metavar="TASK/METRIC", help="the property (x axis): task/metric[/condition]"
+    )
+    parser.add_argument(
+        "--y", default=None, metavar="TASK/METRIC", help="the benefit (y axis): task/metric[/condition]"
+    )
+    parser.add_argument(
+        "--control", action="append", default=[], metavar="TAG", help="a model tag to partial out (repeatable)"
+    )
+    parser.add_argument("--method", choices=("spearman", "pearson", "kendall"), default="spearman")
+    parser.add_argument(
+        "--layer", default="readout", help="readout (default), best, each, or relative depth(s) in [0, 1]: 0.5 or 0,1"
+    )
+    parser.add_argument("--models", default=None, metavar="EXPR", help="-k-like selection: 'diet=faces and not vgg'")
+    parser.add_argument(
+        "--expect", choices=("positive", "negative", "none"), default=None, help="exit 1 when the CI contradicts it"
+    )
+    parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples over models (default 2000)")
+    parser.add_argument("--n-perm", type=int, default=10_000, help="permutations for the p-value (default 10000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="write the relations.csv rows here")
+
+
+@subcommand(
+    "relate",
+    "relations across models from saved results: --x/--y, or the grid's own relations (run.json) without them",
+    _relate_arguments,
+)
+def relate_command(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .relations.compute import compute_relations, failed_gates, load_dirs, relation_line, relations_frame
+    from .relations.select import SelectionError, compile_selection
+    from .relations.spec import RelationSpec, parse_layer, split_axis
+
+    for directory in args.dirs:
+        if not (directory / "results.csv").is_file():
+            raise CommandError(f"{directory}: not a results dir (no results.csv)")
+    results, specs, tags = load_dirs(args.dirs)
+    if (args.x is None) != (args.y is None):
+        raise CommandError("give both --x and --y (or neither, to recompute the grid's relations from run.json)")
+    if args.x is not None:
+        try:
+            layer = parse_layer(args.layer)
+            if args.models:
+                compile_selection(args.models)
+        except (ConfigError, SelectionError) as exc:
+            raise CommandError(f"--layer/--models: {exc}") from None
+        known = {
+            (str(t), str(m), str(c or "")) for t, m, c in zip(results["task"], results["metric"], results["condition"])
+        }
+        for option, axis in (("--x", args.x), ("--y", args.y)):
+            if split_axis(axis) not in known:
+                task = split_axis(axis)[0]
+                metrics = sorted({f"{t}/{m}" + (f"/{c}" if c else "") for t, m, c in known if t == task})
+                hint = (
+                    f"; metrics of {task}: {', '.join(metrics)}"
+                    if metrics
+                    else f"; tasks: {', '.join(sorted({k[0] for k in known}))}"
+                )
+                raise CommandError(f"{option} {axis}: not in results.csv{hint}")
+        unknown = [c for c in args.control if not any(c in t for t in tags.values())]
+        if unknown:
+            raise CommandError(
+                f"--control {', '.join(unknown)}: not a model tag; tags: {', '.join(sorted({k for t in tags.values() for k in t})) or 'none'}"
+            )
+        if args.control and args.method == "kendall":
+            raise CommandError("--control needs --method spearman or pearson")
+        specs = [
+            RelationSpec(
+                name=f"{args.y.replace('/', '.')}~{args.x.replace('/', '.')}",
+                x=args.x,
+                y=args.y,
+                method=args.method,
+                control=list(args.control),
+                layer=layer,
+                expect=args.expect,
+                models=args.models,
+                n_boot=args.n_boot,
+                n_perm=args.n_perm,
+                seed=args.seed,
+            )
+        ]
+    elif not specs:
+        raise CommandError("the run.json of these dirs declares no relations: pass --x TASK/METRIC --y TASK/METRIC")
+    frame = relations_frame(compute_relations(results, specs, tags))
+    for row in frame.to_dict("records"):
+        print(relation_line(row))
+    if args.out is not None:
+        atomic_csv(args.out, frame)
+        print(f"relations: {args.out}")
+    return 1 if failed_gates(frame) else 0
 
 
 # --- cache ------------------------------------------------------------------------------------------

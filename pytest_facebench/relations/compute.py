@@ -296,6 +296,55 @@ def read_relations(out_dir: Path) -> pd.DataFrame | None:
     return frame
 
 
+def load_dirs(dirs: Sequence[Path]) -> tuple[pd.DataFrame, list[RelationSpec], dict[str, dict[str, Any]]]:
+    """The results of one or several results folders (later folders win on the same model, layer, task, metric
+    and condition), the relations their run.json declare (first folder first, by name) and the model tags
+    (run.json's, else results.csv's `tag_<name>` columns)."""
+    import json
+
+    from ..report.data import read_results
+
+    frames, specs, tags = [], {}, {}  # type: ignore[var-annotated]
+    for directory in dirs:
+        frame = read_results(Path(directory))
+        frames.append(frame)
+        try:
+            run = json.loads((Path(directory) / "run.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            run = {}
+        dir_specs, dir_tags = run_relations(run if isinstance(run, dict) else {})
+        for spec in dir_specs:
+            specs.setdefault(spec.name, spec)
+        columns = [c for c in frame.columns if c.startswith(TAG_PREFIX)]
+        for record in frame[["model", *columns]].drop_duplicates("model").to_dict("records") if columns else []:
+            found = {
+                c.removeprefix(TAG_PREFIX): _tag_value(record[c]) for c in columns if _tag_value(record[c]) is not None
+            }
+            tags.setdefault(str(record["model"]), {}).update(found)
+        for model, values in dir_tags.items():
+            tags.setdefault(model, {}).update(values)
+    results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if len(results):
+        keys = ["model", "layer", "task", "metric", "condition"]
+        key = results[keys].astype(object).where(results[keys].notna(), "").astype(str)
+        results = results[~key.duplicated(keep="last")].reset_index(drop=True)
+    return results, list(specs.values()), tags
+
+
+def _tag_value(value: Any) -> Any:
+    """A tag read back from results.csv: NaN/empty → None, 'True'/'False' → bool, numbers → float."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+        return None
+    if isinstance(value, str):
+        if value in ("True", "False"):
+            return value == "True"
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 # --- words -----------------------------------------------------------------------------------------
 def _number(value: Any, digits: int = 2) -> str:
     try:

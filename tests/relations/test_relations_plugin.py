@@ -133,3 +133,65 @@ def test_models_selection_and_relative_depth(bench):
     frame = pd.read_csv(bench.out / "relations.csv")
     assert frame["layer"].tolist() == ["depth 0.5"] and frame["n_models"].tolist() == [5]
     assert frame["models"][0] == "pixels12, pixels14, pixels16, pixels18, pixels20"
+
+
+def test_relate_cli_reproduces_the_grids_relation(bench, capsys):
+    from pytest_facebench.__main__ import main
+
+    project(bench)
+    bench.run().assert_outcomes(passed=10)
+    grid_row = pd.read_csv(bench.out / "relations.csv").iloc[0]
+    out = bench.path / "relate.csv"
+    args = ["relate", str(bench.out), "--x", "inv/relative_difference", "--y", "verif/auc", "--control", "family"]
+    assert main([*args, "--n-boot", "200", "--n-perm", "200", "--out", str(out)]) == 0
+    row = pd.read_csv(out).iloc[0]
+    for column in ("r", "ci_low", "ci_high", "p_perm", "partial_r", "partial_ci_low", "partial_ci_high", "n_models"):
+        assert row[column] == grid_row[column], column
+    assert "verif/auc ~ inv/relative_difference: spearman r = " in capsys.readouterr().out
+    # without --x/--y: the grid's own relations from run.json, the same numbers
+    assert main(["relate", str(bench.out), "--out", str(out)]) == 0
+    assert (
+        pd.read_csv(out).drop(columns=["note"]).equals(pd.read_csv(bench.out / "relations.csv").drop(columns=["note"]))
+    )
+    # tags also come back from results.csv's tag columns when run.json has none
+    run = json.loads((bench.out / "run.json").read_text())
+    run.pop("model_tags")
+    (bench.out / "run.json").write_text(json.dumps(run))
+    assert main([*args, "--n-boot", "200", "--n-perm", "200", "--out", str(out)]) == 0
+    assert pd.read_csv(out).iloc[0]["partial_r"] == grid_row["partial_r"]
+    # a contradicted --expect exits 1; an unknown metric is one line naming the task's metrics
+    assert (
+        main(
+            [
+                "relate",
+                str(bench.out),
+                "--x",
+                "verif/auc",
+                "--y",
+                "verif/auc",
+                "--expect",
+                "negative",
+                "--n-perm",
+                "100",
+            ]
+        )
+        == 1
+    )
+    assert main(["relate", str(bench.out), "--x", "inv/relative_diff", "--y", "verif/auc"]) == 2
+    assert "--x inv/relative_diff: not in results.csv; metrics of inv: inv/cohens_d" in capsys.readouterr().err
+
+
+def test_shards_merge_with_the_relation(bench, tmp_path):
+    from pytest_facebench.merge import merge_shards
+
+    project(bench)
+    whole = tmp_path / "whole"
+    bench.run(out=whole).assert_outcomes(passed=10)
+    for k in (1, 2):
+        bench.run("--facebench-shard", f"{k}/2")
+    shards = [bench.out / f"shard-{k}-of-2" for k in (1, 2)]
+    assert all(len(pd.read_csv(d / "relations.csv")) == 1 for d in shards)  # each shard: its own models only
+    merge_shards(shards, tmp_path / "merged", report=False)
+    merged = pd.read_csv(tmp_path / "merged" / "relations.csv")
+    assert merged.drop(columns=["protocol"]).equals(pd.read_csv(whole / "relations.csv").drop(columns=["protocol"]))
+    assert merged["n_models"].tolist() == [5]
