@@ -196,6 +196,8 @@ class TableCell:
     target: float | None = None  # the value a `target` metric should be close to (e.g. the human value)
     delta: float | None = None  # a published value's row: the reproduced value beside it minus this one
     source: str = ""  # a published value's source (paper, URL)
+    sd: float | None = None  # an aggregate row's SD across the swept entries (`value` their mean, the CI its t CI)
+    runs: str = ""  # an aggregate row's count: "5 seeds"
 
 
 @dataclass
@@ -205,6 +207,7 @@ class TableRow:
     cells: dict[str, TableCell]  # by column key; a missing key is a cell the row does not have
     reference: bool = False
     published: bool = False  # a model's published values ("<model> (paper)"), a reference row kept with its model
+    aggregate: bool = False  # mean ± SD across a swept entry's variants (`vgg16[seed:0]`, `vgg16[seed:1]`, ...)
 
 
 @dataclass
@@ -488,7 +491,7 @@ def build_table(
             refs.setdefault(found[0], {}).setdefault(found[1].key, r)
     human = {key: r["value"] for key, r in refs.get(HUMAN_ROW, {}).items()}
 
-    out = _model_rows(rows, columns, layer, human)
+    out = with_aggregates(_model_rows(rows, columns, layer, human), columns)
     if references:
         keys = {c.key for c in columns}
         for label in [*CEILING_ROWS.values(), HUMAN_ROW]:
@@ -502,6 +505,57 @@ def build_table(
             if cells:
                 out.append(TableRow(label, "", cells, reference=True))
     return Table(columns, out, layer)
+
+
+def with_aggregates(rows: list[TableRow], columns: list[TableColumn]) -> list[TableRow]:
+    """After the rows of a swept entry's variants (`gridfile.swept_name`: `vgg16[seed:0]`, `vgg16[seed:1]`...),
+    one row `vgg16 (across seeds)` per layer: per column the mean across the variants, their SD (ddof 1) and
+    the t-interval of the mean (95%), labelled with the count (`5 seeds`). Variance across seeds, not the
+    bootstrap CI of one run."""
+    from .gridfile import swept_name
+
+    groups: dict[tuple[str, str], list[TableRow]] = {}
+    keys: dict[tuple[str, str], set[str]] = {}
+    for row in rows:
+        parsed = None if row.reference else swept_name(row.label)
+        if parsed is not None:
+            groups.setdefault((parsed[0], row.layer), []).append(row)
+            keys.setdefault((parsed[0], row.layer), set()).update(k for k, _ in parsed[1])
+    last = {id(members[-1]): group for group, members in groups.items() if len(members) >= 2}
+    out = []
+    for row in rows:
+        out.append(row)
+        group = last.get(id(row))
+        if group is None:
+            continue
+        swept = sorted(keys[group])
+        cells = {}
+        for column in columns:
+            values = [r.cells[column.key].value for r in groups[group] if column.key in r.cells]
+            values = [v for v in values if math.isfinite(v)]
+            if len(values) >= 2:
+                cells[column.key] = aggregate_cell(values, _runs(swept, len(values)))
+        across = f"{swept[0]}s" if len(swept) == 1 and not swept[0].endswith("s") else " × ".join(swept)
+        if cells:
+            out.append(TableRow(f"{group[0]} (across {across})", group[1], cells, aggregate=True))
+    return out
+
+
+def _runs(keys: list[str], count: int) -> str:
+    if len(keys) == 1:
+        return f"{count} {keys[0] if keys[0].endswith('s') or count == 1 else keys[0] + 's'}"
+    return f"{count} runs"
+
+
+def aggregate_cell(values: list[float], runs: str) -> TableCell:
+    """Mean, SD (ddof 1) and the 95% t-interval of the mean of `values` (at least two)."""
+    from scipy.stats import t
+
+    k = len(values)
+    mean = math.fsum(values) / k
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (k - 1))
+    half = float(t.ppf(0.975, k - 1)) * sd / math.sqrt(k)
+    return TableCell(mean, mean - half, mean + half, k, sd=sd, runs=runs)
 
 
 # --- the face-recognition layout: `table DIR --layout face-recognition` and report.html's section --------
@@ -702,6 +756,7 @@ def table_frame(table: Table, n: bool = False) -> pd.DataFrame:
     `<col> [source]`; values unrounded, reference rows labelled in `model`."""
     cells = [cell for row in table.rows for cell in row.cells.values()]
     fields = ["ci_low", "ci_high"] + (["n"] if n else []) + (["layer"] if table.layer == "best" else [])
+    fields += ["sd"] if any(cell.sd is not None for cell in cells) else []
     fields += ["delta", "source"] if any(cell.delta is not None or cell.source for cell in cells) else []
     names = ["model"] + (["layer"] if table.has_layer_column else [])
     for column in table.columns:

@@ -101,6 +101,7 @@ LATEX_ESCAPES = {
     "↓": r"$\downarrow$",
     "−": r"$-$",
     "Δ": r"$\Delta$",
+    "±": r"$\pm$",
 }
 UP, DOWN = "↑", "↓"
 
@@ -119,9 +120,11 @@ def format_cell(
     layer: bool = False,
     nan: str = NAN_TEXT,
     minus: str = "-",
+    ci: bool = True,
 ) -> str:
     """`0.78 [0.71, 0.88]` (`digits` decimals, else as many as the CI needs: `report.numbers`), plus
-    ` (n=120)` with `n` and ` @ layer` with `layer`; `nan` alone for a NaN value; blank without a cell."""
+    ` (n=120)` with `n` and ` @ layer` with `layer`; `nan` alone for a NaN value; blank without a cell.
+    An aggregate cell across a sweep: `0.612 ± 0.018 [0.590, 0.634] (5 seeds)` (without `ci`: no interval)."""
     if cell is None:
         return ""
     if not math.isfinite(cell.value):
@@ -129,8 +132,12 @@ def format_cell(
     if digits is None:
         digits = numbers.ci_decimals(cell.ci_low, cell.ci_high)
     text = format_number(cell.value, digits, nan, minus)
+    if cell.sd is not None:
+        text += f" ± {format_number(cell.sd, digits, nan, minus)}"
     interval = numbers.format_interval(cell.ci_low, cell.ci_high, digits, nan, minus)
-    text += f" {interval}" if interval else ""
+    text += f" {interval}" if interval and (ci or cell.sd is None) else ""
+    if cell.runs:
+        text += f" ({cell.runs})"
     if n and cell.n is not None:
         text += f" (n={cell.n})"
     if layer and cell.layer:
@@ -162,7 +169,7 @@ def best_rows(table: Table, column: TableColumn, digits: int | None = None) -> s
     scored = {}
     for i, row in enumerate(table.rows):
         cell = row.cells.get(column.key)
-        if row.reference or cell is None or not math.isfinite(cell.value):
+        if row.reference or row.aggregate or cell is None or not math.isfinite(cell.value):
             continue
         bad = badness(column.metric, cell.value, cell.target)
         if bad is not None:
@@ -221,6 +228,7 @@ def _cells(
     nan: str,
     minus: str,
     bold: tuple[str, str],
+    ci: bool = True,
 ) -> list[list[str]]:
     """Each row's cell texts for `columns`, the best model value wrapped in `bold` (opening, closing)."""
     best_layer = table.layer == "best"
@@ -231,7 +239,7 @@ def _cells(
         texts = []
         for column in columns:
             cell = row.cells.get(column.key)
-            text = format_cell(cell, places[column.key], n, best_layer and not row.reference, nan, minus)
+            text = format_cell(cell, places[column.key], n, best_layer and not row.reference, nan, minus, ci)
             if cell is not None and i in winners[column.key]:
                 value = format_number(cell.value, places[column.key], nan, minus)
                 text = bold[0] + value + bold[1] + text[len(value) :]
@@ -324,7 +332,7 @@ def _latex_tabular(table: Table, columns: Sequence[TableColumn], digits: int | N
         " & ".join(["model"] + (["layer"] if lead == 2 else []) + [latex_escape(h[1]) for h in heads]) + " \\\\",
         "\\midrule",
     ]
-    cells = _cells(table, columns, digits, n, "--", "\x01", ("\x02", "\x03"))
+    cells = _cells(table, columns, digits, n, "--", "\x01", ("\x02", "\x03"), ci=False)  # aggregates: mean ± SD
     previous_reference = False
     for i, (row, texts) in enumerate(zip(table.rows, cells)):
         if row.reference and not any(texts):  # a reference row with nothing under these columns
