@@ -208,6 +208,7 @@ class TableRow:
     reference: bool = False
     published: bool = False  # a model's published values ("<model> (paper)"), a reference row kept with its model
     aggregate: bool = False  # mean ± SD across a swept entry's variants (`vgg16[seed:0]`, `vgg16[seed:1]`, ...)
+    readout: bool = False  # (`layer="all"`) the model's readout layer (of at least one of the row's tasks)
 
 
 @dataclass
@@ -430,9 +431,11 @@ def _model_rows(
     for model in models:
         if layer == "all":
             for name in layers[model]:
-                cells = {c.key: cell(by_cell[(model, name, c)], c) for c in columns if (model, name, c) in by_cell}
+                found = {c.key: by_cell[(model, name, c)] for c in columns if (model, name, c) in by_cell}
+                cells = {c.key: cell(found[c.key], c) for c in columns if c.key in found}
                 if cells:
-                    out.append(TableRow(model, name, cells))
+                    is_readout = any(r["_readout"] for r in found.values())
+                    out.append(TableRow(model, name, cells, readout=is_readout))
             continue
         cells = {}
         for column in columns:
@@ -753,7 +756,9 @@ def table_frame(table: Table, n: bool = False) -> pd.DataFrame:
     """A `Table` as plain CSV columns: `model`, `layer` (not with `best`), then per column (its title: the key,
     or the face-recognition label) `<col>`, `<col> [ci_low]`, `<col> [ci_high]`, with `n` also `<col> [n]`,
     with `best` also `<col> [layer]`, when the table has published values also `<col> [delta]` and
-    `<col> [source]`; values unrounded, reference rows labelled in `model`."""
+    `<col> [source]`; values unrounded, reference rows labelled in `model`. A `layer="all"` table has a
+    `readout` column after `layer` (True on each model's readout layer). A `[ci_low]`, `[ci_high]` or `[n]`
+    column empty in every row (a metric without CIs, such as a declared human value) is left out."""
     cells = [cell for row in table.rows for cell in row.cells.values()]
     fields = ["ci_low", "ci_high"] + (["n"] if n else []) + (["layer"] if table.layer == "best" else [])
     fields += ["sd"] if any(cell.sd is not None for cell in cells) else []
@@ -771,7 +776,14 @@ def table_frame(table: Table, n: bool = False) -> pd.DataFrame:
                 value = None if found is None else getattr(found, f)
                 record[f"{column.title} [{f}]"] = NAN if value is None or value == "" else value
         records.append(record)
+    if table.layer == "all" and table.has_layer_column:
+        names.insert(2, "readout")
+        for row, record in zip(table.rows, records):
+            record["readout"] = row.readout
     frame = pd.DataFrame.from_records(records, columns=names) if records else pd.DataFrame(columns=names)
+    if records:
+        siblings = [f"{c.title} [{f}]" for c in table.columns for f in fields if f in ("ci_low", "ci_high", "n")]
+        frame = frame.drop(columns=[name for name in siblings if frame[name].isna().all()])
     for f in ("n",):
         for column in table.columns:
             name = f"{column.title} [{f}]"

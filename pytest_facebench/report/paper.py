@@ -37,7 +37,8 @@ Default layout (the rows and columns come from `results.build_table`, the one bu
   `\\usepackage{booktabs}` and `\\usepackage{adjustbox}` (the output's first line says so).
 - **CSV**: machine-readable, the same frame summary.csv holds (`results.table_frame`): `model`, `layer`,
   then per column `<key>`, `<key> [ci_low]`, `<key> [ci_high]` (with `--n` also `<key> [n]`, with
-  `--layer best` also `<key> [layer]` and no `layer` column), unrounded. summary.csv is exactly
+  `--layer best` also `<key> [layer]` and no `layer` column; with `--layer all` a `readout` column after
+  `layer`), unrounded; a `[ci_low]`/`[ci_high]`/`[n]` column empty in every row is left out. summary.csv is exactly
   `table DIR --format csv --layer all --metrics all --no-references`.
 
 **`--layout face-recognition`** (`results.build_face_recognition_table`; report.html's "Face recognition"

@@ -463,10 +463,13 @@ def test_summary_csv_is_the_table_csv_of_every_metric_and_layer(results_dir, cap
         "cond / mean_distance / far",
         "spread / paper_spread",
     ]
-    assert list(summary.columns) == ["model", "layer"] + [
-        f"{k}{s}" for k in keys for s in ("", " [ci_low]", " [ci_high]")
+    no_ci = {"inv / human_effect"}  # a declared value: its always-empty CI columns are left out
+    assert list(summary.columns) == ["model", "layer", "readout"] + [
+        f"{k}{s}" for k in keys for s in ("", " [ci_low]", " [ci_high]") if not (k in no_ci and s)
     ]
     assert list(zip(summary["model"], summary["layer"])) == [("alpha", "l1"), ("alpha", "l2"), ("beta", "out")]
+    assert summary["readout"].tolist() == [False, True, True]  # alpha reads out at l2
+    assert not any(summary[c].isna().all() for c in summary.columns if c.endswith("]"))
     assert summary["sim / correlation [ci_high]"].tolist() == [0.75, 0.68, 0.72]
     assert summary["cond / mean_distance / far"].isna().tolist() == [False, False, True]
     text = table(capsys, str(results_dir), "--format", "csv", "--layer", "all", "--metrics", "all", "--no-references")
