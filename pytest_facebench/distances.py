@@ -1,4 +1,5 @@
-"""Pair distances, vectorized over all pairs at once and computed on the device in chunks.
+"""Pair distances, vectorized over all pairs: each distinct image prepared once, then one dot product (or
+difference) per pair, in chunks; in numpy on the CPU (torch is not imported), in torch on a device.
 
 Built-ins: `cosine` (1 − cos), `euclidean` and `correlation` (1 − Pearson r across features). A user
 callable gets batched tensors `(a, b)` of shape (P, D) and returns (P,) distances.
@@ -20,6 +21,8 @@ if TYPE_CHECKING:  # torch loads when a distance is computed, not when tasks are
 DistanceFn = Callable[[Any, Any], Any]  # (P, D) tensors → (P,) tensor
 Distance = str | DistanceFn
 CHUNK_ELEMENTS = 1 << 25  # elements of one side of a chunk: bounds memory for wide conv layers
+PREPARED_BYTES = 1 << 29  # the distinct images of a task, prepared once, up to this size; wider: per chunk
+PAIR_CHUNK_BYTES = 1 << 23  # both gathered sides of a chunk of pairs (CPU): small enough to stay in cache
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -68,24 +71,104 @@ def distance_name(distance: Distance) -> str:
 
 
 def pair_distances(
-    embeddings: np.ndarray | torch.Tensor,
+    embeddings: Any,
     pairs: np.ndarray,
     distance: Distance = "cosine",
     device: str | torch.device = "cpu",
 ) -> np.ndarray:
-    """Distances for `pairs` (P, 2) of row indices into `embeddings` (N, D), float64, chunked on `device`."""
+    """Distances for `pairs` (P, 2) of row indices into `embeddings` (N, D): an array, `engine.StoredRows` or a
+    tensor. float64 (N,) result.
+
+    Each distinct image the pairs use is read and prepared once (float64 on the CPU: centred for `correlation`,
+    its norm for `cosine` and `correlation`); each pair is then one dot product (or difference) of two prepared
+    rows, in chunks that bound memory. On the CPU the built-in distances run in numpy, without torch; on a
+    device, and for a user callable (which gets (P, D) tensors), in torch, the distinct rows copied to the
+    device once when they fit."""
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    on_cpu = getattr(device, "type", str(device)) == "cpu"
+    if on_cpu and isinstance(distance, str) and distance in DISTANCES and not _is_tensor(embeddings):
+        return _numpy_distances(embeddings, pairs, distance)
+    return _torch_distances(embeddings, pairs, distance, device)
+
+
+def _is_tensor(value: Any) -> bool:
+    return type(value).__module__.split(".")[0] == "torch"
+
+
+def _distinct(embeddings: Any, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows `pairs` use (sorted), and `pairs` renumbered into them."""
+    used, inverse = np.unique(pairs, return_inverse=True)
+    return used, inverse.reshape(pairs.shape)
+
+
+def _numpy_distances(embeddings: Any, pairs: np.ndarray, name: str) -> np.ndarray:
+    dim = max(int(embeddings.shape[1]), 1)
+    out = np.empty(len(pairs), dtype=np.float64)
+    if isinstance(embeddings, np.ndarray):  # in memory: per-image statistics once, then chunks of pairs
+        stats = _row_stats(embeddings, np.unique(pairs), name)
+        chunk = max(1, PAIR_CHUNK_BYTES // (16 * dim))
+        for start in range(0, len(pairs), chunk):
+            out[start : start + chunk] = _pairs_of(embeddings, stats, pairs[start : start + chunk], name)
+        return out
+    chunk = max(1, CHUNK_ELEMENTS // dim)  # read on demand: each chunk of pairs reads its distinct rows once
+    for start in range(0, len(pairs), chunk):
+        some, sub = _distinct(embeddings, pairs[start : start + chunk])
+        rows = np.asarray(embeddings[some])
+        out[start : start + len(sub)] = _pairs_of(rows, _row_stats(rows, np.arange(len(some)), name), sub, name)
+    return out
+
+
+def _row_stats(rows: np.ndarray, used: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per image (rows `used`), once, in float64: the mean (`correlation`) and the norm of the (centred) row
+    (`cosine`, `correlation`); zeros elsewhere."""
+    means, norms = np.zeros(len(rows)), np.zeros(len(rows))
+    if name == "euclidean":
+        return means, norms
+    step = max(1, PAIR_CHUNK_BYTES // (8 * max(rows.shape[1], 1)))
+    for start in range(0, len(used), step):
+        ids = used[start : start + step]
+        block = rows[ids].astype(np.float64)
+        if name == "correlation":
+            means[ids] = block.mean(axis=1)
+            block -= means[ids][:, None]
+        norms[ids] = np.sqrt(np.einsum("ij,ij->i", block, block))
+    return means, norms
+
+
+def _pairs_of(rows: np.ndarray, stats: tuple[np.ndarray, np.ndarray], idx: np.ndarray, name: str) -> np.ndarray:
+    """One chunk of pairs: both sides gathered and widened to float64 (exact for float32 rows), then a dot
+    product or a difference per pair."""
+    means, norms = stats
+    first, second = idx[:, 0], idx[:, 1]
+    a, b = rows[first].astype(np.float64, copy=False), rows[second].astype(np.float64, copy=False)
+    if name == "euclidean":
+        a -= b
+        return np.sqrt(np.einsum("ij,ij->i", a, a))
+    if name == "correlation":
+        a -= means[first][:, None]
+        b -= means[second][:, None]
+    dots = np.einsum("ij,ij->i", a, b)
+    return 1.0 - dots / np.maximum(norms[first] * norms[second], 1e-12)
+
+
+def _torch_distances(embeddings: Any, pairs: np.ndarray, distance: Distance, device: Any) -> np.ndarray:
     import torch
 
     fn = resolve_distance(distance)
     device = torch.device(device)
     dim = max(int(embeddings.shape[1]), 1)
-    chunk = max(1, CHUNK_ELEMENTS // dim)
-    out = np.empty(len(pairs), dtype=np.float64)
     dtype = torch.float64 if device.type == "cpu" else torch.float32
+    out = np.empty(len(pairs), dtype=np.float64)
+    used, local = _distinct(embeddings, pairs)
+    if len(used) * dim * (8 if device.type == "cpu" else 4) <= PREPARED_BYTES:  # distinct rows on the device once
+        source, index = _rows(embeddings, used, device, dtype), local
+    else:
+        source, index = embeddings, pairs
+    chunk = max(1, CHUNK_ELEMENTS // dim)
     for start in range(0, len(pairs), chunk):
-        idx = pairs[start : start + chunk]
-        a = _rows(embeddings, idx[:, 0], device, dtype)
-        b = _rows(embeddings, idx[:, 1], device, dtype)
+        idx = index[start : start + chunk]
+        a = _rows(source, idx[:, 0], device, dtype)
+        b = _rows(source, idx[:, 1], device, dtype)
         result = fn(a, b)
         if not isinstance(result, torch.Tensor) or result.shape != (len(idx),):
             raise ValueError(
@@ -96,9 +179,7 @@ def pair_distances(
     return out
 
 
-def _rows(
-    embeddings: np.ndarray | torch.Tensor, index: np.ndarray, device: torch.device, dtype: torch.dtype
-) -> torch.Tensor:
+def _rows(embeddings: Any, index: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     import torch
 
     if isinstance(embeddings, torch.Tensor):

@@ -184,17 +184,19 @@ class BaseTask:
     def _index_table(self, table: pd.DataFrame) -> None:
         """Index the images of a read table (rows × image roles) and validate the type's own columns."""
         require_columns(table, self.columns, self.pairs_path)
+        # Cells are factorized once (first appearance, roles in order) and only distinct cells become paths; two
+        # spellings of one file ('a.jpg', './a.jpg') are one image, at its first appearance.
         lines = table[LINE] if LINE in table else pd.Series(range(2, len(table) + 2))
-        paths = [
-            [self._image_path(p, line) for p, line in zip(table[self.columns[role]], lines)]
-            for role in self.image_roles
-        ]
-        images = list(dict.fromkeys(p for column in paths for p in column))
+        cells = np.concatenate([table[self.columns[role]].astype(str).to_numpy() for role in self.image_roles])
+        codes, distinct = pd.factorize(cells)
+        first = np.unique(codes, return_index=True)[1] % max(len(table), 1)  # the row each distinct cell is first on
+        paths = [self._image_path(cell, lines.iloc[row]) for cell, row in zip(distinct, first)]
+        images = list(dict.fromkeys(paths))
+        if len(images) < len(paths):
+            position = {p: i for i, p in enumerate(images)}
+            codes = np.array([position[p] for p in paths], dtype=np.int64)[codes]
         check_images_exist(images, self.pairs_path)
-        position = {p: i for i, p in enumerate(images)}
-        self._pair_index = np.array([[position[p] for p in row] for row in zip(*paths)], dtype=np.int64).reshape(
-            len(table), len(self.image_roles)
-        )
+        self._pair_index = codes.astype(np.int64).reshape(len(self.image_roles), len(table)).T.copy()
         self._images = images
         self._validate(table)
         self._table = table

@@ -141,3 +141,30 @@ def test_kfold_std_has_no_ci_that_misses_it(tmp_path):
     assert std.value == old["value"]
     assert math.isnan(std.ci_low) and math.isnan(std.ci_high) and std.extra["ci_method"] == "none"
     assert mean.ci_low < mean.value < mean.ci_high
+
+
+def test_pairs_table_indexed_as_before(tmp_path):
+    """Images in order of first appearance (img1 column, then img2), a pair index into them; two spellings of one
+    file ('./a.png', 'a.png', ' a.png') are one image. The earlier indexing, kept here as the oracle."""
+    from pathlib import Path
+
+    import pandas as pd
+    from PIL import Image
+
+    from pytest_facebench.tasks import AccuracyTask
+
+    images = tmp_path / "images"
+    (images / "sub").mkdir(parents=True)
+    for name in ("a.png", "b.png", "c.png", "sub/d.png"):
+        Image.new("RGB", (4, 4)).save(images / name)
+    rows = [("c.png", "./a.png"), ("a.png", " b.png"), ("sub/d.png", "sub//d.png"), ("b.png", "c.png")]
+    frame = pd.DataFrame({"img1": [r[0] for r in rows], "img2": [r[1] for r in rows], "label": [1, 0, 1, 0]})
+    frame.to_csv(tmp_path / "pairs.csv", index=False)
+    task = AccuracyTask("t", tmp_path / "pairs.csv", images).load()
+    paths = [[images / str(p).strip() for p in task.table[c]] for c in ("img1", "img2")]
+    want_images = list(dict.fromkeys(p for column in paths for p in column))
+    position = {p: i for i, p in enumerate(want_images)}
+    want_index = np.array([[position[p] for p in row] for row in zip(*paths)])
+    assert task.images == want_images == [images / n for n in ("c.png", "a.png", "sub/d.png", "b.png")]
+    assert task.pair_index.tolist() == want_index.tolist() == [[0, 1], [1, 3], [2, 2], [3, 0]]
+    assert all(isinstance(p, Path) for p in task.images)
