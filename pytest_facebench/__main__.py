@@ -12,8 +12,9 @@ one decorated function:
         ...
 
 `report RESULTS_DIR [RESULTS_DIR ...] [--out DIR]` rebuilds plots/ and report.html from results.csv,
-distances/ and run.json without running any model; several dirs are merged first (later dirs win
-where they hold the same model/layer/task/metric/condition).
+distances/ and run.json without running any model; several dirs (or one with `--out` elsewhere) are merged
+from their per-cell records through the run's own writer (`outputs.merge`): the shards of a run, or runs of
+one grid (the later dir wins a cell both hold); different grids are refused.
 
 `relate RESULTS_DIR [DIR ...] [--x TASK/METRIC --y TASK/METRIC] [--control TAG] [--method] [--layer] [--models EXPR]
 [--expect] [--out FILE]` computes relations across models from saved results (`relations/`): the given one, or
@@ -31,19 +32,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from .files import atomic_csv, atomic_write
-
-MANIFEST_KEYS = ("headlines", "figures")  # what a merged or copied results dir keeps of its reports' manifests
+from .files import atomic_write
 
 PROG = "python -m pytest_facebench"
-KEYS = ["model", "layer", "task", "metric", "condition"]
 
 
 @dataclass
@@ -131,9 +127,8 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
 
 @subcommand("report", "rebuild plots/ and report.html from saved results (merging several dirs)", _report_arguments)
 def report_command(args: argparse.Namespace) -> int:
+    from .errors import FacebenchError
     from .report.figures.base import figure_formats
-    from .report.html import write_html
-    from .report.plots import write_plots
 
     try:
         formats = figure_formats(args.formats) if args.formats else None
@@ -147,26 +142,35 @@ def report_command(args: argparse.Namespace) -> int:
     if len(args.dirs) > 1 and args.out is None:
         raise CommandError("several results dirs are merged into a new one: pass --out DIR")
     out = args.out or args.dirs[0]
-    from .merge import is_shard_dir, merge_shards
+    try:
+        if len(args.dirs) > 1 or out.resolve() != args.dirs[0].resolve():
+            return _merge(args, out, formats)
+        return _redraw(args, out, formats)
+    except FacebenchError as exc:
+        raise CommandError(str(exc)) from None
 
-    if len(args.dirs) > 1 and all(is_shard_dir(d) for d in args.dirs):  # the shards of one run: derive it again
-        from .errors import FacebenchError
 
-        try:
-            results = merge_shards(args.dirs, out, report=not args.no_plots)
-        except FacebenchError as exc:
-            raise CommandError(str(exc)) from None
-        print(f"merged {len(args.dirs)} shards: {len(results)} result rows in {out / 'results.csv'}")
-        print(f"report: {out / 'report.html'}")
-        return 0
-    if len(args.dirs) > 1 or out.resolve() != args.dirs[0].resolve():
-        merge_dirs(args.dirs, out)
+def _merge(args: argparse.Namespace, out: Path, formats: tuple[str, ...] | None) -> int:
+    """Several dirs (or one, written elsewhere): every output derived again from their records."""
+    from .outputs.merge import is_shard_dir, merge_dirs
+
+    shards = all(is_shard_dir(d) for d in args.dirs)
+    written = merge_dirs(args.dirs, out, plots=not args.no_plots, figure_formats=formats, dpi=args.dpi)
+    what = f"{len(args.dirs)} shards" if shards else f"{len(args.dirs)} results dir(s)"
+    print(f"merged {what}: {len(written.results)} result rows in {out / 'results.csv'}")
+    _print_report(written.report_path, written.report_error)
+    return 0
+
+
+def _redraw(args: argparse.Namespace, out: Path, formats: tuple[str, ...] | None) -> int:
+    """One dir in place: plots/ and report.html drawn again from its files."""
     from .gates import register_saved_metrics
     from .registry import builtin_task_types
+    from .report.html import write_html
+    from .report.plots import write_plots
 
     builtin_task_types()
-    for directory in args.dirs:
-        register_saved_metrics(directory / "run.json")
+    register_saved_metrics(out / "run.json")
     headlines = _saved_headlines(args.dirs)
     plots = (
         []
@@ -174,9 +178,17 @@ def report_command(args: argparse.Namespace) -> int:
         else write_plots(out, dpi=args.dpi, headlines=headlines, workers=args.workers, formats=formats)
     )
     report = write_html(out, headlines=headlines)
-    print(f"plots:  {len(plots)} figures in {out / 'plots'}")
-    print(f"report: {report}")
+    if not args.no_plots:
+        print(f"plots:  {len(plots)} figures in {out / 'plots'}")
+    _print_report(report, None)
     return 0
+
+
+def _print_report(path: Path | None, error: str | None) -> None:
+    if path is not None and path.is_file():
+        print(f"report: {path}")
+    else:
+        print(f"report.html not written: {error or 'no report was drawn'}")
 
 
 def _saved_headlines(dirs: Sequence[Path]) -> dict[str, str] | None:
@@ -190,122 +202,6 @@ def _saved_headlines(dirs: Sequence[Path]) -> dict[str, str] | None:
     for directory in dirs:
         types |= set(task_types(read_results(directory)).values())
     return registry_headlines(saved or None, types)
-
-
-def _copy_dir(source: Path, out: Path) -> Any:
-    from .report.data import read_results
-
-    for name in ("results.csv", "summary.csv", "run.json", "references.json"):
-        if (source / name).is_file():
-            shutil.copyfile(source / name, out / name)
-    if (source / "distances").is_dir():
-        shutil.copytree(source / "distances", out / "distances", dirs_exist_ok=True)
-    if (source / "plots" / "manifest.json").is_file():  # the headline metrics and figure kinds its report used
-        saved = json.loads((source / "plots" / "manifest.json").read_text(encoding="utf-8"))
-        kept: dict[str, Any] = {key: saved.get(key) or {} for key in MANIFEST_KEYS}
-        kept.update({key: saved[key] for key in ("formats", "dpi") if saved.get(key)})
-        atomic_write(out / "plots" / "manifest.json", json.dumps(kept, indent=2) + "\n")
-    return read_results(out)
-
-
-def merge_dirs(dirs: Sequence[Path], out: Path) -> Any:
-    """Merge results dirs into `out`: results.csv (later dirs win on the same model, layer, task,
-    metric and condition), summary.csv, distances/ (later files win), run.json (tests merged, the
-    provenance of each source under `merged_from`) and references.json. Returns the results frame."""
-    import pandas as pd
-
-    from .outputs import jsonable
-    from .report.data import TEXT_COLUMNS, load_references, read_run, save_references
-    from .results import results_frame, summary_frame
-
-    out.mkdir(parents=True, exist_ok=True)
-    if len(dirs) == 1:  # a copy: the files as they are
-        return _copy_dir(dirs[0], out)
-    frames = []
-    for directory in dirs:
-        path = directory / "results.csv"
-        if path.is_file() and path.stat().st_size:
-            frames.append(pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}))
-    merged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if len(merged):
-        key = merged[KEYS].astype(object).where(merged[KEYS].notna(), "").astype(str)
-        merged = merged[~key.duplicated(keep="last")]
-        models = list(dict.fromkeys(merged["model"].dropna()))
-        tasks = list(dict.fromkeys(merged["task"].dropna()))
-        records = [
-            {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
-            for r in merged.to_dict("records")
-        ]
-        merged = results_frame(records, models, tasks)
-    else:
-        merged = results_frame([])
-    atomic_csv(out / "results.csv", merged)
-    atomic_csv(out / "summary.csv", summary_frame(merged))
-
-    for directory in dirs:
-        source = directory / "distances"
-        if not source.is_dir():
-            continue
-        for file in sorted(source.rglob("*.csv")):
-            target = out / "distances" / file.relative_to(source)
-            if target.exists() and target.resolve() == file.resolve():
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(file, target)
-
-    runs = [(directory, read_run(directory)) for directory in dirs]
-    run: dict[str, Any] = {}
-    styles: dict[str, Any] = {}
-    for _, data in runs:
-        run.update({k: v for k, v in data.items() if k not in ("tests", "merged_from")})
-        styles.update(data.get("model_styles") or {})  # per model: later dirs win
-    if styles:
-        run["model_styles"] = styles
-    run["tests"] = {}
-    for _, data in runs:
-        run["tests"].update(data.get("tests") or {})
-    run["merged_from"] = [
-        {
-            "dir": str(directory),
-            "started": data.get("started"),
-            "duration_s": data.get("duration_s"),
-            "git_commit": data.get("git_commit"),
-            "grid": data.get("grid"),
-            "engine": data.get("engine"),
-        }
-        for directory, data in runs
-    ]
-    run["duration_s"] = sum(float(d.get("duration_s") or 0) for _, d in runs)
-    atomic_write(out / "run.json", json.dumps(jsonable(run), indent=2) + "\n")
-
-    references: list[dict[str, Any]] = []
-    for directory in dirs:
-        for ref in load_references(directory):
-            if ref not in references:
-                references.append(ref)
-    if references:
-        save_references(out, references)
-
-    manifest: dict[str, dict[str, Any]] = {key: {} for key in MANIFEST_KEYS}
-    for directory in dirs:  # keep the headline metrics and figure kinds the source reports used
-        path = directory / "plots" / "manifest.json"
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-            for key in MANIFEST_KEYS:
-                manifest[key].update(saved.get(key) or {})
-        except (OSError, ValueError, AttributeError):
-            continue
-    if any(manifest.values()):
-        target = out / "plots" / "manifest.json"
-        existing: dict[str, Any] = {}
-        try:
-            existing = json.loads(target.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            pass
-        for key in MANIFEST_KEYS:
-            existing[key] = {**(existing.get(key) or {}), **manifest[key]}
-        atomic_write(target, json.dumps(existing, indent=2) + "\n")
-    return merged
 
 
 # --- compare ----------------------------------------------------------------------------------------
@@ -406,9 +302,10 @@ def _table_arguments(parser: argparse.ArgumentParser) -> None:
 def table_command(args: argparse.Namespace) -> int:
     from .errors import FacebenchError
     from .gates import register_saved_metrics
+    from .outputs.reading import read_results
     from .registry import builtin_task_types
     from .report.data import load_references
-    from .report.paper import read_results_csv, render
+    from .report.paper import render
     from .results import build_face_recognition_table, build_table
 
     directory: Path = args.dir
@@ -425,7 +322,10 @@ def table_command(args: argparse.Namespace) -> int:
         raise CommandError(f"--textwidth must be positive; got {args.textwidth}")
     if face_recognition and args.metrics is not None:
         raise CommandError("--metrics does not apply to --layout face-recognition (its columns are the benchmarks)")
-    results = read_results_csv(csv)
+    try:
+        results = read_results(csv, normalized=False)
+    except FacebenchError as exc:
+        raise CommandError(str(exc)) from None
     if results.empty:
         raise CommandError(f"{csv} has no results")
     builtin_task_types()  # the built-in metric vocabulary (directions); the run's own from run.json
@@ -636,9 +536,12 @@ def submit_command(args: argparse.Namespace) -> int:
     for shard in record["shards"]:
         print(f"shard {shard['index']}/{args.shards}: job {shard['job_id']} -> {shard['dir']}")
     merge = record["merge"]
-    print(f"merge: job {merge['job_id']} -> {merge['dir']}" if merge["job_id"] else f"merged: {merge['dir']}")
+    if merge.get("error"):
+        print(f"merge: not written: {merge['error']}", file=sys.stderr)
+    else:
+        print(f"merge: job {merge['job_id']} -> {merge['dir']}" if merge["job_id"] else f"merged: {merge['dir']}")
     failed = [c for c in record.get("exit_codes", []) if c not in (0,)]
-    return 1 if failed else 0
+    return 1 if failed or merge.get("error") else 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`run()`: the grid without pytest, for notebooks. Same engine, tasks and output pipeline (`outputs.py`)."""
+"""`run()`: the grid without pytest, for notebooks. Same engine, tasks and output writer (`outputs.write`)."""
 
 from __future__ import annotations
 
@@ -123,26 +123,28 @@ def _write(
     styles: dict[str, dict[str, str]],
 ) -> pd.DataFrame:
     """Every output file, through the pipeline the pytest session uses (one record per cell)."""
-    from .outputs import RECORD_FORMAT, OutputLock, jsonable, model_counters, write_outputs
+    from .outputs.lock import OutputLock
+    from .outputs.records import write_record
+    from .outputs.schema import cell_record, jsonable, model_counters
+    from .outputs.write import write_outputs
     from .report.tables import environment
 
     lock = OutputLock(out)
     lock.acquire()
     try:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))
+        identity = {"grid_sha256": None, "precision": options.precision, "api": "pytest_facebench.run"}
         records = [
-            {
-                "format": RECORD_FORMAT,
-                "nodeid": f"run::{c.model}-{c.task}",
-                "model": c.model,
-                "task": c.task,
-                "outcome": "passed",
-                "run_started": stamp,
-                "cells": [jsonable(p)],
-                "custom": [],
-            }
+            cell_record(
+                f"run::{c.model}-{c.task}",
+                {"model": c.model, "task": c.task, "outcome": "passed", "cells": [jsonable(p)], "custom": []},
+                identity,
+                stamp,
+            )
             for c, p in zip(cells, payloads)
         ]
+        for record in records:  # the records every output derives from, so `report DIR --out` merges them
+            write_record(out, record)
         tests = {r["nodeid"]: {"model": r["model"], "task": r["task"], "outcome": "passed"} for r in records}
         tests.update({f"run::{name}": {"outcome": "error", "reason": reason} for name, reason in errors.items()})
         info = {

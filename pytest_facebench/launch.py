@@ -3,7 +3,7 @@
 Each job runs `pytest <args> --facebench-shard k/N` in a fresh process (with `-n G --dist loadgroup` for G GPUs
 per shard); a job that is preempted or requeued starts that pytest again, and the cell cache serves the cells it
 had finished, so resuming is free. Once every shard is done, a merge job derives the single run's outputs
-(`merge.merge_shards`) into `<out>/merged`: on SLURM a job that depends on the array (`afterany`), on the local
+(`outputs.merge.merge_dirs`) into `<out>/merged`: on SLURM a job that depends on the array (`afterany`), on the local
 cluster after the shards returned. `submit.json` in the jobs folder records the jobs for `--status`.
 """
 
@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .merge import merge_shards
+from .errors import FacebenchError
+from .outputs.merge import merge_dirs
 
 RECORD = "submit.json"
 
@@ -57,7 +58,7 @@ class MergeJob:
     out: str
 
     def __call__(self) -> str:
-        merge_shards([Path(d) for d in self.shard_dirs], Path(self.out))
+        merge_dirs([Path(d) for d in self.shard_dirs], Path(self.out))
         return self.out
 
 
@@ -120,7 +121,10 @@ def submit(
     if cluster != "slurm" and (wait is None or wait):  # the local cluster: the merge runs once the shards return
         codes = [job.result() for job in jobs]
         record["exit_codes"] = codes
-        merge()
+        try:
+            merge()
+        except FacebenchError as exc:  # every shard failed, or one died: no merged folder, and why
+            record["merge"]["error"] = str(exc)
         (folder / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
 

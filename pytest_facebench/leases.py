@@ -89,8 +89,11 @@ def _create_lease(path: Path, token: str) -> bool:
     try:
         os.write(fd, json.dumps({**host_identity(), "token": token, "time": time.time()}).encode())
         os.fsync(fd)
-    finally:
+    except OSError:  # a full disk: no empty lease may stay behind to refuse every later run
         os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
     return True
 
 

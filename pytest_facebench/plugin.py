@@ -153,10 +153,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--facebench-figures",
         type=_figure_formats,
-        default=("png",),
+        default=None,
         metavar="FORMATS",
-        help="figure formats, comma-separated: png, svg, pdf (default: png; PNG is always written, "
-        "report.html embeds it)",
+        help="figure formats, comma-separated: png, svg, pdf (default: those of the folder's previous run, "
+        "else png; PNG is always written, report.html embeds it)",
     )
     group.addoption(
         "--facebench-dpi",
@@ -217,6 +217,12 @@ def _non_negative(value: str) -> float:
     if not number >= 0:  # NaN too
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
     return number
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from .outputs import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_configure(config: pytest.Config) -> None:

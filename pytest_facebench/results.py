@@ -9,36 +9,9 @@ from typing import Any
 
 import pandas as pd
 
-NAN = float("nan")
+from .outputs.schema import RESULT_COLUMNS  # the columns of results.csv: the run folder's schema
 
-# The columns of results.csv, in order. Records may carry more (they follow these).
-RESULT_COLUMNS = [
-    "model",
-    "layer",
-    "layer_index",
-    "task",
-    "task_type",
-    "metric",
-    "condition",
-    "value",
-    "ci_low",
-    "ci_high",
-    "n",
-    "protocol",
-    "ci_method",
-    "distance",
-    "pooling",
-    "preprocessing",
-    "precision",
-    "device",
-    "weights",
-    "gate",
-    "gate_bound",
-    "note",
-    "readout",
-    "headline",
-    "nodeid",
-]
+NAN = float("nan")
 
 
 @dataclass

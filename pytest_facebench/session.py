@@ -21,20 +21,21 @@ from .files import OutputError, atomic_write, check_can_create_dir
 from .gates import GateSettings, load_baseline
 from .metrics import remember_scoring
 from .options import device_type
-from .outputs import (
-    RECORD_FORMAT,
-    OutputLock,
-    Selection,
+from .outputs.lock import OutputLock
+from .outputs.reading import read_records
+from .outputs.records import Selection, prune_records, select_records, write_record
+from .outputs.schema import (
+    RECORDS_DIR,
+    SHARD_PLAN,
     cell_payloads,
+    cell_record,
     jsonable,
     metric_records,
     model_counters,
-    prune_records,
-    read_records,
-    select_records,
-    write_outputs,
-    write_record,
+    record_path,
+    test_entry,
 )
+from .outputs.write import write_outputs
 from .shards import Shard, shard_from_environment
 
 if TYPE_CHECKING:  # heavy modules (torch, pandas) load on first use, not when pytest starts
@@ -43,9 +44,6 @@ if TYPE_CHECKING:  # heavy modules (torch, pandas) load on first use, not when p
     from .model import BaseModel
     from .options import EngineOptions
     from .tasks.base import BaseTask
-
-
-SHARD_PLAN = "shard_plan.json"  # in a shard's output folder: the plan of the whole grid
 
 
 class FacebenchSession:
@@ -289,7 +287,10 @@ class FacebenchSession:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
             self._previous_sigterm = None
         self.lock.release()
-        if self._created_out_dir and not self.records and self.out_dir.is_dir() and not any(self.out_dir.iterdir()):
+        records = self.out_dir / RECORDS_DIR
+        if records.is_dir() and not any(records.iterdir()):
+            records.rmdir()  # a failed run leaves no empty cells/ behind
+        if self._created_out_dir and self.out_dir.is_dir() and not any(self.out_dir.iterdir()):
             self.out_dir.rmdir()  # a run that wrote nothing leaves nothing behind
 
     # --- results (controller) ---------------------------------------------------------------------
@@ -325,24 +326,21 @@ class FacebenchSession:
     def _write_record(self, nodeid: str, entry: dict[str, Any]) -> None:
         if not self.active:
             return
-        record = {
-            "format": RECORD_FORMAT,
-            "nodeid": nodeid,
-            "identity": self.identity(),
-            "run_started": self.started_iso,
-            **{k: v for k, v in entry.items() if k != "result"},
-        }
+        record = cell_record(nodeid, entry, self.identity(), self.started_iso)
         try:
             write_record(self.out_dir, record)
         except OutputError as exc:
-            self.output_error = str(exc)
+            self.output_error = f"outputs incomplete: {exc}"
         self.records[nodeid] = json.loads(json.dumps(jsonable(record)))
 
     def identity(self) -> dict[str, Any]:
         """What records must share to be merged into one run's outputs: the grid file and the settings that
         change numbers."""
         options = self.engine_options()
-        grid_sha = self._grid.sha256 if self._grid is not None else None
+        try:  # the controller of an xdist run collects nothing: it reads the grid file here
+            grid_sha: str | None = self.grid.sha256
+        except FacebenchError:
+            grid_sha = None
         return {
             "grid_sha256": grid_sha,
             "precision": options.precision,
@@ -360,7 +358,8 @@ class FacebenchSession:
         try:
             self._finish(session)
         except OutputError as exc:
-            self.output_error = str(exc)
+            partial = bool(getattr(exc, "written", None)) or bool(self.records)
+            self.output_error = f"outputs {'incomplete' if partial else 'not written'}: {exc}"
         finally:
             self.stop()
         from .relations.compute import failed_gates
@@ -376,7 +375,9 @@ class FacebenchSession:
             entry["outcome"] = "interrupted"
         current = list(self.records.values())
         with_cells = [r for r in current if r.get("cells")]
-        if not with_cells:
+        if not with_cells and self.shard is None:
+            for nodeid in self.records:  # "nothing written": not even the records of tests that gave no result
+                record_path(self.out_dir, nodeid).unlink(missing_ok=True)
             selected = bool(
                 self.config.getoption("keyword")
                 or self.config.getoption("deselect")
@@ -424,6 +425,7 @@ class FacebenchSession:
             figure_formats=self.config.getoption("facebench_figures"),
             dpi=self.config.getoption("facebench_dpi"),
             model_styles=model_styles_from_grid(self._grid),
+            hook=self.config.hook.pytest_facebench_write_outputs,
         )
         self.results = written.results
         from .relations.compute import read_relations
@@ -487,8 +489,8 @@ class FacebenchSession:
 
         cells = [c for r in selection.records if r["nodeid"] in self.records for c in r.get("cells", [])]
         options = self.engine_options()
-        tests = {r["nodeid"]: _test_entry(r, kept=r["nodeid"] not in self.records) for r in selection.records}
-        tests.update({nodeid: _test_entry(entry) for nodeid, entry in unfinished.items()})
+        tests = {r["nodeid"]: test_entry(r, kept=r["nodeid"] not in self.records) for r in selection.records}
+        tests.update({nodeid: test_entry(entry) for nodeid, entry in unfinished.items()})
         return {
             "started": self.started_iso,
             "digits": self.config.getoption("facebench_digits"),
@@ -498,6 +500,7 @@ class FacebenchSession:
             "pytest_args": list(self.config.invocation_params.args),
             "xdist_workers": getattr(self.config.option, "numprocesses", None),
             "grid": grid_info,
+            "identity": self.identity(),
             "cells": {"this_run": selection.current, "kept": selection.kept, "kept_from": selection.kept_from},
             "engine": {
                 "devices": sorted({c.get("stats", {}).get("engine", {}).get("device") for c in cells} - {None}),
@@ -524,7 +527,7 @@ class FacebenchSession:
             return
         if self.output_error:
             reporter.write_sep("=", "facebench")
-            reporter.write_line(f"facebench: outputs not written: {self.output_error}", red=True)
+            reporter.write_line(f"facebench: {self.output_error}", red=True)
             return
         summary = self.summary or {}
         if summary.get("no_results"):
@@ -610,15 +613,6 @@ def _interrupt(signum: int, frame: Any) -> None:
 def _test_file_exists(config: pytest.Config, nodeid: str) -> bool:
     path = nodeid.split("::", 1)[0]
     return (Path(config.rootpath) / path).is_file() or path.endswith(".toml")
-
-
-def _test_entry(record: dict[str, Any], kept: bool = False) -> dict[str, Any]:
-    entry = {
-        k: record.get(k) for k in ("model", "task", "outcome", "duration_s", "reason") if record.get(k) is not None
-    }
-    if kept:
-        entry["kept_from"] = record.get("run_started")
-    return entry
 
 
 def _skip_groups(records: list[dict[str, Any]]) -> dict[str, list[str]]:

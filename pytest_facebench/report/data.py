@@ -16,29 +16,16 @@ import pandas as pd
 
 from ..files import atomic_write
 from ..metrics import display_name, metric_info, task_type_info
+from ..outputs.reading import _truthy
+from ..outputs.reading import normalize_results as normalize_results  # the report readers' names for them
+from ..outputs.reading import read_results as read_results
+from ..outputs.reading import read_run as read_run
+from ..outputs.schema import TEXT_COLUMNS as TEXT_COLUMNS
 from ..pairs import FALSE_WORDS, TRUE_WORDS
-from ..results import RESULT_COLUMNS
 from .tables import safe_name
 
 PLOTS_DIR = "plots"
 MANIFEST = "manifest.json"
-TEXT_COLUMNS = (
-    "model",
-    "layer",
-    "task",
-    "task_type",
-    "metric",
-    "condition",
-    "protocol",
-    "note",
-    "nodeid",
-    "distance",
-    "pooling",
-    "preprocessing",
-    "precision",
-    "device",
-    "weights",
-)
 REFERENCES_FILE = "references.json"
 META_KEYS = {
     "source",
@@ -54,45 +41,6 @@ META_KEYS = {
     "value",
     "published",
 }
-
-
-def _missing(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
-
-
-def _truthy(value: Any) -> bool:
-    if _missing(value):
-        return False
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    return str(value).strip().lower() in ("true", "1", "1.0", "yes")
-
-
-def normalize_results(frame: pd.DataFrame | None) -> pd.DataFrame:
-    """The results table with stable types, whether it came from memory or from results.csv:
-    text columns are str ('' when missing), value/CI columns float, `layer_index` float, `readout` bool."""
-    if frame is None or len(frame) == 0:
-        frame = pd.DataFrame(columns=RESULT_COLUMNS + ["readout"])
-    frame = frame.copy().reset_index(drop=True)
-    for column in [*RESULT_COLUMNS, "readout"]:
-        if column not in frame:
-            frame[column] = None
-    for column in TEXT_COLUMNS:
-        frame[column] = [("" if _missing(v) else str(v)) for v in frame[column]]
-    for column in ("value", "ci_low", "ci_high"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-    frame["layer_index"] = pd.to_numeric(frame["layer_index"], errors="coerce").astype(float)
-    frame["readout"] = [_truthy(v) for v in frame["readout"]]
-    return frame
-
-
-def read_results(out_dir: Path) -> pd.DataFrame:
-    """results.csv of a results dir, normalized (empty when absent)."""
-    path = Path(out_dir) / "results.csv"
-    if not path.is_file() or path.stat().st_size == 0:
-        return normalize_results(None)
-    text_types = {c: str for c in TEXT_COLUMNS}
-    return normalize_results(pd.read_csv(path, dtype=text_types, keep_default_na=True))
 
 
 def model_order(results: pd.DataFrame) -> list[str]:
@@ -553,14 +501,6 @@ def reference_rows(results: pd.DataFrame, references: list[dict[str, Any]], head
 
 
 # --- tables ---------------------------------------------------------------------------------------
-def read_run(out_dir: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((Path(out_dir) / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def read_comparisons(out_dir: Path) -> pd.DataFrame:
     """comparisons.csv of a results dir (empty when absent or unreadable), `diff`/CI columns float."""
     path = Path(out_dir) / "comparisons.csv"

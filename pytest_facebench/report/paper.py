@@ -72,7 +72,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import pandas as pd
 
@@ -388,17 +387,6 @@ def to_csv(table: Table, n: bool = False) -> str:
     """The table as summary.csv lays it out (`results.table_frame`), unrounded."""
     frame: pd.DataFrame = table_frame(table, n=n)
     return str(frame.to_csv(index=False))
-
-
-def read_results_csv(path: Path) -> pd.DataFrame:
-    """results.csv as written (text columns as text; floats read back exactly, so the CSV format reproduces
-    summary.csv)."""
-    from .data import TEXT_COLUMNS
-
-    if path.stat().st_size == 0:
-        return pd.DataFrame()
-    exact = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}  # 3.x: the default
-    return pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, **exact)
 
 
 def render(

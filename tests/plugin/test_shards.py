@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from pytest_facebench.errors import FacebenchError
-from pytest_facebench.merge import merge_shards
+from pytest_facebench.outputs.merge import merge_dirs as merge_shards
 from pytest_facebench.shards import Cell, Shard, load_durations, parse_shard, plan, shard_from_environment
 
 TASKS = ("verif", "sim", "inv")

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from pytest_facebench.__main__ import main as cli_main
-from pytest_facebench.report.paper import format_number, read_results_csv
+from pytest_facebench.outputs.reading import read_results
+from pytest_facebench.report.paper import format_number
 from pytest_facebench.results import TableCell, build_table, summary_frame
 
 NAN = math.nan
@@ -449,7 +450,7 @@ def test_csv_plain_values_with_ci_columns(results_dir, capsys) -> None:
 
 
 def test_summary_csv_is_the_table_csv_of_every_metric_and_layer(results_dir, capsys) -> None:
-    results = read_results_csv(results_dir / "results.csv")
+    results = read_results(results_dir / "results.csv", normalized=False)
     summary = summary_frame(results)
     keys = [
         "verif / accuracy_kfold",
@@ -480,7 +481,7 @@ def test_summary_frame_of_in_memory_records(results_dir) -> None:
     """results_frame's records (condition None, readout bool, no target column) give the same summary."""
     from pytest_facebench.results import results_frame
 
-    read = read_results_csv(results_dir / "results.csv")
+    read = read_results(results_dir / "results.csv", normalized=False)
     records = [
         {k: (None if k == "condition" and v == "" else v) for k, v in r.items() if k not in ("target", "human_effect")}
         for r in pd.read_csv(results_dir / "results.csv", keep_default_na=False).to_dict("records")
@@ -496,4 +497,4 @@ def test_build_table_rejects_an_unknown_layer_mode(results_dir) -> None:
     from pytest_facebench.errors import ConfigError
 
     with pytest.raises(ConfigError, match="layer must be one of readout, best, all; got 'top'"):
-        build_table(read_results_csv(results_dir / "results.csv"), layer="top")
+        build_table(read_results(results_dir / "results.csv", normalized=False), layer="top")
