@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .files import atomic_write
+from .files import atomic_csv, atomic_write
 
 PROG = "python -m pytest_facebench"
 
