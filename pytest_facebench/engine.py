@@ -1,8 +1,9 @@
 """The embedding engine: every distinct image once per model, every layer in one forward pass.
 
-Images are decoded and preprocessed in DataLoader workers (pinned memory, non-blocking copies),
+Images are decoded and preprocessed in DataLoader workers (`workers.py`: never forked from a threaded process),
 run under `torch.inference_mode` with the chosen precision, and each layer's pooled rows go to the
-content-addressed store (`store.py`). Small layers are assembled in memory; wide ones stay on disk
+content-addressed store (`store.py`) from a writer thread (`writer.py`), so that loading, the forward pass,
+copying back and storing overlap. Small layers are assembled in memory; wide ones stay on disk
 and are read in chunks when distances are computed, so memory stays bounded.
 """
 
@@ -11,9 +12,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-import warnings
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ from .images import content_hash, load_rgb
 from .model import BaseModel
 from .options import DECODERS, EngineOptions
 from .store import EmbeddingStore
+from .workers import PortableCall, fork_hazard, loader_context, main_kept_out, picklable, start_method
+from .writer import Job, StoreWriter
 
 log = logging.getLogger("facebench")
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -51,6 +53,10 @@ class EmbedStats:
     total_s: float = 0.0
     batch_size: int = 0
     oom_retries: int = 0
+    workers: int = 0  # loader worker processes
+    start_method: str = ""  # how they were started (`workers.start_method`)
+    channels_last: bool = False  # the network ran in channels_last memory format (CUDA, convolutions)
+    cudnn_benchmark: bool = False  # cuDNN chose its kernels by timing them (CUDA, convolutions)
     faces: dict[str, Any] = field(default_factory=dict)  # alignment outcomes (see `Engine.embed`)
 
     def as_dict(self) -> dict[str, Any]:
@@ -76,31 +82,25 @@ def resolve_device(option: str, worker_index: int | None = None) -> torch.device
     raise FacebenchError(f"--facebench-device must be auto, cpu, cuda or cuda:N, got {option!r}")
 
 
-JPEG_SUFFIXES = (".jpg", ".jpeg")
-
-
 FACE_OUTCOME_CODES = {"unaligned": 0, "aligned": 1, "center_crop": 2, "dropped": 3}  # rows of the store's faces key
 Item = tuple[int, "torch.Tensor | None", str, "tuple[int, int] | None"]
 
 
 class ImageDataset(Dataset):
     """(index, tensor, error, face outcome) per image; a bad file yields an error string instead of stopping the
-    loader. With `raw_jpeg`, JPEG files come back as their undecoded bytes (a 1-D uint8 tensor) for the device.
-    With an `aligner` (`faces.FaceAligner`), each image is detected and aligned first, keyed by `hashes`; the
-    outcome is (FACE_OUTCOME_CODES[outcome], number of faces found)."""
+    loader. With an `aligner` (`faces.FaceAligner`), each image is detected and aligned first, keyed by `hashes`;
+    the outcome is (FACE_OUTCOME_CODES[outcome], number of faces found). Picklable, for spawned workers."""
 
     def __init__(
         self,
         paths: list[Path],
         preprocess: Callable[[Any], torch.Tensor],
-        raw_jpeg: bool = False,
         aligner: Any = None,
         hashes: list[str] | None = None,
         deriver: Deriver | None = None,
     ):
         self.paths = paths
         self.preprocess = preprocess
-        self.raw_jpeg = raw_jpeg and aligner is None
         self.aligner = aligner
         self.hashes = hashes
         self.deriver = deriver  # manipulations of derived images (`faces.stimuli`), after alignment
@@ -112,9 +112,6 @@ class ImageDataset(Dataset):
         path = self.paths[index]
         try:
             derived = path if isinstance(path, DerivedImage) else None
-            if self.raw_jpeg and derived is None and path.suffix.lower() in JPEG_SUFFIXES:
-                # numpy's bytes, not torchvision.io.read_file: its tensors cannot cross from loader workers
-                return index, torch.from_numpy(np.fromfile(path, dtype=np.uint8)), "", None
             image = load_rgb(path)
             if self.aligner is None:
                 if derived is not None:  # the manipulations of a derived image apply to the whole image
@@ -141,15 +138,11 @@ class ImageDataset(Dataset):
 
 
 def _collate(items: list[Item]) -> tuple[list[int], Any, list[str], list[tuple[int, int, int]]]:
-    """Stack preprocessed images; undecoded JPEG bytes (1-D) stay a list for the device decoder. Face outcomes
-    come back as (index, code, faces found)."""
+    """Stack preprocessed images. Face outcomes come back as (index, code, faces found)."""
     good = [(i, t) for i, t, _, _ in items if t is not None]
     errors = [e for _, t, e, _ in items if t is None]
     faces = [(i, f[0], f[1]) for i, t, _, f in items if t is not None and f is not None]
-    tensors = [t for _, t in good]
-    if any(t.dim() == 1 for t in tensors):
-        return [i for i, _ in good], tensors, errors, faces
-    return [i for i, _ in good], (torch.stack(tensors) if tensors else None), errors, faces
+    return [i for i, _ in good], (torch.stack([t for _, t in good]) if good else None), errors, faces
 
 
 class StoredRows:
@@ -201,6 +194,11 @@ class Engine:
                 f"--facebench-precision must be one of {', '.join(PRECISIONS)}, got {options.precision!r}"
             )
         self.dtype = PRECISIONS[options.precision]
+        if options.decode == "torchvision":
+            raise FacebenchError(
+                "--facebench-decode torchvision was removed: nvJPEG decoded JPEGs differently from PIL (embeddings "
+                "differed by up to 0.086) and was slower; images are decoded with PIL in the loader workers"
+            )
         if options.decode not in DECODERS:
             raise FacebenchError(f"--facebench-decode must be one of {', '.join(DECODERS)}, got {options.decode!r}")
         self._progress = progress
@@ -339,18 +337,33 @@ class Engine:
     def _compute(
         self, model: BaseModel, paths: list[Path], hashes: list[str], keys: dict[str, str], stats: EmbedStats
     ) -> None:
+        """Run the images through the model. A model that fails (or is interrupted) releases its network and
+        its runtime's threads before the error goes on; batches it finished are in the store."""
+        try:
+            self._compute_overlapped(model, paths, hashes, keys, stats)
+        except BaseException:
+            model.release()
+            with suppress(Exception):  # the finished batches reach the disk; the first error is the one to tell
+                self.store.flush()
+            raise
+
+    def _compute_overlapped(
+        self, model: BaseModel, paths: list[Path], hashes: list[str], keys: dict[str, str], stats: EmbedStats
+    ) -> None:
+        """The overlapped loop: loader workers decode ahead; each batch is copied to the device on a copy stream
+        (CUDA), run, and its outputs copied back asynchronously into pinned buffers; the writer thread waits for
+        them and stores them. The loop itself never waits for the device."""
         model.to(self.device)
         model.build()
         net = model.net
         assert net is not None  # build() sets it
-        if (
-            self.options.channels_last
-            and self.device.type == "cuda"
-            and any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
-        ):
+        convolutional = self.device.type == "cuda" and any(
+            isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)) for m in net.modules()
+        )
+        stats.channels_last = self.options.channels_last and convolutional
+        if stats.channels_last:
             net.to(memory_format=torch.channels_last)
-        workers = self.options.loader_workers()
-        raw_jpeg = self._decoder(model) == "torchvision"
+        stats.cudnn_benchmark = self.options.cudnn_benchmark and convolutional
         aligner = None
         if model.alignment.active:
             aligner = model.alignment.aligner(self.store.root if self.store.persistent else None)
@@ -361,128 +374,115 @@ class Engine:
         deriver = Deriver(
             model.alignment.align, model.alignment.on_missing, self.store.root if self.store.persistent else None
         )
-        loader = DataLoader(
-            ImageDataset(paths, model.preprocess, raw_jpeg, aligner, hashes, deriver),
-            batch_size=self.options.batch_size,
-            num_workers=workers,
-            pin_memory=self.device.type == "cuda",
-            collate_fn=_collate,
-            persistent_workers=False,
-            prefetch_factor=4 if workers else None,
-        )
+        _ = model.preprocessing.transform  # built (torchvision imported) once here, not in every forked worker
+        dataset = ImageDataset(paths, _preprocess_for(model), aligner, hashes, deriver)
+        loader = self._loader(dataset, stats)
+        copier = DeviceCopier(self.device, stats.channels_last)
         errors: list[str] = []
-        non_finite: dict[str, list[Path]] = {}
-        batch_limit = 1  # the first image probes the output size, then the batch grows to fit BATCH_BYTES
+        batch_limit = self.options.batch_size  # the first batch runs at full size
         bar = self._progress(total=len(paths), desc=model.name) if self._progress else None
-        tick = time.perf_counter()
-        for indices, batch, batch_errors, faces in loader:
-            errors.extend(batch_errors)
-            if faces and FACES in keys:
-                rows = np.asarray([[code, count] for _, code, count in faces], dtype=np.float32)
-                self.store.put_many(keys[FACES], [hashes[i] for i, _, _ in faces], rows)
-            stats.load_s += time.perf_counter() - tick
+        cudnn = torch.backends.cudnn.benchmark
+        failed = True
+        with main_kept_out(dataset) if stats.start_method not in ("", "fork") else nullcontext():
+            batches = iter(loader)  # workers start here, before the writer thread exists
+        writer = StoreWriter(self.store)
+        try:
+            torch.backends.cudnn.benchmark = cudnn or stats.cudnn_benchmark
             tick = time.perf_counter()
-            if isinstance(batch, list):
-                indices, batch, decode_errors = self._decode_on_device(model, indices, batch, paths)
-                errors.extend(decode_errors)
-            start = 0
-            while batch is not None and start < len(indices):
-                chunk = batch[start : start + batch_limit]
-                outputs, batch_limit = self._forward(model, chunk, batch_limit, stats)
-                chunk_indices = np.asarray(indices[start : start + len(chunk)])
-                for layer, value in outputs.items():
-                    finite = np.isfinite(value).all(axis=1)
-                    if not finite.all():  # never stored: a later run must not reuse it
-                        non_finite.setdefault(layer, []).extend(paths[i] for i in chunk_indices[~finite])
-                    self.store.put_many(keys[layer], [hashes[i] for i in chunk_indices[finite]], value[finite])
-                bytes_per_image = max(1, sum(v.shape[1] for v in outputs.values()) * 4)
-                batch_limit = max(
-                    1,
-                    min(
-                        self.options.batch_size if stats.embedded == 0 else batch_limit, BATCH_BYTES // bytes_per_image
-                    ),
-                )
-                stats.embedded += len(chunk)
-                start += len(chunk)
-            stats.forward_s += time.perf_counter() - tick
+            for indices, batch, batch_errors, faces in batches:
+                errors.extend(batch_errors)
+                if faces and FACES in keys:
+                    rows = np.asarray([[code, count] for _, code, count in faces], dtype=np.float32)
+                    writer.put(Job({keys[FACES]: rows}, [hashes[i] for i, _, _ in faces], check=False))
+                stats.load_s += time.perf_counter() - tick
+                tick = time.perf_counter()
+                start = 0
+                while batch is not None and start < len(indices):
+                    chunk = batch[start : start + batch_limit]
+                    outputs, batch_limit = self._forward(model, copier, chunk, batch_limit, stats)
+                    positions = list(indices[start : start + len(chunk)])
+                    # the outputs' size is known now (no probe): later batches are held to BATCH_BYTES of rows,
+                    # and this one is copied back in pieces of that size
+                    per_image = max(1, sum(v[0].numel() for v in outputs.values()) * 4)
+                    rows_per_job = max(1, BATCH_BYTES // per_image)
+                    for at in range(0, len(chunk), rows_per_job):
+                        piece = {layer: value[at : at + rows_per_job] for layer, value in outputs.items()}
+                        host, ready = copier.to_host(piece)
+                        writer.put(
+                            Job(
+                                {keys[layer]: value for layer, value in host.items()},
+                                [hashes[i] for i in positions[at : at + rows_per_job]],
+                                ready=ready,
+                                labels={keys[layer]: layer for layer in host},
+                                positions=positions[at : at + rows_per_job],
+                            )
+                        )
+                    del outputs
+                    batch_limit = max(1, min(batch_limit, rows_per_job))
+                    stats.embedded += len(chunk)
+                    start += len(chunk)
+                stats.forward_s += time.perf_counter() - tick
+                if bar is not None:
+                    bar.update(len(indices) + len(batch_errors))
+                tick = time.perf_counter()
+            failed = False
+        finally:
+            torch.backends.cudnn.benchmark = cudnn
+            _shut_down(batches)
+            writer.close(raise_error=not failed)  # what finished is stored, even when interrupted
             if bar is not None:
-                bar.update(len(indices) + len(batch_errors))
-            tick = time.perf_counter()
-        if bar is not None:
-            bar.close()
+                bar.close()
         stats.batch_size = batch_limit
-        if non_finite:
-            layer, bad = next(iter(non_finite.items()))
-            rest = [name for name in non_finite if name != layer]
+        if writer.non_finite:
+            layer, bad = next(iter(writer.non_finite.items()))
+            rest = [name for name in writer.non_finite if name != layer]
             others = f" (and layer(s) {', '.join(rest)})" if rest else ""
             raise ModelError(
                 f"model '{model.name}', layer '{layer}'{others}: {len(bad)} image(s) gave NaN or infinite "
-                f"values, e.g. {list_some([str(p) for p in bad], 3)}"
+                f"values, e.g. {list_some([str(paths[i]) for i in bad], 3)}"
             )
         if errors:
             raise DataError(f"model '{model.name}': {len(errors)} image(s) could not be read: {list_some(errors)}")
 
+    def _loader(self, dataset: ImageDataset, stats: EmbedStats) -> DataLoader:
+        """The DataLoader: `workers` processes started by `workers.start_method()` (never a fork of a threaded
+        process); in this process when the dataset cannot cross to a spawned worker."""
+        count = self.options.loader_workers()
+        method = start_method() if count else ""
+        if count and method != "fork":
+            problem = picklable(dataset)
+            if problem is not None:
+                log.warning(
+                    "facebench: images are loaded in the main process: %s, and the model's preprocess cannot be "
+                    "sent to a %s worker (%s)",
+                    fork_hazard(),
+                    method,
+                    problem,
+                )
+                count, method = 0, ""
+        stats.workers, stats.start_method = count, method
+        return DataLoader(
+            dataset,
+            batch_size=self.options.batch_size,
+            num_workers=count,
+            pin_memory=self.device.type == "cuda",
+            collate_fn=_collate,
+            persistent_workers=False,
+            prefetch_factor=4 if count else None,
+            multiprocessing_context=loader_context(method) if count else None,
+        )
+
     def _decoder(self, model: BaseModel) -> str:
-        """torchvision decoding applies only to models that keep the declared (tensor-capable) preprocessing."""
-        if (
-            self.options.decode == "torchvision"
-            and type(model).preprocess is BaseModel.preprocess
-            and not model.alignment.active
-        ):
-            return "torchvision"
+        """The JPEG decoder (part of the keys): PIL in the loader workers, the only one."""
         return "pil"
 
-    def _decode_on_device(
-        self, model: BaseModel, indices: list[int], items: list[torch.Tensor], paths: list[Path]
-    ) -> tuple[list[int], torch.Tensor | None, list[str]]:
-        """Decode JPEG bytes with `torchvision.io.decode_jpeg` on the engine's device (nvJPEG on CUDA, EXIF
-        orientation applied, grayscale/CMYK → RGB), then apply the model's preprocessing to the tensors."""
-        from torchvision.io import ImageReadMode
-        from torchvision.io import decode_jpeg as _decode_jpeg
-
-        def decode_jpeg(*args: Any, **kwargs: Any) -> Any:
-            # torchvision >= 0.29 warns on every call that its decoders move to TorchCodec; nothing a benchmark
-            # user can act on, so it is kept out of their pytest summary (the decoder is still torchvision's)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="The image decoding", category=DeprecationWarning)
-                return _decode_jpeg(*args, **kwargs)
-
-        device = self.device if self.device.type == "cuda" else "cpu"
-        raw = [k for k, t in enumerate(items) if t.dim() == 1]
-        decoded: dict[int, torch.Tensor] = {}
-        errors: list[str] = []
-        try:
-            images = decode_jpeg(
-                [items[k] for k in raw], mode=ImageReadMode.RGB, device=device, apply_exif_orientation=True
-            )
-            decoded = dict(zip(raw, images))
-        except RuntimeError:  # one bad file fails the batch: decode one by one to name it
-            for k in raw:
-                try:
-                    decoded[k] = decode_jpeg(
-                        items[k], mode=ImageReadMode.RGB, device=device, apply_exif_orientation=True
-                    )
-                except RuntimeError as exc:
-                    errors.append(f"cannot decode image {paths[indices[k]]}: {str(exc).splitlines()[0]}")
-        transform = model.preprocessing.transform
-        keep, tensors = [], []
-        for k, item in enumerate(items):
-            if k in decoded:
-                tensors.append(transform(decoded[k]).to(self.device))
-            elif item.dim() == 3:
-                tensors.append(item.to(self.device, non_blocking=True))
-            else:
-                continue
-            keep.append(indices[k])
-        return keep, (torch.stack(tensors) if tensors else None), errors
-
     def _forward(
-        self, model: BaseModel, batch: torch.Tensor, batch_limit: int, stats: EmbedStats
-    ) -> tuple[dict[str, np.ndarray], int]:
+        self, model: BaseModel, copier: DeviceCopier, batch: torch.Tensor, batch_limit: int, stats: EmbedStats
+    ) -> tuple[dict[str, torch.Tensor], int]:
         """Run a batch; on out-of-memory halve the batch size and retry, down to one image.
-        Returns the outputs and the batch size to use from now on."""
+        Returns the outputs (on the device) and the batch size to use from now on."""
         try:
-            return self._run(model, batch), batch_limit
+            return self._run(model, copier, batch), batch_limit
         except torch.OutOfMemoryError:
             if len(batch) == 1:
                 raise
@@ -493,18 +493,79 @@ class Engine:
             log.warning(
                 "facebench: out of memory with batch size %d on %s; retrying with %d", len(batch), self.device, half
             )
-            out_a, limit = self._forward(model, batch[:half], half, stats)
-            out_b, limit = self._forward(model, batch[half:], min(limit, half), stats)
-            return {k: np.concatenate([out_a[k], out_b[k]]) for k in out_a}, limit
+            out_a, limit = self._forward(model, copier, batch[:half], half, stats)
+            out_b, limit = self._forward(model, copier, batch[half:], min(limit, half), stats)
+            return {k: torch.cat([out_a[k], out_b[k]]) for k in out_a}, limit
 
-    def _run(self, model: BaseModel, batch: torch.Tensor) -> dict[str, np.ndarray]:
-        batch = batch.to(self.device, non_blocking=True)
-        if self.options.channels_last and self.device.type == "cuda" and batch.dim() == 4:
-            batch = batch.contiguous(memory_format=torch.channels_last)
+    def _run(self, model: BaseModel, copier: DeviceCopier, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        batch = copier.to_device(batch)
         autocast = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32 else nullcontext()
         with torch.inference_mode(), autocast:
-            outputs = model.extract(batch)
-        return {layer: value.float().cpu().numpy() for layer, value in outputs.items()}
+            return model.extract(batch)
+
+
+class DeviceCopier:
+    """Copies between host and device without waiting. On CUDA: batches go up from pinned memory on a copy stream
+    of their own (the compute stream waits for it, on the device), outputs come back into pinned buffers after
+    the computation on the compute stream, with an event the writer thread waits for. Elsewhere: no copies."""
+
+    def __init__(self, device: torch.device, channels_last: bool = False):
+        self.device = device
+        self.cuda = device.type == "cuda"
+        self.channels_last = channels_last
+        self.stream = torch.cuda.Stream(device) if self.cuda else None
+
+    def to_device(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.cuda and batch.device.type != "cuda":
+            assert self.stream is not None
+            with torch.cuda.stream(self.stream):
+                moved = batch.to(self.device, non_blocking=True)
+            compute = torch.cuda.current_stream(self.device)
+            compute.wait_stream(self.stream)
+            moved.record_stream(compute)  # its memory is not reused before the compute stream is done with it
+            batch = moved
+        else:
+            batch = batch.to(self.device)
+        if self.channels_last and batch.dim() == 4:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
+
+    def to_host(self, outputs: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], Callable[[], Any] | None]:
+        """fp32 rows on the host, and what to call before reading them (None: readable now)."""
+        if not self.cuda:
+            return {layer: value.detach().to("cpu", torch.float32) for layer, value in outputs.items()}, None
+        host = {}
+        for layer, value in outputs.items():
+            buffer = torch.empty(value.shape, dtype=torch.float32, pin_memory=True)
+            buffer.copy_(value.detach().float(), non_blocking=True)
+            host[layer] = buffer
+        event = torch.cuda.Event()
+        event.record(torch.cuda.current_stream(self.device))
+        return host, lambda: _wait(event)
+
+
+def _wait(event: torch.cuda.Event) -> None:
+    """Wait for `event` by polling it: no synchronizing CUDA call (`torch.cuda.set_sync_debug_mode` stays quiet),
+    and the waiting thread holds no GIL while it sleeps."""
+    pause = 1e-4
+    while not event.query():
+        time.sleep(pause)
+        pause = min(pause * 2, 2e-3)
+
+
+def _preprocess_for(model: BaseModel) -> Callable[[Any], torch.Tensor]:
+    """What the workers call: the declared `Preprocessing` itself (plain data) unless the model overrides
+    `preprocess`; then that method, sent to spawned workers with `PortableCall`."""
+    if type(model).preprocess is BaseModel.preprocess:
+        return model.preprocessing
+    return PortableCall(model.preprocess)
+
+
+def _shut_down(batches: Any) -> None:
+    """Stop the loader's workers now (not whenever the iterator is collected)."""
+    shutdown = getattr(batches, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
 
 
 def _hash_or_error(path: Path) -> str:

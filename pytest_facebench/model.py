@@ -286,6 +286,15 @@ class BaseModel:
         self._captured.clear()
         return pooled
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What crosses to a spawned loader worker (a model's own `preprocess` takes the model with it): all but
+        the network, its hooks and captured outputs; a deferred device is resolved first."""
+        state = self.__dict__.copy()
+        state.update(net=None, _hooks=[], _captured={})
+        if callable(state.get("_device")):
+            state["_device"] = str(self.device)
+        return state
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, layers={self.layers}, weights={self.weights!r})"
 

@@ -6,7 +6,8 @@ import os
 import sys
 from dataclasses import dataclass
 
-DECODERS = ("pil", "torchvision")
+DECODERS = ("pil",)  # `torchvision` (nvJPEG on CUDA) was removed: its embeddings differed from PIL's (issue 19)
+MAX_WORKERS = 8
 
 
 @dataclass
@@ -14,15 +15,29 @@ class EngineOptions:
     device: str = "auto"
     precision: str = "fp32"
     batch_size: int = 32
-    workers: int | None = None  # None: sized to the CPU count
-    channels_last: bool = True
+    workers: int | None = None  # None: the usable CPUs minus one (`default_workers`)
+    channels_last: bool = True  # on CUDA, for networks with convolutions
+    cudnn_benchmark: bool = True  # on CUDA, for networks with convolutions (the input size is fixed per model)
     progress: bool = False
-    decode: str = "pil"  # "pil": PIL in the loader workers; "torchvision": decode_jpeg on the device (nvJPEG)
+    decode: str = "pil"  # images are decoded by PIL in the loader workers (the only decoder)
 
     def loader_workers(self) -> int:
         if self.workers is not None:
             return max(0, self.workers)
-        return max(1, min(8, (os.cpu_count() or 2) - 1))
+        return default_workers()
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, e.g. a Slurm or taskset allocation)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 2
+
+
+def default_workers(cap: int = MAX_WORKERS) -> int:
+    """One loader worker per usable CPU, minus one for the main thread; at least one, at most `cap`."""
+    return max(1, min(cap, usable_cpus() - 1))
 
 
 def device_type(option: str) -> str:

@@ -96,13 +96,26 @@ class Onnx(ZooModel):
         path = self.weights_path()
         assert path is not None  # the constructor requires weights
         try:
-            session = ort.InferenceSession(str(path), providers=self.providers())
+            options = ort.SessionOptions()
+            options.log_severity_level = 4  # its errors reach the user as one-line ModelErrors (OnnxSession)
+            session = ort.InferenceSession(str(path), sess_options=options, providers=self.providers())
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own pybind11 error types
             raise ModelError(
                 f"model '{self.name}': cannot load ONNX model {path}: {type(exc).__name__}: {first_line(exc)}"
             ) from None
-        batch = session.get_inputs()[0].shape[0]
-        return OnnxSession(session, batch_size=batch if isinstance(batch, int) and batch > 0 else None)
+        inputs = session.get_inputs()
+        if len(inputs) != 1:
+            listed = ", ".join(f"'{value.name}' {list(value.shape)}" for value in inputs)
+            raise ModelError(
+                f"model '{self.name}': ONNX model {path} has {len(inputs)} graph inputs ({listed}); facebench feeds "
+                f"only the image batch, so every other input must be stored in the file as an initializer"
+            )
+        batch = inputs[0].shape[0]
+        return OnnxSession(
+            session,
+            batch_size=batch if isinstance(batch, int) and batch > 0 else None,
+            label=f"model '{self.name}': ONNX model {path}",
+        )
 
     def _load_weights(self, net: nn.Module, path: Path) -> None:
         """Nothing to do: the session was created from the file."""

@@ -17,20 +17,28 @@ class OnnxSession(nn.Module):
 
     `batch_size`: the model's static batch dimension, if it has one (the batch is then run in chunks)."""
 
-    def __init__(self, session: Any, batch_size: int | None = None):
+    def __init__(self, session: Any, batch_size: int | None = None, label: str = "ONNX model"):
         super().__init__()
         self.session = session
         self.input_name = session.get_inputs()[0].name
         self.output_name = session.get_outputs()[0].name
         self.batch_size = batch_size
+        self.label = label  # names the model and its file in errors
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         array = x.detach().float().cpu().numpy()
         step = self.batch_size or len(array)
-        outputs = [
-            self.session.run([self.output_name], {self.input_name: array[i : i + step]})[0]
-            for i in range(0, len(array), step)
-        ]
+        try:
+            outputs = [
+                self.session.run([self.output_name], {self.input_name: array[i : i + step]})[0]
+                for i in range(0, len(array), step)
+            ]
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own pybind11 error types
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            raise ModelError(
+                f"{self.label}: ONNX Runtime failed on a batch of shape {tuple(array.shape)}: "
+                f"{type(exc).__name__}: {lines[0][:300] if lines else ''}"
+            ) from None
         return torch.from_numpy(np.concatenate(outputs)).to(x.device)
 
     def extra_repr(self) -> str:

@@ -10,10 +10,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnx
+import pandas as pd
 import pytest
 import torch
 from onnx import TensorProto, helper
 from PIL import Image
+from testkit import one_line_failure
 from torch import nn
 from zoo_helpers import grid_model
 
@@ -188,3 +190,96 @@ def test_through_the_engine_and_its_cache(tmp_path):
         assert second.stats.cache_hits == 3 and not fresh.is_built
     finally:
         store.close()
+
+
+def onnx_graph(path: Path, nodes: list, inputs: list, size: int = 16) -> Path:
+    """A one-node-or-more graph on a (n, 3, size, size) input `data` with output `out`."""
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, None)
+    graph = helper.make_graph(nodes, "g", inputs, [out])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def image_input(size: int = 16):
+    return helper.make_tensor_value_info("data", TensorProto.FLOAT, ["n", 3, size, size])
+
+
+def test_a_graph_input_the_plugin_cannot_feed_is_a_one_line_model_error(tmp_path):
+    """OpenCV Zoo's block-quantized SFace lists weights as graph inputs: facebench feeds only the images."""
+    weight = helper.make_tensor_value_info("w", TensorProto.FLOAT, [1, 3, 16, 16])
+    path = onnx_graph(tmp_path / "two.onnx", [helper.make_node("Mul", ["data", "w"], ["out"])], [image_input(), weight])
+    model = grid_model(FACTORY, weights=str(path), align="none")
+    with pytest.raises(ModelError) as info:
+        model.build()
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"model '{model.name}': ONNX model {path} has 2 graph inputs")
+    assert "'data' ['n', 3, 16, 16], 'w' [1, 3, 16, 16]" in message and not model.is_built
+
+
+def test_onnx_runtime_failing_mid_run_is_a_model_error(tmp_path):
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 7])  # 768 values per image: not whole rows
+    path = onnx_graph(
+        tmp_path / "bad.onnx",
+        [helper.make_node("Constant", [], ["s"], value=shape), helper.make_node("Reshape", ["data", "s"], ["out"])],
+        [image_input()],
+    )
+    model = grid_model(FACTORY, weights=str(path), align="none")
+    with pytest.raises(ModelError, match=r"ONNX Runtime failed on a batch of shape \(2, 3, 16, 16\)") as info:
+        model.build().extract(torch.zeros(2, 3, 16, 16))
+    assert "\n" not in str(info.value) and str(info.value).startswith(f"model '{model.name}': ONNX model {path}")
+
+
+FAILING_ONNX_GRID = """
+[[models]]
+name = "broken"
+factory = "onnx"
+kwargs = {{ weights = "{weights}" }}
+align = "none"
+
+[[models]]
+name = "tiny"
+factory = "tinymodel:Tiny"
+layers = ["conv", "fc"]
+pooling = {{ conv = "avg" }}
+
+[[tasks]]
+name = "verif"
+type = "accuracy"
+pairs = "data/verif.csv"
+images = "data/images"
+"""
+
+
+@pytest.mark.parametrize("graph", ["unfed_input", "fails_mid_run"])
+def test_a_failing_onnx_model_then_another_model_finishes_with_a_correct_cell(bench, graph):
+    """A failed ONNX model held ONNX Runtime's threads when the next model forked its loader workers: that run hung
+    until killed (issue 19). Now workers are never forked from a threaded process and a failed model releases its
+    session: the next cell runs, with loader workers, and equals the same cell run alone."""
+    if graph == "unfed_input":
+        weight = helper.make_tensor_value_info("w", TensorProto.FLOAT, [1, 3, 16, 16])
+        nodes, inputs = [helper.make_node("Mul", ["data", "w"], ["out"])], [image_input(), weight]
+    else:
+        shape = helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 7])
+        nodes = [
+            helper.make_node("Constant", [], ["s"], value=shape),
+            helper.make_node("Reshape", ["data", "s"], ["out"]),
+        ]
+        inputs = [image_input()]
+    weights = onnx_graph(bench.path / "broken.onnx", nodes, inputs)
+    (bench.path / "facebench.toml").write_text(FAILING_ONNX_GRID.format(weights=weights), encoding="utf-8")
+    bench.test_file()
+    # a fresh interpreter, as users run it; the timeout turns a hang into a failure
+    result = bench.pytester.runpytest_subprocess(*bench.args("--facebench-workers", "2"), timeout=240)
+    result.assert_outcomes(passed=1, failed=1)
+    failure = one_line_failure(result, "test_x[broken-verif]")
+    assert "ModelError" in failure or "model 'broken'" in failure
+    both = bench.results()
+    tiny = both[both["model"] == "tiny"].set_index(["layer", "metric"])["value"]
+    bench.grid(models=("tiny",), tasks=("verif",))
+    alone = bench.run(out=bench.path / "alone")
+    alone.assert_outcomes(passed=1)
+    reference = bench.results(bench.path / "alone").set_index(["layer", "metric"])["value"]
+    pd.testing.assert_series_equal(tiny.sort_index(), reference.sort_index(), rtol=1e-6)
