@@ -127,6 +127,7 @@ class Roc:
         self._y = y[order]
         self._same = self._y == 1  # bool, for the integer path
         self._distinct = len(self._starts) == len(d)  # no ties: one pair per distinct distance
+        self._ends = np.append(self._starts[1:] - 1, len(d) - 1)  # the last pair at each distinct distance
         self.thresholds: FloatArray = ds[self._starts]
         self.n = len(d)
         self.n_pos = int(y.sum())
@@ -149,21 +150,24 @@ class Roc:
         pos, neg : ndarray of shape (b, m)
             Same / different pairs at ``thresholds[j]`` in each row.
         """
+        curve = self._curve(weights)
+        return curve.pos, curve.neg
+
+    def _curve(self, weights: ArrayLike | None) -> _Curve:
         w = as_count_matrix(weights, self.n)
         ws = w[:, self._order]
         if w.dtype.kind == "f":
             pos = np.add.reduceat(ws * self._y, self._starts, axis=1)
             neg = np.add.reduceat(ws * (1.0 - self._y), self._starts, axis=1)
-            return pos, neg
-        pos = np.where(self._same, ws, 0)
+            return _Curve(pos, neg, np.cumsum(pos, axis=1), np.cumsum(neg, axis=1))
+        same = np.where(self._same, ws, 0)
         if self._distinct:
-            return pos, ws - pos
-        pos = np.add.reduceat(pos, self._starts, axis=1)
-        return pos, np.add.reduceat(ws, self._starts, axis=1) - pos
-
-    def _curve(self, weights: ArrayLike | None) -> _Curve:
-        pos, neg = self.counts(weights)
-        return _Curve(pos, neg, np.cumsum(pos, axis=1), np.cumsum(neg, axis=1))
+            tp = np.cumsum(same, axis=1)
+            return _Curve(same, ws - same, tp, np.cumsum(ws, axis=1) - tp)
+        # ties: cumulative sums over the pairs, read at the last pair of each distinct distance (exact in int64)
+        tp = np.cumsum(same, axis=1)[:, self._ends]
+        fp = np.cumsum(ws, axis=1)[:, self._ends] - tp
+        return _Curve(np.diff(tp, axis=1, prepend=0), np.diff(fp, axis=1, prepend=0), tp, fp)
 
     # --- metrics -----------------------------------------------------------------------------
     def metrics(self, weights: ArrayLike | None = None, fars: Sequence[float] = ()) -> RocMetrics:
