@@ -26,6 +26,9 @@ the grid's own relations that run.json keeps; one line per relation, exit 1 when
 `report.paper`); its CSV is what summary.csv holds (`--layer all --metrics all --no-references`).
 `--layout face-recognition` gives the LFW / CFP-FP / AgeDB-30 / CALFW / CPLFW / IJB-B / IJB-C table in percent
 with the published values of references.json beside the reproduced ones.
+
+`methods RESULTS_DIR [--format md|latex] [--out FILE]` writes a methods section from the run's records
+(`report.methods`).
 """
 
 from __future__ import annotations
@@ -453,6 +456,37 @@ def relate_command(args: argparse.Namespace) -> int:
         atomic_csv(args.out, frame)
         print(f"relations: {args.out}")
     return 1 if failed_gates(frame) else 0
+
+
+# --- methods ----------------------------------------------------------------------------------------
+def _methods_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", type=Path, metavar="RESULTS_DIR", help="results dir written by a run (results.csv)")
+    parser.add_argument("--format", choices=("md", "latex"), default="md", help="output format (default md)")
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="write here instead of stdout")
+
+
+@subcommand("methods", "a methods section written from a run's records (Markdown or LaTeX)", _methods_arguments)
+def methods_command(args: argparse.Namespace) -> int:
+    from .gates import register_saved_metrics
+    from .registry import builtin_task_types
+    from .report.methods import render_methods
+
+    directory: Path = args.dir
+    if not (directory / "results.csv").is_file():
+        raise CommandError(f"{directory}: not a results dir (no results.csv)")
+    builtin_task_types()
+    register_saved_metrics(directory / "run.json")
+    text = render_methods(directory, args.format)
+    if not text.strip():
+        raise CommandError(f"{directory / 'results.csv'} has no results")
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            atomic_write(args.out, text)
+        except OSError as exc:
+            raise CommandError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    return 0
 
 
 # --- cache ------------------------------------------------------------------------------------------

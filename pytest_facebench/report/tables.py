@@ -17,8 +17,18 @@ def safe_name(name: str) -> str:
 def environment() -> dict[str, Any]:
     """Versions and machine facts for provenance."""
     versions = {"python": platform.python_version()}
-    distributions = {"sklearn": "scikit-learn"}  # module → distribution, where they differ
-    for module in ("torch", "torchvision", "transformers", "numpy", "pandas", "scipy", "sklearn", "pytest"):
+    distributions = {"sklearn": "scikit-learn", "pytest_facebench": "pytest-facebench"}  # where they differ
+    for module in (
+        "pytest_facebench",
+        "torch",
+        "torchvision",
+        "transformers",
+        "numpy",
+        "pandas",
+        "scipy",
+        "sklearn",
+        "pytest",
+    ):
         imported = sys.modules.get(module)
         if imported is not None:
             versions[module] = getattr(imported, "__version__", "?")
