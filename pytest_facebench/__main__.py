@@ -476,7 +476,12 @@ def methods_command(args: argparse.Namespace) -> int:
         raise CommandError(f"{directory}: not a results dir (no results.csv)")
     builtin_task_types()
     register_saved_metrics(directory / "run.json")
-    text = render_methods(directory, args.format)
+    from .errors import FacebenchError
+
+    try:
+        text = render_methods(directory, args.format)
+    except FacebenchError as exc:
+        raise CommandError(str(exc)) from None
     if not text.strip():
         raise CommandError(f"{directory / 'results.csv'} has no results")
     if args.out is None:

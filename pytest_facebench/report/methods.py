@@ -59,9 +59,9 @@ def _count(n: int) -> str:
 
 
 def _read(out_dir: Path) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
-    from .paper import read_results_csv
+    from ..outputs.reading import read_results
 
-    results = read_results_csv(out_dir / "results.csv")
+    results = read_results(out_dir / "results.csv", normalized=False)
     try:
         run = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
