@@ -228,14 +228,17 @@ def compare_command(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from .errors import FacebenchError
-    from .gates import compare_runs, load_run
+    from .gates import compare_runs, load_provenance, load_run, provenance_warnings
     from .registry import builtin_task_types
 
     try:
         builtin_task_types()  # the built-in metric vocabulary (directions) for baselines and older dirs
         changes = compare_runs(load_run(args.old), load_run(args.new), max_drop=args.max_drop)
+        warnings = provenance_warnings(load_provenance(args.old), load_provenance(args.new))
     except FacebenchError as exc:
         raise CommandError(str(exc)) from None
+    for line in warnings:
+        print(f"warning: {line}")
     shown = changes if args.all else changes[changes["status"] != "same"]
     if len(shown):
         with pd.option_context("display.max_rows", None, "display.width", 200):

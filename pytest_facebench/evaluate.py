@@ -115,7 +115,12 @@ def evaluate_cell(engine: Engine, model: BaseModel, task: BaseTask, nodeid: str 
             f"task '{task.name}': its headline '{task.headline_metric}' is not among the metrics it computed "
             f"with its options ({computed})"
         )
-    stats = {"embedding": embeddings.stats.as_dict(), "task": task.describe(), "engine": engine.provenance()}
+    stats = {
+        "embedding": embeddings.stats.as_dict(),
+        "task": task.describe(),
+        "engine": engine.provenance(),
+        "model": {"arguments": _arguments(model)},
+    }
     scoring = {**task.scoring(), "columns": columns}
     return CellResult(
         model=model.name, task=task.name, records=records, distances=distances, stats=stats, scoring=scoring
@@ -144,6 +149,14 @@ def landmark_note(sources: dict[Any, str], dropped_rows: int = 0) -> str:
     if counts["missing"]:
         parts.append(f"{counts['missing']} without a face: {dropped_rows} row(s) dropped (on_missing = 'drop')")
     return f"landmarks (68 points) of {len(sources)} derived image(s): " + ", ".join(parts)
+
+
+def _arguments(model: BaseModel) -> Any:
+    """The model's constructor arguments as its identity describes them (provenance: `kwargs`)."""
+    try:
+        return model.identity().get("arguments")
+    except Unkeyable:
+        return None
 
 
 def face_note(faces: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ from .errors import FacebenchError
 from .evaluate import evaluate_cached
 from .gates import GateFailure, apply_gates, expectations, parse_thresholds
 from .model import BaseModel
+from .outputs.schema import cell_provenance
 from .results import Metric, metric_record
 from .tasks.base import BaseTask
 
@@ -58,7 +59,11 @@ class Facebench:
             thresholds += expectations(marker.kwargs)
         thresholds += expectations(expect or {})
         failures, notes = apply_gates(
-            result.records, thresholds, self._session.gate_settings, spec.tolerances if spec else None
+            result.records,
+            thresholds,
+            self._session.gate_settings,
+            spec.tolerances if spec else None,
+            provenance=cell_provenance({"records": result.records, "stats": result.stats}),
         )
         for note in notes:
             warnings.warn(f"facebench baseline: {note}", stacklevel=2)

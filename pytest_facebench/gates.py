@@ -10,16 +10,17 @@ import difflib
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, FacebenchError
 from .metrics import RANK, MetricInfo, badness, metric_info, register
+from .outputs.schema import cell_provenance
 
 BASELINE_FORMAT = "facebench-baseline/1"
-PROVENANCE_KEYS = ("weights", "preprocessing", "precision", "pairs_sha256", "distance", "pooling")
+PROVENANCE_KEYS = ("weights", "kwargs", "preprocessing", "precision", "pairs_sha256", "distance", "pooling")
 OPERATORS = {">=": "min", ">": "min", "<=": "max", "<": "max"}
 
 
@@ -183,14 +184,23 @@ def _float(value: Any) -> float:
 
 # --- baselines ---------------------------------------------------------------------------------
 def cell_key(record: dict[str, Any]) -> str:
-    condition = record.get("condition") or ""
-    return "|".join(str(record.get(k) or "") for k in ("task", "model", "layer", "metric")) + f"|{condition}"
+    """`task|model|layer|metric|condition`; a missing condition (None, NaN, '') is spelled '' everywhere."""
+    return "|".join(_key_text(record.get(k)) for k in ("task", "model", "layer", "metric", "condition"))
 
 
-def baseline_payload(records: list[dict[str, Any]], run_info: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The JSON a `--facebench-save-baseline` writes: every metric with its CI and provenance."""
+def _key_text(value: Any) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def baseline_payload(
+    records: list[dict[str, Any]], run_info: dict[str, Any] | None = None, cells_of: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
+    """The JSON a `--facebench-save-baseline` writes: every metric with its CI and provenance (the record's,
+    and its cell's: weights, kwargs, preprocessing, precision, pairs_sha256; `cells_of` are the cell payloads)."""
+    provenance = {f"{c.get('task')}|{c.get('model')}": cell_provenance(c) for c in cells_of}
     cells = {}
     for record in records:
+        of_cell = provenance.get(f"{record.get('task')}|{record.get('model')}", {})
         value = _float(record.get("value"))
         cells[cell_key(record)] = {
             "value": value if math.isfinite(value) else None,
@@ -198,7 +208,7 @@ def baseline_payload(records: list[dict[str, Any]], run_info: dict[str, Any] | N
             "ci_high": _none_if_nan(record.get("ci_high")),
             "protocol": record.get("protocol"),
             "target": _none_if_nan(record.get("target")),
-            "provenance": {k: record.get(k) for k in PROVENANCE_KEYS if record.get(k) is not None},
+            "provenance": {**{k: record.get(k) for k in PROVENANCE_KEYS if record.get(k) is not None}, **of_cell},
         }
     return {
         "format": BASELINE_FORMAT,
@@ -239,6 +249,7 @@ def compare_to_baseline(
     tolerances: dict[str, float] | None = None,
     gate_ci: bool = False,
     readout_only: bool = True,
+    provenance: dict[str, Any] | None = None,
 ) -> tuple[list[GateOutcome], list[str]]:
     """Gate each directed metric against the baseline. Returns outcomes and like-for-like warnings.
 
@@ -273,7 +284,8 @@ def compare_to_baseline(
                 record, "fail" if regressed else "pass", f"baseline {_fmt(old['value'])}", detail if regressed else ""
             )
         )
-        changed = [k for k, v in old.get("provenance", {}).items() if record.get(k) is not None and record.get(k) != v]
+        current = {**record, **(provenance or {})}  # the cell's provenance (kwargs, pairs_sha256) with the record's
+        changed = [k for k, v in old.get("provenance", {}).items() if current.get(k) is not None and current[k] != v]
         if changed:
             warnings.append(f"{key}: not like-for-like with the baseline ({', '.join(changed)} differ)")
     return outcomes, warnings
@@ -301,28 +313,21 @@ def register_saved_metrics(run_json: Path) -> None:
 
 def load_run(path: Path) -> dict[str, dict[str, Any]]:
     """Cells of a result dir (its results.csv) or of a baseline JSON file, keyed by `cell_key`."""
-    import pandas as pd
+    from .outputs.reading import read_results
 
-    if not path.exists():
-        raise FacebenchError(
-            f"{path} does not exist; expected a --facebench-out directory (with results.csv) or a baseline JSON file"
-        )
     if path.is_dir():
-        csv = path / "results.csv"
-        if not csv.is_file():
-            raise FacebenchError(f"{path} has no results.csv; expected a --facebench-out directory or a baseline file")
-        frame = pd.read_csv(csv)
+        frame = read_results(_results_dir(path))
         register_saved_metrics(path / "run.json")
         return {
             cell_key(r): {
                 "value": _float(r.get("value")),
-                "readout": str(r.get("readout")).lower() == "true",
+                "readout": bool(r.get("readout")),
                 "metric": r.get("metric"),
                 "target": _none_if_nan(r.get("target")),
             }
             for r in frame.to_dict("records")
         }
-    data = load_baseline(path)
+    data = load_baseline(_baseline_file(path))
     return {
         key: {
             "value": _float(cell.get("value")),
@@ -332,6 +337,48 @@ def load_run(path: Path) -> dict[str, dict[str, Any]]:
         }
         for key, cell in data["cells"].items()
     }
+
+
+def _results_dir(path: Path) -> Path:
+    if not (path / "results.csv").is_file():
+        raise FacebenchError(f"{path} has no results.csv; expected a --facebench-out directory or a baseline file")
+    return path
+
+
+def _baseline_file(path: Path) -> Path:
+    if not path.exists():
+        raise FacebenchError(
+            f"{path} does not exist; expected a --facebench-out directory (with results.csv) or a baseline JSON file"
+        )
+    return path
+
+
+def load_provenance(path: Path) -> dict[str, dict[str, Any]]:
+    """`task|model` → what its numbers were computed from (weights, kwargs, preprocessing, precision,
+    pairs_sha256), from a results dir's per-cell records or a baseline file's cells."""
+    from .outputs.reading import read_records
+
+    if path.is_dir():
+        return {
+            f"{c.get('task')}|{c.get('model')}": cell_provenance(c)
+            for r in read_records(path)
+            for c in r.get("cells", [])
+        }
+    found: dict[str, dict[str, Any]] = {}
+    for key, cell in load_baseline(_baseline_file(path))["cells"].items():
+        task, model = key.split("|")[:2]
+        found.setdefault(f"{task}|{model}", dict(cell.get("provenance") or {}))
+    return found
+
+
+def provenance_warnings(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> list[str]:
+    """'task · model: not like-for-like (kwargs, pairs_sha256 differ)' for each cell both sides describe."""
+    lines = []
+    for cell in sorted(set(old) & set(new)):
+        keys = [k for k in PROVENANCE_KEYS if k in old[cell] and k in new[cell] and old[cell][k] != new[cell][k]]
+        if keys:
+            lines.append(f"{cell.replace('|', ' · ')}: not like-for-like ({', '.join(keys)} differ)")
+    return lines
 
 
 def compare_runs(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]], max_drop: float = 0.01):
@@ -397,6 +444,7 @@ def apply_gates(
     thresholds: list[Threshold],
     settings: GateSettings,
     tolerances: dict[str, float] | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> tuple[list[str], list[str]]:
     """Check thresholds and the baseline for one cell; mark each record's `gate` (pass, fail, new or none)
     and `gate_bound`. Returns the failure messages (all of them) and like-for-like warnings."""
@@ -404,7 +452,12 @@ def apply_gates(
     warnings: list[str] = []
     if settings.baseline is not None:
         against, warnings = compare_to_baseline(
-            records, settings.baseline, max_drop=settings.max_drop, tolerances=tolerances, gate_ci=settings.gate_ci
+            records,
+            settings.baseline,
+            max_drop=settings.max_drop,
+            tolerances=tolerances,
+            gate_ci=settings.gate_ci,
+            provenance=provenance,
         )
         outcomes += against
     by_key: dict[str, list[GateOutcome]] = {}

@@ -107,6 +107,21 @@ def cell_payloads(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [cell for r in records for cell in r.get("cells", [])]
 
 
+def cell_provenance(cell: dict[str, Any]) -> dict[str, Any]:
+    """What a cell's numbers were computed from, for baselines and `compare`: the weights, the model's
+    constructor arguments (`kwargs`), preprocessing, precision and the pairs file's sha256."""
+    first: dict[str, Any] = next(iter(cell.get("records") or []), {})
+    stats = cell.get("stats") or {}
+    found = {
+        "weights": first.get("weights"),
+        "kwargs": (stats.get("model") or {}).get("arguments"),
+        "preprocessing": first.get("preprocessing"),
+        "precision": first.get("precision"),
+        "pairs_sha256": (stats.get("task") or {}).get("pairs_sha256"),
+    }
+    return {k: v for k, v in found.items() if v is not None}
+
+
 def test_entry(record: dict[str, Any], kept: bool = False) -> dict[str, Any]:
     """A test's line in run.json's `tests`."""
     entry = {

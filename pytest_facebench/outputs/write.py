@@ -132,7 +132,7 @@ def _write(out_dir: Path, records: list[dict[str, Any]], run: dict[str, Any], wr
     run = {**run, "metrics": metric_vocabulary(results), **({"model_styles": styles} if styles else {})}
     put(RUN_FILE, lambda: atomic_write(out_dir / RUN_FILE, json.dumps(jsonable(run), indent=2) + "\n"))
     if o["baseline"] is not None:
-        payload = json.dumps(jsonable(baseline_payload(metrics, run)), indent=2) + "\n"
+        payload = json.dumps(jsonable(baseline_payload(metrics, run, cells)), indent=2) + "\n"
         put(str(o["baseline"]), lambda: atomic_write(o["baseline"], payload))
     if o["history"] is not None:
         line = json.dumps(jsonable(o["history"]), sort_keys=True, default=str)
