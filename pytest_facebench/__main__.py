@@ -536,6 +536,44 @@ def cache_command(args: argparse.Namespace) -> int:
     return 1 if args.action == "verify" and report.get("problems") else 0
 
 
+# --- embeddings -------------------------------------------------------------------------------------
+def _embeddings_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", type=Path, metavar="RESULTS_DIR", help="a run's output folder")
+    parser.add_argument("--model", required=True, help="the model's name in the grid")
+    parser.add_argument("--layer", required=True, help="one of the layers the run embedded")
+    parser.add_argument("--task", default=None, help="only this task's images (default: every task of the model)")
+    parser.add_argument("--out", type=Path, required=True, help="file.npz or file.parquet (the [parquet] extra)")
+    parser.add_argument("--cache", type=Path, default=None, help="the embedding cache (default: the run's own)")
+
+
+@subcommand(
+    "embeddings",
+    "write a model layer's stored embeddings (image path, content hash, vector) to .npz or .parquet",
+    _embeddings_arguments,
+)
+def embeddings_command(args: argparse.Namespace) -> int:
+    """Rows are read from the store, never computed: an image without a stored row is reported (exit 1)."""
+    from .errors import FacebenchError
+    from .export import describe, export_embeddings, write_exported
+
+    try:
+        exported = export_embeddings(args.results, args.model, args.layer, args.task, args.cache)
+        if not exported.paths:
+            raise CommandError(
+                f"no stored embedding of model '{args.model}', layer '{args.layer}' in the cache "
+                f"({len(exported.missing)} image(s) missing, e.g. {exported.missing[0] if exported.missing else '-'})"
+            )
+        write_exported(exported, args.out)
+    except FacebenchError as exc:
+        raise CommandError(str(exc)) from None
+    print(describe(exported, args.out, model=args.model, layer=args.layer, task=args.task))
+    if exported.missing:
+        shown = ", ".join(exported.missing[:5]) + (" ..." if len(exported.missing) > 5 else "")
+        print(f"{len(exported.missing)} image(s) have no stored embedding (not computed): {shown}", file=sys.stderr)
+        return 1
+    return 0
+
+
 # --- submit -----------------------------------------------------------------------------------------
 def _submit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shards", type=int, default=2, metavar="N", help="shards (jobs of the array)")

@@ -120,6 +120,8 @@ def evaluate_cell(engine: Engine, model: BaseModel, task: BaseTask, nodeid: str 
         "task": task.describe(),
         "engine": engine.provenance(),
         "model": {"arguments": _arguments(model)},
+        # where the rows are in the store (the `embeddings` command reads them back from there)
+        "store": {"layer_keys": dict(embeddings.keys), "on_missing": model.alignment.on_missing},
     }
     scoring = {**task.scoring(), "columns": columns}
     return CellResult(

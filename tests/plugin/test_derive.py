@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
+from PIL import Image
 
 DERIVED = """
 [[tasks]]
@@ -56,3 +58,45 @@ def test_an_unknown_manipulation_is_a_grid_error_with_a_suggestion(bench):
         ["*facebench.toml*tasks[[]0[]] ('inv')*unknown manipulation 'rotate_180'; did you mean 'rotate180'*"]
     )
     bench.assert_no_traceback(result)
+
+
+def test_embeddings_command_reads_the_store_and_reports_what_is_missing(bench, capsys):
+    """`python -m pytest_facebench embeddings`: path, content hash and vector per image, from the store; the
+    derived images' rows are their manipulated originals; a task that did not run is reported, not computed."""
+    from pytest_facebench.__main__ import main
+
+    _pairs(bench)
+    bench.grid(models=("pixels",), tasks=("verif",), extra=DERIVED)
+    bench.test_file()
+    bench.run("-k", "inv", cache=bench.path / "cache").assert_outcomes(passed=1)
+    out = bench.path / "emb.npz"
+
+    def export(*args: str) -> tuple[int, str]:
+        status = main(["embeddings", str(bench.out), "--model", "pixels", "--layer", "output", *args])
+        return status, capsys.readouterr().err
+
+    status, err = export("--out", str(out))
+    assert status == 1 and "1 image(s) have no stored embedding (not computed): task 'verif'" in err
+    data = np.load(out)
+    paths = list(data["path"])
+    assert len(paths) == 16 and len(set(data["content_hash"])) == 16
+    assert data["vector"].shape == (16, 3 * 16 * 16)
+    original = bench.data / "images" / bench.image_name(0)
+    pixels = np.asarray(Image.open(original).convert("RGB"), dtype=np.float64)
+    luma = np.clip(np.rint(pixels @ np.array([0.299, 0.587, 0.114])), 0, 255)
+    derived = np.repeat(luma[..., None], 3, axis=2)[::-1, ::-1]
+    for name, expected in ((str(original), pixels), (f"inverted:{original}", derived)):
+        row = data["vector"][paths.index(name)]
+        np.testing.assert_allclose(row, expected.transpose(2, 0, 1).reshape(-1) / 255, atol=1e-6)
+
+    parquet = bench.path / "emb.parquet"
+    assert export("--task", "inv", "--out", str(parquet))[0] == 0
+    frame = pd.read_parquet(parquet)
+    assert list(frame["path"]) == paths and np.allclose(np.stack(frame["vector"]), data["vector"])
+
+    empty = bench.path / "empty_cache"
+    empty.mkdir()
+    status, err = export("--task", "inv", "--cache", str(empty), "--out", str(out))
+    assert status == 2 and "no stored embedding of model 'pixels', layer 'output'" in err
+    status, err = export("--layer", "fc", "--out", str(out))
+    assert status == 2 and "model 'pixels' has no layer 'fc' in this run" in err
