@@ -497,6 +497,103 @@ def methods_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- config -----------------------------------------------------------------------------------------
+def _config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("show",), help="show: print the effective grid as TOML")
+    parser.add_argument(
+        "pytest_args",
+        nargs=argparse.REMAINDER,
+        help="the pytest arguments of the run: --facebench-config (repeatable), --facebench-set, "
+        "--facebench-sweep and test paths (the grid is found from them as pytest would); others are ignored",
+    )
+
+
+def grid_arguments(args: Sequence[str]) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(configs, sets, sweeps, other arguments) of a pytest command line (`--opt VALUE` and `--opt=VALUE`)."""
+    options = {"--facebench-config": [], "--facebench-set": [], "--facebench-sweep": []}  # type: dict[str, list[str]]
+    rest: list[str] = []
+    items = list(args)
+    i = 0
+    while i < len(items):
+        name, eq, value = items[i].partition("=")
+        if name in options:
+            if not eq:
+                if i + 1 >= len(items):
+                    raise CommandError(f"{name} needs a value")
+                value = items[i + 1]
+                i += 1
+            options[name].append(value)
+        else:
+            rest.append(items[i])
+        i += 1
+    return options["--facebench-config"], options["--facebench-set"], options["--facebench-sweep"], rest
+
+
+@subcommand(
+    "config", "print the effective grid of a run's arguments (stacked grids, overrides, sweeps)", _config_arguments
+)
+def config_command(args: argparse.Namespace) -> int:
+    from .config import effective_grid, find_grid_file
+    from .errors import FacebenchError
+    from .gridfile import to_toml
+
+    pytest_args = [a for a in args.pytest_args if a != "--"]
+    configs, sets, sweeps, rest = grid_arguments(pytest_args)
+    cwd = Path.cwd()
+    paths = [Path(c) for c in configs]
+    if not paths:
+        starts = [cwd / a.split("::")[0] for a in rest if not a.startswith("-") and (cwd / a.split("::")[0]).exists()]
+        found = find_grid_file(starts or [cwd], cwd)
+        if found is None:
+            raise CommandError("no grid found: pass --facebench-config FILE, or run where a facebench.toml is")
+        paths = [found]
+    try:
+        raw = effective_grid(paths, sets, sweeps)
+    except FacebenchError as exc:
+        raise CommandError(str(exc)) from None
+    sources = ", ".join(str(s.path) for s in raw.sources)
+    header = f"The effective grid of: {sources}" + "".join(f"\n  --facebench-set {o}" for o in sets)
+    header += "".join(f"\n  --facebench-sweep {o}" for o in sweeps)
+    sys.stdout.write(to_toml(raw.data, header))
+    return 0
+
+
+# --- reproduce --------------------------------------------------------------------------------------
+def _reproduce_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", type=Path, metavar="RESULTS_DIR", help="a run's results folder (with grid.toml)")
+    parser.add_argument(
+        "--out", type=Path, default=None, metavar="NEW", help="where the rerun writes (default: RESULTS_DIR-reproduced)"
+    )
+    parser.add_argument(
+        "--use-cache", action="store_true", help="let the rerun use the run's caches (default: compute everything)"
+    )
+
+
+@subcommand(
+    "reproduce",
+    "rerun a saved run's effective grid (grid.toml) with its arguments; per cell: identical, within CI, or not",
+    _reproduce_arguments,
+)
+def reproduce_command(args: argparse.Namespace) -> int:
+    from . import reproduce
+
+    try:
+        how = reproduce.plan(args.dir, args.out, use_cache=args.use_cache)
+    except reproduce.ReproduceError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"reproducing {args.dir} into {how.out}: pytest {' '.join(how.args)}", flush=True)
+    completed = reproduce.rerun(how)
+    if not (how.out / "results.csv").is_file():
+        raise CommandError(f"the rerun wrote no results to {how.out} (pytest exit status {completed.returncode})")
+    from .report.data import read_run
+
+    changes = reproduce.provenance_changes(read_run(args.dir), read_run(how.out))
+    verdicts = reproduce.compare(args.dir, how.out)
+    for line in reproduce.report_lines(verdicts, changes):
+        print(line)
+    return 0 if all(v.status in ("identical", "within CI") for v in verdicts) else 1
+
+
 # --- cache ------------------------------------------------------------------------------------------
 def _cache_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("info", "prune", "verify"), help="report, prune or check the cache")

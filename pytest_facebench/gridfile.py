@@ -546,3 +546,85 @@ def to_toml(data: dict[str, Any], header: str = "", run: dict[str, Any] | None =
     if run:
         table(RUN_TABLE, run)
     return "\n".join(lines).lstrip("\n") + "\n"
+
+
+# --- the effective grid of a run: grid.toml -------------------------------------------------------------
+GRID_FILE = "grid.toml"
+GRID_HEADER = (
+    "The effective grid of this run (pytest-facebench): its grid files stacked in order, --facebench-set\n"
+    "overrides and --facebench-sweep expansions applied, paths absolute. [run] holds the command line, the\n"
+    "hashes of the grid files and data files it came from. Rerun it with\n"
+    "    python -m pytest_facebench reproduce <this folder>\n"
+    "or show another with  python -m pytest_facebench config show [pytest args]"
+)
+
+
+def data_files(data: dict[str, Any]) -> list[dict[str, str]]:
+    """The data files the grid's tasks read: each `pairs` file and option values that name an existing file
+    (relative ones against the pairs file's folder), with their sha256 (images are keyed by content apart)."""
+    from .fingerprint import file_identity
+
+    found: dict[str, dict[str, str]] = {}
+    for task in data.get("tasks", []):
+        if not isinstance(task, dict) or not isinstance(task.get("pairs"), str):
+            continue
+        base = Path(task["pairs"]).parent
+        for key, value in task.items():
+            if key in ("name", "type", "images", "distance", "headline", ORIGIN) or not isinstance(value, str):
+                continue
+            identity = file_identity(value, base)
+            if identity is not None:
+                found.setdefault(identity["file"], identity)
+    return list(found.values())
+
+
+def grid_info(raw: RawGrid, cwd: Path) -> dict[str, Any]:
+    """What run.json (and baselines) keep of the effective grid, and grid.toml is written from."""
+    return {
+        "effective": plain(raw.data),
+        "sources": [{"file": str(s.path.absolute()), "sha256": s.sha256} for s in raw.sources],
+        "overrides": list(raw.overrides),
+        "sweeps": list(raw.sweeps),
+        "data": data_files(raw.data),
+        "cwd": str(cwd),
+    }
+
+
+def grid_toml(grid: dict[str, Any], pytest_args: Sequence[str] | None) -> str | None:
+    """grid.toml from run.json's `grid` (None for a run without an effective grid, e.g. `run()`)."""
+    effective = grid.get("effective")
+    if not isinstance(effective, dict):
+        return None
+    run = {
+        "pytest_args": [str(a) for a in pytest_args or []],
+        "cwd": grid.get("cwd", ""),
+        "grid_sha256": grid.get("sha256", ""),
+        "sources": grid.get("sources") or [],
+        "overrides": grid.get("overrides") or [],
+        "sweeps": grid.get("sweeps") or [],
+        "data": grid.get("data") or [],
+    }
+    return to_toml(effective, GRID_HEADER, run=run)
+
+
+def save_grid_file(out_dir: Path, run: dict[str, Any]) -> None:
+    """Write `<out>/grid.toml` from run.json's data (runs and shard merges both pass here)."""
+    from .files import atomic_write
+
+    text = grid_toml(run.get("grid") or {}, run.get("pytest_args"))
+    if text is not None:
+        atomic_write(Path(out_dir) / GRID_FILE, text)
+
+
+def read_saved_grid(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(grid data, `[run]` table) of a saved grid.toml."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read ({exc})", path=path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", path=path) from None
+    run = data.pop(RUN_TABLE, None)
+    if not isinstance(run, dict):
+        raise ConfigError("has no [run] table: not a grid.toml saved by a run", path=path)
+    return data, run

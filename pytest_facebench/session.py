@@ -19,6 +19,7 @@ from .config import Grid, ModelSpec, TaskSpec, find_grid_file, load_grid
 from .errors import ConfigError, FacebenchError, WeightsUnavailable
 from .files import OutputError, atomic_write, check_can_create_dir
 from .gates import GateSettings, load_baseline
+from .gridfile import grid_info as effective_grid_info
 from .metrics import remember_scoring
 from .options import device_type
 from .outputs.lock import OutputLock
@@ -479,6 +480,8 @@ class FacebenchSession:
                 "tasks": [t.name for t in grid.tasks],
                 # derived conditions: condition -> manipulations, per task that declares them (faces.stimuli)
                 "derive": {t.name: {k: list(v) for k, v in t.derive.items()} for t in grid.tasks if t.derive},
+                # the effective grid (stacked files, overrides, sweeps) and its sources: grid.toml
+                **(effective_grid_info(grid.raw, Path(self.config.invocation_params.dir)) if grid.raw else {}),
             },
         )
 

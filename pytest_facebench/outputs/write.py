@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..files import OutputError, append_line, atomic_csv, atomic_write
+from ..gridfile import GRID_FILE, save_grid_file
 from .schema import INPUTS_FILE, RESULTS_FILE, RUN_FILE, cell_payloads, jsonable, metric_records
 
 if TYPE_CHECKING:
@@ -131,6 +132,8 @@ def _write(out_dir: Path, records: list[dict[str, Any]], run: dict[str, Any], wr
         relations = write_relations(out_dir, results, run)  # relations.csv: across models (relations/)
     run = {**run, "metrics": metric_vocabulary(results), **({"model_styles": styles} if styles else {})}
     put(RUN_FILE, lambda: atomic_write(out_dir / RUN_FILE, json.dumps(jsonable(run), indent=2) + "\n"))
+    if (run.get("grid") or {}).get("effective"):  # grid.toml: the effective grid (runs, shard merges, copies)
+        put(GRID_FILE, lambda: save_grid_file(out_dir, run))
     if o["baseline"] is not None:
         payload = json.dumps(jsonable(baseline_payload(metrics, run, cells)), indent=2) + "\n"
         put(str(o["baseline"]), lambda: atomic_write(o["baseline"], payload))

@@ -4,7 +4,9 @@ xdist and shards; tables add an aggregate row (mean ± SD across the values, wit
 from __future__ import annotations
 
 import io
+import json
 import math
+import sys
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,11 @@ import pytest
 from scipy import stats
 
 from pytest_facebench.__main__ import main
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 SWEEP = "models.pixels.kwargs.size=8,12,16"
 VARIANTS = ["pixels[size:8]", "pixels[size:12]", "pixels[size:16]"]
@@ -73,6 +80,12 @@ def test_shards_of_a_sweep_merge_into_the_whole_sweep(bench, tmp_path) -> None:
     assert main(["report", *map(str, dirs), "--out", str(tmp_path / "merged"), "--no-plots"]) == 0
     merged = pd.read_csv(tmp_path / "merged" / "results.csv")
     assert set(zip(merged["model"], merged["task"])) == {(m, t) for m in [*VARIANTS, "tiny"] for t in ("verif", "sim")}
+    # the merged folder keeps the effective grid (grid.toml), the same as each shard's
+    saved = [tomllib.loads((d / "grid.toml").read_text()) for d in (*dirs, tmp_path / "merged")]
+    assert [m["name"] for m in saved[2]["models"]] == [*VARIANTS, "tiny"]
+    assert {json.dumps({k: v for k, v in g.items() if k != "run"}, sort_keys=True) for g in saved} == {
+        json.dumps({k: v for k, v in saved[0].items() if k != "run"}, sort_keys=True)
+    }
 
 
 @pytest.mark.parametrize(
