@@ -585,7 +585,7 @@ def reproduce_command(args: argparse.Namespace) -> int:
     completed = reproduce.rerun(how)
     if not (how.out / "results.csv").is_file():
         raise CommandError(f"the rerun wrote no results to {how.out} (pytest exit status {completed.returncode})")
-    from .report.data import read_run
+    from .outputs.reading import read_run
 
     changes = reproduce.provenance_changes(read_run(args.dir), read_run(how.out))
     verdicts = reproduce.compare(args.dir, how.out)

@@ -123,9 +123,9 @@ class CellVerdict:
 def compare(old_dir: Path, new_dir: Path) -> list[CellVerdict]:
     """Per model × task of the saved run: identical (every value equal), within CI (each new value inside the
     saved CI, or equal where there is none), differs, or missing (not in the rerun)."""
-    from .report.paper import read_results_csv
+    from .outputs.reading import read_results
 
-    old, new = (_rows(read_results_csv(Path(d) / "results.csv")) for d in (old_dir, new_dir))
+    old, new = (_rows(read_results(Path(d))) for d in (old_dir, new_dir))
     cells: dict[tuple[str, str], CellVerdict] = {}
     for key, row in old.items():
         cell = cells.setdefault((key[2], key[0]), CellVerdict(key[2], key[0], "identical"))
