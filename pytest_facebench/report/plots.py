@@ -20,10 +20,11 @@ Figures (see `write_plots`):
 - metrics with conditions (`conditions`, the group means of `relative_difference`): grouped bars per
   condition, with the declared human values;
 - `rsa` (`rdm`): the human RDM beside each model's, with colour bars and stimulus names (few stimuli),
-  each on its own colour scale or one scale shared by the models (`rdm_scale`);
+  on one colour scale shared by the models (default), or each on its own (`rdm_scale="panel"`);
 - rank-k metrics (`cmc`): CMC curves with CI bands and the chance line k/N (N: the gallery size);
-- tasks where a model has more than one layer: the layer profile (metric against layer, named ticks when
-  the models share their layers, else relative depth 0–1 or a panel per model: `layer_axis`), with the
+- tasks where a model has more than one layer: the layer profile (metric against layer by name: one axis
+  when the models share their layers, else a panel per model; relative depth 0–1 with `layer_axis="depth"`,
+  `"auto"` picks depth when the layers differ), with the
   noise ceiling, human value and chance level as horizontal lines;
 - tasks with model comparisons (comparisons.csv): a forest plot of each model pair's difference and CI;
 - the overview: a model × task heatmap of each task's headline metric at the readout layer, each column
@@ -122,6 +123,7 @@ from .figures.labels import (
     metric_label,
 )
 from .figures.references import ceiling_lines, human_value, legend_entries, noise_ceiling, task_refs
+from .numbers import format_number, format_p, shared_decimals
 from .tables import safe_name
 
 __all__ = [
@@ -193,8 +195,8 @@ class _Plotter:
         *,
         labels: dict[str, str] | None = None,
         formats: tuple[str, ...] = ("png",),
-        layer_axis: str = "auto",
-        rdm_scale: str = "panel",
+        layer_axis: str = "names",
+        rdm_scale: str = "shared",
         keep: bool = False,
     ):
         self.out_dir = Path(out_dir)
@@ -214,6 +216,7 @@ class _Plotter:
         self.rdm_scale = rdm_scale
         self.files = DistanceFiles(self.out_dir)
         self.comparisons = read_comparisons(self.out_dir)
+        self.digits = run_digits(self.out_dir)  # --facebench-digits of the run (run.json), else from each CI
         self.written: list[PlotInfo] = []
         self.kept: list[tuple[PlotInfo, Any]] | None = [] if keep else None
         self.errors: list[dict[str, str]] = []
@@ -468,10 +471,11 @@ class _Plotter:
             fig = figure(10.6, 4.6, self.dpi)
             adjust(fig, left=0.6, right=0.3, top=0.75, bottom=0.55, wspace=0.75, cols=2)
             linear, log = fig.subplots(1, 2)
-            draw_roc(linear, curves)
+            draw_roc(linear, curves, digits=self.digits)
             draw_roc(log, curves, log=True, legend=False)
             linear.set_title("linear FAR")
-            log.set_title("log FAR (1e-4 to 1)")
+            most = max(c.n_negative for c in curves)
+            log.set_title(f"log FAR (1/{most} to 1)" if most else "log FAR")
             title = f"{task}: ROC at the readout layer"
             fig.suptitle(title)
             fewest = min(c.n_negative for c in curves)
@@ -555,7 +559,7 @@ class _Plotter:
         fig = figure(2.9 * cols + 0.9, 2.6 * rows_n + 1.0, self.dpi)
         adjust(fig, left=0.85, right=0.15, top=0.75, bottom=0.65, wspace=0.45, hspace=0.8, rows=rows_n, cols=cols)
         for ax, (model, layer, human, x, reported, method, _human_name) in zip(panels(fig, len(found)), found):
-            draw_scatter(ax, human, x, self.color(model), reported, method)
+            draw_scatter(ax, human, x, self.color(model), reported, method, self.decimals(task, model, layer))
             few_ticks(ax)
             ax.set_title(
                 shorten(f"{self.label(model)} · {layer}" if layer else self.label(model), 34) + "\n" + ax.get_title(),
@@ -566,7 +570,10 @@ class _Plotter:
         fig.supylabel(f"model {distance_label(rows)}")
         title = f"{task}: model vs human dissimilarity"
         ceiling = noise_ceiling(rows)
-        fig.suptitle(title + (f"  (noise ceiling {ceiling[0]:.2f}–{ceiling[1]:.2f})" if ceiling else ""))
+        fig.suptitle(
+            title
+            + (f"  (noise ceiling {format_number(ceiling[0], 2)}–{format_number(ceiling[1], 2)})" if ceiling else "")
+        )
         self.save(
             fig,
             f"{base}__scatter",
@@ -892,6 +899,16 @@ class _Plotter:
             items=len(models),
         )
 
+    def decimals(self, task: str, model: str, layer: str) -> int:
+        """The decimals of a cell's headline value: the run's fixed digits, else those its CI needs."""
+        rows = self.results
+        if "ci_low" not in rows or "ci_high" not in rows:
+            return shared_decimals((), self.digits)
+        mine = rows[(rows["task"] == task) & (rows["model"] == model) & (rows["layer"] == layer)]
+        if self.headline.get(task):
+            mine = mine[mine["metric"] == self.headline[task]]
+        return shared_decimals(zip(mine["ci_low"], mine["ci_high"]), self.digits)
+
     # model comparisons: forest plot of paired differences
     def forest(self, task: str, rows: pd.DataFrame, base: str) -> None:
         comps = self.comparisons[self.comparisons["task"] == task]
@@ -906,7 +923,7 @@ class _Plotter:
                 mine["model_a"], mine["model_b"], mine.get("p_holm", pd.Series(np.nan, index=mine.index))
             ):
                 text = f"{shorten(self.label(str(a)), 24)} − {shorten(self.label(str(b)), 24)}"
-                labels.append(text + (f"  (p = {p:.2g})" if finite(p) else ""))
+                labels.append(text + (f"  ({format_p(p)})" if finite(p) else ""))
             blocks.append((metric, mine, labels))
         longest = max(len(lbl) for _, _, labels in blocks for lbl in labels)
         left = 0.35 + CHAR_IN * 1.05 * longest
@@ -1078,6 +1095,15 @@ def _plotter(
     return plotter, old, headlines, figures, styles
 
 
+def run_digits(out_dir: Path) -> int | None:
+    """The fixed decimals a run asked for (`--facebench-digits`, run.json `digits`), else None."""
+    try:
+        value = json.loads((Path(out_dir) / "run.json").read_text(encoding="utf-8")).get("digits")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def write_plots(
     out_dir: Path,
     results: pd.DataFrame | None = None,
@@ -1089,8 +1115,8 @@ def write_plots(
     figures: dict[str, list[str]] | None = None,
     formats: tuple[str, ...] | list[str] | str | None = None,
     model_styles: dict[str, dict[str, str]] | None = None,
-    layer_axis: str = "auto",
-    rdm_scale: str = "panel",
+    layer_axis: str = "names",
+    rdm_scale: str = "shared",
 ) -> list[Path]:
     """Write the figures of a results dir under `plots/` and `plots/manifest.json`; return the PNG paths.
 
@@ -1103,9 +1129,9 @@ def write_plots(
     report.html embeds PNGs; the manifest lists each figure's `files`. `dpi`: the PNG resolution (and that of
     rasterized parts of SVG/PDF). `formats` and `dpi` default to those of the dir's previous report
     (plots/manifest.json), else PNG at `DPI`, so a rebuild keeps the SVG/PDF files a run wrote. `model_styles`: model → {color, label} from the grid (run.json
-    `model_styles` of the dir when None). `layer_axis`: 'auto' (layer names when the models share their
-    layers, else relative depth 0–1), 'names' (a panel per model when their layers differ) or 'depth'.
-    `rdm_scale`: 'panel' (each RDM on its own colour scale) or 'shared' (one scale for the models' RDMs)."""
+    `model_styles` of the dir when None). `layer_axis`: 'names' (default; a panel per model when their layers
+    differ), 'auto' (layer names when the models share their layers, else relative depth 0–1) or 'depth'.
+    `rdm_scale`: 'shared' (default: one scale for the models' RDMs) or 'panel' (each on its own)."""
     out_dir = Path(out_dir)
     previous = read_manifest(out_dir)
     if formats is None:
@@ -1155,8 +1181,8 @@ def draw_figures(
     headlines: dict[str, str] | None = None,
     figures: dict[str, list[str]] | None = None,
     model_styles: dict[str, dict[str, str]] | None = None,
-    layer_axis: str = "auto",
-    rdm_scale: str = "panel",
+    layer_axis: str = "names",
+    rdm_scale: str = "shared",
 ) -> list[tuple[PlotInfo, Any]]:
     """The figures `write_plots` would write, as (PlotInfo, matplotlib Figure) pairs, nothing saved: to
     adjust a figure for a paper before `fig.savefig(...)`, or to check what a figure shows. Failures are

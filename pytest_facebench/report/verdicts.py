@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import metric_info
+from .numbers import format_p
 
 
 # --- comparisons as sentences -----------------------------------------------------------------
@@ -22,10 +23,9 @@ def _ci_text(low: float, high: float) -> str:
     return f"{_signed(low)}{joint}{_signed(high)}"
 
 
-def _p_text(value: float) -> str:
-    if not math.isfinite(value):
-        return "p=n/a"
-    return "p<0.001" if value < 0.001 else f"p={value:.2g}" if value < 0.01 else f"p={value:.3g}"
+def _p_text(value: float, adjusted: str = "") -> str:
+    """`p = 0.038`, `p < 0.001` (`report.numbers.format_p`); `adjusted` names the correction (`p_Holm = 0.114`)."""
+    return format_p(value, adjusted)
 
 
 def verdict(row: dict[str, Any] | pd.Series) -> str:
@@ -57,9 +57,7 @@ def verdict(row: dict[str, Any] | pd.Series) -> str:
     a_wins = (diff < 0) if lower_wins else (diff > 0)
     if significant and not a_wins:  # report Δ as winner − loser
         diff, low, high = -diff, -high, -low
-    p_text = _p_text(p) + (
-        f", Holm {_p_text(p_holm).removeprefix('p')}" if math.isfinite(p_holm) and p_holm != p else ""
-    )
+    p_text = _p_text(p) + (f", {_p_text(p_holm, 'Holm')}" if math.isfinite(p_holm) and p_holm != p else "")
     delta = "Δ" if quantity == "value" else f"Δ{quantity.split(' (')[0]}"
     detail = (
         f"{delta}={_signed(diff)}, {100 * level:.0f}% CI {_ci_text(low, high)}, {test} {p_text}"

@@ -337,7 +337,9 @@ def test_roc_has_bootstrap_bands_and_a_log_far_panel(tmp_path: Path) -> None:
     out = verification_dir(tmp_path / "r")
     roc = figures_of(out, figures={"lfw": ["roc"]})[("lfw", "roc")]
     linear, log = roc.axes
-    assert log.get_xscale() == "log" and np.allclose(log.get_xlim(), (1e-4, 1))
+    # the log axis starts at the smallest FAR the data resolve: 1 / the number of different pairs (100 here)
+    assert log.get_xscale() == "log" and np.allclose(log.get_xlim(), (1 / 100, 1))
+    assert log.get_title() == "log FAR (1/100 to 1)"
     assert linear.get_xlabel() == "false accept rate (FAR)" and linear.get_ylabel() == "true accept rate (TAR)"
     for ax in (linear, log):
         bands = [c for c in ax.collections if c.get_gid() == "ci_band"]
@@ -347,6 +349,14 @@ def test_roc_has_bootstrap_bands_and_a_log_far_panel(tmp_path: Path) -> None:
         ]
         assert len(lines_with(ax, "chance")) == 1
     assert all("AUC" in t.get_text() and "[" in t.get_text() for t in linear.get_legend().get_texts()[:2])
+    # AUC with as many decimals as its CI needs (report.numbers), the same rule as the tables
+    import re
+
+    from pytest_facebench.report.numbers import ci_decimals
+
+    legend = linear.get_legend().get_texts()[0].get_text()
+    value, low, high = re.search(r"AUC (\S+) \[(\S+), (\S+)\]\)$", legend).groups()  # type: ignore[union-attr]
+    assert all(len(x.split(".")[1]) == ci_decimals(float(low), float(high)) for x in (value, low, high)), legend
 
     rng = np.random.default_rng(3)
     labels = np.arange(400) % 2 == 0
@@ -437,11 +447,11 @@ def test_layer_profile_names_layers_or_uses_relative_depth(tmp_path: Path) -> No
     assert [line.get_ydata()[0] for line in lines_with(ax, "chance")] == [0.0]
 
     different = profile_dir(tmp_path / "different", False)
-    ax = figures_of(different)[("sim", "layer_profile")].axes[0]  # auto: relative depth
+    ax = figures_of(different, layer_axis="depth")[("sim", "layer_profile")].axes[0]  # the option: relative depth
     assert ax.get_xlabel().startswith("relative depth")
     curves = [line for line in ax.get_lines() if line.get_gid() is None and len(line.get_xdata()) > 2]
     assert [list(np.round(line.get_xdata(), 2)) for line in curves] == [[0, 0.5, 1], [0, 0.25, 0.5, 0.75, 1]]
-    per_model = figures_of(different, layer_axis="names")[("sim", "layer_profile")]
+    per_model = figures_of(different)[("sim", "layer_profile")]  # the default: layer names, a panel per model
     vgg, clip = data_axes(per_model)
     assert [t.get_text() for t in clip.get_xticklabels()] == [
         "visual.l1",
@@ -489,10 +499,11 @@ def test_rdms_have_colour_bars_stimulus_names_and_a_shared_scale_option(tmp_path
     assert [b.get_ylabel() for b in bars] == ["human dissimilarity", "cosine distance", "cosine distance"]
     assert [t.get_text() for t in vgg.get_xticklabels()] == [f"s{i}" for i in range(8)]
     assert human.get_title() == "human (human)" and "Spearman ρ" in vgg.get_title()
-    assert vgg.images[0].get_clim() != clip.images[0].get_clim()
-    shared = figures_of(out, figures={"faces": ["rdm"]}, rdm_scale="shared")[("faces", "rdm")]
-    human, vgg, clip = data_axes(shared)
+    # the default: the models' RDMs on one colour scale (the human RDM, in other units, on its own)
     assert vgg.images[0].get_clim() == clip.images[0].get_clim() != human.images[0].get_clim()
+    panel = figures_of(out, figures={"faces": ["rdm"]}, rdm_scale="panel")[("faces", "rdm")]
+    human, vgg, clip = data_axes(panel)
+    assert vgg.images[0].get_clim() != clip.images[0].get_clim()
     crowded = figures_of(rsa_dir(tmp_path / "many", 30), figures={"faces": ["rdm"]})[("faces", "rdm")]
     assert all(len(ax.get_xticks()) == 0 for ax in data_axes(crowded))
 
@@ -529,9 +540,9 @@ def test_forest_plot_of_the_model_comparisons(tmp_path: Path) -> None:
     )
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == [
-        "vgg − clip  (p = 0.01)",
+        "vgg − clip  (p = 0.010)",
         "vgg − dino  (p = 0.001)",
-        "clip − dino  (p = 0.2)",
+        "clip − dino  (p = 0.200)",
     ]
     (zero,) = lines_with(ax, "zero")
     assert list(zero.get_xdata()) == [0, 0]
@@ -612,3 +623,13 @@ def test_manifest_is_json_with_colours_labels_and_formats(tmp_path: Path) -> Non
     (run_json := out / "run.json").write_text(json.dumps({"model_styles": {"clip": {"color": "#00ff00"}}}))
     write_plots(out)  # no styles passed: the results dir's run.json
     assert read_manifest(out)["colors"]["clip"] == "#00ff00" and run_json.is_file()
+
+
+# --- distance histograms ----------------------------------------------------------------------------
+def test_distance_histograms_have_a_density_axis(tmp_path: Path) -> None:
+    out = verification_dir(tmp_path / "r")
+    fig = figures_of(out, figures={"lfw": ["roc"]})[("lfw", "distributions")]
+    for ax in data_axes(fig):
+        assert ax.get_ylabel() == "density" and len(ax.get_yticks()) > 0 and ax.get_ylim()[0] == 0
+        heights = np.concatenate([p.get_data().values for p in ax.patches])  # the stairs: probability densities
+        assert heights.max() > 0

@@ -12,6 +12,7 @@ import pandas as pd
 
 from ...metrics import display_name
 from ..data import _correlate, finite
+from ..numbers import DEFAULT_DECIMALS, format_estimate, format_number
 from .base import CHAR_IN, adjust, figure, shorten, wrap
 
 CHANCE_STYLE: dict[str, Any] = {"color": "#777777", "linestyle": (0, (4, 2)), "linewidth": 1.0, "gid": "chance"}
@@ -178,11 +179,19 @@ def roc_curve(
     return RocCurve(label, color, far, tar, auc, auc_ci, grid, low, high, n_neg)
 
 
-def draw_roc(ax, curves: list[RocCurve], log: bool = False, legend: bool = True) -> None:
-    """ROC curves (TAR against FAR) with their bands; `log`: FAR on a log axis from 1e-4 (the band only
-    where FAR ≥ 1/number of different pairs). The chance line is TAR = FAR."""
+def log_far_min(curves: list[RocCurve]) -> float:
+    """The smallest FAR the curves resolve: 1 ÷ the most different pairs any of them has (`LOG_FAR_MIN` without
+    a count)."""
+    counts = [c.n_negative for c in curves if c.n_negative]
+    return 1.0 / max(counts) if counts else LOG_FAR_MIN
+
+
+def draw_roc(ax, curves: list[RocCurve], log: bool = False, legend: bool = True, digits: int | None = None) -> None:
+    """ROC curves (TAR against FAR) with their bands; `log`: FAR on a log axis from the smallest FAR the data
+    resolve, 1 ÷ the largest number of different pairs (`log_far_min`). The chance line is TAR = FAR."""
     for curve in curves:
-        auc = f"AUC {curve.auc:.3f}" + (f" [{curve.auc_ci[0]:.3f}, {curve.auc_ci[1]:.3f}]" if curve.auc_ci else "")
+        low_auc, high_auc = curve.auc_ci if curve.auc_ci else (None, None)
+        auc = "AUC " + format_estimate(curve.auc, low_auc, high_auc, digits)
         if log:
             shown = curve.far > 0
             ax.step(curve.far[shown], curve.tar[shown], where="post", color=curve.color, linewidth=1.6)
@@ -201,10 +210,11 @@ def draw_roc(ax, curves: list[RocCurve], log: bool = False, legend: bool = True)
                 gid="ci_band",
             )
     if log:
-        xs = np.logspace(np.log10(LOG_FAR_MIN), 0, 50)
+        start = log_far_min(curves)
+        xs = np.logspace(np.log10(start), 0, 50)
         ax.plot(xs, xs, label="chance (TAR = FAR)", **CHANCE_STYLE)
         ax.set_xscale("log")
-        ax.set_xlim(LOG_FAR_MIN, 1)
+        ax.set_xlim(start, 1)
         ax.set_xlabel("false accept rate (FAR, log scale)")
     else:
         ax.plot([0, 1], [0, 1], label="chance (TAR = FAR)", **CHANCE_STYLE)
@@ -224,15 +234,24 @@ def draw_hist(ax, labels: np.ndarray, distances: np.ndarray, color: str, legend:
     different, _ = np.histogram(distances[~labels], bins=edges, density=True)
     ax.stairs(same, edges, fill=True, color=color, alpha=0.65, label="same identity")  # one artist, not 30 bars
     ax.stairs(different, edges, color="#222222", linewidth=1.1, label="different identity")
-    ax.set_yticks([])
+    ax.set_ylabel("density")
+    ax.set_ylim(bottom=0)
     ax.grid(visible=False)
     if legend:
         ax.legend(loc="upper right", fontsize=7)
 
 
 def draw_scatter(
-    ax, human: np.ndarray, model: np.ndarray, color: str, reported: float | None, method: str = "pearson"
+    ax,
+    human: np.ndarray,
+    model: np.ndarray,
+    color: str,
+    reported: float | None,
+    method: str = "pearson",
+    digits: int | None = None,
 ) -> None:
+    """Model distance against the human value per pair, the least-squares line, titled with r (`digits`
+    decimals: those the r's CI needs, from the caller; 3 without)."""
     ok = np.isfinite(human) & np.isfinite(model)
     x, y = human[ok], model[ok]
     ax.scatter(x, y, s=7, color=color, alpha=0.55, linewidths=0, rasterized=True)
@@ -242,7 +261,8 @@ def draw_scatter(
         ax.plot(xs, slope * xs + intercept, color="#222222", linewidth=1.2)
     r = reported if reported is not None and finite(reported) else _correlate(x, y, "pearson")
     symbol = "ρ" if "spearman" in str(method).lower() else "r"
-    ax.set_title(f"{symbol} = {r:.3f}" if finite(r) else f"{symbol} = n/a")
+    decimals = DEFAULT_DECIMALS if digits is None else digits
+    ax.set_title(f"{symbol} = {format_number(r, decimals)}" if finite(r) else f"{symbol} = n/a")
 
 
 # --- RDMs -----------------------------------------------------------------------------------------
