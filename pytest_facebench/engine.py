@@ -30,7 +30,7 @@ from .images import content_hash, load_rgb
 from .model import BaseModel
 from .options import DECODERS, EngineOptions
 from .store import EmbeddingStore
-from .workers import PortableCall, fork_hazard, loader_context, main_kept_out, picklable, start_method
+from .workers import PortableCall, fork_hazard, loader_context, main_kept_out, picklable, start_method, warm_up
 from .writer import Job, StoreWriter
 
 log = logging.getLogger("facebench")
@@ -202,6 +202,8 @@ class Engine:
         if options.decode not in DECODERS:
             raise FacebenchError(f"--facebench-decode must be one of {', '.join(DECODERS)}, got {options.decode!r}")
         self._progress = progress
+        if options.loader_workers() and (self.device.type == "cuda" or fork_hazard() is not None):
+            warm_up()  # the forkserver imports torch while the first model is built
 
     def provenance(self) -> dict[str, Any]:
         return {
@@ -569,14 +571,8 @@ def _shut_down(batches: Any) -> None:
 
 
 def _hash_or_error(path: Path) -> str:
-    try:
-        return content_hash(path)
-    except FileNotFoundError:
-        raise DataError(
-            f"image not found: {path} (it was there when the task was loaded; was it moved or deleted during the run?)"
-        ) from None
-    except OSError as exc:
-        raise DataError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    """The image's content hash; a missing or unreadable file is a one-line `DataError` (`images.content_hash`)."""
+    return content_hash(path)
 
 
 def _version(distribution: str) -> str:

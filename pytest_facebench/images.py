@@ -50,9 +50,17 @@ def _hash_cached(path: str, size: int, mtime_ns: int) -> str:
 
 
 def content_hash(path: Path) -> str:
-    """blake2b of the file's bytes (memoized per process by path, size and mtime)."""
-    stat = path.stat()
-    return _hash_cached(str(path), stat.st_size, stat.st_mtime_ns)
+    """blake2b of the file's bytes (memoized per process by path, size and mtime). A file gone or unreadable is a
+    one-line `DataError` naming it (tasks check their images when they load: one missing now went during the run)."""
+    try:
+        stat = path.stat()
+        return _hash_cached(str(path), stat.st_size, stat.st_mtime_ns)
+    except FileNotFoundError:
+        raise DataError(
+            f"image not found: {path} (it was there when the task was loaded; was it moved or deleted during the run?)"
+        ) from None
+    except OSError as exc:
+        raise DataError(f"cannot read image {path}: {exc.strerror or exc}") from None
 
 
 def check_images_exist(paths: list[Path], pairs_file: Path | str) -> None:

@@ -66,6 +66,17 @@ def loader_context(method: str) -> BaseContext:
     return context
 
 
+def warm_up() -> None:
+    """Start the forkserver now, so that it imports torch while this process builds its model and hashes its
+    images: the first loader workers then start without that wait. Nothing where there is no forkserver."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return
+    loader_context("forkserver")
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()  # returns at once: the server imports its preload modules on its own
+
+
 def picklable(obj: Any) -> str | None:
     """None when `obj` crosses to a spawned worker, else why not (one line)."""
     try:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from testkit import one_line_failure
 
 from pytest_facebench.errors import DataError
 from pytest_facebench.images import check_images_exist, content_hash, load_rgb, to_rgb
@@ -217,3 +218,31 @@ def test_content_hash_depends_on_bytes_not_path(tmp_path: Path) -> None:
     b.write_bytes(a.read_bytes())
     Image.new("RGB", (2, 2), (6, 6, 6)).save(c)
     assert content_hash(a) == content_hash(b) != content_hash(c)
+
+
+def test_an_image_deleted_mid_run_is_one_line_naming_it_and_other_cells_keep_their_results(bench) -> None:
+    """The cell cache hashes a cell's images before the engine runs: a file deleted between cells was a raw
+    FileNotFoundError from there (issue 20). Now every reader of the hash says which image went."""
+    bench.grid(models=("pixels", "tiny"), tasks=("verif", "sim"))
+    bench.test_file(
+        "from pathlib import Path\n"
+        "def test_x(model, task, facebench):\n"
+        "    victim = Path('data/images/img09.png')\n"
+        "    if model.name == 'tiny' and task.name == 'sim' and victim.exists():\n"
+        "        victim.unlink()\n"
+        "    facebench.evaluate(model, task)\n"
+    )
+    result = bench.run(cache=bench.path / "cache")
+    result.assert_outcomes(passed=3, failed=1)
+    line = one_line_failure(result, "test_x[tiny-sim]")
+    assert line.startswith("DataError: ") and "FileNotFoundError" not in line
+    assert f"image not found: {bench.data / 'images' / 'img09.png'} (it was there when the task was loaded" in line
+    assert set(bench.results()["model"] + "-" + bench.results()["task"]) == {"pixels-verif", "pixels-sim", "tiny-verif"}
+
+
+def test_content_hash_of_a_missing_or_unreadable_file_is_a_data_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"image not found: .*gone\.png \(it was there when the task was loaded"):
+        content_hash(tmp_path / "gone.png")
+    (tmp_path / "dir.png").mkdir()
+    with pytest.raises(DataError, match=r"cannot read image .*dir\.png: Is a directory"):
+        content_hash(tmp_path / "dir.png")
