@@ -25,9 +25,12 @@ parameters plus simulated rater noise (``RATER_NOISE``).
 
 Image paths in the CSVs are relative to ``root/images``.  Image names:
 ``idNN_K.png`` (identity NN, image K of 4), ``idNN_K_jitter.png`` (same image,
-~1 px shift + new noise), ``idNN_2_inverted.png``, ``idNN_neutral.png`` /
-``idNN_thatcher.png`` (+ ``_inverted``), ``morph_MM.png`` (two 6-step morph
-continua).
+~1 px shift + new noise), ``idNN_neutral.png``, ``morph_MM.png`` (two 6-step
+morph continua). The inverted and Thatcherized stimuli are not files: inversion.csv
+and thatcher.csv name them as derived conditions of the upright faces
+(``inverted:idNN_2.png``, ``thatcher:idNN_neutral.png``,
+``thatcher_inverted:idNN_neutral.png``), which the grid's ``derive`` makes after
+alignment (pytest_facebench.faces.stimuli).
 
 Command line: ``python benchmarks/demo_data.py [OUTDIR]``.
 """
@@ -52,7 +55,7 @@ import numpy as np
 from filelock import FileLock
 from PIL import Image, ImageDraw
 
-DEMO_DATA_VERSION = "facebench-demo-2"  # 2: the FACEBENCH_DEMO_DATA marker
+DEMO_DATA_VERSION = "facebench-demo-3"  # 2: the FACEBENCH_DEMO_DATA marker; 3: derived inverted/Thatcher stimuli
 # The marker file pytest_facebench.report.html.DEMO_MARKER names: a data set holding it is synthetic.
 DEMO_MARKER = "FACEBENCH_DEMO_DATA"
 DEFAULT_ROOT = Path(__file__).resolve().parent / ".demo_data"
@@ -308,11 +311,6 @@ def _apply_lighting_and_noise(img: Image.Image, nuisance: Nuisance) -> Image.Ima
     return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "RGB")
 
 
-def invert(img: Image.Image) -> Image.Image:
-    """Rotate an image by 180 degrees (face inversion)."""
-    return img.transpose(Image.Transpose.ROTATE_180)
-
-
 # --------------------------------------------------------------------------- sampling
 
 
@@ -452,29 +450,20 @@ class _Builder:
         id_pairs = list(itertools.combinations(range(N_IDENTITIES), 2))
         chosen = rng.choice(len(id_pairs), size=N_INVERSION_PAIRS, replace=False)
         pairs = sorted(id_pairs[n] for n in chosen)
-        for i in sorted({i for pair in pairs for i in pair}):
-            with Image.open(self.images / _img_name(i, str(k))) as upright:
-                self.save(invert(upright), _img_name(i, f"{k}_inverted"))
         rows = [[_img_name(i, str(k)), _img_name(j, str(k)), "upright"] for i, j in pairs]
-        rows += [[_img_name(i, f"{k}_inverted"), _img_name(j, f"{k}_inverted"), "inverted"] for i, j in pairs]
+        # the inverted faces are derived from the upright ones (the grid's `derive = { inverted = "rotate180" }`)
+        rows += [[f"inverted:{_img_name(i, str(k))}", f"inverted:{_img_name(j, str(k))}", "inverted"] for i, j in pairs]
         return _write_csv(self.out / "inversion.csv", ["img1", "img2", "orientation"], rows)
 
     # -- thatcher -----------------------------------------------------------
     def thatcher(self) -> int:
-        """(normal, Thatcherized) neutral faces per identity, upright and inverted."""
+        """(normal, Thatcherized) neutral faces per identity, upright and inverted: only the neutral face is a file,
+        the others are derived conditions of it (the grid's `derive`: thatcherize, rotate180, both)."""
         rows_up, rows_inv = [], []
         for i in range(N_IDENTITIES):
-            z = self.identities[i]
-            normal = self.render(z)
-            thatch = self.render(z, thatcher=True)
-            names = [
-                self.save(normal, _img_name(i, "neutral")),
-                self.save(thatch, _img_name(i, "thatcher")),
-                self.save(invert(normal), _img_name(i, "neutral_inverted")),
-                self.save(invert(thatch), _img_name(i, "thatcher_inverted")),
-            ]
-            rows_up.append([names[0], names[1], "upright"])
-            rows_inv.append([names[2], names[3], "inverted"])
+            name = self.save(self.render(self.identities[i]), _img_name(i, "neutral"))
+            rows_up.append([name, f"thatcher:{name}", "upright"])
+            rows_inv.append([f"inverted:{name}", f"thatcher_inverted:{name}", "inverted"])
         header = ["img1", "img2", "orientation"]
         return _write_csv(self.out / "thatcher.csv", header, rows_up + rows_inv)
 

@@ -480,6 +480,7 @@ class FacebenchSession:
                 "tasks": [t.name for t in grid.tasks],
                 # derived conditions: condition -> manipulations, per task that declares them (faces.stimuli)
                 "derive": {t.name: {k: list(v) for k, v in t.derive.items()} for t in grid.tasks if t.derive},
+                "derive_example": _derive_example(grid),
                 # the effective grid (stacked files, overrides, sweeps) and its sources: grid.toml
                 **(effective_grid_info(grid.raw, Path(self.config.invocation_params.dir)) if grid.raw else {}),
             },
@@ -651,3 +652,18 @@ def _reason(report: pytest.TestReport) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("E ")]
     return (errors[-1][1:].strip() if errors else (lines[-1] if lines else ""))[:500]
+
+
+def _derive_example(grid: Any) -> str | None:
+    """One original image of the first task that derives stimuli (the report's stimuli sheet), else None."""
+    from .builders import build_task
+
+    for spec in grid.tasks:
+        if spec.derive and not spec.error:
+            try:
+                images = build_task(spec).images
+            except FacebenchError:
+                continue
+            originals = [p for p in images if not hasattr(p, "condition")]
+            return str(originals[0] if originals else images[0]) if images else None
+    return None

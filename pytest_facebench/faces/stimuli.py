@@ -49,7 +49,7 @@ CHIP_FACE_BOX = {
     "arcface_112": (0.12, 0.18, 0.88, 1.0),
     "facenet_160": (14 / 160, 14 / 160, 146 / 160, 146 / 160),
 }
-CENTRAL_BOX = (0.1, 0.1, 0.9, 0.9)  # the face box of an image without a detected face (on_missing='center_crop')
+CENTRAL_BOX = (0.15, 0.2, 0.85, 0.9)  # the face box of an image without a detected face (on_missing='center_crop')
 # how an image's landmarks were found: on an aligned chip, by the detector on a whole image, in the central square
 # of an image without a face (on_missing = 'center_crop'), or not at all
 LANDMARK_SOURCES = ("chip", "detected", "central", "missing")

@@ -180,6 +180,9 @@ def _write_report(
 
                 formats = tuple(o["figure_formats"] or ("png",))
                 write_relation_figures(out_dir, results, relations, o["model_styles"] or {}, formats, o["dpi"] or DPI)
+            from ..report.stimuli import write_stimuli_figure
+
+            write_stimuli_figure(out_dir, run, o["dpi"] or DPI)  # one face in every manipulation (derive)
             written.files.append("plots/")
         written.report_path = write_html(out_dir, o["references"] or [], results=results, run=run)
         written.files.append("report.html")

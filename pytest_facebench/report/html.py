@@ -806,6 +806,13 @@ def render_html(
             + "</section>"
         )
 
+    from .stimuli import stimuli_section
+
+    stimuli = stimuli_section(out_dir, run)
+    if stimuli:
+        nav.append('<a href="#stimuli">Stimuli</a>')
+        parts.append(stimuli)
+
     relations = relations_section(out_dir, run, colors)
     if relations:
         nav.append('<a href="#relations">Relations</a>')

@@ -41,6 +41,10 @@ def test_derive_runs_is_recorded_and_is_reused_warm(bench):
     assert value != 0  # grey, turned pixels are not the colour originals
     run = json.loads((bench.out / "run.json").read_text())
     assert run["grid"]["derive"] == {"inv": {"inverted": ["grayscale", "rotate180"]}}
+    assert run["grid"]["derive_example"] == str(bench.data / "images" / bench.image_name(0))
+    assert (bench.out / "plots" / "stimuli.png").is_file()  # one face in every manipulation, in report.html
+    report = (bench.out / "report.html").read_text()
+    assert '<section id="stimuli">' in report and "inv: inverted = grayscale + rotate180" in report
     assert run["models"]["pixels"]["images"] == 16 and run["models"]["pixels"]["embedded"] == 16
     warm = bench.run("--facebench-rescore", cache=cache)  # scored again from stored embeddings
     warm.assert_outcomes(passed=1)
