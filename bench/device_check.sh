@@ -1,27 +1,29 @@
 #!/usr/bin/env bash
 # One prepared GPU check for pytest-facebench, in at most ~8 minutes (the budget, 450 s by default):
 #   1. env                     nvidia-smi -L, driver, torch/CUDA/cuDNN versions          -> check.log, summary.json
-#   2. throughput_pil          bench/throughput.py (a)-(d), fp32 + bf16, PIL decoding    -> throughput_pil.json
+#   2. throughput_pil          bench/throughput.py (a)-(e), fp32 + bf16: model-only, sustained with the GPU's
+#                              utilisation sampled, the 6,000-pair task in-process and as a whole pytest
+#                              process (cold, warm), the naive pipeline, the demo grid  -> throughput_pil.json
 #   3. gpu_tests               the GPU-only tests of tests/ (see below)                  -> gpu_tests.xml
 #   4. xdist_grid              pytest benchmarks/ -n 2 --facebench-device cuda (both workers on cuda:0) -> xdist_grid.xml
-#   5. throughput_torchvision  (b) again with --decode torchvision (nvJPEG), if time is left -> throughput_torchvision.json
 # then bench/device_summary.py writes summary.json and prints the table: figures, targets (PASS/FAIL/MISSING),
 # GPU-only test outcomes. Every step runs under `timeout`, capped by what is left of the budget, so a hung
-# step cannot eat the others' time, and the summary is always reached. Step 5 runs last because it is the
-# optional one ("if time allows"); skipped for lack of time it does not fail the check.
+# step cannot eat the others' time, and the summary is always reached.
 #
 # Exit status: 0 when every step ran and passed (missed targets are reported, not errors), 1 when a step
 # broke (failed, timed out, or a required one could not start), 2 for bad arguments, 3 if the summary broke.
 #
 # GPU-only tests: every test under tests/ marked `@pytest.mark.skipif(<condition or reason naming CUDA/GPU>)`
-# (function, class or module `pytestmark`), found by `bench/device_summary.py gpu-tests` from the source.
-# Override with DEVICE_CHECK_GPU_TESTS="node-id node-id ...".
+# (function, class or module `pytestmark`), found by `bench/device_summary.py gpu-tests` from the source, and run
+# as their files plus `-k <their names>` (not node ids: a module that skips at collection, e.g. dlib absent, is
+# then reported as skipped instead of stopping pytest with exit 4 before the other tests ran).
+# Override with DEVICE_CHECK_GPU_TESTS="pytest arguments" (e.g. "tests/engine -k gpu").
 #
 # Usage:
 #   OUT=/some/dir bench/device_check.sh        on the GPU machine (OUT defaults to bench/out/device_check)
 #   bench/device_check.sh --dry-run            the same steps at tiny sizes on the CPU (OUT defaults to a
 #                                              temp dir); GPU-only tests are reported as skipped; ~1 minute
-# Environment: PYTHON (default python3), DEVICE_CHECK_BUDGET_S (default 450; dry run 900),
+# Environment: PYTHON (default python3), DEVICE_CHECK_BUDGET_S (default 450; dry run 1200),
 #   DEVICE_CHECK_THROUGHPUT_ARGS (extra bench/throughput.py arguments, e.g. "--sustained 6000"; last wins).
 #
 # Sizes on the GPU: the issue-3 sizes (2,000 images / 6,000 pairs / 13,000 sustained images, batch 128)
@@ -29,9 +31,9 @@
 # naive pipeline, timed on 1,500 pairs and extrapolated to 6,000 (it is linear in pairs, ~10 ms a pair on a
 # GPU, so 6,000 would take a minute alone). Estimated cost on an H200 with 16 CPUs (estimates, not yet
 # measured there): data generation ~10 s; per precision (a) ~5 s, (b) sustained 13,000 images ~5-10 s,
-# task cold+warm ~5 s; naive ~15 s; (d) three grid runs ~40 s; torchvision run ~40 s; GPU tests ~20 s;
-# xdist grid ~40 s: about 4 minutes in all, half the budget. The step timeouts (60/240/90/120/120 s, capped
-# by the budget) leave each step about twice its estimate.
+# task cold+warm ~5 s, (e) the task as two pytest processes ~25 s; naive ~15 s; (d) three grid runs ~40 s;
+# GPU tests ~20 s; xdist grid ~40 s: about 4 minutes in all, half the budget. The step timeouts (60/270/90/120 s,
+# capped by the budget) leave each step about twice its estimate.
 
 set -u -o pipefail
 
@@ -57,7 +59,7 @@ mkdir -p "$OUT" || exit 2
 OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/device-check-work.XXXXXX") || exit 2
 trap 'rm -rf "$WORK"' EXIT
-rm -f "$OUT"/{summary.json,check.log,throughput_pil.json,throughput_torchvision.json,gpu_tests.xml,xdist_grid.xml}
+rm -f "$OUT"/{summary.json,check.log,throughput_pil.json,gpu_tests.xml,xdist_grid.xml}
 rm -f "$OUT"/*.partial
 LOG=$OUT/check.log
 STEPS=$WORK/steps.tsv
@@ -66,21 +68,21 @@ STEPS=$WORK/steps.tsv
 
 if (( DRY )); then
   DEVICE=cpu
-  BUDGET=${DEVICE_CHECK_BUDGET_S:-900}
+  BUDGET=${DEVICE_CHECK_BUDGET_S:-1200}
   # VGG16 at 32x32 (its classifier stays full size): the plumbing, not the speed. No loader workers: they
   # cost more than they save on a small CPU. The grid: the weight-free model only, without plots.
   SIZES=(--images 24 --pairs 48 --sustained 24 --naive-pairs 6 --batch-size 8 --model-only-iters 2 --workers 0
          --input-size 32)
   GRID_ARGS=(-k "pixels and (verification or similarity)" --facebench-no-report)
   # generous: no device time is at stake, and a shared CI box can be slow
-  T_ENV=90; T_PIL=300; T_GPU=150; T_XDIST=180; T_TV=180
+  T_ENV=90; T_PIL=480; T_GPU=150; T_XDIST=180
   REQUIRE_CUDA=()
 else
   DEVICE=cuda
   BUDGET=${DEVICE_CHECK_BUDGET_S:-450}
   SIZES=(--images 2000 --pairs 6000 --sustained 13000 --naive-pairs 1500 --batch-size 128 --model-only-iters 50)
   GRID_ARGS=()
-  T_ENV=60; T_PIL=240; T_GPU=90; T_XDIST=120; T_TV=120
+  T_ENV=60; T_PIL=270; T_GPU=90; T_XDIST=120
   REQUIRE_CUDA=(--require-cuda)
 fi
 # shellcheck disable=SC2206  # word splitting is the point
@@ -141,16 +143,17 @@ if (( ! DRY )) && [[ $(tail -n 1 "$STEPS" | cut -f3) != 0 ]]; then
   ABORT="the environment step failed (no CUDA device for torch?): see check.log"
 fi
 
-# 2. throughput at the issue-3 sizes (dry run: tiny), PIL decoding, with (c) naive and (d) the grid rerun
+# 2. throughput at the issue-3 sizes (dry run: tiny), with (c) naive, (d) the grid rerun and (e) the task as a
+#    whole pytest process
 TP=("$PY" bench/throughput.py --device "$DEVICE" --precision fp32 bf16 --data "$WORK/data" "${SIZES[@]}")
 run_step throughput_pil 1 "$T_PIL" 30 "${TP[@]}" --decode pil --grid-args "${GRID_ARGS[*]@Q}" \
   --out "$OUT/throughput_pil.json"
 
-# 3. the GPU-only tests, by node id
+# 3. the GPU-only tests: their files, and -k with their names
 if [[ -n ${DEVICE_CHECK_GPU_TESTS:-} ]]; then
   read -r -a GPU_TESTS <<< "$DEVICE_CHECK_GPU_TESTS"
 else
-  mapfile -t GPU_TESTS < <("$PY" bench/device_summary.py gpu-tests tests)
+  mapfile -t GPU_TESTS < <("$PY" bench/device_summary.py gpu-tests tests --pytest-args)
 fi
 say "GPU-only tests: ${GPU_TESTS[*]:-(none found)}"
 if (( ${#GPU_TESTS[@]} )); then
@@ -167,10 +170,6 @@ GRID=(-p no:cacheprovider -p no:hypothesispytest "${PLUGIN[@]}" --facebench-devi
       --facebench-cache "$WORK/xdist/cache" --facebench-out "$WORK/xdist/out" --facebench-no-progress)
 run_step xdist_grid 1 "$T_XDIST" 20 "$PY" -m pytest benchmarks/ -n 2 "${GRID[@]}" -q \
   --junitxml "$OUT/xdist_grid.xml" -o junit_family=xunit1 "${GRID_ARGS[@]}"
-
-# 5. (b) with nvJPEG decoding (the bf16 lever), if time allows; (a) and (c) come from step 2
-run_step throughput_torchvision 0 "$T_TV" 40 "${TP[@]}" --decode torchvision --skip a c d \
-  --out "$OUT/throughput_torchvision.json"
 
 # the summary: OUT/summary.json and the table; its exit status is the check's
 rm -f "$OUT"/*.partial

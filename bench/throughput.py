@@ -7,11 +7,13 @@ On LFW-shaped data (distinct 250×250 JPEGs, generated here) it measures:
   (c) the naive pipeline: per pair, both images, single-process loading, distance per pair in Python;
   (d) a warm-cache rerun of the whole `pytest benchmarks/` grid vs a cold one (cells reused, and with
       --facebench-rescore: embeddings reused, every cell scored again);
-and the ratios b/a, b/c and cold/warm. Writes JSON to --out (after each phase, so a run stopped by a
-timeout keeps the figures measured so far).
+  (e) the --pairs-pair task of (b) as a whole `pytest` process (interpreter start, imports, collection, outputs),
+      cold and warm, printed beside the in-process figures of (b) (the first --precision only);
+and the ratios b/a, b/c and cold/warm. On CUDA, the GPU's utilisation is sampled during the sustained run of (b)
+(NVML, else `nvidia-smi`). Writes JSON to --out (after each phase, so a run stopped by a timeout keeps the
+figures measured so far).
 
     python bench/throughput.py --device cuda --precision fp32 bf16
-    python bench/throughput.py --device cuda --decode torchvision --skip a c d   # nvJPEG decoding, (b) only
     python bench/throughput.py --device cpu --images 200 --pairs 600 --sustained 200 --naive-pairs 50
     python bench/throughput.py --device cpu --grid-args "-k pixels"              # a subset of the grid in (d)
 """
@@ -25,6 +27,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from multiprocessing import Pool
 from pathlib import Path
@@ -133,9 +136,11 @@ def facebench_sustained(
         )
         model = vgg16(engine.device, input_size)
         model.build()
+        sampler = GpuUtilisation(engine.device) if engine.device.type == "cuda" else None
         start = time.perf_counter()
         result = engine.embed(model, paths)
         elapsed = time.perf_counter() - start
+        utilisation = sampler.stop() if sampler is not None else None
         engine.store.close()
     return {
         "images": len(paths),
@@ -143,7 +148,78 @@ def facebench_sustained(
         "images_per_s": len(paths) / elapsed,
         "load_s": result.stats.load_s,
         "forward_s": result.stats.forward_s,
+        "workers": result.stats.workers,
+        "start_method": result.stats.start_method,
+        "channels_last": result.stats.channels_last,
+        "cudnn_benchmark": result.stats.cudnn_benchmark,
+        "gpu_utilisation": utilisation,
     }
+
+
+class GpuUtilisation:
+    """Samples the GPU's utilisation (percent of time a kernel ran) every 100 ms until `stop()`: NVML through
+    `pynvml` (nvidia-ml-py) when installed, else `nvidia-smi`. `stop()` gives mean, median and the sample count
+    (None when neither is available)."""
+
+    def __init__(self, device: torch.device, interval_s: float = 0.1):
+        self.index = device.index or 0
+        self.interval_s = interval_s
+        self.samples: list[float] = []
+        self.source = ""
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            handle = pynvml.nvmlDeviceGetHandleByIndex(self.index)
+            self.source = "nvml"
+            while not self._done.wait(self.interval_s):
+                self.samples.append(float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu))
+            return
+        except Exception:  # noqa: BLE001 - no pynvml or no NVML: nvidia-smi below
+            pass
+        try:
+            proc = subprocess.Popen(
+                [
+                    "nvidia-smi",
+                    f"--id={self.index}",
+                    "--query-gpu=utilization.gpu",
+                    "--format=csv,noheader,nounits",
+                    f"--loop-ms={int(self.interval_s * 1000)}",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+        except OSError:
+            return
+        self.source = "nvidia-smi"
+        assert proc.stdout is not None
+        reader = threading.Thread(target=lambda: [self._add(line) for line in proc.stdout], daemon=True)
+        reader.start()
+        self._done.wait()
+        proc.terminate()
+        reader.join(timeout=2)
+
+    def _add(self, line: str) -> None:
+        if not self._done.is_set() and line.strip().isdigit():
+            self.samples.append(float(line))
+
+    def stop(self) -> dict | None:
+        self._done.set()
+        self._thread.join(timeout=5)
+        if not self.samples:
+            return None
+        return {
+            "mean_pct": float(np.mean(self.samples)),
+            "median_pct": float(np.median(self.samples)),
+            "samples": len(self.samples),
+            "source": self.source,
+        }
 
 
 def facebench_task(
@@ -237,6 +313,62 @@ def grid_rerun(device: str, precision: str, extra_args: list[str] | None = None)
     return times
 
 
+TASK_GRID = """
+[[models]]
+name = "vgg16"
+factory = "vgg16"
+layers = {layers}
+{preprocessing}
+[[tasks]]
+name = "lfw_like"
+type = "accuracy"
+pairs = "{pairs}"
+images = "{images}"
+"""
+TASK_TEST = """
+def test_task(model, task, facebench):
+    facebench.evaluate(model, task)
+"""
+
+
+def task_process(data: Path, device: str, precision: str, batch: int, workers: int | None, input_size: int) -> dict:
+    """(e) the task of (b) as a whole `pytest` process: cold (fresh cache) then warm (the same cache), wall time
+    and exit status of each. hypothesis's plugin is disabled (a test-only dependency, see `grid_rerun`)."""
+    import importlib.util
+    from importlib.metadata import entry_points
+
+    preprocessing = "" if input_size == 224 else f"kwargs = {{ preprocessing = {{ input_size = {input_size} }} }}\n"
+    times: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp) / "project"
+        project.mkdir()
+        grid = TASK_GRID.format(
+            layers=json.dumps(LAYERS), preprocessing=preprocessing, pairs=data / "pairs.csv", images=data / "images"
+        )
+        (project / "facebench.toml").write_text(grid)
+        (project / "test_task.py").write_text(TASK_TEST)
+        cmd = [
+            sys.executable, "-m", "pytest", str(project), "-q", "-p", "no:cacheprovider",
+            "--rootdir", str(project), "--facebench-cache", f"{tmp}/cache", "--facebench-out", f"{tmp}/out",
+            "--facebench-device", device, "--facebench-precision", precision, "--facebench-batch-size", str(batch),
+            "--facebench-no-report", "--facebench-no-progress",
+        ]  # fmt: skip
+        if workers is not None:
+            cmd += ["--facebench-workers", str(workers)]
+        if not any(e.name == "facebench" for e in entry_points(group="pytest11")):
+            cmd += ["-p", "pytest_facebench.plugin"]
+        if importlib.util.find_spec("hypothesis") is not None:
+            cmd += ["-p", "no:hypothesispytest"]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        for label in ("cold", "warm"):
+            start = time.perf_counter()
+            proc = subprocess.run(cmd, cwd=project, capture_output=True, text=True, env=env)
+            times[label] = time.perf_counter() - start
+            times[f"{label}_rc"] = proc.returncode
+            times[f"{label}_tail"] = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-300:]
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -247,13 +379,8 @@ def main() -> None:
     parser.add_argument("--naive-pairs", type=int, default=6000, help="pairs for (c); extrapolated to --pairs")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["a", "b", "c", "d"])
-    parser.add_argument(
-        "--decode",
-        default="pil",
-        choices=["pil", "torchvision"],
-        help="the engine's JPEG decoding in (b): pil (loader workers) or torchvision (on the device)",
-    )
+    parser.add_argument("--skip", nargs="*", default=[], choices=["a", "b", "c", "d", "e"])
+    parser.add_argument("--decode", default="pil", choices=["pil"], help="the engine's decoding (PIL, the only one)")
     parser.add_argument("--model-only-iters", type=int, default=20, help="timed batches of (a)")
     parser.add_argument(
         "--input-size",
@@ -314,6 +441,10 @@ def main() -> None:
                     args.decode,
                     args.input_size,
                 )
+        if "e" not in args.skip and precision == args.precision[0]:  # one precision: two interpreter starts
+            entry["task_process"] = task_process(
+                task_data, args.device, precision, args.batch_size, args.workers, args.input_size
+            )
         limit = entry.get("model_only_channels_last_img_s") or entry.get("model_only_img_s")
         if limit and "sustained" in entry:
             entry["b_over_a"] = entry["sustained"]["images_per_s"] / limit
@@ -360,6 +491,19 @@ def print_table(report: dict, precisions: list[str]) -> None:
                 f"b/a = {e.get('b_over_a', float('nan')):.2f}"
             )
             print(f"[{precision}] (b) whole task cold {e['task_cold_s']:.2f} s, warm {e['task_warm_s']:.3f} s")
+            util = s.get("gpu_utilisation")
+            if util:
+                print(
+                    f"[{precision}] (b) GPU utilisation during the sustained run: mean {util['mean_pct']:.0f}%, "
+                    f"median {util['median_pct']:.0f}% ({util['samples']} samples, {util['source']})"
+                )
+        if "task_process" in e:
+            t = e["task_process"]
+            print(
+                f"[{precision}] (e) the task as a pytest process: cold {t['cold']:.1f} s, warm {t['warm']:.1f} s"
+                f" (exit {t['cold_rc']}/{t['warm_rc']}); in-process (b): cold {e.get('task_cold_s', float('nan')):.2f}"
+                f" s, warm {e.get('task_warm_s', float('nan')):.3f} s"
+            )
         if "naive_over_cold_task" in e:
             print(
                 f"[{precision}] (c) naive {report['naive']['extrapolated_s']:.1f} s → b/c speed-up "
