@@ -165,6 +165,19 @@ def _merge(merged: dict[str, Any], data: dict[str, Any], path: Path) -> None:
                         path=path,
                     )
                 target[name] = item
+        elif isinstance(value, list) and isinstance(merged.get(key), list):  # other arrays of tables: by name
+            for entry in value:
+                named = isinstance(entry, dict) and "name" in entry
+                if named and any(isinstance(e, dict) and e.get("name") == entry["name"] for e in merged[key]):
+                    earlier = next(e for e in merged[key] if isinstance(e, dict) and e.get("name") == entry["name"])
+                    if not _same(earlier, entry):
+                        raise ConfigError(
+                            f"[[{key}]] '{entry['name']}' is defined differently by an earlier grid file",
+                            path=path,
+                            key=key,
+                        )
+                elif entry not in merged[key]:
+                    merged[key].append(entry)
         elif key in merged and not _same(merged[key], value):
             raise ConfigError(f"'{key}' is set differently by an earlier grid file", path=path, key=key)
         else:
@@ -536,7 +549,7 @@ def to_toml(data: dict[str, Any], header: str = "", run: dict[str, Any] | None =
         lines.extend(f"{_key(str(k))} = {to_toml_value(v)}" for k, v in values.items())
 
     for key, value in body.items():
-        if key in SECTIONS and isinstance(value, list):
+        if isinstance(value, list) and value and all(isinstance(e, dict) for e in value):
             for entry in value:
                 table(key, entry if isinstance(entry, dict) else {}, array=True)
         elif isinstance(value, dict):
