@@ -130,6 +130,7 @@ def _write(out_dir: Path, records: list[dict[str, Any]], run: dict[str, Any], wr
         ordered = sorted(cells, key=lambda c: rank.get(c["model"], len(rank)))
         put("comparisons.csv", lambda: atomic_csv(out_dir / "comparisons.csv", comparisons_frame(ordered)))
         relations = write_relations(out_dir, results, run)  # relations.csv: across models (relations/)
+        written.files += ["relations.csv", "relation_models.csv"] if relations else []
     run = {**run, "metrics": metric_vocabulary(results), **({"model_styles": styles} if styles else {})}
     put(RUN_FILE, lambda: atomic_write(out_dir / RUN_FILE, json.dumps(jsonable(run), indent=2) + "\n"))
     if (run.get("grid") or {}).get("effective"):  # grid.toml: the effective grid (runs, shard merges, copies)

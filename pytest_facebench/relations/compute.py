@@ -289,10 +289,11 @@ def read_relations(out_dir: Path) -> pd.DataFrame | None:
     path = Path(out_dir) / RELATIONS_FILE
     if not path.is_file():
         return None
-    frame = pd.read_csv(path)
-    for column in ("relation", "x", "y", "method", "layer", "control", "expect", "gate", "status", "models", "note"):
+    text = ("relation", "x", "y", "method", "layer", "control", "expect", "gate", "status", "models", "note")
+    frame = pd.read_csv(path, dtype={c: str for c in text})
+    for column in text:
         if column in frame:
-            frame[column] = frame[column].fillna("").astype(str)
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), "").astype(str)
     return frame
 
 

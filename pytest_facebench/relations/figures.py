@@ -161,15 +161,18 @@ def headline_matrix(results: pd.DataFrame) -> pd.DataFrame:
 
 def matrix_figure(matrix: pd.DataFrame, dpi: int) -> Any:
     """The property × benefit heatmap (colour: rank within each column) and the metrics' Spearman matrix."""
-    from ..report.figures.base import adjust, figure, fit_titles, style
+    from ..report.figures.base import CHAR_IN, adjust, figure, fit_titles, shorten, style
 
-    models, columns = list(matrix.index), list(matrix.columns)
+    models = list(matrix.index)
+    columns = [shorten(c.replace(" / ", "/"), 30) for c in matrix.columns]
     corr = matrix.corr(method="spearman", min_periods=3)
-    width = 2.2 + 0.75 * len(columns) * 2
-    height = max(3.2, 1.4 + 0.32 * max(len(models), len(columns)))
+    label_in = 0.3 + CHAR_IN * max(len(c) for c in columns)  # the longest tick label, in inches
+    model_in = 0.3 + CHAR_IN * max(len(str(m)) for m in models)
+    width = model_in + label_in + 1.2 + 0.5 * len(columns) * 2
+    height = 1.0 + label_in * 0.75 + 0.3 * max(len(models), len(columns))
     with style():
         fig = figure(max(7.0, width), height, dpi)
-        adjust(fig, left=1.6, right=0.3, top=0.6, bottom=1.9, wspace=2.2, cols=2)
+        adjust(fig, left=model_in, right=0.9, top=0.6, bottom=label_in * 0.75, wspace=label_in, cols=2)
         left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
         ranks = matrix.rank(pct=True).to_numpy(float)
         left.imshow(np.where(np.isfinite(ranks), ranks, np.nan), aspect="auto", cmap="viridis", vmin=0, vmax=1)

@@ -195,3 +195,13 @@ def test_shards_merge_with_the_relation(bench, tmp_path):
     merged = pd.read_csv(tmp_path / "merged" / "relations.csv")
     assert merged.drop(columns=["protocol"]).equals(pd.read_csv(whole / "relations.csv").drop(columns=["protocol"]))
     assert merged["n_models"].tolist() == [5]
+
+
+def test_computed_on_the_xdist_controller(bench):
+    pytest.importorskip("xdist")
+    project(bench)
+    result = bench.run_subprocess("-n", "2")
+    result.assert_outcomes(passed=10)
+    frame = pd.read_csv(bench.out / "relations.csv")
+    assert frame["n_models"].tolist() == [5] and frame["status"].tolist() == ["ok"]
+    result.stdout.fnmatch_lines(["relation inv_vs_verif [[]readout]: *5 models*"])
