@@ -182,7 +182,7 @@ def test_relate_cli_reproduces_the_grids_relation(bench, capsys):
 
 
 def test_shards_merge_with_the_relation(bench, tmp_path):
-    from pytest_facebench.merge import merge_shards
+    from pytest_facebench.outputs.merge import merge_dirs as merge_shards
 
     project(bench)
     whole = tmp_path / "whole"

@@ -200,3 +200,19 @@ def test_terminal_line():
         "partial r | diet = 0.30 [-0.10, 0.60]; expect positive: PASS"
     )
     assert "too few models" in relation_line({**row, "status": "too few models", "note": ""})
+
+
+def test_the_demo_grid_has_eight_offline_models_and_a_valid_relation():
+    from pytest_facebench.config import load_grid
+
+    grid = load_grid(Path(__file__).resolve().parents[2] / "benchmarks" / "facebench.toml")
+    online = {"clip", "dino"}
+    offline = [
+        m.name
+        for m in grid.models
+        if not m.error and m.factory not in online and m.kwargs.get("weights", "untrained") == "untrained"
+    ]
+    assert len(offline) >= 8, offline
+    assert all(m.tags for m in grid.models) and not [r.error for r in grid.relations if r.error]
+    relation = grid.relations[0]
+    assert (relation.x, relation.y) == ("inversion/relative_difference", "verification/auc")
