@@ -147,7 +147,7 @@ def test_non_finite_rows_are_named_and_never_stored(tmp_path, monkeypatch):
 
 
 def test_loader_workers_follow_the_cpu_affinity(monkeypatch):
-    for cpus, expected in ((1, 1), (2, 1), (4, 3), (16, 8), (64, 8)):
+    for cpus, expected in ((1, 1), (2, 1), (4, 3), (16, 15), (64, 16)):
         monkeypatch.setattr(options_module.os, "sched_getaffinity", lambda _pid, n=cpus: set(range(n)))
         assert default_workers() == expected
         assert EngineOptions().loader_workers() == expected
