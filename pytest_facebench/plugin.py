@@ -238,6 +238,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     register_task_fixtures(config, task_type_names())  # built-in and registered types (imports nothing)
     config.pluginmanager.register(session, "facebench-session")  # its pytest_runtest_logreport collects
+    config.pluginmanager.register(AfterSelection(), "facebench-after-selection")
     from .report.pytest_html import register as register_pytest_html
 
     register_pytest_html(config)  # only when pytest-html is installed and --html is given
@@ -313,9 +314,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     fb = _session(config)
     if fb._grid is None:
         return
-    if fb.shard is not None:
-        _keep_shard(config, fb, items)
-    if any(_is_cell(item) for item in items):
+    if any(_is_cell(item) for item in items) and fb.shard is None:
         fb.claim_output()
     used = {id(value) for item in items if hasattr(item, "callspec") for value in item.callspec.params.values()}
     specs: list[Any] = [*fb.grid.models, *fb.grid.tasks, *fb.grid.relations]  # a bad relation: one failing item
@@ -332,9 +331,25 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             )
 
 
+class AfterSelection:
+    """Runs after pytest's own `-k`/`-m`/`--deselect` (trylast): the shard plan is made over the selected
+    cells only, and the cells this run will start are known (an interrupt lists the ones never started)."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        fb = _session(config)
+        if fb._grid is None:
+            return
+        if fb.shard is not None:
+            _keep_shard(config, fb, items)
+            fb.claim_output()  # an empty shard too: it writes a valid, empty shard record
+        fb.planned = [item.nodeid for item in items if _is_cell(item)]
+
+
 def _keep_shard(config: pytest.Config, fb: FacebenchSession, items: list[pytest.Item]) -> None:
-    """Deselect the cells of other shards (as `-k` does: not reported as skips); record the plan."""
-    from .shards import Cell, load_durations, plan
+    """Deselect the cells of other shards (as `-k` does: not reported as skips); record the plan. Cells whose
+    model will skip (weights unavailable) cost nothing, so they do not unbalance the shards."""
+    from .shards import Cell, balance, load_durations, plan
 
     durations: dict[str, float] = {}
     option = config.getoption("facebench_durations")
@@ -352,7 +367,8 @@ def _keep_shard(config: pytest.Config, fb: FacebenchSession, items: list[pytest.
             cells.append(Cell(item.nodeid, None, 0.0))
             continue
         estimate = max(1, len(getattr(model, "layers", None) or [1])) * _pairs_cost(task)
-        cells.append(Cell(item.nodeid, getattr(model, "name", str(model)), durations.get(item.nodeid, estimate)))
+        cost = 0.0 if fb.will_skip(model) else durations.get(item.nodeid, estimate)
+        cells.append(Cell(item.nodeid, getattr(model, "name", str(model)), cost))
     assert fb.shard is not None
     assignment = plan(cells, fb.shard.count)
     keep = [item for item in items if assignment[item.nodeid] == fb.shard.index]
@@ -360,7 +376,7 @@ def _keep_shard(config: pytest.Config, fb: FacebenchSession, items: list[pytest.
     if dropped:
         config.hook.pytest_deselected(items=dropped)
     items[:] = keep
-    fb.record_shard_plan(assignment, bool(durations))
+    fb.record_shard_plan(assignment, bool(durations), balance(cells, assignment, fb.shard.count))
 
 
 def _pairs_cost(task: Any) -> float:
@@ -382,7 +398,8 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
     """Under xdist the controller collects nothing itself: it locks the output folder when the workers report
     their collection, before any test is scheduled."""
     fb = _session(node.config)
-    if ids and not fb.is_worker and fb.grid_path() is not None:
+    fb.planned = sorted({*fb.planned, *ids})
+    if (ids or fb.shard is not None) and not fb.is_worker and fb.grid_path() is not None:
         try:
             fb.claim_output()
         except pytest.UsageError as exc:
@@ -499,7 +516,8 @@ def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
     fb = _session(config)
     if fb._grid is None:
         return None
-    return f"facebench grid: {fb.grid.path} ({len(fb.grid.models)} models, {len(fb.grid.tasks)} tasks)"
+    line = f"facebench grid: {fb.grid.path} ({len(fb.grid.models)} models, {len(fb.grid.tasks)} tasks)"
+    return line + (f"\n{fb.shard_line}" if fb.shard_line else "")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

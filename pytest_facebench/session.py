@@ -64,6 +64,8 @@ class FacebenchSession:
         self._models: dict[str, BaseModel] = {}
         self._tasks: dict[str, BaseTask | FacebenchError] = {}
         self.tests: dict[str, dict[str, Any]] = {}  # benchmark tests seen this run, by node id
+        self.planned: list[str] = []  # the benchmark tests this run was to start (after -k and shards)
+        self.shard_line = ""
         self.records: dict[str, dict[str, Any]] = {}  # finished tests' records, as written to <out>/cells/
         self.started = time.time()
         self.started_iso = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started))
@@ -257,9 +259,19 @@ class FacebenchSession:
         if threading.current_thread() is threading.main_thread():
             self._previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
 
-    def record_shard_plan(self, assignment: dict[str, int], measured: bool) -> None:
-        """The whole grid's shard plan, written where every shard's run.json can carry it (workers of one shard
-        write the same file)."""
+    def will_skip(self, spec: Any) -> bool:
+        """Will this model's cells skip (weights unavailable)? Asked when shards are planned."""
+        try:
+            self.model(spec)
+        except pytest.skip.Exception:
+            return True
+        except Exception:  # noqa: BLE001 - a broken model fails in its own tests
+            return False
+        return False
+
+    def record_shard_plan(self, assignment: dict[str, int], measured: bool, balance: dict[str, Any]) -> None:
+        """The selected cells' shard plan, written where every shard's run.json can carry it (workers of one shard
+        write the same file), with the balance per shard."""
         assert self.shard is not None
         plan = {
             "index": self.shard.index,
@@ -267,7 +279,10 @@ class FacebenchSession:
             "balanced_by": "durations" if measured else "estimate",
             "host": socket.gethostname(),
             "plan": dict(sorted(assignment.items())),
+            "balance": balance,
         }
+        cells = ", ".join(f"{v['cells']}" for v in balance.values())
+        self.shard_line = f"facebench shard {self.shard.index}/{self.shard.count}: cells per shard {cells}"
         atomic_write(self.out_dir / SHARD_PLAN, json.dumps(plan, indent=1) + "\n")
 
     def claim_output(self) -> None:
@@ -368,12 +383,16 @@ class FacebenchSession:
         failed = bool(failed_gates(self.relations))  # a relation whose `expect` its CI contradicts fails the run
         if self.output_error or failed or (self.summary is not None and self.summary.get("no_results_error")):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED if session.exitstatus == 0 else session.exitstatus
+        elif self.shard is not None and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+            session.exitstatus = pytest.ExitCode.OK  # an empty shard did its part: not a failed job
 
     def _finish(self, session: pytest.Session) -> None:
         interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop)
         unfinished = {nodeid: entry for nodeid, entry in self.tests.items() if nodeid not in self.records}
         for entry in unfinished.values():
             entry["outcome"] = "interrupted"
+        if interrupted:  # the selected tests that never started did not finish either
+            unfinished.update({n: {"outcome": "not started"} for n in self.planned if n not in self.tests})
         current = list(self.records.values())
         with_cells = [r for r in current if r.get("cells")]
         if not with_cells and self.shard is None:
@@ -569,9 +588,11 @@ class FacebenchSession:
         reporter.write_line(cell_count_line(summary.get("counts") or {}, selection.kept, selection.kept_from))
         if summary.get("interrupted"):
             unfinished = summary.get("unfinished", [])
+            waiting = len([n for n in unfinished if n not in self.tests])
             reporter.write_line(
-                f"run INTERRUPTED: {len(unfinished)} test(s) did not finish (listed in run.json); "
-                f"rerun to complete them (finished cells come from the cache)",
+                f"run INTERRUPTED: {len(unfinished)} test(s) did not finish ({len(unfinished) - waiting} running, "
+                f"{waiting} never started; listed in run.json); rerun to complete them (finished cells come from "
+                f"the cache)",
                 yellow=True,
             )
         reporter.write_line(f"results: {self.out_dir / 'results.csv'}")

@@ -109,3 +109,14 @@ def plan(cells: Sequence[Cell], count: int) -> dict[str, int]:
             loads[target] += cell.cost
             out[cell.nodeid] = target + 1
     return out
+
+
+def balance(cells: Sequence[Cell], assignment: dict[str, int], count: int) -> dict[str, dict[str, float]]:
+    """Per shard ('1'..'N'): its grid cells and their summed cost (the plan's balance, shown and recorded)."""
+    out = {str(k): {"cells": 0, "cost": 0.0} for k in range(1, count + 1)}
+    for cell in cells:
+        if cell.model is not None:
+            entry = out[str(assignment[cell.nodeid])]
+            entry["cells"] += 1
+            entry["cost"] = round(entry["cost"] + cell.cost, 3)
+    return out

@@ -63,6 +63,12 @@ def merge_dirs(
                 records[nodeid], origin[nodeid] = record, directory
     if shards:
         _check_complete(runs, records)
+    if not any(r.get("cells") for r in records.values()):
+        failed = sorted({str(r.get("outcome")) for r in records.values()}) or ["none ran"]
+        raise MergeError(
+            f"nothing to merge: no cell of {', '.join(str(d) for d in runs)} produced results "
+            f"(outcomes: {', '.join(failed)}); see each folder's run.json"
+        )
     return write_outputs(
         out,
         [records[n] for n in sorted(records)],

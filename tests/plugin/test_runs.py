@@ -106,15 +106,20 @@ def test_a_signal_writes_what_finished_and_marks_the_run_interrupted(hanging, si
     assert outcomes["pixels-cond"] == "interrupted"  # it was running: never recorded as passed
     passed = [cell for cell, outcome in outcomes.items() if outcome == "passed"]
     assert passed, outcomes
-    assert all(outcome in ("passed", "interrupted") for outcome in outcomes.values()), outcomes
-    assert set(info["unfinished"]) == {n for n, e in info["tests"].items() if e["outcome"] == "interrupted"}
+    assert all(outcome in ("passed", "interrupted", "not started") for outcome in outcomes.values()), outcomes
+    assert set(info["unfinished"]) == {
+        n for n, e in info["tests"].items() if e["outcome"] in ("interrupted", "not started")
+    }
+    assert len(outcomes) == 8  # every selected test is accounted for, started or not
     results = pd.read_csv(out / "results.csv")
     assert sorted({f"{m}-{t}" for m, t in zip(results["model"], results["task"])}) == sorted(passed)
     assert "run INTERRUPTED" in output
     assert "Traceback" not in output
-    if not workers:
-        assert set(outcomes) == {"pixels-verif", "pixels-sim", "pixels-cond"}  # the rest never started
-        assert {n.split("[")[1].rstrip("]") for n in info["unfinished"]} == {"pixels-cond"}
+    if not workers:  # the one running, and the five that never started, did not finish
+        never = {"pixels-inv", "tiny-verif", "tiny-sim", "tiny-cond", "tiny-inv"}
+        assert {c for c, o in outcomes.items() if o == "not started"} == never
+        assert {n.split("[")[1].rstrip("]") for n in info["unfinished"]} == {"pixels-cond", *never}
+        assert "6 test(s) did not finish (1 running, 5 never started" in output
     if sig == signal.SIGTERM and not workers:  # a rerun completes the rest and clears the mark
         rerun = hanging.run(out=out, cache=hanging.path / "cache")
         rerun.assert_outcomes(passed=8)

@@ -210,3 +210,79 @@ def test_submit_on_submitits_local_cluster_equals_a_single_run(bench, tmp_path, 
     rerun = bench.run("--facebench-shard", "1/2", out=bench.path / "jobs_out", cache=tmp_path / "cache2")
     info = json.loads((bench.path / "jobs_out" / "shard-1-of-2" / "run.json").read_text())
     assert rerun.ret == 0 and all(m["cells_scored"] == 0 for m in info["models"].values())
+
+
+# --- issue 20: plans after deselection, empty shards, refusals by name ---------------------------------------
+THIRD_MODEL = """
+[[models]]
+name = "coarse"
+factory = "pixels"
+layers = ["output"]
+kwargs = { size = 8 }
+"""
+
+
+def test_a_k_selected_model_splits_over_the_shards_and_an_empty_shard_is_a_valid_part(bench, tmp_path, capsys):
+    from pytest_facebench.__main__ import main
+
+    bench.grid(models=("pixels", "tiny"), tasks=("verif", "sim"), extra=THIRD_MODEL)
+    bench.test_file()
+    results, dirs = run_shards(bench, 3, "-k", "tiny")
+    assert [r.ret for r in results] == [0, 0, 0]  # the empty shard exits 0, not 5
+    passed = sorted(r.parseoutcomes().get("passed", 0) for r in results)
+    assert passed == [0, 1, 1]  # planned after -k: tiny's two cells on two shards
+    plans = [json.loads((d / "run.json").read_text())["shard"] for d in dirs]
+    assert all(len(p["plan"]) == 2 for p in plans)  # only the selected cells
+    assert sorted(v["cells"] for v in plans[0]["balance"].values()) == [0, 1, 1]
+    results[0].stdout.fnmatch_lines(["facebench shard 1/3: cells per shard *"])
+    empty = next(d for d, r in zip(dirs, results) if not r.parseoutcomes().get("passed"))
+    assert pd.read_csv(empty / "results.csv").empty
+    capsys.readouterr()
+    glob = sorted(str(p) for p in bench.out.glob("shard-*-of-3"))  # the README's merge glob
+    assert main(["report", *glob, "--out", str(tmp_path / "merged")]) == 0
+    assert set(pd.read_csv(tmp_path / "merged" / "results.csv")["model"]) == {"tiny"}
+
+
+def test_cells_that_will_skip_do_not_unbalance_the_plan(bench):
+    bench.grid(models=("pixels", "tiny"), tasks=("verif", "sim"))
+    grid = bench.path / "facebench.toml"
+    grid.write_text(grid.read_text().replace("kwargs = { size = 16 }", 'kwargs = { size = 16, weights = "gone.pth" }'))
+    bench.test_file()
+    results, _ = run_shards(bench, 2)
+    assert [r.parseoutcomes().get("passed", 0) for r in results] == [1, 1]  # tiny's cells: one per shard
+
+
+def test_shards_of_other_precision_or_without_run_json_are_refused_by_name(bench, tmp_path):
+    bench.grid(models=("pixels", "tiny"), tasks=("verif",))
+    bench.test_file()
+    first = bench.run("--facebench-shard", "1/2")
+    second = bench.run("--facebench-shard", "2/2", "--facebench-precision", "bf16")
+    assert first.ret == second.ret == 0
+    dirs = [bench.out / f"shard-{k}-of-2" for k in (1, 2)]
+    with pytest.raises(FacebenchError, match=r"the shards ran different precisions .*\(precision fp32\).*bf16"):
+        merge_shards(dirs, tmp_path / "m")
+    bench.run("--facebench-shard", "2/2", out=tmp_path / "again")
+    lost = tmp_path / "again" / "shard-2-of-2"
+    (lost / "run.json").unlink()
+    with pytest.raises(FacebenchError, match=re.escape(f"cannot merge {lost}: {lost / 'run.json'} is missing")):
+        merge_shards([dirs[0], lost], tmp_path / "m2")
+    (lost / "run.json").write_text("{ truncated")
+    with pytest.raises(FacebenchError, match=re.escape(f"cannot merge {lost}: {lost / 'run.json'} is not readable")):
+        merge_shards([dirs[0], lost], tmp_path / "m3")
+
+
+def test_submit_with_every_shard_failing_writes_no_merged_result(bench, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("submitit")
+    from pytest_facebench.__main__ import main
+
+    bench.grid(models=("pixels", "tiny"), tasks=("verif",))
+    bench.test_file("def test_x(model, task, facebench):\n    raise AssertionError('broken')\n")
+    monkeypatch.chdir(bench.path)
+    args = bench.args(out=bench.path / "jobs_out")
+    capsys.readouterr()
+    code = main(["submit", "--shards", "2", "--cluster", "local", "--folder", str(tmp_path / "jobs"), "--", *args])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "merge: not written: nothing to merge: no cell of" in captured.err and "outcomes: failed" in captured.err
+    assert "merged:" not in captured.out
+    assert not (bench.path / "jobs_out" / "merged" / "results.csv").exists()
