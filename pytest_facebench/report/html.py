@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from ..files import atomic_write
-from ..metrics import display_name
+from ..metrics import badness, display_name
 from ..results import Table, build_face_recognition_table
 from .data import (
     PLOTS_DIR,
@@ -642,6 +642,64 @@ def _comparisons(out_dir: Path) -> pd.DataFrame:
     )
 
 
+def summary_html(
+    results: pd.DataFrame,
+    headlines: dict[str, str] | None = None,
+    colors: dict[str, str] | None = None,
+    digits: int | None = None,
+) -> str:
+    """report.html's Summary table: each task's headline metric per model at its readout layer
+    (`results.build_table`, as `table` prints it), headed by the task and the metric's label and direction
+    (`↑`, `↓`, `target 0.10`), numbers as `report.numbers` writes them (a column shares the decimals its CIs
+    need, or `digits`), the best model value per column bold (one winner unless an exact tie), and the noise
+    ceiling and human rows in the table's foot. Sorting a column orders by the metric's direction: the first
+    click puts the best first (`data-v` holds how bad a value is: −value, value or |value − target|)."""
+    from ..results import HUMAN_METRIC, build_table
+    from .paper import column_digits, format_cell, header_lines
+
+    names = headline_metrics(results, headlines)
+    shown = results[
+        results["metric"].isin(set(names.values()) | {HUMAN_METRIC}) | results["metric"].str.contains("_ceiling_")
+    ]
+    table = build_table(shown, [f"{t}/{m}" for t, m in names.items() if t in set(shown["task"])], "readout")
+    if not table.rows:
+        return '<p class="muted">No results.</p>'
+    head = ["<th>model</th>", "<th>readout layer</th>"]
+    for column in table.columns:
+        top, bottom = header_lines(table, column, MINUS)
+        head.append(f'<th>{_e(top)}<br><span class="ci">{_e(bottom)}</span></th>')
+    places = {c.key: column_digits(table, c, digits) for c in table.columns}
+    winners = {c.key: best_rows(table, c) for c in table.columns}
+    body: list[str] = []
+    foot: list[str] = []
+    for i, row in enumerate(table.rows):
+        swatch = (
+            f'<span class="swatch" style="background:{colors[row.label]}"></span>'
+            if colors and row.label in colors and not row.reference
+            else ""
+        )
+        cells = [f'<td class="model">{swatch}{_e(row.label)}</td>', f"<td>{_e(row.layer)}</td>"]
+        for column in table.columns:
+            cell = row.cells.get(column.key)
+            if cell is None:
+                cells.append('<td class="num" data-v=""></td>')
+                continue
+            text = format_cell(cell, places[column.key], minus=MINUS)
+            value, _, rest = text.partition(" [")
+            shown_value = f'<b class="best">{_e(value)}</b>' if i in winners[column.key] else _e(value)
+            ci = f' <span class="ci">[{_e(rest)}</span>' if rest else ""
+            bad = badness(column.metric, cell.value, cell.target) if finite(cell.value) else None
+            key = bad if bad is not None else (cell.value if finite(cell.value) else "")
+            cells.append(f'<td class="num" data-v="{_e(key)}">{shown_value}{ci}</td>')
+        kind = ' class="reference"' if row.reference else ""
+        line = f"<tr{kind}>{''.join(cells)}</tr>"
+        (foot if row.reference else body).append(line)
+    return (
+        f'<div class="scroll"><table id="summary" class="sortable"><thead><tr>{"".join(head)}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody>" + (f"<tfoot>{''.join(foot)}</tfoot>" if foot else "") + "</table></div>"
+    )
+
+
 def face_recognition_html(table: Table, colors: dict[str, str] | None = None) -> str:
     """The face-recognition table (`results.build_face_recognition_table`) as HTML: a row per model, its
     `(paper)` row of published values below it (each `published (Δ reproduced − published)`, the source as
@@ -749,12 +807,13 @@ def render_html(
         + "</section>"
     )
     frame = with_readout(results)
-    summary = _summary_table(frame, metric)
+    digits = run.get("digits") if isinstance(run.get("digits"), int) else None
     parts.append(
         '<section id="summary-section"><h2>Summary</h2><p class="muted">Headline metric of each task at '
-        "each model's readout layer; brackets: confidence interval where reported. Click a column to "
-        "sort.</p>"
-        + (_render_table(summary, "summary", colors) if len(summary) else '<p class="muted">No results.</p>')
+        "each model's readout layer; brackets: 95% confidence interval where reported; bold: the best model "
+        "per column by the metric's direction (↑ higher, ↓ lower, or closest to the target, the human value). "
+        "Below the models: noise ceilings and human values. Click a column to sort, best first.</p>"
+        + summary_html(results, headlines, colors, digits)
         + "</section>"
     )
     face_recognition = build_face_recognition_table(results, references)

@@ -252,6 +252,7 @@ class _Plotter:
     def save(self, fig, name: str, kind: str, task: str | None, title: str, caption: str = "", items: int = 0) -> None:
         """Fit the titles, then write the figure in every format (or keep it, for `draw_figures`)."""
         fit_titles(fig)
+        caption = with_interval_note(caption, kind, self.results if task is None else self.task_rows(task))
         files = [f"{PLOTS_DIR}/{name}.{fmt}" for fmt in self.formats]
         info = PlotInfo(
             file=files[0],
@@ -269,6 +270,9 @@ class _Plotter:
             for fmt, file in zip(self.formats, files):
                 atomic_write(self.out_dir / file, encode(fig, fmt, self.dpi))
         self.written.append(info)
+
+    def task_rows(self, task: str) -> pd.DataFrame:
+        return self.results[self.results["task"] == task] if "task" in self.results else self.results
 
     def run(self, workers: int = 1) -> list[PlotInfo]:
         if self.kept is None:
@@ -387,7 +391,7 @@ class _Plotter:
         ax.set_xlabel(xlabel)
         title = f"{task}: {display_name(metric)} per model · layer"
         ax.set_title(title + ("\n(readout layer and best layers of each model)" if dropped else ""))
-        caption = "Bold: readout layer. Error bars: confidence intervals where reported."
+        caption = "Bold: readout layer. Error bars: {intervals}."
         if chance:
             caption += f" Dashed grey: {chance[1]}."
         self.save(fig, f"{base}__headline", "headline", task, title, caption, items=len(chosen))
@@ -799,7 +803,7 @@ class _Plotter:
         )
         title = f"{task}: {display_name(metric)} across layers"
         fig.suptitle(title + "  (★ readout layer)")
-        caption = "Bands: confidence intervals where reported."
+        caption = "Bands: {intervals}."
         if mode == "depth":
             caption += " Models have different layers: x is each layer's position among its model's layers (0–1)."
         self.save(fig, f"{base}__layer_profile", "layer_profile", task, title, caption, items=len(models))
@@ -1093,6 +1097,39 @@ def _plotter(
         keep=keep,
     )
     return plotter, old, headlines, figures, styles
+
+
+NO_INTERVALS = {  # figures that draw no error bars or bands, and what they show instead
+    "overview": "No error bars: each cell is the headline value at the readout layer (its CI is in the Summary).",
+    "distributions": "No error bars: the histograms show every pair.",
+    "scatter": "No error bars: one point per pair.",
+    "rdm": "No error bars: one cell per stimulus pair.",
+}
+
+
+def interval_text(rows: pd.DataFrame) -> str:
+    """What a task's confidence intervals are, from results.csv's `ci_method` (`95% percentile bootstrap CIs,
+    1,000 resamples of identities`), else 'confidence intervals where reported'."""
+    from .methods import BOOTSTRAP
+
+    methods = [str(m) for m in rows.get("ci_method", pd.Series(dtype=str)).dropna() if BOOTSTRAP.search(str(m))]
+    if not methods:
+        return "confidence intervals where reported"
+    found = BOOTSTRAP.search(max(set(methods), key=methods.count))
+    assert found is not None
+    resamples, unit, _extra, level, kind = found.groups()
+    return f"{level}% {kind} bootstrap CIs ({int(resamples):,} resamples of {unit.strip()})"
+
+
+def with_interval_note(caption: str, kind: str, rows: pd.DataFrame) -> str:
+    """A figure's caption saying what its error bars or bands are: `{intervals}` filled in from the rows'
+    CI method, or the `NO_INTERVALS` sentence of a figure without any; captions that already say are kept."""
+    if "{intervals}" in caption:
+        return caption.replace("{intervals}", interval_text(rows))
+    if any(word in caption for word in ("Error bars", "Bands", "error bars", "CI")):
+        return caption
+    note = NO_INTERVALS.get(kind) or f"Error bars: {interval_text(rows)}."
+    return f"{caption} {note}".strip()
 
 
 def run_digits(out_dir: Path) -> int | None:

@@ -9,6 +9,7 @@ builds the figures `write_plots` writes without saving them.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -633,3 +634,16 @@ def test_distance_histograms_have_a_density_axis(tmp_path: Path) -> None:
         assert ax.get_ylabel() == "density" and len(ax.get_yticks()) > 0 and ax.get_ylim()[0] == 0
         heights = np.concatenate([p.get_data().values for p in ax.patches])  # the stairs: probability densities
         assert heights.max() > 0
+
+
+def test_every_figure_caption_says_what_its_error_bars_or_bands_are(tmp_path: Path) -> None:
+    from pytest_facebench.report.plots import interval_text
+
+    out = verification_dir(tmp_path / "r")
+    infos = [info for info, _ in draw_figures(out, figures={"lfw": ["roc"]})]
+    assert {i.kind for i in infos} >= {"overview", "headline", "roc", "distributions", "layer_profile"}
+    for info in infos:
+        assert re.search(r"Error bars|Bands|No error bars|95% CI", info.caption), (info.kind, info.caption)
+    rows = pd.DataFrame({"ci_method": ["bootstrap(1000, identities), 95% percentile"] * 2})
+    assert interval_text(rows) == "95% percentile bootstrap CIs (1,000 resamples of identities)"
+    assert interval_text(pd.DataFrame()) == "confidence intervals where reported"

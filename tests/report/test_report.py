@@ -355,8 +355,9 @@ def test_html_is_self_contained_and_names_every_task_model_and_skip_reason(synth
     assert len(page.images) == len(read_manifest(synthetic)["plots"])
     assert all(src.startswith("data:image/png;base64,") for src in page.images)
     summary = page.tables["summary"]
-    assert summary[0][:3] == ["model", "readout layer", "task_00_accuracy (Accuracy (in-sample))"]
-    assert [row[0] for row in summary[1:]] == MODELS
+    assert summary[0][:2] == ["model", "readout layer"] and summary[0][2].startswith("task_00_accuracy")
+    assert [row[0] for row in summary[1 : 1 + len(MODELS)]] == MODELS
+    assert all(row[0].startswith(("noise ceiling", "human")) for row in summary[1 + len(MODELS) :])
     assert "<script>" in text and "sortable" in text
     assert run["git_commit"] in text and run["grid"]["sha256"][:16] in text
 
@@ -522,8 +523,8 @@ def test_report_of_a_real_run_with_failures_and_the_command_reproduces_it(bench:
     assert page.tables["skips"][1:] == [["tiny", "sim", "1", "not today"]]  # skipped cells: one row per reason
     results = read_results(bench.out)
     expected = summary_table(results)
-    assert page.tables["summary"][0] == list(expected.columns)
-    assert [r[0] for r in page.tables["summary"][1:]] == ["pixels", "tiny"]
+    assert page.tables["summary"][0][:2] == list(expected.columns)[:2]
+    assert [r[0] for r in page.tables["summary"][1:3]] == ["pixels", "tiny"]
     rebuilt = bench.path / "rebuilt"
     assert cli_main(["report", str(bench.out), "--out", str(rebuilt), "--no-plots"]) == 0
     assert tables(rebuilt / "report.html") == tables(bench.out / "report.html")
@@ -593,3 +594,37 @@ def test_silent_without_pytest_html(bench: Bench) -> None:
     result = bench.run("-p", "no:html")
     result.assert_outcomes(passed=1)
     assert "facebench-html" not in result.stdout.str()
+
+
+def test_summary_marks_the_best_sorts_by_direction_and_ends_with_reference_rows() -> None:
+    from pytest_facebench.report.html import summary_html
+
+    def rows(model: str, eer: float, r: float, effect: float) -> list[dict]:
+        base = {"model": model, "layer": "out", "layer_index": 0, "readout": True, "condition": ""}
+        return [
+            {**base, "task": "verif", "task_type": "accuracy", "metric": "eer", "value": eer, "headline": True},
+            {**base, "task": "sim", "task_type": "correlation", "metric": "correlation", "value": r, "headline": True},
+            {**base, "task": "sim", "task_type": "correlation", "metric": "correlation_ceiling_low", "value": 0.9},
+            {**base, "task": "sim", "task_type": "correlation", "metric": "correlation_ceiling_high", "value": 0.95},
+            {**base, "task": "inv", "task_type": "relative_difference", "metric": "relative_difference"}
+            | {"value": effect, "headline": True, "target": -0.15},
+            {**base, "task": "inv", "task_type": "relative_difference", "metric": "human_effect", "value": -0.15}
+            | {"protocol": "declared in the grid (relative_difference)"},
+        ]
+
+    frame = pd.DataFrame(rows("a", 0.30, 0.50, -0.30) + rows("b", 0.20, 0.60, -0.10))
+    frame["ci_low"], frame["ci_high"] = frame["value"] - 0.05, frame["value"] + 0.05
+    text = summary_html(frame)
+    head = re.findall(r"<th>(.*?)</th>", text)
+    assert head[2:] == [
+        'verif<br><span class="ci">EER ↓</span>',
+        'sim<br><span class="ci">Correlation r ↑</span>',
+        'inv<br><span class="ci">Relative Difference target −0.15</span>',
+    ]
+    body, foot = text.split("<tfoot>")
+    # bold: b's lower EER and higher r; b's effect (−0.10) is closer to −0.15 than a's (−0.30)
+    assert re.findall(r'<b class="best">([^<]*)</b>', body) == ["0.20", "0.60", "−0.10"]
+    # sort keys: smaller is better in every column (EER as is, r negated, the distance to the target)
+    keys = [float(k) for k in re.findall(r'data-v="([^"]+)"', body.split("<tbody>")[1].split("</tr>")[0])]
+    assert keys == pytest.approx([0.30, -0.50, 0.15])
+    assert "noise ceiling (low)" in foot and "noise ceiling (high)" in foot and ">human<" in foot
