@@ -22,8 +22,9 @@ from .tasks.base import BaseTask
 
 if TYPE_CHECKING:
     from .cell_cache import CellStore
-    from .engine import Engine
+    from .engine import Embeddings, Engine
     from .options import EngineOptions
+    from .warm import CachedEmbeddings, WarmEngine
 
 
 def evaluate_cached(
@@ -33,9 +34,11 @@ def evaluate_cached(
     model: BaseModel,
     task: BaseTask,
     nodeid: str | None = None,
+    warm: Callable[[], WarmEngine | None] | None = None,
 ) -> CellResult:
     """`evaluate_cell`, or the stored result of a cell whose inputs are all unchanged (`cell_cache.py`).
-    `engine` is called only on a miss: a fully reused run never imports torch."""
+    `engine` is called only on a miss: a fully reused run never imports torch. `warm` (`warm.WarmEngine`), when
+    given, serves a miss whose embeddings are all in the store, on the CPU, without torch either."""
     task.load()
     key, unkeyable = None, ""
     if cells is not None:
@@ -46,7 +49,12 @@ def evaluate_cached(
     stored = cells.get(key) if cells is not None and key is not None else None
     if stored is not None:
         return reuse(stored, nodeid)
-    result = evaluate_cell(engine(), model, task, nodeid=nodeid)
+    server = warm() if warm is not None else None
+    embeddings = server.embed(model, task.images) if server is not None else None
+    if server is not None and embeddings is not None:
+        result = score_cell(server, model, task, embeddings, nodeid=nodeid)
+    else:
+        result = evaluate_cell(engine(), model, task, nodeid=nodeid)
     result.stats["cell_cache"] = "off" if cells is None else ("unkeyable" if key is None else "miss")
     if unkeyable:
         result.stats["cell_cache_note"] = unkeyable
@@ -72,6 +80,20 @@ def evaluate_cell(engine: Engine, model: BaseModel, task: BaseTask, nodeid: str 
     if dropped and model.alignment.active:
         embeddings.stats.faces["dropped_images"] = len(dropped)
         embeddings.stats.faces["dropped_rows"] = task.dropped_rows
+    return score_cell(engine, model, task, embeddings, landmarks, nodeid)
+
+
+def score_cell(
+    engine: Engine | WarmEngine,
+    model: BaseModel,
+    task: BaseTask,
+    embeddings: Embeddings | CachedEmbeddings,
+    landmarks: dict[Any, str] | None = None,
+    nodeid: str | None = None,
+) -> CellResult:
+    """Per-row values (on `engine.device`) and metrics of every layer from the task's embeddings; `landmarks`:
+    where derived images' landmarks came from (`derived_landmarks`)."""
+    landmarks = landmarks or {}
     distances = task.pair_rows().reset_index(drop=True)
     records: list[dict[str, Any]] = []
     readout = model.readout_layer()

@@ -50,6 +50,7 @@ class Facebench:
                 model,
                 task,
                 nodeid=self._node.nodeid,
+                warm=session.warm_engine,
             )
         spec = session.task_spec(task.name)  # gate settings come from the grid entry, never from the task object
         thresholds = parse_thresholds(

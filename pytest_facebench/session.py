@@ -44,7 +44,9 @@ if TYPE_CHECKING:  # heavy modules (torch, pandas) load on first use, not when p
     from .engine import Engine
     from .model import BaseModel
     from .options import EngineOptions
+    from .store import EmbeddingStore
     from .tasks.base import BaseTask
+    from .warm import WarmEngine
 
 
 class FacebenchSession:
@@ -61,6 +63,7 @@ class FacebenchSession:
             self.out_dir = self.out_dir / self.shard.folder  # each shard its own folder (merged by `report`)
         self._grid: Grid | None = None
         self._engine: Engine | None = None
+        self._store: EmbeddingStore | None = None
         self._models: dict[str, BaseModel] = {}
         self._tasks: dict[str, BaseTask | FacebenchError] = {}
         self.tests: dict[str, dict[str, Any]] = {}  # benchmark tests seen this run, by node id
@@ -162,10 +165,24 @@ class FacebenchSession:
         return None if root is None or self.config.getoption("facebench_rescore") else CellStore(root)
 
     @property
+    def store(self) -> EmbeddingStore:
+        """The embedding store, one per process: the engine's, and the warm path's before any engine exists."""
+        if self._store is None:
+            from .store import EmbeddingStore
+
+            self._store = EmbeddingStore(self.cache_dir())
+        return self._store
+
+    def warm_engine(self) -> WarmEngine:
+        """`warm.WarmEngine` over the store: it serves the cells whose embeddings are all cached, on the CPU."""
+        from .warm import WarmEngine
+
+        return WarmEngine(self.engine_options(), self.store)
+
+    @property
     def engine(self) -> Engine:
         if self._engine is None:
             from .engine import Engine
-            from .store import EmbeddingStore
 
             options = self.engine_options()
             bar = None
@@ -175,7 +192,7 @@ class FacebenchSession:
                 bar = partial(
                     tqdm, leave=False, dynamic_ncols=True, unit="img"
                 )  # stderr at use time: capture is off then
-            self._engine = Engine(options, EmbeddingStore(self.cache_dir()), self.worker_index, progress=bar)
+            self._engine = Engine(options, self.store, self.worker_index, progress=bar)
         return self._engine
 
     def show_progress(self) -> bool:
@@ -367,8 +384,8 @@ class FacebenchSession:
     def finish(self, session: pytest.Session) -> None:
         """Write every output from the records, on the controller (or the only process), failures or not;
         an interrupted run writes what finished and says what did not."""
-        if self._engine is not None:
-            self._engine.store.close()
+        if self._store is not None:
+            self._store.close()
         if self.is_worker or not self.active:
             return
         try:

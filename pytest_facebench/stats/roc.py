@@ -276,32 +276,66 @@ def _youden(c: _Curve, thresholds: FloatArray) -> tuple[FloatArray, FloatArray]:
     return thresholds[best], accuracy
 
 
+def _first(b: int, m: int, test: Any) -> NDArray[np.intp]:
+    """Per row, the first index j in [0, m) where the monotone test(rows, j) (False ... False True ... True) holds;
+    m where it never does. Bisection: log2(m) evaluations of b points instead of a pass over (b, m)."""
+    lo, hi = np.zeros(b, dtype=np.intp), np.full(b, m, dtype=np.intp)
+    rows = np.arange(b)
+    while True:
+        active = lo < hi
+        if not active.any():
+            return lo
+        mid = np.where(active, (lo + hi) // 2, 0)
+        ok = test(rows, mid)
+        hi = np.where(active & ok, mid, hi)
+        lo = np.where(active & ~ok, mid + 1, lo)
+
+
 def _eer(c: _Curve) -> FloatArray:
     """FAR = FRR, linearly interpolated between the ROC points where FAR - FRR changes sign.
 
     The ROC starts at threshold -inf (FAR 0, FRR 1); the crossing is the first threshold j with
-    FAR_j >= FRR_j (so FAR - FRR >= 0), interpolated from the point before it."""
-    n_pos, n_neg = c.n_pos[:, None], c.n_neg[:, None]
-    far = c.fp / n_neg
-    frr = (n_pos - c.tp) / n_pos
-    rows = np.arange(len(far))
-    j = np.argmax(far >= frr, axis=1)  # 0 when none (a one-class row, NaN later)
-    f1 = far[rows, j]
-    g1 = f1 - frr[rows, j]
+    FAR_j >= FRR_j (so FAR - FRR >= 0; FAR grows and FRR falls with j, so it is found by bisection),
+    interpolated from the point before it."""
+    n_pos, n_neg = c.n_pos, c.n_neg
+    b, m = c.tp.shape
+
+    def far(rows: NDArray[np.intp], j: NDArray[np.intp]) -> FloatArray:
+        return np.asarray(c.fp[rows, j] / n_neg[rows], dtype=float)
+
+    def frr(rows: NDArray[np.intp], j: NDArray[np.intp]) -> FloatArray:
+        return np.asarray((n_pos[rows] - c.tp[rows, j]) / n_pos[rows], dtype=float)
+
+    j = _first(b, m, lambda rows, j: far(rows, j) >= frr(rows, j))
+    rows = np.arange(b)
+    j = np.where(j == m, 0, j)  # never (a one-class row, NaN later): as the first point
+    f1 = far(rows, j)
+    g1 = f1 - frr(rows, j)
     before = np.maximum(j - 1, 0)
-    f0 = np.where(j > 0, far[rows, before], 0.0)
-    g0 = np.where(j > 0, far[rows, before] - frr[rows, before], -1.0)
+    f0 = np.where(j > 0, far(rows, before), 0.0)
+    g0 = np.where(j > 0, far(rows, before) - frr(rows, before), -1.0)
     return np.where(g1 == 0, f1, f0 + (-g0 / (g1 - g0)) * (f1 - f0))
 
 
 def _tar(c: _Curve, thresholds: FloatArray, far: float) -> tuple[FloatArray, FloatArray]:
     """TAR and threshold at the largest distance present in the row whose FAR <= `far`; NaN when the row
     has fewer than 1 / far different pairs, 0 at -inf when even the smallest distance exceeds the FAR.
-    The false accepts grow with the threshold, so the thresholds within the FAR are a prefix of each row."""
+    The false accepts grow with the threshold, so the thresholds within the FAR are a prefix of each row
+    (found by bisection); with integer counts the last distance present in it is the first j whose
+    cumulative count reaches the prefix's total (bisection again)."""
     n_pos, n_neg = c.n_pos, c.n_neg
-    within = np.count_nonzero(c.fp <= far * n_neg[:, None] + FAR_TOLERANCE, axis=1)
-    rows = np.arange(len(within))
-    last = np.where(within > 0, c.last_present[rows, np.maximum(within - 1, 0)], -1)
+    b, m = c.tp.shape
+    bound = far * n_neg + FAR_TOLERANCE
+    within = _first(b, m, lambda rows, j: c.fp[rows, j] > bound[rows])
+    rows = np.arange(b)
+    end = np.maximum(within - 1, 0)
+    if c.tp.dtype.kind == "f":  # float weights: presence from the counts themselves
+        last = c.last_present[rows, end]
+    else:
+        total = c.tp[rows, end] + c.fp[rows, end]
+        last = _first(b, m, lambda rows, j: c.tp[rows, j] + c.fp[rows, j] >= total[rows])
+        last = np.where(total > 0, last, -1)
+    last = np.where(within > 0, last, -1)
     reached = last >= 0
     last = np.maximum(last, 0)
     tar = np.where(reached, c.tp[rows, last] / n_pos, 0.0)
