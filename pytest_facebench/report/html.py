@@ -659,7 +659,8 @@ def summary_html(
 
     names = headline_metrics(results, headlines)
     shown = results[
-        results["metric"].isin(set(names.values()) | {HUMAN_METRIC}) | results["metric"].str.contains("_ceiling_")
+        results["metric"].isin(set(names.values()) | {HUMAN_METRIC})
+        | results["metric"].astype(str).str.contains("_ceiling_")
     ]
     table = build_table(shown, [f"{t}/{m}" for t, m in names.items() if t in set(shown["task"])], "readout")
     if not table.rows:

@@ -2,7 +2,8 @@
 cell count by outcome (`cell_count_line`), the demo-data notice, and one line per distinct reason cells were
 skipped for (`skip_lines`).
 
-The table fits `WIDTH` (120) columns: a row label longer than `LABEL_WIDTH` has its metric title shortened
+The table fits `WIDTH` (120) columns: a row label longer than `LABEL_WIDTH` (or, when the models fit in one
+block, than the columns they leave free, at most `MAX_LABEL_WIDTH`) has its metric title shortened
 with `…` (the task name stays), a task with several conditions gets a heading row and one indented row per
 condition, and when the models do not fit side by side they continue in a second block under the same row
 labels. Numbers follow `report.numbers` (the models of a row share the decimals their CIs need, or
@@ -26,6 +27,7 @@ from .numbers import format_estimate, format_number, shared_decimals
 
 WIDTH = 120
 LABEL_WIDTH = 26
+MAX_LABEL_WIDTH = 60
 GAP = "  "
 HUMAN = "human"
 DEMO_NOTICE = (
@@ -61,12 +63,12 @@ def shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)].rstrip() + "…"
 
 
-def _label(head: str, title: str, short: str = "") -> str:
-    """`head (metric title)` within `LABEL_WIDTH`: the task's own metric title, else the metric's shorter
-    display name `short` when only that fits, else the title shortened."""
+def _label(head: str, title: str, short: str = "", limit: int = LABEL_WIDTH) -> str:
+    """`head (metric title)` within `limit` characters: the task's own metric title, else the metric's
+    shorter display name `short` when only that fits, else the title shortened."""
     if not title:
-        return shorten(head, LABEL_WIDTH)
-    room = max(LABEL_WIDTH - len(head) - 3, 6)
+        return shorten(head, limit)
+    room = max(limit - len(head) - 3, 6)
     if len(title) > room and short and len(short) <= room:
         title = short
     return f"{head} ({shorten(title, room)})"
@@ -89,9 +91,12 @@ def _reference(results: pd.DataFrame, task: str, rows: pd.DataFrame, decimals: i
     return ""
 
 
-def summary_rows(results: pd.DataFrame, digits: int | None = None) -> tuple[list[str], list[list[str]]]:
+def summary_rows(
+    results: pd.DataFrame, digits: int | None = None, label_width: int = LABEL_WIDTH
+) -> tuple[list[str], list[list[str]]]:
     """(models, rows): per task (and condition) of the headline rows, [label, reference, one cell per model]; a
-    task with several conditions has a heading row (its label, no cells) and one indented row per condition."""
+    task with several conditions has a heading row (its label, no cells) and one indented row per condition.
+    Labels are at most `label_width` characters."""
     rows = headline_frame(results)
     if rows.empty:
         return [], []
@@ -104,7 +109,7 @@ def summary_rows(results: pd.DataFrame, digits: int | None = None) -> tuple[list
         conditions = [c if isinstance(c, str) else "" for c in mine.get("condition", pd.Series([""] * len(mine)))]
         distinct = list(dict.fromkeys(conditions))
         if len(distinct) > 1:
-            out.append([_label(str(task), title, short), "", *[""] * len(models)])
+            out.append([_label(str(task), title, short, label_width), "", *[""] * len(models)])
         for condition in distinct:
             part = mine[[c == condition for c in conditions]]
             decimals = shared_decimals(zip(part["ci_low"], part["ci_high"]), digits)
@@ -117,7 +122,11 @@ def summary_rows(results: pd.DataFrame, digits: int | None = None) -> tuple[list
                     if first is None
                     else format_estimate(first["value"], first["ci_low"], first["ci_high"], decimals, "nan")
                 )
-            label = _label(f"  · {condition}", "") if len(distinct) > 1 else _label(str(task), title, short)
+            label = (
+                _label(f"  · {condition}", "", limit=label_width)
+                if len(distinct) > 1
+                else _label(str(task), title, short, label_width)
+            )
             out.append([label, _reference(results, str(task), part, decimals), *cells])
     return models, out
 
@@ -139,6 +148,10 @@ def summary_table(results: pd.DataFrame, digits: int | None = None, width: int =
     models, rows = summary_rows(results, digits)
     if not rows:
         return ""
+    cells_w = sum(max(len(m), *(len(r[j + 2]) for r in rows)) + len(GAP) for j, m in enumerate(models))
+    room = width - cells_w - max(len(r[1]) for r in rows) - len(GAP)
+    if room > LABEL_WIDTH:  # the models fit in one block: the labels may use the columns they leave free
+        models, rows = summary_rows(results, digits, min(room, MAX_LABEL_WIDTH))
     label_w = max(len(r[0]) for r in rows) + len(GAP) + max(len(r[1]) for r in rows)
     blocks: list[list[int]] = [[]]
     used = label_w

@@ -24,4 +24,4 @@ def test_the_readme_k_example_selects_one_model_on_one_task(tmp_path: Path) -> N
     items = [x for x in collected.stdout.splitlines() if x.startswith("benchmarks/") and "::" in x]
     assert len(items) == 1, collected.stdout[-2000:]
     model, task = re.search(r"\[(.+)-(.+)\]$", items[0]).groups()  # type: ignore[union-attr]
-    assert (model, task) == ("vgg16_untrained", "verification")
+    assert (model, task) == ("dlib_resnet", "verification")

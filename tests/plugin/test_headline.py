@@ -11,6 +11,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from testkit import one_line_failure
 
+from pytest_facebench.report.numbers import ci_decimals
+
 
 def verif_grid(bench, extra: str = "", models=("pixels",)) -> None:
     task = bench.TASKS["verif"] + extra
@@ -40,7 +42,9 @@ def test_the_types_headline_by_default_and_the_grids_when_named(bench, tmp_path)
     oracle = roc_auc_score(distances["label"], -distances["output"])
     assert auc["value"].iloc[0] == pytest.approx(oracle, abs=1e-9)
     line = next(x for x in result.outlines if x.startswith("verif (AUC)"))
-    assert f"{auc['value'].iloc[0]:.3f} [{auc['ci_low'].iloc[0]:.3f}, {auc['ci_high'].iloc[0]:.3f}]" in line
+    value, low, high = (auc[c].iloc[0] for c in ("value", "ci_low", "ci_high"))
+    places = ci_decimals(low, high)  # the terminal shows the decimals its CI needs
+    assert f"{value:.{places}f} [{low:.{places}f}, {high:.{places}f}]" in line
     table = subprocess.run(
         [sys.executable, "-m", "pytest_facebench", "table", str(bench.out), "--format", "csv"],
         capture_output=True,

@@ -19,6 +19,7 @@ from sklearn.metrics import roc_auc_score
 
 from pytest_facebench.config import load_grid
 from pytest_facebench.gridfile import grid_hash
+from pytest_facebench.report.numbers import shared_decimals
 
 ALL_CELLS = [f"{m}-{t}" for m in ("pixels", "tiny") for t in ("verif", "sim", "cond", "inv")]
 LAYERS = {"pixels": ["output"], "tiny": ["conv", "fc"]}
@@ -225,7 +226,10 @@ def test_outputs_results_summary_distances_run_json_and_terminal_table(bench) ->
     ):
         assert any(label in line for line in lines), label
     headline = results[(results["readout"]) & results["metric"].isin(["accuracy_kfold", "correlation"])]
-    value = {(m, t): f"{v:.3f}" for m, t, v in zip(headline["model"], headline["task"], headline["value"])}
+    places = {  # a row's models share the decimals their CIs need
+        t: shared_decimals(zip(rows["ci_low"], rows["ci_high"])) for t, rows in headline.groupby("task")
+    }
+    value = {(m, t): f"{v:.{places[t]}f}" for m, t, v in zip(headline["model"], headline["task"], headline["value"])}
 
     def cells(line: str) -> list[str]:  # a table row without its [ci_low, ci_high] intervals
         return re.sub(r"\[[^\]]*\]", "", line).split()
