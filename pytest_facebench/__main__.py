@@ -609,6 +609,13 @@ def _cache_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dry-run", action="store_true", help="prune: say what would go, remove nothing")
     parser.add_argument("--repair", action="store_true", help="verify: mark corrupt entries so they are recomputed")
+    parser.add_argument(
+        "--packs",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="verify: the .bin packs' image cache to check too (default: $FACEBENCH_PACK_CACHE or ~/.cache/...)",
+    )
 
 
 @subcommand("cache", "report (info), prune or verify an embedding cache folder", _cache_arguments)
@@ -628,7 +635,7 @@ def cache_command(args: argparse.Namespace) -> int:
             raise CommandError(str(exc)) from None
         report = store_admin.prune(args.cache, age, dry_run=args.dry_run)
     else:
-        report = store_admin.verify(args.cache, repair=args.repair)
+        report = store_admin.verify(args.cache, repair=args.repair, packs=args.packs or store_admin.default_packs())
     print(json.dumps(report, indent=2, default=str))
     return 1 if args.action == "verify" and report.get("problems") else 0
 

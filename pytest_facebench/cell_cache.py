@@ -6,41 +6,34 @@ values, scoring facts) is reused instead, and neither torch nor scipy is importe
 baselines and references live on the grid's specs, never on the task, and are applied to the result
 afterwards, so editing one re-runs in seconds.
 
-The key covers what the embedding key covers (`model.identity()`, layers, pooling, preprocessing,
-precision, decoder, device type, library versions) plus:
-- the task's whole state after loading (options, parsed labels and ratings, bootstrap settings);
-- the content hash of every image and of every file the task names (pairs, ratings, human RDM);
-- the source of facebench and of the folders defining the model's and the task's classes.
+The key comes from `keys.cell_key`, the one builder of embedding and cell keys: the embedding inputs (model
+identity, code and the user modules it imports, preprocessing, alignment and its library versions,
+precision, decoder, device type) plus the task's whole state, the content of its files (pairs_sha256 among
+them), the sources of facebench and of the task's class, and the scoring libraries' versions.
 
 A cell whose state holds something that cannot be keyed safely (an arbitrary object) is not cached; the
 user callables a task uses (a `distance = "module:function"`) are keyed by their source.
 Entries are written atomically with a CRC, like embeddings; a corrupt entry is deleted and recomputed.
+Each entry holds its own key, checked when read: a file renamed or copied over another cell's is never
+reused for it (and `cache verify` flags it).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from .cache import layer_key, package_version, read_entry, write_entry
-from .fingerprint import Unkeyable, class_source, facebench_source, plain, qualified
-from .images import content_hash
-from .options import device_type
+from .cache import read_entry, write_entry
+from .keys import CELL_SCHEMA, cell_key
 from .results import CellResult
 
-if TYPE_CHECKING:
-    from .model import BaseModel
-    from .options import EngineOptions
-    from .tasks.base import BaseTask
-
+__all__ = ["CellStore", "cell_key", "reuse", "entry_key_problem"]
 log = logging.getLogger("facebench")
-SCHEMA = "1"
-VERSIONED = ("torch", "torchvision", "transformers", "numpy", "scipy", "scikit-learn", "pandas", "pillow")
+SCHEMA = CELL_SCHEMA
 
 
 class CellStore:
@@ -54,8 +47,18 @@ class CellStore:
         return self.root / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """The stored cell, or None when absent, truncated or corrupt (a corrupt entry is deleted)."""
-        return read_entry(self.path(key), _load_cell)
+        """The stored cell, or None when absent, truncated, corrupt (deleted) or holding another key (a file
+        renamed over this cell's: never reused)."""
+        path = self.path(key)
+        entry = read_entry(path, _load_cell)
+        if entry is None:
+            return None
+        problem = entry_key_problem(path, entry)
+        if problem:
+            log.warning("facebench cell cache: %s; scoring the cell again", problem)
+            return None
+        cell = entry["cell"]
+        return cell if isinstance(cell, dict) else None
 
     def put(self, key: str, payload: dict[str, Any]) -> None:
         """Store a cell (atomically). An unwritable cache was already reported by the embedding store."""
@@ -63,7 +66,7 @@ class CellStore:
             return
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            blob = json.dumps(payload, separators=(",", ":"), default=_jsonable).encode()
+            blob = json.dumps({"key": key, "cell": payload}, separators=(",", ":"), default=_jsonable).encode()
         except OSError:
             self.writable = False
             return
@@ -75,9 +78,17 @@ class CellStore:
 
 def _load_cell(payload: memoryview) -> dict[str, Any]:
     data = json.loads(bytes(payload))
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or "cell" not in data:
         raise ValueError("not a cell")
     return data
+
+
+def entry_key_problem(path: Path, entry: dict[str, Any]) -> str | None:
+    """Why a cell entry read from `path` must not be used for the key its name says, or None."""
+    stored = entry.get("key")
+    if stored != path.stem:
+        return f"{path} holds the cell of key {stored!r}, not {path.stem!r} (renamed or copied over?)"
+    return None
 
 
 def _jsonable(value: Any) -> Any:
@@ -86,46 +97,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON data")
-
-
-def cell_key(model: BaseModel, task: BaseTask, options: EngineOptions) -> str:
-    """The key of a loaded task's cell with `model`. Raises `Unkeyable` when something in it cannot be
-    described (the cell is then scored every time)."""
-    try:
-        task_state = {name: plain(value) for name, value in sorted(vars(task).items()) if not name.startswith("_")}
-        files = {str(p): content_hash(p) for p in task.images}
-        files.update(
-            {
-                value: content_hash(Path(value))
-                for value in _strings(task_state)
-                if value not in files and _is_file(value)
-            }
-        )
-        parts = {
-            "schema": SCHEMA,
-            "facebench": facebench_source(),
-            "model_name": model.name,
-            "model": plain(model.identity()),
-            "model_class": qualified(type(model)),
-            "model_source": class_source(type(model)),
-            "layers": list(model.layers),
-            "pooling": dict(model.pooling),
-            "readout": model.readout_layer(),
-            "preprocessing": plain(model.preprocessing.as_dict()),
-            "task_class": qualified(type(task)),
-            "task_source": class_source(type(task)),
-            "task": task_state,
-            "callables": {name: plain(fn) for name, fn in task.callables().items()},
-            "files": files,
-            "precision": options.precision,
-            "decode": options.decode,
-            "device_type": device_type(options.device),
-            "versions": {name: package_version(name) for name in VERSIONED},
-        }
-    except Unkeyable as exc:
-        log.info("facebench cell cache: %s × %s is scored every time (%s)", model.name, task.name, exc)
-        raise
-    return layer_key(parts)
 
 
 def reuse(payload: dict[str, Any], nodeid: str | None) -> CellResult:
@@ -140,22 +111,3 @@ def reuse(payload: dict[str, Any], nodeid: str | None) -> CellResult:
         "embedding": {"images": images, "cache_hits": 0, "cache_misses": 0, "embedded": 0},
     }
     return result
-
-
-def _strings(data: Any) -> list[str]:
-    if isinstance(data, str):
-        return [data]
-    if isinstance(data, dict):
-        return [s for v in data.values() for s in _strings(v)]
-    if isinstance(data, list):
-        return [s for v in data for s in _strings(v)]
-    return []
-
-
-def _is_file(value: str) -> bool:
-    if len(value) > 4096 or "\n" in value:
-        return False
-    try:
-        return os.path.isfile(value)
-    except (OSError, ValueError):
-        return False

@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .cache import layer_key, package_version
 from .errors import DataError, FacebenchError, ModelError, list_some
 from .faces.stimuli import DerivedImage, Deriver, stimulus_key
 from .fingerprint import Unkeyable
 from .images import content_hash, load_rgb
+from .keys import FACES, embedding_inputs, embedding_keys
 from .model import BaseModel
 from .options import DECODERS, EngineOptions
 from .store import EmbeddingStore
@@ -36,7 +36,6 @@ from .writer import Job, StoreWriter
 log = logging.getLogger("facebench")
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 IN_MEMORY_BYTES = 512 * 1024**2  # a layer larger than this (all images) stays on disk
-FACES = "__faces__"  # the store key whose rows are each image's alignment outcome (code, faces found)
 BATCH_BYTES = 1024**3  # pooled outputs of one batch, all layers: bounds peak memory for wide layers
 
 
@@ -218,27 +217,11 @@ class Engine:
         """The cache key of each layer: everything that changes the numbers. A model whose identity cannot be
         described (`Unkeyable`) gets keys of its own for this run only: its embeddings are never reused."""
         try:
-            identity = model.identity()
+            inputs = embedding_inputs(model, self.options, device=self.device.type)
         except Unkeyable as exc:
             log.warning("facebench: embeddings of model '%s' are not cached (%s)", model.name, exc)
-            identity = {"uncacheable": uuid.uuid4().hex}
-        base = {
-            "model": identity,
-            "preprocessing": model.preprocessing.as_dict(),
-            "precision": self.options.precision,
-            "device_type": self.device.type,
-            "decode": self._decoder(model),
-            "torch": torch.__version__.split("+")[0],
-            "torchvision": _version("torchvision"),
-        }
-        if "transformers" in type(model).__module__ or getattr(model, "uses_transformers", False):
-            base["transformers"] = _version("transformers")
-        if model.alignment.active:  # detector, selection, policy, template and the libraries that do it
-            base["alignment"] = model.alignment.aligner().describe()
-        keys = {layer: layer_key({**base, "layer": layer, "pooling": model.pooling[layer]}) for layer in model.layers}
-        if model.alignment.active:
-            keys[FACES] = layer_key({**base, "layer": FACES})
-        return keys
+            inputs = {"uncacheable": uuid.uuid4().hex}
+        return embedding_keys(inputs, model)
 
     # --- the job ----------------------------------------------------------------------------------
     def embed(self, model: BaseModel, paths: list[Path]) -> Embeddings:
@@ -573,7 +556,3 @@ def _shut_down(batches: Any) -> None:
 def _hash_or_error(path: Path) -> str:
     """The image's content hash; a missing or unreadable file is a one-line `DataError` (`images.content_hash`)."""
     return content_hash(path)
-
-
-def _version(distribution: str) -> str:
-    return package_version(distribution).split("+")[0]

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .cell_cache import cell_key, reuse
+from .cell_cache import reuse
 from .distances import distance_name
 from .errors import ConfigError, DataError, ModelError, list_some
 from .fingerprint import Unkeyable
+from .keys import cell_key, cell_sources, model_kwargs, pairs_sha256
 from .model import BaseModel
 from .results import CellResult, metric_record
 from .tasks.base import BaseTask
@@ -48,13 +49,16 @@ def evaluate_cached(
             unkeyable = f"cell results not cached: {exc}"
     stored = cells.get(key) if cells is not None and key is not None else None
     if stored is not None:
-        return reuse(stored, nodeid)
+        result = reuse(stored, nodeid)
+        result.stats["sources"] = cell_sources(model, task)
+        return result
     server = warm() if warm is not None else None
     embeddings = server.embed(model, task.images) if server is not None else None
     if server is not None and embeddings is not None:
         result = score_cell(server, model, task, embeddings, nodeid=nodeid)
     else:
         result = evaluate_cell(engine(), model, task, nodeid=nodeid)
+    result.stats["sources"] = cell_sources(model, task)
     result.stats["cell_cache"] = "off" if cells is None else ("unkeyable" if key is None else "miss")
     if unkeyable:
         result.stats["cell_cache_note"] = unkeyable
@@ -98,6 +102,7 @@ def score_cell(
     records: list[dict[str, Any]] = []
     readout = model.readout_layer()
     columns: dict[str, str] = {}
+    provenance = {"kwargs": model_kwargs(model), "pairs_sha256": pairs_sha256(task)}
     for index, layer in enumerate(model.layers):
         values = task.layer_values(embeddings.layers[layer], engine.device)
         _require_finite(values, model, task, layer, distances)
@@ -117,6 +122,7 @@ def score_cell(
             "precision": engine.options.precision,
             "device": str(engine.device),
             "weights": str(model.weights_identity()),
+            **provenance,
             "readout": layer == readout,
             "nodeid": nodeid,
         }

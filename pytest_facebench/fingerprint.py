@@ -3,8 +3,9 @@
 `plain(value)` describes a value so that the description changes exactly when the value does (arrays and
 frames by content, callables by their source); what cannot be described raises `Unkeyable`, and the caller
 then never reuses a result on a guess. `code_digest(cls)` fingerprints the code that defines a class: each
-user module in its MRO with the sibling modules it imports (transitively: helpers change numbers too, an
-unrelated file beside it does not) and, for classes of this package, the module files themselves plus the
+user module in its MRO with the user modules it imports (transitively, beside it or anywhere on
+`sys.path` outside the standard library and site-packages: helpers change numbers too, an unrelated file
+beside it does not) and, for classes of this package, the module files themselves plus the
 modules every embedding goes through. Imports done dynamically (importlib) are not followed.
 """
 
@@ -126,56 +127,118 @@ def _module_file(module_name: str | None) -> Path:
     return Path(file).resolve()
 
 
-def _inside_package(path: Path) -> bool:
+def inside_package(path: Path) -> bool:
     return path == PACKAGE_DIR or PACKAGE_DIR in path.parents
 
 
 def module_source(module_name: str | None) -> str:
-    """Digest of a user module and the sibling modules it imports; 'facebench' for this package's own
+    """Digest of a user module and the user modules it imports (`local_imports`); 'facebench' for this package's own
     modules, which `facebench_source()` covers."""
     file = _module_file(module_name)
-    if _inside_package(file):
+    if inside_package(file):
         return "facebench"
     return files_digest(Path("/"), sorted(local_imports(file)))
 
 
 def local_imports(file: Path) -> set[Path]:
-    """`file` and, transitively, the modules beside it (or in packages beside it) that it imports."""
+    """`file` and, transitively, every module it imports that is user code: found beside it, in packages
+    beside it, or anywhere on `sys.path` (a `PYTHONPATH` helper folder, an editable install), but not in the
+    standard library or site-packages (their versions are keyed instead). This package's own files are
+    followed only from this package's modules (user code reaches them through `facebench_source`)."""
     found: set[Path] = set()
+    search = _search_path()
     pending = [file.resolve()]
     while pending:
         current = pending.pop()
         if current in found or not current.is_file():
             continue
         found.add(current)
-        pending.extend(_sibling_imports(current, *_stat(current)))
+        inside = inside_package(current)
+        pending.extend(p for p in _imported_files(current, *_stat(current), search) if inside or not inside_package(p))
     return found
 
 
+def _search_path() -> tuple[str, ...]:
+    return tuple(os.path.abspath(entry or os.curdir) for entry in sys.path if isinstance(entry, str))
+
+
 @cache
-def _sibling_imports(file: Path, _size: int, _mtime: int) -> list[Path]:
+def library_roots() -> tuple[Path, ...]:
+    """Folders of installed code: the standard library and every site-packages folder."""
+    import site
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    roots = [paths[name] for name in ("stdlib", "platstdlib", "purelib", "platlib") if name in paths]
+    roots += site.getsitepackages() if hasattr(site, "getsitepackages") else []
+    roots += [site.getusersitepackages()] if hasattr(site, "getusersitepackages") else []
+    return tuple(dict.fromkeys(Path(r).resolve() for r in roots if r))
+
+
+def is_library(path: Path) -> bool:
+    """True for a file or folder of the standard library or of an installed distribution."""
+    resolved = path.resolve()
+    if {"site-packages", "dist-packages"} & set(resolved.parts):
+        return True
+    return any(resolved == root or root in resolved.parents for root in library_roots())
+
+
+def _imports(tree: ast.AST) -> list[tuple[int, str]]:
+    """(level, dotted name) of every import in a module, including those inside functions."""
+    names: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [(0, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            names += [(node.level, base)] if base else []
+            names += [(node.level, f"{base}.{alias.name}".lstrip(".")) for alias in node.names if alias.name != "*"]
+    return names
+
+
+def _module_files(root: Path, parts: list[str]) -> list[Path]:
+    """The files that importing `parts` from `root` runs: each package's `__init__.py` and the module."""
+    out = []
+    for depth in range(1, len(parts) + 1):
+        candidate = root.joinpath(*parts[:depth])
+        init = candidate / "__init__.py"
+        if init.is_file():
+            out.append(init)
+        elif depth == len(parts) and candidate.with_suffix(".py").is_file():
+            out.append(candidate.with_suffix(".py"))
+    return out
+
+
+@cache
+def _imported_files(file: Path, _size: int, _mtime: int, search: tuple[str, ...]) -> list[Path]:
     try:
         tree = ast.parse(file.read_bytes(), filename=str(file))
     except (SyntaxError, ValueError):
         return []
-    names: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            names += [base] if base else []
-            names += [f"{base}.{alias.name}".lstrip(".") for alias in node.names]
-    out = []
-    roots = [file.parent, *list(file.parent.parents)[:2]]  # `from .x`, and `models.x` from inside models/
-    for name in names:
-        parts = name.split(".")
-        for root in roots:
-            candidate = root.joinpath(*parts)
-            for path in (candidate.with_suffix(".py"), candidate / "__init__.py"):
-                if path.is_file():
-                    out.append(path.resolve())
-    return out
+    out: list[Path] = []
+    # `models.x` from inside models/, as pytest's rootdir insertion allows, besides `sys.path` proper
+    near = [file.parent, *list(file.parent.parents)[:2]]
+    for level, name in _imports(tree):
+        parts = [p for p in name.split(".") if p]
+        if not parts:
+            continue
+        if level:
+            base = file.parent
+            for _ in range(level - 1):
+                base = base.parent
+            out += _module_files(base, parts)
+            continue
+        for root in (*near, *(Path(entry) for entry in search)):
+            top = root / parts[0]
+            if not (top.with_suffix(".py").is_file() or top.is_dir()):
+                continue
+            if is_library(top):
+                break  # an installed module (or the standard library) shadows the rest of the path
+            files = _module_files(root, parts)
+            if files:
+                out += files
+                break
+    return [p.resolve() for p in out]
 
 
 def _mro_modules(cls: type) -> list[str]:
@@ -188,7 +251,7 @@ def class_source(cls: type) -> list[str]:
 
 
 def code_digest(cls: type) -> str:
-    """The code that computes a model's embeddings: each module in its MRO with the sibling modules it imports
+    """The code that computes a model's embeddings: each module in its MRO with the user modules it imports
     (for classes of this package too: a family's network definition), and this package's embedding modules.
     Editing a task, a statistic or a report leaves it unchanged, so embeddings survive such edits."""
     files: set[Path] = set()

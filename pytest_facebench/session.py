@@ -20,6 +20,7 @@ from .errors import ConfigError, FacebenchError, WeightsUnavailable
 from .files import OutputError, atomic_write, check_can_create_dir
 from .gates import GateSettings, load_baseline
 from .gridfile import grid_info as effective_grid_info
+from .keys import stale_sources
 from .metrics import remember_scoring
 from .options import device_type
 from .outputs.lock import OutputLock
@@ -439,7 +440,8 @@ class FacebenchSession:
             for r in stored
             if (r.get("model"), r.get("task")) in cells_in_grid and _test_file_exists(self.config, r["nodeid"])
         }
-        selection = select_records(current, stored, identity, selectable)
+        stale = {r["nodeid"] for r in stored if r["nodeid"] in selectable and stale_cells(r)}
+        selection = select_records(current, stored, identity, selectable, stale=stale)
         prune_records(self.out_dir, selection.records)
         info = self.run_info(grid_info, selection, unfinished, interrupted)
         if self._grid is not None:
@@ -655,6 +657,12 @@ def _interrupt(signum: int, frame: Any) -> None:
 def _test_file_exists(config: pytest.Config, nodeid: str) -> bool:
     path = nodeid.split("::", 1)[0]
     return (Path(config.rootpath) / path).is_file() or path.endswith(".toml")
+
+
+def stale_cells(record: dict[str, Any]) -> list[str]:
+    """The inputs of a stored record's cells that changed since it was computed (`keys.stale_sources`): such
+    a record is not kept by a partial run."""
+    return [name for cell in record.get("cells", []) for name in stale_sources(cell.get("stats", {}).get("sources"))]
 
 
 def _skip_groups(records: list[dict[str, Any]]) -> dict[str, list[str]]:

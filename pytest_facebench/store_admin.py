@@ -8,6 +8,7 @@ alive on this host. A reader that loses a pruned shard treats its rows as misses
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -42,9 +43,16 @@ SHARD_SUFFIXES = (".rows", ".idx", ".lease")
 
 
 def parse_age(text: str) -> float:
-    """'30d', '12h', '45m', '90s' or plain seconds → seconds (for `cache prune --older-than`)."""
+    """'30d', '12h', '45m' or '90s' → seconds (for `cache prune --older-than`). The unit is required: a bare
+    '30' (30 days? 30 seconds?) is refused."""
     units = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
-    value, unit = (text[:-1], text[-1].lower()) if text and text[-1].lower() in units else (text, "s")
+    text = text.strip()
+    if not text or text[-1].lower() not in units:
+        raise ValueError(
+            f"--older-than: {text!r} has no unit; write e.g. {text or '30'}d (days), {text or '30'}h (hours), "
+            f"{text or '30'}m (minutes) or {text or '30'}s (seconds)"
+        )
+    value, unit = text[:-1], text[-1].lower()
     try:
         seconds = float(value) * units[unit]
     except ValueError:
@@ -273,11 +281,19 @@ def _remove_empty_dirs(folder: Path) -> None:
 
 
 # --- verify -------------------------------------------------------------------------------------
-def verify(root: Path, repair: bool = False) -> dict[str, Any]:
-    """Read every indexed record and check its header, id and CRC; count torn or bad index entries.
+def default_packs() -> Path:
+    """The `.bin` packs' default image cache (`formats.pack_cache_root`)."""
+    from .formats import pack_cache_root
+
+    return pack_cache_root()
+
+
+def verify(root: Path, repair: bool = False, packs: Path | None = None) -> dict[str, Any]:
+    """Read every indexed record and check its header, id and CRC; count torn or bad index entries; check
+    each cell result's CRC and key, and each cached pack image (under `packs`) against its content hash.
     With `repair`, corrupt records get a tombstone (readers skip them: the row is recomputed), torn index
-    tails are cut, unreadable shards and corrupt cell results are removed; shards a live writer holds
-    are left alone."""
+    tails are cut, unreadable shards, corrupt or misplaced cell results and altered pack images are removed;
+    shards a live writer holds are left alone."""
     root = Path(root)
     report: Counter[str] = Counter()
     problems: list[str] = []
@@ -291,6 +307,15 @@ def verify(root: Path, repair: bool = False) -> dict[str, Any]:
         for stem in shard_stems(directory):
             _verify_shard(directory, stem, repair, report, problem)
     _verify_cells(root / CELLS, repair, report, problem)
+    if packs is not None:
+        from .formats import verify_pack_images
+
+        checked, bad = verify_pack_images(packs, repair=repair)
+        report["pack_images_checked"] += checked
+        report["pack_images_corrupt"] += len(bad)
+        report["repaired"] += len(bad) if repair else 0
+        for path in bad:
+            problem(f"{path}: pack image altered on disk (its bytes no longer hash to its name)")
     names = (
         "keys",
         "shards",
@@ -304,6 +329,8 @@ def verify(root: Path, repair: bool = False) -> dict[str, Any]:
         "skipped_live",
         "cells_checked",
         "cells_corrupt",
+        "pack_images_checked",
+        "pack_images_corrupt",
     )
     return {**{name: report[name] for name in names}, "problems": problems}
 
@@ -382,19 +409,32 @@ def _repair_shard(
 
 
 def _verify_cells(folder: Path, repair: bool, report: Counter[str], problem: Any) -> None:
+    """Every cell entry's CRC and, in the current format's folder, the key it holds against its name: a cell
+    renamed or copied over another's is flagged (readers already refuse it)."""
     from .cache import entry_payload
+    from .cell_cache import SCHEMA, entry_key_problem
 
+    current = folder / f"v{SCHEMA}"
     for path, _ in list(_files(folder)):
         if path.name.endswith(".tmp"):
             continue
         report["cells_checked"] += 1
         try:
-            good = entry_payload(path.read_bytes()) is not None
+            payload = entry_payload(path.read_bytes())
         except OSError:
             continue
-        if not good:
+        wrong = None
+        if payload is None:
+            wrong = "corrupt cell result"
+        elif current in path.parents:
+            try:
+                entry = json.loads(bytes(payload))
+            except ValueError:
+                entry = None
+            wrong = entry_key_problem(path, entry) if isinstance(entry, dict) else "not a cell result"
+        if wrong:
             report["cells_corrupt"] += 1
-            problem(f"{path}: corrupt cell result")
+            problem(wrong if wrong.startswith(str(path)) else f"{path}: {wrong}")
             if repair:
                 path.unlink(missing_ok=True)
                 report["repaired"] += 1

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .cache import layer_key, package_version
 from .faces.stimuli import DerivedImage, stimulus_key
 from .fingerprint import Unkeyable
 from .images import content_hash
+from .keys import embedding_inputs, embedding_keys
 from .options import device_type
 
 if TYPE_CHECKING:
@@ -84,21 +84,10 @@ class WarmEngine:
         if model.alignment.active or self.options.decode != "pil":
             return None
         try:
-            identity = model.identity()
+            inputs = embedding_inputs(model, self.options, device="cpu")  # the one key builder (`keys.py`)
         except Unkeyable:
             return None
-        base = {
-            "model": identity,
-            "preprocessing": model.preprocessing.as_dict(),
-            "precision": self.options.precision,
-            "device_type": "cpu",
-            "decode": "pil",
-            "torch": _version("torch"),
-            "torchvision": _version("torchvision"),
-        }
-        if "transformers" in type(model).__module__ or getattr(model, "uses_transformers", False):
-            base["transformers"] = _version("transformers")
-        return {layer: layer_key({**base, "layer": layer, "pooling": model.pooling[layer]}) for layer in model.layers}
+        return embedding_keys(inputs, model)
 
     def embed(self, model: BaseModel, paths: list[Path]) -> CachedEmbeddings | None:
         """Every layer's rows for `paths` from the store, or None when the engine is needed."""
@@ -135,7 +124,3 @@ class WarmEngine:
     def dropped_images(self, model: BaseModel, paths: list[Path]) -> set[Path]:
         """Models that align faces are never served here, so no image is dropped."""
         return set()
-
-
-def _version(distribution: str) -> str:
-    return package_version(distribution).split("+")[0]

@@ -17,7 +17,15 @@ from .ijb import (
     read_template_pairs,
     read_template_subjects,
 )
-from .insightface_bin import Pack, insightface_kfold_folds, known_pack_hashes, materialize, read_pack
+from .insightface_bin import (
+    Pack,
+    insightface_kfold_folds,
+    known_pack_hashes,
+    materialize,
+    pack_cache_root,
+    read_pack,
+    verify_pack_images,
+)
 
 __all__ = [
     "IJBLayout",
@@ -30,9 +38,11 @@ __all__ = [
     "known_pack_hashes",
     "landmarks_array",
     "materialize",
+    "pack_cache_root",
     "read_face_tid_mid",
     "read_landmarks",
     "read_pack",
     "read_template_pairs",
     "read_template_subjects",
+    "verify_pack_images",
 ]

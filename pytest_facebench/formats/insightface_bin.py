@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import pickle
 import pickletools
@@ -36,6 +37,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import DataError
+
+log = logging.getLogger("facebench")
 
 __all__ = [
     "PACK_CACHE_ENV",
@@ -354,8 +357,9 @@ def _write_atomically(target: Path, data: bytes) -> None:
 
 def materialize(pack: Pack, folder: Path | str) -> list[Path]:
     """Write each distinct image once into ``folder`` as ``<blake2b of its bytes><ext>``; return the
-    ``2 * n_pairs`` paths in pack order (identical bytes share a file). Files already present are kept;
-    new ones are checked to decode with PIL first."""
+    ``2 * n_pairs`` paths in pack order (identical bytes share a file). Files already present are kept
+    when their bytes still hash to their name, and written again otherwise (a cached image altered on disk
+    is never scored); new ones are checked to decode with PIL first."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     where = f"pack {pack.path}"
@@ -365,6 +369,9 @@ def materialize(pack: Pack, folder: Path | str) -> list[Path]:
     for i, data in enumerate(pack.images):
         digest = hashlib.blake2b(data, digest_size=BLAKE2B_DIGEST_SIZE).hexdigest()
         target = by_digest.get(digest) or existing.get(digest)
+        if target is not None and digest not in by_digest and not _holds(target, digest):
+            log.warning("facebench: %s: cached image %s was altered on disk; writing it again", where, target)
+            _write_atomically(target, data)
         if target is None:
             fmt = _decoded_format(data, i, where)
             target = folder / f"{digest}{_EXTENSIONS.get(fmt, '.' + fmt.lower() if fmt else '.img')}"
@@ -372,6 +379,34 @@ def materialize(pack: Pack, folder: Path | str) -> list[Path]:
         by_digest[digest] = target
         paths.append(target)
     return paths
+
+
+def _holds(path: Path, digest: str) -> bool:
+    """Whether `path`'s bytes hash to `digest` (its name)."""
+    try:
+        return hashlib.blake2b(path.read_bytes(), digest_size=BLAKE2B_DIGEST_SIZE).hexdigest() == digest
+    except OSError:
+        return False
+
+
+def verify_pack_images(root: Path | str, repair: bool = False) -> tuple[int, list[Path]]:
+    """Check every cached pack image under ``root`` (``<root>/<pack>/<blake2b><ext>``) against its name:
+    (files checked, files whose bytes no longer match). With ``repair`` the bad ones are deleted (the next
+    read of their pack writes them again)."""
+    checked, bad = 0, []
+    base = Path(root)
+    for folder in (
+        sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")) if base.is_dir() else []
+    ):
+        for path in sorted(folder.iterdir()):
+            if not path.is_file() or path.name.startswith(".") or len(path.stem) != 2 * BLAKE2B_DIGEST_SIZE:
+                continue
+            checked += 1
+            if not _holds(path, path.stem):
+                bad.append(path)
+                if repair:
+                    path.unlink(missing_ok=True)
+    return checked, bad
 
 
 # -------------------------------------------------------------------------- the pack cache

@@ -32,6 +32,7 @@ from ..distances import Distance, distance_name, pair_distances, resolve_distanc
 from ..errors import ConfigError, DataError
 from ..faces.manipulations import parse_manipulation
 from ..faces.stimuli import parse_derive, stimulus_path
+from ..fingerprint import file_sha256
 from ..images import check_images_exist
 from ..metrics import MetricInfo, register, register_task_type
 from ..pairs import LINE, is_pack, read_pack_pairs, read_pairs, require_columns
@@ -409,7 +410,7 @@ class BaseTask:
             "task": self.name,
             "task_type": self.type,
             "pairs_file": str(self.pairs_path),
-            "pairs_sha256": (self.pack_sha256 or hashlib.sha256(self.pairs_path.read_bytes()).hexdigest())[:16],
+            "pairs_sha256": self.pack_sha256 or file_sha256(self.pairs_path),
             "n_pairs": len(self.pair_index),
             "n_images": len(self.images),
             "distance": distance_name(self.distance),

@@ -215,7 +215,7 @@ class TemplateVerificationTask(BaseTask):
         digest = hashlib.sha256()
         digest.update(np.ascontiguousarray(self.pair_templates).tobytes())
         digest.update(self.labels.astype(np.uint8).tobytes())
-        return digest.hexdigest()[:16]
+        return digest.hexdigest()
 
     # --- scoring ------------------------------------------------------------------------------
     def template_features(self, embeddings: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -353,7 +353,7 @@ def _file_sha256(path: Path) -> str:
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
 
 
 def _check_fars(fars: Any, name: str) -> list[float]:

@@ -159,13 +159,18 @@ def test_verify_checks_cell_results(tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30d", 30 * DAY), ("12h", 43200.0), ("45m", 2700.0), ("90s", 90.0), ("7", 7.0), ("1.5D", 1.5 * DAY)],
+    [("30d", 30 * DAY), ("12h", 43200.0), ("45m", 2700.0), ("90s", 90.0), ("1.5D", 1.5 * DAY), (" 2h ", 7200.0)],
 )
 def test_parse_age(text, seconds):
     assert parse_age(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "d", "ten days", "-1d", "nan"])
+@pytest.mark.parametrize("text", ["", "d", "ten days", "-1d", "nan", "30", "7"])
 def test_parse_age_refuses_nonsense(text):
     with pytest.raises(ValueError, match="--older-than"):
         parse_age(text)
+
+
+def test_an_age_without_a_unit_is_refused_with_the_units_to_choose_from():
+    with pytest.raises(ValueError, match=r"'30' has no unit; write e\.g\. 30d \(days\), 30h \(hours\)"):
+        parse_age("30")
