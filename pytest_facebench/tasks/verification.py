@@ -13,8 +13,11 @@ Metrics (a pair is called 'same' when its distance is at most the threshold):
   share of same and different pairs, file order within each class). Every fold must hold both
   classes; the `protocol` column names the scheme used and any fallback. An insightface `.bin` pack
   (`pairs = "lfw.bin"`) is scored as insightface's `verification.py` does: `folds` contiguous folds
-  of the pack's pairs in pack order (sklearn `KFold` without shuffling; its `fold` column), a fold
-  holding one class only noted;
+  of the pack's pairs in pack order (sklearn `KFold` without shuffling; its `fold` column). Contiguous
+  folds (a pack's, or a file's fold column) that leave a held-out fold with one class are an error naming
+  the remedy: `folds = "stratified"` (stratified folds, ignoring the order or the column), or
+  `folds = "contiguous"` to insist (the one-class fold is then scored and noted, as insightface does;
+  on a file without a fold column it takes contiguous blocks in file order);
 - `eer`: the equal error rate (FAR = FRR, interpolated on the ROC);
 - `tar_at_far_<far>` for each of `fars`: the true accept rate at the largest threshold whose false
   accept rate is at most `far`. A FAR that needs more different pairs than the file has is NaN with
@@ -119,7 +122,7 @@ class AccuracyTask(BaseTask):
         images: str | Path | None = None,
         distance: Distance = "cosine",
         columns: dict[str, str] | None = None,
-        folds: int = 10,
+        folds: int | str = 10,
         fars: Sequence[float] = DEFAULT_FARS,
         n_boot: int = 1000,
         seed: int = 0,
@@ -127,9 +130,14 @@ class AccuracyTask(BaseTask):
         trusted: bool = False,
     ):
         super().__init__(name, pairs, images, distance, columns, n_boot=n_boot, seed=seed, ci=ci, trusted=trusted)
-        if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-            raise ConfigError(f"task '{name}': folds must be a whole number >= 2; got {folds!r}")
-        self.n_folds = folds
+        if folds in FOLD_SCHEMES:
+            self.n_folds, self.fold_scheme = 10, str(folds)
+        elif isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+            raise ConfigError(
+                f'task \'{name}\': folds must be a whole number >= 2, "stratified" or "contiguous"; got {folds!r}'
+            )
+        else:
+            self.n_folds, self.fold_scheme = folds, "auto"
         self.fars = checked_fars(fars, name, "[0.001, 0.01, 0.1]")
         self.labels = np.empty(0, dtype=bool)
         self.folds: np.ndarray | None = None
@@ -139,8 +147,12 @@ class AccuracyTask(BaseTask):
         self.unit = "pairs"
 
     def _prepare(self, table: pd.DataFrame) -> pd.DataFrame:
-        """A `.bin` pack's table gets insightface's folds: `folds` contiguous blocks in pack order (0-based)."""
-        if self.pack_sha256 is None:
+        """A `.bin` pack's table gets insightface's folds: `folds` contiguous blocks in pack order (0-based);
+        a file with `folds = "contiguous"` gets them in file order."""
+        contiguous = self.fold_scheme == "contiguous" and self.optional_column(table, "fold") is None
+        if self.pack_sha256 is None and not contiguous:
+            return table
+        if self.fold_scheme == "stratified":
             return table
         n, k = len(table), self.n_folds
         if k > n:
@@ -177,7 +189,9 @@ class AccuracyTask(BaseTask):
             if identities.shape[1] == 2:
                 self._warn_contradictions(table, identities, id_columns)
         fold_column = self.optional_column(table, "fold")
-        if self.pack_sha256 is not None and fold_column is not None:
+        if fold_column is not None and self.fold_scheme == "stratified":
+            self._automatic_folds(identities)
+        elif fold_column is not None and (self.pack_sha256 is not None or self.fold_scheme == "contiguous"):
             self._pack_folds(table, fold_column)
         elif fold_column is not None:
             self._folds_from_column(table, fold_column)
@@ -227,31 +241,42 @@ class AccuracyTask(BaseTask):
             raise DataError(
                 f"{self.pairs_path}: fold '{names[fold]}' (column '{column}', {int((folds == fold).sum())} "
                 f"pairs) has no {word} pairs; every fold of the {len(names)}-fold protocol needs both same "
-                f"and different pairs"
+                f"and different pairs. {_REMEDY}"
             )
         self.folds = folds
         k = len(names)
         self.kfold_protocol = f"fold column '{column}' ({k} folds; threshold fit on the other {k - 1})"
 
     def _pack_folds(self, table: pd.DataFrame, column: str) -> None:
-        """insightface's `calculate_roc` folds (`_prepare` wrote them): a held-out fold with one class is scored
-        (and noted by `stats.kfold_accuracy`), as insightface does; a class found in one fold only is an error,
-        since the threshold fit on the other folds would never have seen it."""
-        folds = table[column].astype(np.int64).to_numpy()
+        """Contiguous folds: insightface's `calculate_roc` folds of a pack (`_prepare` wrote them), or a file's
+        fold column or file order with `folds = "contiguous"`. A held-out fold with one class is an error naming
+        the remedy, unless `folds = "contiguous"` insists (it is then scored and noted by
+        `stats.kfold_accuracy`, as insightface does); a class found in one fold only is always an error, since
+        the threshold fit on the other folds would never see it."""
+        values = table[column].astype(str).str.strip()
+        rank = {name: i for i, name in enumerate(sorted(set(values), key=_natural))}
+        folds = np.array([rank[v] for v in values], dtype=np.int64)
         k = int(folds.max()) + 1
+        where = "of the pack" if self.pack_sha256 is not None else "of the file"
         for fold in range(k):
             train = self.labels[folds != fold]
             for cls, word in ((True, "same"), (False, "different")):
                 if not np.any(train == cls):
                     raise DataError(
-                        f"{self.pairs_path}: every {word} pair is in fold {fold} (pairs {_span(folds, fold)} of "
-                        f"the pack), so the threshold fit on the other {k - 1} folds never sees one; the "
+                        f"{self.pairs_path}: every {word} pair is in fold {fold} (pairs {_span(folds, fold)} "
+                        f"{where}), so the threshold fit on the other {k - 1} folds never sees one; the "
                         f"{k}-fold protocol needs {word} pairs in at least two folds"
                     )
+        problem = _fold_without_class(folds, self.labels)
+        if problem is not None and self.fold_scheme != "contiguous":
+            fold, word = problem
+            raise DataError(
+                f"{self.pairs_path}: held-out fold {fold} (pairs {_span(folds, fold)} {where}) has no {word} "
+                f"pairs: the {k} contiguous folds of a file sorted by label score near chance. {_REMEDY}"
+            )
         self.folds = folds
-        self.kfold_protocol = (
-            f"{k}-fold (insightface .bin pack order: contiguous folds, threshold fit on the other {k - 1})"
-        )
+        order = "insightface .bin pack order" if self.pack_sha256 is not None else 'folds = "contiguous"'
+        self.kfold_protocol = f"{k}-fold ({order}: contiguous folds, threshold fit on the other {k - 1})"
 
     def _automatic_folds(self, identities: np.ndarray | None) -> None:
         """Identity-disjoint stratified folds when identities exist and allow it, else stratified folds; fewer
@@ -412,6 +437,13 @@ class AccuracyTask(BaseTask):
 
 def _per_fold(correct: np.ndarray, folds: np.ndarray) -> np.ndarray:
     return np.array([correct[folds == f].mean() for f in np.unique(folds)])
+
+
+FOLD_SCHEMES = ("stratified", "contiguous")
+_REMEDY = (
+    'Use stratified folds (folds = "stratified" on the task), or set folds = "contiguous" to insist on these '
+    "folds (the one-class fold is then scored and noted, as insightface does)"
+)
 
 
 def _fold_without_class(folds: np.ndarray, labels: np.ndarray) -> tuple[int, str] | None:

@@ -333,12 +333,36 @@ def test_a_fold_holding_every_pair_of_a_class_is_an_error(tmp_path, lfw, pack_ca
     with pytest.raises(DataError, match=r"every same pair is in fold 0 \(pairs 0\.\.5 of the pack\)"):
         AccuracyTask("skewed", path, trusted=True).load()
     one_class_fold = list(issame)
-    one_class_fold[3:6] = [True] * 3  # fold 0 holds only same pairs: scored and noted, as insightface does
+    one_class_fold[3:6] = [True] * 3  # fold 0 holds only same pairs: an error naming the remedy...
     path.write_bytes(pickle.dumps((images, one_class_fold), protocol=4))
-    task = AccuracyTask("skewed", path, trusted=True, n_boot=0).load()
+    with pytest.raises(DataError, match=r"held-out fold 0 \(pairs 0\.\.5 of the pack\) has no different \(0\) pairs"):
+        AccuracyTask("skewed", path, trusted=True, n_boot=0).load()
+    # ...unless folds = "contiguous" insists: scored and noted, as insightface does
+    task = AccuracyTask("skewed", path, trusted=True, n_boot=0, folds="contiguous").load()
     rng = np.random.default_rng(0)
     metrics = {m.metric: m for m in task.score(rng.random(N_PAIRS))}
     assert "fold 0: held-out part has only label 1" in metrics["accuracy_kfold"].note
+
+
+def test_a_pack_sorted_by_label_is_an_error_naming_the_remedy_and_stratified_folds_fix_it(tmp_path, lfw, pack_cache):
+    images, issame = lfw
+    order = sorted(range(N_PAIRS), key=lambda i: not issame[i])  # every same pair first, as a sorted export
+    path = tmp_path / "sorted.bin"
+    sorted_images = [images[2 * i + j] for i in order for j in (0, 1)]
+    path.write_bytes(pickle.dumps((sorted_images, [issame[i] for i in order]), protocol=4))
+    with pytest.raises(DataError) as error:
+        AccuracyTask("sorted", path, trusted=True, n_boot=0).load()
+    message = str(error.value)
+    assert "held-out fold 0 (pairs 0..5 of the pack) has no different (0) pairs" in message
+    assert 'folds = "stratified"' in message and 'folds = "contiguous" to insist' in message
+    stratified = AccuracyTask("sorted", path, trusted=True, n_boot=0, folds="stratified").load()
+    assert stratified.kfold_protocol.startswith("stratified 10-fold")
+    for fold in range(10):
+        assert set(stratified.labels[stratified.folds == fold]) == {True, False}
+    insisted = AccuracyTask("sorted", path, trusted=True, n_boot=0, folds="contiguous").load()
+    assert insisted.kfold_protocol == PACK_PROTOCOL
+    with pytest.raises(ConfigError, match=r'folds must be a whole number >= 2, "stratified" or "contiguous"'):
+        AccuracyTask("sorted", path, trusted=True, folds="sorted")
 
 
 # ------------------------------------------------------------------------------ the cache folder

@@ -124,8 +124,26 @@ def test_an_explicit_fold_column_is_obeyed_and_checked(tmp_path):
     task = task_from(tmp_path, pairs(labels, fold=[2, 2, 1, 1, 3, 3]))
     assert task.folds.tolist() == [1, 1, 0, 0, 2, 2]
     assert kfold_row(task, np.linspace(0, 1, 6)).protocol.startswith("fold column 'fold' (3 folds")
-    with pytest.raises(DataError, match=r"fold '1' \(column 'fold', 2 pairs\) has no different \(0\) pairs"):
-        task_from(tmp_path / "bad", pairs(labels, fold=[2, 2, 1, 3, 1, 3]))
+    bad = pairs(labels, fold=[2, 2, 1, 3, 1, 3])
+    with pytest.raises(DataError, match=r"fold '1' \(column 'fold', 2 pairs\) has no different \(0\) pairs") as error:
+        task_from(tmp_path / "bad", bad)
+    assert 'folds = "stratified"' in str(error.value) and 'folds = "contiguous" to insist' in str(error.value)
+    insisted = task_from(tmp_path / "insisted", bad, folds="contiguous")  # scored and noted
+    assert insisted.folds.tolist() == [1, 1, 0, 2, 0, 2]
+    assert "held-out part has only label 1" in kfold_row(insisted, np.linspace(0, 1, 6)).note
+    ignored = task_from(tmp_path / "ignored", bad, folds="stratified")  # the column is set aside
+    assert kfold_row(ignored, np.linspace(0, 1, 6)).protocol.startswith("stratified")
+
+
+def test_a_file_sorted_by_label_gets_stratified_folds_or_contiguous_ones_when_insisted(tmp_path):
+    labels = [1] * 10 + [0] * 10  # a file sorted by label: contiguous blocks hold one class each
+    insisted = task_from(tmp_path, pairs(labels), folds="contiguous")
+    assert insisted.folds.tolist() == np.repeat(np.arange(10), 2).tolist()
+    row = kfold_row(insisted, np.linspace(0, 1, 20))
+    assert row.protocol.startswith('10-fold (folds = "contiguous": contiguous folds')
+    assert "held-out part has only label 1" in row.note
+    automatic = task_from(tmp_path / "auto", pairs(labels))  # the default: stratified, every fold holds both
+    assert all(set(automatic.labels[automatic.folds == f]) == {True, False} for f in set(automatic.folds))
 
 
 @pytest.mark.parametrize("column", ["fold", "id1"])
