@@ -3,6 +3,7 @@ the grid entry, the argument and what was expected, in one line."""
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import traceback
 from pathlib import Path
@@ -40,6 +41,7 @@ def build_model(spec: ModelSpec, device: str = "cpu", search_paths: list[Path] |
         raise ModelError(f"{where}: cannot import factory '{spec.factory}': {type(exc).__name__}: {exc}") from None
     extra = {"trusted": True} if spec.trusted else {}
     check_kwarg_types(factory, kwargs, f"{where}: kwargs")
+    kwargs = _landmarks_detector(kwargs, spec, where)
     try:
         model = factory(
             name=spec.name, layers=spec.layers or None, pooling=spec.pooling, device=device, **kwargs, **extra
@@ -53,8 +55,32 @@ def build_model(spec: ModelSpec, device: str = "cpu", search_paths: list[Path] |
     if not isinstance(model, BaseModel):
         raise ModelError(f"{where}: factory '{spec.factory}' returned {type(model).__name__}, not a BaseModel")
     if spec.readout:
+        if spec.readout not in model.layers:
+            close = difflib.get_close_matches(str(spec.readout), model.layers, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ModelError(
+                f"{where}: 'readout' {spec.readout!r} is not one of the layers model '{spec.name}' computes "
+                f"({', '.join(model.layers)}){hint} The readout is the layer thresholds and headlines use"
+            )
         model.readout = spec.readout
     return model
+
+
+def _landmarks_detector(kwargs: dict[str, Any], spec: ModelSpec, where: str) -> dict[str, Any]:
+    """`detector = "landmarks:<file>"`: the file, relative to the grid file, must exist (a model's mistake is
+    named on the model, with the path resolved, before any task runs)."""
+    detector = kwargs.get("detector")
+    if not isinstance(detector, str) or not detector.startswith("landmarks:") or not detector[len("landmarks:") :]:
+        return kwargs
+    path = Path(detector[len("landmarks:") :]).expanduser()
+    if not path.is_absolute() and spec.base_dir is not None:
+        path = Path(spec.base_dir) / path
+    if not path.is_file():
+        raise ModelError(
+            f"{where}: detector landmarks file not found: {path} (from detector = {detector!r}; a relative "
+            f"path is relative to the grid file's folder {spec.base_dir})"
+        )
+    return {**kwargs, "detector": f"landmarks:{path}"}
 
 
 def user_frame(exc: BaseException) -> str:

@@ -568,6 +568,10 @@ def _parse_task(
                 path=path,
                 key=where,
             )
+        models = entry.get("models")  # first: an invalid task's error then reaches only the cells it names
+        if models is not None and not (isinstance(models, list) and all(isinstance(m, str) for m in models)):
+            raise ConfigError("'models' must be a list of model names", path=path, key=where)
+        spec.models = models
         for required in ("name", "type", "pairs"):
             if required not in entry:
                 raise ConfigError(f"missing required key '{required}'", path=path, key=where)
@@ -601,6 +605,13 @@ def _parse_task(
         # a .bin pack brings its images: `images`, when given, is where they are cached (under <sha256[:16]>/)
         if "images" in entry:
             spec.images = resolve_path(str(entry["images"]), path.parent)
+            if not pack and not spec.images.is_dir():
+                raise ConfigError(
+                    f"images folder not found: {spec.images} (from images = {str(entry['images'])!r}; relative "
+                    f"paths in a grid are relative to the grid file's folder, {path.parent})",
+                    path=path,
+                    key=where,
+                )
         else:
             from .formats.insightface_bin import pack_cache_root
 
@@ -627,9 +638,10 @@ def _parse_task(
             )
         from .gates import parse_thresholds
 
-        parse_thresholds(thresholds, valid_metrics(task_cls), where=f"{path}, {where}")
+        valid = valid_metrics(task_cls, spec.options)
+        parse_thresholds(thresholds, valid, where=f"{path}, {where}", exact=bool(explicit_fars(spec.options)))
         if "headline" in entry:
-            spec.headline = _headline(entry["headline"], task_cls, path, where)
+            spec.headline = _headline(entry["headline"], task_cls, path, where, spec.options)
         if "derive" in entry:
             from .faces.stimuli import parse_derive
 
@@ -639,22 +651,20 @@ def _parse_task(
                 raise ConfigError(str(exc), path=path, key=where) from None
         spec.thresholds = thresholds
         spec.tolerances = entry.get("tolerances", defaults.get("tolerances", {}))
-        models = entry.get("models")
-        if models is not None and not (isinstance(models, list) and all(isinstance(m, str) for m in models)):
-            raise ConfigError("'models' must be a list of model names", path=path, key=where)
-        spec.models = models
         spec.reference = entry.get("reference", {})
     except ConfigError as exc:
         spec.error = str(exc)
     return spec
 
 
-def _headline(value: Any, task_cls: type[BaseTask], path: Path, where: str) -> str:
-    """A task's `headline = "<metric>"`: one of the metrics its type reports."""
+def _headline(
+    value: Any, task_cls: type[BaseTask], path: Path, where: str, options: dict[str, Any] | None = None
+) -> str:
+    """A task's `headline = "<metric>"`: one of the metrics its type reports (with its `fars`)."""
     from .gates import known_metric
 
-    valid = valid_metrics(task_cls)
-    if not known_metric(value, valid):
+    valid = valid_metrics(task_cls, options)
+    if not known_metric(value, valid, exact=bool(explicit_fars(options))):
         close = difflib.get_close_matches(str(value), list(valid), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         raise ConfigError(
@@ -665,9 +675,35 @@ def _headline(value: Any, task_cls: type[BaseTask], path: Path, where: str) -> s
     return str(value)
 
 
-def valid_metrics(task_cls: type) -> tuple[str, ...]:
-    """The metric ids a task type reports (what thresholds may name)."""
-    return tuple(getattr(task_cls, "metrics", ()))
+def valid_metrics(task_cls: type, options: dict[str, Any] | None = None) -> tuple[str, ...]:
+    """The metric ids a task type reports (what thresholds may name); with the entry's `fars` option, the
+    `tar_at_far_<far>` ids of those FARs instead of the type's defaults (and the type's headline, always)."""
+    metrics = tuple(getattr(task_cls, "metrics", ()))
+    fars = explicit_fars(options)
+    if not fars:
+        return metrics
+    import numpy as np
+
+    tars = [FAR_PREFIX + np.format_float_positional(float(f), trim="-") for f in fars]
+    headline = getattr(task_cls, "headline", None)
+    if isinstance(headline, str) and headline.startswith(FAR_PREFIX) and headline not in tars:
+        tars.append(headline)
+    first = next((i for i, m in enumerate(metrics) if m.startswith(FAR_PREFIX)), len(metrics))
+    rest = [m for m in metrics if not m.startswith(FAR_PREFIX)]
+    return tuple(rest[:first] + list(dict.fromkeys(tars)) + rest[first:])
+
+
+FAR_PREFIX = "tar_at_far_"
+
+
+def explicit_fars(options: dict[str, Any] | None) -> list[float]:
+    """A task entry's `fars` when it names valid ones (else [], and the task's own check reports it)."""
+    fars = (options or {}).get("fars")
+    if isinstance(fars, (int, float)) and not isinstance(fars, bool):
+        fars = [fars]
+    if isinstance(fars, list) and fars and all(isinstance(f, (int, float)) and not isinstance(f, bool) for f in fars):
+        return [float(f) for f in fars]
+    return []
 
 
 def _task_options(task_cls: type[BaseTask]) -> set[str]:

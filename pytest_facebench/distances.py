@@ -170,10 +170,18 @@ def _torch_distances(embeddings: Any, pairs: np.ndarray, distance: Distance, dev
         a = _rows(source, idx[:, 0], device, dtype)
         b = _rows(source, idx[:, 1], device, dtype)
         result = fn(a, b)
-        if not isinstance(result, torch.Tensor) or result.shape != (len(idx),):
+        if not isinstance(result, torch.Tensor):
+            kind = f"{type(result).__module__}.{type(result).__name__}".replace("builtins.", "")
+            shape = f" of shape {tuple(result.shape)}" if hasattr(result, "shape") else ""
             raise ValueError(
-                f"distance {distance_name(distance)} must return a tensor of shape ({len(idx)},), "
-                f"got {getattr(result, 'shape', type(result))}"
+                f"distance {distance_name(distance)} must return a torch tensor (one distance per pair, shape "
+                f"({len(idx)},)), got a {kind}{shape}; it is called with torch tensors a and b: use torch "
+                f"operations (e.g. torch.linalg.norm(a - b, dim=1)), not numpy"
+            )
+        if tuple(result.shape) != (len(idx),):
+            raise ValueError(
+                f"distance {distance_name(distance)} must return one distance per pair, a tensor of shape "
+                f"({len(idx)},); got shape {tuple(result.shape)}"
             )
         out[start : start + len(idx)] = result.double().cpu().numpy()
     return out

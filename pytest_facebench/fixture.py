@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .config import valid_metrics
+from .config import explicit_fars, valid_metrics
 from .errors import FacebenchError
 from .evaluate import evaluate_cached
 from .gates import GateFailure, apply_gates, expectations, parse_thresholds
@@ -54,7 +54,10 @@ class Facebench:
             )
         spec = session.task_spec(task.name)  # gate settings come from the grid entry, never from the task object
         thresholds = parse_thresholds(
-            spec.thresholds if spec else [], valid_metrics(type(task)), where=f"task '{task.name}'"
+            spec.thresholds if spec else [],
+            valid_metrics(type(task), spec.options if spec else None),
+            where=f"task '{task.name}'",
+            exact=bool(explicit_fars(spec.options if spec else None)),
         )
         for marker in self._node.iter_markers("facebench_expect"):
             thresholds += expectations(marker.kwargs)

@@ -10,7 +10,7 @@ import difflib
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -77,9 +77,10 @@ def _fmt(value: float) -> str:
 
 
 def parse_thresholds(
-    entries: list[dict[str, Any]], valid_metrics: tuple[str, ...] | list[str], where: str = ""
+    entries: list[dict[str, Any]], valid_metrics: tuple[str, ...] | list[str], where: str = "", exact: bool = False
 ) -> list[Threshold]:
-    """Validate a task's `thresholds = [{ metric = ..., min = ..., max = ... }]`."""
+    """Validate a task's `thresholds = [{ metric = ..., min = ..., max = ... }]` (`exact`: the task's `fars` are
+    known, so only their `tar_at_far_*` ids are valid)."""
     out = []
     for i, entry in enumerate(entries):
         key = f"{where} thresholds[{i}]".strip()
@@ -89,7 +90,7 @@ def parse_thresholds(
                 f"unknown key(s) {sorted(unknown)}; a threshold has metric, min, max, model, layer, condition", key=key
             )
         metric = entry.get("metric")
-        if not known_metric(metric, valid_metrics):
+        if not known_metric(metric, valid_metrics, exact=exact):
             close = difflib.get_close_matches(str(metric), list(valid_metrics), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ConfigError(
@@ -116,11 +117,14 @@ def parse_thresholds(
     return out
 
 
-def known_metric(metric: Any, valid: tuple[str, ...] | list[str]) -> bool:
-    """Is `metric` one of `valid`, or of a family one of them belongs to (`tar_at_far_<far>`, `rank<k>`)?"""
+def known_metric(metric: Any, valid: tuple[str, ...] | list[str], exact: bool = False) -> bool:
+    """Is `metric` one of `valid`, or of a family one of them belongs to (`tar_at_far_<far>` unless `exact`,
+    `rank<k>`)?"""
     if not isinstance(metric, str):
         return False
-    families = (("tar_at_far_", lambda m: m.startswith("tar_at_far_")), ("rank", lambda m: RANK.match(m) is not None))
+    families: list[tuple[str, Callable[[str], bool]]] = [("rank", lambda m: RANK.match(m) is not None)]
+    if not exact:
+        families.append(("tar_at_far_", lambda m: m.startswith("tar_at_far_")))
     return metric in valid or any(test(metric) and any(test(v) for v in valid) for _, test in families)
 
 
@@ -238,7 +242,31 @@ def load_baseline(path: Path) -> dict[str, Any]:
             f'baseline file {path} is not a facebench baseline (expected "format": '
             f'"{BASELINE_FORMAT}" and a "cells" table)'
         )
+    for key, cell in data["cells"].items():
+        _check_baseline_cell(path, key, cell)
     return data
+
+
+def _check_baseline_cell(path: Path, key: str, cell: Any) -> None:
+    """A baseline cell is a table whose `value` (and CI bounds, target) are finite numbers or null (null: not
+    measurable in the baseline run). Anything else would crash the comparison or pass it silently."""
+    where = f"baseline file {path}: cell {key!r}"
+    if not isinstance(cell, dict):
+        raise FacebenchError(f'{where} is a {type(cell).__name__}; expected a table with a numeric "value"')
+    for name in ("value", "ci_low", "ci_high", "target"):
+        value = cell.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise FacebenchError(
+                f"{where}: {name} is {json.dumps(value)} ({type(value).__name__}); expected a number, or null when "
+                f"the metric could not be measured (rewrite the file with --facebench-save-baseline)"
+            )
+        if not math.isfinite(value):
+            raise FacebenchError(
+                f"{where}: {name} is {value}; expected a finite number, or null when the metric could not be "
+                f"measured (rewrite the file with --facebench-save-baseline)"
+            )
 
 
 def compare_to_baseline(
@@ -266,8 +294,11 @@ def compare_to_baseline(
             continue
         key = cell_key(record)
         old = cells.get(key)
-        if old is None or old.get("value") is None:
+        if old is None:
             outcomes.append(_outcome(record, "new", "not in baseline", "new (not in baseline)"))
+            continue
+        if old.get("value") is None:
+            outcomes.append(_outcome(record, "new", "baseline null", "not compared (the baseline holds no value)"))
             continue
         tolerance = (tolerances or {}).get(str(record["metric"]), max_drop)
         drop = _drop(metric, old["value"], value, target)

@@ -130,11 +130,13 @@ def found_columns(table: pd.DataFrame) -> str:
 
 def require_columns(table: pd.DataFrame, columns: dict[str, str], path: Path) -> None:
     """Each role's column must exist; the message names what was found."""
-    missing = [f"'{col}' ({role})" if role != col else f"'{col}'" for role, col in columns.items() if col not in table]
+    absent = {role: col for role, col in columns.items() if col not in table}
+    missing = [f"'{col}' ({role})" if role != col else f"'{col}'" for role, col in absent.items()]
     if missing:
+        example = ", ".join(f"{role} = '<your column>'" for role in absent)
         raise DataError(
             f"{path}: missing column(s) {', '.join(missing)}; found columns: {found_columns(table)}. "
-            f"Name them in the grid with columns = {{ img1 = '...', img2 = '...' }}"
+            f"Name them in the grid with columns = {{ {example} }}"
         )
     for _role, col in columns.items():
         blank = table[col].astype(str).str.strip() == ""

@@ -178,9 +178,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def _device_option(value: str) -> str:
     """Checked when the command line is read: a run whose cells all come from the cache never builds the
     engine, so a typo must not wait for it."""
-    if re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
-        return value
-    raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {value!r}")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {value!r}")
+    if value.startswith("cuda"):  # asked for explicitly: one error now, not one per cell
+        problem = _cuda_problem(value)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+    return value
+
+
+def _cuda_problem(value: str) -> str | None:
+    """Why `cuda`/`cuda:N` cannot be used here, or None (imports torch: the run needs it anyway)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        build = "a CPU-only torch build" if torch.version.cuda is None else "no CUDA device visible"
+        return f"{value}: CUDA is not available on this machine ({build}); use --facebench-device cpu or auto"
+    count = torch.cuda.device_count()
+    if ":" in value and int(value.split(":", 1)[1]) >= count:
+        return f"{value}: only {count} CUDA device(s) are visible (cuda:0 to cuda:{count - 1})"
+    return None
 
 
 def _figure_formats(value: str) -> tuple[str, ...]:
@@ -264,12 +281,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     task_fixture = "task" if "task" in names else next((n for n in names if n in fixtures), None)
     if task_fixture is None and not wants_model:
         return
-    models = [m for m in grid.models if not _is_duplicate(m)]
+    # an entry with an error is one failing grid item (`pytest_collection_modifyitems`), not one per cell
+    models = [m for m in grid.models if not _is_duplicate(m) and not m.error]
     tasks = [
         t
         for t in grid.tasks
-        if not _is_duplicate(t) and (task_fixture in (None, "task") or t.kind == fixtures[task_fixture])
+        if not _is_duplicate(t) and not t.error and (task_fixture in (None, "task") or t.kind == fixtures[task_fixture])
     ]
+    if not any(m.error for m in grid.models) and not any(t.error for t in grid.tasks):
+        _require_cells(grid, models, tasks, task_fixture if wants_model else None)
     if task_fixture and wants_model:
         params = [
             pytest.param(m, t, id=f"{m.name}-{t.name}", marks=[pytest.mark.xdist_group(m.name), pytest.mark.facebench])
@@ -284,6 +304,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
     elif task_fixture is not None:  # else pytest reports the unknown `<type>_task` fixture itself
         metafunc.parametrize(task_fixture, [pytest.param(t, id=t.name) for t in tasks], indirect=True)
+
+
+def _require_cells(grid: Any, models: list[ModelSpec], tasks: list[TaskSpec], task_fixture: str | None) -> None:
+    """A grid without a model, without a task, or whose `models` restrictions leave no cell is a clear error
+    naming the grid file (instead of pytest's bare "got empty parameter set")."""
+    where = f"facebench: grid {grid.path}"
+    if not grid.models:
+        raise pytest.fail.Exception(f"{where} has no [[models]] entry; add one (see the README's quickstart)", False)
+    if task_fixture is None:
+        return
+    if not grid.tasks:
+        raise pytest.fail.Exception(f"{where} has no [[tasks]] entry; add one (see the README's quickstart)", False)
+    if tasks and not any(t.models is None or m.name in t.models for m in models for t in tasks):
+        raise pytest.fail.Exception(
+            f"{where}: no cell to run: every task's `models` list names none of the grid's models "
+            f"({', '.join(m.name for m in models)})",
+            False,
+        )
 
 
 def _is_duplicate(spec: ModelSpec | TaskSpec) -> bool:

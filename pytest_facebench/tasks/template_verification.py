@@ -215,7 +215,7 @@ class TemplateVerificationTask(BaseTask):
         digest = hashlib.sha256()
         digest.update(np.ascontiguousarray(self.pair_templates).tobytes())
         digest.update(self.labels.astype(np.uint8).tobytes())
-        return digest.hexdigest()
+        return digest.hexdigest()[:16]
 
     # --- scoring ------------------------------------------------------------------------------
     def template_features(self, embeddings: Any) -> tuple[np.ndarray, np.ndarray]:

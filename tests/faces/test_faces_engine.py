@@ -153,9 +153,9 @@ def test_a_grid_model_entry_declares_its_alignment_and_run_json_counts_the_outco
     result.assert_outcomes(passed=1)
     results = pd.read_csv(bench.out / "results.csv")
     assert set(results["alignment"]) == {
-        '{"align": "arcface_112", "detector": "landmarks:data/landmarks.csv", "on_missing": "center_crop", '
-        '"select": "largest"}'
-    }
+        '{"align": "arcface_112", "detector": "landmarks:' + str(bench.data / "landmarks.csv") + '", '
+        '"on_missing": "center_crop", "select": "largest"}'
+    }  # the file resolved against the grid file's folder
     used = set(pd.read_csv(bench.data / "verif.csv")[["img1", "img2"]].to_numpy().ravel())
     aligned = len(used & set(listed))
     assert 0 < aligned < len(used)

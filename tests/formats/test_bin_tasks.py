@@ -232,7 +232,7 @@ def test_grid_untrusted_pack_is_refused_and_a_known_one_runs(bench, lfw, pack_ca
     result.assert_outcomes(passed=1, errors=1)
     line = failure_line(result, "ERROR at setup of test_x[pixels-lfw]")
     assert re.fullmatch(
-        rf"DataError: task 'lfw': pack {re.escape(str(path))} \(sha256 [0-9a-f]{{16}}…\) is not a known insightface "
+        rf"DataError: task 'lfw': pack {re.escape(str(path))} \(sha256 [0-9a-f]{{64}}\) is not a known insightface "
         r"pack and loading it unpickles it; set trusted = true on the task's grid entry \(trusted=True in Python\) "
         r"to opt in",
         line,

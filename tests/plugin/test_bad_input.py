@@ -72,16 +72,18 @@ def test_missing_pairs_file(bench) -> None:
 
 
 def test_missing_images_directory(bench) -> None:
+    """One failing grid item up front (not one error per model), saying where relative paths start."""
     bench.pairs["verif"].to_csv(bench.data / "broken.csv", index=False)
-    result = run_with(bench, broken_task(images="data/no_such_dir"))
-    result.assert_outcomes(passed=2, errors=1)
+    result = run_with(bench, broken_task(images="data/no_such_dir"), models=("pixels", "tiny"))
+    result.assert_outcomes(passed=4, failed=1)
     assert_one_line(
         result,
-        "test_x[pixels-broken]",
-        rf"^DataError: task 'broken': images directory not found: "
-        rf"{re.escape(str(bench.data / 'no_such_dir'))}$",
+        "facebench grid: facebench.toml::broken",
+        rf"facebench\.toml, tasks\[2\] \('broken'\): images folder not found: "
+        rf"{re.escape(str(bench.data / 'no_such_dir'))} \(from images = 'data/no_such_dir'; relative paths in a "
+        rf"grid are relative to the grid file's folder, {re.escape(str(bench.path))}\)$",
     )
-    assert_others_ran(bench, result)
+    assert_others_ran(bench, result, [(m, t) for m in ("pixels", "tiny") for t in ("verif", "sim")])
 
 
 def test_missing_image_files_are_listed_up_to_ten_with_a_count(bench) -> None:
@@ -220,16 +222,16 @@ def test_unknown_task_type_is_a_failing_item_named_after_the_entry(bench) -> Non
     bench.assert_no_traceback(result)
 
 
-def test_unknown_task_type_fails_its_cells_with_a_generic_task_fixture(bench) -> None:
-    result = run_with(bench, broken_task(type_="nonsense"))
-    result.assert_outcomes(passed=2, errors=1)
+def test_unknown_task_type_is_one_failing_item_with_a_generic_task_fixture(bench) -> None:
+    result = run_with(bench, broken_task(type_="nonsense"), models=("pixels", "tiny"))
+    result.assert_outcomes(passed=4, failed=1)  # once, not once per model
     assert_one_line(
         result,
-        "test_x[pixels-broken]",
-        r"^ConfigError: .*facebench\.toml, tasks\[2\] \('broken'\): unknown task type 'nonsense'; "
+        "facebench grid: facebench.toml::broken",
+        r"facebench\.toml, tasks\[2\] \('broken'\): unknown task type 'nonsense'; "
         rf"expected one of {VALID_TYPES}\.$",
     )
-    assert_others_ran(bench, result)
+    assert_others_ran(bench, result, [(m, t) for m in ("pixels", "tiny") for t in ("verif", "sim")])
 
 
 @pytest.mark.parametrize(
@@ -315,11 +317,11 @@ def test_invalid_toml_names_the_file_and_line(bench) -> None:
 def test_grid_entry_with_a_misspelt_key_names_the_key_and_a_suggestion(bench) -> None:
     extra = broken_task(extra='distanse = "euclidean"').replace('pairs = "data/broken.csv"', 'pairs = "data/verif.csv"')
     result = run_with(bench, extra)
-    result.assert_outcomes(passed=2, errors=1)
+    result.assert_outcomes(passed=2, failed=1)
     assert_one_line(
         result,
-        "test_x[pixels-broken]",
-        r"^ConfigError: .*facebench\.toml, tasks\[2\] \('broken'\): unknown key 'distanse'; "
+        "facebench grid: facebench.toml::broken",
+        r"facebench\.toml, tasks\[2\] \('broken'\): unknown key 'distanse'; "
         r"did you mean 'distance'\?",
     )
     assert_others_ran(bench, result)
