@@ -268,7 +268,7 @@ class _Plotter:
             self.kept.append((info, fig))
         else:
             for fmt, file in zip(self.formats, files):
-                atomic_write(self.out_dir / file, encode(fig, fmt, self.dpi))
+                atomic_write(self.out_dir / file, encode(fig, fmt, self.dpi, tight=kind == "overview"))
         self.written.append(info)
 
     def task_rows(self, task: str) -> pd.DataFrame:

@@ -647,3 +647,14 @@ def test_every_figure_caption_says_what_its_error_bars_or_bands_are(tmp_path: Pa
     rows = pd.DataFrame({"ci_method": ["bootstrap(1000, identities), 95% percentile"] * 2})
     assert interval_text(rows) == "95% percentile bootstrap CIs (1,000 resamples of identities)"
     assert interval_text(pd.DataFrame()) == "confidence intervals where reported"
+
+
+def test_the_overview_png_has_no_blank_band(tmp_path: Path) -> None:
+    out = verification_dir(tmp_path / "r")
+    write_plots(out, figures={"lfw": ["roc"]})
+    entry = next(e for e in read_manifest(out)["plots"] if e["kind"] == "overview")
+    with Image.open(out / entry["file"]) as image:
+        pixels = np.asarray(image.convert("L"), dtype=int)
+    inked = np.flatnonzero((pixels < 200).any(axis=1))  # rows holding anything drawn
+    margin = 0.1 * read_manifest(out)["dpi"]  # the crop's padding
+    assert pixels.shape[0] - 1 - inked.max() <= margin + 3 and inked.min() <= margin + 3

@@ -119,12 +119,14 @@ def few_ticks(ax, n: int = 4, y: bool = True) -> None:
         ax.yaxis.set_major_locator(MaxNLocator(n))
 
 
-def encode(fig, fmt: str = "png", dpi: int = DPI) -> bytes:
-    """The figure as bytes of one format (no creation date in SVG/PDF: the same figure gives the same file)."""
+def encode(fig, fmt: str = "png", dpi: int = DPI, tight: bool = False) -> bytes:
+    """The figure as bytes of one format (no creation date in SVG/PDF: the same figure gives the same file);
+    `tight`: cropped to what is drawn (plus 0.1 in), so no blank band is left where margins were generous."""
     buffer = io.BytesIO()
     metadata: dict[str, Any] = {"png": {}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}[fmt]
+    crop: dict[str, Any] = {"bbox_inches": "tight", "pad_inches": 0.1} if tight else {}
     with style():  # SVG/PDF font settings are read when saving
-        fig.savefig(buffer, format=fmt, dpi=dpi, metadata=metadata)
+        fig.savefig(buffer, format=fmt, dpi=dpi, metadata=metadata, **crop)
     return buffer.getvalue()  # the figure is not registered anywhere: dropping it frees it
 
 
