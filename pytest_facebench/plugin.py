@@ -265,6 +265,10 @@ def _session(config: pytest.Config) -> FacebenchSession:
     return config.stash[SESSION_KEY]
 
 
+GRID_ERROR_KEY = pytest.StashKey[str]()
+SKIPPED_AFTER_GRID_ERROR = "facebench: the grid could not be read (the error above)"
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize `model` and `task` (or a `<type>_task`) over the grid, model-major."""
     names = metafunc.fixturenames
@@ -274,7 +278,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     try:
         grid = _session(metafunc.config).grid
-    except FacebenchError as exc:
+    except FacebenchError as exc:  # one error for the first benchmark file; the others skip, pointing to it
+        if metafunc.config.stash.get(GRID_ERROR_KEY, None) is not None:
+            raise pytest.skip.Exception(SKIPPED_AFTER_GRID_ERROR, allow_module_level=True) from None
+        metafunc.config.stash[GRID_ERROR_KEY] = str(exc)
         raise pytest.fail.Exception(f"facebench: {exc}", pytrace=False) from None  # one message, no chain
     fixtures = metafunc.config.stash[TASK_FIXTURES_KEY]
     register_task_fixtures(metafunc.config, {t.kind for t in grid.tasks if t.kind})  # 'file.py:MyTask' types

@@ -60,7 +60,7 @@ def test_set_a_task_option_and_a_list(bench) -> None:
             "models.pixels.kwargs.size=big",
             '--facebench-set models.pixels.kwargs.size: expected an integer like the grid\'s 16, got "big"',
         ),
-        ("tasks.verif.folds=0.5", "--facebench-set tasks.verif.folds: expected an integer, got 0.5"),
+        ("tasks.verif.folds=0.5", "--facebench-set tasks.verif.folds: expected an integer or a string, got 0.5"),
         (
             "modles.pixels.layers=[]",
             "--facebench-set modles.pixels.layers: unknown section 'modles' (did you mean 'models'?)",
@@ -119,3 +119,15 @@ def test_stacked_grids_that_disagree_are_a_conflict_naming_both_files(bench) -> 
     )
     assert expected in result.outlines
     bench.assert_no_traceback(result)
+
+
+def test_a_grid_that_cannot_be_read_is_one_error_not_one_per_benchmark_file(bench) -> None:
+    bench.grid(models=("pixels",), tasks=("verif",))
+    for name in ("test_a", "test_b", "test_c"):
+        bench.test_file(name=name)
+    result = bench.run("--facebench-set", "models.pixels.kwargs.size=big", "-rs")
+    assert result.ret != 0
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("error", outcomes.get("errors")) == 1 and outcomes["skipped"] == 2, outcomes
+    result.stdout.fnmatch_lines(["*facebench: the grid could not be read (the error above)*"])
+    assert sum("expected an integer like the grid's 16" in line for line in result.outlines) == 1
