@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from collections import Counter
@@ -47,15 +48,15 @@ def parse_age(text: str) -> float:
     '30' (30 days? 30 seconds?) is refused."""
     units = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
     text = text.strip()
-    if not text or text[-1].lower() not in units:
+    if re.fullmatch(r"[0-9.]+", text):
         raise ValueError(
-            f"--older-than: {text!r} has no unit; write e.g. {text or '30'}d (days), {text or '30'}h (hours), "
-            f"{text or '30'}m (minutes) or {text or '30'}s (seconds)"
+            f"--older-than: {text!r} has no unit; write e.g. {text}d (days), {text}h (hours), {text}m (minutes) "
+            f"or {text}s (seconds)"
         )
-    value, unit = text[:-1], text[-1].lower()
+    value, unit = text[:-1], text[-1:].lower()
     try:
         seconds = float(value) * units[unit]
-    except ValueError:
+    except (ValueError, KeyError):
         raise ValueError(f"--older-than: expected an age such as 30d, 12h, 45m or 90s, got {text!r}") from None
     if not seconds >= 0:
         raise ValueError(f"--older-than: expected an age of zero or more, got {text!r}")

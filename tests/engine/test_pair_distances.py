@@ -78,7 +78,9 @@ def test_zero_row_and_user_callable_errors():
     x[0] = 0
     zero = pair_distances(x, np.array([[0, 1], [0, 0]]))
     assert zero.tolist() == [1.0, 1.0]  # 1 where a row is all zeros, as before
-    with pytest.raises(ValueError, match=r"must return a tensor of shape \(400,\)"):
+    with pytest.raises(
+        ValueError, match=r"must return one distance per pair, a tensor of shape \(400,\); got shape \(\)"
+    ):
         pair_distances(x, pairs, lambda a, b: a.sum())
 
 

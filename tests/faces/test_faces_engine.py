@@ -178,6 +178,9 @@ def test_a_grid_model_entry_declares_its_alignment_and_run_json_counts_the_outco
     ],
 )
 def test_bad_alignment_keys_are_one_line_errors_naming_the_grid(bench, extra, message):
+    header = "path,left_eye_x,left_eye_y,right_eye_x,right_eye_y,nose_x,nose_y,mouth_left_x,mouth_left_y,"
+    header += "mouth_right_x,mouth_right_y"
+    (bench.data / "landmarks.csv").write_text(f"{header}\n{bench.images[0]},5,6,11,6,8,9,6,12,10,12\n")  # a valid file
     (bench.path / "facebench.toml").write_text(GRID_ALIGNED.format(extra=extra))
     bench.test_file()
     result = bench.run()

@@ -165,7 +165,7 @@ def test_cache_command_reports_prunes_and_verifies_a_real_cache(bench, tmp_path,
     assert main(["cache", "prune", "--cache", str(cache), "--older-than", "30d", "--dry-run"]) == 0
     capsys.readouterr()
     assert main(["cache", "prune", "--cache", str(cache), "--older-than", "soon"]) == 2
-    assert "expected an age such as 30d" in capsys.readouterr().err
+    assert "expected an age such as 30d, 12h, 45m or 90s, got 'soon'" in capsys.readouterr().err
     assert main(["cache", "info", "--cache", str(tmp_path / "nope")]) == 2
 
 

@@ -121,7 +121,7 @@ def test_tag_of_two_types_is_an_error_on_the_model(bench):
     (bench.path / "facebench.toml").write_text(text + bench.TASKS["verif"], encoding="utf-8")
     bench.test_file()
     result = bench.run()
-    result.assert_outcomes(passed=4, errors=1)  # as any other error of a model entry
+    result.assert_outcomes(passed=4, failed=1)  # one failing grid item, as for any other error of a model entry
     line = "models[4] ('pixels16'): tag 'size' is text ('big') but number in models[0] ('pixels8'); a tag has one "
     assert any(text.endswith(line + "type across models") for text in result.outlines)
 

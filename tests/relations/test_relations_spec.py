@@ -15,14 +15,14 @@ from pytest_facebench.relations.select import SelectionError, compile_selection
 from pytest_facebench.relations.spec import parse_layer
 from pytest_facebench.stats.relations import RelationStats
 
-PATH = Path("/grid/facebench.toml")
+PATH = Path(__file__).parent / "facebench.toml"  # the tasks' images folder, "." below, exists
 MODELS = [
     {"name": "vgg", "factory": "pixels", "tags": {"diet": "objects", "parameters": 138e6, "trained": True}},
     {"name": "face_net", "factory": "pixels", "tags": {"diet": "faces", "parameters": 2e6, "trained": True}},
 ]
 TASKS = [
-    {"name": "verif", "type": "accuracy", "pairs": "p.csv", "images": "i"},
-    {"name": "inv", "type": "relative_difference", "pairs": "p.csv", "images": "i", "groups": ["a", "b"]},
+    {"name": "verif", "type": "accuracy", "pairs": "p.csv", "images": "."},
+    {"name": "inv", "type": "relative_difference", "pairs": "p.csv", "images": ".", "groups": ["a", "b"]},
 ]
 
 
