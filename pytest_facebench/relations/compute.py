@@ -355,23 +355,17 @@ def _number(value: Any, digits: int = 2) -> str:
     return f"{number:.{digits}f}" if math.isfinite(number) else "n/a"
 
 
-def _p(value: Any) -> str:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return "n/a"
-    return "n/a" if not math.isfinite(number) else f"{number:.3f}" if number >= 0.001 else f"{number:.1e}"
-
-
 def relation_line(row: Mapping[str, Any]) -> str:
     """One line per relation (a relations.csv row) for the terminal."""
+    from ..report.numbers import format_p
+
     head = f"relation {row['relation']} [{row['layer']}]: {row['y']} ~ {row['x']}"
     if row.get("status") != "ok":
         text = f"{head}: {row.get('status')} ({row.get('note') or ''})".replace(" ()", "")
     else:
         text = (
             f"{head}: {row['method']} r = {_number(row['r'])} [{_number(row['ci_low'])}, {_number(row['ci_high'])}], "
-            f"p = {_p(row['p_perm'])}, {int(row['n_models'])} models"
+            f"{format_p(row['p_perm'])}, {int(row['n_models'])} models"
         )
         if row.get("control"):
             text += (

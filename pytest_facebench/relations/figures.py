@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..files import atomic_write
-from .compute import TAG_PREFIX, RelationResult, _number, _p
+from .compute import TAG_PREFIX, RelationResult, _number
 
 FOLDER = "relations"
 MANIFEST = "manifest.json"
@@ -41,7 +41,9 @@ def _title(result: RelationResult) -> str:
     head = f"{result.spec.name} [{result.layer}]"
     if not s.ok:
         return f"{head}: {s.status}"
-    text = f"{head}: {s.method} r = {_number(s.r)} [{_number(s.ci_low)}, {_number(s.ci_high)}], p = {_p(s.p_value)}"
+    from ..report.numbers import format_p
+
+    text = f"{head}: {s.method} r = {_number(s.r)} [{_number(s.ci_low)}, {_number(s.ci_high)}], {format_p(s.p_value)}"
     if result.spec.control:
         text += f"; partial r | {', '.join(result.spec.control)} = {_number(s.partial_r)}"
     return text + f" (n = {s.n})"

@@ -50,6 +50,7 @@ from .data import (
     task_types,
     with_readout,
 )
+from .numbers import format_p_value
 from .paper import best_rows, format_delta, format_number
 from .tables import safe_name
 from .terminal import skip_groups
@@ -564,7 +565,7 @@ def relations_section(out_dir: Path, run: dict[str, Any], colors: dict[str, str]
                 str(status) if status != "ok" else f"{fmt(r)} [{fmt(lo)}, {fmt(hi)}]"
                 for r, lo, hi, status in zip(frame["r"], frame["ci_low"], frame["ci_high"], frame["status"])
             ],
-            "p (permutation)": [fmt(p) for p in frame["p_perm"]],
+            "p (permutation)": [format_p_value(p) for p in frame["p_perm"]],
             "partial r [CI]": [
                 f"| {c}: {fmt(r)} [{fmt(lo)}, {fmt(hi)}]" if isinstance(c, str) and c else ""
                 for c, r, lo, hi in zip(

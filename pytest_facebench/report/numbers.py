@@ -15,7 +15,8 @@ all of this.
 `$-$` in LaTeX; the terminal, Markdown and CSV keep the ASCII hyphen (copyable, parseable).
 
 **p-values.** `p < 0.001` below 0.001, else `p = 0.034` (three decimals); `format_p(p, "Holm")` writes
-`p_Holm = 0.114`.
+`p_Holm = 0.114`; `format_p_value` is the same without the name (a table column headed "p"). Every p-value
+the plugin prints goes through these two (terminal, report.html, figures, relations).
 """
 
 from __future__ import annotations
@@ -109,12 +110,18 @@ def format_estimate(
     return f"{text} {interval}" if interval else text
 
 
+def format_p_value(p: Any) -> str:
+    """A p-value without its name: `< 0.001`, `0.034` (three decimals, at most 1), `n/a` when missing."""
+    if not _finite(p):
+        return "n/a"
+    value = float(p)
+    if value < P_FLOOR:
+        return f"< {P_FLOOR:.3f}"
+    return f"{min(value, 1.0):.3f}"
+
+
 def format_p(p: Any, adjusted: str = "") -> str:
     """`p < 0.001`, `p = 0.034`; `adjusted` names a correction (`p_Holm = 0.114`); `p = n/a` when missing."""
     name = f"p_{adjusted}" if adjusted else "p"
-    if not _finite(p):
-        return f"{name} = n/a"
-    value = float(p)
-    if value < P_FLOOR:
-        return f"{name} < {P_FLOOR:.3f}"
-    return f"{name} = {min(value, 1.0):.3f}"
+    text = format_p_value(p)
+    return f"{name} {text}" if text.startswith("<") else f"{name} = {text}"

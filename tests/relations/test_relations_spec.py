@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from pytest_facebench.config import parse_grid
@@ -196,10 +198,25 @@ def test_terminal_line():
            "ci_low": 0.1, "ci_high": 0.8, "p_perm": 0.0004, "n_models": 9, "control": "diet", "partial_r": 0.3,
            "partial_ci_low": -0.1, "partial_ci_high": 0.6, "expect": "positive", "gate": "pass"}  # fmt: skip
     assert relation_line(row) == (
-        "relation r [readout]: c/d ~ a/b: spearman r = 0.50 [0.10, 0.80], p = 4.0e-04, 9 models; "
+        "relation r [readout]: c/d ~ a/b: spearman r = 0.50 [0.10, 0.80], p < 0.001, 9 models; "
         "partial r | diet = 0.30 [-0.10, 0.60]; expect positive: PASS"
     )
     assert "too few models" in relation_line({**row, "status": "too few models", "note": ""})
+    assert ", p = 0.041, " in relation_line({**row, "p_perm": 0.0414})
+
+
+def test_report_html_prints_a_tiny_permutation_p_as_below_0001(tmp_path):
+    """Every p-value reads `p < 0.001` below 0.001 (report.numbers.format_p), never `0` or `4e-04`."""
+    from pytest_facebench.relations.compute import RELATION_COLUMNS
+    from pytest_facebench.report.html import relations_section
+
+    row = {c: "" for c in RELATION_COLUMNS}
+    row.update(relation="r", x="a/b", y="c/d", method="spearman", layer="readout", status="ok", n_models=9)
+    row.update(r=0.5, ci_low=0.1, ci_high=0.8, p_perm=0.0004)
+    pd.DataFrame([row, {**row, "relation": "s", "p_perm": 0.0414}]).to_csv(tmp_path / "relations.csv", index=False)
+    section = relations_section(tmp_path, {})
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", section)
+    assert "&lt; 0.001" in cells and "0.041" in cells and "0.0004" not in section and "4e-04" not in section
 
 
 def test_the_demo_grid_has_eight_offline_models_and_a_valid_relation():
