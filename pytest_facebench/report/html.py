@@ -860,9 +860,12 @@ def render_html(
         nav.append('<a href="#comparisons">Comparisons</a>')
         parts.append(
             '<section id="comparisons"><h2>Model comparisons</h2><p class="muted">Paired tests at the '
-            "readout layers (DeLong for AUC, paired bootstrap otherwise; p-values Holm-adjusted per task "
-            "and metric). A model beats another only when the CI of the difference excludes 0. Every column "
-            'of the tests: <a href="comparisons.csv">comparisons.csv</a>.</p>'
+            "readout layers (DeLong for AUC, paired bootstrap otherwise). One rule decides every verdict, "
+            "the forest plots' filled points and comparisons.csv's <code>significant</code> column: a "
+            "difference is significant when its Holm-adjusted p (per task and metric, over the model pairs) "
+            "is below 1 − the CI level and its CI excludes 0. The CIs are per comparison, unadjusted: one that "
+            "excludes 0 with a Holm-adjusted p of 0.05 or more is not significant. Every column of the tests: "
+            '<a href="comparisons.csv">comparisons.csv</a>.</p>'
             + _render_table(comparisons, "comparisons-table", colors)
             + "</section>"
         )

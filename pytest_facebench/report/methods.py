@@ -248,10 +248,17 @@ def comparisons_paragraph(comparisons: pd.DataFrame) -> str:
         f"Models were compared in pairs at their readout layers ({len(comparisons)} comparisons) on "
         f"{_list(metrics)}. Tests: {_list(tests)}."
     )
-    if "p_holm" in comparisons and pd.to_numeric(comparisons["p_holm"], errors="coerce").notna().any():
+    holm = "p_holm" in comparisons and pd.to_numeric(comparisons["p_holm"], errors="coerce").notna().any()
+    if holm:
         text += " p-values were adjusted for multiple comparisons with Holm's method within each task and metric."
     if len(level):
-        text += f" Differences are reported with {format_number(100 * level.iloc[0], 0)}% paired confidence intervals."
+        percent = format_number(100 * level.iloc[0], 0)
+        text += f" Differences are reported with {percent}% paired confidence intervals (per comparison, unadjusted)."
+        alpha = format_number(1 - level.iloc[0], 2)
+        text += (
+            f" A difference was called significant when its {'Holm-adjusted ' if holm else ''}p-value was below "
+            f"{alpha} and its confidence interval excluded 0."
+        )
     return text
 
 

@@ -125,6 +125,7 @@ from .figures.labels import (
 from .figures.references import ceiling_lines, human_value, legend_entries, noise_ceiling, task_refs
 from .numbers import format_number, format_p, shared_decimals
 from .tables import safe_name
+from .verdicts import significant as is_significant
 
 __all__ = [
     "DPI",
@@ -927,7 +928,7 @@ class _Plotter:
                 mine["model_a"], mine["model_b"], mine.get("p_holm", pd.Series(np.nan, index=mine.index))
             ):
                 text = f"{shorten(self.label(str(a)), 24)} − {shorten(self.label(str(b)), 24)}"
-                labels.append(text + (f"  ({format_p(p)})" if finite(p) else ""))
+                labels.append(text + (f"  ({format_p(p, 'Holm')})" if finite(p) else ""))
             blocks.append((metric, mine, labels))
         longest = max(len(lbl) for _, _, labels in blocks for lbl in labels)
         left = 0.35 + CHAR_IN * 1.05 * longest
@@ -942,14 +943,14 @@ class _Plotter:
             low, high = mine["ci_low"].to_numpy(dtype=float), mine["ci_high"].to_numpy(dtype=float)
             y = np.arange(len(mine))
             ci = np.isfinite(low) & np.isfinite(high) & np.isfinite(diff)
-            significant = ci & ((low > 0) | (high < 0))
+            significant = np.array([is_significant(r) for r in mine.to_dict("records")], dtype=bool)
             if ci.any():
                 err = np.vstack([np.clip(diff[ci] - low[ci], 0, None), np.clip(high[ci] - diff[ci], 0, None)])
                 ax.errorbar(diff[ci], y[ci], xerr=err, fmt="none", ecolor="#333333", elinewidth=1.2, capsize=3)
-            ax.scatter(diff[significant], y[significant], s=36, color="#222222", zorder=3, label="CI excludes 0")
+            ax.scatter(diff[significant], y[significant], s=36, color="#222222", zorder=3, label="significant (Holm)")
             rest = ~significant & np.isfinite(diff)
             ax.scatter(
-                diff[rest], y[rest], s=36, facecolor="white", edgecolor="#222222", zorder=3, label="CI includes 0"
+                diff[rest], y[rest], s=36, facecolor="white", edgecolor="#222222", zorder=3, label="not significant"
             )
             ax.axvline(0, color="#444444", linewidth=1.0, linestyle="--", gid="zero", label="no difference (0)")
             ax.set_yticks(y, labels)
@@ -976,8 +977,10 @@ class _Plotter:
             "forest",
             task,
             title,
-            caption=f"Each row: model A − model B with its {level} CI (comparisons.csv); filled: the CI excludes 0. "
-            "p: Holm-adjusted per task and metric.",
+            caption=f"Each row: model A − model B with its {level} CI (comparisons.csv, per comparison, unadjusted). "
+            "Filled: significant by the report's one rule (Holm-adjusted p, per task and metric, below 1 − the CI "
+            "level, and the CI excludes 0), as in the verdicts; a hollow point's CI may exclude 0 when the "
+            "correction for the number of model pairs decides against it.",
             items=sum(len(mine) for _, mine, _ in blocks),
         )
 

@@ -49,6 +49,7 @@ def test_methods_are_written_from_the_run_records(run_dir, capsys) -> None:
     assert "95% percentile intervals from" in text and "bootstrap resamples of" in text
     # comparisons and their correction
     assert "Holm's method" in text and "DeLong" in text and "(4 comparisons)" in text
+    assert "significant when its Holm-adjusted p-value was below 0.05 and its confidence interval excluded 0" in text
     # software versions, grid hash and commit
     assert f"numpy {run['versions']['numpy']}" in text and run["grid"]["sha256"] in text
     assert "pytest-facebench" in text
