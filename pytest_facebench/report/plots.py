@@ -457,6 +457,16 @@ class _Plotter:
             out.append((model, layer, labels[ok], distances[ok]))
         return out
 
+    def _auc_row(self, rows: pd.DataFrame, model: str, layer: str) -> tuple[float | None, tuple[float, float] | None]:
+        """The AUC and its CI of a model's layer as results.csv holds them (the one CI of that number)."""
+        mine = rows[(rows["model"] == model) & (rows["layer"] == layer) & (rows["metric"] == "auc")]
+        if "condition" in mine:
+            mine = mine[mine["condition"].fillna("").astype(str) == ""]
+        if mine.empty or not finite(mine["value"].iloc[0]):
+            return None, None
+        low, high = (mine[c].iloc[0] if c in mine else np.nan for c in ("ci_low", "ci_high"))
+        return float(mine["value"].iloc[0]), ((float(low), float(high)) if finite(low) and finite(high) else None)
+
     def roc_and_distributions(self, task: str, rows: pd.DataFrame, base: str) -> None:
         data = self._verification_data(task, rows)
         curves = [
@@ -468,6 +478,7 @@ class _Plotter:
                     self.color(model),
                     labels,
                     distances,
+                    **dict(zip(("auc", "auc_ci"), self._auc_row(rows, model, layer))),
                 )
             )
             is not None
@@ -485,9 +496,10 @@ class _Plotter:
             fig.suptitle(title)
             fewest = min(c.n_negative for c in curves)
             caption = (
-                f"Score = −distance; AUC and its 95% CI in the legend. Bands: 95% bootstrap CI over pairs "
-                f"({N_BOOT} resamples within same and different pairs, seed {SEED}); on the log axis from FAR "
-                f"1/{fewest} (one different pair). Dashed grey: chance (TAR = FAR)."
+                f"Score = −distance; AUC and its CI in the legend as results.csv and the tables give them "
+                f"({interval_text(rows[rows['metric'] == 'auc'])}). Bands: the curve's pointwise 95% bootstrap "
+                f"band over pairs ({N_BOOT} resamples within same and different pairs, seed {SEED}); on the log "
+                f"axis from FAR 1/{fewest} (one different pair). Dashed grey: chance (TAR = FAR)."
             )
             self.save(fig, f"{base}__roc", "roc", task, title, caption, items=len(curves))
         if not data:

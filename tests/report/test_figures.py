@@ -349,15 +349,8 @@ def test_roc_has_bootstrap_bands_and_a_log_far_panel(tmp_path: Path) -> None:
             model_colors(["vgg", "clip"])[m] for m in ("vgg", "clip")
         ]
         assert len(lines_with(ax, "chance")) == 1
-    assert all("AUC" in t.get_text() and "[" in t.get_text() for t in linear.get_legend().get_texts()[:2])
-    # AUC with as many decimals as its CI needs (report.numbers), the same rule as the tables
-    import re
-
-    from pytest_facebench.report.numbers import ci_decimals
-
-    legend = linear.get_legend().get_texts()[0].get_text()
-    value, low, high = re.search(r"AUC (\S+) \[(\S+), (\S+)\]\)$", legend).groups()  # type: ignore[union-attr]
-    assert all(len(x.split(".")[1]) == ci_decimals(float(low), float(high)) for x in (value, low, high)), legend
+    # results.csv has no CI for these AUCs: the legend shows none either (none is made up)
+    assert all("AUC" in t.get_text() and "[" not in t.get_text() for t in linear.get_legend().get_texts()[:2])
 
     rng = np.random.default_rng(3)
     labels = np.arange(400) % 2 == 0
@@ -368,8 +361,33 @@ def test_roc_has_bootstrap_bands_and_a_log_far_panel(tmp_path: Path) -> None:
     assert np.array_equal(curve.low, again.low)  # fixed seed
     tar = curve.tar[np.clip(np.searchsorted(curve.far, curve.grid, side="right") - 1, 0, None)]
     assert (curve.low <= curve.high).all() and np.mean((curve.low <= tar) & (tar <= curve.high)) > 0.95
-    assert curve.auc_ci is not None and curve.auc_ci[0] < curve.auc < curve.auc_ci[1]
+    assert curve.auc_ci is None  # a figure never computes a CI of its own for a number
     assert roc_curve("m", "#000000", labels, distances, n_boot=0).low is None  # type: ignore[union-attr]
+
+
+def test_the_roc_legend_quotes_the_auc_and_ci_of_results_csv(tmp_path: Path) -> None:
+    """One CI per number: the ROC legend's AUC [CI] is results.csv's row, as the tables print it (the figure
+    used to bootstrap pairs and print another interval)."""
+    from pytest_facebench.report.numbers import format_estimate
+    from pytest_facebench.report.terminal import summary_table
+
+    out = verification_dir(tmp_path / "r")
+    results = pd.read_csv(out / "results.csv")
+    auc = results["metric"] == "auc"
+    results.loc[auc, "ci_low"] = results.loc[auc, "value"] - [0.1234, 0.0456, 0.0789, 0.0321]
+    results.loc[auc, "ci_high"] = results.loc[auc, "value"] + [0.0111, 0.0222, 0.0333, 0.0444]
+    results.loc[auc, "ci_method"] = "bootstrap(1000, identities), 95% percentile"
+    results["headline"] = auc  # the tables show the AUC
+    results.to_csv(out / "results.csv", index=False)
+    info, roc = next((i, f) for i, f in draw_figures(out, figures={"lfw": ["roc"]}) if i.kind == "roc")
+    legend = [t.get_text() for t in roc.axes[0].get_legend().get_texts()]
+    table = summary_table(pd.read_csv(out / "results.csv"), width=200)
+    for model in ("vgg", "clip"):
+        mine = results[auc & (results["model"] == model) & results["readout"]].iloc[0]
+        text = format_estimate(mine["value"], mine["ci_low"], mine["ci_high"])
+        assert any(line.startswith(f"{model} · block5") and line.endswith(f"(AUC {text})") for line in legend)
+        assert text in table
+    assert "1000 resamples of identities" in info.caption.replace(",", "")
 
 
 def test_cmc_band_from_the_rank_rows_or_a_bootstrap_over_probes(tmp_path: Path) -> None:

@@ -122,7 +122,8 @@ def _at(far: np.ndarray, tar: np.ndarray, grid: np.ndarray) -> np.ndarray:
 
 @dataclass
 class RocCurve:
-    """One model's ROC at its readout layer: the curve, AUC, and bootstrap bands on a FAR grid."""
+    """One model's ROC at its readout layer: the curve, AUC and its CI (results.csv's), and bootstrap bands on a
+    FAR grid."""
 
     label: str
     color: str
@@ -144,10 +145,14 @@ def roc_curve(
     n_boot: int = N_BOOT,
     seed: int = SEED,
     level: float = 0.95,
+    auc: float | None = None,
+    auc_ci: tuple[float, float] | None = None,
 ) -> RocCurve | None:
     """The ROC of distances (smaller = same identity) with a `level` band: pairs resampled with replacement
     within each class (`n_boot` times, fixed seed), TAR read at fixed FARs (linear and log grids), percentile
-    interval per FAR. None without both classes."""
+    interval per FAR. The legend's AUC and its CI are `auc` and `auc_ci` as results.csv holds them (one CI per
+    number: a figure never recomputes one); without `auc`, the area under the curve and no CI. None without
+    both classes."""
     labels = np.asarray(labels, dtype=bool)
     distances = np.asarray(distances, dtype=float)
     ok = np.isfinite(distances)
@@ -157,14 +162,13 @@ def roc_curve(
         return None
     values, inverse = np.unique(distances, return_inverse=True)
     far, tar = _roc_counts(inverse, labels, len(values))
-    auc = _area(far, tar)
+    if auc is None or not np.isfinite(auc):
+        auc, auc_ci = _area(far, tar), None
     grid = np.unique(np.concatenate([np.linspace(0, 1, 201), np.logspace(np.log10(LOG_FAR_MIN), 0, 161)]))
     low = high = None
-    auc_ci = None
     if n_boot > 0:
         rng = np.random.default_rng(seed)
         curves = np.empty((n_boot, len(grid)))
-        aucs = np.empty(n_boot)
         for b in range(n_boot):
             weights = (
                 np.bincount(rng.integers(0, n_pos, n_pos), minlength=n_pos).astype(float),
@@ -172,11 +176,9 @@ def roc_curve(
             )
             f, t = _roc_counts(inverse, labels, len(values), weights)
             curves[b] = _at(f, t, grid)
-            aucs[b] = _area(f, t)
         tail = 100 * (1 - level) / 2
         low, high = np.percentile(curves, [tail, 100 - tail], axis=0)
-        auc_ci = (float(np.percentile(aucs, tail)), float(np.percentile(aucs, 100 - tail)))
-    return RocCurve(label, color, far, tar, auc, auc_ci, grid, low, high, n_neg)
+    return RocCurve(label, color, far, tar, float(auc), auc_ci, grid, low, high, n_neg)
 
 
 def log_far_min(curves: list[RocCurve]) -> float:
