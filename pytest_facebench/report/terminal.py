@@ -8,7 +8,9 @@ with `…` (the task name stays), a task with several conditions gets a heading 
 condition, and when the models do not fit side by side they continue in a second block under the same row
 labels. Numbers follow `report.numbers` (the models of a row share the decimals their CIs need, or
 `--facebench-digits`). Beside each label, what the row is measured against: the value a target metric should
-be close to (`human -0.15`) or the metric's noise ceiling (`ceiling 0.93–0.95`).
+be close to (`human -0.15`) or the metric's noise ceiling (`ceiling 0.93–0.95`). A headline that is NaN prints
+as `nan [1]`, and footnote `[1]` under the table gives its reason from results.csv's `note` (e.g. too few
+different pairs for TAR at FAR 1e-4).
 """
 
 from __future__ import annotations
@@ -91,6 +93,35 @@ def _reference(results: pd.DataFrame, task: str, rows: pd.DataFrame, decimals: i
     return ""
 
 
+def _note(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def nan_reasons(results: pd.DataFrame) -> dict[str, int]:
+    """The distinct reasons (results.csv's `note`) of the headline values that are NaN, numbered from 1 in the
+    table's order: a NaN cell prints as `nan [1]`, and footnote 1 below the table gives the reason."""
+    rows = headline_frame(results)
+    reasons: dict[str, int] = {}
+    if rows.empty or "note" not in rows:
+        return reasons
+    for value, note in zip(rows["value"], rows["note"]):
+        if not math.isfinite(_float(value)) and _note(note):
+            reasons.setdefault(_note(note), len(reasons) + 1)
+    return reasons
+
+
+def nan_footnotes(results: pd.DataFrame, width: int = WIDTH) -> list[str]:
+    """`[1] nan: <reason> (task · models)` for each reason of `nan_reasons`, within `width` columns."""
+    rows = headline_frame(results)
+    lines = []
+    for reason, number in nan_reasons(results).items():
+        mine = rows[[_note(n) == reason and not math.isfinite(_float(v)) for n, v in zip(rows["note"], rows["value"])]]
+        where = ", ".join(dict.fromkeys(str(t) for t in mine["task"]))
+        models = ", ".join(dict.fromkeys(str(m) for m in mine["model"]))
+        lines.append(shorten(f"[{number}] nan: {reason} ({where} · {models})", width))
+    return lines
+
+
 def summary_rows(
     results: pd.DataFrame, digits: int | None = None, label_width: int = LABEL_WIDTH
 ) -> tuple[list[str], list[list[str]]]:
@@ -101,6 +132,7 @@ def summary_rows(
     if rows.empty:
         return [], []
     models = list(dict.fromkeys(rows["model"]))
+    reasons = nan_reasons(results)
     out: list[list[str]] = []
     for task in dict.fromkeys(rows["task"]):
         mine = rows[rows["task"] == task]
@@ -117,11 +149,12 @@ def summary_rows(
             for model in models:
                 found = part[part["model"] == model]
                 first = found.iloc[0] if len(found) else None
-                cells.append(
-                    "-"
-                    if first is None
-                    else format_estimate(first["value"], first["ci_low"], first["ci_high"], decimals, "nan")
-                )
+                if first is None:
+                    cells.append("-")
+                    continue
+                text = format_estimate(first["value"], first["ci_low"], first["ci_high"], decimals, "nan")
+                reason = reasons.get(_note(first.get("note")))
+                cells.append(f"{text} [{reason}]" if text == "nan" and reason else text)
             label = (
                 _label(f"  · {condition}", "", limit=label_width)
                 if len(distinct) > 1
@@ -168,7 +201,7 @@ def summary_table(results: pd.DataFrame, digits: int | None = None, width: int =
             lines.append("")
         header = ["", ""] + [models[j] for j in block]
         lines += _render(header, [r[:2] + [r[j + 2] for j in block] for r in rows])
-    return "\n".join(lines)
+    return "\n".join(lines + nan_footnotes(results, width))
 
 
 def cell_counts(records: Iterable[Mapping[str, Any]]) -> dict[str, int]:

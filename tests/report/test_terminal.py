@@ -85,3 +85,19 @@ def test_demo_notice_names_the_tasks() -> None:
     assert demo_line([]) == ""
     line = demo_line(["verification", "similarity"])
     assert "not a finding" in line and "simulated" in line and line.endswith("(tasks: verification, similarity)")
+
+
+def test_nan_headlines_are_numbered_with_their_reasons_under_the_table() -> None:
+    frame = _frame(7)
+    auc = frame["metric"] == "auc"
+    frame.loc[auc, ["value", "ci_low", "ci_high"]] = float("nan")
+    frame["note"] = ""
+    frame.loc[auc, "note"] = "too few different pairs " + "x" * 150  # one reason, longer than a line
+    frame.loc[frame.index[auc][-1], "note"] = "another reason"
+    text = summary_table(frame)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= WIDTH
+    assert text.count("nan [1]") == 6 and text.count("nan [2]") == 1 and " nan\n" not in text + "\n"
+    first, second = lines[-2:]
+    assert first.startswith("[1] nan: too few different pairs xxx") and first.endswith("…") and len(first) == WIDTH
+    assert second == "[2] nan: another reason (verification · model_with_a_rather_long_name_6)"

@@ -387,6 +387,29 @@ def test_a_grid_runs_it_and_a_bad_pairs_file_is_one_line(bench):
     bench.assert_no_traceback(result)
 
 
+def test_a_nan_headline_is_printed_with_its_reason_in_the_terminal(bench):
+    """TAR@FAR=1e-4 (the default headline) on a set with far fewer than 10,000 different pairs is NaN: the
+    terminal shows `nan [1]` and footnote [1] gives the reason results.csv carries, within 120 columns."""
+    make_ijb(bench.path / "IJB")
+    (bench.path / "facebench.toml").write_text(GRID.format(broken="").split('\n[[tasks]]\nname = "broken"')[0])
+    bench.test_file()
+    result = bench.run()
+    result.assert_outcomes(passed=1)
+    head = bench.results()
+    head = head[
+        head["headline"].astype(str).str.lower().eq("true") & head["readout"].astype(str).str.lower().eq("true")
+    ]
+    (note,) = head["note"]
+    assert head["metric"].tolist() == ["tar_at_far_0.0001"] and np.isnan(head["value"].iloc[0])
+    assert "FAR 0.0001 needs >= 10000 different pairs" in note
+    lines = result.outlines
+    (row,) = [line for line in lines if line.startswith("ijbc (")]
+    assert row.rstrip().endswith("nan [1]")
+    (footnote,) = [line for line in lines if line.startswith("[1] nan: ")]
+    assert footnote.startswith(f"[1] nan: {note[:60]}") and footnote.endswith("(ijbc · pixels)")
+    assert all(len(line) <= 120 for line in lines[lines.index(row) - 1 : lines.index(footnote) + 1])
+
+
 # --- bad input --------------------------------------------------------------------------------------
 def one_line(fn, *fragments: str, error: type[Exception] = DataError) -> str:
     with pytest.raises(error) as info:
