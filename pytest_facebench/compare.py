@@ -26,6 +26,7 @@ from .tasks.base import BaseTask, CellValues
 COLUMNS = [
     "task",
     "metric",
+    "condition",
     "model_a",
     "layer_a",
     "model_b",
@@ -69,6 +70,7 @@ def comparisons_frame(cells: list[dict[str, Any]]) -> pd.DataFrame:
                         "n": len(a.values),
                         "ci_level": float(a.scoring.get("ci", 0.95)),
                         "note": "",
+                        "condition": "",
                         "quantity": "value",
                         **row,
                     }

@@ -637,7 +637,10 @@ def _comparisons(out_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "task": frame["task"],
-            "metric": frame["metric"],
+            "metric": [
+                f"{m} · {c}" if isinstance(c, str) and c else m
+                for m, c in zip(frame["metric"], frame.get("condition", pd.Series("", index=frame.index)))
+            ],
             "verdict": [verdict(row) for row in frame.to_dict("records")],
         }
     )

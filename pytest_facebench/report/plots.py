@@ -929,19 +929,22 @@ class _Plotter:
     # model comparisons: forest plot of paired differences
     def forest(self, task: str, rows: pd.DataFrame, base: str) -> None:
         comps = self.comparisons[self.comparisons["task"] == task]
-        metrics = [m for m in dict.fromkeys(comps["metric"].astype(str)) if m][:MAX_PANELS]
-        if not metrics:
+        conditions = comps["condition"] if "condition" in comps else pd.Series("", index=comps.index)
+        keys = [k for k in dict.fromkeys(zip(comps["metric"].astype(str), conditions.fillna("").astype(str))) if k[0]][
+            :MAX_PANELS
+        ]  # a panel per metric and condition
+        if not keys:
             return
         blocks = []
-        for metric in metrics:
-            mine = comps[comps["metric"] == metric]
+        for metric, condition in keys:
+            mine = comps[(comps["metric"] == metric) & (conditions.fillna("").astype(str) == condition)]
             labels = []
             for a, b, p in zip(
                 mine["model_a"], mine["model_b"], mine.get("p_holm", pd.Series(np.nan, index=mine.index))
             ):
                 text = f"{shorten(self.label(str(a)), 24)} − {shorten(self.label(str(b)), 24)}"
                 labels.append(text + (f"  ({format_p(p, 'Holm')})" if finite(p) else ""))
-            blocks.append((metric, mine, labels))
+            blocks.append(((metric, condition), mine, labels))
         longest = max(len(lbl) for _, _, labels in blocks for lbl in labels)
         left = 0.35 + CHAR_IN * 1.05 * longest
         most = max(len(mine) for _, mine, _ in blocks)
@@ -950,7 +953,7 @@ class _Plotter:
         fig = figure(cols * (left + 3.6) + 0.3, rows_n * (panel_h + 0.9) + 0.7, self.dpi)
         adjust(fig, left=left, right=0.3, top=0.8, bottom=0.7, wspace=left + 0.4, hspace=1.0, rows=rows_n, cols=cols)
         levels = set()
-        for ax, (metric, mine, labels) in zip(panels(fig, len(blocks), max_cols=2), blocks):
+        for ax, ((metric, condition), mine, labels) in zip(panels(fig, len(blocks), max_cols=2), blocks):
             diff = mine["diff"].to_numpy(dtype=float)
             low, high = mine["ci_low"].to_numpy(dtype=float), mine["ci_high"].to_numpy(dtype=float)
             y = np.arange(len(mine))
@@ -977,7 +980,7 @@ class _Plotter:
             if quantity != "value":
                 what = f"{quantity.split(' (')[0]} of {display_name(metric)}"
             ax.set_xlabel(f"difference in {what} (A − B)")
-            ax.set_title(display_name(metric))
+            ax.set_title(display_name(metric) + (f" · {condition}" if condition else ""))
             if "ci_level" in mine:
                 levels |= {float(v) for v in mine["ci_level"] if finite(v)}
         level = f"{next(iter(levels)):.0%}" if len(levels) == 1 else "the task's"
@@ -999,27 +1002,30 @@ class _Plotter:
     # overview heatmap
     def overview(self) -> None:
         frame = self.results
-        head = frame[
-            frame["_readout"] & (frame["metric"] == frame["task"].map(self.headline)) & (frame["condition"] == "")
-        ]
-        tasks = [t for t in task_order(self.results) if t in set(head["task"])]
-        if not tasks:
+        head = frame[frame["_readout"] & (frame["metric"] == frame["task"].map(self.headline))]
+        columns: list[tuple[str, str]] = []  # (task, condition): the task's headline without a condition, else
+        for task in task_order(self.results):  # one column per condition (each with its own human value)
+            conditions = list(dict.fromkeys(head.loc[head["task"] == task, "condition"]))
+            columns += [(task, "")] if "" in conditions else [(task, c) for c in conditions]
+        if not columns:
             return
-        matrix = np.full((len(self.models), len(tasks)), np.nan)
-        for (model, task), value in head.groupby(["model", "task"], sort=False)["value"].first().items():
-            if model in self.models:
-                matrix[self.models.index(model), tasks.index(task)] = value
+        matrix = np.full((len(self.models), len(columns)), np.nan)
+        for (model, task, condition), value in (
+            head.groupby(["model", "task", "condition"], sort=False)["value"].first().items()
+        ):
+            if model in self.models and (task, condition) in columns:
+                matrix[self.models.index(model), columns.index((task, condition))] = value
         targets, modes = [], []
-        for task in tasks:
+        for task, condition in columns:
             metric = self.headline.get(task, "")
             kind = metric_info(metric).direction
-            target = task_target(frame[frame["task"] == task], metric) if kind == "target" else None
+            target = task_target(frame[frame["task"] == task], metric, condition) if kind == "target" else None
             targets.append(target)
             modes.append(column_mode(kind, target))
         fig = overview_figure(
             matrix,
-            tasks,
-            [self.headline.get(t, "") for t in tasks],
+            [f"{t} · {c}" if c else t for t, c in columns],
+            [self.headline.get(t, "") for t, _ in columns],
             modes,
             targets,
             [self.label(m) for m in self.models],

@@ -69,6 +69,8 @@ def verdict(row: dict[str, Any] | pd.Series) -> str:
     which effect is larger in magnitude."""
     get = row.get
     a, b, metric = str(get("model_a")), str(get("model_b")), str(get("metric"))
+    condition = get("condition")
+    on = f"{metric} ({condition})" if isinstance(condition, str) and condition else metric
     diff, low, high = float(get("diff", np.nan)), float(get("ci_low", np.nan)), float(get("ci_high", np.nan))
     p, p_holm = _float(row, "p_value"), _float(row, "p_holm")
     level = float(get("ci_level", 0.95) or 0.95)
@@ -91,12 +93,12 @@ def verdict(row: dict[str, Any] | pd.Series) -> str:
     winner, loser = (a, b) if a_wins else (b, a)
     if closeness:
         if not decided:
-            return f"neither {a} nor {b} is significantly closer to the human value on {metric} ({detail})"
-        return f"{winner} is closer to the human value than {loser} on {metric} ({detail})"
+            return f"neither {a} nor {b} is significantly closer to the human value on {on} ({detail})"
+        return f"{winner} is closer to the human value than {loser} on {on} ({detail})"
     if magnitude or direction == "target":
         if not decided:
-            return f"no significant difference in magnitude between {a} and {b} on {metric} ({detail})"
-        return f"{winner}'s {metric} is larger in magnitude than {loser}'s ({detail})"
+            return f"no significant difference in magnitude between {a} and {b} on {on} ({detail})"
+        return f"{winner}'s {on} is larger in magnitude than {loser}'s ({detail})"
     if not decided:
-        return f"no significant difference between {a} and {b} on {metric} ({detail})"
-    return f"{winner} beats {loser} on {metric} ({detail})"
+        return f"no significant difference between {a} and {b} on {on} ({detail})"
+    return f"{winner} beats {loser} on {on} ({detail})"

@@ -20,7 +20,7 @@ from ..errors import ConfigError, DataError
 from ..metrics import TARGET, MetricInfo
 from ..results import Metric
 from ..stats import weighted_mean
-from .base import BaseTask
+from .base import BaseTask, CellValues, bootstrap_of, paired_row
 
 
 class ConditionedAverageDistances(BaseTask):
@@ -95,8 +95,7 @@ class ConditionedAverageDistances(BaseTask):
         return f"Mean {distance_name(self.distance)} distance" + (" (÷ largest distance)" if self.normalize else "")
 
     def score(self, distances: np.ndarray) -> list[Metric]:
-        scale = float(np.max(distances)) if self.normalize and len(distances) else 1.0
-        values = np.asarray(distances, dtype=float) / scale if scale > 0 else np.asarray(distances, dtype=float)
+        values = _scaled(distances, {"normalize": self.normalize})
         protocol = "mean (normalized by max distance)" if self.normalize else "mean"
         masks = {c: self.condition_of_pair == c for c in self.conditions}
         samples = self.bootstrap.samples(
@@ -126,6 +125,53 @@ class ConditionedAverageDistances(BaseTask):
             if condition in self.human_effect:
                 out += human_rows(self, metric, self.human_effect[condition], unit, condition=condition)
         return out
+
+    @classmethod
+    def compare(cls, a: CellValues, b: CellValues) -> list[dict[str, Any]]:
+        """One row per condition with a human value: a paired bootstrap (pairs resampled within each condition,
+        the resamples of `score`) of how close each model's mean distance comes to it, `|value − human|`.
+        Conditions without a human value have no better side and are not compared."""
+        s = a.scoring
+        of = np.asarray(s.get("condition_of_pair") or [], dtype=object)
+        if len(of) != len(a.values):
+            return []
+        rows = []
+        for condition, human in (s.get("human_effect") or {}).items():
+            mask, human = of == condition, float(human)
+
+            def closeness(e: CellValues, mask: np.ndarray = mask, human: float = human) -> float:
+                return abs(float(np.mean(_scaled(e.values, s)[mask])) - human)
+
+            def resampled(e: CellValues, counts: np.ndarray, mask: np.ndarray = mask, human: float = human) -> Any:
+                return np.abs(weighted_mean(_scaled(e.values, s)[mask], counts[:, mask]) - human)
+
+            row = paired_row(
+                "mean_distance",
+                a,
+                b,
+                closeness,
+                resampled,
+                f"paired bootstrap({bootstrap_of(s).n_boot}, pairs within each condition) of |value − human|",
+                strata=of,
+            )
+            rows.append({**row, "condition": condition, "quantity": f"|value − human| (human {human:.4g})"})
+        return rows
+
+    def scoring(self) -> dict[str, Any]:
+        return {
+            **super().scoring(),
+            "condition_of_pair": [str(c) for c in self.condition_of_pair],
+            "human_effect": self.human_effect,
+            "normalize": self.normalize,
+            "unit": "pairs within each condition",
+        }
+
+
+def _scaled(values: np.ndarray, scoring: dict[str, Any]) -> np.ndarray:
+    """The distances as `score` averages them: divided by the largest when the task normalizes."""
+    values = np.asarray(values, dtype=float)
+    scale = float(np.max(values)) if scoring.get("normalize") and len(values) else 1.0
+    return values / scale if scale > 0 else values
 
 
 def human_rows(task: BaseTask, model: Metric, human: float, unit: str, condition: str | None = None) -> list[Metric]:

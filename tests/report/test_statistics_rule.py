@@ -124,3 +124,48 @@ def test_an_unadjusted_ci_excluding_0_with_holm_p_above_005_is_not_significant_a
     }
     assert filled.get_label() == "significant (Holm)" and "Holm-adjusted p" in info.caption
     assert any("p_Holm" in label for label in labels)
+
+
+HUMAN_CONDITIONS = """
+[[tasks]]
+name = "cond"
+type = "conditions"
+pairs = "data/cond.csv"
+images = "data/images"
+conditions = ["near", "far"]
+human_effect = { near = 0.2 }
+n_boot = 200
+"""
+
+
+def test_a_metric_with_a_human_target_is_in_the_overview_and_the_comparisons(bench) -> None:
+    """The `conditions` task's mean distance has a human target per condition: it gets an overview column per
+    condition (coloured by closeness to its human value) and comparisons of |value − human| for the conditions
+    with a human value (before: neither)."""
+    bench.grid(tasks=("verif",), extra=HUMAN_CONDITIONS)
+    bench.test_file()
+    result = bench.run()
+    result.assert_outcomes(passed=4)
+    comparisons = pd.read_csv(bench.out / "comparisons.csv", keep_default_na=False)
+    cond = comparisons[comparisons["task"] == "cond"]
+    assert cond[["metric", "condition"]].values.tolist() == [["mean_distance", "near"]]  # "far": no human value
+    row = cond.iloc[0]
+    assert row["quantity"] == "|value − human| (human 0.2)"
+    results = bench.results().fillna({"condition": ""})
+    near = results[(results["task"] == "cond") & (results["metric"] == "mean_distance") & results["readout"]]
+    near = near[near["condition"] == "near"].set_index("model")["value"]
+    assert row["value_a"] == pytest.approx(abs(near[row["model_a"]] - 0.2))  # hand: |mean − human|
+    assert row["value_b"] == pytest.approx(abs(near[row["model_b"]] - 0.2))
+    assert row["diff"] == pytest.approx(row["value_a"] - row["value_b"])
+    assert row["ci_low"] <= row["diff"] <= row["ci_high"] and 0 <= row["p_value"] <= 1
+    # report.html: the verdict names the condition
+    text = html.unescape((bench.out / "report.html").read_text(encoding="utf-8"))
+    assert re.search(r"closer to the human value (than \w+ )?on mean_distance \(near\)", text)
+    # the overview: one column per condition of the conditions task, "near" coloured by closeness to 0.2
+    overview = next(f for i, f in draw_figures(bench.out) if i.kind == "overview")
+    ticks = [" ".join(t.get_text().split()) for t in overview.axes[0].get_xticklabels()]
+    assert [t.split(" Mean")[0] for t in ticks if t.startswith("cond")] == ["cond · near", "cond · far"]
+    assert "(closer to human 0.2 is better)" in next(t for t in ticks if t.startswith("cond · near"))
+    # and the forest plot has a panel for it
+    forest = next(f for i, f in draw_figures(bench.out) if i.kind == "forest" and i.task == "cond")
+    assert forest.axes[0].get_title() == "Mean distance · near"
