@@ -469,20 +469,13 @@ class _Plotter:
 
     def roc_and_distributions(self, task: str, rows: pd.DataFrame, base: str) -> None:
         data = self._verification_data(task, rows)
-        curves = [
-            curve
-            for model, layer, labels, distances in data
-            if (
-                curve := roc_curve(
-                    f"{self.label(model)} · {layer}" if layer else self.label(model),
-                    self.color(model),
-                    labels,
-                    distances,
-                    **dict(zip(("auc", "auc_ci"), self._auc_row(rows, model, layer))),
-                )
-            )
-            is not None
-        ]
+        curves = []
+        for model, layer, labels, distances in data:
+            auc, auc_ci = self._auc_row(rows, model, layer)
+            label = f"{self.label(model)} · {layer}" if layer else self.label(model)
+            curve = roc_curve(label, self.color(model), labels, distances, auc=auc, auc_ci=auc_ci)
+            if curve is not None:
+                curves.append(curve)
         if curves:
             fig = figure(10.6, 4.6, self.dpi)
             adjust(fig, left=0.6, right=0.3, top=0.75, bottom=0.55, wspace=0.75, cols=2)
