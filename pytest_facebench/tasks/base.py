@@ -374,7 +374,11 @@ class BaseTask:
         note: str = "",
         extra: dict[str, Any] | None = None,
     ) -> Metric:
-        """A `Metric` with its bootstrap interval from `samples` (none when the value is undefined)."""
+        """A `Metric` with its bootstrap interval from `samples` (none when the value is undefined). A spread
+        (`*_std`) never gets one: a percentile interval of a resampled std need not contain the std itself
+        (README, "Statistics: one rule")."""
+        if metric.endswith("_std"):
+            samples = None
         low = high = np.nan
         notes = [note] if note else []
         if samples is not None and np.isfinite(value) and self.bootstrap.enabled:

@@ -644,3 +644,14 @@ def test_flip_test_sums_the_flipped_embedding_and_normalizes():
     assert plain.identity()["arguments"]["flip_test"] is False and flipped.identity()["arguments"]["flip_test"] is True
     own = OwnIdentity(flip_test=True).identity()  # a subclass adds to the identity; it cannot drop flip_test
     assert own["source"] == "own" and own["arguments"]["flip_test"] is True
+
+
+def test_no_spread_gets_a_ci_that_could_miss_it(tmp_path):
+    """README "Statistics: one rule": a std (`*_std`, e.g. accuracy_kfold_std) has no CI, whatever task makes it:
+    the percentile interval of resampled stds can lie wholly above the std (0.05 [0.0528, 0.207] in issue 20)."""
+    task = accuracy_task(tmp_path, np.arange(40) % 2 == 0, **FAST)
+    samples = np.linspace(0.0528, 0.207, 200)  # the issue's resampled stds: all above the estimate 0.05
+    spread = task.metric("fold_spread_std", 0.05, samples)
+    assert np.isnan(spread.ci_low) and np.isnan(spread.ci_high) and spread.extra["ci_method"] == "none"
+    mean = task.metric("fold_mean", 0.05, samples)  # any other metric keeps its interval
+    assert mean.ci_low == pytest.approx(np.percentile(samples, 2.5)) and mean.ci_high > mean.ci_low
