@@ -169,3 +169,15 @@ def test_a_metric_with_a_human_target_is_in_the_overview_and_the_comparisons(ben
     # and the forest plot has a panel for it
     forest = next(f for i, f in draw_figures(bench.out) if i.kind == "forest" and i.task == "cond")
     assert forest.axes[0].get_title() == "Mean distance · near"
+
+
+def test_p_holm_of_exactly_005_is_not_below_005() -> None:
+    """A Holm-adjusted bootstrap p of 25 × 0.002 prints as p_Holm = 0.050: it is not significant at 95% (the
+    float 1 − 0.95 is slightly above 0.05, which used to call it significant)."""
+    row = {"ci_low": 0.035, "ci_high": 0.25, "p_value": 0.002, "p_holm": 25 * 0.002, "ci_level": 0.95}
+    assert not significant(row)
+    assert significant({**row, "p_holm": 0.048}) and not significant({**row, "p_holm": 0.048, "ci_low": -0.01})
+    assert significant({**row, "p_holm": float("nan")})  # no adjustment: the raw p decides
+    assert verdict({**row, "model_a": "a", "model_b": "b", "metric": "auc", "diff": 0.1}).startswith(
+        "no significant difference between a and b on auc"
+    )
