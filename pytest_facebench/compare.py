@@ -4,7 +4,7 @@
 records, distances and the task's `scoring` facts) and compares every two models that scored the same
 rows of a task, each at its readout layer. How two models compare on a task is the task class's own
 `compare` (e.g. DeLong's test and a paired bootstrap of the k-fold accuracy for verification); this module
-pairs the models, and `p_holm` adjusts the p-values of one task and metric for the number of model pairs
+pairs the models, and `p_holm` adjusts the p-values of one task, metric and condition for the number of model pairs
 (Holm), and `significant` is `report.verdicts.significant`'s decision, the one rule every view follows
 (p_holm < 1 − ci_level and the CI excludes 0). Both models are evaluated on the same resamples (the task's `n_boot`, `seed` and `ci`).
 `report.verdicts.verdict(row)` turns a row into the sentence a report prints.
@@ -77,7 +77,7 @@ def comparisons_frame(cells: list[dict[str, Any]]) -> pd.DataFrame:
                 )
     frame = pd.DataFrame(rows, columns=COLUMNS)
     if not frame.empty:
-        frame["p_holm"] = frame.groupby(["task", "metric"], sort=False)["p_value"].transform(holm)
+        frame["p_holm"] = frame.groupby(["task", "metric", "condition"], sort=False)["p_value"].transform(holm)
         frame["significant"] = [significant(row) for row in frame.to_dict("records")]
     return frame
 

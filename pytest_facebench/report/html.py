@@ -865,7 +865,7 @@ def render_html(
             '<section id="comparisons"><h2>Model comparisons</h2><p class="muted">Paired tests at the '
             "readout layers (DeLong for AUC, paired bootstrap otherwise). One rule decides every verdict, "
             "the forest plots' filled points and comparisons.csv's <code>significant</code> column: a "
-            "difference is significant when its Holm-adjusted p (per task and metric, over the model pairs) "
+            "difference is significant when its Holm-adjusted p (per task, metric and condition, over the model pairs) "
             "is below 1 − the CI level and its CI excludes 0. The CIs are per comparison, unadjusted: one that "
             "excludes 0 with a Holm-adjusted p of 0.05 or more is not significant. Every column of the tests: "
             '<a href="comparisons.csv">comparisons.csv</a>.</p>'

@@ -250,7 +250,7 @@ def comparisons_paragraph(comparisons: pd.DataFrame) -> str:
     )
     holm = "p_holm" in comparisons and pd.to_numeric(comparisons["p_holm"], errors="coerce").notna().any()
     if holm:
-        text += " p-values were adjusted for multiple comparisons with Holm's method within each task and metric."
+        text += " p-values were adjusted for multiple comparisons with Holm's method within each task, metric and condition (over the model pairs)."
     if len(level):
         percent = format_number(100 * level.iloc[0], 0)
         text += f" Differences are reported with {percent}% paired confidence intervals (per comparison, unadjusted)."

@@ -986,7 +986,7 @@ class _Plotter:
             task,
             title,
             caption=f"Each row: model A − model B with its {level} CI (comparisons.csv, per comparison, unadjusted). "
-            "Filled: significant by the report's one rule (Holm-adjusted p, per task and metric, below 1 − the CI "
+            "Filled: significant by the report's one rule (Holm-adjusted p, per task, metric and condition, below 1 − the CI "
             "level, and the CI excludes 0), as in the verdicts; a hollow point's CI may exclude 0 when the "
             "correction for the number of model pairs decides against it.",
             items=sum(len(mine) for _, mine, _ in blocks),
@@ -1029,7 +1029,8 @@ class _Plotter:
         caption = (
             "Columns are coloured by their metric's direction: higher or lower is better (viridis, brighter is "
             "better), closer to the human value is better (brighter is closer), a target without a human value "
-            "(blue–red, centred at 0), descriptive (flat grey)."
+            "(blue–red, centred at 0), descriptive (flat grey). A task whose headline is per condition has a "
+            "column per condition, each with its own human value."
         )
         self.save(fig, "overview", "overview", None, title, caption, items=int(np.isfinite(matrix).sum()))
 

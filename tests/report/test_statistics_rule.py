@@ -133,22 +133,23 @@ type = "conditions"
 pairs = "data/cond.csv"
 images = "data/images"
 conditions = ["near", "far"]
-human_effect = { near = 0.2 }
+human_effect = { near = 0.2, far = 0.6 }
 n_boot = 200
 """
 
 
 def test_a_metric_with_a_human_target_is_in_the_overview_and_the_comparisons(bench) -> None:
     """The `conditions` task's mean distance has a human target per condition: it gets an overview column per
-    condition (coloured by closeness to its human value) and comparisons of |value − human| for the conditions
-    with a human value (before: neither)."""
+    condition (coloured by closeness to its human value) and comparisons of |value − human| per condition,
+    Holm-adjusted within the condition (before: neither)."""
     bench.grid(tasks=("verif",), extra=HUMAN_CONDITIONS)
     bench.test_file()
     result = bench.run()
     result.assert_outcomes(passed=4)
     comparisons = pd.read_csv(bench.out / "comparisons.csv", keep_default_na=False)
     cond = comparisons[comparisons["task"] == "cond"]
-    assert cond[["metric", "condition"]].values.tolist() == [["mean_distance", "near"]]  # "far": no human value
+    assert cond[["metric", "condition"]].values.tolist() == [["mean_distance", "near"], ["mean_distance", "far"]]
+    assert cond["p_holm"].tolist() == cond["p_value"].tolist()  # Holm per condition: one model pair each
     row = cond.iloc[0]
     assert row["quantity"] == "|value − human| (human 0.2)"
     results = bench.results().fillna({"condition": ""})
@@ -166,9 +167,10 @@ def test_a_metric_with_a_human_target_is_in_the_overview_and_the_comparisons(ben
     ticks = [" ".join(t.get_text().split()) for t in overview.axes[0].get_xticklabels()]
     assert [t.split(" Mean")[0] for t in ticks if t.startswith("cond")] == ["cond · near", "cond · far"]
     assert "(closer to human 0.2 is better)" in next(t for t in ticks if t.startswith("cond · near"))
-    # and the forest plot has a panel for it
+    assert "(closer to human 0.6 is better)" in next(t for t in ticks if t.startswith("cond · far"))
+    # and the forest plot has a panel for each
     forest = next(f for i, f in draw_figures(bench.out) if i.kind == "forest" and i.task == "cond")
-    assert forest.axes[0].get_title() == "Mean distance · near"
+    assert [ax.get_title() for ax in forest.axes] == ["Mean distance · near", "Mean distance · far"]
 
 
 def test_p_holm_of_exactly_005_is_not_below_005() -> None:

@@ -655,3 +655,27 @@ def test_no_spread_gets_a_ci_that_could_miss_it(tmp_path):
     assert np.isnan(spread.ci_low) and np.isnan(spread.ci_high) and spread.extra["ci_method"] == "none"
     mean = task.metric("fold_mean", 0.05, samples)  # any other metric keeps its interval
     assert mean.ci_low == pytest.approx(np.percentile(samples, 2.5)) and mean.ci_high > mean.ci_low
+
+
+def test_conditions_compare_closeness_to_the_human_value_per_condition(tmp_path):
+    """Comparisons of the `conditions` task: |mean distance − human| per condition that has a human value (hand
+    values), normalized as `score` normalizes; a condition without one is not compared."""
+    rows = [{"img1": f"x{i}.png", "img2": f"y{i}.png", "condition": c} for i, c in enumerate("aaaabbbb")]
+    path = write(tmp_path, rows)
+    task = ConditionedAverageDistances("k", path, tmp_path / "images", human_effect={"b": 0.5}, **FAST).load()
+    a = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])  # b mean 0.65: 0.15 from 0.5
+    b = np.array([0.4, 0.3, 0.2, 0.1, 0.4, 0.5, 0.6, 0.5])  # b mean 0.50: 0 from 0.5
+    (row,) = comparisons_frame([payload(task, "A", a), payload(task, "B", b)]).to_dict("records")
+    assert (row["metric"], row["condition"]) == ("mean_distance", "b")
+    assert row["value_a"] == pytest.approx(0.15) and row["value_b"] == pytest.approx(0.0, abs=1e-12)
+    assert row["quantity"] == "|value − human| (human 0.5)" and row["ci_low"] <= row["diff"] <= row["ci_high"]
+    assert verdict(row).split(" (")[0] in (
+        "B is closer to the human value than A on mean_distance",
+        "neither A nor B is significantly closer to the human value on mean_distance",
+    )
+    normalized = ConditionedAverageDistances(
+        "k", path, tmp_path / "images", human_effect={"b": 0.5}, normalize=True, **FAST
+    ).load()
+    (row,) = comparisons_frame([payload(normalized, "A", a), payload(normalized, "B", b)]).to_dict("records")
+    assert row["value_a"] == pytest.approx(abs(0.65 / 0.8 - 0.5))  # each model's largest distance: 0.8, 0.6
+    assert row["value_b"] == pytest.approx(abs(0.5 / 0.6 - 0.5))
