@@ -21,53 +21,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import WeightsUnavailable
+from .face import ARCFACE_112, similarity_transform
+from .model_files import require_dlib, shape_predictor
 
 if TYPE_CHECKING:
     from PIL import Image
 
-Box = tuple[float, float, float, float]
-
-ARCFACE_112 = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
-    dtype=np.float64,
-)
-ARCFACE_112.setflags(write=False)
 ALIGNMENTS = ("none", "arcface_112", "facenet_160", "dlib_150")
 OUTPUT_SIZES = {"arcface_112": 112, "facenet_160": 160, "dlib_150": 150}
 # What each alignment needs from a detection.
 NEEDS_LANDMARKS = frozenset({"arcface_112"})
 FACENET_MARGIN = 14  # facenet-pytorch's LFW evaluation (examples/lfw_evaluate.ipynb); MTCNN's own default is 0
 DLIB_PADDING = 0.25  # dlib.get_face_chip's default, used by dlib's face recognition example
-
-
-def similarity_transform(src: Any, dst: Any) -> np.ndarray:
-    """The (2, 3) similarity (rotation, uniform scale, translation; no reflection) that maps `src`
-    points onto `dst` points in the least-squares sense (Umeyama 1991, as skimage's
-    `SimilarityTransform.estimate`, which insightface's `face_align.estimate_norm` uses)."""
-    src = np.asarray(src, dtype=np.float64)
-    dst = np.asarray(dst, dtype=np.float64)
-    if src.ndim != 2 or src.shape[1] != 2 or src.shape != dst.shape or len(src) < 2:
-        raise ValueError(
-            f"expected two (n, 2) point arrays of the same shape with n >= 2; got {src.shape} and {dst.shape}"
-        )
-    if not (np.isfinite(src).all() and np.isfinite(dst).all()):
-        raise ValueError("points must be finite")
-    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
-    src_c, dst_c = src - src_mean, dst - dst_mean
-    src_var = (src_c**2).sum() / len(src)
-    if src_var <= 1e-12 * max(1.0, float(np.abs(src).max()) ** 2):
-        raise ValueError("the source points all coincide: no similarity is defined")
-    covariance = dst_c.T @ src_c / len(src)
-    u, singular, vt = np.linalg.svd(covariance)
-    signs = np.ones(2)
-    if np.linalg.det(covariance) < 0:  # the best orthogonal map would be a reflection: flip the weakest axis
-        signs[-1] = -1.0
-    rotation = u @ np.diag(signs) @ vt
-    scale = float(singular @ signs) / src_var
-    matrix = np.empty((2, 3))
-    matrix[:, :2] = scale * rotation
-    matrix[:, 2] = dst_mean - scale * rotation @ src_mean
-    return matrix
 
 
 def apply_transform(matrix: np.ndarray, points: Any) -> np.ndarray:
@@ -154,10 +119,7 @@ def crop_facenet_160(
 
 def dlib_rectangle(box: Sequence[float]) -> Any:
     """A dlib rectangle (inclusive corners) for an (x0, y0, x1, y1) box with exclusive x1, y1."""
-    from .model_files import require_dlib
-
     dlib: Any = require_dlib()
-
     x0, y0, x1, y1 = (round(float(v)) for v in box)
     return dlib.rectangle(x0, y0, max(x0, x1 - 1), max(y0, y1 - 1))
 
@@ -173,9 +135,6 @@ def chip_dlib_150(
     """dlib's face chip: `dlib.get_face_chip(image, shape, size, padding)`, where `shape` is a dlib
     `full_object_detection` (5 or 68 parts). Without one, dlib's 5-point shape predictor runs on `box`."""
     from PIL import Image
-
-    from .detect import shape_predictor
-    from .model_files import require_dlib
 
     dlib: Any = require_dlib()
     pixels = np.ascontiguousarray(np.asarray(image.convert("RGB")))

@@ -30,7 +30,9 @@ from .align import (
     alignment_parameters,
     center_crop,
 )
-from .detect import Detector, Face, first_version, make_detector, parse_detector
+from .detect import first_version, make_detector, parse_detector
+from .face import Detector, Face
+from .model_files import shape_predictor
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -178,8 +180,6 @@ class FaceAligner:
         if self._detector is not None:
             self._detector.load()
         if self.align == "dlib_150":
-            from .detect import shape_predictor
-
             shape_predictor("shape_5")
 
     def __repr__(self) -> str:

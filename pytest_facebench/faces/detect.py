@@ -15,15 +15,17 @@ its options only, so it travels to DataLoader workers, which load the weights th
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ..cache import package_version
-from ..errors import ConfigError, ModelError, WeightsUnavailable
-from .model_files import DLIB_FILES, dlib_model_file, require_dlib
+from ..errors import ConfigError, WeightsUnavailable
+from .face import Detector, Face
+from .landmarks import LandmarksDetector
+from .model_files import DLIB_FILES, dlib_model_file, load_dlib_model, require_dlib, shape_predictor
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -39,67 +41,9 @@ NOSE_TIP_68, MOUTH_LEFT_68, MOUTH_RIGHT_68 = 30, 48, 54
 DLIB_MIN_SIDE = 40
 
 
-@dataclass(frozen=True)
-class Face:
-    """One detection. `box` = (x0, y0, x1, y1), x1/y1 exclusive; `landmarks5` (5, 2) or None."""
-
-    box: tuple[float, float, float, float]
-    landmarks5: np.ndarray | None = field(default=None, compare=False)
-    score: float = 1.0
-
-    @property
-    def area(self) -> float:
-        x0, y0, x1, y1 = self.box
-        return max(0.0, x1 - x0) * max(0.0, y1 - y0)
-
-    @property
-    def center(self) -> tuple[float, float]:
-        x0, y0, x1, y1 = self.box
-        return (x0 + x1) / 2.0, (y0 + y1) / 2.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "box": [float(v) for v in self.box],
-            "score": float(self.score),
-            "landmarks5": None if self.landmarks5 is None else np.asarray(self.landmarks5, float).tolist(),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Face:
-        """The inverse of `to_json`; ValueError on anything else."""
-        box = tuple(float(v) for v in data["box"])
-        if len(box) != 4:
-            raise ValueError(f"a box has 4 numbers; got {len(box)}")
-        points = data.get("landmarks5")
-        landmarks = None if points is None else np.asarray(points, dtype=np.float64)
-        if landmarks is not None and landmarks.shape != (5, 2):
-            raise ValueError(f"landmarks5 must be (5, 2); got {landmarks.shape}")
-        return cls(box=box, landmarks5=landmarks, score=float(data["score"]))
-
-
 def first_version(*distributions: str) -> str:
     """The version of the first installed distribution among alternatives (dlib and dlib-bin: one module)."""
     return next((v for v in map(package_version, distributions) if v != "absent"), "absent")
-
-
-class Detector:
-    """Base class: `detect(image, path)` → faces, best score first; `describe()` → what changes them."""
-
-    name: ClassVar[str] = ""
-    # True when detections depend on the image path (a landmarks file), not only on its pixels.
-    uses_path: ClassVar[bool] = False
-
-    def describe(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def load(self) -> None:
-        """Load the weights now (raises `WeightsUnavailable`); `detect` loads them on first use anyway."""
-
-    def detect(self, image: Image.Image, path: Path | None = None) -> list[Face]:
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.describe()})"
 
 
 # ---------------------------------------------------------------------------------------------- dlib
@@ -109,24 +53,10 @@ def _hog_detector() -> Any:
     return dlib.get_frontal_face_detector()
 
 
-def _load_dlib_model(loader: Any, path: Path) -> Any:
-    try:
-        return loader(str(path))
-    except RuntimeError as exc:  # dlib's message for a truncated or foreign file
-        raise ModelError(f"cannot load dlib model file {path}: {exc}".replace("\n", " ")) from None
-
-
 @functools.cache
 def _cnn_detector() -> Any:
     dlib: Any = require_dlib()
-    return _load_dlib_model(dlib.cnn_face_detection_model_v1, dlib_model_file("cnn_detector"))
-
-
-@functools.cache
-def shape_predictor(kind: str) -> Any:
-    """dlib's `shape_5` or `shape_68` predictor, loaded once per process."""
-    dlib: Any = require_dlib()
-    return _load_dlib_model(dlib.shape_predictor, dlib_model_file(kind))
+    return load_dlib_model(dlib.cnn_face_detection_model_v1, dlib_model_file("cnn_detector"))
 
 
 def landmarks5_from_68(points: np.ndarray) -> np.ndarray:
@@ -312,8 +242,6 @@ def make_detector(spec: str, images_root: Path | None = None) -> Detector | None
     """The detector a spec string names (None for 'none'). Loads no weights."""
     name, options = parse_detector(spec)
     if name == "landmarks":
-        from .landmarks import LandmarksDetector
-
         return LandmarksDetector(Path(str(options)), images_root)
     assert isinstance(options, dict)
     allowed = {"dlib_hog": {"upsample"}, "dlib_cnn": {"upsample"}}.get(name, set())

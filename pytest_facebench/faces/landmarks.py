@@ -27,8 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ..errors import DataError, list_some
-from .align import ARCFACE_112, similarity_transform
-from .detect import Detector, Face
+from .face import ARCFACE_112, Detector, Face, similarity_transform
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -1,4 +1,5 @@
-"""Locating the dlib model files that the `face_recognition_models` package ships, offline.
+"""Locating the dlib model files that the `face_recognition_models` package ships, offline, and loading
+them (`shape_predictor`, shared by detection, alignment and the landmark-based manipulations).
 
 `face_recognition_models/__init__.py` imports `pkg_resources`, which recent setuptools no longer
 provides (face_recognition #1645), so the package is located with `importlib.util.find_spec` and its
@@ -7,10 +8,12 @@ provides (face_recognition #1645), so the package is located with `importlib.uti
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
+from typing import Any
 
-from ..errors import WeightsUnavailable
+from ..errors import ModelError, WeightsUnavailable
 
 PACKAGE = "face_recognition_models"
 DLIB_FILES = {
@@ -53,3 +56,18 @@ def require_dlib() -> object:
     except ImportError:
         raise WeightsUnavailable(f"dlib is not installed; {INSTALL_HINT}") from None
     return dlib
+
+
+def load_dlib_model(loader: Any, path: Path) -> Any:
+    """`loader(path)` (a dlib model class), or `ModelError` naming the file that dlib refuses."""
+    try:
+        return loader(str(path))
+    except RuntimeError as exc:  # dlib's message for a truncated or foreign file
+        raise ModelError(f"cannot load dlib model file {path}: {exc}".replace("\n", " ")) from None
+
+
+@functools.cache
+def shape_predictor(kind: str) -> Any:
+    """dlib's `shape_5` or `shape_68` predictor, loaded once per process."""
+    dlib: Any = require_dlib()
+    return load_dlib_model(dlib.shape_predictor, dlib_model_file(kind))

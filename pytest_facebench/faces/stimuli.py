@@ -258,7 +258,8 @@ def _box(size: tuple[int, int], fractions: tuple[float, float, float, float]) ->
 
 def _predict(pixels: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
     from .align import dlib_rectangle
-    from .detect import _shape_points, shape_predictor
+    from .detect import _shape_points
+    from .model_files import shape_predictor
 
     try:
         predictor = shape_predictor("shape_68")
