@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import json
 import logging
 import os
@@ -17,13 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
-
 log = logging.getLogger("facebench")
 T = TypeVar("T")
 MAGIC = b"FBE1"
 HEADER = struct.Struct("<4sIQ")  # magic, crc32 of payload, payload length
-FORMAT_VERSION = "1"
 
 
 def layer_key(parts: dict[str, Any]) -> str:
@@ -94,7 +90,3 @@ def read_entry(path: Path, decode: Callable[[memoryview], T], on_corrupt: Callab
         if on_corrupt is not None:
             on_corrupt()
     return value
-
-
-def _load_array(payload: memoryview) -> np.ndarray:
-    return np.load(io.BytesIO(payload), allow_pickle=False)

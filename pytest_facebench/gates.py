@@ -11,7 +11,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -328,10 +328,6 @@ def _drop(metric: str, old: float, new: float, target: float | None) -> float:
     return math.nan if before is None or after is None else after - before
 
 
-def outcome_dicts(outcomes: list[GateOutcome]) -> list[dict[str, Any]]:
-    return [asdict(o) for o in outcomes]
-
-
 # --- offline comparison of two runs -------------------------------------------------------------
 def register_saved_metrics(run_json: Path) -> None:
     """Make the metric directions a results dir recorded in its run.json known (task types not imported)."""
@@ -452,13 +448,6 @@ def compare_runs(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]],
     return pd.DataFrame(
         rows, columns=["task", "model", "layer", "metric", "condition", "old", "new", "change", "status"]
     )
-
-
-def append_history(path: Path, entry: dict[str, Any]) -> None:
-    """One JSON line per run."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
 
 
 @dataclass
