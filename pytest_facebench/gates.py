@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, FacebenchError
-from .metrics import RANK, MetricInfo, badness, metric_info, register
+from .metrics import RANK, MetricInfo, badness, learn, metric_info
 from .outputs.schema import cell_provenance
 
 BASELINE_FORMAT = "facebench-baseline/1"
@@ -333,7 +333,7 @@ def register_saved_metrics(run_json: Path) -> None:
     """Make the metric directions a results dir recorded in its run.json known (task types not imported)."""
     try:
         saved = json.loads(run_json.read_text()).get("metrics") or {}
-        register({m: MetricInfo(str(v["display"]), v.get("direction")) for m, v in saved.items()})
+        learn({m: MetricInfo(str(v["display"]), v.get("direction")) for m, v in saved.items()})
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return  # an older or damaged run.json: the built-in vocabulary still applies
 

@@ -2,6 +2,11 @@
 a direction. Task types declare their metrics (`BaseTask.metrics`, a dict id → `MetricInfo`); declaring a
 task class registers them here, so reports, gates and comparisons look them up by id.
 
+One id, one meaning: a second task class declaring an id with another display name or direction is a
+`ConfigError` naming the id and both classes (the same spec again is fine, and so is a class declared again
+from the same place, as a reloaded module does). What other processes or saved runs report (`remember_scoring`,
+`learn`) fills in ids no class here declared and never overrides a declaration.
+
 Directions:
 - `higher`: higher is better (accuracy, AUC, r);
 - `lower`: lower is better (EER);
@@ -22,6 +27,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from .errors import ConfigError
+
 HIGHER, LOWER, TARGET = "higher", "lower", "target"
 DIRECTIONS = (HIGHER, LOWER, TARGET, None)
 
@@ -41,20 +48,42 @@ class MetricInfo:
         return {HIGHER: True, LOWER: False}.get(self.direction or "")
 
 
-_REGISTERED: dict[str, MetricInfo] = {}
+_REGISTERED: dict[str, MetricInfo] = {}  # declared by the task classes of this process
+_DECLARED_BY: dict[str, str] = {}  # id → the module.Class that declared it first
+_LEARNED: dict[str, MetricInfo] = {}  # from other processes' scorings and saved runs
 RANK = re.compile(r"^rank(\d+)$")
 
 
-def register(metrics: dict[str, MetricInfo]) -> None:
-    """Make metric ids known by name (called for each task class; the first declaration of an id wins)."""
+def _spec(info: MetricInfo) -> str:
+    return f"({info.display!r}, {info.direction or 'no direction'})"
+
+
+def register(metrics: dict[str, MetricInfo], declared_by: str) -> None:
+    """Declare metric ids; `declared_by` names the place (module.Class). An id that another place declared
+    with a different display name or direction is a `ConfigError` naming the id and both places."""
     for metric, info in metrics.items():
-        _REGISTERED.setdefault(metric, info)
+        known, first = _REGISTERED.get(metric), _DECLARED_BY.get(metric)
+        if known is None or first == declared_by:
+            _REGISTERED[metric], _DECLARED_BY[metric] = info, declared_by
+        elif known != info:
+            raise ConfigError(
+                f"metric '{metric}' is declared twice, differently: {_spec(known)} by {first} and "
+                f"{_spec(info)} by {declared_by}; expected one spec per metric id (rename one of them)"
+            )
+
+
+def learn(metrics: dict[str, MetricInfo]) -> None:
+    """Metric ids reported by another process or a saved run: known unless declared here (never an error)."""
+    for metric, info in metrics.items():
+        _LEARNED.setdefault(metric, info)
 
 
 def metric_info(metric: str) -> MetricInfo:
     """A registered metric, a family member (`tar_at_far_<far>`, `rank<k>`), else an undirected custom metric."""
     if metric in _REGISTERED:
         return _REGISTERED[metric]
+    if metric in _LEARNED:
+        return _LEARNED[metric]
     if metric.startswith("tar_at_far_"):
         return MetricInfo(f"TAR@FAR={metric.removeprefix('tar_at_far_')}", HIGHER)
     if metric.startswith("tpir_at_fpir_"):
@@ -91,9 +120,13 @@ def remember_scoring(scoring: object) -> None:
         return
     declared = scoring.get("metrics")
     if isinstance(declared, dict):
-        for metric, info in declared.items():
-            if isinstance(info, (list, tuple)) and len(info) == 2 and info[1] in DIRECTIONS:
-                _REGISTERED.setdefault(str(metric), MetricInfo(str(info[0]), info[1]))
+        learn(
+            {
+                str(metric): MetricInfo(str(info[0]), info[1])
+                for metric, info in declared.items()
+                if isinstance(info, (list, tuple)) and len(info) == 2 and info[1] in DIRECTIONS
+            }
+        )
     if isinstance(scoring.get("type"), str) and scoring["type"] not in _TASK_TYPES:
         register_task_type(scoring["type"], str(scoring.get("headline") or ""), list(scoring.get("figures") or ()))
 
@@ -113,7 +146,7 @@ def badness(metric: str, value: float, target: float | None = None) -> float | N
 
 def metric_vocabulary() -> dict[str, tuple[str, str | None]]:
     """Every registered metric id → (display, direction): what `remember_scoring` takes back elsewhere."""
-    return {m: (info.display, info.direction) for m, info in _REGISTERED.items()}
+    return {m: (info.display, info.direction) for m, info in {**_LEARNED, **_REGISTERED}.items()}
 
 
 def display_name(metric: str) -> str:

@@ -71,7 +71,7 @@ class BaseTask:
                 f"{cls.__qualname__}.metrics must be a dict of metric id -> MetricInfo(display, "
                 f"direction), e.g. {{'auc': MetricInfo('AUC', 'higher')}}"
             )
-        register(cls.metrics)
+        register(cls.metrics, f"{cls.__module__}.{cls.__qualname__}")
         register_task_type(cls.type, cls.headline, cls.figures)
 
     @property

@@ -110,7 +110,9 @@ class IdentificationTask(BaseTask):
             )
         self.max_rank = max_rank
         self.fpirs = [float(f) for f in dict.fromkeys(fpirs)]
-        register({fpir_metric(f): _tpir_info(f) for f in self.fpirs})
+        register(
+            {fpir_metric(f): _tpir_info(f) for f in self.fpirs}, f"{type(self).__module__}.{type(self).__qualname__}"
+        )
         self.probe_rows = np.empty(0, dtype=np.int64)
         self.probe_image = np.empty(0, dtype=np.int64)
         self.gallery_image = np.empty(0, dtype=np.int64)  # the gallery, then the distractors
