@@ -29,6 +29,17 @@ TASK_FIXTURES_KEY = pytest.StashKey[dict[str, str]]()  # `<type>_task` fixture n
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("facebench", "face-perception benchmarks (pytest-facebench)")
+    _grid_options(group)
+    _shard_options(group)
+    _engine_options(group)
+    _cache_options(group)
+    _output_options(group)
+    _gate_options(group)
+    parser.addini("facebench_config", "grid file for pytest-facebench", default="")
+
+
+def _grid_options(group: pytest.OptionGroup) -> None:
+    """The grid: which file(s), and keys set or swept for this run."""
     group.addoption(
         "--facebench-config",
         metavar="FILE",
@@ -53,6 +64,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="one entry per value, named '<name>[<key>:<value>]', e.g. models.vgg16_untrained.kwargs.seed=0,1,2,3,4 "
         "(select one with -k 'vgg16_untrained[seed:3]'); tables add a mean ± SD row across the values",
     )
+
+
+def _shard_options(group: pytest.OptionGroup) -> None:
+    """Shards: one part of the grid's cells per job."""
     group.addoption(
         "--facebench-shard",
         metavar="K/N",
@@ -67,12 +82,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="balance shards by the test durations of an earlier run (its run.json, or {nodeid: seconds})",
     )
-    group.addoption(
-        "--facebench-out",
-        metavar="DIR",
-        default="facebench-results",
-        help="where results.csv, summary.csv, distances/ and run.json go (default: facebench-results)",
-    )
+
+
+def _engine_options(group: pytest.OptionGroup) -> None:
+    """The engine: device, precision, batches and decoding."""
     group.addoption(
         "--facebench-device",
         default="auto",
@@ -94,6 +107,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="DataLoader worker processes for decoding (default: sized to the CPU count)",
     )
     group.addoption(
+        "--facebench-decode",
+        default="pil",
+        type=_decoder,
+        help="image decoding: pil (in the loader workers; the only decoder: torchvision's nvJPEG decoding was "
+        "removed because its embeddings differed from PIL's)",
+    )
+
+
+def _cache_options(group: pytest.OptionGroup) -> None:
+    """The caches of embeddings and cell results."""
+    group.addoption(
         "--facebench-cache",
         metavar="DIR",
         default=None,
@@ -111,6 +135,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="score every cell again instead of reusing unchanged cell results (cached embeddings are still used)",
     )
+
+
+def _output_options(group: pytest.OptionGroup) -> None:
+    """The run folder, the terminal and the report's figures and numbers."""
+    group.addoption(
+        "--facebench-out",
+        metavar="DIR",
+        default="facebench-results",
+        help="where results.csv, summary.csv, distances/ and run.json go (default: facebench-results)",
+    )
     group.addoption("--facebench-no-progress", action="store_true", default=False, help="no progress bars")
     group.addoption(
         "--facebench-no-report",
@@ -119,12 +153,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write the CSV tables and run.json only (no plots/ and report.html)",
     )
     group.addoption(
-        "--facebench-decode",
-        default="pil",
-        type=_decoder,
-        help="image decoding: pil (in the loader workers; the only decoder: torchvision's nvJPEG decoding was "
-        "removed because its embeddings differed from PIL's)",
+        "--facebench-figures",
+        type=_figure_formats,
+        default=None,
+        metavar="FORMATS",
+        help="figure formats, comma-separated: png, svg, pdf (default: those of the folder's previous run, "
+        "else png; PNG is always written, report.html embeds it)",
     )
+    group.addoption(
+        "--facebench-dpi",
+        type=_at_least(10),
+        default=None,
+        metavar="N",
+        help="resolution of the PNG figures in dots per inch (default 100)",
+    )
+    group.addoption(
+        "--facebench-digits",
+        type=_at_least(0),
+        default=None,
+        metavar="D",
+        help="decimals of every number in the terminal, report.html and figures (default: as many as each CI needs)",
+    )
+
+
+def _gate_options(group: pytest.OptionGroup) -> None:
+    """Baselines and their gates."""
     group.addoption(
         "--facebench-baseline",
         metavar="FILE",
@@ -150,29 +203,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="fail a baseline gate only when the baseline value also lies outside the current CI",
     )
-    group.addoption(
-        "--facebench-figures",
-        type=_figure_formats,
-        default=None,
-        metavar="FORMATS",
-        help="figure formats, comma-separated: png, svg, pdf (default: those of the folder's previous run, "
-        "else png; PNG is always written, report.html embeds it)",
-    )
-    group.addoption(
-        "--facebench-dpi",
-        type=_at_least(10),
-        default=None,
-        metavar="N",
-        help="resolution of the PNG figures in dots per inch (default 100)",
-    )
-    group.addoption(
-        "--facebench-digits",
-        type=_at_least(0),
-        default=None,
-        metavar="D",
-        help="decimals of every number in the terminal, report.html and figures (default: as many as each CI needs)",
-    )
-    parser.addini("facebench_config", "grid file for pytest-facebench", default="")
 
 
 def _device_option(value: str) -> str:
