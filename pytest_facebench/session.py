@@ -440,8 +440,9 @@ class FacebenchSession:
             for r in stored
             if (r.get("model"), r.get("task")) in cells_in_grid and _test_file_exists(self.config, r["nodeid"])
         }
-        stale = {r["nodeid"] for r in stored if r["nodeid"] in selectable and stale_cells(r)}
-        selection = select_records(current, stored, identity, selectable, stale=stale)
+        stale = {r["nodeid"]: changed for r in stored if r["nodeid"] in selectable and (changed := stale_cells(r))}
+        selection = select_records(current, stored, identity, selectable, stale=set(stale))
+        selection.stale_sources = {n: sorted(set(stale[n])) for n in selection.stale}
         prune_records(self.out_dir, selection.records)
         info = self.run_info(grid_info, selection, unfinished, interrupted)
         if self._grid is not None:
@@ -543,7 +544,12 @@ class FacebenchSession:
             "xdist_workers": getattr(self.config.option, "numprocesses", None),
             "grid": grid_info,
             "identity": self.identity(),
-            "cells": {"this_run": selection.current, "kept": selection.kept, "kept_from": selection.kept_from},
+            "cells": {
+                "this_run": selection.current,
+                "kept": selection.kept,
+                "kept_from": selection.kept_from,
+                "stale": selection.stale_sources,  # earlier cells not kept: what changed since they ran
+            },
             "engine": {
                 "devices": sorted({c.get("stats", {}).get("engine", {}).get("device") for c in cells} - {None}),
                 "precision": options.precision,
@@ -582,7 +588,7 @@ class FacebenchSession:
             return
         if self.results is None:
             return
-        from .report.terminal import cell_count_line, demo_line, summary_table
+        from .report.terminal import cell_count_line, demo_line, stale_line, summary_table
 
         reporter.write_sep("=", "facebench")
         if summary.get("demo"):
@@ -605,6 +611,8 @@ class FacebenchSession:
         self._write_relations(reporter)
         selection: Selection = summary["selection"]
         reporter.write_line(cell_count_line(summary.get("counts") or {}, selection.kept, selection.kept_from))
+        if selection.stale:
+            reporter.write_line(stale_line(selection.stale_sources), yellow=True)
         if summary.get("interrupted"):
             unfinished = summary.get("unfinished", [])
             waiting = len([n for n in unfinished if n not in self.tests])

@@ -27,6 +27,7 @@ class Selection:
     kept_from: list[str] = field(default_factory=list)  # the start times of the runs kept cells come from
     dropped: int = 0
     stale: list[str] = field(default_factory=list)  # kept cells not kept: their code or settings changed
+    stale_sources: dict[str, list[str]] = field(default_factory=dict)  # node id → what changed (files)
 
 
 def select_records(

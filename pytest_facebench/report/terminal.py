@@ -19,6 +19,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -235,6 +236,20 @@ def cell_count_line(counts: Mapping[str, int], kept: int = 0, kept_from: Sequenc
     if kept:
         line += f"; {kept} kept from the run of {', '.join(kept_from)}"
     return line
+
+
+def stale_line(stale: Mapping[str, Sequence[str]], shown: int = 3) -> str:
+    """The earlier cells a partial run did not keep because their code or inputs changed since they ran
+    (node id → changed files), with the way to bring them back."""
+    names = [nodeid.rsplit("::", 1)[-1] for nodeid in stale]
+    changed = sorted({Path(f.removesuffix(" (gone)")).name for files in stale.values() for f in files})
+    listed = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+    them = "them" if len(names) != 1 else "it"
+    return (
+        f"{len(names)} earlier cell{'s' if len(names) != 1 else ''} not kept, stale: {listed} "
+        f"({', '.join(changed[:shown])}{' …' if len(changed) > shown else ''} changed since {them} ran; "
+        f"listed in run.json); run {them} again to include {them}"
+    )
 
 
 def demo_line(tasks: Iterable[str]) -> str:

@@ -153,8 +153,12 @@ def test_a_k_rerun_after_a_model_edit_does_not_keep_the_other_tasks_old_cell(ben
     bench.run("-k", "sim", out=out).assert_outcomes(passed=1)  # unchanged code: verif's cell is kept
     assert set(bench.results(out)["task"]) == {"verif", "sim"}
     lab.write_text("EXPONENT = 3\n")  # the model's numbers change
-    bench.run("-k", "sim", out=out).assert_outcomes(passed=1)
+    result = bench.run("-k", "sim", out=out)
+    result.assert_outcomes(passed=1)
     assert set(bench.results(out)["task"]) == {"sim"}  # verif's cell came from the old code
+    result.stdout.fnmatch_lines(["1 earlier cell not kept, stale: test_*[[]helped-verif[]] (labdeep.py changed since it ran; listed in run.json); run it again to include it"])
+    stale = json.loads((out / "run.json").read_text())["cells"]["stale"]
+    assert list(stale) == [n for n in stale if n.endswith("[helped-verif]")] and str(lab) in stale[next(iter(stale))]
 
 
 def test_the_cell_key_holds_the_embedding_inputs_and_the_aligners_library_versions(bench, monkeypatch):

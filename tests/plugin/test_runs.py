@@ -158,7 +158,7 @@ def test_a_partial_run_keeps_the_other_cells_of_the_same_grid(bench):
     subset.stdout.fnmatch_lines([f"2 cells: 2 reused, 0 scored, 0 skipped; 6 kept from the run of {started}"])
     pd.testing.assert_frame_equal(bench.results().drop(columns="nodeid"), full.drop(columns="nodeid"))
     info = run_json(bench.out)
-    assert info["cells"] == {"this_run": 2, "kept": 6, "kept_from": [started]}
+    assert info["cells"] == {"this_run": 2, "kept": 6, "kept_from": [started], "stale": {}}
     assert sum("kept_from" in t for t in info["tests"].values()) == 6
     # another grid (a changed option): cells of the old grid are not mixed in
     text = (bench.path / "facebench.toml").read_text().replace('name = "sim"\n', 'name = "sim"\nn_boot = 50\n')
@@ -168,6 +168,24 @@ def test_a_partial_run_keeps_the_other_cells_of_the_same_grid(bench):
     assert "kept from" not in again.stdout.str()
     assert set(bench.results()["task"]) == {"verif"}
     assert len(list((bench.out / "cells").glob("*.json"))) == 2
+
+
+def test_a_k_run_after_an_xdist_run_keeps_the_cells_the_workers_wrote(bench):
+    """Issue 20's first BAD case: cells written under `-n` carried no grid hash, so a later `-k` run dropped
+    them (results.csv shrank to the one selected cell, silently)."""
+    bench.grid(models=("pixels", "tiny"), tasks=("verif", "sim"))
+    bench.test_file()
+    bench.run_subprocess("-n", "2").assert_outcomes(passed=4)
+    full = bench.results()
+    assert {
+        r["identity"]["grid_sha256"] for r in map(json.loads, map(Path.read_text, (bench.out / "cells").glob("*.json")))
+    } != {None}
+    subset = bench.run("-k", "pixels and verif")
+    subset.assert_outcomes(passed=1)
+    subset.stdout.fnmatch_lines(["1 cell: 0 reused, 1 scored, 0 skipped; 3 kept from the run of *"])
+    after = bench.results()
+    assert len(after) == len(full) and set(zip(after["model"], after["task"])) == set(zip(full["model"], full["task"]))
+    assert len(list((bench.out / "cells").glob("*.json"))) == 4
 
 
 def test_a_run_without_results_overwrites_nothing(bench):
