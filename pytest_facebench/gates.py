@@ -331,8 +331,10 @@ def _drop(metric: str, old: float, new: float, target: float | None) -> float:
 # --- offline comparison of two runs -------------------------------------------------------------
 def register_saved_metrics(run_json: Path) -> None:
     """Make the metric directions a results dir recorded in its run.json known (task types not imported)."""
+    from .outputs.reading import read_run
+
     try:
-        saved = json.loads(run_json.read_text()).get("metrics") or {}
+        saved = read_run(run_json.parent).get("metrics") or {}
         learn({m: MetricInfo(str(v["display"]), v.get("direction")) for m, v in saved.items()})
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return  # an older or damaged run.json: the built-in vocabulary still applies

@@ -115,7 +115,8 @@ def _check_same(runs: dict[Path, dict[str, Any]], shards: bool) -> None:
             what = {"grid_sha256": "grid", "device_type": "device class"}.get(key, key)
             listing = "; ".join(f"{d} ({what} {_short(i[key], key)})" for d, i in identities.items())
             kind = "shards" if shards else "folders"
-            raise MergeError(f"the {kind} ran different {what}s and cannot be merged: {listing}")
+            plural = "device classes" if key == "device_type" else f"{what}s"
+            raise MergeError(f"the {kind} ran different {plural} and cannot be merged: {listing}")
 
 
 def _short(value: Any, key: str) -> str:

@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import FacebenchError
-from .schema import RECORDS_DIR, REQUIRED_COLUMNS, RESULT_COLUMNS, RESULTS_FILE, RUN_FILE, TEXT_COLUMNS, is_record
+from .schema import (
+    COMPARISONS_FILE,
+    RECORDS_DIR,
+    REQUIRED_COLUMNS,
+    RESULT_COLUMNS,
+    RESULTS_FILE,
+    RUN_FILE,
+    TEXT_COLUMNS,
+    is_record,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -156,6 +165,24 @@ def read_run_strict(out_dir: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ResultsError(f"{path} is not a run.json (expected a JSON object)")
     return data
+
+
+def read_comparisons(out_dir: Path) -> pd.DataFrame:
+    """comparisons.csv of a results dir (empty when absent or unreadable), `diff`/CI columns float."""
+    import pandas as pd
+
+    path = Path(out_dir) / COMPARISONS_FILE
+    try:
+        frame = pd.read_csv(
+            path, dtype={c: str for c in ("task", "metric", "condition", "model_a", "model_b", "quantity")}
+        )
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return pd.DataFrame(columns=["task", "metric", "condition", "model_a", "model_b", "diff", "ci_low", "ci_high"])
+    for column in ("diff", "ci_low", "ci_high", "p_value", "p_holm", "ci_level"):
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    frame["condition"] = frame["condition"].fillna("").astype(str) if "condition" in frame else ""
+    return frame
 
 
 def read_records(out_dir: Path) -> list[dict[str, Any]]:

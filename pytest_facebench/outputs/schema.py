@@ -18,6 +18,7 @@ INPUTS_FILE = ".facebench-inputs"
 SHARD_PLAN = "shard_plan.json"  # in a shard's output folder: the plan of the whole grid
 RESULTS_FILE = "results.csv"
 RUN_FILE = "run.json"
+COMPARISONS_FILE = "comparisons.csv"
 
 # The columns of results.csv, in order. Records may carry more (they follow these).
 RESULT_COLUMNS = [

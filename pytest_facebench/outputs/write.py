@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..files import OutputError, append_line, atomic_csv, atomic_write
 from ..gridfile import GRID_FILE, save_grid_file
-from .schema import INPUTS_FILE, RESULTS_FILE, RUN_FILE, cell_payloads, jsonable, metric_records
+from .schema import COMPARISONS_FILE, INPUTS_FILE, RESULTS_FILE, RUN_FILE, cell_payloads, jsonable, metric_records
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -128,7 +128,7 @@ def _write(out_dir: Path, records: list[dict[str, Any]], run: dict[str, Any], wr
         put("distances/", lambda: write_distances(out_dir, cells))
         rank = {m: i for i, m in enumerate(o["model_order"] or [])}
         ordered = sorted(cells, key=lambda c: rank.get(c["model"], len(rank)))
-        put("comparisons.csv", lambda: atomic_csv(out_dir / "comparisons.csv", comparisons_frame(ordered)))
+        put(COMPARISONS_FILE, lambda: atomic_csv(out_dir / COMPARISONS_FILE, comparisons_frame(ordered)))
         relations = write_relations(out_dir, results, run)  # relations.csv: across models (relations/)
         written.files += ["relations.csv", "relation_models.csv"] if relations else []
     run = {**run, "metrics": metric_vocabulary(results), **({"model_styles": styles} if styles else {})}

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from ..files import atomic_csv
+from ..outputs.reading import read_run
 from ..stats.relations import RelationStats, relate
 from .select import compile_selection
 from .spec import RelationSpec, split_axis
@@ -301,7 +302,6 @@ def load_dirs(dirs: Sequence[Path]) -> tuple[pd.DataFrame, list[RelationSpec], d
     """The results of one or several results folders (later folders win on the same model, layer, task, metric
     and condition), the relations their run.json declare (first folder first, by name) and the model tags
     (run.json's, else results.csv's `tag_<name>` columns)."""
-    import json
 
     from ..report.data import read_results
 
@@ -309,11 +309,7 @@ def load_dirs(dirs: Sequence[Path]) -> tuple[pd.DataFrame, list[RelationSpec], d
     for directory in dirs:
         frame = read_results(Path(directory))
         frames.append(frame)
-        try:
-            run = json.loads((Path(directory) / "run.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            run = {}
-        dir_specs, dir_tags = run_relations(run if isinstance(run, dict) else {})
+        dir_specs, dir_tags = run_relations(read_run(Path(directory)))
         for spec in dir_specs:
             specs.setdefault(spec.name, spec)
         columns = [c for c in frame.columns if c.startswith(TAG_PREFIX)]

@@ -501,22 +501,6 @@ def reference_rows(results: pd.DataFrame, references: list[dict[str, Any]], head
 
 
 # --- tables ---------------------------------------------------------------------------------------
-def read_comparisons(out_dir: Path) -> pd.DataFrame:
-    """comparisons.csv of a results dir (empty when absent or unreadable), `diff`/CI columns float."""
-    path = Path(out_dir) / "comparisons.csv"
-    try:
-        frame = pd.read_csv(
-            path, dtype={c: str for c in ("task", "metric", "condition", "model_a", "model_b", "quantity")}
-        )
-    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
-        return pd.DataFrame(columns=["task", "metric", "condition", "model_a", "model_b", "diff", "ci_low", "ci_high"])
-    for column in ("diff", "ci_low", "ci_high", "p_value", "p_holm", "ci_level"):
-        if column in frame:
-            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-    frame["condition"] = frame["condition"].fillna("").astype(str) if "condition" in frame else ""
-    return frame
-
-
 def task_target(rows: pd.DataFrame, metric: str, condition: str = "") -> float | None:
     """The value a `target` metric of one task should reach: the `target` column of its rows (of `condition`,
     none by default), else their `human_effect` column, else a `human_effect` row declared for that metric.

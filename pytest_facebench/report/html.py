@@ -27,6 +27,7 @@ import pandas as pd
 
 from ..files import atomic_write
 from ..metrics import badness, display_name
+from ..outputs.reading import read_comparisons
 from ..results import Table, build_face_recognition_table
 from .data import (
     PLOTS_DIR,
@@ -627,10 +628,7 @@ def _gates(results: pd.DataFrame) -> pd.DataFrame:
 
 def _comparisons(out_dir: Path) -> pd.DataFrame:
     """comparisons.csv as verdict sentences ("A beats B on auc (Δ=…, 95% CI …, DeLong p=…)")."""
-    path = Path(out_dir) / "comparisons.csv"
-    if not path.is_file():
-        return pd.DataFrame()
-    frame = pd.read_csv(path)
+    frame = read_comparisons(out_dir)
     if frame.empty:
         return pd.DataFrame()
 

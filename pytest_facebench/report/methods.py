@@ -59,17 +59,10 @@ def _count(n: int) -> str:
 
 
 def _read(out_dir: Path) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
-    from ..outputs.reading import read_results
+    from ..outputs.reading import read_comparisons, read_results, read_run
 
     results = read_results(out_dir / "results.csv", normalized=False)
-    try:
-        run = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        run = {}
-    comparisons = pd.DataFrame()
-    if (out_dir / "comparisons.csv").is_file() and (out_dir / "comparisons.csv").stat().st_size:
-        comparisons = pd.read_csv(out_dir / "comparisons.csv")
-    return results, run if isinstance(run, dict) else {}, comparisons
+    return results, read_run(out_dir), read_comparisons(out_dir)
 
 
 def _flag(value: Any) -> bool:

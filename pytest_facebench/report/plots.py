@@ -48,6 +48,7 @@ import pandas as pd
 
 from ..files import atomic_write
 from ..metrics import display_name, metric_info, metric_vocabulary, remember_scoring
+from ..outputs.reading import read_comparisons, read_run
 from .data import (
     MANIFEST,
     PLOTS_DIR,
@@ -65,7 +66,6 @@ from .data import (
     model_order,
     normalize_model_styles,
     normalize_results,
-    read_comparisons,
     read_manifest,
     read_model_styles,
     read_results,
@@ -1149,10 +1149,7 @@ def with_interval_note(caption: str, kind: str, rows: pd.DataFrame) -> str:
 
 def run_digits(out_dir: Path) -> int | None:
     """The fixed decimals a run asked for (`--facebench-digits`, run.json `digits`), else None."""
-    try:
-        value = json.loads((Path(out_dir) / "run.json").read_text(encoding="utf-8")).get("digits")
-    except (OSError, ValueError, AttributeError):
-        return None
+    value = read_run(Path(out_dir)).get("digits")
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 

@@ -156,7 +156,11 @@ def test_a_k_rerun_after_a_model_edit_does_not_keep_the_other_tasks_old_cell(ben
     result = bench.run("-k", "sim", out=out)
     result.assert_outcomes(passed=1)
     assert set(bench.results(out)["task"]) == {"sim"}  # verif's cell came from the old code
-    result.stdout.fnmatch_lines(["1 earlier cell not kept, stale: test_*[[]helped-verif[]] (labdeep.py changed since it ran; listed in run.json); run it again to include it"])
+    result.stdout.fnmatch_lines(
+        [
+            "1 earlier cell not kept, stale: test_*[[]helped-verif[]] (labdeep.py changed since it ran; listed in run.json); run it again to include it"
+        ]
+    )
     stale = json.loads((out / "run.json").read_text())["cells"]["stale"]
     assert list(stale) == [n for n in stale if n.endswith("[helped-verif]")] and str(lab) in stale[next(iter(stale))]
 

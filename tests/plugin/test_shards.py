@@ -263,6 +263,12 @@ def test_shards_of_other_precision_or_without_run_json_are_refused_by_name(bench
         merge_shards(dirs, tmp_path / "m")
     bench.run("--facebench-shard", "2/2", out=tmp_path / "again")
     lost = tmp_path / "again" / "shard-2-of-2"
+    run = json.loads((lost / "run.json").read_text())
+    assert run["identity"]["device_type"] == "cpu"
+    run["identity"]["device_type"] = "cuda"  # the same shard, as a GPU node would have run it
+    (lost / "run.json").write_text(json.dumps(run))
+    with pytest.raises(FacebenchError, match=r"the shards ran different device classes .*\(device class cpu\).*cuda"):
+        merge_shards([dirs[0], lost], tmp_path / "m1")
     (lost / "run.json").unlink()
     with pytest.raises(FacebenchError, match=re.escape(f"cannot merge {lost}: {lost / 'run.json'} is missing")):
         merge_shards([dirs[0], lost], tmp_path / "m2")

@@ -549,13 +549,14 @@ def test_forest_plot_of_the_model_comparisons(tmp_path: Path) -> None:
             ("vgg", "dino", -0.1, -0.15, -0.05, 0.001),
             ("clip", "dino", -0.05, -0.12, 0.02, 0.2),
             ("vgg", "vgg2", 0.03, 0.01, 0.05, 0.08),  # the CI excludes 0, the Holm-adjusted p does not decide
+            ("clip", "vgg2", 0.02, 0.01, 0.03, 0.0),  # a permutation p of 0: printed as below 0.001, never "= 0"
         )
     ]
     out = write_dir(tmp_path / "r", rows, comparisons=comparisons)
     (info, fig) = next((i, f) for i, f in draw_figures(out) if i.kind == "forest")
     assert (
         info.task == "lfw"
-        and info.items == 4
+        and info.items == 5
         and info.title == "lfw: paired differences between models (readout layers)"
     )
     ax = fig.axes[0]
@@ -564,12 +565,13 @@ def test_forest_plot_of_the_model_comparisons(tmp_path: Path) -> None:
         "vgg − dino  (p_Holm = 0.001)",
         "clip − dino  (p_Holm = 0.200)",
         "vgg − vgg2  (p_Holm = 0.080)",
+        "clip − vgg2  (p_Holm < 0.001)",
     ]
     (zero,) = lines_with(ax, "zero")
     assert list(zero.get_xdata()) == [0, 0]
     assert ax.get_xlabel() == "difference in ROC AUC (A − B)"
     filled, hollow = ax.collections[-2:]
-    assert filled.get_offsets()[:, 1].tolist() == [0, 1]  # significant by the report's one rule
+    assert filled.get_offsets()[:, 1].tolist() == [0, 1, 4]  # significant by the report's one rule
     assert hollow.get_offsets()[:, 1].tolist() == [2, 3]  # not: CI includes 0, or p_Holm ≥ 0.05
     assert "95% CI" in info.caption
     write_plots(out)
