@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import tomllib
 
 from pytest_facebench.config import parse_grid
 from pytest_facebench.errors import ConfigError
@@ -222,7 +225,13 @@ def test_report_html_prints_a_tiny_permutation_p_as_below_0001(tmp_path):
 def test_the_demo_grid_has_eight_offline_models_and_a_valid_relation():
     from pytest_facebench.config import load_grid
 
-    grid = load_grid(Path(__file__).resolve().parents[2] / "benchmarks" / "facebench.toml")
+    bench = Path(__file__).resolve().parents[2] / "benchmarks"
+    spec = importlib.util.spec_from_file_location("_facebench_demo_data_for_relations", bench / "demo_data.py")
+    assert spec and spec.loader
+    demo = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses need it registered
+    spec.loader.exec_module(demo)
+    demo.ensure_demo_data(bench / ".demo_data")  # the tasks' files: without them every task is invalid
+    grid = load_grid(bench / "facebench.toml")
     online = {"clip", "dino"}
     offline = [
         m.name
@@ -233,3 +242,11 @@ def test_the_demo_grid_has_eight_offline_models_and_a_valid_relation():
     assert all(m.tags for m in grid.models) and not [r.error for r in grid.relations if r.error]
     relation = grid.relations[0]
     assert (relation.x, relation.y) == ("inversion/relative_difference", "verification/auc")
+
+
+def test_every_demo_model_centre_crops_the_drawn_faces_that_thatcherize_cannot_find():
+    """The demo faces are drawn: dlib finds no landmarks in most, so a model without `on_missing =
+    "center_crop"` fails its Thatcher cell in the quickstart (it did, for four models added later)."""
+    raw = tomllib.loads((Path(__file__).resolve().parents[2] / "benchmarks" / "facebench.toml").read_text())
+    assert any("thatcherize" in str(task.get("derive")) for task in raw["tasks"])
+    assert [m["name"] for m in raw["models"] if m.get("on_missing") != "center_crop"] == []
