@@ -51,7 +51,7 @@ from .data import (
     task_types,
     with_readout,
 )
-from .numbers import format_p_value
+from .numbers import ci_decimals, format_estimate, format_interval, format_p_value, shared_decimals
 from .paper import best_rows, format_delta, format_number
 from .tables import safe_name
 from .terminal import skip_groups
@@ -160,10 +160,6 @@ def _tidy_number(text: str) -> str:
     return "0" if math.isfinite(value) and abs(value) < ZERO and value != 0 else text
 
 
-def _ci(low: Any, high: Any) -> str:
-    return f"[{fmt(low)}, {fmt(high)}]" if finite(low) and finite(high) else ""
-
-
 def summary_table(results: pd.DataFrame, headlines: dict[str, str] | None = None) -> pd.DataFrame:
     """Headline metric per model (row) × task[·condition] (column) at the readout layer, as display
     strings ('0.7833 [0.71, 0.85]'); the first columns are model and readout layer."""
@@ -172,8 +168,8 @@ def summary_table(results: pd.DataFrame, headlines: dict[str, str] | None = None
 
 
 def _cell_text(value: Any, low: Any, high: Any) -> str:
-    ci = _ci(low, high)
-    return fmt(value) + (f" {ci}" if ci else "")
+    """`0.78 [0.71, 0.88]`: decimals from the CI's width (`report.numbers`), a true minus sign."""
+    return format_estimate(value, low, high, minus=MINUS)
 
 
 def _summary_table(frame: pd.DataFrame, metric: dict[str, str]) -> pd.DataFrame:
@@ -201,14 +197,16 @@ def _summary_table(frame: pd.DataFrame, metric: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "readout layer", *columns.values()])
 
 
-def task_table(results: pd.DataFrame, task: str, headline: str | None = None) -> pd.DataFrame:
-    """One task: a row per model·layer, a column per metric[·condition], display strings. Columns: the
-    headline metric (and its companions, e.g. 'Accuracy (k-fold) std') first, then the in-sample ones,
-    then the rest in the order the task reported them."""
+def task_table(
+    results: pd.DataFrame, task: str, headline: str | None = None, digits: int | None = None
+) -> pd.DataFrame:
+    """One task: a row per model·layer, a column per metric[·condition], display strings (`_task_table`).
+    Columns: the headline metric (and its companions, e.g. 'Accuracy (k-fold) std') first, then the
+    in-sample ones, then the rest in the order the task reported them."""
     results = normalize_results(results)
     if headline is None:
         headline = headline_metrics(results).get(task)
-    return _task_table(with_readout(results), task, headline)
+    return _task_table(with_readout(results), task, headline, digits)
 
 
 def _in_sample(metric: str, protocols: Iterable[str]) -> bool:
@@ -231,11 +229,14 @@ def _metric_order(rows: pd.DataFrame, headline: str | None) -> list[tuple[str, s
     return sorted(keys, key=rank)  # stable: the reported order within each rank
 
 
-def _task_table(frame: pd.DataFrame, task: str, headline: str | None = None) -> pd.DataFrame:
+def _task_table(frame: pd.DataFrame, task: str, headline: str | None = None, digits: int | None = None) -> pd.DataFrame:
+    """A task table's display strings, in the one number format (`report.numbers`): each column shares the
+    decimals its CIs need (`shared_decimals`), or `digits`; negative numbers with a true minus sign."""
     rows = frame[frame["task"] == task]
     labels = {
         key: metric_title(rows, key[0]) + (f" · {key[1]}" if key[1] else "") for key in _metric_order(rows, headline)
     }
+    values: dict[tuple[str, str], dict[str, tuple[Any, Any, Any]]] = {}
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     for model, layer, metric, condition, value, low, high, n, readout in zip(
         rows["model"],
@@ -249,15 +250,23 @@ def _task_table(frame: pd.DataFrame, task: str, headline: str | None = None) -> 
         rows["_readout"],
     ):
         entry = cells.setdefault((model, layer), {"model": model, "layer": layer, "readout": "", "_n": []})
-        entry.setdefault(labels[(metric, condition)], _cell_text(value, low, high))
+        values.setdefault((model, layer), {}).setdefault(labels[(metric, condition)], (value, low, high))
         if readout:
             entry["readout"] = "★"
         if finite(n):
             entry["_n"].append(int(n))
+    places = {
+        label: shared_decimals(((v[1], v[2]) for row in values.values() if (v := row.get(label))), digits)
+        for label in labels.values()
+    }
     out = []
-    for entry in cells.values():
+    for key, entry in cells.items():
         ns = entry.pop("_n")
-        out.append({**{label: "–" for label in labels.values()}, **entry, "n": str(max(ns)) if ns else "–"})
+        shown = {
+            label: format_estimate(*estimate, decimals=places[label], minus=MINUS)
+            for label, estimate in values[key].items()
+        }
+        out.append({**{label: "–" for label in labels.values()}, **entry, **shown, "n": str(max(ns)) if ns else "–"})
     return pd.DataFrame(out, columns=["model", "layer", "readout", *labels.values(), "n"])
 
 
@@ -563,12 +572,12 @@ def relations_section(out_dir: Path, run: dict[str, Any], colors: dict[str, str]
             "y ~ x": [f"{y} ~ {x}" for x, y in zip(frame["x"], frame["y"])],
             "models": frame["n_models"],
             "r [CI]": [
-                str(status) if status != "ok" else f"{fmt(r)} [{fmt(lo)}, {fmt(hi)}]"
+                str(status) if status != "ok" else format_estimate(r, lo, hi, minus=MINUS)
                 for r, lo, hi, status in zip(frame["r"], frame["ci_low"], frame["ci_high"], frame["status"])
             ],
             "p (permutation)": [format_p_value(p) for p in frame["p_perm"]],
             "partial r [CI]": [
-                f"| {c}: {fmt(r)} [{fmt(lo)}, {fmt(hi)}]" if isinstance(c, str) and c else ""
+                f"| {c}: {format_estimate(r, lo, hi, minus=MINUS)}" if isinstance(c, str) and c else ""
                 for c, r, lo, hi in zip(
                     frame["control"], frame["partial_r"], frame["partial_ci_low"], frame["partial_ci_high"]
                 )
@@ -618,8 +627,13 @@ def _gates(results: pd.DataFrame) -> pd.DataFrame:
             "model": rows["model"],
             "layer": rows["layer"],
             "metric": rows["metric"],
-            "value": [fmt(v) for v in rows["value"]],
-            "95% CI": [_ci(a, b) for a, b in zip(rows["ci_low"], rows["ci_high"])],
+            "value": [
+                format_number(v, ci_decimals(a, b), minus=MINUS)
+                for v, a, b in zip(rows["value"], rows["ci_low"], rows["ci_high"])
+            ],
+            "95% CI": [
+                format_interval(a, b, ci_decimals(a, b), minus=MINUS) for a, b in zip(rows["ci_low"], rows["ci_high"])
+            ],
             "bound": rows.get("gate_bound", pd.Series("", index=rows.index)).fillna(""),
         }
     )

@@ -72,14 +72,13 @@ def _headline_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def headline_text(records: list[dict[str, Any]]) -> str:
-    """'accuracy 0.7833 [0.71, 0.85]'; conditions as 'cond=value' pairs."""
+    """'accuracy 0.78 [0.71, 0.85]' (the one number format, `report.numbers`); conditions as 'cond=value'."""
     from ..metrics import display_name
-    from .html import _ci, fmt
+    from .numbers import format_estimate
 
     parts = []
     for row in _headline_records(records):
-        ci = _ci(row.get("ci_low"), row.get("ci_high"))
-        value = fmt(row.get("value")) + (f" {ci}" if ci else "")
+        value = format_estimate(row.get("value"), row.get("ci_low"), row.get("ci_high"))
         prefix = f"{row['condition']}=" if row.get("condition") else ""
         parts.append((display_name(str(row["metric"])), prefix + value))
     if not parts:

@@ -81,9 +81,24 @@ def test_float_noise_prints_as_zero_everywhere() -> None:
     ]
     frame = pd.DataFrame(rows).assign(task_type="relative_difference")
     table = task_table(frame, "t")
-    assert table.loc[0, "Relative Difference"] == "0 [-0.2165, 0.2221]"
+    assert table.loc[0, "Relative Difference"] == "0.00 [\u22120.22, 0.22]"  # the one number format, a true minus
     terminal = summary_table(normalize_results(frame.assign(readout=True, headline=[True, False])))
     assert "0.00 [-0.22, 0.22]" in terminal and "-0.00" not in terminal
+
+
+def test_task_tables_share_a_columns_decimals_as_the_summary_does() -> None:
+    """report.html's per-task tables write numbers as the Summary and the terminal do: a column shares the
+    decimals its narrowest CI needs (width 0.0045 → 4), a value without a CI keeps them, and a fixed count wins."""
+    rows = [
+        _row("a", "output", "auc", 0.8219, ci_low=0.7318, ci_high=0.9174, readout=True),
+        _row("b", "output", "auc", 0.98123, ci_low=0.9790, ci_high=0.9835, readout=True),
+        _row("c", "output", "auc", 0.5, readout=True),
+    ]
+    frame = pd.DataFrame(rows).assign(task_type="accuracy")
+    column = list(task_table(frame, "t")["AUC"])
+    assert column == ["0.8219 [0.7318, 0.9174]", "0.9812 [0.9790, 0.9835]", "0.5000"]
+    one = list(task_table(frame[:1], "t")["AUC"])
+    assert one == ["0.82 [0.73, 0.92]"]
 
 
 # --- the verification table ---------------------------------------------------------------------------
