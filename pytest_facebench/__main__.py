@@ -166,7 +166,27 @@ def _merge(args: argparse.Namespace, out: Path, formats: tuple[str, ...] | None)
 
 
 def _redraw(args: argparse.Namespace, out: Path, formats: tuple[str, ...] | None) -> int:
-    """One dir in place: plots/ and report.html drawn again from its files."""
+    """One dir in place: every output derived again from its per-cell records through the one writer
+    (`outputs.merge.rewrite_dir`); a folder without records (hand-made, older versions) gets plots/ and
+    report.html drawn again from its tables."""
+    from .outputs.reading import read_records
+
+    records = read_records(out)
+    if not records:
+        return _redraw_tables(args, out, formats)
+    from .outputs.merge import rewrite_dir
+    from .report.data import read_manifest
+
+    written = rewrite_dir(out, plots=not args.no_plots, figure_formats=formats, dpi=args.dpi, plot_workers=args.workers)
+    print(f"rewrote {out} from its {len(records)} per-cell records: {len(written.results)} result rows")
+    if not args.no_plots:
+        print(f"plots:  {len(read_manifest(out).get('plots') or [])} figures in {out / 'plots'}")
+    _print_report(written.report_path, written.report_error)
+    return 0
+
+
+def _redraw_tables(args: argparse.Namespace, out: Path, formats: tuple[str, ...] | None) -> int:
+    """plots/ and report.html drawn again from a folder's results.csv, run.json and distances/."""
     from .gates import register_saved_metrics
     from .registry import builtin_task_types
     from .report.html import write_html

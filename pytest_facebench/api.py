@@ -125,9 +125,8 @@ def _write(
     """Every output file, through the pipeline the pytest session uses (one record per cell)."""
     from .outputs.lock import OutputLock
     from .outputs.records import write_record
-    from .outputs.schema import cell_record, jsonable, model_counters
-    from .outputs.write import write_outputs
-    from .report.tables import environment
+    from .outputs.schema import cell_record, jsonable
+    from .outputs.write import run_info, write_outputs
 
     lock = OutputLock(out)
     lock.acquire()
@@ -147,16 +146,14 @@ def _write(
             write_record(out, record)
         tests = {r["nodeid"]: {"model": r["model"], "task": r["task"], "outcome": "passed"} for r in records}
         tests.update({f"run::{name}": {"outcome": "error", "reason": reason} for name, reason in errors.items()})
-        info = {
-            "started": stamp,
-            "duration_s": round(time.time() - started, 3),
-            "interrupted": False,
-            "api": "pytest_facebench.run",
-            "engine": {"precision": options.precision, "batch_size": options.batch_size},
-            **environment(),
-            "models": model_counters(payloads),
-            "tests": tests,
-        }
+        info = run_info(
+            started=stamp,
+            duration_s=time.time() - started,
+            tests=tests,
+            payloads=payloads,
+            engine={"precision": options.precision, "batch_size": options.batch_size},
+            api="pytest_facebench.run",
+        )
         return write_outputs(
             out, records, info, model_order=order[0], task_order=order[1], references=references, model_styles=styles
         ).results

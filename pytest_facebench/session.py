@@ -33,11 +33,10 @@ from .outputs.schema import (
     cell_record,
     jsonable,
     metric_records,
-    model_counters,
     record_path,
     test_entry,
 )
-from .outputs.write import write_outputs
+from .outputs.write import run_info, write_outputs
 from .shards import Shard, shard_from_environment
 
 if TYPE_CHECKING:  # heavy modules (torch, pandas) load on first use, not when pytest starts
@@ -528,40 +527,38 @@ class FacebenchSession:
     def run_info(
         self, grid_info: dict[str, Any], selection: Selection, unfinished: dict[str, Any], interrupted: bool
     ) -> dict[str, Any]:
-        from .report.tables import environment
-
-        cells = [c for r in selection.records if r["nodeid"] in self.records for c in r.get("cells", [])]
+        """This session's run.json (`outputs.write.run_info`, the one builder)."""
+        payloads = [c for r in selection.records if r["nodeid"] in self.records for c in r.get("cells", [])]
         options = self.engine_options()
         tests = {r["nodeid"]: test_entry(r, kept=r["nodeid"] not in self.records) for r in selection.records}
         tests.update({nodeid: test_entry(entry) for nodeid, entry in unfinished.items()})
-        return {
-            "started": self.started_iso,
-            "digits": self.config.getoption("facebench_digits"),
-            "duration_s": round(time.time() - self.started, 3),
-            "interrupted": interrupted,
-            "unfinished": sorted(unfinished),
-            "pytest_args": list(self.config.invocation_params.args),
-            "xdist_workers": getattr(self.config.option, "numprocesses", None),
-            "grid": grid_info,
-            "identity": self.identity(),
-            "cells": {
-                "this_run": selection.current,
-                "kept": selection.kept,
-                "kept_from": selection.kept_from,
-                "stale": selection.stale_sources,  # earlier cells not kept: what changed since they ran
-            },
-            "engine": {
-                "devices": sorted({c.get("stats", {}).get("engine", {}).get("device") for c in cells} - {None}),
+        return run_info(
+            started=self.started_iso,
+            duration_s=time.time() - self.started,
+            interrupted=interrupted,
+            tests=tests,
+            payloads=payloads,
+            engine={
+                "devices": sorted({c.get("stats", {}).get("engine", {}).get("device") for c in payloads} - {None}),
                 "precision": options.precision,
                 "batch_size": options.batch_size,
                 "loader_workers": options.loader_workers(),
                 "cache": str(self.cache_dir() or ""),
             },
-            **environment(),
-            "models": model_counters(cells),
-            "tests": tests,
+            digits=self.config.getoption("facebench_digits"),
+            unfinished=sorted(unfinished),
+            pytest_args=list(self.config.invocation_params.args),
+            xdist_workers=getattr(self.config.option, "numprocesses", None),
+            grid=grid_info,
+            identity=self.identity(),
+            cells={
+                "this_run": selection.current,
+                "kept": selection.kept,
+                "kept_from": selection.kept_from,
+                "stale": selection.stale_sources,  # earlier cells not kept: what changed since they ran
+            },
             **({"shard": self._shard_info()} if self.shard is not None else {}),
-        }
+        )
 
     def _shard_info(self) -> dict[str, Any]:
         try:

@@ -18,8 +18,8 @@ from typing import Any
 
 from ..errors import FacebenchError
 from .reading import ResultsError, read_records, read_run_strict
-from .schema import IDENTITY_KEYS, RECORDS_DIR, metric_records
-from .write import Written, write_outputs
+from .schema import IDENTITY_KEYS, RECORDS_DIR, cell_payloads, metric_records
+from .write import ENVIRONMENT_KEYS, Written, run_info, write_outputs
 
 
 class MergeError(FacebenchError):
@@ -72,7 +72,7 @@ def merge_dirs(
     return write_outputs(
         out,
         [records[n] for n in sorted(records)],
-        _merged_run(runs, bool(shards)),
+        _merged_run(runs, [records[n] for n in sorted(records)], bool(shards)),
         report=report,
         plots=plots,
         model_order=_order(runs, "models"),
@@ -81,6 +81,38 @@ def merge_dirs(
         model_styles=_styles(runs),
         figure_formats=figure_formats or _formats(runs),
         dpi=dpi or _dpi(runs),
+    )
+
+
+def rewrite_dir(
+    directory: Path,
+    *,
+    plots: bool = True,
+    figure_formats: tuple[str, ...] | None = None,
+    dpi: int | None = None,
+    plot_workers: int | None = None,
+) -> Written:
+    """`report DIR` in place: every output derived again from the folder's own per-cell records through the
+    one writer, as the run wrote them (its run.json, order, references, styles; figures in `figure_formats`,
+    default the folder's). A folder without records (hand-made, or from an older version) is a `MergeError`."""
+    directory = Path(directory)
+    runs = {directory: _run(directory)}
+    records = read_records(directory)
+    if not records:
+        raise MergeError(f"{directory} has no per-cell records ({RECORDS_DIR}/)")
+    return write_outputs(
+        directory,
+        sorted(records, key=lambda r: r["nodeid"]),
+        runs[directory],
+        plots=plots,
+        model_order=_order(runs, "models"),
+        task_order=_order(runs, "tasks"),
+        references=_references(runs),
+        model_styles=_styles(runs),
+        figure_formats=figure_formats or _formats(runs),
+        dpi=dpi or _dpi(runs),
+        force=True,
+        plot_workers=plot_workers,
     )
 
 
@@ -188,7 +220,9 @@ def _dpi(runs: dict[Path, dict[str, Any]]) -> int | None:
     return next((d for d in found if isinstance(d, int) and d > 0), None)
 
 
-def _merged_run(runs: dict[Path, dict[str, Any]], shards: bool) -> dict[str, Any]:
+def _merged_run(runs: dict[Path, dict[str, Any]], records: list[dict[str, Any]], shards: bool) -> dict[str, Any]:
+    """The merged folder's run.json (`write.run_info`, the one builder): the first folder's settings and
+    environment, every folder's tests, per-model counters from the merged records, and the sources."""
     first = next(iter(runs.values()))
     tests: dict[str, Any] = {}
     for run in runs.values():
@@ -211,10 +245,18 @@ def _merged_run(runs: dict[Path, dict[str, Any]], shards: bool) -> dict[str, Any
         }
         for directory, run in runs.items()
     ]
-    drop = ("tests", "shard", "shards", "models", "cells", "unfinished", "merged_from", "metrics")
-    keep = {k: v for k, v in first.items() if k not in drop}
-    merged = {**keep, "tests": tests, "merged_from": sources, "merged": True}
-    merged["duration_s"] = round(sum(float(r.get("duration_s") or 0) for r in runs.values()), 3)
-    if shards:
-        merged["shards"] = sorted(sources, key=lambda s: s["index"] or 0)
-    return merged
+    own = ("started", "duration_s", "interrupted", "engine", "models", "tests", *ENVIRONMENT_KEYS)
+    drop = (*own, "shard", "shards", "cells", "unfinished", "merged_from", "merged", "metrics")
+    return run_info(
+        started=min(str(r.get("started") or "") for r in runs.values()) or str(first.get("started") or ""),
+        duration_s=sum(float(r.get("duration_s") or 0) for r in runs.values()),
+        interrupted=any(bool(r.get("interrupted")) for r in runs.values()),
+        tests=tests,
+        payloads=cell_payloads(records),
+        engine=first.get("engine") or {},
+        environment=first,
+        **{k: v for k, v in first.items() if k not in drop},
+        merged_from=sources,
+        merged=True,
+        **({"shards": sorted(sources, key=lambda s: s["index"] or 0)} if shards else {}),
+    )

@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from ..files import OutputError, append_line, atomic_csv, atomic_write
 from ..gridfile import GRID_FILE, save_grid_file
-from .schema import COMPARISONS_FILE, INPUTS_FILE, RESULTS_FILE, RUN_FILE, cell_payloads, jsonable, metric_records
+from .schema import (
+    COMPARISONS_FILE,
+    INPUTS_FILE,
+    RESULTS_FILE,
+    RUN_FILE,
+    cell_payloads,
+    jsonable,
+    metric_records,
+    model_counters,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,6 +46,42 @@ class OutputsIncomplete(OutputError):
         done = f"written before it: {', '.join(written)}" if written else "nothing else was written"
         super().__init__(f"{error} ({done})")
         self.written = written
+
+
+ENVIRONMENT_KEYS = ("versions", "platform", "machine", "gpus", "git_commit")  # `report.tables.environment`
+
+
+def run_info(
+    *,
+    started: str,
+    duration_s: float,
+    tests: dict[str, Any],
+    payloads: list[dict[str, Any]],
+    engine: dict[str, Any],
+    interrupted: bool = False,
+    environment: dict[str, Any] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """run.json's contents, built in one place for every writer of a run folder: a pytest session, `run()`
+    and merged folders. `started` (ISO time), `duration_s`, `interrupted`, the caller's own `fields` (grid,
+    identity, cells, shard, merged_from ...), `engine` settings, the environment (versions, platform,
+    machine, GPUs, git commit: this process's unless `environment`, e.g. a merged run's first folder, is
+    given), per-model counters from the cell `payloads` (`schema.model_counters`) and the `tests`."""
+    from ..report.tables import environment as this_environment
+
+    env = (
+        this_environment() if environment is None else {k: environment[k] for k in ENVIRONMENT_KEYS if k in environment}
+    )
+    return {
+        "started": started,
+        "duration_s": round(float(duration_s), 3),
+        "interrupted": bool(interrupted),
+        **fields,
+        "engine": engine,
+        **env,
+        "models": model_counters(payloads),
+        "tests": tests,
+    }
 
 
 def inputs_digest(records: list[dict[str, Any]], extra: Any) -> str:
@@ -69,6 +114,8 @@ def write_outputs(
     dpi: int | None = None,
     model_styles: dict[str, dict[str, str]] | None = None,
     hook: Callable[..., Any] | None = None,
+    force: bool = False,
+    plot_workers: int | None = None,
 ) -> Written:
     """Derive results.csv, summary.csv, distances/, comparisons.csv, run.json, history.jsonl, plots/ and
     report.html from the records, then call `hook` (`pytest_facebench_write_outputs`) for other formats.
@@ -78,7 +125,9 @@ def write_outputs(
     `figure_formats` (png, svg, pdf; PNG is always written; None: those of the folder's previous report, so a
     plain rerun keeps the SVG/PDF figures of an earlier run) and `dpi` go to `report.plots.write_plots`;
     `plots=False` writes report.html without drawing figures. `model_styles` (model → {color, label} from the
-    grid) is kept in run.json (`model_styles`), where the figures and a later `report` rebuild read it."""
+    grid) is kept in run.json (`model_styles`), where the figures and a later `report` rebuild read it.
+    `force` writes everything even when the inputs did not change (`report DIR`: new plotting code, formats);
+    `plot_workers`: processes drawing figures (`report.plots.write_plots`' `workers`)."""
     written = Written(results=None)
     try:
         _write(Path(out_dir), records, run, written, locals())
@@ -110,7 +159,8 @@ def _write(out_dir: Path, records: list[dict[str, Any]], run: dict[str, Any], wr
     digest = inputs_digest(records, {**extra, **figure_options})
     stamp = out_dir / INPUTS_FILE
     written.unchanged = (
-        stamp.is_file()
+        not o["force"]
+        and stamp.is_file()
         and stamp.read_text().strip() == digest
         and (out_dir / RESULTS_FILE).is_file()
         and (not o["report"] or (out_dir / "report.html").is_file())
@@ -175,6 +225,7 @@ def _write_report(
                 formats=tuple(o["figure_formats"]) if o["figure_formats"] else None,
                 model_styles=o["model_styles"] or {},
                 dpi=o["dpi"] or DPI,
+                workers=o["plot_workers"],
             )
             if relations:
                 from ..relations.figures import write_relation_figures

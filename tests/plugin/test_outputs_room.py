@@ -161,3 +161,49 @@ def test_a_failed_run_leaves_no_cells_folder_behind(bench):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*no cell produced results; nothing written to*"])
     assert not bench.out.exists(), sorted(p.name for p in bench.out.rglob("*"))
+
+
+CORE_RUN_KEYS = {"started", "duration_s", "interrupted", "engine", "versions", "platform", "git_commit", "models"}
+
+
+def test_report_dir_in_place_derives_every_file_again_through_the_one_writer(bench, capsys):
+    """`report DIR` alone rewrites the folder from its records (tables, comparisons, figures, report.html),
+    keeping its run.json's settings: deleted tables come back equal, not only the figures."""
+    bench.grid(models=("pixels", "tiny"), tasks=("verif",))
+    bench.test_file()
+    bench.run().assert_outcomes(passed=2)
+    before = {name: (bench.out / name).read_text() for name in ("results.csv", "comparisons.csv", "summary.csv")}
+    run_before = json.loads((bench.out / "run.json").read_text())
+    for name in before:
+        (bench.out / name).unlink()
+    (bench.out / "report.html").unlink()
+    capsys.readouterr()
+    assert cli_main(["report", str(bench.out)]) == 0
+    out = capsys.readouterr().out
+    assert "from its 2 per-cell records" in out and f"report: {bench.out / 'report.html'}" in out
+    assert {name: (bench.out / name).read_text() for name in before} == before
+    run_after = json.loads((bench.out / "run.json").read_text())
+    assert run_after["tests"] == run_before["tests"] and run_after["grid"] == run_before["grid"]
+    assert "forest" in figure_kinds(bench.out) or len(pd.read_csv(bench.out / "comparisons.csv")) > 0
+
+
+def test_run_json_has_one_shape_from_a_run_a_merge_and_the_api(bench, tmp_path):
+    """run.json is built by one builder (`outputs.write.run_info`): a pytest run, a merge of two runs and
+    `pytest_facebench.run()` give the same core keys; the merge counts every model's cells."""
+    bench.grid(models=("pixels", "tiny"), tasks=("verif",))
+    bench.test_file()
+    bench.run("-k", "pixels", out=tmp_path / "a").assert_outcomes(passed=1)
+    bench.run("-k", "tiny", out=tmp_path / "b").assert_outcomes(passed=1)
+    assert (
+        cli_main(["report", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "m"), "--no-plots"]) == 0
+    )
+    from pytest_facebench import run as api_run
+
+    api_run(bench.path / "facebench.toml", out=tmp_path / "api", cache=tmp_path / "api-cache")
+    runs = {name: json.loads((tmp_path / name / "run.json").read_text()) for name in ("a", "m", "api")}
+    for name, run in runs.items():
+        assert CORE_RUN_KEYS <= set(run), (name, CORE_RUN_KEYS - set(run))
+    assert set(runs["m"]["models"]) == {"pixels", "tiny"} and runs["m"]["models"]["tiny"]["cells_scored"] == 1
+    assert runs["m"]["duration_s"] == pytest.approx(
+        runs["a"]["duration_s"] + json.loads((tmp_path / "b" / "run.json").read_text())["duration_s"], abs=0.01
+    )
