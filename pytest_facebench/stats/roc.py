@@ -31,6 +31,7 @@ from ._checks import FloatArray, as_count_matrix, as_pairs, require_both_classes
 __all__ = ["Roc", "RocMetrics", "TarAtFar", "eer", "in_sample_verification", "roc_auc", "tar_at_far"]
 
 FAR_TOLERANCE = 1e-9  # a false accept count within this of the FAR budget still meets it
+MAX_TIE_STEPS = 16  # ties of more pairs than this at one distance: counts summed over the sorted pairs instead
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,12 @@ class _Curve:
     neg: NDArray[Any]
     tp: NDArray[Any]  # same pairs at distance <= each threshold
     fp: NDArray[Any]  # different pairs at distance <= each threshold
+    total: NDArray[Any]  # pos + neg: the weight at each distinct distance
 
     @cached_property
     def present(self) -> NDArray[np.bool_]:
         """(b, m): the distances that occur in each row (non-zero weight)."""
-        return (self.pos + self.neg) > 0
+        return self.total > 0
 
     @cached_property
     def last_present(self) -> NDArray[np.intp]:
@@ -125,9 +127,7 @@ class Roc:
         self._starts = np.flatnonzero(np.append(True, ds[1:] != ds[:-1]))
         self._order = order
         self._y = y[order]
-        self._same = self._y == 1  # bool, for the integer path
-        self._distinct = len(self._starts) == len(d)  # no ties: one pair per distinct distance
-        self._ends = np.append(self._starts[1:] - 1, len(d) - 1)  # the last pair at each distinct distance
+        self._sums = _DistanceSums(order, self._starts, self._y == 1)
         self.thresholds: FloatArray = ds[self._starts]
         self.n = len(d)
         self.n_pos = int(y.sum())
@@ -155,19 +155,14 @@ class Roc:
 
     def _curve(self, weights: ArrayLike | None) -> _Curve:
         w = as_count_matrix(weights, self.n)
-        ws = w[:, self._order]
         if w.dtype.kind == "f":
+            ws = w[:, self._order]
             pos = np.add.reduceat(ws * self._y, self._starts, axis=1)
             neg = np.add.reduceat(ws * (1.0 - self._y), self._starts, axis=1)
-            return _Curve(pos, neg, np.cumsum(pos, axis=1), np.cumsum(neg, axis=1))
-        same = np.where(self._same, ws, 0)
-        if self._distinct:
-            tp = np.cumsum(same, axis=1)
-            return _Curve(same, ws - same, tp, np.cumsum(ws, axis=1) - tp)
-        # ties: cumulative sums over the pairs, read at the last pair of each distinct distance (exact in int64)
-        tp = np.cumsum(same, axis=1)[:, self._ends]
-        fp = np.cumsum(ws, axis=1)[:, self._ends] - tp
-        return _Curve(np.diff(tp, axis=1, prepend=0), np.diff(fp, axis=1, prepend=0), tp, fp)
+            return _Curve(pos, neg, np.cumsum(pos, axis=1), np.cumsum(neg, axis=1), pos + neg)
+        total, pos = self._sums(w)
+        tp = np.cumsum(pos, axis=1)
+        return _Curve(pos, total - pos, tp, np.cumsum(total, axis=1) - tp, total)
 
     # --- metrics -----------------------------------------------------------------------------
     def metrics(self, weights: ArrayLike | None = None, fars: Sequence[float] = ()) -> RocMetrics:
@@ -250,6 +245,43 @@ class Roc:
         return np.where(best == 0, -np.inf, np.where(upper == m, np.inf, (low + high) / 2.0))
 
 
+class _DistanceSums:
+    """Integer counts summed per distinct distance: all pairs (`total`) and the same pairs (`pos`), exactly.
+
+    With few ties, the first pair at each distance is read in one gather and each further step adds one more pair to
+    every distance that has one (as many steps as the largest tie has pairs after its first), so no (b, n) array is
+    sorted; with larger ties the sorted counts are summed by `reduceat`."""
+
+    def __init__(self, order: NDArray[np.intp], starts: NDArray[np.intp], same: NDArray[np.bool_]):
+        """`same`: the label of each pair in sorted order (`order`); `starts`: where each distinct distance begins."""
+        self.order, self.starts, self.same = order, starts, same
+        sizes = np.diff(np.append(starts, len(order)))
+        self.first, self.first_same = order[starts], same[starts]
+        self.steps: list[tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.bool_]]] | None = []
+        if sizes.max() - 1 > MAX_TIE_STEPS:
+            self.steps = None
+            return
+        for k in range(1, int(sizes.max())):
+            tied = np.flatnonzero(sizes > k)  # the distinct distances with more than k pairs
+            self.steps.append((tied, order[starts[tied] + k], same[starts[tied] + k]))
+
+    def __call__(self, w: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """(total, pos), each (b, m), for integer counts `w` (b, n) in input order."""
+        if self.steps is None:
+            ws = w[:, self.order]
+            return np.add.reduceat(ws, self.starts, axis=1), np.add.reduceat(
+                np.where(self.same, ws, 0), self.starts, axis=1
+            )
+        total = w[:, self.first]
+        pos = np.where(self.first_same, total, 0)
+        for tied, pairs, same in self.steps:
+            extra = w[:, pairs]
+            total[:, tied] += extra
+            if same.any():
+                pos[:, tied[same]] += extra[:, same]
+        return total, pos
+
+
 def _check_far(far: float) -> float:
     far = float(far)
     if not 0 < far <= 1:
@@ -269,9 +301,16 @@ def _youden(c: _Curve, thresholds: FloatArray) -> tuple[FloatArray, FloatArray]:
     n_pos, n_neg = c.n_pos, c.n_neg
     j = c.tp / n_pos[:, None]
     j -= c.fp / n_neg[:, None]  # TPR - FPR, computed like sklearn's roc_curve
-    j[~c.present] = -np.inf  # thresholds must be distances present in the row
     best = np.argmax(j, axis=1)
     rows = np.arange(len(best))
+    # Thresholds must be distances present in the row. An absent distance repeats the J of the distance before
+    # it, so it is the first maximum only where no present distance precedes it: those rows are searched again
+    # among their present distances alone.
+    absent = np.flatnonzero(c.total[rows, best] == 0)
+    if len(absent):
+        again = j[absent]
+        again[c.total[absent] == 0] = -np.inf
+        best[absent] = np.argmax(again, axis=1)
     accuracy = (c.tp[rows, best] + n_neg - c.fp[rows, best]) / (n_pos + n_neg)
     return thresholds[best], accuracy
 

@@ -194,6 +194,30 @@ def test_counts_at_each_distinct_distance_by_hand() -> None:
     assert (roc.n, roc.n_pos, roc.n_neg) == (4, 2, 2)
 
 
+@pytest.mark.parametrize("decimals", [None, 3, 1])  # no ties; a few short ties; ties longer than MAX_TIE_STEPS
+def test_counts_under_ties_equal_a_sum_per_distance_and_float_weights_give_the_same_metrics(decimals) -> None:
+    rng = np.random.default_rng(7)
+    d = rng.normal(size=2000)
+    if decimals is not None:
+        d = np.round(d, decimals)
+    y = rng.integers(0, 2, 2000)
+    w = rng.integers(0, 3, (40, 2000))
+    w[:, d == d.min()] = 0  # the smallest distance is absent from every row, so it is never a threshold
+    roc = S.Roc(d, y)
+    distinct = np.searchsorted(roc.thresholds, d)
+    want_pos, want_neg = np.zeros((40, len(roc.thresholds)), np.int64), np.zeros((40, len(roc.thresholds)), np.int64)
+    for row in range(40):
+        np.add.at(want_pos[row], distinct, w[row] * y)
+        np.add.at(want_neg[row], distinct, w[row] * (1 - y))
+    pos, neg = roc.counts(w)
+    np.testing.assert_array_equal(pos, want_pos)
+    np.testing.assert_array_equal(neg, want_neg)
+    whole, fractional = roc.metrics(w, (0.01, 0.1)), roc.metrics(w.astype(float), (0.01, 0.1))
+    for field in ("auc", "accuracy", "threshold", "eer"):
+        np.testing.assert_array_equal(getattr(whole, field), getattr(fractional, field))
+    assert not np.isin(whole.threshold, d.min()).any()
+
+
 # ------------------------------------------------------------------ EER / TAR
 
 
