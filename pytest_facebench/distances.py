@@ -173,12 +173,15 @@ def _pairs_into(
 ) -> None:
     """Distances of the pairs `idx` (row indices into `rows`) into `out`: per chunk of pairs that stays in cache,
     both sides gathered and widened to float64 at once, then a dot product (of the difference, for `euclidean`)
-    per pair; the normalization over all pairs at the end."""
+    per pair; the normalization over all pairs at the end. Pairs are visited sorted by their rows, so that a row
+    used by neighbouring pairs is read once from memory."""
     means, norms = stats
     size = _chunk_rows(rows.shape[1], sides=2)
     widen = _Widened(rows, 2 * size)
+    order = np.lexsort((idx[:, 1], idx[:, 0]))
     for start in range(0, len(idx), size):
-        chunk = idx[start : start + size]
+        at = order[start : start + size]
+        chunk = idx[at]
         n = len(chunk)
         both = widen(chunk.T.reshape(-1))  # the first rows of the chunk's pairs, then the second rows
         a, b = both[:n], both[n:]
@@ -188,7 +191,7 @@ def _pairs_into(
         elif name == "correlation":
             a -= means[chunk[:, 0]][:, None]
             b -= means[chunk[:, 1]][:, None]
-        out[start : start + n] = _row_dots(a, b)
+        out[at] = _row_dots(a, b)
     if name == "euclidean":
         np.sqrt(out, out=out)
     else:
