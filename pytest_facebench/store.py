@@ -154,7 +154,7 @@ def record_header(ident: bytes, row: np.ndarray) -> bytes:
     return RECORD_MAGIC + zlib.crc32(tail).to_bytes(4, "little") + tail
 
 
-def header_crc(header: bytes | memoryview, ident: bytes, dim: int) -> int | None:
+def header_crc(header: bytes | bytearray | memoryview, ident: bytes, dim: int) -> int | None:
     """The payload crc a record header announces, when the header is intact and is that of row `ident` with `dim`
     values; None otherwise."""
     magic, hcrc, got_id, got_dim, pcrc, length = RECORD.unpack_from(header)
