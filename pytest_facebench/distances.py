@@ -22,7 +22,7 @@ DistanceFn = Callable[[Any, Any], Any]  # (P, D) tensors → (P,) tensor
 Distance = str | DistanceFn
 CHUNK_ELEMENTS = 1 << 25  # elements of one side of a chunk: bounds memory for wide conv layers
 PREPARED_BYTES = 1 << 29  # the distinct images of a task, prepared once, up to this size; wider: per chunk
-PAIR_CHUNK_BYTES = 1 << 23  # both gathered sides of a chunk of pairs (CPU): small enough to stay in cache
+CACHE_CHUNK_BYTES = 1 << 20  # the float64 rows of a chunk of pairs (CPU, both sides): they stay in L2 cache
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -105,17 +105,50 @@ def _numpy_distances(embeddings: Any, pairs: np.ndarray, name: str) -> np.ndarra
     dim = max(int(embeddings.shape[1]), 1)
     out = np.empty(len(pairs), dtype=np.float64)
     if isinstance(embeddings, np.ndarray):  # in memory: per-image statistics once, then chunks of pairs
-        stats = _row_stats(embeddings, np.unique(pairs), name)
-        chunk = max(1, PAIR_CHUNK_BYTES // (16 * dim))
-        for start in range(0, len(pairs), chunk):
-            out[start : start + chunk] = _pairs_of(embeddings, stats, pairs[start : start + chunk], name)
+        if pairs.size and (pairs.min() < 0 or pairs.max() >= len(embeddings)):
+            raise IndexError(f"pair rows must be in [0, {len(embeddings)}); got {pairs.min()} .. {pairs.max()}")
+        _pairs_into(out, embeddings, _row_stats(embeddings, np.unique(pairs), name), pairs, name)
         return out
     chunk = max(1, CHUNK_ELEMENTS // dim)  # read on demand: each chunk of pairs reads its distinct rows once
     for start in range(0, len(pairs), chunk):
         some, sub = _distinct(embeddings, pairs[start : start + chunk])
         rows = np.asarray(embeddings[some])
-        out[start : start + len(sub)] = _pairs_of(rows, _row_stats(rows, np.arange(len(some)), name), sub, name)
+        stats = _row_stats(rows, np.arange(len(some)), name)
+        _pairs_into(out[start : start + len(sub)], rows, stats, sub, name)
     return out
+
+
+class _Widened:
+    """Rows of `source` gathered and widened to float64 (exact for float32) into one buffer of `size` rows, reused
+    chunk after chunk: a chunk stays in cache and no array is allocated per chunk."""
+
+    def __init__(self, source: np.ndarray, size: int):
+        self.source, self.size = source, size
+        self.wide = np.empty((size, source.shape[1]), dtype=np.float64)
+        self.narrow = None if source.dtype == np.float64 else np.empty((size, source.shape[1]), dtype=source.dtype)
+
+    def __call__(self, index: np.ndarray) -> np.ndarray:
+        """Rows `index` (at most `size`, all in range), as a float64 view of the buffer."""
+        n = len(index)
+        if self.narrow is None:
+            return self.source.take(index, axis=0, out=self.wide[:n], mode="clip")
+        self.source.take(index, axis=0, out=self.narrow[:n], mode="clip")
+        np.copyto(self.wide[:n], self.narrow[:n], casting="unsafe")
+        return self.wide[:n]
+
+
+def _chunk_rows(dim: int, sides: int) -> int:
+    """Rows a side per chunk: `sides` float64 buffers of `dim` features within CACHE_CHUNK_BYTES (at least 2)."""
+    return max(2, CACHE_CHUNK_BYTES // (8 * sides * max(dim, 1)))
+
+
+def _row_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise dot products of two (n, D) float64 arrays. numpy's einsum sums a lone row in another order than
+    the rows of a larger block (a 1-D dot), so a lone row is doubled: every row gets the same sum wherever chunk
+    boundaries fall."""
+    if len(a) == 1:
+        return np.einsum("ij,ij->i", np.repeat(a, 2, axis=0), np.repeat(b, 2, axis=0))[:1]
+    return np.einsum("ij,ij->i", a, b)
 
 
 def _row_stats(rows: np.ndarray, used: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -124,31 +157,45 @@ def _row_stats(rows: np.ndarray, used: np.ndarray, name: str) -> tuple[np.ndarra
     means, norms = np.zeros(len(rows)), np.zeros(len(rows))
     if name == "euclidean":
         return means, norms
-    step = max(1, PAIR_CHUNK_BYTES // (8 * max(rows.shape[1], 1)))
-    for start in range(0, len(used), step):
-        ids = used[start : start + step]
-        block = rows[ids].astype(np.float64)
+    widen = _Widened(rows, _chunk_rows(rows.shape[1], sides=1))
+    for start in range(0, len(used), widen.size):
+        ids = used[start : start + widen.size]
+        block = widen(ids)
         if name == "correlation":
             means[ids] = block.mean(axis=1)
             block -= means[ids][:, None]
-        norms[ids] = np.sqrt(np.einsum("ij,ij->i", block, block))
+        norms[ids] = np.sqrt(_row_dots(block, block))
     return means, norms
 
 
-def _pairs_of(rows: np.ndarray, stats: tuple[np.ndarray, np.ndarray], idx: np.ndarray, name: str) -> np.ndarray:
-    """One chunk of pairs: both sides gathered and widened to float64 (exact for float32 rows), then a dot
-    product or a difference per pair."""
+def _pairs_into(
+    out: np.ndarray, rows: np.ndarray, stats: tuple[np.ndarray, np.ndarray], idx: np.ndarray, name: str
+) -> None:
+    """Distances of the pairs `idx` (row indices into `rows`) into `out`: per chunk of pairs that stays in cache,
+    both sides gathered and widened to float64 at once, then a dot product (of the difference, for `euclidean`)
+    per pair; the normalization over all pairs at the end. Pairs are visited sorted by their rows, so that a row
+    used by neighbouring pairs is read once from memory."""
     means, norms = stats
-    first, second = idx[:, 0], idx[:, 1]
-    a, b = rows[first].astype(np.float64, copy=False), rows[second].astype(np.float64, copy=False)
+    size = _chunk_rows(rows.shape[1], sides=2)
+    widen = _Widened(rows, 2 * size)
+    order = np.lexsort((idx[:, 1], idx[:, 0]))
+    for start in range(0, len(idx), size):
+        at = order[start : start + size]
+        chunk = idx[at]
+        n = len(chunk)
+        both = widen(chunk.T.reshape(-1))  # the first rows of the chunk's pairs, then the second rows
+        a, b = both[:n], both[n:]
+        if name == "euclidean":
+            a -= b
+            b = a
+        elif name == "correlation":
+            a -= means[chunk[:, 0]][:, None]
+            b -= means[chunk[:, 1]][:, None]
+        out[at] = _row_dots(a, b)
     if name == "euclidean":
-        a -= b
-        return np.sqrt(np.einsum("ij,ij->i", a, a))
-    if name == "correlation":
-        a -= means[first][:, None]
-        b -= means[second][:, None]
-    dots = np.einsum("ij,ij->i", a, b)
-    return 1.0 - dots / np.maximum(norms[first] * norms[second], 1e-12)
+        np.sqrt(out, out=out)
+    else:
+        out[:] = 1.0 - out / np.maximum(norms[idx[:, 0]] * norms[idx[:, 1]], 1e-12)
 
 
 def _torch_distances(embeddings: Any, pairs: np.ndarray, distance: Distance, device: Any) -> np.ndarray:

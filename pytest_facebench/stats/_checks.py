@@ -67,7 +67,7 @@ def as_weights(weights: ArrayLike, n: int) -> NDArray[Any]:
         raise ValueError(f"weights must be numeric resampling counts; got dtype {w.dtype}")
     if w.dtype.kind == "f" and not np.isfinite(w).all():
         raise ValueError("weights must be finite")
-    if w.dtype.kind not in "bu" and (w < 0).any():
+    if w.dtype.kind not in "bu" and w.size and w.min() < 0:
         raise ValueError("weights must be non-negative (resampling counts)")
     return w
 

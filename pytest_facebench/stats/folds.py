@@ -309,7 +309,7 @@ class FoldAccuracy:
         if w.ndim != 2:
             raise ValueError(f"counts must have shape (n_resamples, {len(c)}); got {w.shape}")
         if self._exact and w.dtype.kind in "biu":
-            sums = np.add.reduceat(w.astype(np.int64, copy=False)[:, self._order], self._starts, axis=1)
+            sums = np.add.reduceat(w.astype(np.int64, copy=False).take(self._order, axis=1), self._starts, axis=1)
             right, total = sums @ self._to_right, sums @ self._to_fold
         else:
             fold_matrix = np.eye(self.k)[self.folds]

@@ -31,6 +31,8 @@ from ._checks import FloatArray, as_count_matrix, as_pairs, require_both_classes
 __all__ = ["Roc", "RocMetrics", "TarAtFar", "eer", "in_sample_verification", "roc_auc", "tar_at_far"]
 
 FAR_TOLERANCE = 1e-9  # a false accept count within this of the FAR budget still meets it
+ROW_BLOCK_CELLS = 1 << 17  # integer count rows x distinct distances scored at once by `Roc.metrics` (cache-sized)
+MAX_TIE_STEPS = 16  # ties of more pairs than this at one distance: counts summed over the sorted pairs instead
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,12 @@ class _Curve:
     neg: NDArray[Any]
     tp: NDArray[Any]  # same pairs at distance <= each threshold
     fp: NDArray[Any]  # different pairs at distance <= each threshold
+    total: NDArray[Any]  # pos + neg: the weight at each distinct distance
 
     @cached_property
     def present(self) -> NDArray[np.bool_]:
         """(b, m): the distances that occur in each row (non-zero weight)."""
-        return (self.pos + self.neg) > 0
+        return self.total > 0
 
     @cached_property
     def last_present(self) -> NDArray[np.intp]:
@@ -125,9 +128,7 @@ class Roc:
         self._starts = np.flatnonzero(np.append(True, ds[1:] != ds[:-1]))
         self._order = order
         self._y = y[order]
-        self._same = self._y == 1  # bool, for the integer path
-        self._distinct = len(self._starts) == len(d)  # no ties: one pair per distinct distance
-        self._ends = np.append(self._starts[1:] - 1, len(d) - 1)  # the last pair at each distinct distance
+        self._sums = _DistanceSums(order, self._starts, self._y == 1)
         self.thresholds: FloatArray = ds[self._starts]
         self.n = len(d)
         self.n_pos = int(y.sum())
@@ -154,20 +155,18 @@ class Roc:
         return curve.pos, curve.neg
 
     def _curve(self, weights: ArrayLike | None) -> _Curve:
-        w = as_count_matrix(weights, self.n)
-        ws = w[:, self._order]
+        return self._curve_of(as_count_matrix(weights, self.n))
+
+    def _curve_of(self, w: NDArray[Any]) -> _Curve:
+        """The curve of a validated (b, n) count matrix (`as_count_matrix`)."""
         if w.dtype.kind == "f":
+            ws = w[:, self._order]
             pos = np.add.reduceat(ws * self._y, self._starts, axis=1)
             neg = np.add.reduceat(ws * (1.0 - self._y), self._starts, axis=1)
-            return _Curve(pos, neg, np.cumsum(pos, axis=1), np.cumsum(neg, axis=1))
-        same = np.where(self._same, ws, 0)
-        if self._distinct:
-            tp = np.cumsum(same, axis=1)
-            return _Curve(same, ws - same, tp, np.cumsum(ws, axis=1) - tp)
-        # ties: cumulative sums over the pairs, read at the last pair of each distinct distance (exact in int64)
-        tp = np.cumsum(same, axis=1)[:, self._ends]
-        fp = np.cumsum(ws, axis=1)[:, self._ends] - tp
-        return _Curve(np.diff(tp, axis=1, prepend=0), np.diff(fp, axis=1, prepend=0), tp, fp)
+            return _Curve(pos, neg, np.cumsum(pos, axis=1), np.cumsum(neg, axis=1), pos + neg)
+        total, pos = self._sums(w)
+        neg = total - pos
+        return _Curve(pos, neg, np.cumsum(pos, axis=1), np.cumsum(neg, axis=1), total)
 
     # --- metrics -----------------------------------------------------------------------------
     def metrics(self, weights: ArrayLike | None = None, fars: Sequence[float] = ()) -> RocMetrics:
@@ -186,12 +185,29 @@ class Roc:
             Arrays of shape (b,); NaN for rows lacking a class.
         """
         targets = [_check_far(f) for f in fars]
-        c = self._curve(weights)
+        w = as_count_matrix(weights, self.n)
+        rows = max(1, ROW_BLOCK_CELLS // len(self.thresholds))
+        if w.dtype.kind == "f" or len(w) <= rows:
+            return self._metrics(w, targets)
+        # integer counts, exact: rows a few at a time, so that the (rows, m) arrays of a part stay in cache
+        parts = [self._metrics(w[start : start + rows], targets) for start in range(0, len(w), rows)]
+        return RocMetrics(
+            auc=np.concatenate([p.auc for p in parts]),
+            accuracy=np.concatenate([p.accuracy for p in parts]),
+            threshold=np.concatenate([p.threshold for p in parts]),
+            eer=np.concatenate([p.eer for p in parts]),
+            tar={f: np.concatenate([p.tar[f] for p in parts]) for f in targets},
+            tar_threshold={f: np.concatenate([p.tar_threshold[f] for p in parts]) for f in targets},
+        )
+
+    def _metrics(self, w: NDArray[Any], targets: list[float]) -> RocMetrics:
+        """`metrics` of a validated (b, n) count matrix."""
+        c = self._curve_of(w)
         with np.errstate(invalid="ignore", divide="ignore"):
             auc = _auc(c)
             threshold, accuracy = _youden(c, self.thresholds)
             rate = _eer(c)
-            tars = {f: _tar(c, self.thresholds, f) for f in targets}
+            tars = _tars(c, self.thresholds, targets)
         bad = c.degenerate
 
         def nan(values: FloatArray) -> FloatArray:
@@ -250,6 +266,43 @@ class Roc:
         return np.where(best == 0, -np.inf, np.where(upper == m, np.inf, (low + high) / 2.0))
 
 
+class _DistanceSums:
+    """Integer counts summed per distinct distance: all pairs (`total`) and the same pairs (`pos`), exactly.
+
+    With few ties, the first pair at each distance is read in one gather and each further step adds one more pair to
+    every distance that has one (as many steps as the largest tie has pairs after its first), so no (b, n) array is
+    sorted; with larger ties the sorted counts are summed by `reduceat`."""
+
+    def __init__(self, order: NDArray[np.intp], starts: NDArray[np.intp], same: NDArray[np.bool_]):
+        """`same`: the label of each pair in sorted order (`order`); `starts`: where each distinct distance begins."""
+        self.order, self.starts, self.same = order, starts, same
+        sizes = np.diff(np.append(starts, len(order)))
+        self.first, self.first_same = order[starts], same[starts]
+        self.steps: list[tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.bool_]]] | None = []
+        if sizes.max() - 1 > MAX_TIE_STEPS:
+            self.steps = None
+            return
+        for k in range(1, int(sizes.max())):
+            tied = np.flatnonzero(sizes > k)  # the distinct distances with more than k pairs
+            self.steps.append((tied, order[starts[tied] + k], same[starts[tied] + k]))
+
+    def __call__(self, w: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """(total, pos), each (b, m), for integer counts `w` (b, n) in input order."""
+        if self.steps is None:
+            ws = w.take(self.order, axis=1)
+            return np.add.reduceat(ws, self.starts, axis=1), np.add.reduceat(
+                np.where(self.same, ws, 0), self.starts, axis=1
+            )
+        total = w.take(self.first, axis=1)
+        pos = np.where(self.first_same, total, 0)
+        for tied, pairs, same in self.steps:
+            extra = w[:, pairs]
+            total[:, tied] += extra
+            if same.any():
+                pos[:, tied[same]] += extra[:, same]
+        return total, pos
+
+
 def _check_far(far: float) -> float:
     far = float(far)
     if not 0 < far <= 1:
@@ -269,26 +322,33 @@ def _youden(c: _Curve, thresholds: FloatArray) -> tuple[FloatArray, FloatArray]:
     n_pos, n_neg = c.n_pos, c.n_neg
     j = c.tp / n_pos[:, None]
     j -= c.fp / n_neg[:, None]  # TPR - FPR, computed like sklearn's roc_curve
-    j[~c.present] = -np.inf  # thresholds must be distances present in the row
     best = np.argmax(j, axis=1)
     rows = np.arange(len(best))
+    # Thresholds must be distances present in the row. An absent distance repeats the J of the distance before
+    # it, so it is the first maximum only where no present distance precedes it: those rows are searched again
+    # among their present distances alone.
+    absent = np.flatnonzero(c.total[rows, best] == 0)
+    if len(absent):
+        again = j[absent]
+        again[c.total[absent] == 0] = -np.inf
+        best[absent] = np.argmax(again, axis=1)
     accuracy = (c.tp[rows, best] + n_neg - c.fp[rows, best]) / (n_pos + n_neg)
     return thresholds[best], accuracy
 
 
 def _first(b: int, m: int, test: Any) -> NDArray[np.intp]:
     """Per row, the first index j in [0, m) where the monotone test(rows, j) (False ... False True ... True) holds;
-    m where it never does. Bisection: log2(m) evaluations of b points instead of a pass over (b, m)."""
-    lo, hi = np.zeros(b, dtype=np.intp), np.full(b, m, dtype=np.intp)
+    m where it never does. Binary lifting: log2(m) evaluations of b points instead of a pass over (b, m); each step
+    of 2^k moves past 2^k more failing indices where the last of them fails too."""
+    found = np.zeros(b, dtype=np.intp)  # per row: the test fails at every index below this
     rows = np.arange(b)
-    while True:
-        active = lo < hi
-        if not active.any():
-            return lo
-        mid = np.where(active, (lo + hi) // 2, 0)
-        ok = test(rows, mid)
-        hi = np.where(active & ok, mid, hi)
-        lo = np.where(active & ~ok, mid + 1, lo)
+    step = 1 << max(m.bit_length() - 1, 0)
+    while step:
+        probe = found + (step - 1)
+        passes = (probe < m) & ~test(rows, np.minimum(probe, m - 1))
+        found += np.where(passes, step, 0)
+        step >>= 1
+    return found
 
 
 def _eer(c: _Curve) -> FloatArray:
@@ -317,23 +377,27 @@ def _eer(c: _Curve) -> FloatArray:
     return np.where(g1 == 0, f1, f0 + (-g0 / (g1 - g0)) * (f1 - f0))
 
 
-def _tar(c: _Curve, thresholds: FloatArray, far: float) -> tuple[FloatArray, FloatArray]:
-    """TAR and threshold at the largest distance present in the row whose FAR <= `far`; NaN when the row
-    has fewer than 1 / far different pairs, 0 at -inf when even the smallest distance exceeds the FAR.
+def _tars(c: _Curve, thresholds: FloatArray, fars: list[float]) -> dict[float, tuple[FloatArray, FloatArray]]:
+    """Per target FAR: TAR and threshold at the largest distance present in the row whose FAR <= far; NaN when
+    the row has fewer than 1 / far different pairs, 0 at -inf when even the smallest distance exceeds the FAR.
     The false accepts grow with the threshold, so the thresholds within the FAR are a prefix of each row
     (found by bisection); with integer counts the last distance present in it is the first j whose
-    cumulative count reaches the prefix's total (bisection again)."""
-    n_pos, n_neg = c.n_pos, c.n_neg
+    cumulative count reaches the prefix's total (bisection again). All FARs are searched at once: one query
+    per (far, row)."""
+    if not fars:
+        return {}
     b, m = c.tp.shape
+    rows = np.tile(np.arange(b), len(fars))  # far-major: the rows of the first FAR, then of the next ...
+    far = np.repeat(np.asarray(fars, dtype=float), b)
+    n_pos, n_neg = c.n_pos[rows], c.n_neg[rows]
     bound = far * n_neg + FAR_TOLERANCE
-    within = _first(b, m, lambda rows, j: c.fp[rows, j] > bound[rows])
-    rows = np.arange(b)
+    within = _first(len(rows), m, lambda q, j: c.fp[rows[q], j] > bound[q])
     end = np.maximum(within - 1, 0)
     if c.tp.dtype.kind == "f":  # float weights: presence from the counts themselves
         last = c.last_present[rows, end]
     else:
         total = c.tp[rows, end] + c.fp[rows, end]
-        last = _first(b, m, lambda rows, j: c.tp[rows, j] + c.fp[rows, j] >= total[rows])
+        last = _first(len(rows), m, lambda q, j: c.tp[rows[q], j] + c.fp[rows[q], j] >= total[q])
         last = np.where(total > 0, last, -1)
     last = np.where(within > 0, last, -1)
     reached = last >= 0
@@ -341,7 +405,8 @@ def _tar(c: _Curve, thresholds: FloatArray, far: float) -> tuple[FloatArray, Flo
     tar = np.where(reached, c.tp[rows, last] / n_pos, 0.0)
     threshold = np.where(reached, thresholds[last], -np.inf)
     resolvable = n_neg * far >= 1 - FAR_TOLERANCE
-    return np.where(resolvable, tar, np.nan), np.where(resolvable, threshold, np.nan)
+    tar, threshold = np.where(resolvable, tar, np.nan), np.where(resolvable, threshold, np.nan)
+    return {f: (tar[i * b : (i + 1) * b], threshold[i * b : (i + 1) * b]) for i, f in enumerate(fars)}
 
 
 def _one_or_many(values: FloatArray, weights: ArrayLike | None) -> Any:

@@ -104,3 +104,37 @@ def test_cpu_builtins_do_not_import_torch(tmp_path):
 def test_device_path_matches_cpu(name):
     x, pairs = case(4, n=500, dim=2048, p=3000)
     np.testing.assert_allclose(pair_distances(x, pairs, name, "cuda"), pair_distances(x, pairs, name), atol=1e-5)
+
+
+def one_pass(x, pairs, name):
+    """The distances as one float64 computation over all pairs at once (no chunks, no reused buffers)."""
+    rows = x.astype(np.float64)
+    if name == "correlation":
+        rows = rows - rows.mean(axis=1)[:, None]
+    a, b = rows[pairs[:, 0]], rows[pairs[:, 1]]
+    if name == "euclidean":
+        return np.sqrt(np.einsum("ij,ij->i", a - b, a - b))
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+    return 1.0 - np.einsum("ij,ij->i", a, b) / np.maximum(norms[pairs[:, 0]] * norms[pairs[:, 1]], 1e-12)
+
+
+@pytest.mark.parametrize("name", ["cosine", "euclidean", "correlation"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("chunk_bytes", [1, 8 * 257 * 2 * 3, 1 << 20])
+def test_chunks_and_buffers_give_the_one_pass_numbers_bitwise(monkeypatch, name, dtype, chunk_bytes):
+    """Chunks of 2 pairs (a lone pair last), of 3, or all at once; reused gather buffers; float32 or float64 rows:
+    every distance equals the one-pass computation to the last bit."""
+    monkeypatch.setattr(distances, "CACHE_CHUNK_BYTES", chunk_bytes)
+    x, pairs = case(5, p=401)
+    x = x.astype(dtype)
+    want = one_pass(x, pairs, name)
+    np.testing.assert_array_equal(pair_distances(x, pairs, name), want)
+    np.testing.assert_array_equal(pair_distances(OnDemand(x), pairs, name), want)
+    lone = pair_distances(x, pairs[7:8], name)  # one pair alone: the same sum as among many
+    np.testing.assert_array_equal(lone, want[7:8])
+
+
+def test_rows_out_of_range_are_an_error():
+    x, pairs = case(6)
+    with pytest.raises(IndexError, match=r"pair rows must be in \[0, 60\)"):
+        pair_distances(x, np.array([[0, 60]]))

@@ -13,6 +13,7 @@ from sklearn.metrics import roc_auc_score
 from stats_oracles import FAST, brentq_eer, counts_of, index_resamples, pairs, sklearn_tar_at_far, sklearn_youden
 
 from pytest_facebench import stats as S
+from pytest_facebench.stats import roc as roc_module
 
 
 def random_pairs(rng: np.random.Generator, n: int, signal: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -192,6 +193,48 @@ def test_counts_at_each_distinct_distance_by_hand() -> None:
     np.testing.assert_array_equal(pos, [[2, 0, 0]])
     np.testing.assert_array_equal(neg, [[0, 1, 3]])
     assert (roc.n, roc.n_pos, roc.n_neg) == (4, 2, 2)
+
+
+@pytest.mark.parametrize("decimals", [None, 3, 1])  # no ties; a few short ties; ties longer than MAX_TIE_STEPS
+def test_counts_under_ties_equal_a_sum_per_distance_and_float_weights_give_the_same_metrics(decimals) -> None:
+    rng = np.random.default_rng(7)
+    d = rng.normal(size=2000)
+    if decimals is not None:
+        d = np.round(d, decimals)
+    y = rng.integers(0, 2, 2000)
+    w = rng.integers(0, 3, (40, 2000))
+    w[:, d == d.min()] = 0  # the smallest distance is absent from every row, so it is never a threshold
+    roc = S.Roc(d, y)
+    distinct = np.searchsorted(roc.thresholds, d)
+    want_pos, want_neg = np.zeros((40, len(roc.thresholds)), np.int64), np.zeros((40, len(roc.thresholds)), np.int64)
+    for row in range(40):
+        np.add.at(want_pos[row], distinct, w[row] * y)
+        np.add.at(want_neg[row], distinct, w[row] * (1 - y))
+    pos, neg = roc.counts(w)
+    np.testing.assert_array_equal(pos, want_pos)
+    np.testing.assert_array_equal(neg, want_neg)
+    whole, fractional = roc.metrics(w, (0.01, 0.1)), roc.metrics(w.astype(float), (0.01, 0.1))
+    for field in ("auc", "accuracy", "threshold", "eer"):
+        np.testing.assert_array_equal(getattr(whole, field), getattr(fractional, field))
+    assert not np.isin(whole.threshold, d.min()).any()
+
+
+def test_count_rows_scored_a_few_at_a_time_equal_each_row_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Integer counts are scored in parts of a few rows (`ROW_BLOCK_CELLS`): every metric of every row equals that
+    row scored alone, to the last bit."""
+    rng = np.random.default_rng(11)
+    d, y = np.round(rng.normal(size=300), 2), rng.integers(0, 2, 300)
+    w = rng.integers(0, 3, (23, 300))
+    roc = S.Roc(d, y)
+    monkeypatch.setattr(roc_module, "ROW_BLOCK_CELLS", 5 * len(roc.thresholds))  # parts of 5 rows, the last of 3
+    parts = roc.metrics(w, (0.01, 0.1))
+    for row in range(len(w)):
+        alone = roc.metrics(w[row : row + 1], (0.01, 0.1))
+        for field in ("auc", "accuracy", "threshold", "eer"):
+            assert getattr(parts, field)[row] == getattr(alone, field)[0]
+        for far in (0.01, 0.1):
+            assert parts.tar[far][row] == alone.tar[far][0]
+            assert parts.tar_threshold[far][row] == alone.tar_threshold[far][0]
 
 
 # ------------------------------------------------------------------ EER / TAR

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pytest_facebench import store as store_module
 from pytest_facebench.store import FILE_HEADER_SIZE, RECORD_SIZE, ShardStore
 
 
@@ -87,6 +88,29 @@ def test_get_many_random_subsets_equal_what_was_put(tmp_path):
     np.testing.assert_array_equal(store.found("layer", ["img3", "nope"]), [True, False])
     assert store.stats["rows_read"] > 0 and store.corrupt == 0
     store.close()
+
+
+@pytest.mark.parametrize("dim", [3, 48, 9000])  # runs capped by RUN_RECORDS, by the gap, or by SPAN_BYTES
+def test_rows_read_straight_into_the_array_equal_rows_read_through_a_buffer(tmp_path, monkeypatch, dim):
+    """`preadv` into the result's rows and `pread` into a buffer give the same rows and misses, over repeats, gaps,
+    runs of neighbours, a torn last record and a flipped payload byte (rows of misses are zeros in both)."""
+    write(tmp_path, "layer", range(1200), dim)
+    (rows_file,) = shard_files(tmp_path, "layer", ".rows")
+    flip_byte(rows_file, FILE_HEADER_SIZE + 300 * (RECORD_SIZE + 4 * dim) + RECORD_SIZE + 1)
+    os.truncate(rows_file, rows_file.stat().st_size - 2)
+    ids = np.append(np.random.default_rng(dim).permutation(1300), [5, 5, 700])  # every row, some never put
+    wanted = [f"img{i}" for i in ids]
+    results = {}
+    for direct in (False, True):
+        monkeypatch.setattr(store_module, "DIRECT_READS", direct)
+        store = ShardStore(tmp_path)
+        results[direct] = store.get_many("layer", wanted)
+        store.close()
+    np.testing.assert_array_equal(results[True][0], results[False][0])
+    np.testing.assert_array_equal(results[True][1], results[False][1])
+    found = results[True][1]
+    assert len(set(ids[~found & (ids < 1200)])) == 2  # the flipped and the torn record are misses
+    assert found[-3:].all() and not results[True][0][~found].any()
 
 
 def test_put_many_stores_a_block(tmp_path):
