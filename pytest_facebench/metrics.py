@@ -2,9 +2,9 @@
 a direction. Task types declare their metrics (`BaseTask.metrics`, a dict id → `MetricInfo`); declaring a
 task class registers them here, so reports, gates and comparisons look them up by id.
 
-One id, one meaning: a second task class declaring an id with another display name or direction is a
-`ConfigError` naming the id and both classes (the same spec again is fine, and so is a class declared again
-from the same place, as a reloaded module does). What other processes or saved runs report (`remember_scoring`,
+The declarations are `METRICS`, a `registries.Registry`. One id, one meaning: a second task class declaring an
+id with another display name or direction is a `ConfigError` naming the id and both classes (the same spec again
+is fine, and so is a class declared again from the same place, as a reloaded module does). What other processes or saved runs report (`remember_scoring`,
 `learn`) fills in ids no class here declared and never overrides a declaration.
 
 Directions:
@@ -27,7 +27,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from .registries import Registry
 
 HIGHER, LOWER, TARGET = "higher", "lower", "target"
 DIRECTIONS = (HIGHER, LOWER, TARGET, None)
@@ -48,28 +48,24 @@ class MetricInfo:
         return {HIGHER: True, LOWER: False}.get(self.direction or "")
 
 
-_REGISTERED: dict[str, MetricInfo] = {}  # declared by the task classes of this process
-_DECLARED_BY: dict[str, str] = {}  # id → the module.Class that declared it first
-_LEARNED: dict[str, MetricInfo] = {}  # from other processes' scorings and saved runs
-RANK = re.compile(r"^rank(\d+)$")
-
-
 def _spec(info: MetricInfo) -> str:
     return f"({info.display!r}, {info.direction or 'no direction'})"
+
+
+METRICS: Registry[MetricInfo] = Registry(  # declared by the task classes of this process
+    "metric",
+    describe=lambda entry: _spec(entry.value),
+    clash_hint="expected one spec per metric id (rename one of them)",
+)
+_LEARNED: dict[str, MetricInfo] = {}  # from other processes' scorings and saved runs
+RANK = re.compile(r"^rank(\d+)$")
 
 
 def register(metrics: dict[str, MetricInfo], declared_by: str) -> None:
     """Declare metric ids; `declared_by` names the place (module.Class). An id that another place declared
     with a different display name or direction is a `ConfigError` naming the id and both places."""
     for metric, info in metrics.items():
-        known, first = _REGISTERED.get(metric), _DECLARED_BY.get(metric)
-        if known is None or first == declared_by:
-            _REGISTERED[metric], _DECLARED_BY[metric] = info, declared_by
-        elif known != info:
-            raise ConfigError(
-                f"metric '{metric}' is declared twice, differently: {_spec(known)} by {first} and "
-                f"{_spec(info)} by {declared_by}; expected one spec per metric id (rename one of them)"
-            )
+        METRICS.register(metric, info, origin=declared_by)
 
 
 def learn(metrics: dict[str, MetricInfo]) -> None:
@@ -80,8 +76,9 @@ def learn(metrics: dict[str, MetricInfo]) -> None:
 
 def metric_info(metric: str) -> MetricInfo:
     """A registered metric, a family member (`tar_at_far_<far>`, `rank<k>`), else an undirected custom metric."""
-    if metric in _REGISTERED:
-        return _REGISTERED[metric]
+    declared = METRICS.get(metric)
+    if declared is not None:
+        return declared
     if metric in _LEARNED:
         return _LEARNED[metric]
     if metric.startswith("tar_at_far_"):
@@ -146,7 +143,10 @@ def badness(metric: str, value: float, target: float | None = None) -> float | N
 
 def metric_vocabulary() -> dict[str, tuple[str, str | None]]:
     """Every registered metric id → (display, direction): what `remember_scoring` takes back elsewhere."""
-    return {m: (info.display, info.direction) for m, info in {**_LEARNED, **_REGISTERED}.items()}
+    return {
+        m: (info.display, info.direction)
+        for m, info in {**_LEARNED, **{e.name: e.value for e in METRICS.entries()}}.items()
+    }
 
 
 def display_name(metric: str) -> str:

@@ -21,8 +21,7 @@ HERE = __name__
 @pytest.fixture(autouse=True)
 def fresh_registry(monkeypatch):
     """Each test declares on a copy of the registry, so its classes leave nothing behind."""
-    monkeypatch.setattr(metrics, "_REGISTERED", dict(metrics._REGISTERED))
-    monkeypatch.setattr(metrics, "_DECLARED_BY", dict(metrics._DECLARED_BY))
+    monkeypatch.setattr(metrics, "METRICS", metrics.METRICS.copy())
     monkeypatch.setattr(metrics, "_LEARNED", dict(metrics._LEARNED))
 
 
@@ -70,8 +69,8 @@ def test_the_same_spec_again_is_allowed_and_the_first_class_stays_the_declarer()
         pass
 
     assert metric_info("twin_score") == MetricInfo("Twin", HIGHER)
-    assert metrics._DECLARED_BY["twin_score"].endswith("<locals>.Original")
-    assert metrics._DECLARED_BY["auc"] == "pytest_facebench.tasks.verification.AccuracyTask"
+    assert metrics.METRICS.entry("twin_score").origin.endswith("<locals>.Original")
+    assert metrics.METRICS.entry("auc").origin == "pytest_facebench.tasks.verification.AccuracyTask"
 
 
 def test_a_class_declared_again_from_the_same_place_replaces_its_spec():
