@@ -332,7 +332,7 @@ def table_command(args: argparse.Namespace) -> int:
     from .registry import builtin_task_types
     from .report.data import load_references
     from .report.paper import render
-    from .results import build_face_recognition_table, build_table
+    from .results import build_face_recognition_table, build_table, face_recognition_types
 
     directory: Path = args.dir
     if not directory.exists():
@@ -366,8 +366,9 @@ def table_command(args: argparse.Namespace) -> int:
     except FacebenchError as exc:
         raise CommandError(f"{csv}: {exc}") from None
     if face_recognition and not table.columns:
+        kinds = " or ".join(sorted(face_recognition_types()))
         raise CommandError(
-            f"{csv}: no face-recognition task (an accuracy or template_verification task, or one named "
+            f"{csv}: no face-recognition task ({f'an {kinds} task, or ' if kinds else ''}one named "
             "lfw, cfp_fp, agedb_30, calfw, cplfw, ijbb or ijbc)"
         )
     text = render(

@@ -590,7 +590,7 @@ def _parse_task(
         spec.source = where
         spec.type = str(entry["type"])
         spec.base_dir = path.parent
-        if spec.type not in task_types:
+        if spec.type not in task_types or ":" not in spec.type:  # a name: unknown, or claimed twice
             from .registry import task_class
 
             try:

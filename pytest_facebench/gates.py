@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, FacebenchError
-from .metrics import RANK, MetricInfo, badness, learn, metric_info
+from .metrics import RANK, MetricInfo, badness, learn, learn_task_types, metric_info
 from .outputs.schema import cell_provenance
 
 BASELINE_FORMAT = "facebench-baseline/1"
@@ -330,12 +330,15 @@ def _drop(metric: str, old: float, new: float, target: float | None) -> float:
 
 # --- offline comparison of two runs -------------------------------------------------------------
 def register_saved_metrics(run_json: Path) -> None:
-    """Make the metric directions a results dir recorded in its run.json known (task types not imported)."""
+    """Make the metric directions and task types (headline, figures, axes) a results dir recorded in its run.json
+    known (the task classes not imported)."""
     from .outputs.reading import read_run
 
     try:
-        saved = read_run(run_json.parent).get("metrics") or {}
+        run = read_run(run_json.parent)
+        saved = run.get("metrics") or {}
         learn({m: MetricInfo(str(v["display"]), v.get("direction")) for m, v in saved.items()})
+        learn_task_types(run.get("task_types"))
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return  # an older or damaged run.json: the built-in vocabulary still applies
 

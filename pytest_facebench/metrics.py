@@ -2,9 +2,9 @@
 a direction. Task types declare their metrics (`BaseTask.metrics`, a dict id → `MetricInfo`); declaring a
 task class registers them here, so reports, gates and comparisons look them up by id.
 
-One id, one meaning: a second task class declaring an id with another display name or direction is a
-`ConfigError` naming the id and both classes (the same spec again is fine, and so is a class declared again
-from the same place, as a reloaded module does). What other processes or saved runs report (`remember_scoring`,
+The declarations are `METRICS`, a `registries.Registry`. One id, one meaning: a second task class declaring an
+id with another display name or direction is a `ConfigError` naming the id and both classes (the same spec again
+is fine, and so is a class declared again from the same place, as a reloaded module does). What other processes or saved runs report (`remember_scoring`,
 `learn`) fills in ids no class here declared and never overrides a declaration.
 
 Directions:
@@ -14,8 +14,9 @@ Directions:
   is declared); with none, the value has no better side;
 - `None`: descriptive (thresholds, ceilings, human values), never ranked or gated by direction.
 
-The vocabulary of task types (`register_task_type`): each declared task class's headline metric and figure
-kinds by type name, so a results dir can be reported without importing the classes again.
+The vocabulary of task types (`register_task_type`, `TaskTypeInfo`): what each declared task class says for
+reports by type name (headline metric, figure kinds, `Axis` of its metrics on figures, face-recognition metric),
+so a results dir can be reported without importing the classes again (`remember_scoring`, `learn_task_types`).
 
 Families resolved by pattern: `tar_at_far_<far>` (e.g. `tar_at_far_0.001`) and `rank<k>` (e.g. `rank10`, the
 rows of a CMC curve): both higher is better.
@@ -23,11 +24,14 @@ rows of a CMC curve): both higher is better.
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-from .errors import ConfigError
+from .registries import Registry
 
 HIGHER, LOWER, TARGET = "higher", "lower", "target"
 DIRECTIONS = (HIGHER, LOWER, TARGET, None)
@@ -48,28 +52,24 @@ class MetricInfo:
         return {HIGHER: True, LOWER: False}.get(self.direction or "")
 
 
-_REGISTERED: dict[str, MetricInfo] = {}  # declared by the task classes of this process
-_DECLARED_BY: dict[str, str] = {}  # id → the module.Class that declared it first
-_LEARNED: dict[str, MetricInfo] = {}  # from other processes' scorings and saved runs
-RANK = re.compile(r"^rank(\d+)$")
-
-
 def _spec(info: MetricInfo) -> str:
     return f"({info.display!r}, {info.direction or 'no direction'})"
+
+
+METRICS: Registry[MetricInfo] = Registry(  # declared by the task classes of this process
+    "metric",
+    describe=lambda entry: _spec(entry.value),
+    clash_hint="expected one spec per metric id (rename one of them)",
+)
+_LEARNED: dict[str, MetricInfo] = {}  # from other processes' scorings and saved runs
+RANK = re.compile(r"^rank(\d+)$")
 
 
 def register(metrics: dict[str, MetricInfo], declared_by: str) -> None:
     """Declare metric ids; `declared_by` names the place (module.Class). An id that another place declared
     with a different display name or direction is a `ConfigError` naming the id and both places."""
     for metric, info in metrics.items():
-        known, first = _REGISTERED.get(metric), _DECLARED_BY.get(metric)
-        if known is None or first == declared_by:
-            _REGISTERED[metric], _DECLARED_BY[metric] = info, declared_by
-        elif known != info:
-            raise ConfigError(
-                f"metric '{metric}' is declared twice, differently: {_spec(known)} by {first} and "
-                f"{_spec(info)} by {declared_by}; expected one spec per metric id (rename one of them)"
-            )
+        METRICS.register(metric, info, origin=declared_by)
 
 
 def learn(metrics: dict[str, MetricInfo]) -> None:
@@ -80,8 +80,9 @@ def learn(metrics: dict[str, MetricInfo]) -> None:
 
 def metric_info(metric: str) -> MetricInfo:
     """A registered metric, a family member (`tar_at_far_<far>`, `rank<k>`), else an undirected custom metric."""
-    if metric in _REGISTERED:
-        return _REGISTERED[metric]
+    declared = METRICS.get(metric)
+    if declared is not None:
+        return declared
     if metric in _LEARNED:
         return _LEARNED[metric]
     if metric.startswith("tar_at_far_"):
@@ -94,28 +95,138 @@ def metric_info(metric: str) -> MetricInfo:
     return MetricInfo(metric, None)
 
 
+CHANCE_RULES = ("far", "k/N")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """How figures show one metric of a task type, declared on the task class (`BaseTask.axes`: a metric id, or a
+    pattern such as 'rank*', → Axis). The report fills the label in from the results rows: `{display}` (the
+    metric's display name), `{distance}` ('cosine distance'), `{method}` ('Pearson r', 'Spearman ρ' or
+    'Kendall τ': the correlation the protocol of the type's headline names), `{protocol}` (the metric's own; a line
+    left empty is dropped) and `{k}` (the number that ends the id: rank5 → 5).
+
+    - `label`: the axis text ('' shows the display name); `when`: a word of the metric's protocol → the label to
+      use instead (`{"normalized": "mean {distance} (normalized by the max)"}`).
+    - `chance`: the chance or no-effect level, drawn as a dashed line: a number, 'far' (the FAR a
+      `tar_at_far_<far>` id names) or 'k/N' (rank-k over the gallery size the rows state); `chance_label` names it
+      in the legend ('chance (0.5)', 'no effect (0)').
+    - `ceiling`: the metrics whose values bound the noise ceiling (low, high), drawn as a band beside it."""
+
+    label: str = ""
+    when: Mapping[str, str] = field(default_factory=dict)
+    chance: float | str | None = None
+    chance_label: str = "chance"
+    ceiling: tuple[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.chance, str) and self.chance not in CHANCE_RULES:
+            raise ValueError(f"chance must be a number, one of {CHANCE_RULES} or None; got {self.chance!r}")
+        if self.ceiling is not None and len(self.ceiling) != 2:
+            raise ValueError(f"ceiling must name two metrics (low, high); got {self.ceiling!r}")
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "when": dict(self.when),
+            "chance": self.chance,
+            "chance_label": self.chance_label,
+            "ceiling": list(self.ceiling) if self.ceiling else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Axis | None:
+        """An Axis from `as_json` (None when `data` is not one: an older or damaged file)."""
+        try:
+            ceiling = data.get("ceiling")
+            return cls(
+                str(data.get("label") or ""),
+                {str(k): str(v) for k, v in (data.get("when") or {}).items()},
+                data.get("chance"),
+                str(data.get("chance_label") or "chance"),
+                (str(ceiling[0]), str(ceiling[1])) if ceiling else None,
+            )
+        except (AttributeError, TypeError, ValueError, IndexError):
+            return None
+
+
 @dataclass(frozen=True)
 class TaskTypeInfo:
+    """What reports need of a task type, declared by its class: the headline metric, the figure kinds it draws
+    (`figures`), how its metrics are shown on figure axes (`axes`) and the metric a face-recognition table gives
+    for its tasks (`face_recognition_metric`). JSON-able (`as_json`), so it travels with the cells' scoring, to
+    plot workers and in run.json: a process that never imports the class reports it the same."""
+
     headline: str
     figures: tuple[str, ...] = ()
+    axes: Mapping[str, Axis] = field(default_factory=dict)
+    face_recognition_metric: str = ""
+
+    def axis(self, metric: str) -> Axis | None:
+        """The declared Axis of `metric`: by its id, else by the first pattern ('rank*') it matches."""
+        if metric in self.axes:
+            return self.axes[metric]
+        return next((a for key, a in self.axes.items() if "*" in key and fnmatch.fnmatchcase(metric, key)), None)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "headline": self.headline,
+            "figures": list(self.figures),
+            "axes": {metric: axis.as_json() for metric, axis in self.axes.items()},
+            "face_recognition_metric": self.face_recognition_metric,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> TaskTypeInfo | None:
+        if not isinstance(data, dict):
+            return None
+        axes = {str(m): a for m, raw in (data.get("axes") or {}).items() if (a := Axis.from_json(raw)) is not None}
+        return cls(
+            str(data.get("headline") or ""),
+            tuple(str(f) for f in data.get("figures") or ()),
+            axes,
+            str(data.get("face_recognition_metric") or ""),
+        )
 
 
 _TASK_TYPES: dict[str, TaskTypeInfo] = {}
 
 
-def register_task_type(type_name: str, headline: str, figures: tuple[str, ...] | list[str]) -> None:
-    """Record a task type's headline and figure kinds (called for each task class; the last one wins)."""
+def register_task_type(type_name: str, info: TaskTypeInfo) -> None:
+    """Record what a task type declares for reports (called for each task class; the last one wins)."""
     if type_name:
-        _TASK_TYPES[type_name] = TaskTypeInfo(headline, tuple(figures))
+        _TASK_TYPES[type_name] = info
 
 
 def task_type_info(type_name: str) -> TaskTypeInfo | None:
     return _TASK_TYPES.get(type_name)
 
 
+def known_task_types() -> list[str]:
+    """The names of the task types this process knows (declared or learned)."""
+    return list(_TASK_TYPES)
+
+
+def task_type_vocabulary(types: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Type name → `TaskTypeInfo.as_json()` of the known types (of `types` only, when given): what `learn_task_types`
+    takes back in another process (plot workers) and run.json's `task_types` keeps."""
+    wanted = set(types) if types is not None else None
+    return {t: info.as_json() for t, info in _TASK_TYPES.items() if wanted is None or t in wanted}
+
+
+def learn_task_types(vocabulary: object) -> None:
+    """Task types another process or a saved run describes (`task_type_vocabulary`): known unless declared here."""
+    if not isinstance(vocabulary, dict):
+        return
+    for type_name, data in vocabulary.items():
+        info = TaskTypeInfo.from_json(data)
+        if isinstance(type_name, str) and type_name not in _TASK_TYPES and info is not None:
+            register_task_type(type_name, info)
+
+
 def remember_scoring(scoring: object) -> None:
     """Learn a cell's metric vocabulary and task type from its `scoring` (`BaseTask.scoring()`), so a process
-    that never imported the task class (the xdist controller, `report`, `compare`) names and ranks it."""
+    that never imported the task class (the xdist controller, `report`, `compare`) names, ranks and draws it."""
     if not isinstance(scoring, dict):
         return
     declared = scoring.get("metrics")
@@ -127,8 +238,8 @@ def remember_scoring(scoring: object) -> None:
                 if isinstance(info, (list, tuple)) and len(info) == 2 and info[1] in DIRECTIONS
             }
         )
-    if isinstance(scoring.get("type"), str) and scoring["type"] not in _TASK_TYPES:
-        register_task_type(scoring["type"], str(scoring.get("headline") or ""), list(scoring.get("figures") or ()))
+    if isinstance(scoring.get("type"), str):
+        learn_task_types({scoring["type"]: scoring})
 
 
 def badness(metric: str, value: float, target: float | None = None) -> float | None:
@@ -146,7 +257,10 @@ def badness(metric: str, value: float, target: float | None = None) -> float | N
 
 def metric_vocabulary() -> dict[str, tuple[str, str | None]]:
     """Every registered metric id → (display, direction): what `remember_scoring` takes back elsewhere."""
-    return {m: (info.display, info.direction) for m, info in {**_LEARNED, **_REGISTERED}.items()}
+    return {
+        m: (info.display, info.direction)
+        for m, info in {**_LEARNED, **{e.name: e.value for e in METRICS.entries()}}.items()
+    }
 
 
 def display_name(metric: str) -> str:

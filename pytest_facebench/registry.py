@@ -1,35 +1,46 @@
-"""Names → code: the model families and task types a grid may name, and importing 'module:Attr' or
-'file.py:Attr' from user code.
+"""Names → code for a grid: the model families and task types it may name, and importing 'module:Attr' or
+'file.py:Attr' from user code. Both name tables are `registries.Registry` instances (lazy: nothing is imported
+until a name is looked up and loaded).
 
-- Model families: the built-ins of `pytest_facebench.zoo` (`factory = "vgg16"`), those third-party packages
-  register under the entry point group `pytest_facebench.models` (`name = "module:Class"`), or any
-  'module:Class' / 'path/file.py:Class'.
-- Task types: the built-ins of `pytest_facebench.tasks` (`type = "accuracy"`), the entry point group
+- Model families: `zoo.FAMILIES`, the built-ins of `pytest_facebench.zoo` (`factory = "vgg16"`) and those
+  third-party packages register under the entry point group `pytest_facebench.models` (`name = "module:Class"`),
+  or any 'module:Class' / 'path/file.py:Class'.
+- Task types: `TASK_TYPES`, the built-ins below (`type = "accuracy"`) and the entry point group
   `pytest_facebench.tasks`, or 'module:Class' / 'path/file.py:Class' (the class's `type` names its fixture,
   `<type>_task`).
 
-Entry points are read from installed distributions' metadata: listing them imports nothing.
+An entry point named like a built-in (or like another package's entry point) is an error naming both when a grid
+uses that name; grids that do not name it are unaffected.
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib
-import importlib.util
-import sys
-from functools import cache
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, ModelError
+from .registries import Registry, import_factory, is_path_reference
+from .zoo import FAMILIES, MODEL_GROUP
 
 if TYPE_CHECKING:
     from .tasks.base import BaseTask
 
-MODEL_GROUP = "pytest_facebench.models"
+__all__ = [
+    "BUILTIN_TASK_MODULES",
+    "MODEL_GROUP",
+    "TASK_GROUP",
+    "TASK_TYPES",
+    "builtin_task_types",
+    "import_factory",
+    "is_path_reference",
+    "model_families",
+    "resolve_family",
+    "task_class",
+    "task_type_names",
+]
+
 TASK_GROUP = "pytest_facebench.tasks"
-BUILTIN_TASK_MODULES = {  # name → "module:Class" (imported on first use)
+BUILTIN_TASK_MODULES = {  # name → "module:Class" (imported on first use): one line per built-in task type
     "accuracy": "pytest_facebench.tasks.verification:AccuracyTask",
     "correlation": "pytest_facebench.tasks.correlation:CorrelationTask",
     "conditions": "pytest_facebench.tasks.conditions:ConditionedAverageDistances",
@@ -38,63 +49,48 @@ BUILTIN_TASK_MODULES = {  # name → "module:Class" (imported on first use)
     "identification": "pytest_facebench.tasks.identification:IdentificationTask",
     "template_verification": "pytest_facebench.tasks.template_verification:TemplateVerificationTask",
 }
-
-
-@cache
-def _entry_points(group: str) -> dict[str, str]:
-    return {ep.name: ep.value for ep in entry_points(group=group)}
+TASK_TYPES: Registry[type[BaseTask]] = Registry(
+    "task type",
+    group=TASK_GROUP,
+    expected="expected one of {names}, or 'module:Class' / 'path/file.py:Class'",
+    clash_hint="rename one of them, or name the class itself as 'module:Class'",
+)
+for _name, _reference in BUILTIN_TASK_MODULES.items():
+    TASK_TYPES.register(_name, _reference)
 
 
 def model_families() -> dict[str, tuple[str, dict[str, Any]]]:
     """Short name → ("module:Class", default kwargs): the built-in families and the registered ones."""
-    from .zoo import FAMILIES
-
-    return {**{name: (value, {}) for name, value in _entry_points(MODEL_GROUP).items()}, **FAMILIES}
+    return {entry.name: (entry.value, dict(entry.defaults)) for entry in FAMILIES.entries()}
 
 
 def task_type_names() -> dict[str, str]:
     """Task type name → "module:Class", built-in and registered (nothing is imported)."""
-    return {**_entry_points(TASK_GROUP), **BUILTIN_TASK_MODULES}
-
-
-def is_path_reference(value: str) -> bool:
-    """'module:Attr' or 'file.py:Attr' rather than a short name."""
-    return ":" in value
+    return {entry.name: str(entry.value) for entry in TASK_TYPES.entries()}
 
 
 def resolve_family(factory: str) -> tuple[str, dict[str, Any]]:
-    """A grid's `factory`: a short family name becomes its "module:Class" and default kwargs."""
+    """A grid's `factory`: a short family name becomes its "module:Class" and default kwargs (a ConfigError for
+    an unknown name, with a did-you-mean, or one claimed by two packages)."""
     if is_path_reference(factory):
         return factory, {}
-    families = model_families()
-    if factory not in families:
-        close = difflib.get_close_matches(factory, sorted(families), n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(
-            f"unknown model family '{factory}'; 'factory' is a built-in or registered family "
-            f"({', '.join(sorted(families))}), 'module:Class' or 'path/file.py:Class'.{hint}"
-        )
-    return families[factory]
+    entry = FAMILIES.entry(factory)
+    return entry.value, dict(entry.defaults)
 
 
 def task_class(type_name: str, search_paths: list[Path] | None = None) -> type[BaseTask]:
     """The class of a grid's task `type`: a built-in or registered name, or 'module:Class' / 'file.py:Class'."""
+    if is_path_reference(type_name):
+        return _task_class(type_name, type_name, search_paths or [])
+    return _task_class(type_name, TASK_TYPES.entry(type_name).value, [])
+
+
+def _task_class(type_name: str, reference: Any, search_paths: list[Path]) -> type[BaseTask]:
+    """`reference` ('module:Class', 'file.py:Class' or the class itself) imported and checked to be a task type."""
     from .tasks.base import BaseTask
 
-    names = task_type_names()
-    if is_path_reference(type_name):
-        reference = type_name
-    elif type_name in names:
-        reference = names[type_name]
-    else:
-        close = difflib.get_close_matches(type_name, sorted(names), n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(
-            f"unknown task type '{type_name}'; expected one of {', '.join(sorted(names))}, or "
-            f"'module:Class' / 'path/file.py:Class'.{hint}"
-        )
     try:
-        cls = import_factory(reference, search_paths or [])
+        cls = import_factory(reference, search_paths) if isinstance(reference, str) else reference
     except ModelError as exc:
         raise ConfigError(f"task type '{type_name}': {exc}") from None
     except Exception as exc:  # noqa: BLE001 - import-time failure of user code
@@ -111,30 +107,6 @@ def task_class(type_name: str, search_paths: list[Path] | None = None) -> type[B
 
 
 def builtin_task_types() -> dict[str, type[BaseTask]]:
-    """The built-in task classes by name (imports the task modules)."""
-    return {name: task_class(name) for name in BUILTIN_TASK_MODULES}
-
-
-def import_factory(factory: str, search_paths: list[Path]) -> Any:
-    """'package.module:Attr' (searched on sys.path plus `search_paths`) or 'path/file.py:Attr'."""
-    module_name, _, attr = factory.rpartition(":")
-    if module_name.endswith(".py"):
-        path = Path(module_name)
-        if not path.is_absolute():
-            path = next((p / path for p in search_paths if (p / path).is_file()), path)
-        if not path.is_file():
-            raise ModelError(f"factory file not found: {path}")
-        spec = importlib.util.spec_from_file_location(f"facebench_user_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        sys.modules[spec.name] = module  # type: ignore[union-attr]
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-    else:
-        for path in search_paths:
-            if str(path) not in sys.path:
-                sys.path.append(str(path))
-        module = importlib.import_module(module_name)
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        public = [n for n in dir(module) if not n.startswith("_")]
-        raise ModelError(f"module '{module_name}' has no '{attr}'; it defines {', '.join(public[:15])}") from None
+    """The built-in task classes by name (imports the task modules; an entry point claiming a built-in name is
+    reported where a grid uses it, not here)."""
+    return {name: _task_class(name, reference, []) for name, reference in BUILTIN_TASK_MODULES.items()}

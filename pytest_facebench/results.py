@@ -548,7 +548,6 @@ FACE_RECOGNITION_BENCHMARKS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("IJB-B", ("ijbb",), TAR_AT_1E4),
     ("IJB-C", ("ijbc",), TAR_AT_1E4),
 )
-FACE_RECOGNITION_TYPES = {"accuracy": ACCURACY_KFOLD, "template_verification": TAR_AT_1E4}
 PUBLISHED_SUFFIX = " (paper)"  # the row of a model's published values: "<model> (paper)"
 REFERENCE_ROW = "reference"  # a published value for no model in particular (without a `label`)
 
@@ -574,9 +573,9 @@ def far_text(metric: str) -> str:
 
 def face_recognition_columns(results: pd.DataFrame) -> list[TableColumn]:
     """The face-recognition columns of a run: a task named like a known benchmark (`face_recognition_benchmark`)
-    with its conventional metric (k-fold accuracy; TAR@FAR=1e-4 for IJB-B/C), else any `accuracy` task
-    (`accuracy_kfold`) or `template_verification` task (`tar_at_far_0.0001`); a verification task without that
-    metric shows its headline. Known benchmarks first in the papers' order (LFW, CFP-FP, AgeDB-30, CALFW, CPLFW,
+    with its conventional metric (k-fold accuracy; TAR@FAR=1e-4 for IJB-B/C), else any task whose type declares a
+    `face_recognition_metric` (`face_recognition_types`: `accuracy_kfold` of an accuracy task, `tar_at_far_0.0001`
+    of a template_verification one); such a task without that metric shows its headline. Known benchmarks first in the papers' order (LFW, CFP-FP, AgeDB-30, CALFW, CPLFW,
     IJB-B, IJB-C), then the other tasks in the grid's order under their own names. A TAR column's label names
     its FAR (`IJB-C (TAR@FAR=1e-4)`), another metric than the benchmark's its display name; two tasks of one
     benchmark keep their own names."""
@@ -589,8 +588,22 @@ def _headlines(rows: list[dict[str, Any]]) -> dict[str, str]:
     return {c.task: c.metric for c in _headline_columns(rows, _universe(rows))}
 
 
+def face_recognition_types() -> dict[str, str]:
+    """Task type → the metric a face-recognition table gives for its tasks, as the known types declare it
+    (`BaseTask.face_recognition_metric`: k-fold accuracy for pair verification, TAR@FAR=1e-4 for IJB templates)."""
+    from .metrics import known_task_types, task_type_info
+
+    return {
+        kind: info.face_recognition_metric
+        for kind in known_task_types()
+        if (info := task_type_info(kind)) is not None and info.face_recognition_metric
+    }
+
+
 def _face_recognition_columns(rows: list[dict[str, Any]], headline: dict[str, str]) -> list[TableColumn]:
     from .metrics import display_name
+
+    declared = face_recognition_types()
 
     universe = _universe(rows)
     types = {r["task"]: r["task_type"] for r in rows}
@@ -600,12 +613,12 @@ def _face_recognition_columns(rows: list[dict[str, Any]], headline: dict[str, st
     for task in dict.fromkeys(c.task for c in universe):
         benchmark = face_recognition_benchmark(task)
         kind = types.get(task, "")
-        preferred = benchmark[1] if benchmark else FACE_RECOGNITION_TYPES.get(kind)
+        preferred = benchmark[1] if benchmark else declared.get(kind)
         if preferred is None:
             continue
         if (task, preferred) in plain:
             metric = preferred
-        elif kind in FACE_RECOGNITION_TYPES and (task, headline.get(task, "")) in plain:
+        elif kind in declared and (task, headline.get(task, "")) in plain:
             metric = headline[task]
         else:
             continue

@@ -141,7 +141,7 @@ def write_outputs(
 def _write(out_dir: Path, records: list[dict[str, Any]], run: dict[str, Any], written: Written, o: dict) -> None:
     from ..compare import comparisons_frame
     from ..gates import baseline_payload
-    from ..metrics import remember_scoring
+    from ..metrics import remember_scoring, task_type_vocabulary
     from ..relations.compute import with_tag_columns, write_relations
     from ..results import results_frame, summary_frame
 
@@ -181,7 +181,12 @@ def _write(out_dir: Path, records: list[dict[str, Any]], run: dict[str, Any], wr
         put(COMPARISONS_FILE, lambda: atomic_csv(out_dir / COMPARISONS_FILE, comparisons_frame(ordered)))
         relations = write_relations(out_dir, results, run)  # relations.csv: across models (relations/)
         written.files += ["relations.csv", "relation_models.csv"] if relations else []
-    run = {**run, "metrics": metric_vocabulary(results), **({"model_styles": styles} if styles else {})}
+    run = {
+        **run,
+        "metrics": metric_vocabulary(results),
+        "task_types": task_type_vocabulary(set(results["task_type"]) if "task_type" in results else ()),
+        **({"model_styles": styles} if styles else {}),
+    }
     put(RUN_FILE, lambda: atomic_write(out_dir / RUN_FILE, json.dumps(jsonable(run), indent=2) + "\n"))
     if (run.get("grid") or {}).get("effective"):  # grid.toml: the effective grid (runs, shard merges, copies)
         put(GRID_FILE, lambda: save_grid_file(out_dir, run))

@@ -8,20 +8,24 @@ reference and ceiling lines; `cell`: the pytest-html figure); this module decide
 shows). Every model keeps one colour and one label across all figures (`data.model_colors`: by the model's
 name, or the grid's `color`; `label` likewise), and every title fits in its figure (`fit_titles`).
 
+What a task shows is what its type declares (`BaseTask.figures`, the figure kinds below, and `BaseTask.axes`:
+each metric's axis label, chance or no-effect line and noise ceiling; `metrics.TaskTypeInfo`, known by type name
+also in a process that never imported the class). No figure here depends on a task type's name.
+
 Figures (see `write_plots`):
 - every task: the headline metric per model·layer as horizontal bars, with CI error bars where the CI
   columns are finite (many layers: each model's readout layer plus its best layers, 40 bars at most), the
-  chance level (0.5 for verification accuracy and AUC, 0 for correlations, RSA and effects) and reference
-  values as lines;
-- `accuracy` (`roc`): ROC curves at the readout layer, linear and log FAR (1e-4..1), each with a 95%
-  bootstrap band over pairs, and same vs different distance histograms (one panel per model);
-- `correlation` (`scatter`): model distance against human dissimilarity (one panel per model·layer) with
-  the least squares line and r; the noise ceiling on the bars and layer profile when reported;
-- metrics with conditions (`conditions`, the group means of `relative_difference`): grouped bars per
+  declared chance level (e.g. 0.5 for verification accuracy and AUC, 0 for correlations, RSA and effects), noise
+  ceiling and reference values as lines;
+- `roc` (accuracy, template_verification): ROC curves at the readout layer, linear and log FAR (1e-4..1), each
+  with a 95% bootstrap band over pairs, and same vs different distance histograms (one panel per model);
+- `scatter` (correlation): model distance against human dissimilarity for the type's headline (one panel per
+  model·layer) with the least squares line and r;
+- metrics with conditions (`conditions`; `group_bars`: the `group_mean` rows per condition): grouped bars per
   condition, with the declared human values;
-- `rsa` (`rdm`): the human RDM beside each model's, with colour bars and stimulus names (few stimuli),
+- `rdm` (rsa): the human RDM beside each model's, with colour bars and stimulus names (few stimuli),
   on one colour scale shared by the models (default), or each on its own (`rdm_scale="panel"`);
-- rank-k metrics (`cmc`): CMC curves with CI bands and the chance line k/N (N: the gallery size);
+- `cmc` (identification; rank-k metrics): CMC curves with CI bands and the chance line k/N (N: the gallery size);
 - tasks where a model has more than one layer: the layer profile (metric against layer by name: one axis
   when the models share their layers, else a panel per model; relative depth 0–1 with `layer_axis="depth"`,
   `"auto"` picks depth when the layers differ), with the
@@ -47,7 +51,14 @@ import numpy as np
 import pandas as pd
 
 from ..files import atomic_write
-from ..metrics import display_name, metric_info, metric_vocabulary, remember_scoring
+from ..metrics import (
+    display_name,
+    learn_task_types,
+    metric_info,
+    metric_vocabulary,
+    remember_scoring,
+    task_type_vocabulary,
+)
 from ..outputs.reading import read_comparisons, read_run
 from .data import (
     MANIFEST,
@@ -121,6 +132,7 @@ from .figures.labels import (
     distance_label,
     gallery_size,
     metric_label,
+    type_headline,
 )
 from .figures.references import ceiling_lines, human_value, legend_entries, noise_ceiling, task_refs
 from .numbers import format_number, format_p, shared_decimals
@@ -310,6 +322,7 @@ class _Plotter:
                     self.references,
                     self.options(),
                     metric_vocabulary(),
+                    task_type_vocabulary(),
                 )
                 for task in tasks
             ]
@@ -358,9 +371,7 @@ class _Plotter:
         ]
         left = 0.35 + CHAR_IN * 1.08 * max((len(lbl) for lbl in labels), default=4)
         height = min(14.0, max(2.2, 1.0 + 0.24 * len(chosen)))
-        ceiling = (
-            noise_ceiling(rows) if metric.startswith("correlation") and metric != "correlation_normalized" else None
-        )
+        ceiling = noise_ceiling(rows, metric)
         refs = task_refs(task, metric, rows, self.references)
         chance = chance_level(metric, rows)
         entries = (
@@ -520,11 +531,10 @@ class _Plotter:
             caption="Filled: same-identity pairs; outline: different-identity pairs (densities).",
         )
 
-    # correlation: model vs human distance per model·layer
+    # scatter: model vs human distance per model·layer, for the type's headline (a correlation with human data)
     def scatter(self, task: str, rows: pd.DataFrame, metric: str, base: str) -> None:
-        head = rows[rows["metric"] == "correlation"]
-        if head.empty:
-            head = rows[rows["metric"] == metric]
+        metric = type_headline(rows, metric)
+        head = rows[rows["metric"] == metric]
         chosen = []
         for model in self.models:
             mine = head[head["model"] == model]
@@ -579,7 +589,7 @@ class _Plotter:
         fig.supxlabel(f"human dissimilarity ({found[0][6]})")
         fig.supylabel(f"model {distance_label(rows)}")
         title = f"{task}: model vs human dissimilarity"
-        ceiling = noise_ceiling(rows)
+        ceiling = noise_ceiling(rows, metric)
         fig.suptitle(
             title
             + (f"  (noise ceiling {format_number(ceiling[0], 2)}–{format_number(ceiling[1], 2)})" if ceiling else "")
@@ -592,7 +602,7 @@ class _Plotter:
             title,
             items=len(found),
             caption=f"One panel per model at its readout layer, then the best other layers; line: least squares "
-            f"fit; {correlation_symbol(correlation_method(rows))} as reported.",
+            f"fit; {correlation_symbol(correlation_method(rows, metric))} as reported.",
         )
 
     # rsa: the human RDM beside each model's (readout layer)
@@ -837,8 +847,7 @@ class _Plotter:
 
     def _profile_references(self, ax, task: str, rows: pd.DataFrame, metric: str, condition: str) -> None:
         """Horizontal lines of a layer profile panel: noise ceiling, human value and references, chance."""
-        if metric == "correlation":
-            ceiling_lines(ax, noise_ceiling(rows))
+        ceiling_lines(ax, noise_ceiling(rows, metric))
         reference_lines(ax, task_refs(task, metric, rows, self.references, condition), vertical=False)
         chance_line(ax, chance_level(metric, rows))
 
@@ -1042,9 +1051,11 @@ def _task_job(
     references: list[dict[str, Any]],
     options: dict[str, Any],
     vocabulary: dict[str, tuple[str, str | None]],
+    types: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     """A worker process's share: every figure of one task (see `_Plotter._run_parallel`)."""
     remember_scoring({"metrics": vocabulary})  # the parent's metric names (a spawned process imported no task)
+    learn_task_types(types)  # and its task types' axes (labels, chance lines, ceilings)
     options = dict(options)
     plotter = _Plotter(Path(out_dir), rows, references, options.pop("dpi"), options.pop("headlines"), **options)
     with style():

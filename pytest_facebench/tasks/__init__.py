@@ -1,5 +1,6 @@
-"""The built-in task types (each class declares its `type` name; `registry.BUILTIN_TASK_MODULES` maps the
-names a grid's `type` key takes to them, beside entry points and 'file.py:Class' references)."""
+"""The built-in task types (each class declares its `type` name; `registry.BUILTIN_TASK_MODULES`, registered in
+`registry.TASK_TYPES`, maps the names a grid's `type` key takes to them, beside entry points and 'file.py:Class'
+references)."""
 
 from __future__ import annotations
 

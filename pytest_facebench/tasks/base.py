@@ -9,7 +9,14 @@ A task type is one class, in one file, that declares everything the plugin needs
 - `score(values)`: the metrics of one layer; or, for a simple type, `statistic(values, counts, scoring)`, from
   which the default `score` makes the headline with its bootstrap CI;
 - `compare(a, b)`: how two models compare on it (default: a paired bootstrap of `statistic`);
-- `figures`: the figure kinds of `report/plots.py` it draws beyond every task's bars and layer profile.
+- `figures`: the figure kinds of `report/plots.py` it draws beyond every task's bars and layer profile (`roc`:
+  ROC and distance histograms from the per-pair distances, its AUC from the `auc` rows; `scatter`: model against
+  human dissimilarity for the headline; `rdm`: the RDMs; `cmc`: CMC curves from `rank<k>` rows; `group_bars`:
+  the `group_mean` rows per condition);
+- `axes`: how figures show its metrics (metric id or pattern → `Axis`: the axis label, the chance or no-effect
+  line, the noise ceiling); a metric without one is shown by its display name, without reference lines;
+- `face_recognition_metric`: the metric a face-recognition table (`table --layout face-recognition`) gives for a
+  task of this type ('' for none).
 
 Every task takes the bootstrap options `n_boot` (default 1000; 0 turns CIs off), `seed` (0) and `ci`
 (0.95): each result row carries `ci_low`, `ci_high`, `n` and a `ci_method` such as
@@ -34,7 +41,7 @@ from ..faces.manipulations import parse_manipulation
 from ..faces.stimuli import parse_derive, stimulus_path
 from ..fingerprint import file_sha256
 from ..images import check_images_exist
-from ..metrics import MetricInfo, register, register_task_type
+from ..metrics import Axis, MetricInfo, TaskTypeInfo, register, register_task_type
 from ..pairs import LINE, is_pack, read_pack_pairs, read_pairs, require_columns
 from ..results import Metric
 from ..stats import Bootstrap, paired_result
@@ -55,6 +62,8 @@ class BaseTask:
     headline: ClassVar[str] = ""
     metrics: ClassVar[dict[str, MetricInfo]] = {}
     figures: ClassVar[tuple[str, ...]] = ()
+    axes: ClassVar[dict[str, Axis]] = {}
+    face_recognition_metric: ClassVar[str] = ""
     value_name: ClassVar[str] = "distance"  # what `layer_values` gives per row (its column in distances/)
     image_roles: ClassVar[tuple[str, ...]] = ("img1", "img2")
     roles: ClassVar[dict[str, str]] = {}
@@ -71,8 +80,18 @@ class BaseTask:
                 f"{cls.__qualname__}.metrics must be a dict of metric id -> MetricInfo(display, "
                 f"direction), e.g. {{'auc': MetricInfo('AUC', 'higher')}}"
             )
+        if not isinstance(cls.axes, dict) or not all(isinstance(v, Axis) for v in cls.axes.values()):
+            raise TypeError(
+                f"{cls.__qualname__}.axes must be a dict of metric id (or pattern such as 'rank*') -> Axis(label, "
+                f"chance=...), e.g. {{'auc': Axis('ROC AUC', chance=0.5)}}"
+            )
         register(cls.metrics, f"{cls.__module__}.{cls.__qualname__}")
-        register_task_type(cls.type, cls.headline, cls.figures)
+        register_task_type(cls.type, cls.type_info())
+
+    @classmethod
+    def type_info(cls) -> TaskTypeInfo:
+        """What reports need of this type (`metrics.TaskTypeInfo`): headline, figures, axes, face-recognition metric."""
+        return TaskTypeInfo(cls.headline, tuple(cls.figures), dict(cls.axes), cls.face_recognition_metric)
 
     @property
     def headline_metric(self) -> str:
@@ -329,8 +348,7 @@ class BaseTask:
         return {
             "type": self.type,
             "task_class": self.reference(),
-            "headline": self.headline,
-            "figures": list(self.figures),
+            **self.type_info().as_json(),  # headline, figures, axes, face_recognition_metric
             "metrics": {m: [i.display, i.direction] for m, i in self.metrics.items()},
             "n_boot": self.bootstrap.n_boot,
             "seed": self.bootstrap.seed,

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..distances import Distance, distance_name
 from ..errors import ConfigError, DataError
-from ..metrics import TARGET, MetricInfo
+from ..metrics import TARGET, Axis, MetricInfo
 from ..results import Metric
 from ..stats import weighted_mean
 from .base import BaseTask, CellValues, bootstrap_of, paired_row
@@ -34,6 +34,10 @@ class ConditionedAverageDistances(BaseTask):
         "mean_distance": MetricInfo("Mean distance", TARGET),
         "human_effect": MetricInfo("Human effect", None),
         "effect_vs_human": MetricInfo("Model − human effect", TARGET),
+    }
+    axes = {
+        "mean_distance": Axis("mean {distance}", when={"normalized": "mean {distance} (normalized by the max)"}),
+        "effect_vs_human": Axis("model − human effect", chance=0.0, chance_label="no effect"),
     }
     roles = {"condition": "condition"}
 

@@ -34,7 +34,7 @@ import pandas as pd
 from .. import stats
 from ..distances import Distance
 from ..errors import ConfigError, DataError, list_some
-from ..metrics import HIGHER, MetricInfo
+from ..metrics import HIGHER, Axis, MetricInfo
 from ..pairs import LINE, found_columns, parse_numbers
 from ..results import Metric
 from .base import BaseTask, CellValues, bootstrap_of, paired_row
@@ -62,6 +62,14 @@ class CorrelationTask(BaseTask):
         "split_half_ceiling": MetricInfo("Split-half ceiling", None),
     }
     figures = ("scatter",)
+    axes = {
+        "correlation": Axis(
+            "{method} with human dissimilarity",
+            chance=0.0,
+            ceiling=("correlation_ceiling_low", "correlation_ceiling_high"),
+        ),
+        "correlation_normalized": Axis("{method} / noise ceiling", chance=0.0),
+    }
     roles: ClassVar[dict[str, str]] = {}
     optional_roles = {"distance": "distance", "participant": "participant", "rating": "rating"}
 

@@ -50,7 +50,7 @@ import pandas as pd
 from .. import stats
 from ..distances import Distance, distance_name
 from ..errors import ConfigError, DataError, ModelError, list_some
-from ..metrics import HIGHER, MetricInfo, register
+from ..metrics import HIGHER, Axis, MetricInfo, register
 from ..pairs import LINE
 from ..results import Metric
 from ..search import MateScan, NonFiniteDistances, fpir_metric, open_set_rates, scan_mates
@@ -78,6 +78,7 @@ class IdentificationTask(BaseTask):
         **{fpir_metric(f): _tpir_info(f) for f in DEFAULT_FPIRS},  # other fpirs are registered per task
     }
     figures = ("cmc",)
+    axes = {"rank*": Axis("rank-{k} identification rate", chance="k/N")}
     image_roles = ("image",)
     roles = {"identity": "identity", "set": "set"}
 

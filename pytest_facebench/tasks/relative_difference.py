@@ -22,7 +22,7 @@ import pandas as pd
 from .. import stats
 from ..distances import Distance
 from ..errors import ConfigError, DataError
-from ..metrics import TARGET, MetricInfo
+from ..metrics import TARGET, Axis, MetricInfo
 from ..results import Metric
 from .base import BaseTask, CellValues, bootstrap_of, paired_row
 from .conditions import human_rows
@@ -44,6 +44,14 @@ class RelativeDifferenceTask(BaseTask):
         "effect_vs_human": MetricInfo("Model − human effect", TARGET),
     }
     figures = ("group_bars",)
+    axes = {
+        "relative_difference": Axis(
+            "relative difference of mean {distance}\n{protocol}", chance=0.0, chance_label="no effect"
+        ),
+        "cohens_d": Axis("Cohen's d of {distance}", chance=0.0, chance_label="no effect"),
+        "group_mean": Axis("mean {distance}", when={"normalized": "mean {distance} (normalized by the max)"}),
+        "effect_vs_human": Axis("model − human effect", chance=0.0, chance_label="no effect"),
+    }
     roles = {"group": "group"}
 
     def __init__(

@@ -58,7 +58,7 @@ import pandas as pd
 from .. import stats
 from ..distances import Distance, distance_name
 from ..errors import ConfigError, DataError, list_some
-from ..metrics import HIGHER, MetricInfo
+from ..metrics import HIGHER, Axis, MetricInfo
 from ..pairs import LINE, found_columns, parse_numbers
 from ..results import Metric
 from ..stats import paired_result
@@ -82,6 +82,7 @@ class RsaTask(BaseTask):
         "rsa_ceiling_high": MetricInfo("Noise ceiling (high)", None),
     }
     figures = ("rdm",)
+    axes = {"rsa": Axis("{method} between model and human RDMs", chance=0.0)}
     roles: ClassVar[dict[str, str]] = {}
     optional_roles = {"image": "image", "distance": "distance", "participant": "participant"}
 

@@ -52,7 +52,7 @@ from .. import stats
 from ..distances import Distance, distance_name
 from ..errors import ConfigError, DataError, list_some
 from ..formats.ijb import attach_landmarks, read_face_tid_mid, read_landmarks, read_template_pairs
-from ..metrics import HIGHER, MetricInfo
+from ..metrics import HIGHER, Axis, MetricInfo
 from ..pairs import LINE
 from ..results import Metric
 from ..stats.roc import FAR_TOLERANCE
@@ -79,6 +79,8 @@ class TemplateVerificationTask(BaseTask):
         "auc": MetricInfo("AUC", HIGHER),
     }
     figures = ("roc",)
+    axes = {"auc": Axis("ROC AUC", chance=0.5), "tar_at_far_*": Axis(chance="far")}
+    face_recognition_metric = far_metric(HEADLINE_FAR)  # IJB-B/C papers report TAR@FAR=1e-4
     value_name = "distance"  # 1 − cosine of the two template features
     image_roles = ()
 

@@ -43,7 +43,7 @@ from .. import stats
 from ..distances import Distance
 from ..errors import ConfigError, DataError, DataWarning, list_some
 from ..formats.insightface_bin import insightface_kfold_folds
-from ..metrics import HIGHER, LOWER, MetricInfo
+from ..metrics import HIGHER, LOWER, Axis, MetricInfo
 from ..pairs import LINE, parse_labels
 from ..results import Metric
 from .base import BaseTask, CellValues, bootstrap_of, paired_row
@@ -111,6 +111,15 @@ class AccuracyTask(BaseTask):
         "optimal_threshold": MetricInfo("Threshold (in-sample)", None),
     }
     figures = ("roc",)
+    axes = {
+        "accuracy_kfold": Axis("{display} (share of pairs correct)", chance=0.5),
+        "accuracy_kfold_std": Axis("{display} (share of pairs correct)"),
+        "accuracy": Axis("{display} (share of pairs correct)", chance=0.5),
+        "auc": Axis("ROC AUC", chance=0.5),
+        "eer": Axis("equal error rate", chance=0.5),
+        "tar_at_far_*": Axis(chance="far"),
+    }
+    face_recognition_metric = "accuracy_kfold"  # LFW-style papers report the k-fold accuracy
     roles = {"label": "label"}
     optional_roles = {"fold": "fold", "identity1": "id1", "identity2": "id2"}
     reads_packs = True

@@ -1,4 +1,5 @@
-"""The built-in model families: short grid names → ("module:Class", default kwargs).
+"""The built-in model families: short grid names → "module:Class" and default kwargs, registered in `FAMILIES`
+(a `registries.Registry`, which also merges the entry point group `pytest_facebench.models`).
 
 A grid entry `factory = "iresnet50"` builds `ArcFace(arch="iresnet50", **kwargs)`; the entry's own
 `kwargs` override the defaults. Nothing heavy is imported here: each family imports its library when
@@ -22,24 +23,27 @@ it is built.
 
 from __future__ import annotations
 
-from typing import Any
+from ..registries import Registry
 
 ZOO = "pytest_facebench.zoo"
+MODEL_GROUP = "pytest_facebench.models"  # the entry point group of third-party families
 
-FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
-    "pixels": (f"{ZOO}.pixels:Pixels", {}),
-    "vgg16": (f"{ZOO}.vgg16:Vgg16", {}),
-    "clip": (f"{ZOO}.clip:Clip", {}),
-    "dino": (f"{ZOO}.dino:Dino", {}),
-    "hf": (f"{ZOO}.hf:HF", {}),
-    **{
-        arch: (f"{ZOO}.iresnet:ArcFace", {"arch": arch})
-        for arch in ("iresnet18", "iresnet34", "iresnet50", "iresnet100", "iresnet200")
-    },
-    "facenet": (f"{ZOO}.facenet:FaceNet", {}),
-    "onnx": (f"{ZOO}.onnx:Onnx", {}),
-    "timm": (f"{ZOO}.timm:Timm", {}),
-    "open_clip": (f"{ZOO}.open_clip:OpenClip", {}),
-    "dlib": (f"{ZOO}.dlib_resnet:DlibResNet", {}),
-    "dlib_torch": (f"{ZOO}.dlib_resnet:DlibResNetTorch", {}),
-}
+FAMILIES: Registry[type] = Registry(
+    "model family",
+    group=MODEL_GROUP,
+    expected="'factory' is a built-in or registered family ({names}), 'module:Class' or 'path/file.py:Class'",
+    clash_hint="rename one of them, or name the class itself as 'module:Class'",
+)
+FAMILIES.register("pixels", f"{ZOO}.pixels:Pixels")
+FAMILIES.register("vgg16", f"{ZOO}.vgg16:Vgg16")
+FAMILIES.register("clip", f"{ZOO}.clip:Clip")
+FAMILIES.register("dino", f"{ZOO}.dino:Dino")
+FAMILIES.register("hf", f"{ZOO}.hf:HF")
+for _arch in ("iresnet18", "iresnet34", "iresnet50", "iresnet100", "iresnet200"):
+    FAMILIES.register(_arch, f"{ZOO}.iresnet:ArcFace", defaults={"arch": _arch})
+FAMILIES.register("facenet", f"{ZOO}.facenet:FaceNet")
+FAMILIES.register("onnx", f"{ZOO}.onnx:Onnx")
+FAMILIES.register("timm", f"{ZOO}.timm:Timm")
+FAMILIES.register("open_clip", f"{ZOO}.open_clip:OpenClip")
+FAMILIES.register("dlib", f"{ZOO}.dlib_resnet:DlibResNet")
+FAMILIES.register("dlib_torch", f"{ZOO}.dlib_resnet:DlibResNetTorch")

@@ -1,11 +1,12 @@
 """A task type defined outside the package (`type = "mytasks.py:SameDiffGap"` in the grid) works end to end like a
 built-in one: its options are checked, its `<type>_task` fixture exists, its metrics reach results.csv with CIs
 and their directions reach run.json, gates and `compare` use them, models are compared on its headline, its
-declared figure is drawn and reported, and xdist gives the same numbers as a serial run.
+declared figure is drawn and reported with the axis labels and reference line it declares (also where the class
+is never imported), and xdist gives the same numbers as a serial run.
 
 The type is one small class in the pytester directory: a `label` role, a typed option with a default (`scale`),
 a higher-is-better headline from `statistic` (so its CI and model comparisons come from the default machinery)
-plus per-group means for its declared `group_bars` figure.
+plus per-group means for its declared `group_bars` figure, and the `axes` of both metrics (labels, a no-gap line).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from pytest_facebench.errors import ConfigError, DataError
-from pytest_facebench.metrics import MetricInfo
+from pytest_facebench.metrics import Axis, MetricInfo
 from pytest_facebench.tasks.base import BaseTask
 
 
@@ -49,6 +50,10 @@ class SameDiffGap(BaseTask):
         "group_mean": MetricInfo("Group Mean", None),
     }
     figures = ("group_bars",)
+    axes = {
+        "gap": Axis("different − same pairs: mean {distance}", chance=0.0, chance_label="no gap"),
+        "group_mean": Axis("mean {distance} of the pairs"),
+    }
     roles = {"label": "label"}
 
     def __init__(
@@ -292,6 +297,46 @@ def test_declared_figure_is_drawn_and_the_report_has_its_section(bench):
     assert f"data:image/png;base64,{png}" in section  # the figure is embedded in the task's own section
 
 
+DRAW_WITHOUT_THE_CLASS = """
+import json, sys
+from pathlib import Path
+from pytest_facebench.gates import register_saved_metrics
+from pytest_facebench.report.plots import draw_figures
+
+out = Path(sys.argv[1])
+register_saved_metrics(out / "run.json")  # what `facebench report DIR` does: the run's own vocabulary
+figures = {(info.task, info.kind): fig for info, fig in draw_figures(out)}
+bars, groups = figures[("gap", "headline")].axes[0], figures[("gap", "conditions")].axes[0]
+print(json.dumps({
+    "headline": bars.get_xlabel(),
+    "chance": [(line.get_label(), list(line.get_xdata())) for line in bars.get_lines() if line.get_gid() == "chance"],
+    "groups": groups.get_ylabel(),
+    "imported": sorted(m for m in sys.modules if "mytasks" in m),
+}))
+"""
+
+
+def test_its_declared_axes_label_its_figures_also_where_the_class_is_never_imported(bench, tmp_path):
+    setup(bench)
+    bench.run().assert_outcomes(passed=2)
+    run = json.loads((bench.out / "run.json").read_text())
+    declared = run["task_types"]["same_diff_gap"]
+    assert declared["figures"] == ["group_bars"] and declared["headline"] == "gap"
+    assert declared["axes"]["gap"]["label"] == "different − same pairs: mean {distance}"
+    assert declared["axes"]["gap"]["chance"] == 0.0 and declared["axes"]["gap"]["chance_label"] == "no gap"
+    script = tmp_path / "draw.py"
+    script.write_text(DRAW_WITHOUT_THE_CLASS, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script), str(bench.out)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    drawn = json.loads(done.stdout.splitlines()[-1])
+    assert drawn == {
+        "headline": "different − same pairs: mean cosine distance",
+        "chance": [["no gap (0)", [0.0, 0.0]]],
+        "groups": "mean cosine distance of the pairs",
+        "imported": [],
+    }
+
+
 # --- 7. compare CLI in a process that never imports mytasks.py -------------------------------------------
 def test_compare_cli_flags_a_drop_of_its_higher_is_better_headline(bench, tmp_path):
     setup(bench, models=("pixels",))
@@ -338,7 +383,9 @@ def test_xdist_gives_the_serial_values(bench):
     assert json.loads((parallel / "run.json").read_text())["metrics"]["gap"]["direction"] == "higher"
     comparisons = pd.read_csv(parallel / "comparisons.csv")
     assert ((comparisons["task"] == "gap") & (comparisons["metric"] == "gap")).sum() == 1
-    # the controller never imported mytasks.py: the figure kinds it declares still reach the report
+    # the controller never imported mytasks.py: the figure kinds and axes it declares still reach the report
+    declared = json.loads((parallel / "run.json").read_text())["task_types"]["same_diff_gap"]
+    assert declared["axes"]["group_mean"]["label"] == "mean {distance} of the pairs"
     manifest = json.loads((parallel / "plots" / "manifest.json").read_text())
     assert manifest["figures"]["gap"] == ["group_bars"]
     assert [p["file"] for p in manifest["plots"] if p["task"] == "gap" and "group_mean" in p["file"]]

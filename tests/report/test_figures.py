@@ -323,8 +323,10 @@ def test_chance_lines_where_a_metric_has_one(tmp_path: Path) -> None:
     ):
         (line,) = lines_with(infos[(task, "headline")][1].axes[0], "chance")
         assert list(line.get_xdata()) == [value, value] and line.get_label() == label
-    assert chance_level("auc") == (0.5, "chance (0.5)")
-    assert chance_level("tar_at_far_0.001") == (0.001, "chance (0.001)")
+    verification = pd.DataFrame([row("m", "lfw", "accuracy", "auc", 0.9)])  # the task type declares its chance
+    assert chance_level("auc", verification) == (0.5, "chance (0.5)")  # levels (AccuracyTask.axes)
+    assert chance_level("tar_at_far_0.001", verification) == (0.001, "chance (0.001)")
+    assert chance_level("auc", pd.DataFrame([row("m", "t", "custom", "auc", 0.9)])) is None  # no type, no line
     info, cmc = infos[("ident", "cmc")]
     (line,) = lines_with(cmc.axes[0], "chance")
     assert np.allclose(line.get_ydata(), np.arange(1, 11) / 20) and line.get_label() == "chance (k/N, N = 20)"

@@ -26,7 +26,8 @@ EXPECTED_ALIGN = {
 
 @pytest.mark.parametrize("short", sorted(FAMILIES))
 def test_short_names_resolve(short):
-    factory, defaults = FAMILIES[short]
+    entry = FAMILIES.entry(short)
+    factory, defaults = entry.value, entry.defaults
     module, _, attr = factory.partition(":")
     cls = getattr(importlib.import_module(module), attr)
     assert issubclass(cls, BaseModel)
@@ -37,7 +38,7 @@ def test_short_names_resolve(short):
 
 
 def test_importing_the_zoo_imports_no_heavy_library():
-    modules = [FAMILIES[name][0].partition(":")[0] for name in FAMILIES]
+    modules = [FAMILIES.entry(name).value.partition(":")[0] for name in FAMILIES]
     code = (
         "import sys, pytest_facebench.zoo\n"
         f"for m in {sorted(set(modules))!r}: __import__(m)\n"

@@ -138,8 +138,8 @@ def test_every_named_module_is_a_layer_and_weights_are_keyed_by_content(arcface)
 
 def test_short_name_defaults_reach_the_model(backbone):
     path, _ = backbone
-    factory, defaults = FAMILIES["iresnet18"]
-    model = grid_model(factory, **defaults, weights=str(path))
+    entry = FAMILIES.entry("iresnet18")
+    model = grid_model(entry.value, **entry.defaults, weights=str(path))
     assert model.arch == "iresnet18" and model.weights_path() == path
 
 

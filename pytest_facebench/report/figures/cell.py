@@ -19,7 +19,7 @@ from ..data import (
 )
 from .base import CHAR_IN, adjust, encode, figure, fit_titles, shorten, style
 from .draw import draw_grouped, draw_hbars, draw_roc, draw_scatter, layer_colors, roc_curve
-from .labels import distance_label, metric_label
+from .labels import distance_label, metric_label, type_headline
 
 
 def cell_figure_png(
@@ -75,7 +75,7 @@ def cell_figure_png(
                 return done(f"{title}: ROC per layer")
         if "scatter" in figures and table is not None and layer_column(table, readout_layer):
             x = pd.to_numeric(table[layer_column(table, readout_layer)], errors="coerce").to_numpy(dtype=float)
-            row = frame[(frame["layer"] == readout_layer) & (frame["metric"] == "correlation")]
+            row = frame[(frame["layer"] == readout_layer) & (frame["metric"] == type_headline(frame, metric))]
             reported = row["value"].iloc[0] if len(row) else None
             method = row["protocol"].iloc[0] if len(row) else "pearson"
             human = human_column(table, layer_cols, x, reported, method)

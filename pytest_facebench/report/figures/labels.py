@@ -1,5 +1,6 @@
 """What the axes of a figure say: the real quantity (which distance, which correlation with what), and the
-chance level of a metric where one exists."""
+chance level of a metric where one exists, as its task type declares them (`BaseTask.axes`, `metrics.Axis`;
+known by type name through `metrics.task_type_info`, also in a process that never imported the class)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,11 @@ import re
 
 import pandas as pd
 
-from ...metrics import display_name
+from ...metrics import Axis, TaskTypeInfo, display_name, task_type_info
 from ..data import finite
 
-RANK = re.compile(r"^rank_?(\d+)$")
 GALLERY = re.compile(r"(\d+)\s+gallery")
-FAR = re.compile(r"^tar_at_far_(.+)$")
-EFFECTS = ("relative_difference", "cohens_d", "effect_vs_human")
+NUMBER = re.compile(r"(\d+(?:\.\d*)?(?:e-?\d+)?)$")  # the number that ends a metric id: rank5, tar_at_far_0.001
 
 
 def _text(rows: pd.DataFrame | None, column: str) -> list[str]:
@@ -30,7 +29,7 @@ def distance_label(rows: pd.DataFrame | None) -> str:
     return f"distance ({', '.join(names)})" if names else "distance"
 
 
-def correlation_method(rows: pd.DataFrame | None, metric: str = "correlation") -> str:
+def correlation_method(rows: pd.DataFrame | None, metric: str) -> str:
     """'pearson' / 'spearman' / 'kendall' from the protocol of a correlation metric's rows (pearson by default)."""
     if rows is not None and "metric" in rows:
         rows = rows[rows["metric"] == metric]
@@ -45,37 +44,51 @@ def correlation_symbol(method: str) -> str:
     return {"spearman": "Spearman ρ", "kendall": "Kendall τ"}.get(method, "Pearson r")
 
 
+def task_type(rows: pd.DataFrame | None) -> str:
+    """The task type of rows (their most frequent `task_type` other than 'custom'), '' when they do not say."""
+    if rows is None or "task_type" not in rows:
+        return ""
+    types = [t for t in rows["task_type"] if isinstance(t, str) and t and t != "custom"]
+    return pd.Series(types).mode().iloc[0] if types else ""
+
+
+def declared(metric: str, rows: pd.DataFrame | None) -> tuple[Axis | None, TaskTypeInfo | None]:
+    """What the rows' task type declares for `metric` on figures (`BaseTask.axes`), and the type's info."""
+    info = task_type_info(task_type(rows))
+    return (info.axis(metric) if info is not None else None), info
+
+
+def type_headline(rows: pd.DataFrame, default: str) -> str:
+    """The headline metric the rows' task type declares when the rows have it (what a scatter against human data
+    shows, whichever headline the grid chose for the tables), else `default`."""
+    _, info = declared(default, rows)
+    return info.headline if info is not None and (rows["metric"] == info.headline).any() else default
+
+
 def metric_label(metric: str, rows: pd.DataFrame | None = None) -> str:
-    """An axis label naming the quantity: e.g. 'mean cosine distance', 'Pearson r with human dissimilarity',
-    'Spearman ρ between model and human RDMs'; the metric's display name when nothing more is known."""
-    distance = distance_label(rows)
+    """An axis label naming the quantity, as the task type declares it (`Axis.label`, e.g. 'mean {distance}',
+    '{method} with human dissimilarity') filled in from the rows: 'mean cosine distance', 'Spearman ρ with human
+    dissimilarity'; the metric's display name when the type declares none."""
+    axis, info = declared(metric, rows)
+    if axis is None or not axis.label:
+        return display_name(metric)
     mine = rows[rows["metric"] == metric] if rows is not None and "metric" in rows else rows
-    protocols = " ".join(_text(mine, "protocol")).lower()
-    if metric in ("mean_distance", "group_mean"):
-        return f"mean {distance}" + (" (normalized by the max)" if "normalized" in protocols else "")
-    if metric == "correlation":
-        return f"{correlation_symbol(correlation_method(rows))} with human dissimilarity"
-    if metric == "correlation_normalized":
-        return f"{correlation_symbol(correlation_method(rows))} / noise ceiling"
-    if metric == "rsa":
-        return f"{correlation_symbol(correlation_method(rows, 'rsa'))} between model and human RDMs"
-    if metric == "relative_difference":
-        shown = _text(mine, "protocol")
-        return f"relative difference of mean {distance}" + (f"\n{shown[0]}" if shown else "")
-    if metric == "cohens_d":
-        return f"Cohen's d of {distance}"
-    if metric == "effect_vs_human":
-        return "model − human effect"
-    if metric == "auc":
-        return "ROC AUC"
-    if metric == "eer":
-        return "equal error rate"
-    if metric.startswith("accuracy"):
-        return f"{display_name(metric)} (share of pairs correct)"
-    match = RANK.match(metric)
-    if match:
-        return f"rank-{int(match.group(1))} identification rate"
-    return display_name(metric)
+    protocols = _text(mine, "protocol")
+    said = " ".join(protocols).lower()
+    template = next((text for word, text in axis.when.items() if word.lower() in said), axis.label)
+    number = NUMBER.search(metric)
+    text = template.format(
+        display=display_name(metric),
+        distance=distance_label(rows),
+        method=correlation_symbol(correlation_method(rows, info.headline if info else metric)),
+        protocol=protocols[0] if protocols else "",
+        k=_number_text(number.group(1)) if number else "",
+    )
+    return "\n".join(line for line in text.split("\n") if line.strip())
+
+
+def _number_text(text: str) -> str:
+    return str(int(text)) if text.isdigit() else text
 
 
 def gallery_size(rows: pd.DataFrame | None) -> int | None:
@@ -89,20 +102,21 @@ def gallery_size(rows: pd.DataFrame | None) -> int | None:
 
 
 def chance_level(metric: str, rows: pd.DataFrame | None = None) -> tuple[float, str] | None:
-    """(value, legend text) of a metric's chance or no-effect level: 0.5 for verification accuracy, AUC and
-    EER; the FAR itself for TAR@FAR; k/N for rank-k with a known gallery size N; 0 for correlations, RSA and
-    effects. None when there is none (or it is unknown)."""
-    if metric.startswith("accuracy") and not metric.endswith("_std") or metric in ("auc", "eer"):
-        return 0.5, "chance (0.5)"
-    far = FAR.match(metric)
-    if far and finite(far.group(1)):
-        return float(far.group(1)), f"chance ({float(far.group(1)):g})"
-    rank = RANK.match(metric)
-    if rank:
-        n = gallery_size(rows)
-        return (min(1.0, int(rank.group(1)) / n), f"chance (k/N, N = {n})") if n else None
-    if metric in ("correlation", "correlation_normalized", "rsa"):
-        return 0.0, "chance (0)"
-    if metric in EFFECTS:
-        return 0.0, "no effect (0)"
-    return None
+    """(value, legend text) of a metric's chance or no-effect level as its task type declares it (`Axis.chance`):
+    a number (0.5 for verification accuracy, AUC and EER; 0 for correlations, RSA and effects), the FAR itself for
+    TAR@FAR ('far'), k/N for rank-k with a known gallery size N ('k/N'). None when there is none (or it is
+    unknown)."""
+    axis, _ = declared(metric, rows)
+    if axis is None or axis.chance is None:
+        return None
+    if not isinstance(axis.chance, str):
+        value = float(axis.chance)
+        return value, f"{axis.chance_label} ({value:g})"
+    number = NUMBER.search(metric)
+    if number is None or not finite(number.group(1)):
+        return None
+    if axis.chance == "far":
+        far = float(number.group(1))
+        return far, f"{axis.chance_label} ({far:g})"
+    n = gallery_size(rows)  # 'k/N'
+    return (min(1.0, float(number.group(1)) / n), f"{axis.chance_label} (k/N, N = {n})") if n else None

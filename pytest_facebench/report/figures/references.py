@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from ..data import finite
+from .labels import declared
 
 
 def human_value(rows: pd.DataFrame, metric: str, condition: str = "") -> float | None:
@@ -45,14 +46,14 @@ def task_refs(
     return refs
 
 
-def noise_ceiling(task_rows: pd.DataFrame) -> tuple[float, float] | None:
-    """The task's noise ceiling (correlation: `correlation_ceiling_*`; RSA: `rsa_ceiling_*`), if it has one."""
-    for prefix in ("correlation", "rsa"):
-        low = task_rows.loc[task_rows["metric"] == f"{prefix}_ceiling_low", "value"].dropna()
-        high = task_rows.loc[task_rows["metric"] == f"{prefix}_ceiling_high", "value"].dropna()
-        if len(low) and len(high):
-            return float(low.median()), float(high.median())
-    return None
+def noise_ceiling(task_rows: pd.DataFrame, metric: str) -> tuple[float, float] | None:
+    """The noise ceiling drawn with `metric`: the medians of the two metrics its task type declares as its bounds
+    (`Axis.ceiling`, e.g. `correlation_ceiling_low`/`_high`), when the rows have both."""
+    axis, _ = declared(metric, task_rows)
+    if axis is None or axis.ceiling is None:
+        return None
+    low, high = (task_rows.loc[task_rows["metric"] == bound, "value"].dropna() for bound in axis.ceiling)
+    return (float(low.median()), float(high.median())) if len(low) and len(high) else None
 
 
 def ceiling_lines(ax, ceiling: tuple[float, float] | None, vertical: bool = False) -> None:
