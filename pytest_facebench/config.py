@@ -559,6 +559,7 @@ def _boolean(value: Any, key: str, path: Path, where: str) -> bool:
 def _parse_task(
     entry: Any, index: int, path: Path, prefix: str, task_types: dict[str, type[BaseTask]], defaults: dict[str, Any]
 ) -> TaskSpec:
+    """A `[[tasks]]` entry as a TaskSpec; its first problem goes to `spec.error` (the cells it names fail)."""
     path, where, entry = _origin(entry, f"{prefix}tasks[{index}]", path)
     spec = TaskSpec(name=_entry_name(entry, where), source=where, grid_file=path)
     try:
@@ -568,93 +569,138 @@ def _parse_task(
                 path=path,
                 key=where,
             )
-        models = entry.get("models")  # first: an invalid task's error then reaches only the cells it names
-        if models is not None and not (isinstance(models, list) and all(isinstance(m, str) for m in models)):
-            raise ConfigError("'models' must be a list of model names", path=path, key=where)
-        spec.models = models
-        for required in ("name", "type", "pairs"):
-            if required not in entry:
-                raise ConfigError(f"missing required key '{required}'", path=path, key=where)
-        from .pairs import is_pack  # imported here: pandas (the task types parsed above imported it already)
-
-        pack = is_pack(str(entry["pairs"]))
-        if "images" not in entry and not pack:
-            raise ConfigError(
-                "missing required key 'images' (the folder the pairs file's image paths are relative to; "
-                "only an insightface .bin pack needs none)",
-                path=path,
-                key=where,
-            )
+        spec.models = _task_models(entry, path, where)  # first: an invalid task's error then reaches only them
+        pack = _task_pack(entry, path, where)
         _check_name(spec.name, where, path)
         where = f"{where} ('{spec.name}')"
         spec.source = where
         spec.type = str(entry["type"])
         spec.base_dir = path.parent
-        if spec.type not in task_types or ":" not in spec.type:  # a name: unknown, or claimed twice
-            from .registry import task_class
-
-            try:
-                task_class(spec.type, [path.parent])
-            except ConfigError as exc:
-                raise ConfigError(str(exc), path=path, key=where) from None
-        task_cls = task_types[spec.type]
+        task_cls = _task_class(spec.type, task_types, path, where)
         spec.kind = task_cls.type
         allowed_options = _task_options(task_cls)
         _unknown_keys(entry, TASK_KEYS | allowed_options, where, path)
         spec.pairs = resolve_path(str(entry["pairs"]), path.parent)
-        # a .bin pack brings its images: `images`, when given, is where they are cached (under <sha256[:16]>/)
-        if "images" in entry:
-            spec.images = resolve_path(str(entry["images"]), path.parent)
-            if not pack and not spec.images.is_dir():
-                raise ConfigError(
-                    f"images folder not found: {spec.images} (from images = {str(entry['images'])!r}; relative "
-                    f"paths in a grid are relative to the grid file's folder, {path.parent})",
-                    path=path,
-                    key=where,
-                )
-        else:
-            from .formats.insightface_bin import pack_cache_root
-
-            spec.images = pack_cache_root()
+        spec.images = _task_images(entry, path)
+        if "images" in entry and not pack:
+            _check_images(spec.images, entry["images"], path, where)
         spec.distance = str(entry.get("distance", defaults.get("distance", "cosine")))
         spec.trusted = _boolean(entry.get("trusted", defaults.get("trusted", False)), "trusted", path, where)
-        columns = entry.get("columns", {})
-        if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
-            raise ConfigError(
-                "'columns' must be a table mapping roles to column names, e.g. "
-                "{ img1 = 'left', img2 = 'right', label = 'same' }",
-                path=path,
-                key=where,
-            )
-        spec.columns = columns
+        spec.columns = _task_columns(entry, path, where)
         spec.options = {
             **{k: v for k, v in defaults.items() if k in allowed_options},
             **{k: v for k, v in entry.items() if k in allowed_options},
         }
-        thresholds = entry.get("thresholds", [])
-        if not isinstance(thresholds, list) or not all(isinstance(t, dict) for t in thresholds):
-            raise ConfigError(
-                "'thresholds' must be an array of tables like { metric = 'auc', min = 0.9 }", path=path, key=where
-            )
-        from .gates import parse_thresholds
-
-        valid = valid_metrics(task_cls, spec.options)
-        parse_thresholds(thresholds, valid, where=f"{path}, {where}", exact=bool(explicit_fars(spec.options)))
+        thresholds = _task_thresholds(entry, task_cls, spec.options, path, where)
         if "headline" in entry:
             spec.headline = _headline(entry["headline"], task_cls, path, where, spec.options)
         if "derive" in entry:
-            from .faces.stimuli import parse_derive
-
-            try:
-                spec.derive = parse_derive(entry["derive"])
-            except ConfigError as exc:
-                raise ConfigError(str(exc), path=path, key=where) from None
+            spec.derive = _task_derive(entry["derive"], path, where)
         spec.thresholds = thresholds
         spec.tolerances = entry.get("tolerances", defaults.get("tolerances", {}))
         spec.reference = entry.get("reference", {})
     except ConfigError as exc:
         spec.error = str(exc)
     return spec
+
+
+def _task_models(entry: dict[str, Any], path: Path, where: str) -> list[str] | None:
+    """A task's `models`: the model names it runs on (None: every model)."""
+    models = entry.get("models")
+    if models is not None and not (isinstance(models, list) and all(isinstance(m, str) for m in models)):
+        raise ConfigError("'models' must be a list of model names", path=path, key=where)
+    return models
+
+
+def _task_pack(entry: dict[str, Any], path: Path, where: str) -> bool:
+    """Whether the task's `pairs` is an insightface .bin pack, once its required keys are there (`images`
+    too, unless it is a pack)."""
+    for required in ("name", "type", "pairs"):
+        if required not in entry:
+            raise ConfigError(f"missing required key '{required}'", path=path, key=where)
+    from .pairs import is_pack  # imported here: pandas (the task types parsed above imported it already)
+
+    pack = is_pack(str(entry["pairs"]))
+    if "images" not in entry and not pack:
+        raise ConfigError(
+            "missing required key 'images' (the folder the pairs file's image paths are relative to; "
+            "only an insightface .bin pack needs none)",
+            path=path,
+            key=where,
+        )
+    return pack
+
+
+def _task_class(name: str, task_types: dict[str, type[BaseTask]], path: Path, where: str) -> type[BaseTask]:
+    """The class of task type `name`: a built-in one, or one the registry finds (next to the grid file too)."""
+    if name not in task_types or ":" not in name:  # a name: unknown, or claimed twice
+        from .registry import task_class
+
+        try:
+            task_class(name, [path.parent])
+        except ConfigError as exc:
+            raise ConfigError(str(exc), path=path, key=where) from None
+    return task_types[name]
+
+
+def _task_images(entry: dict[str, Any], path: Path) -> Path:
+    """A task's images folder; a .bin pack brings its images: `images`, when given, is where they are cached
+    (under <sha256[:16]>/), else the pack cache's root."""
+    if "images" in entry:
+        return resolve_path(str(entry["images"]), path.parent)
+    from .formats.insightface_bin import pack_cache_root
+
+    return pack_cache_root()
+
+
+def _check_images(images: Path, given: Any, path: Path, where: str) -> None:
+    """Raise ConfigError unless the images folder (not a pack's cache) exists."""
+    if not images.is_dir():
+        raise ConfigError(
+            f"images folder not found: {images} (from images = {str(given)!r}; relative "
+            f"paths in a grid are relative to the grid file's folder, {path.parent})",
+            path=path,
+            key=where,
+        )
+
+
+def _task_columns(entry: dict[str, Any], path: Path, where: str) -> dict[str, str]:
+    """A task's `columns`: roles mapped to the pairs file's column names."""
+    columns = entry.get("columns", {})
+    if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
+        raise ConfigError(
+            "'columns' must be a table mapping roles to column names, e.g. "
+            "{ img1 = 'left', img2 = 'right', label = 'same' }",
+            path=path,
+            key=where,
+        )
+    return columns
+
+
+def _task_thresholds(
+    entry: dict[str, Any], task_cls: type[BaseTask], options: dict[str, Any], path: Path, where: str
+) -> list[dict[str, Any]]:
+    """A task's `thresholds`, checked against the metrics its type reports with these options."""
+    thresholds = entry.get("thresholds", [])
+    if not isinstance(thresholds, list) or not all(isinstance(t, dict) for t in thresholds):
+        raise ConfigError(
+            "'thresholds' must be an array of tables like { metric = 'auc', min = 0.9 }", path=path, key=where
+        )
+    from .gates import parse_thresholds
+
+    valid = valid_metrics(task_cls, options)
+    parse_thresholds(thresholds, valid, where=f"{path}, {where}", exact=bool(explicit_fars(options)))
+    return thresholds
+
+
+def _task_derive(value: Any, path: Path, where: str) -> dict[str, tuple[str, ...]]:
+    """A task's `derive`: the stimuli derived from its images (`faces.stimuli.parse_derive`)."""
+    from .faces.stimuli import parse_derive
+
+    try:
+        return parse_derive(value)
+    except ConfigError as exc:
+        raise ConfigError(str(exc), path=path, key=where) from None
 
 
 def _headline(

@@ -338,29 +338,8 @@ class Engine:
         """The overlapped loop: loader workers decode ahead; each batch is copied to the device on a copy stream
         (CUDA), run, and its outputs copied back asynchronously into pinned buffers; the writer thread waits for
         them and stores them. The loop itself never waits for the device."""
-        model.to(self.device)
-        model.build()
-        net = model.net
-        assert net is not None  # build() sets it
-        convolutional = self.device.type == "cuda" and any(
-            isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)) for m in net.modules()
-        )
-        stats.channels_last = self.options.channels_last and convolutional
-        if stats.channels_last:
-            net.to(memory_format=torch.channels_last)
-        stats.cudnn_benchmark = self.options.cudnn_benchmark and convolutional
-        aligner = None
-        if model.alignment.active:
-            aligner = model.alignment.aligner(self.store.root if self.store.persistent else None)
-            try:
-                aligner.load()  # the detector's weights, once, before any worker starts
-            except FacebenchError as exc:
-                raise ModelError(f"model '{model.name}': face alignment {model.alignment.align}: {exc}") from None
-        deriver = Deriver(
-            model.alignment.align, model.alignment.on_missing, self.store.root if self.store.persistent else None
-        )
-        _ = model.preprocessing.transform  # built (torchvision imported) once here, not in every forked worker
-        dataset = ImageDataset(paths, _preprocess_for(model), aligner, hashes, deriver)
+        self._prepare_net(model, stats)
+        dataset = self._dataset(model, paths, hashes)
         loader = self._loader(dataset, stats)
         copier = DeviceCopier(self.device, stats.channels_last)
         errors: list[str] = []
@@ -377,8 +356,7 @@ class Engine:
             for indices, batch, batch_errors, faces in batches:
                 errors.extend(batch_errors)
                 if faces and FACES in keys:
-                    rows = np.asarray([[code, count] for _, code, count in faces], dtype=np.float32)
-                    writer.put(Job({keys[FACES]: rows}, [hashes[i] for i, _, _ in faces], check=False))
+                    _put_faces(writer, faces, keys[FACES], hashes)
                 stats.load_s += time.perf_counter() - tick
                 tick = time.perf_counter()
                 start = 0
@@ -390,18 +368,7 @@ class Engine:
                     # and this one is copied back in pieces of that size
                     per_image = max(1, sum(v[0].numel() for v in outputs.values()) * 4)
                     rows_per_job = max(1, BATCH_BYTES // per_image)
-                    for at in range(0, len(chunk), rows_per_job):
-                        piece = {layer: value[at : at + rows_per_job] for layer, value in outputs.items()}
-                        host, ready = copier.to_host(piece)
-                        writer.put(
-                            Job(
-                                {keys[layer]: value for layer, value in host.items()},
-                                [hashes[i] for i in positions[at : at + rows_per_job]],
-                                ready=ready,
-                                labels={keys[layer]: layer for layer in host},
-                                positions=positions[at : at + rows_per_job],
-                            )
-                        )
+                    _put_outputs(writer, copier, outputs, positions, rows_per_job, keys, hashes)
                     del outputs
                     batch_limit = max(1, min(batch_limit, rows_per_job))
                     stats.embedded += len(chunk)
@@ -418,16 +385,40 @@ class Engine:
             if bar is not None:
                 bar.close()
         stats.batch_size = batch_limit
-        if writer.non_finite:
-            layer, bad = next(iter(writer.non_finite.items()))
-            rest = [name for name in writer.non_finite if name != layer]
-            others = f" (and layer(s) {', '.join(rest)})" if rest else ""
-            raise ModelError(
-                f"model '{model.name}', layer '{layer}'{others}: {len(bad)} image(s) gave NaN or infinite "
-                f"values, e.g. {list_some([str(paths[i]) for i in bad], 3)}"
-            )
+        _check_finite(model, writer, paths)
         if errors:
             raise DataError(f"model '{model.name}': {len(errors)} image(s) could not be read: {list_some(errors)}")
+
+    def _prepare_net(self, model: BaseModel, stats: EmbedStats) -> None:
+        """Build the model on the device; a convolutional one on CUDA gets channels-last memory and cuDNN's
+        benchmark when the options ask for them (noted in `stats`)."""
+        model.to(self.device)
+        model.build()
+        net = model.net
+        assert net is not None  # build() sets it
+        convolutional = self.device.type == "cuda" and any(
+            isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)) for m in net.modules()
+        )
+        stats.channels_last = self.options.channels_last and convolutional
+        if stats.channels_last:
+            net.to(memory_format=torch.channels_last)
+        stats.cudnn_benchmark = self.options.cudnn_benchmark and convolutional
+
+    def _dataset(self, model: BaseModel, paths: list[Path], hashes: list[str]) -> ImageDataset:
+        """What the loader workers run: each image aligned (the detector loaded here, once), derived and
+        preprocessed as the model asks."""
+        aligner = None
+        if model.alignment.active:
+            aligner = model.alignment.aligner(self.store.root if self.store.persistent else None)
+            try:
+                aligner.load()  # the detector's weights, once, before any worker starts
+            except FacebenchError as exc:
+                raise ModelError(f"model '{model.name}': face alignment {model.alignment.align}: {exc}") from None
+        deriver = Deriver(
+            model.alignment.align, model.alignment.on_missing, self.store.root if self.store.persistent else None
+        )
+        _ = model.preprocessing.transform  # built (torchvision imported) once here, not in every forked worker
+        return ImageDataset(paths, _preprocess_for(model), aligner, hashes, deriver)
 
     def _loader(self, dataset: ImageDataset, stats: EmbedStats) -> DataLoader:
         """The DataLoader: `workers` processes started by `workers.start_method()` (never a fork of a threaded
@@ -527,6 +518,49 @@ class DeviceCopier:
         event = torch.cuda.Event()
         event.record(torch.cuda.current_stream(self.device))
         return host, lambda: _wait(event)
+
+
+def _put_faces(writer: StoreWriter, faces: list[tuple[int, int, int]], key: str, hashes: list[str]) -> None:
+    """Queue a batch's face outcomes, (position, outcome code, faces found) per image, for the store."""
+    rows = np.asarray([[code, count] for _, code, count in faces], dtype=np.float32)
+    writer.put(Job({key: rows}, [hashes[i] for i, _, _ in faces], check=False))
+
+
+def _put_outputs(
+    writer: StoreWriter,
+    copier: DeviceCopier,
+    outputs: dict[str, torch.Tensor],
+    positions: list[int],
+    rows_per_job: int,
+    keys: dict[str, str],
+    hashes: list[str],
+) -> None:
+    """Copy a chunk's outputs (layer → rows of the images at `positions`) back to the host, `rows_per_job`
+    rows at a time, and queue each piece for the writer (which waits for its copy)."""
+    for at in range(0, len(positions), rows_per_job):
+        piece = {layer: value[at : at + rows_per_job] for layer, value in outputs.items()}
+        host, ready = copier.to_host(piece)
+        writer.put(
+            Job(
+                {keys[layer]: value for layer, value in host.items()},
+                [hashes[i] for i in positions[at : at + rows_per_job]],
+                ready=ready,
+                labels={keys[layer]: layer for layer in host},
+                positions=positions[at : at + rows_per_job],
+            )
+        )
+
+
+def _check_finite(model: BaseModel, writer: StoreWriter, paths: list[Path]) -> None:
+    """Raise ModelError naming the first layer (and the others) whose outputs the writer found NaN or infinite."""
+    if writer.non_finite:
+        layer, bad = next(iter(writer.non_finite.items()))
+        rest = [name for name in writer.non_finite if name != layer]
+        others = f" (and layer(s) {', '.join(rest)})" if rest else ""
+        raise ModelError(
+            f"model '{model.name}', layer '{layer}'{others}: {len(bad)} image(s) gave NaN or infinite "
+            f"values, e.g. {list_some([str(paths[i]) for i in bad], 3)}"
+        )
 
 
 def _wait(event: torch.cuda.Event) -> None:

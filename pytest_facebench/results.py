@@ -671,31 +671,68 @@ def build_face_recognition_table(
     rows = _table_records(results)
     headline = _headlines(rows)
     columns = _face_recognition_columns(rows, headline)
-    model_rows = [
-        replace(
-            row,
-            cells={
-                key: replace(c, value=_percent(c.value), ci_low=_percent(c.ci_low), ci_high=_percent(c.ci_high))
-                for key, c in row.cells.items()
-            },
-        )
-        for row in _model_rows(rows, columns, layer, {})
-    ]
+    model_rows = [_in_percent(row) for row in _model_rows(rows, columns, layer, {})]
     table = Table(columns, model_rows, layer, layer_column=layer == "all", unit="%")
     if not references or not columns:
         return table
+    reproduced = _Reproduced.of(rows, model_rows)
+    published, general = _published_cells(references, columns, headline, layer, reproduced)
+    return replace(table, rows=_with_published(model_rows, published, general))
 
-    value_at: dict[tuple[str, str, str], float] = {}
-    readout_value: dict[tuple[str, str], float] = {}
-    for r in rows:
-        if r["condition"]:
-            continue
-        key = column_key(r["task"], r["metric"])
-        value_at.setdefault((r["model"], r["layer"], key), _percent(r["value"]))
-        if r["_readout"]:
-            readout_value.setdefault((r["model"], key), _percent(r["value"]))
-    shown = {(row.label, key): cell.value for row in model_rows for key, cell in row.cells.items()}
 
+def _in_percent(row: TableRow) -> TableRow:
+    """A model row with its values and CIs in percent."""
+    return replace(
+        row,
+        cells={
+            key: replace(c, value=_percent(c.value), ci_low=_percent(c.ci_low), ci_high=_percent(c.ci_high))
+            for key, c in row.cells.items()
+        },
+    )
+
+
+@dataclass
+class _Reproduced:
+    """The reproduced values (in percent, no condition) that published values are compared with."""
+
+    at_layer: dict[tuple[str, str, str], float]  # (model, layer, column key) → value
+    at_readout: dict[tuple[str, str], float]  # (model, column key) → the readout layer's value
+    shown: dict[tuple[str, str], float]  # (row label, column key) → the value the table's model row shows
+
+    @classmethod
+    def of(cls, rows: list[dict[str, Any]], model_rows: list[TableRow]) -> _Reproduced:
+        """From results.csv's records and the table's model rows."""
+        at_layer: dict[tuple[str, str, str], float] = {}
+        at_readout: dict[tuple[str, str], float] = {}
+        for r in rows:
+            if r["condition"]:
+                continue
+            key = column_key(r["task"], r["metric"])
+            at_layer.setdefault((r["model"], r["layer"], key), _percent(r["value"]))
+            if r["_readout"]:
+                at_readout.setdefault((r["model"], key), _percent(r["value"]))
+        shown = {(row.label, key): cell.value for row in model_rows for key, cell in row.cells.items()}
+        return cls(at_layer, at_readout, shown)
+
+    def value(self, model: str, key: str, ref_layer: Any, layer: str) -> float:
+        """The model's value in column `key` beside a published one: at the reference's layer when it names
+        one, else (`layer` all) the readout layer's, else the value its row shows; NaN when there is none."""
+        if ref_layer:
+            return self.at_layer.get((model, str(ref_layer), key), NAN)
+        if layer == "all":
+            return self.at_readout.get((model, key), NAN)
+        return self.shown.get((model, key), NAN)
+
+
+def _published_cells(
+    references: list[dict[str, Any]],
+    columns: list[TableColumn],
+    headline: dict[str, str],
+    layer: str,
+    reproduced: _Reproduced,
+) -> tuple[dict[str, dict[str, TableCell]], dict[str, dict[str, TableCell]]]:
+    """The references' cells in percent, the first per column: by model (with their delta to the reproduced
+    value), and those of no model in particular by row label."""
     published: dict[str, dict[str, TableCell]] = {}  # model → column key → cell
     general: dict[str, dict[str, TableCell]] = {}  # label → column key → cell
     for ref in references:
@@ -717,16 +754,21 @@ def build_face_recognition_table(
         if not model:
             general.setdefault(str(ref.get("label") or REFERENCE_ROW), {}).setdefault(column.key, cell)
             continue
-        if ref.get("layer"):
-            reproduced = value_at.get((model, str(ref["layer"]), column.key), NAN)
-        elif layer == "all":
-            reproduced = readout_value.get((model, column.key), NAN)
-        else:
-            reproduced = shown.get((model, column.key), NAN)
-        if math.isfinite(reproduced):
-            cell.delta = float(f"{reproduced - cell.value:.12g}")
+        value_here = reproduced.value(model, column.key, ref.get("layer"), layer)
+        if math.isfinite(value_here):
+            cell.delta = float(f"{value_here - cell.value:.12g}")
         published.setdefault(str(model), {}).setdefault(column.key, cell)
+    return published, general
 
+
+def _with_published(
+    model_rows: list[TableRow],
+    published: dict[str, dict[str, TableCell]],
+    general: dict[str, dict[str, TableCell]],
+) -> list[TableRow]:
+    """The model rows, each model's `(paper)` row below its last one, the `(paper)` rows of models the run
+    lacks, then the rows of references for no model in particular."""
+    published = dict(published)
     out: list[TableRow] = []
     for i, row in enumerate(model_rows):
         out.append(row)
@@ -735,7 +777,7 @@ def build_face_recognition_table(
             out.append(TableRow(row.label + PUBLISHED_SUFFIX, "", published.pop(row.label), True, True))
     out += [TableRow(model + PUBLISHED_SUFFIX, "", cells, True, True) for model, cells in published.items()]
     out += [TableRow(label, "", cells, reference=True) for label, cells in general.items()]
-    return replace(table, rows=out)
+    return out
 
 
 def table_frame(table: Table, n: bool = False) -> pd.DataFrame:

@@ -484,13 +484,30 @@ def scan_mates(
     """
     import torch
 
-    from .distances import DISTANCES, resolve_distance
-
     dev = torch.device(device)
     dtype = torch.float64 if dev.type == "cpu" else torch.float32
     probe_rows, gallery_rows = np.asarray(probe_rows, dtype=np.int64), np.asarray(gallery_rows, dtype=np.int64)
     pcodes, gcodes = np.asarray(probe_codes, dtype=np.int64), np.asarray(gallery_codes, dtype=np.int64)
     n_probe, n_gallery = len(probe_rows), len(gallery_rows)
+    _check_scan(pcodes, gcodes, n_probe, n_gallery, budget)
+    if n_probe == 0 or n_gallery == 0:
+        return MateScan(np.zeros(n_probe, dtype=np.int64), np.full(n_probe, np.inf), np.full(n_probe, np.inf))
+
+    dim = max(int(embeddings.shape[1]), 1)
+    p_block, g_chunk = _scan_blocks(n_probe, n_gallery, dim, budget, distance)
+    probes_held = _fetch(embeddings, probe_rows, dev, dtype) if n_probe * dim <= ROW_ELEMENTS else None
+    scan = _Scan(
+        embeddings, probe_rows, gallery_rows, pcodes, gcodes, distance, dev, dtype, p_block, g_chunk, probes_held
+    )
+    best, cache = scan.closest_mates()
+    count, closest = scan.count_nonmates(best, cache)
+    mate = best.double().cpu().numpy()
+    ranks = np.where(np.isin(pcodes, gcodes), 1 + count.cpu().numpy(), 0).astype(np.int64)
+    return MateScan(ranks, mate, closest.double().cpu().numpy())
+
+
+def _check_scan(pcodes: np.ndarray, gcodes: np.ndarray, n_probe: int, n_gallery: int, budget: int) -> None:
+    """Raise ValueError unless there is one code per probe and gallery row, probe codes >= 0 and budget >= 1."""
     if pcodes.shape != (n_probe,) or gcodes.shape != (n_gallery,):
         raise ValueError(
             f"codes must have one entry per probe ({n_probe}) and gallery row ({n_gallery}); "
@@ -500,13 +517,13 @@ def scan_mates(
         raise ValueError(f"budget must be >= 1; got {budget}")
     if n_probe and pcodes.min() < 0:
         raise ValueError("probe codes must be >= 0 (a negative code is a gallery entry that mates no probe)")
-    ranks = np.zeros(n_probe, dtype=np.int64)
-    mate = np.full(n_probe, np.inf)
-    nonmate = np.full(n_probe, np.inf)
-    if n_probe == 0 or n_gallery == 0:
-        return MateScan(ranks, mate, nonmate)
 
-    dim = max(int(embeddings.shape[1]), 1)
+
+def _scan_blocks(n_probe: int, n_gallery: int, dim: int, budget: int, distance: Any) -> tuple[int, int]:
+    """(probes per block, gallery entries per chunk): at most `budget` distances a block (a user distance's
+    expanded pairs at most `ROW_ELEMENTS` elements), at most `ROW_ELEMENTS` embedding elements a side."""
+    from .distances import DISTANCES, resolve_distance
+
     row_cap = max(1, ROW_ELEMENTS // dim)
     builtin = resolve_distance(distance) in DISTANCES.values()
     cells = budget if builtin else max(1, min(budget, ROW_ELEMENTS // dim))
@@ -514,18 +531,40 @@ def scan_mates(
     g_chunk = min(n_gallery, row_cap, max(1, cells // p_block))
     if g_chunk == n_gallery:  # the whole gallery in one chunk: as many probes per block as the budget allows
         p_block = min(n_probe, row_cap, max(1, cells // n_gallery))
-    probes_held = _fetch(embeddings, probe_rows, dev, dtype) if n_probe * dim <= ROW_ELEMENTS else None
-    pcodes_dev = torch.from_numpy(pcodes).to(dev)
-    best = torch.full((n_probe,), torch.inf, dtype=dtype, device=dev)
-    count = torch.zeros(n_probe, dtype=torch.int64, device=dev)
-    closest = torch.full((n_probe,), torch.inf, dtype=dtype, device=dev)
-    cache: dict[tuple[int, int], Any] = {}
-    cached = 0
+    return p_block, g_chunk
 
-    def block(g0: int, gallery: Any, p0: int) -> Any:
-        p1 = min(p0 + p_block, n_probe)
-        probes = probes_held[p0:p1] if probes_held is not None else _fetch(embeddings, probe_rows[p0:p1], dev, dtype)
-        d = cross_distances(probes, gallery, distance)
+
+@dataclass
+class _Scan:
+    """One `scan_mates` walk: its rows and codes, where and in what precision it computes, and its block sizes."""
+
+    embeddings: Any
+    probe_rows: np.ndarray
+    gallery_rows: np.ndarray
+    pcodes: np.ndarray
+    gcodes: np.ndarray
+    distance: Any
+    dev: Any
+    dtype: Any
+    p_block: int
+    g_chunk: int
+    probes_held: Any  # every probe's embedding on the device, when they fit in ROW_ELEMENTS; else None
+
+    def gallery(self, g0: int) -> Any:
+        """The gallery chunk starting at `g0`, on the device."""
+        return _fetch(self.embeddings, self.gallery_rows[g0 : g0 + self.g_chunk], self.dev, self.dtype)
+
+    def block(self, g0: int, gallery: Any, p0: int) -> Any:
+        """The distances of the probe block at `p0` to the gallery chunk at `g0`; raises on a non-finite one."""
+        import torch
+
+        p1 = min(p0 + self.p_block, len(self.probe_rows))
+        probes = (
+            self.probes_held[p0:p1]
+            if self.probes_held is not None
+            else _fetch(self.embeddings, self.probe_rows[p0:p1], self.dev, self.dtype)
+        )
+        d = cross_distances(probes, gallery, self.distance)
         if not bool(torch.isfinite(d).all()):
             i, j = (int(x) for x in torch.nonzero(~torch.isfinite(d))[0])
             raise NonFiniteDistances(
@@ -534,44 +573,62 @@ def scan_mates(
             )
         return d
 
-    probe_code_set = np.unique(pcodes)
-    for g0 in range(0, n_gallery, g_chunk):  # pass 1: the closest mate
-        codes = gcodes[g0 : g0 + g_chunk]
-        if not np.isin(codes, probe_code_set).any():
-            continue
-        gallery = _fetch(embeddings, gallery_rows[g0 : g0 + g_chunk], dev, dtype)
-        codes_dev = torch.from_numpy(codes).to(dev)
-        for p0 in range(0, n_probe, p_block):
-            p1 = min(p0 + p_block, n_probe)
-            if not np.isin(pcodes[p0:p1], codes).any():
+    def closest_mates(self) -> tuple[Any, dict[tuple[int, int], Any]]:
+        """Pass 1: each probe's closest-mate distance (inf without one), and the blocks kept for pass 2
+        (at most `CACHE_ELEMENTS` distances), by (gallery start, probe start)."""
+        import torch
+
+        n_probe, n_gallery = len(self.probe_rows), len(self.gallery_rows)
+        pcodes_dev = torch.from_numpy(self.pcodes).to(self.dev)
+        best = torch.full((n_probe,), torch.inf, dtype=self.dtype, device=self.dev)
+        cache: dict[tuple[int, int], Any] = {}
+        cached = 0
+        probe_code_set = np.unique(self.pcodes)
+        for g0 in range(0, n_gallery, self.g_chunk):
+            codes = self.gcodes[g0 : g0 + self.g_chunk]
+            if not np.isin(codes, probe_code_set).any():
                 continue
-            d = block(g0, gallery, p0)
-            if cached + d.numel() <= CACHE_ELEMENTS:
-                cache[g0, p0] = d
-                cached += d.numel()
-            is_mate = pcodes_dev[p0:p1, None] == codes_dev[None, :]
-            best[p0:p1] = torch.minimum(best[p0:p1], d.masked_fill(~is_mate, torch.inf).amin(dim=1))
-    for g0 in range(0, n_gallery, g_chunk):  # pass 2: the non-mates at most as far, and the closest non-mate
-        codes = gcodes[g0 : g0 + g_chunk]
-        codes_dev = torch.from_numpy(codes).to(dev)
-        gallery = None
-        for p0 in range(0, n_probe, p_block):
-            p1 = min(p0 + p_block, n_probe)
-            d = cache.pop((g0, p0), None)
-            if d is None:
-                if gallery is None:
-                    gallery = _fetch(embeddings, gallery_rows[g0 : g0 + g_chunk], dev, dtype)
-                d = block(g0, gallery, p0)
-            if np.isin(pcodes[p0:p1], codes).any():
-                other = pcodes_dev[p0:p1, None] != codes_dev[None, :]
-                count[p0:p1] += (other & (d <= best[p0:p1, None])).sum(dim=1)
-                closest[p0:p1] = torch.minimum(closest[p0:p1], d.masked_fill(~other, torch.inf).amin(dim=1))
-            else:  # no mate of these probes in the chunk (distractors): every entry is a non-mate
-                count[p0:p1] += (d <= best[p0:p1, None]).sum(dim=1)
-                closest[p0:p1] = torch.minimum(closest[p0:p1], d.amin(dim=1))
-    mate = best.double().cpu().numpy()
-    ranks = np.where(np.isin(pcodes, gcodes), 1 + count.cpu().numpy(), 0).astype(np.int64)
-    return MateScan(ranks, mate, closest.double().cpu().numpy())
+            gallery = self.gallery(g0)
+            codes_dev = torch.from_numpy(codes).to(self.dev)
+            for p0 in range(0, n_probe, self.p_block):
+                p1 = min(p0 + self.p_block, n_probe)
+                if not np.isin(self.pcodes[p0:p1], codes).any():
+                    continue
+                d = self.block(g0, gallery, p0)
+                if cached + d.numel() <= CACHE_ELEMENTS:
+                    cache[g0, p0] = d
+                    cached += d.numel()
+                is_mate = pcodes_dev[p0:p1, None] == codes_dev[None, :]
+                best[p0:p1] = torch.minimum(best[p0:p1], d.masked_fill(~is_mate, torch.inf).amin(dim=1))
+        return best, cache
+
+    def count_nonmates(self, best: Any, cache: dict[tuple[int, int], Any]) -> tuple[Any, Any]:
+        """Pass 2: per probe, the non-mates at most as far as its closest mate `best`, and the closest non-mate."""
+        import torch
+
+        n_probe, n_gallery = len(self.probe_rows), len(self.gallery_rows)
+        pcodes_dev = torch.from_numpy(self.pcodes).to(self.dev)
+        count = torch.zeros(n_probe, dtype=torch.int64, device=self.dev)
+        closest = torch.full((n_probe,), torch.inf, dtype=self.dtype, device=self.dev)
+        for g0 in range(0, n_gallery, self.g_chunk):
+            codes = self.gcodes[g0 : g0 + self.g_chunk]
+            codes_dev = torch.from_numpy(codes).to(self.dev)
+            gallery = None
+            for p0 in range(0, n_probe, self.p_block):
+                p1 = min(p0 + self.p_block, n_probe)
+                d = cache.pop((g0, p0), None)
+                if d is None:
+                    if gallery is None:
+                        gallery = self.gallery(g0)
+                    d = self.block(g0, gallery, p0)
+                if np.isin(self.pcodes[p0:p1], codes).any():
+                    other = pcodes_dev[p0:p1, None] != codes_dev[None, :]
+                    count[p0:p1] += (other & (d <= best[p0:p1, None])).sum(dim=1)
+                    closest[p0:p1] = torch.minimum(closest[p0:p1], d.masked_fill(~other, torch.inf).amin(dim=1))
+                else:  # no mate of these probes in the chunk (distractors): every entry is a non-mate
+                    count[p0:p1] += (d <= best[p0:p1, None]).sum(dim=1)
+                    closest[p0:p1] = torch.minimum(closest[p0:p1], d.amin(dim=1))
+        return count, closest
 
 
 def _fetch(embeddings: Any, index: np.ndarray, device: Any, dtype: Any) -> Any:

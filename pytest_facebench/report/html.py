@@ -789,31 +789,32 @@ def face_recognition_section(table: Table, colors: dict[str, str] | None = None)
     )
 
 
-def render_html(
-    out_dir: Path,
-    results: pd.DataFrame,
-    run: dict[str, Any],
-    manifest: dict[str, Any],
-    references: list[dict[str, Any]],
-    headlines: dict[str, str] | None = None,
-) -> str:
-    out_dir = Path(out_dir)
-    results = normalize_results(results)
-    tests = run.get("tests") or {}
-    models = model_order(results)
+Section = tuple[str, str]  # a report section: its nav link and its HTML
+
+
+def _report_colors(manifest: dict[str, Any], models: list[str]) -> dict[str, str]:
+    """The models' colours: plots/manifest.json's when it names every model (no matplotlib), else computed."""
     saved = manifest.get("colors") or {}
-    colors = saved if all(m in saved for m in models) else {**model_colors(models), **saved}  # no matplotlib if saved
-    types = task_types(results)
-    metric = headline_metrics(results, headlines)
-    plots = manifest.get("plots") or []
+    return saved if all(m in saved for m in models) else {**model_colors(models), **saved}
+
+
+def _report_tasks(results: pd.DataFrame, tests: dict[str, Any]) -> list[str]:
+    """The tasks with results, in task order, then the tasks that only run.json's tests name."""
     tasks = task_order(results)
     test_tasks = [str(e.get("task")) for e in tests.values() if isinstance(e, dict) and e.get("task")]
     tasks += [t for t in dict.fromkeys(test_tasks) if t not in tasks]
+    return tasks
 
-    nav = ['<a href="#overview">Overview</a>', '<a href="#summary-section">Summary</a>']
-    parts = []
+
+def _optional(link: str, body: str) -> list[Section]:
+    """The section as a one-item list, or none when its HTML is empty."""
+    return [(link, body)] if body else []
+
+
+def _overview_section(out_dir: Path, tests: dict[str, Any], plots: list[dict[str, Any]]) -> str:
+    """The "Overview" section: outcome counts and the overview figures."""
     overview = [p for p in plots if p.get("kind") == "overview"]
-    parts.append(
+    return (
         '<section id="overview"><h2>Overview</h2>'
         + _outcomes(tests)
         + (
@@ -823,9 +824,14 @@ def render_html(
         )
         + "</section>"
     )
-    frame = with_readout(results)
+
+
+def _summary_section(
+    results: pd.DataFrame, run: dict[str, Any], headlines: dict[str, str] | None, colors: dict[str, str]
+) -> str:
+    """The "Summary" section: its note and the summary table, at run.json's digits."""
     digits = run.get("digits") if isinstance(run.get("digits"), int) else None
-    parts.append(
+    return (
         '<section id="summary-section"><h2>Summary</h2><p class="muted">Headline metric of each task at '
         "each model's readout layer; brackets: 95% confidence interval where reported; bold: the best model "
         "per column by the metric's direction (↑ higher, ↓ lower, or closest to the target, the human value). "
@@ -833,118 +839,152 @@ def render_html(
         + summary_html(results, headlines, colors, digits)
         + "</section>"
     )
-    face_recognition = build_face_recognition_table(results, references)
-    if face_recognition.columns:
-        nav.append('<a href="#face-recognition">Face recognition</a>')
-        parts.append(face_recognition_section(face_recognition, colors))
 
-    refs = reference_rows(frame, references, metric) if references else pd.DataFrame()
-    if len(refs):
-        nav.append('<a href="#references">References</a>')
-        shown = refs.copy()
-        for column in ("reproduced", "published", "delta"):
-            shown[column] = [fmt(v) for v in shown[column]]
-        shown["delta"] = [("+" + d if d not in ("–", "0") and not d.startswith("-") else d) for d in shown["delta"]]
-        illustrative = any("illustrative" in str(source).lower() for source in shown["source"])
-        parts.append(
-            '<section id="references"><h2>Reference values</h2><p class="muted">Reproduced here vs '
-            "published (delta = reproduced − published)."
-            + (
-                " Values whose source says <i>illustrative</i> are placeholders that show the comparison, "
-                "not published results."
-                if illustrative
-                else ""
-            )
-            + "</p>"
-            + _render_table(shown, "references", colors)
-            + "</section>"
+
+def _references_section(refs: pd.DataFrame, colors: dict[str, str]) -> str:
+    """The "Reference values" section (empty without references): reproduced, published and delta."""
+    if not len(refs):
+        return ""
+    shown = refs.copy()
+    for column in ("reproduced", "published", "delta"):
+        shown[column] = [fmt(v) for v in shown[column]]
+    shown["delta"] = [("+" + d if d not in ("–", "0") and not d.startswith("-") else d) for d in shown["delta"]]
+    illustrative = any("illustrative" in str(source).lower() for source in shown["source"])
+    return (
+        '<section id="references"><h2>Reference values</h2><p class="muted">Reproduced here vs '
+        "published (delta = reproduced − published)."
+        + (
+            " Values whose source says <i>illustrative</i> are placeholders that show the comparison, "
+            "not published results."
+            if illustrative
+            else ""
         )
+        + "</p>"
+        + _render_table(shown, "references", colors)
+        + "</section>"
+    )
 
+
+def _gates_section(results: pd.DataFrame, colors: dict[str, str]) -> str:
+    """The "Gates" section (empty without gated rows): pass and fail counts and the gates table."""
     gates = _gates(results)
-    if len(gates):
-        nav.append('<a href="#gates">Gates</a>')
-        failed = int((gates["gate"] == "fail").sum())
-        parts.append(
-            f'<section id="gates"><h2>Gates</h2><p class="muted">{len(gates) - failed} passed, {failed} '
-            "failed (thresholds from the grid or expect=, and the baseline when one was given).</p>"
-            + _render_table(gates, "gates-table", colors)
-            + "</section>"
-        )
+    if not len(gates):
+        return ""
+    failed = int((gates["gate"] == "fail").sum())
+    return (
+        f'<section id="gates"><h2>Gates</h2><p class="muted">{len(gates) - failed} passed, {failed} '
+        "failed (thresholds from the grid or expect=, and the baseline when one was given).</p>"
+        + _render_table(gates, "gates-table", colors)
+        + "</section>"
+    )
+
+
+def _comparisons_section(out_dir: Path, colors: dict[str, str]) -> str:
+    """The "Model comparisons" section (empty without comparisons.csv rows): the rule and the verdicts."""
     comparisons = _comparisons(out_dir)
-    if len(comparisons):
-        nav.append('<a href="#comparisons">Comparisons</a>')
-        parts.append(
-            '<section id="comparisons"><h2>Model comparisons</h2><p class="muted">Paired tests at the '
-            "readout layers (DeLong for AUC, paired bootstrap otherwise). One rule decides every verdict, "
-            "the forest plots' filled points and comparisons.csv's <code>significant</code> column: a "
-            "difference is significant when its Holm-adjusted p (per task, metric and condition, over the model pairs) "
-            "is below 1 − the CI level and its CI excludes 0. The CIs are per comparison, unadjusted: one that "
-            "excludes 0 with a Holm-adjusted p of 0.05 or more is not significant. Every column of the tests: "
-            '<a href="comparisons.csv">comparisons.csv</a>.</p>'
-            + _render_table(comparisons, "comparisons-table", colors)
-            + "</section>"
+    if not len(comparisons):
+        return ""
+    return (
+        '<section id="comparisons"><h2>Model comparisons</h2><p class="muted">Paired tests at the '
+        "readout layers (DeLong for AUC, paired bootstrap otherwise). One rule decides every verdict, "
+        "the forest plots' filled points and comparisons.csv's <code>significant</code> column: a "
+        "difference is significant when its Holm-adjusted p (per task, metric and condition, over the model pairs) "
+        "is below 1 − the CI level and its CI excludes 0. The CIs are per comparison, unadjusted: one that "
+        "excludes 0 with a Holm-adjusted p of 0.05 or more is not significant. Every column of the tests: "
+        '<a href="comparisons.csv">comparisons.csv</a>.</p>'
+        + _render_table(comparisons, "comparisons-table", colors)
+        + "</section>"
+    )
+
+
+def _task_tables(
+    frame: pd.DataFrame, task: str, anchor: str, headline: str | None, colors: dict[str, str], digits: int | None
+) -> str:
+    """A task's model · layer table, readout rows bold; a long one shows the readout rows, the rest folded."""
+    table = _task_table(frame, task, headline, digits)
+    strong = [r == "★" for r in table["readout"]]
+    table_html = _render_table(table, f"{anchor}-table", colors, bold_rows=strong)
+    if len(table) <= FULL_TABLE_ROWS:
+        return table_html
+    readout = table[[bool(s) for s in strong]]
+    return _render_table(readout, f"{anchor}-readout", colors, bold_rows=[True] * len(readout)) + (
+        f"<details><summary>all {len(table)} model · layer rows</summary>{table_html}</details>"
+    )
+
+
+def _task_results(
+    frame: pd.DataFrame,
+    rows: pd.DataFrame,
+    task: str,
+    anchor: str,
+    kind: str,
+    headline: str | None,
+    refs: pd.DataFrame,
+    colors: dict[str, str],
+    digits: int | None,
+) -> list[str]:
+    """A task section's results: its type, headline and distances, its table, protocols, notes and references."""
+    protocols = _protocols(rows, headline)
+    notes = _notes(rows)
+    body = [
+        f'<p class="muted">type <code>{_e(kind)}</code> · headline '
+        f"<b>{_e(display_name(headline or ''))}</b> · distance "
+        f"{_e(', '.join(x for x in dict.fromkeys(rows['distance']) if x))}</p>",
+        _task_tables(frame, task, anchor, headline, colors, digits),
+    ]
+    if protocols:
+        items = "".join(f"<li>{_e(p)}</li>" for p in protocols)
+        body.append(f"<details><summary>protocols</summary><ul>{items}</ul></details>")
+    body.append(_notes_html(notes))
+    task_refs = refs[refs["task"] == task] if len(refs) else pd.DataFrame()
+    if len(task_refs):
+        body.append(
+            f'<p class="muted">{len(task_refs)} reference value(s): see <a href="#references">Reference values</a>.</p>'
         )
+    return body
 
-    from .stimuli import stimuli_section
 
-    stimuli = stimuli_section(out_dir, run)
-    if stimuli:
-        nav.append('<a href="#stimuli">Stimuli</a>')
-        parts.append(stimuli)
+def _task_figures(out_dir: Path, task: str, manifest: dict[str, Any]) -> str:
+    """A task's figures in kind order, then a line for each of its figures that failed."""
+    figures = sorted(
+        (p for p in manifest.get("plots") or [] if p.get("task") == task),
+        key=lambda p: KIND_ORDER.index(p["kind"]) if p.get("kind") in KIND_ORDER else len(KIND_ORDER),
+    )
+    body = ['<div class="figures">' + "".join(_image(out_dir, p) for p in figures) + "</div>"]
+    for error in (e for e in manifest.get("errors") or [] if e.get("task") == task):
+        body.append(f'<p class="muted">The {_e(error.get("kind"))} figure failed: {_e(error.get("error"))}</p>')
+    return "".join(body)
 
-    relations = relations_section(out_dir, run, colors)
-    if relations:
-        nav.append('<a href="#relations">Relations</a>')
-        parts.append(relations)
 
-    for task in tasks:
-        anchor = f"task-{safe_name(task)}"
-        nav.append(f'<a href="#{_e(anchor)}">{_e(task)}</a>')
-        rows = results[results["task"] == task]
-        kind = types.get(task, "")
-        protocols = _protocols(rows, metric.get(task))
-        notes = _notes(rows)
-        body = [f'<section id="{_e(anchor)}"><h2>{_e(task)}</h2>']
-        if len(rows):
-            body.append(
-                f'<p class="muted">type <code>{_e(kind)}</code> · headline '
-                f"<b>{_e(display_name(metric.get(task, '')))}</b> · distance "
-                f"{_e(', '.join(x for x in dict.fromkeys(rows['distance']) if x))}</p>"
-            )
-            table = _task_table(frame, task, metric.get(task))
-            strong = [r == "★" for r in table["readout"]]
-            table_html = _render_table(table, f"{anchor}-table", colors, bold_rows=strong)
-            if len(table) > FULL_TABLE_ROWS:
-                readout = table[[bool(s) for s in strong]]
-                body.append(_render_table(readout, f"{anchor}-readout", colors, bold_rows=[True] * len(readout)))
-                body.append(f"<details><summary>all {len(table)} model · layer rows</summary>{table_html}</details>")
-            else:
-                body.append(table_html)
-            if protocols:
-                items = "".join(f"<li>{_e(p)}</li>" for p in protocols)
-                body.append(f"<details><summary>protocols</summary><ul>{items}</ul></details>")
-            body.append(_notes_html(notes))
-            task_refs = refs[refs["task"] == task] if len(refs) else pd.DataFrame()
-            if len(task_refs):
-                body.append(
-                    f'<p class="muted">{len(task_refs)} reference value(s): see <a href="#references">'
-                    "Reference values</a>.</p>"
-                )
-        else:
-            body.append('<p class="muted">No results for this task (every cell was skipped or failed; see below).</p>')
-        figures = sorted(
-            (p for p in plots if p.get("task") == task),
-            key=lambda p: KIND_ORDER.index(p["kind"]) if p.get("kind") in KIND_ORDER else len(KIND_ORDER),
-        )
-        body.append('<div class="figures">' + "".join(_image(out_dir, p) for p in figures) + "</div>")
-        for error in (e for e in manifest.get("errors") or [] if e.get("task") == task):
-            body.append(f'<p class="muted">The {_e(error.get("kind"))} figure failed: {_e(error.get("error"))}</p>')
-        body.append("</section>")
-        parts.append("".join(body))
+def _task_section(
+    out_dir: Path,
+    task: str,
+    results: pd.DataFrame,
+    frame: pd.DataFrame,
+    refs: pd.DataFrame,
+    kind: str,
+    headline: str | None,
+    manifest: dict[str, Any],
+    colors: dict[str, str],
+    digits: int | None,
+) -> Section:
+    """One task's section: its results (or a line saying it has none) and its figures."""
+    anchor = f"task-{safe_name(task)}"
+    rows = results[results["task"] == task]
+    body = [f'<section id="{_e(anchor)}"><h2>{_e(task)}</h2>']
+    if len(rows):
+        body += _task_results(frame, rows, task, anchor, kind, headline, refs, colors, digits)
+    else:
+        body.append('<p class="muted">No results for this task (every cell was skipped or failed; see below).</p>')
+    body.append(_task_figures(out_dir, task, manifest))
+    body.append("</section>")
+    return f'<a href="#{_e(anchor)}">{_e(task)}</a>', "".join(body)
 
+
+def _problems_section(tests: dict[str, Any], colors: dict[str, str]) -> str:
+    """The "Skipped and failed cells" section: the failed cells, then the skipped ones grouped by reason."""
     problems, skips = _problems(tests), _skips(tests)
-    nav.append('<a href="#problems">Skipped and failed</a>')
-    parts.append(
+    return (
         '<section id="problems"><h2>Skipped and failed cells</h2>'
         + ("" if len(problems) or len(skips) else '<p class="muted">None: every cell passed.</p>')
         + (_render_table(problems, "problems", colors) if len(problems) else "")
@@ -956,16 +996,22 @@ def render_html(
         )
         + "</section>"
     )
-    nav.append('<a href="#provenance">Provenance</a>')
-    parts.append(
+
+
+def _provenance_section(run: dict[str, Any], out_dir: Path) -> str:
+    """The "Provenance" section: run.json's provenance and the results dir's files."""
+    return (
         '<section id="provenance"><h2>Provenance</h2>'
         + (_provenance(run, out_dir) if run else '<p class="muted">No run.json in this directory.</p>')
         + (_files(out_dir) or '<p class="muted">Files: none beside this report.</p>')
         + "</section>"
     )
 
+
+def _subtitle(run: dict[str, Any], models: list[str], tasks: list[str]) -> str:
+    """The header's line: when the run started, its size, its grid file and its commit."""
     grid = run.get("grid") or {}
-    subtitle = " · ".join(
+    return " · ".join(
         x
         for x in (
             _e(run.get("started") or ""),
@@ -975,16 +1021,68 @@ def render_html(
         )
         if x
     )
+
+
+def _page(out_dir: Path, run: dict[str, Any], models: list[str], tasks: list[str], sections: list[Section]) -> str:
+    """The whole document: head, header (title, subtitle, nav, files), demo banner, the sections and the JS."""
+    nav = "".join(link for link, _ in sections)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<title>pytest-facebench report</title>"
         f"<style>{CSS}</style></head><body><main><header><h1>pytest-facebench report</h1>"
-        f'<div class="muted">{subtitle}</div><nav>{"".join(nav)}</nav>{_files(out_dir)}</header>'
+        f'<div class="muted">{_subtitle(run, models, tasks)}</div><nav>{nav}</nav>{_files(out_dir)}</header>'
         + _demo_banner(run, tasks)
-        + "".join(parts)
+        + "".join(body for _, body in sections)
         + f"</main><script>{JS}</script></body></html>\n"
     )
+
+
+def render_html(
+    out_dir: Path,
+    results: pd.DataFrame,
+    run: dict[str, Any],
+    manifest: dict[str, Any],
+    references: list[dict[str, Any]],
+    headlines: dict[str, str] | None = None,
+) -> str:
+    """report.html's text: every section (the module's docstring lists them) with its nav link, in order."""
+    out_dir = Path(out_dir)
+    results = normalize_results(results)
+    tests = run.get("tests") or {}
+    models = model_order(results)
+    colors = _report_colors(manifest, models)  # no matplotlib if saved
+    types = task_types(results)
+    metric = headline_metrics(results, headlines)
+    tasks = _report_tasks(results, tests)
+
+    sections: list[Section] = [
+        ('<a href="#overview">Overview</a>', _overview_section(out_dir, tests, manifest.get("plots") or [])),
+    ]
+    frame = with_readout(results)
+    sections.append(('<a href="#summary-section">Summary</a>', _summary_section(results, run, headlines, colors)))
+    face_recognition = build_face_recognition_table(results, references)
+    if face_recognition.columns:
+        link = '<a href="#face-recognition">Face recognition</a>'
+        sections.append((link, face_recognition_section(face_recognition, colors)))
+    refs = reference_rows(frame, references, metric) if references else pd.DataFrame()
+    sections += _optional('<a href="#references">References</a>', _references_section(refs, colors))
+    sections += _optional('<a href="#gates">Gates</a>', _gates_section(results, colors))
+    sections += _optional('<a href="#comparisons">Comparisons</a>', _comparisons_section(out_dir, colors))
+
+    from .stimuli import stimuli_section
+
+    sections += _optional('<a href="#stimuli">Stimuli</a>', stimuli_section(out_dir, run))
+    sections += _optional('<a href="#relations">Relations</a>', relations_section(out_dir, run, colors))
+    digits = run.get("digits") if isinstance(run.get("digits"), int) else None  # --facebench-digits
+    for task in tasks:
+        kind = types.get(task, "")
+        sections.append(
+            _task_section(out_dir, task, results, frame, refs, kind, metric.get(task), manifest, colors, digits)
+        )
+    sections.append(('<a href="#problems">Skipped and failed</a>', _problems_section(tests, colors)))
+    sections.append(('<a href="#provenance">Provenance</a>', _provenance_section(run, out_dir)))
+    return _page(out_dir, run, models, tasks, sections)
 
 
 def write_html(

@@ -380,6 +380,107 @@ class _ModelCells:
 
 
 @dataclass
+class _Positions:
+    """One model's different pairs along its distances: where each lies, the region edges and the windows."""
+
+    rank: NDArray[np.int64]  # different pair k is at position rank[k] of the ascending distances
+    sorted_neg: NDArray[np.float64]  # the different pairs' distances, ascending
+    bounds: NDArray[np.int64]  # region edges over positions: windows (and, with AUC, same-pair distances)
+    in_window: NDArray[np.bool_]  # by position: inside a threshold's window
+
+
+def _positions(
+    dm: np.ndarray, pos_idx: np.ndarray, neg_idx: np.ndarray, fars: Sequence[float], with_auc: bool, z: float
+) -> _Positions:
+    """One model's `_Positions` from its distances `dm`: a window of ±`z` SDs around each FAR's threshold."""
+    n_neg = len(neg_idx)
+    negatives = dm[neg_idx]
+    order = np.argsort(negatives)  # negative k is at position rank[k] (ties in any order: same metrics)
+    rank = np.empty(n_neg, dtype=np.int64)
+    rank[order] = np.arange(n_neg)
+    sorted_neg = negatives[order]
+    del negatives
+    window = np.zeros(n_neg + 1, dtype=np.int64)  # +1/-1 at window edges, over positions
+    edges = [0, n_neg]
+    for far in fars:
+        centre = math.floor(far * n_neg + FAR_TOLERANCE)
+        half = math.ceil(z * math.sqrt(far * n_neg * (1 + far) + 1)) + 16
+        first, stop = max(0, centre - half), min(n_neg, centre + half + 1)
+        window[first] += 1
+        window[stop] -= 1
+        edges += [first, stop]
+    if with_auc:
+        values = dm[pos_idx]
+        edges += [*np.searchsorted(sorted_neg, values, "left"), *np.searchsorted(sorted_neg, values, "right")]
+    bounds = np.unique(np.asarray(edges, dtype=np.int64))
+    return _Positions(rank, sorted_neg, bounds, np.cumsum(window[:-1]) > 0)
+
+
+def _group_rest(rest: np.ndarray, per_model: list[_Positions]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The grouped different pairs (`rest`, indices into the different pairs) by the region they fall in for
+    every model: each one's group, the groups' sizes, and per group its region in each model (columns)."""
+    code = np.zeros(len(rest), dtype=np.int64)  # the regions of a grouped negative, one per model, as one int
+    for p in per_model:
+        code = code * (len(p.bounds) + 1) + np.searchsorted(p.bounds, p.rank[rest], "right")
+    span = math.prod(len(p.bounds) + 1 for p in per_model)
+    if span <= 4 * len(rest) + (1 << 20):  # few possible codes (one model): a count, no sort
+        per_code = np.bincount(code, minlength=span)
+        codes = np.flatnonzero(per_code)
+        renumber = np.zeros(span, dtype=np.int64)
+        renumber[codes] = np.arange(len(codes))
+        group, counts = renumber[code], per_code[codes]
+    else:
+        codes, group, counts = np.unique(code, return_inverse=True, return_counts=True)
+    signatures = np.empty((len(codes), len(per_model)), dtype=np.int64)
+    for m in range(len(per_model) - 1, -1, -1):
+        signatures[:, m] = codes % (len(per_model[m].bounds) + 1)
+        codes = codes // (len(per_model[m].bounds) + 1)
+    return group, counts, signatures
+
+
+def _model_cells(
+    dm: np.ndarray,
+    p: _Positions,
+    agg_region: np.ndarray,
+    pos_idx: np.ndarray,
+    neg_idx: np.ndarray,
+    singles: np.ndarray,
+    with_auc: bool,
+) -> _ModelCells:
+    """One model's `_ModelCells`: its same pairs by distance, and the different-pair cells (the singles, then
+    the groups, each group in region `agg_region`) by position, with where a threshold crossing is exact."""
+    n_pos, n_neg = len(pos_idx), len(neg_idx)
+    rank, sorted_neg, inside, b = p.rank, p.sorted_neg, p.in_window, p.bounds
+    # regions [b[r-1], b[r]) of this model whose different pairs all share one distance
+    lo = np.concatenate([[0], b[:-1]])
+    width = b - lo
+    constant = np.zeros(len(b) + 1, dtype=bool)
+    constant[: len(b)] = (width > 0) & (sorted_neg[np.minimum(lo, n_neg - 1)] == sorted_neg[np.maximum(b - 1, 0)])
+    single_pos = rank[singles]
+    single_region = np.searchsorted(b, single_pos, "right")
+    key = np.concatenate([single_pos.astype(np.float64), b[np.minimum(agg_region, len(b) - 1)] - 0.5])
+    valid = np.concatenate([inside[single_pos] | constant[single_region], constant[agg_region]])
+    value = np.concatenate(
+        [dm[neg_idx[singles]], sorted_neg[np.minimum(lo[np.minimum(agg_region, len(b) - 1)], n_neg - 1)]]
+    )
+    order = np.argsort(key, kind="stable")
+    pos_order = np.argsort(dm[pos_idx], kind="stable")
+    model = _ModelCells(
+        pos_order=pos_order.astype(np.int64),
+        pos_sorted=dm[pos_idx][pos_order],
+        neg_order=(n_pos + order).astype(np.int64),
+        neg_valid=valid[order],
+        neg_value=value[order],
+    )
+    if with_auc:
+        keys = key[order]
+        values = dm[pos_idx]
+        model.below_lt = np.searchsorted(keys, np.searchsorted(sorted_neg, values, "left"), "left")
+        model.below_le = np.searchsorted(keys, np.searchsorted(sorted_neg, values, "right"), "left")
+    return model
+
+
+@dataclass
 class ScoreCells:
     """A partition of the pairs into cells whose resampled counts determine TAR@FAR (and AUC) of every
     model exactly (see the module doc). Cells: each same pair; each different pair inside a threshold
@@ -408,91 +509,23 @@ class ScoreCells:
         n_pos, n_neg = len(pos_idx), len(neg_idx)
         if n_pos == 0 or n_neg == 0 or d.ndim != 2 or d.shape[1] != len(y):
             raise ValueError(f"cells need (M, n) distances of pairs of both classes; got {d.shape}, {n_pos} same")
-        positions, sorted_negs, bounds, in_window = [], [], [], []
-        for dm in d:
-            negatives = dm[neg_idx]
-            order = np.argsort(negatives)  # negative k is at position rank[k] (ties in any order: same metrics)
-            rank = np.empty(n_neg, dtype=np.int64)
-            rank[order] = np.arange(n_neg)
-            sorted_neg = negatives[order]
-            del negatives
-            window = np.zeros(n_neg + 1, dtype=np.int64)  # +1/-1 at window edges, over positions
-            edges = [0, n_neg]
-            for far in fars:
-                centre = math.floor(far * n_neg + FAR_TOLERANCE)
-                half = math.ceil(z * math.sqrt(far * n_neg * (1 + far) + 1)) + 16
-                first, stop = max(0, centre - half), min(n_neg, centre + half + 1)
-                window[first] += 1
-                window[stop] -= 1
-                edges += [first, stop]
-            if with_auc:
-                values = dm[pos_idx]
-                edges += [*np.searchsorted(sorted_neg, values, "left"), *np.searchsorted(sorted_neg, values, "right")]
-            positions.append(rank)
-            sorted_negs.append(sorted_neg)
-            bounds.append(np.unique(np.asarray(edges, dtype=np.int64)))
-            in_window.append(np.cumsum(window[:-1]) > 0)  # by position
+        per_model = [_positions(dm, pos_idx, neg_idx, fars, with_auc, z) for dm in d]
         individual = np.zeros(n_neg, dtype=bool)
-        for rank, inside in zip(positions, in_window):
-            individual |= inside[rank]
+        for p in per_model:
+            individual |= p.in_window[p.rank]
         singles = np.flatnonzero(individual)  # negatives (index into neg_idx) counted one by one
         rest = np.flatnonzero(~individual)
-        code = np.zeros(len(rest), dtype=np.int64)  # the regions of a grouped negative, one per model, as one int
-        for edges_m, rank in zip(bounds, positions):
-            code = code * (len(edges_m) + 1) + np.searchsorted(edges_m, rank[rest], "right")
-        span = math.prod(len(edges_m) + 1 for edges_m in bounds)
-        if span <= 4 * len(rest) + (1 << 20):  # few possible codes (one model): a count, no sort
-            per_code = np.bincount(code, minlength=span)
-            codes = np.flatnonzero(per_code)
-            renumber = np.zeros(span, dtype=np.int64)
-            renumber[codes] = np.arange(len(codes))
-            group, counts = renumber[code], per_code[codes]
-        else:
-            codes, group, counts = np.unique(code, return_inverse=True, return_counts=True)
-        signatures = np.empty((len(codes), len(d)), dtype=np.int64)
-        for m in range(len(d) - 1, -1, -1):
-            signatures[:, m] = codes % (len(bounds[m]) + 1)
-            codes = codes // (len(bounds[m]) + 1)
+        group, counts, signatures = _group_rest(rest, per_model)
         n_single = len(singles)
         cell_of_pair = np.empty(len(y), dtype=np.int64)
         cell_of_pair[pos_idx] = np.arange(n_pos)
         cell_of_pair[neg_idx[singles]] = n_pos + np.arange(n_single)
         cell_of_pair[neg_idx[rest]] = n_pos + n_single + group.reshape(-1)
         sizes = np.concatenate([np.ones(n_pos + n_single, dtype=np.int64), counts.astype(np.int64)])
-        models = []
-        for m, dm in enumerate(d):
-            rank, sorted_neg, inside = positions[m], sorted_negs[m], in_window[m]
-            b = bounds[m]
-            # regions [b[r-1], b[r]) of this model whose different pairs all share one distance
-            lo = np.concatenate([[0], b[:-1]])
-            width = b - lo
-            constant = np.zeros(len(b) + 1, dtype=bool)
-            constant[: len(b)] = (width > 0) & (
-                sorted_neg[np.minimum(lo, n_neg - 1)] == sorted_neg[np.maximum(b - 1, 0)]
-            )
-            single_pos = rank[singles]
-            single_region = np.searchsorted(b, single_pos, "right")
-            agg_region = signatures[:, m]
-            key = np.concatenate([single_pos.astype(np.float64), b[np.minimum(agg_region, len(b) - 1)] - 0.5])
-            valid = np.concatenate([inside[single_pos] | constant[single_region], constant[agg_region]])
-            value = np.concatenate(
-                [dm[neg_idx[singles]], sorted_neg[np.minimum(lo[np.minimum(agg_region, len(b) - 1)], n_neg - 1)]]
-            )
-            order = np.argsort(key, kind="stable")
-            pos_order = np.argsort(dm[pos_idx], kind="stable")
-            model = _ModelCells(
-                pos_order=pos_order.astype(np.int64),
-                pos_sorted=dm[pos_idx][pos_order],
-                neg_order=(n_pos + order).astype(np.int64),
-                neg_valid=valid[order],
-                neg_value=value[order],
-            )
-            if with_auc:
-                keys = key[order]
-                values = dm[pos_idx]
-                model.below_lt = np.searchsorted(keys, np.searchsorted(sorted_neg, values, "left"), "left")
-                model.below_le = np.searchsorted(keys, np.searchsorted(sorted_neg, values, "right"), "left")
-            models.append(model)
+        models = [
+            _model_cells(dm, p, signatures[:, m], pos_idx, neg_idx, singles, with_auc)
+            for m, (dm, p) in enumerate(zip(d, per_model))
+        ]
         return cls(sizes=sizes, n_pos=n_pos, models=models, cell_of_pair=cell_of_pair)
 
     def aggregate(self, pair_counts: np.ndarray) -> np.ndarray:

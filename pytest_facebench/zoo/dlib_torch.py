@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -250,6 +251,9 @@ class _Reader:
         return n, k, nr, nc
 
 
+_Mismatch = Callable[[str], ValueError]  # a layer's error: its detail unlike anet_type's declaration
+
+
 def _default_padding(window: int, stride: int) -> int:
     # layers.h: template defaults `_padding_y = _stride_y!=1? 0 : _nr/2` (con_, max_pool_, avg_pool_)
     return 0 if stride != 1 else window // 2
@@ -274,70 +278,86 @@ def _read_layer(r: _Reader, spec: LayerSpec, index: int) -> DlibLayer:
         return r.fail(f"{name}: {message}, unlike dnn_face_recognition_ex.cpp's anet_type", at)
 
     if spec.kind == "con":
-        params = r.tensor(f"params of {name}")
-        keys = ("num_filters", "nr", "nc", "stride_y", "stride_x", "padding_y", "padding_x")
-        layer.attrs.update({key: r.int_(f"{key} of {name}") for key in keys})
-        filters = r.alias(f"filters of {name}")
-        biases = r.alias(f"biases of {name}")
-        for key in ("learning_rate_mult", "weight_decay_mult", "bias_learning_rate_mult", "bias_weight_decay_mult"):
-            r.float_(f"{key} of {name}")
-        n, nr, nc, stride = spec.args
-        a = layer.attrs
-        if (a["num_filters"], a["nr"], a["nc"], a["stride_y"], a["stride_x"]) != (n, nr, nc, stride, stride):
-            raise mismatch(f"num_filters, nr, nc, strides {[a[k] for k in keys[:5]]} != {[n, nr, nc, stride, stride]}")
-        if (a["padding_y"], a["padding_x"]) != (_default_padding(nr, stride), _default_padding(nc, stride)):
-            raise mismatch(f"padding {a['padding_y']}, {a['padding_x']}")
-        if filters[0] != n or filters[2:] != (nr, nc) or biases != (1, n, 1, 1):
-            raise mismatch(f"filter shapes {filters}, {biases}")
-        weights = math.prod(filters)
-        if params.size != weights + n:
-            raise mismatch(f"{params.size} parameters for filters {filters} plus {n} biases")
-        flat = params.reshape(-1)
-        layer.tensors["weight"] = flat[:weights].reshape(filters)  # (num_filters, k, nr, nc), as torch's OIHW
-        layer.tensors["bias"] = flat[weights:].copy()
+        _read_con(r, spec, layer, name, mismatch)
     elif spec.kind == "affine":
-        params = r.tensor(f"params of {name}")
-        gamma = r.alias(f"gamma of {name}")
-        beta = r.alias(f"beta of {name}")
-        layer.attrs["mode"] = r.int_(f"mode of {name}")
-        channels = gamma[1]
-        if layer.attrs["mode"] != _CONV_MODE or gamma != (1, channels, 1, 1) or beta != gamma:
-            raise mismatch(
-                f"mode {layer.attrs['mode']} with gamma {gamma}, beta {beta} (expected per-channel CONV_MODE)"
-            )
-        if params.size != 2 * channels:
-            raise mismatch(f"{params.size} parameters for {channels} channels")
-        flat = params.reshape(-1)
-        layer.tensors["gamma"] = flat[:channels].copy()
-        layer.tensors["beta"] = flat[channels:].copy()
+        _read_affine(r, layer, name, mismatch)
     elif spec.kind in ("max_pool", "avg_pool"):
-        pool_keys = ("nr", "nc", "stride_y", "stride_x", "padding_y", "padding_x")
-        layer.attrs.update({key: r.int_(f"{key} of {name}") for key in pool_keys})
-        nr, nc, stride = spec.args
-        declared = (nr, nc, stride, stride, _default_padding(nr, stride), _default_padding(nc, stride))
-        stored = tuple(layer.attrs[key] for key in pool_keys)
-        if stored != declared:
-            raise mismatch(f"window, stride, padding {list(stored)} != {list(declared)}")
+        _read_pool(r, spec, layer, name, mismatch)
     elif spec.kind == "fc":
-        layer.attrs["num_outputs"] = r.count(f"num_outputs of {name}")
-        layer.attrs["num_inputs"] = r.count(f"num_inputs of {name}")
-        params = r.tensor(f"params of {name}")
-        weights_shape = r.alias(f"weights of {name}")
-        r.alias(f"biases of {name}")
-        layer.attrs["bias_mode"] = r.int_(f"bias_mode of {name}")
-        for key in ("learning_rate_mult", "weight_decay_mult", "bias_learning_rate_mult", "bias_weight_decay_mult"):
-            r.float_(f"{key} of {name}")
-        outputs, inputs = int(layer.attrs["num_outputs"]), int(layer.attrs["num_inputs"])
-        if outputs != spec.args[0] or layer.attrs["bias_mode"] != _FC_NO_BIAS:
-            raise mismatch(
-                f"{outputs} outputs, bias_mode {layer.attrs['bias_mode']} (expected fc_no_bias<{spec.args[0]}>)"
-            )
-        if params.size != inputs * outputs or weights_shape != (inputs, outputs, 1, 1):
-            raise mismatch(f"{params.size} parameters, weights {weights_shape} for {inputs} inputs")
-        # fc_::forward: output = input (N, num_inputs) × W (num_inputs, num_outputs); torch's Linear holds Wᵀ.
-        layer.tensors["weight"] = np.ascontiguousarray(params.reshape(inputs, outputs).T)
+        _read_fc(r, spec, layer, name, mismatch)
     # relu_ and add_prev_ store nothing but their tag
     return layer
+
+
+def _read_con(r: _Reader, spec: LayerSpec, layer: DlibLayer, name: str, mismatch: _Mismatch) -> None:
+    """A con_ layer: its params, geometry, filter and bias shapes and multipliers; the weight (OIHW) and bias."""
+    params = r.tensor(f"params of {name}")
+    keys = ("num_filters", "nr", "nc", "stride_y", "stride_x", "padding_y", "padding_x")
+    layer.attrs.update({key: r.int_(f"{key} of {name}") for key in keys})
+    filters = r.alias(f"filters of {name}")
+    biases = r.alias(f"biases of {name}")
+    for key in ("learning_rate_mult", "weight_decay_mult", "bias_learning_rate_mult", "bias_weight_decay_mult"):
+        r.float_(f"{key} of {name}")
+    n, nr, nc, stride = spec.args
+    a = layer.attrs
+    if (a["num_filters"], a["nr"], a["nc"], a["stride_y"], a["stride_x"]) != (n, nr, nc, stride, stride):
+        raise mismatch(f"num_filters, nr, nc, strides {[a[k] for k in keys[:5]]} != {[n, nr, nc, stride, stride]}")
+    if (a["padding_y"], a["padding_x"]) != (_default_padding(nr, stride), _default_padding(nc, stride)):
+        raise mismatch(f"padding {a['padding_y']}, {a['padding_x']}")
+    if filters[0] != n or filters[2:] != (nr, nc) or biases != (1, n, 1, 1):
+        raise mismatch(f"filter shapes {filters}, {biases}")
+    weights = math.prod(filters)
+    if params.size != weights + n:
+        raise mismatch(f"{params.size} parameters for filters {filters} plus {n} biases")
+    flat = params.reshape(-1)
+    layer.tensors["weight"] = flat[:weights].reshape(filters)  # (num_filters, k, nr, nc), as torch's OIHW
+    layer.tensors["bias"] = flat[weights:].copy()
+
+
+def _read_affine(r: _Reader, layer: DlibLayer, name: str, mismatch: _Mismatch) -> None:
+    """An affine_ layer (per-channel CONV_MODE): its params, gamma and beta shapes and mode; gamma and beta."""
+    params = r.tensor(f"params of {name}")
+    gamma = r.alias(f"gamma of {name}")
+    beta = r.alias(f"beta of {name}")
+    layer.attrs["mode"] = r.int_(f"mode of {name}")
+    channels = gamma[1]
+    if layer.attrs["mode"] != _CONV_MODE or gamma != (1, channels, 1, 1) or beta != gamma:
+        raise mismatch(f"mode {layer.attrs['mode']} with gamma {gamma}, beta {beta} (expected per-channel CONV_MODE)")
+    if params.size != 2 * channels:
+        raise mismatch(f"{params.size} parameters for {channels} channels")
+    flat = params.reshape(-1)
+    layer.tensors["gamma"] = flat[:channels].copy()
+    layer.tensors["beta"] = flat[channels:].copy()
+
+
+def _read_pool(r: _Reader, spec: LayerSpec, layer: DlibLayer, name: str, mismatch: _Mismatch) -> None:
+    """A max_pool_ or avg_pool_ layer: its window, stride and padding."""
+    pool_keys = ("nr", "nc", "stride_y", "stride_x", "padding_y", "padding_x")
+    layer.attrs.update({key: r.int_(f"{key} of {name}") for key in pool_keys})
+    nr, nc, stride = spec.args
+    declared = (nr, nc, stride, stride, _default_padding(nr, stride), _default_padding(nc, stride))
+    stored = tuple(layer.attrs[key] for key in pool_keys)
+    if stored != declared:
+        raise mismatch(f"window, stride, padding {list(stored)} != {list(declared)}")
+
+
+def _read_fc(r: _Reader, spec: LayerSpec, layer: DlibLayer, name: str, mismatch: _Mismatch) -> None:
+    """An fc_no_bias layer: its sizes, params, weight shape, bias mode and multipliers; the weight (out, in)."""
+    layer.attrs["num_outputs"] = r.count(f"num_outputs of {name}")
+    layer.attrs["num_inputs"] = r.count(f"num_inputs of {name}")
+    params = r.tensor(f"params of {name}")
+    weights_shape = r.alias(f"weights of {name}")
+    r.alias(f"biases of {name}")
+    layer.attrs["bias_mode"] = r.int_(f"bias_mode of {name}")
+    for key in ("learning_rate_mult", "weight_decay_mult", "bias_learning_rate_mult", "bias_weight_decay_mult"):
+        r.float_(f"{key} of {name}")
+    outputs, inputs = int(layer.attrs["num_outputs"]), int(layer.attrs["num_inputs"])
+    if outputs != spec.args[0] or layer.attrs["bias_mode"] != _FC_NO_BIAS:
+        raise mismatch(f"{outputs} outputs, bias_mode {layer.attrs['bias_mode']} (expected fc_no_bias<{spec.args[0]}>)")
+    if params.size != inputs * outputs or weights_shape != (inputs, outputs, 1, 1):
+        raise mismatch(f"{params.size} parameters, weights {weights_shape} for {inputs} inputs")
+    # fc_::forward: output = input (N, num_inputs) × W (num_inputs, num_outputs); torch's Linear holds Wᵀ.
+    layer.tensors["weight"] = np.ascontiguousarray(params.reshape(inputs, outputs).T)
 
 
 def _parse(data: bytes, path: Path, layout: tuple[LayerSpec, ...]) -> DlibNet:
