@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def embed_seconds(images: list[Path], align: str, workers: int) -> tuple[float, dict]:
-    from pytest_facebench.engine import Engine
-    from pytest_facebench.options import EngineOptions
-    from pytest_facebench.store import EmbeddingStore
+    from pytest_facebench.engine.engine import Engine
+    from pytest_facebench.engine.options import EngineOptions
+    from pytest_facebench.storage.store import EmbeddingStore
     from pytest_facebench.zoo.dlib_resnet import DlibResNet
 
     with tempfile.TemporaryDirectory() as cache:

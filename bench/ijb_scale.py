@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_facebench.templates import score_template_pairs, template_features
+from pytest_facebench.data.templates import score_template_pairs, template_features
 
 
 def rss_mb() -> float:
@@ -159,7 +159,7 @@ def main() -> None:
         flush=True,
     )
     if args.io:
-        from pytest_facebench.formats.ijb import read_template_pairs
+        from pytest_facebench.data.formats.ijb import read_template_pairs
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "ijbc_template_pair_label.txt"

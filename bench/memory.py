@@ -29,9 +29,9 @@ def one_run(n_images: int, pairs_per_image: int, pooling: str, workdir: Path) ->
     from PIL import Image
     from torchvision.models import vgg16
 
-    from pytest_facebench.engine import Engine, EngineOptions
-    from pytest_facebench.evaluate import evaluate_cell
-    from pytest_facebench.store import EmbeddingStore
+    from pytest_facebench.engine.engine import Engine, EngineOptions
+    from pytest_facebench.engine.evaluate import evaluate_cell
+    from pytest_facebench.storage.store import EmbeddingStore
     from pytest_facebench.tasks import AccuracyTask
     from pytest_facebench.zoo.vgg16 import Vgg16
 

@@ -36,11 +36,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from throughput import make_dataset  # noqa: E402
 
-from pytest_facebench.engine import Engine, EngineOptions  # noqa: E402
-from pytest_facebench.images import load_rgb  # noqa: E402
-from pytest_facebench.model import BaseModel  # noqa: E402
-from pytest_facebench.preprocessing import Preprocessing  # noqa: E402
-from pytest_facebench.store import EmbeddingStore  # noqa: E402
+from pytest_facebench.engine.engine import Engine, EngineOptions  # noqa: E402
+from pytest_facebench.engine.images import load_rgb  # noqa: E402
+from pytest_facebench.engine.model import BaseModel  # noqa: E402
+from pytest_facebench.engine.preprocessing import Preprocessing  # noqa: E402
+from pytest_facebench.storage.store import EmbeddingStore  # noqa: E402
 
 WIDTHS = {"avgpool": 512, "classifier": 4096}
 

@@ -35,8 +35,8 @@ def make_results_dir(
     skipped: int = 3,
 ) -> Path:
     """A results dir shaped like the plugin's: results.csv, summary.csv, distances/, run.json."""
+    from pytest_facebench.outputs.results import results_frame, summary_frame
     from pytest_facebench.report.tables import safe_name
-    from pytest_facebench.results import results_frame, summary_frame
 
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)

@@ -129,11 +129,11 @@ def profile_scoring(project: Path) -> None:
     import pstats
 
     sys.path.insert(0, str(ROOT))
-    from pytest_facebench.evaluate import evaluate_cached
-    from pytest_facebench.options import EngineOptions
-    from pytest_facebench.store import EmbeddingStore
+    from pytest_facebench.engine.evaluate import evaluate_cached
+    from pytest_facebench.engine.options import EngineOptions
+    from pytest_facebench.engine.warm import WarmEngine
+    from pytest_facebench.storage.store import EmbeddingStore
     from pytest_facebench.tasks import AccuracyTask
-    from pytest_facebench.warm import WarmEngine
     from pytest_facebench.zoo.pixels import Pixels
 
     options = EngineOptions(device="cpu")

@@ -28,9 +28,9 @@ def child(n: int, workers: int, folder: Path) -> dict:
     import numpy as np
     from PIL import Image
 
-    from pytest_facebench.engine import Engine
-    from pytest_facebench.options import EngineOptions
-    from pytest_facebench.store import EmbeddingStore
+    from pytest_facebench.engine.engine import Engine
+    from pytest_facebench.engine.options import EngineOptions
+    from pytest_facebench.storage.store import EmbeddingStore
     from pytest_facebench.zoo.pixels import Pixels
 
     images = folder / "images"

@@ -48,7 +48,7 @@ def one_case(dim: int, n: int, folder: Path, legacy: bool) -> dict:
     sys.path.insert(0, str(ROOT))
     import numpy as np
 
-    from pytest_facebench.store import ShardStore, record_header, row_id
+    from pytest_facebench.storage.store import ShardStore, record_header, row_id
 
     store_class = ShardStore
     rng = np.random.default_rng(0)

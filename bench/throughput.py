@@ -39,12 +39,12 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_facebench.distances import cosine  # noqa: E402
-from pytest_facebench.engine import Engine, EngineOptions  # noqa: E402
-from pytest_facebench.evaluate import evaluate_cell  # noqa: E402
-from pytest_facebench.images import load_rgb  # noqa: E402
-from pytest_facebench.preprocessing import Preprocessing  # noqa: E402
-from pytest_facebench.store import EmbeddingStore  # noqa: E402
+from pytest_facebench.engine.distances import cosine  # noqa: E402
+from pytest_facebench.engine.engine import Engine, EngineOptions  # noqa: E402
+from pytest_facebench.engine.evaluate import evaluate_cell  # noqa: E402
+from pytest_facebench.engine.images import load_rgb  # noqa: E402
+from pytest_facebench.engine.preprocessing import Preprocessing  # noqa: E402
+from pytest_facebench.storage.store import EmbeddingStore  # noqa: E402
 from pytest_facebench.tasks import AccuracyTask  # noqa: E402
 from pytest_facebench.zoo.vgg16 import Vgg16  # noqa: E402
 

@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_facebench.search import scan_mates, topk
+from pytest_facebench.data.search import scan_mates, topk
 
 # H200 SXM figures assumed for the projection (NVIDIA data sheet): dense FP32 (no tensor cores) and
 # TF32 tensor-core rates, HBM3e bandwidth, and a practical PCIe Gen5 x16 host-to-device rate.

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from pytest_facebench import BaseModel, Preprocessing
+from pytest_facebench.engine.images import content_hash, load_rgb
 from pytest_facebench.errors import ModelError
-from pytest_facebench.images import content_hash, load_rgb
 
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 LUMA = (0.299, 0.587, 0.114)

@@ -187,8 +187,8 @@ def _redraw(args: argparse.Namespace, out: Path, formats: tuple[str, ...] | None
 
 def _redraw_tables(args: argparse.Namespace, out: Path, formats: tuple[str, ...] | None) -> int:
     """plots/ and report.html drawn again from a folder's results.csv, run.json and distances/."""
-    from .gates import register_saved_metrics
-    from .registry import builtin_task_types
+    from .grid.registry import builtin_task_types
+    from .outputs.gates import register_saved_metrics
     from .report.html import write_html
     from .report.plots import write_plots
 
@@ -248,8 +248,8 @@ def compare_command(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from .errors import FacebenchError
-    from .gates import compare_runs, load_provenance, load_run, provenance_warnings
-    from .registry import builtin_task_types
+    from .grid.registry import builtin_task_types
+    from .outputs.gates import compare_runs, load_provenance, load_run, provenance_warnings
 
     try:
         builtin_task_types()  # the built-in metric vocabulary (directions) for baselines and older dirs
@@ -327,12 +327,12 @@ def _table_arguments(parser: argparse.ArgumentParser) -> None:
 @subcommand("table", "a results dir as a paper table (Markdown, LaTeX with booktabs, or CSV)", _table_arguments)
 def table_command(args: argparse.Namespace) -> int:
     from .errors import FacebenchError
-    from .gates import register_saved_metrics
+    from .grid.registry import builtin_task_types
+    from .outputs.gates import register_saved_metrics
     from .outputs.reading import read_results
-    from .registry import builtin_task_types
+    from .outputs.results import build_face_recognition_table, build_table, face_recognition_types
     from .report.data import load_references
     from .report.paper import render
-    from .results import build_face_recognition_table, build_table, face_recognition_types
 
     directory: Path = args.dir
     if not directory.exists():
@@ -491,8 +491,8 @@ def _methods_arguments(parser: argparse.ArgumentParser) -> None:
 
 @subcommand("methods", "a methods section written from a run's records (Markdown or LaTeX)", _methods_arguments)
 def methods_command(args: argparse.Namespace) -> int:
-    from .gates import register_saved_metrics
-    from .registry import builtin_task_types
+    from .grid.registry import builtin_task_types
+    from .outputs.gates import register_saved_metrics
     from .report.methods import render_methods
 
     directory: Path = args.dir
@@ -554,9 +554,9 @@ def grid_arguments(args: Sequence[str]) -> tuple[list[str], list[str], list[str]
     "config", "print the effective grid of a run's arguments (stacked grids, overrides, sweeps)", _config_arguments
 )
 def config_command(args: argparse.Namespace) -> int:
-    from .config import effective_grid, find_grid_file
     from .errors import FacebenchError
-    from .gridfile import to_toml
+    from .grid.config import effective_grid, find_grid_file
+    from .grid.gridfile import to_toml
 
     pytest_args = [a for a in args.pytest_args if a != "--"]
     configs, sets, sweeps, rest = grid_arguments(pytest_args)
@@ -596,7 +596,7 @@ def _reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     _reproduce_arguments,
 )
 def reproduce_command(args: argparse.Namespace) -> int:
-    from . import reproduce
+    from .runner import reproduce
 
     try:
         how = reproduce.plan(args.dir, args.out, use_cache=args.use_cache)
@@ -641,7 +641,7 @@ def _cache_arguments(parser: argparse.ArgumentParser) -> None:
 
 @subcommand("cache", "report (info), prune or verify an embedding cache folder", _cache_arguments)
 def cache_command(args: argparse.Namespace) -> int:
-    from . import store_admin
+    from .storage import store_admin
 
     if not args.cache.is_dir():
         raise CommandError(f"{args.cache} is not a cache folder (pass --cache DIR)")
@@ -679,7 +679,7 @@ def _embeddings_arguments(parser: argparse.ArgumentParser) -> None:
 def embeddings_command(args: argparse.Namespace) -> int:
     """Rows are read from the store, never computed: an image without a stored row is reported (exit 1)."""
     from .errors import FacebenchError
-    from .export import describe, export_embeddings, write_exported
+    from .runner.export import describe, export_embeddings, write_exported
 
     try:
         exported = export_embeddings(args.results, args.model, args.layer, args.task, args.cache)
@@ -714,7 +714,7 @@ def _submit_arguments(parser: argparse.ArgumentParser) -> None:
 @subcommand("submit", "run the grid as a job array (submitit: slurm or local) and merge the shards", _submit_arguments)
 def submit_command(args: argparse.Namespace) -> int:
     try:
-        from . import launch
+        from .runner import launch
     except ImportError as exc:  # submitit is the [slurm] extra
         raise CommandError(f"submit needs submitit: pip install 'pytest-facebench[slurm]' ({exc})") from None
     if args.status:

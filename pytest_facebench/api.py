@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from .builders import build_model, build_task
-from .cell_cache import CellStore
-from .compare import comparisons_frame
-from .config import load_grid
-from .engine import Engine
+from .engine.engine import Engine
+from .engine.evaluate import evaluate_cached
+from .engine.model import BaseModel
+from .engine.options import EngineOptions
 from .errors import FacebenchError, WeightsUnavailable
-from .evaluate import evaluate_cached
-from .model import BaseModel
-from .options import EngineOptions
-from .results import CellResult, results_frame, summary_frame
-from .store import EmbeddingStore
+from .grid.builders import build_model, build_task
+from .grid.config import load_grid
+from .outputs.compare import comparisons_frame
+from .outputs.results import CellResult, results_frame, summary_frame
+from .storage.cell_cache import CellStore
+from .storage.store import EmbeddingStore
 from .tasks.base import BaseTask
 
 

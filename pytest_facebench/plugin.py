@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .config import ModelSpec, TaskSpec
 from .errors import FacebenchError
-from .gates import GateFailure
-from .session import FacebenchSession
-from .shards import parse_shard
+from .grid.config import ModelSpec, TaskSpec
+from .outputs.gates import GateFailure
+from .runner.session import FacebenchSession
+from .runner.shards import parse_shard
 
 if TYPE_CHECKING:
-    from .fixture import Facebench
+    from .runner.fixture import Facebench
 
 # A plain tuple so that pytest's start-up does not import torch; a test checks it matches `engine.PRECISIONS`.
 PRECISION_CHOICES = ("bf16", "fp16", "fp32")
@@ -281,7 +281,7 @@ def pytest_configure(config: pytest.Config) -> None:
     session = FacebenchSession(config)
     config.stash[SESSION_KEY] = session
     config.stash[TASK_FIXTURES_KEY] = {}
-    from .registry import task_type_names
+    from .grid.registry import task_type_names
 
     register_task_fixtures(config, task_type_names())  # built-in and registered types (imports nothing)
     config.pluginmanager.register(session, "facebench-session")  # its pytest_runtest_logreport collects
@@ -424,7 +424,7 @@ class AfterSelection:
 def _keep_shard(config: pytest.Config, fb: FacebenchSession, items: list[pytest.Item]) -> None:
     """Deselect the cells of other shards (as `-k` does: not reported as skips); record the plan. Cells whose
     model will skip (weights unavailable) cost nothing, so they do not unbalance the shards."""
-    from .shards import Cell, balance, load_durations, plan
+    from .runner.shards import Cell, balance, load_durations, plan
 
     durations: dict[str, float] = {}
     option = config.getoption("facebench_durations")
@@ -542,7 +542,7 @@ def register_task_fixtures(config: pytest.Config, types: Any) -> None:
 @pytest.fixture
 def facebench(request: pytest.FixtureRequest, facebench_session: FacebenchSession) -> Facebench:
     """`facebench.evaluate(model, task)` and `facebench.record(metric=value)`; results reach the reports."""
-    from .fixture import Facebench
+    from .runner.fixture import Facebench
 
     recorder = Facebench(facebench_session, request.node)
     request.node.stash[FACEBENCH_KEY] = recorder

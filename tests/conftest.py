@@ -52,8 +52,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from pytest_facebench.model import BaseModel
-from pytest_facebench.preprocessing import Preprocessing
+from pytest_facebench.engine.model import BaseModel
+from pytest_facebench.engine.preprocessing import Preprocessing
 
 
 class Tiny(BaseModel):

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..cache import layer_key, package_version, read_entry, write_entry
 from ..errors import ConfigError, DataError, FacebenchError
+from ..storage.cache import layer_key, package_version, read_entry, write_entry
 from .align import (
     ALIGNMENTS,
     NEEDS_LANDMARKS,

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..cache import package_version
 from ..errors import ConfigError, WeightsUnavailable
+from ..storage.cache import package_version
 from .face import Detector, Face
 from .landmarks import LandmarksDetector
 from .model_files import DLIB_FILES, dlib_model_file, load_dlib_model, require_dlib, shape_predictor

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..cache import package_version, read_entry, write_entry
 from ..errors import ConfigError, DataError, FacebenchError
+from ..storage.cache import package_version, read_entry, write_entry
 from .manipulations import Manipulation, parse_manipulation
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ def stimulus_key(path: Path, content_hash: str, on_missing: str = "fail") -> str
 def _step_identity(step: Manipulation) -> Any:
     if step.name:
         return step.spec
-    from ..fingerprint import plain
+    from ..storage.fingerprint import plain
 
     return {"spec": step.spec, "function": plain(step.function())}
 
@@ -239,7 +239,7 @@ class Deriver:
     def whole_image_sources(self, paths: list[Path]) -> dict[Path, str]:
         """For a model without alignment: where the landmarks of each derived image that needs them come from
         ('detected', 'central' or 'missing'), from the cache or found now."""
-        from ..images import content_hash, load_rgb
+        from ..engine.images import content_hash, load_rgb
 
         sources: dict[Path, str] = {}
         for path in paths:

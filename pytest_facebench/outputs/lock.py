@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ..files import OutputError, check_writable_dir
-from ..leases import lease_state, read_text, release_lease, take_lease
+from ..storage.leases import lease_state, read_text, release_lease, take_lease
 from .schema import LEASE_STEM
 
 

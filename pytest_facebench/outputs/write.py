@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..files import OutputError, append_line, atomic_csv, atomic_write
-from ..gridfile import GRID_FILE, save_grid_file
+from ..grid.gridfile import GRID_FILE, save_grid_file
 from .schema import (
     COMPARISONS_FILE,
     INPUTS_FILE,
@@ -87,7 +87,7 @@ def run_info(
 def inputs_digest(records: list[dict[str, Any]], extra: Any) -> str:
     """What every derived output is computed from: the cells (metrics, per-pair values, scoring facts; not
     timings), the custom metrics, the references and order, and the code that writes the outputs."""
-    from ..fingerprint import facebench_source
+    from ..storage.fingerprint import facebench_source
 
     digest = hashlib.blake2b(facebench_source().encode(), digest_size=16)
     for record in sorted(records, key=lambda r: r["nodeid"]):
@@ -139,11 +139,11 @@ def write_outputs(
 
 
 def _write(out_dir: Path, records: list[dict[str, Any]], run: dict[str, Any], written: Written, o: dict) -> None:
-    from ..compare import comparisons_frame
-    from ..gates import baseline_payload
-    from ..metrics import remember_scoring, task_type_vocabulary
     from ..relations.compute import with_tag_columns, write_relations
-    from ..results import results_frame, summary_frame
+    from .compare import comparisons_frame
+    from .gates import baseline_payload
+    from .metrics import remember_scoring, task_type_vocabulary
+    from .results import results_frame, summary_frame
 
     metrics = metric_records(records)
     cells = cell_payloads(records)
@@ -252,7 +252,7 @@ def _write_report(
 def metric_vocabulary(results: Any) -> dict[str, dict[str, Any]]:
     """Display name and direction of every metric in results.csv, so `compare` and `report` can rank and
     label a results dir without importing the task types that produced it."""
-    from ..metrics import metric_info
+    from .metrics import metric_info
 
     names = sorted(set(results["metric"])) if len(results) else []
     return {m: {"display": metric_info(m).display, "direction": metric_info(m).direction} for m in names}

@@ -136,13 +136,13 @@ def _layer_choices(spec: RelationSpec) -> list[tuple[str, str | float]]:
 
 def _cells(results: pd.DataFrame, axis: str, layer: str | float) -> dict[str, dict[str, Any]]:
     """model → {value, ci_low, ci_high, layer} of one axis (`task/metric[/condition]`) at the layer choice."""
-    from ..results import _table_records
+    from ..outputs.results import _table_records
 
     task, metric, condition = split_axis(axis)
     rows = [r for r in _table_records(results) if (r["task"], r["metric"], r["condition"]) == (task, metric, condition)]
     if isinstance(layer, float):
         return _at_depth(rows, layer)
-    from ..results import build_table, column_key
+    from ..outputs.results import build_table, column_key
 
     if not rows:
         return {}

@@ -149,7 +149,7 @@ def _fit(ax: Any, x: np.ndarray, y: np.ndarray) -> None:
 
 def headline_matrix(results: pd.DataFrame) -> pd.DataFrame:
     """Models (rows) × each task's headline metric at the readout layer (columns `task / metric`)."""
-    from ..results import build_table
+    from ..outputs.results import build_table
 
     table = build_table(results, layer="readout", references=False)
     return pd.DataFrame(

@@ -232,7 +232,7 @@ def split_axis(text: str) -> tuple[str, str, str]:
 
 
 def _axis(value: Any, key: str, tasks: Mapping[str, Sequence[str] | None], path: Path, where: str) -> str:
-    from ..gates import known_metric
+    from ..outputs.gates import known_metric
 
     parts = value.split("/") if isinstance(value, str) else []
     if len(parts) not in (2, 3) or not all(p.strip() for p in parts):

@@ -14,14 +14,14 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from ..data.pairs import FALSE_WORDS, TRUE_WORDS
 from ..files import atomic_write
-from ..metrics import display_name, metric_info, task_type_info
+from ..outputs.metrics import display_name, metric_info, task_type_info
 from ..outputs.reading import _truthy
 from ..outputs.reading import normalize_results as normalize_results  # the report readers' names for them
 from ..outputs.reading import read_results as read_results
 from ..outputs.reading import read_run as read_run
 from ..outputs.schema import TEXT_COLUMNS as TEXT_COLUMNS
-from ..pairs import FALSE_WORDS, TRUE_WORDS
 from .tables import safe_name
 
 PLOTS_DIR = "plots"

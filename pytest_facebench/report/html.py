@@ -26,9 +26,9 @@ from typing import Any
 import pandas as pd
 
 from ..files import atomic_write
-from ..metrics import badness, display_name
+from ..outputs.metrics import badness, display_name
 from ..outputs.reading import read_comparisons
-from ..results import Table, build_face_recognition_table
+from ..outputs.results import Table, build_face_recognition_table
 from .data import (
     PLOTS_DIR,
     REFERENCES_FILE,
@@ -670,7 +670,7 @@ def summary_html(
     need, or `digits`), the best model value per column bold (one winner unless an exact tie), and the noise
     ceiling and human rows in the table's foot. Sorting a column orders by the metric's direction: the first
     click puts the best first (`data-v` holds how bad a value is: −value, value or |value − target|)."""
-    from ..results import HUMAN_METRIC, build_table
+    from ..outputs.results import HUMAN_METRIC, build_table
     from .paper import column_digits, format_cell, header_lines
 
     names = headline_metrics(results, headlines)

@@ -30,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..metrics import display_name
+from ..outputs.metrics import display_name
 from .numbers import format_number
 
 FORMATS = ("md", "latex")

@@ -75,8 +75,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from ..metrics import HIGHER, LOWER, TARGET, badness, metric_info
-from ..results import Table, TableCell, TableColumn, table_frame
+from ..outputs.metrics import HIGHER, LOWER, TARGET, badness, metric_info
+from ..outputs.results import Table, TableCell, TableColumn, table_frame
 from . import numbers
 from .numbers import NAN_TEXT, ZERO, shared_decimals
 

@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from ..files import atomic_write
-from ..metrics import (
+from ..outputs.metrics import (
     display_name,
     learn_task_types,
     metric_info,

@@ -51,7 +51,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def _records(payload: Any) -> list[dict[str, Any]]:
     if not isinstance(payload, dict):
         return []
-    from ..metrics import remember_scoring
+    from ..outputs.metrics import remember_scoring
 
     for cell in payload.get("cells", []):
         remember_scoring(cell.get("scoring"))
@@ -73,7 +73,7 @@ def _headline_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def headline_text(records: list[dict[str, Any]]) -> str:
     """'accuracy 0.78 [0.71, 0.85]' (the one number format, `report.numbers`); conditions as 'cond=value'."""
-    from ..metrics import display_name
+    from ..outputs.metrics import display_name
     from .numbers import format_estimate
 
     parts = []

@@ -18,10 +18,10 @@ SIDE = 160  # pixels of each panel's image
 def sheet_images(path: Path) -> list[tuple[str, Any]]:
     """(title, PIL image) for the original and each manipulation of `SHEET` that can be made (a landmark one
     needs dlib: left out without it)."""
+    from ..engine.images import load_rgb
     from ..errors import FacebenchError
     from ..faces.manipulations import parse_manipulation
     from ..faces.stimuli import Deriver
-    from ..images import load_rgb
 
     image = load_rgb(path)
     image.thumbnail((SIDE * 2, SIDE * 2))

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..metrics import display_name
+from ..outputs.metrics import display_name
 from .data import metric_title
 from .numbers import format_estimate, format_number, shared_decimals
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..metrics import metric_info
+from ..outputs.metrics import metric_info
 from .numbers import format_p
 
 

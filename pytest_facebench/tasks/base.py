@@ -35,16 +35,16 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from ..distances import Distance, distance_name, pair_distances, resolve_distance
+from ..data.pairs import LINE, is_pack, read_pack_pairs, read_pairs, require_columns
+from ..engine.distances import Distance, distance_name, pair_distances, resolve_distance
+from ..engine.images import check_images_exist
 from ..errors import ConfigError, DataError
 from ..faces.manipulations import parse_manipulation
 from ..faces.stimuli import parse_derive, stimulus_path
-from ..fingerprint import file_sha256
-from ..images import check_images_exist
-from ..metrics import Axis, MetricInfo, TaskTypeInfo, register, register_task_type
-from ..pairs import LINE, is_pack, read_pack_pairs, read_pairs, require_columns
-from ..results import Metric
+from ..outputs.metrics import Axis, MetricInfo, TaskTypeInfo, register, register_task_type
+from ..outputs.results import Metric
 from ..stats import Bootstrap, paired_result
+from ..storage.fingerprint import file_sha256
 
 
 class BaseTask:

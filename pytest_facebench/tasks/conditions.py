@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..distances import Distance, distance_name
+from ..engine.distances import Distance, distance_name
 from ..errors import ConfigError, DataError
-from ..metrics import TARGET, Axis, MetricInfo
-from ..results import Metric
+from ..outputs.metrics import TARGET, Axis, MetricInfo
+from ..outputs.results import Metric
 from ..stats import weighted_mean
 from .base import BaseTask, CellValues, bootstrap_of, paired_row
 

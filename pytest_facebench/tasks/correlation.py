@@ -32,11 +32,11 @@ import numpy as np
 import pandas as pd
 
 from .. import stats
-from ..distances import Distance
+from ..data.pairs import LINE, found_columns, parse_numbers
+from ..engine.distances import Distance
 from ..errors import ConfigError, DataError, list_some
-from ..metrics import HIGHER, Axis, MetricInfo
-from ..pairs import LINE, found_columns, parse_numbers
-from ..results import Metric
+from ..outputs.metrics import HIGHER, Axis, MetricInfo
+from ..outputs.results import Metric
 from .base import BaseTask, CellValues, bootstrap_of, paired_row
 
 METHODS = ("pearson", "spearman", "kendall", "kendall_tau_a")

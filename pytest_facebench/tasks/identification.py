@@ -48,12 +48,12 @@ import numpy as np
 import pandas as pd
 
 from .. import stats
-from ..distances import Distance, distance_name
+from ..data.pairs import LINE
+from ..data.search import MateScan, NonFiniteDistances, fpir_metric, open_set_rates, scan_mates
+from ..engine.distances import Distance, distance_name
 from ..errors import ConfigError, DataError, ModelError, list_some
-from ..metrics import HIGHER, Axis, MetricInfo, register
-from ..pairs import LINE
-from ..results import Metric
-from ..search import MateScan, NonFiniteDistances, fpir_metric, open_set_rates, scan_mates
+from ..outputs.metrics import HIGHER, Axis, MetricInfo, register
+from ..outputs.results import Metric
 from .base import BaseTask, CellValues, bootstrap_of, paired_row
 
 PAIR_BUDGET = 1 << 21  # probe × gallery distances computed per block

@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 
 from .. import stats
-from ..distances import Distance
+from ..engine.distances import Distance
 from ..errors import ConfigError, DataError
-from ..metrics import TARGET, Axis, MetricInfo
-from ..results import Metric
+from ..outputs.metrics import TARGET, Axis, MetricInfo
+from ..outputs.results import Metric
 from .base import BaseTask, CellValues, bootstrap_of, paired_row
 from .conditions import human_rows
 

@@ -56,11 +56,11 @@ import numpy as np
 import pandas as pd
 
 from .. import stats
-from ..distances import Distance, distance_name
+from ..data.pairs import LINE, found_columns, parse_numbers
+from ..engine.distances import Distance, distance_name
 from ..errors import ConfigError, DataError, list_some
-from ..metrics import HIGHER, Axis, MetricInfo
-from ..pairs import LINE, found_columns, parse_numbers
-from ..results import Metric
+from ..outputs.metrics import HIGHER, Axis, MetricInfo
+from ..outputs.results import Metric
 from ..stats import paired_result
 from .base import BaseTask, CellValues, bootstrap_of
 

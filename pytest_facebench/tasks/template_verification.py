@@ -49,14 +49,14 @@ import numpy as np
 import pandas as pd
 
 from .. import stats
-from ..distances import Distance, distance_name
+from ..data.formats.ijb import attach_landmarks, read_face_tid_mid, read_landmarks, read_template_pairs
+from ..data.pairs import LINE
+from ..data.templates import score_template_pairs, template_features
+from ..engine.distances import Distance, distance_name
 from ..errors import ConfigError, DataError, list_some
-from ..formats.ijb import attach_landmarks, read_face_tid_mid, read_landmarks, read_template_pairs
-from ..metrics import HIGHER, Axis, MetricInfo
-from ..pairs import LINE
-from ..results import Metric
+from ..outputs.metrics import HIGHER, Axis, MetricInfo
+from ..outputs.results import Metric
 from ..stats.roc import FAR_TOLERANCE
-from ..templates import score_template_pairs, template_features
 from .base import BaseTask, CellValues, bootstrap_of
 from .verification import checked_fars, far_metric, tar_metrics
 

@@ -40,12 +40,12 @@ import numpy as np
 import pandas as pd
 
 from .. import stats
-from ..distances import Distance
+from ..data.formats.insightface_bin import insightface_kfold_folds
+from ..data.pairs import LINE, parse_labels
+from ..engine.distances import Distance
 from ..errors import ConfigError, DataError, DataWarning, list_some
-from ..formats.insightface_bin import insightface_kfold_folds
-from ..metrics import HIGHER, LOWER, Axis, MetricInfo
-from ..pairs import LINE, parse_labels
-from ..results import Metric
+from ..outputs.metrics import HIGHER, LOWER, Axis, MetricInfo
+from ..outputs.results import Metric
 from .base import BaseTask, CellValues, bootstrap_of, paired_row
 
 IN_SAMPLE = "in-sample (Youden threshold chosen on all pairs)"

@@ -16,9 +16,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..engine.model import BaseModel, read_state_dict
+from ..engine.preprocessing import Preprocessing
 from ..errors import ModelError, list_some
-from ..model import BaseModel, read_state_dict
-from ..preprocessing import Preprocessing
 
 if TYPE_CHECKING:
     import torch

@@ -9,11 +9,11 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..engine.model import OUTPUT
+from ..engine.preprocessing import Preprocessing
 from ..errors import ModelError, WeightsUnavailable
 from ..faces.model_files import INSTALL_HINT, dlib_model_file, require_dlib
-from ..fingerprint import file_sha256
-from ..model import OUTPUT
-from ..preprocessing import Preprocessing
+from ..storage.fingerprint import file_sha256
 from .base import ZooModel, first_line, installed_version
 
 if TYPE_CHECKING:

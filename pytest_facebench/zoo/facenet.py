@@ -8,10 +8,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..engine.hub import url_download_command
+from ..engine.preprocessing import Preprocessing
 from ..errors import ModelError, WeightsUnavailable
-from ..fingerprint import file_sha256
-from ..hub import url_download_command
-from ..preprocessing import Preprocessing
+from ..storage.fingerprint import file_sha256
 from .base import ZooModel, installed_version, seeded
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def torch_home() -> Path:
 def pretrained_candidates(weights: str) -> list[Path]:
     """Where a released file may lie: facenet-pytorch's download folder ($TORCH_HOME/checkpoints), then torch
     hub's (`torch.hub.get_dir()/checkpoints`, i.e. $TORCH_HOME/hub/checkpoints)."""
-    from ..hub import torch_hub_dir
+    from ..engine.hub import torch_hub_dir
 
     filename = PRETRAINED_FILES[weights]
     return [torch_home() / "checkpoints" / filename, Path(torch_hub_dir()) / "checkpoints" / filename]

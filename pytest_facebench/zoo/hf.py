@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..hub import hf_check_available, hf_from_pretrained, hf_identity, hf_preprocessing
-from ..model import BaseModel
+from ..engine.hub import hf_check_available, hf_from_pretrained, hf_identity, hf_preprocessing
+from ..engine.model import BaseModel
 
 
 class HFVisionModel(BaseModel):

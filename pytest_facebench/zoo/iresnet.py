@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..engine.preprocessing import Preprocessing
 from ..errors import ModelError
-from ..preprocessing import Preprocessing
 from .base import ZooModel, seeded
 
 if TYPE_CHECKING:

@@ -9,9 +9,9 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..engine.model import OUTPUT
+from ..engine.preprocessing import Preprocessing
 from ..errors import ModelError, WeightsUnavailable
-from ..model import OUTPUT
-from ..preprocessing import Preprocessing
 from .base import ZooModel, first_line, installed_version
 
 if TYPE_CHECKING:

@@ -11,9 +11,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..engine.hub import hf_cached_file, hf_download_command
+from ..engine.preprocessing import Preprocessing
 from ..errors import ModelError, WeightsUnavailable
-from ..hub import hf_cached_file, hf_download_command
-from ..preprocessing import Preprocessing
 from .base import ZooModel, installed_version, safe_alternatives, seeded
 
 if TYPE_CHECKING:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..model import BaseModel
-from ..preprocessing import Preprocessing
+from ..engine.model import BaseModel
+from ..engine.preprocessing import Preprocessing
 
 if TYPE_CHECKING:
     from torch import nn

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..engine.hub import hf_cached_file, hf_download_command, torch_hub_checkpoint, url_download_command
+from ..engine.preprocessing import INTERPOLATIONS, Preprocessing
 from ..errors import ModelError, WeightsUnavailable
-from ..fingerprint import file_sha256
-from ..hub import hf_cached_file, hf_download_command, torch_hub_checkpoint, url_download_command
-from ..preprocessing import INTERPOLATIONS, Preprocessing
+from ..storage.fingerprint import file_sha256
 from .base import ZooModel, first_line, installed_version, safe_alternatives, seeded
 
 if TYPE_CHECKING:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..engine.hub import host_reachable, torch_hub_checkpoint, torch_hub_missing, torchvision_state_dict
+from ..engine.model import BaseModel
+from ..engine.preprocessing import Preprocessing
 from ..errors import WeightsUnavailable
-from ..hub import host_reachable, torch_hub_checkpoint, torch_hub_missing, torchvision_state_dict
-from ..model import BaseModel
-from ..preprocessing import Preprocessing
 from .base import WeightsConfig
 
 if TYPE_CHECKING:  # torch loads when the network is built: a run served from the caches never needs it

@@ -12,13 +12,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from pytest_facebench import engine as engine_module
-from pytest_facebench.distances import pair_distances
-from pytest_facebench.engine import Engine, EngineOptions, StoredRows, resolve_device
+from pytest_facebench.engine import engine as engine_module
+from pytest_facebench.engine.distances import pair_distances
+from pytest_facebench.engine.engine import Engine, EngineOptions, StoredRows, resolve_device
+from pytest_facebench.engine.model import BaseModel
+from pytest_facebench.engine.preprocessing import Preprocessing
 from pytest_facebench.errors import DataError, FacebenchError
-from pytest_facebench.model import BaseModel
-from pytest_facebench.preprocessing import Preprocessing
-from pytest_facebench.store import EmbeddingStore
+from pytest_facebench.storage.store import EmbeddingStore
 
 
 class TinyNet(BaseModel):

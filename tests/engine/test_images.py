@@ -1,4 +1,4 @@
-"""pytest_facebench.images: every image mode becomes RGB the same way every time; bad files raise
+"""pytest_facebench.engine.images: every image mode becomes RGB the same way every time; bad files raise
 DataError naming the file.
 
 Oracles are pixel values worked out by hand (replicated gray, compositing on white, 16→8-bit
@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 from testkit import one_line_failure
 
+from pytest_facebench.engine.images import check_images_exist, content_hash, load_rgb, to_rgb
 from pytest_facebench.errors import DataError
-from pytest_facebench.images import check_images_exist, content_hash, load_rgb, to_rgb
 
 
 def rgb(image: Image.Image) -> np.ndarray:

@@ -17,13 +17,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from pytest_facebench import hub
-from pytest_facebench.engine import Engine, EngineOptions
+from pytest_facebench.engine import hub
+from pytest_facebench.engine.engine import Engine, EngineOptions
+from pytest_facebench.engine.images import load_rgb
+from pytest_facebench.engine.model import BaseModel, pool
+from pytest_facebench.engine.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from pytest_facebench.errors import DataError, ModelError, WeightsUnavailable
-from pytest_facebench.images import load_rgb
-from pytest_facebench.model import BaseModel, pool
-from pytest_facebench.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
-from pytest_facebench.store import EmbeddingStore
+from pytest_facebench.storage.store import EmbeddingStore
 from pytest_facebench.zoo.pixels import Pixels
 from pytest_facebench.zoo.vgg16 import Vgg16
 

@@ -18,14 +18,14 @@ from PIL import Image
 from test_engine import TinyNet, make_engine, write_images
 from testkit import cuda_available
 
-from pytest_facebench import options as options_module
-from pytest_facebench.engine import Engine, EngineOptions
+from pytest_facebench.engine import options as options_module
+from pytest_facebench.engine.engine import Engine, EngineOptions
+from pytest_facebench.engine.options import default_workers
+from pytest_facebench.engine.workers import start_method
+from pytest_facebench.engine.writer import Job, StoreWriter
 from pytest_facebench.errors import ModelError
-from pytest_facebench.options import default_workers
-from pytest_facebench.registry import import_factory
-from pytest_facebench.store import EmbeddingStore
-from pytest_facebench.workers import start_method
-from pytest_facebench.writer import Job, StoreWriter
+from pytest_facebench.grid.registry import import_factory
+from pytest_facebench.storage.store import EmbeddingStore
 
 
 def reference_rows(model: TinyNet, paths: list[Path]) -> dict[str, np.ndarray]:
@@ -156,7 +156,7 @@ def test_loader_workers_follow_the_cpu_affinity(monkeypatch):
 
 START_METHOD = """
 import sys, threading
-from pytest_facebench.workers import start_method
+from pytest_facebench.engine.workers import start_method
 print(start_method())
 if sys.argv[1] == "thread":
     threading.Thread(target=threading.Event().wait, daemon=True).start()
@@ -179,8 +179,8 @@ def test_workers_are_forked_only_from_a_single_threaded_process(runtime):
 USER_MODEL = """
 import torch
 from torch import nn
-from pytest_facebench.model import BaseModel
-from pytest_facebench.preprocessing import Preprocessing
+from pytest_facebench.engine.model import BaseModel
+from pytest_facebench.engine.preprocessing import Preprocessing
 
 
 class Shifted(BaseModel):
@@ -213,8 +213,8 @@ import sys, threading
 from pathlib import Path
 sys.path.insert(0, {tests!r})
 from test_engine import TinyNet, write_images
-from pytest_facebench.engine import Engine, EngineOptions
-from pytest_facebench.store import EmbeddingStore
+from pytest_facebench.engine.engine import Engine, EngineOptions
+from pytest_facebench.storage.store import EmbeddingStore
 
 threading.Thread(target=threading.Event().wait, daemon=True).start()  # as a store's writers do
 paths = write_images(Path({tmp!r}), 4)

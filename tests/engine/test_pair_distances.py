@@ -13,8 +13,8 @@ import pytest
 import torch
 from scipy.spatial.distance import cdist
 
-from pytest_facebench import distances
-from pytest_facebench.distances import pair_distances
+from pytest_facebench.engine import distances
+from pytest_facebench.engine.distances import pair_distances
 
 
 class OnDemand:
@@ -90,7 +90,7 @@ def test_cpu_builtins_do_not_import_torch(tmp_path):
         """
         import sys
         import numpy as np
-        from pytest_facebench.distances import pair_distances
+        from pytest_facebench.engine.distances import pair_distances
         x = np.random.default_rng(0).normal(size=(10, 8)).astype(np.float32)
         pair_distances(x, np.array([[0, 1], [2, 3]]), "cosine", "cpu")
         assert "torch" not in sys.modules, "torch was imported"

@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pytest_facebench.engine import Engine
-from pytest_facebench.evaluate import evaluate_cached, evaluate_cell
-from pytest_facebench.options import EngineOptions
-from pytest_facebench.preprocessing import Alignment
-from pytest_facebench.store import EmbeddingStore
+from pytest_facebench.engine.engine import Engine
+from pytest_facebench.engine.evaluate import evaluate_cached, evaluate_cell
+from pytest_facebench.engine.options import EngineOptions
+from pytest_facebench.engine.preprocessing import Alignment
+from pytest_facebench.engine.warm import WarmEngine
+from pytest_facebench.storage.store import EmbeddingStore
 from pytest_facebench.tasks import AccuracyTask
-from pytest_facebench.warm import WarmEngine
 from pytest_facebench.zoo.pixels import Pixels
 
 
@@ -95,11 +95,11 @@ def test_a_warm_rescore_imports_no_torch(cell, tmp_path):
         f"""
         import sys
         from pathlib import Path
-        from pytest_facebench.evaluate import evaluate_cached
-        from pytest_facebench.options import EngineOptions
-        from pytest_facebench.store import EmbeddingStore
+        from pytest_facebench.engine.evaluate import evaluate_cached
+        from pytest_facebench.engine.options import EngineOptions
+        from pytest_facebench.storage.store import EmbeddingStore
         from pytest_facebench.tasks import AccuracyTask
-        from pytest_facebench.warm import WarmEngine
+        from pytest_facebench.engine.warm import WarmEngine
         from pytest_facebench.zoo.pixels import Pixels
         root = Path({str(tmp_path)!r})
         options = EngineOptions(device="cpu", workers=0)

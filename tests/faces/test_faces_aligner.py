@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pytest_facebench.engine.images import load_rgb
 from pytest_facebench.errors import ConfigError, DataError
 from pytest_facebench.faces.align import (
     align_arcface_112,
@@ -19,7 +20,6 @@ from pytest_facebench.faces.align import (
 from pytest_facebench.faces.aligner import FaceAligner, select_face
 from pytest_facebench.faces.detect import DlibHogDetector, Face
 from pytest_facebench.faces.landmarks import POINT_COLUMNS
-from pytest_facebench.images import load_rgb
 
 pytest.importorskip("dlib")
 pytest.importorskip("cv2")  # arcface_112 warps with OpenCV
@@ -154,7 +154,7 @@ def test_odd_keys_stay_inside_the_cache(tmp_path, astronaut_face, count_hog):
 
 @pytest.mark.parametrize("damage", ["truncate", "flip_byte", "garbage_json"])
 def test_corrupt_cache_entry_is_recomputed(tmp_path, astronaut_face, count_hog, damage):
-    from pytest_facebench.cache import write_entry
+    from pytest_facebench.storage.cache import write_entry
 
     aligner = FaceAligner("arcface_112", "dlib_hog", cache_dir=tmp_path)
     first = aligner(astronaut_face, key="0123")

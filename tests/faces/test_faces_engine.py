@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 from skimage.transform import SimilarityTransform
 
-from pytest_facebench.engine import FACES, Engine
+from pytest_facebench.engine.engine import FACES, Engine
+from pytest_facebench.engine.evaluate import face_note
+from pytest_facebench.engine.options import EngineOptions
 from pytest_facebench.errors import DataError, ModelError
-from pytest_facebench.evaluate import face_note
 from pytest_facebench.faces import ARCFACE_112
-from pytest_facebench.options import EngineOptions
-from pytest_facebench.store import EmbeddingStore
+from pytest_facebench.storage.store import EmbeddingStore
 from pytest_facebench.zoo.pixels import Pixels
 
 cv2 = pytest.importorskip("cv2")

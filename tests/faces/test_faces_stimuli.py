@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pytest_facebench.engine import Engine
+from pytest_facebench.engine.engine import Engine
+from pytest_facebench.engine.evaluate import evaluate_cell
+from pytest_facebench.engine.options import EngineOptions
 from pytest_facebench.errors import ConfigError, DataError
-from pytest_facebench.evaluate import evaluate_cell
 from pytest_facebench.faces.manipulations import parse_manipulation, thatcher_boxes
 from pytest_facebench.faces.stimuli import DerivedImage, Deriver, derived_image, parse_derive, stimulus_key
-from pytest_facebench.options import EngineOptions
-from pytest_facebench.store import EmbeddingStore
+from pytest_facebench.storage.store import EmbeddingStore
 from pytest_facebench.tasks import RelativeDifferenceTask
 from pytest_facebench.zoo.pixels import Pixels
 

@@ -18,15 +18,15 @@ import pytest
 from pack_helpers import py2_pickle
 from PIL import Image
 
-from pytest_facebench.errors import ConfigError, DataError
-from pytest_facebench.formats import insightface_bin
-from pytest_facebench.formats.insightface_bin import (
+from pytest_facebench.data.formats import insightface_bin
+from pytest_facebench.data.formats.insightface_bin import (
     PACK_CACHE_ENV,
     materialize_cached,
     pack_cache_root,
     pack_image_dir,
     read_pack,
 )
+from pytest_facebench.errors import ConfigError, DataError
 from pytest_facebench.tasks.correlation import CorrelationTask
 from pytest_facebench.tasks.verification import AccuracyTask
 

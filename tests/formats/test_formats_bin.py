@@ -14,10 +14,10 @@ import pytest
 from pack_helpers import py2_pickle
 from PIL import Image
 
+from pytest_facebench.data.formats import insightface_bin
+from pytest_facebench.data.formats.insightface_bin import Pack, insightface_kfold_folds, materialize, read_pack
+from pytest_facebench.engine.images import content_hash
 from pytest_facebench.errors import DataError
-from pytest_facebench.formats import insightface_bin
-from pytest_facebench.formats.insightface_bin import Pack, insightface_kfold_folds, materialize, read_pack
-from pytest_facebench.images import content_hash
 from pytest_facebench.stats import kfold_accuracy, make_folds
 
 N_PAIRS = 20

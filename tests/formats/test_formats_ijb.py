@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pytest_facebench.errors import DataError
-from pytest_facebench.formats.ijb import (
+from pytest_facebench.data.formats.ijb import (
     attach_landmarks,
     ijb_layout,
     landmarks_array,
@@ -19,6 +18,7 @@ from pytest_facebench.formats.ijb import (
     read_template_pairs,
     read_template_subjects,
 )
+from pytest_facebench.errors import DataError
 
 FACES = """1.jpg 1 69544
 2.jpg 1 69544

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from testkit import cuda_available
 
-from pytest_facebench import search
-from pytest_facebench.search import cmc_from_topk, identification_metrics, mate_ranks, topk, tpir_at_fpir
+from pytest_facebench.data import search
+from pytest_facebench.data.search import cmc_from_topk, identification_metrics, mate_ranks, topk, tpir_at_fpir
 from pytest_facebench.stats import cmc_curve
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from testkit import cuda_available
 
-from pytest_facebench.templates import score_template_pairs, template_features, template_rows
+from pytest_facebench.data.templates import score_template_pairs, template_features, template_rows
 
 
 def _ijb_like(seed: int = 0, d: int = 32):

@@ -46,7 +46,7 @@ import numpy as np
 from torch import nn
 
 from pytest_facebench import BaseModel, Preprocessing
-from pytest_facebench.metrics import MetricInfo
+from pytest_facebench.outputs.metrics import MetricInfo
 from pytest_facebench.tasks import BaseTask
 
 

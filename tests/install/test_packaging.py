@@ -20,8 +20,8 @@ def test_loading_the_plugin_does_not_import_torch_or_pandas():
 
 def test_static_names_match_the_library():
     from pytest_facebench import plugin
-    from pytest_facebench.engine import PRECISIONS
-    from pytest_facebench.registry import BUILTIN_TASK_MODULES, builtin_task_types
+    from pytest_facebench.engine.engine import PRECISIONS
+    from pytest_facebench.grid.registry import BUILTIN_TASK_MODULES, builtin_task_types
 
     assert {name: cls.type for name, cls in builtin_task_types().items()} == {n: n for n in BUILTIN_TASK_MODULES}
     assert set(plugin.PRECISION_CHOICES) == set(PRECISIONS)
@@ -37,7 +37,7 @@ def test_vgg16_imagenet_url_matches_torchvision():
 
 def test_a_warm_start_does_not_import_torchvision(tmp_path):
     code = (
-        "import sys; from pytest_facebench.preprocessing import Preprocessing; import pytest_facebench.zoo.vgg16, pytest_facebench.zoo.pixels; "
+        "import sys; from pytest_facebench.engine.preprocessing import Preprocessing; import pytest_facebench.zoo.vgg16, pytest_facebench.zoo.pixels; "
         "pytest_facebench.zoo.vgg16.Vgg16(weights='untrained').identity(); print('torchvision' in sys.modules)"
     )
     out = subprocess.run(

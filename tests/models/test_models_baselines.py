@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from pytest_facebench.engine import Engine
+from pytest_facebench.engine.engine import Engine
+from pytest_facebench.engine.options import EngineOptions
 from pytest_facebench.errors import ModelError
-from pytest_facebench.options import EngineOptions
-from pytest_facebench.registry import import_factory
-from pytest_facebench.store import EmbeddingStore
+from pytest_facebench.grid.registry import import_factory
+from pytest_facebench.storage.store import EmbeddingStore
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ import re
 import pandas as pd
 import pytest
 
-from pytest_facebench.registry import BUILTIN_TASK_MODULES as TASK_TYPES
+from pytest_facebench.grid.registry import BUILTIN_TASK_MODULES as TASK_TYPES
 
 GOOD_CELLS = [("pixels", "verif"), ("pixels", "sim")]
 VALID_TYPES = re.escape(", ".join(sorted(TASK_TYPES)) + ", or 'module:Class' / 'path/file.py:Class'")

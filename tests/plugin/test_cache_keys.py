@@ -16,15 +16,15 @@ import torch
 from torch import nn
 
 from pytest_facebench import run
-from pytest_facebench.model import BaseModel
-from pytest_facebench.preprocessing import Preprocessing
+from pytest_facebench.engine.model import BaseModel
+from pytest_facebench.engine.preprocessing import Preprocessing
 from pytest_facebench.tasks import AccuracyTask
 
 POWER_MODEL = '''
 from torch import nn
 
-from pytest_facebench.model import BaseModel
-from pytest_facebench.preprocessing import Preprocessing
+from pytest_facebench.engine.model import BaseModel
+from pytest_facebench.engine.preprocessing import Preprocessing
 
 
 class Power(nn.Module):

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pytest_facebench.cell_cache import CellStore, cell_key
-from pytest_facebench.fingerprint import Unkeyable, plain
-from pytest_facebench.options import EngineOptions
+from pytest_facebench.engine.options import EngineOptions
+from pytest_facebench.storage.cell_cache import CellStore, cell_key
+from pytest_facebench.storage.fingerprint import Unkeyable, plain
 from pytest_facebench.tasks import AccuracyTask
 from pytest_facebench.zoo.pixels import Pixels
 

@@ -58,7 +58,7 @@ def test_a_baseline_of_other_kwargs_warns_in_the_run(bench, tmp_path):
 
 @pytest.mark.parametrize("condition", ["", "nan"])
 def test_cell_keys_spell_a_missing_condition_once(condition):
-    from pytest_facebench.gates import cell_key
+    from pytest_facebench.outputs.gates import cell_key
 
     spelled = {"task": "t", "model": "m", "layer": "l", "metric": "auc", "condition": float(condition or "nan")}
     assert cell_key(spelled) == cell_key({**spelled, "condition": None}) == "t|m|l|auc|"

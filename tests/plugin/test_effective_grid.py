@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from pytest_facebench.__main__ import main
-from pytest_facebench.config import load_grid
-from pytest_facebench.reproduce import compare, provenance_changes, report_lines, strip_args
+from pytest_facebench.grid.config import load_grid
+from pytest_facebench.runner.reproduce import compare, provenance_changes, report_lines, strip_args
 
 if sys.version_info >= (3, 11):
     import tomllib

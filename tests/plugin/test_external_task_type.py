@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from pytest_facebench.errors import ConfigError, DataError
-from pytest_facebench.metrics import Axis, MetricInfo
+from pytest_facebench.outputs.metrics import Axis, MetricInfo
 from pytest_facebench.tasks.base import BaseTask
 
 
@@ -300,7 +300,7 @@ def test_declared_figure_is_drawn_and_the_report_has_its_section(bench):
 DRAW_WITHOUT_THE_CLASS = """
 import json, sys
 from pathlib import Path
-from pytest_facebench.gates import register_saved_metrics
+from pytest_facebench.outputs.gates import register_saved_metrics
 from pytest_facebench.report.plots import draw_figures
 
 out = Path(sys.argv[1])
@@ -392,7 +392,7 @@ def test_xdist_gives_the_serial_values(bench):
 
 
 def test_options_of_a_constructor_that_passes_kwargs_on_include_the_base_options():
-    from pytest_facebench.config import _task_options
+    from pytest_facebench.grid.config import _task_options
     from pytest_facebench.tasks import BaseTask
 
     class Forwarding(BaseTask):

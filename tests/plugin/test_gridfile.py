@@ -8,7 +8,15 @@ import sys
 import pytest
 
 from pytest_facebench.errors import ConfigError
-from pytest_facebench.gridfile import grid_hash, load_stack, parse_value, parse_values, swept_name, to_toml, value_label
+from pytest_facebench.grid.gridfile import (
+    grid_hash,
+    load_stack,
+    parse_value,
+    parse_values,
+    swept_name,
+    to_toml,
+    value_label,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib

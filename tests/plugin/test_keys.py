@@ -19,12 +19,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pytest_facebench import keys
-from pytest_facebench.cell_cache import CellStore
-from pytest_facebench.fingerprint import code_digest, local_imports
-from pytest_facebench.formats import materialize, read_pack, verify_pack_images
-from pytest_facebench.options import EngineOptions
-from pytest_facebench.store_admin import verify
+from pytest_facebench.data.formats import materialize, read_pack, verify_pack_images
+from pytest_facebench.engine.options import EngineOptions
+from pytest_facebench.storage import keys
+from pytest_facebench.storage.cell_cache import CellStore
+from pytest_facebench.storage.fingerprint import code_digest, local_imports
+from pytest_facebench.storage.store_admin import verify
 from pytest_facebench.tasks import AccuracyTask
 from pytest_facebench.zoo.pixels import Pixels
 
@@ -35,8 +35,8 @@ import numpy as np
 import labhelper
 from torch import nn
 
-from pytest_facebench.model import BaseModel
-from pytest_facebench.preprocessing import Preprocessing
+from pytest_facebench.engine.model import BaseModel
+from pytest_facebench.engine.preprocessing import Preprocessing
 
 
 class Helped(BaseModel):

@@ -16,8 +16,8 @@ from pytest_facebench.stats import Bootstrap
 BAD_MODELS = """
 from torch import nn
 
-from pytest_facebench.model import BaseModel
-from pytest_facebench.preprocessing import Preprocessing
+from pytest_facebench.engine.model import BaseModel
+from pytest_facebench.engine.preprocessing import Preprocessing
 
 
 def read_config(path):

@@ -138,7 +138,7 @@ def test_a_disk_filling_mid_run_says_which_outputs_were_written(bench, monkeypat
 def test_a_full_disk_at_start_leaves_no_lease_behind(bench, monkeypatch):
     bench.grid(models=("pixels",), tasks=("verif",))
     bench.test_file()
-    import pytest_facebench.leases as leases
+    import pytest_facebench.storage.leases as leases
 
     real_write = os.write
 

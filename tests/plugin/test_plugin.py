@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
-from pytest_facebench.config import load_grid
-from pytest_facebench.gridfile import grid_hash
+from pytest_facebench.grid.config import load_grid
+from pytest_facebench.grid.gridfile import grid_hash
 from pytest_facebench.report.numbers import shared_decimals
 
 ALL_CELLS = [f"{m}-{t}" for m in ("pixels", "tiny") for t in ("verif", "sim", "cond", "inv")]

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pytest_facebench.data.pairs import require_columns
 from pytest_facebench.errors import DataError, FacebenchError
-from pytest_facebench.gates import load_baseline
-from pytest_facebench.pairs import require_columns
+from pytest_facebench.outputs.gates import load_baseline
 
 
 def one_line(result: pytest.RunResult, node: str) -> str:
@@ -70,7 +70,7 @@ def test_an_empty_grid_is_one_clear_error(bench, missing: str) -> None:
 
 
 def test_a_distance_returning_a_numpy_array_is_told_to_use_torch() -> None:
-    from pytest_facebench.distances import pair_distances
+    from pytest_facebench.engine.distances import pair_distances
 
     def numpy_distance(a, b):
         return (a - b).numpy().sum(axis=1)
@@ -127,7 +127,7 @@ def test_a_baseline_value_that_is_not_a_number_is_refused_naming_the_cell(tmp_pa
 
 
 def test_a_null_baseline_value_is_said_not_compared(bench, tmp_path) -> None:
-    from pytest_facebench.gates import BASELINE_FORMAT, compare_to_baseline
+    from pytest_facebench.outputs.gates import BASELINE_FORMAT, compare_to_baseline
 
     path = tmp_path / "baseline.json"
     path.write_text(json.dumps({"format": BASELINE_FORMAT, "cells": {"verif|px|output|auc|": {"value": None}}}))

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_facebench import registry
-from pytest_facebench.config import load_grid
 from pytest_facebench.errors import ConfigError, ModelError
+from pytest_facebench.grid import registry
+from pytest_facebench.grid.config import load_grid
 from pytest_facebench.registries import Registry
 
 
@@ -66,7 +66,7 @@ def test_the_package_registries_import_nothing_until_a_class_is_needed():
     code = (
         "import sys\n"
         "from pytest_facebench import registry\n"
-        "from pytest_facebench.metrics import METRICS\n"
+        "from pytest_facebench.outputs.metrics import METRICS\n"
         "registry.resolve_family('vgg16'), registry.resolve_family('iresnet50'), registry.task_type_names()\n"
         "registry.TASK_TYPES.entry('rsa'), registry.model_families()\n"
         "print(sorted(m for m in sys.modules if m.startswith(('pytest_facebench.tasks', 'pytest_facebench.zoo.',"
@@ -194,4 +194,4 @@ def test_a_grid_naming_a_clashing_type_or_family_reports_it_on_its_entry(site, t
     assert models["p"] is not None and "model family 'pixels' is declared twice" in models["p"]
     assert "facebench-clash" in models["p"] and "pytest_facebench.zoo" in models["p"]
     assert tasks["verif"] is not None and "task type 'accuracy' is declared twice" in tasks["verif"]
-    assert "'pytest_facebench.tasks.verification:AccuracyTask' by pytest_facebench.registry" in tasks["verif"]
+    assert "'pytest_facebench.tasks.verification:AccuracyTask' by pytest_facebench.grid.registry" in tasks["verif"]

@@ -134,7 +134,7 @@ def test_a_stale_lock_of_a_dead_run_is_broken(bench):
     bench.grid(models=("pixels",), tasks=("verif",))
     bench.test_file()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    from pytest_facebench.leases import host_identity
+    from pytest_facebench.storage.leases import host_identity
 
     bench.out.mkdir()
     (bench.out / ".facebench.lease").write_text(

@@ -16,7 +16,7 @@ import pytest
 
 from pytest_facebench.errors import FacebenchError
 from pytest_facebench.outputs.merge import merge_dirs as merge_shards
-from pytest_facebench.shards import Cell, Shard, load_durations, parse_shard, plan, shard_from_environment
+from pytest_facebench.runner.shards import Cell, Shard, load_durations, parse_shard, plan, shard_from_environment
 
 TASKS = ("verif", "sim", "inv")
 

@@ -17,16 +17,16 @@ import torch
 from testkit import one_line_failure
 from torch import nn
 
+from pytest_facebench.engine.hub import hf_from_pretrained
+from pytest_facebench.engine.model import read_state_dict
 from pytest_facebench.errors import ModelError
-from pytest_facebench.hub import hf_from_pretrained
-from pytest_facebench.model import read_state_dict
 
 NAN_MODEL = """
 import torch
 from torch import nn
 
-from pytest_facebench.model import BaseModel
-from pytest_facebench.preprocessing import Preprocessing
+from pytest_facebench.engine.model import BaseModel
+from pytest_facebench.engine.preprocessing import Preprocessing
 
 
 class Holes(nn.Module):

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import tomllib
 
-from pytest_facebench.config import parse_grid
 from pytest_facebench.errors import ConfigError
+from pytest_facebench.grid.config import parse_grid
 from pytest_facebench.relations.compute import _at_depth, gate, relation_line
 from pytest_facebench.relations.select import SelectionError, compile_selection
 from pytest_facebench.relations.spec import parse_layer
@@ -223,7 +223,7 @@ def test_report_html_prints_a_tiny_permutation_p_as_below_0001(tmp_path):
 
 
 def test_the_demo_grid_has_eight_offline_models_and_a_valid_relation():
-    from pytest_facebench.config import load_grid
+    from pytest_facebench.grid.config import load_grid
 
     bench = Path(__file__).resolve().parents[2] / "benchmarks"
     spec = importlib.util.spec_from_file_location("_facebench_demo_data_for_relations", bench / "demo_data.py")

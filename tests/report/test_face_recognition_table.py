@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from pytest_facebench.__main__ import main as cli_main
-from pytest_facebench.results import face_recognition_benchmark, face_recognition_columns, far_text
+from pytest_facebench.outputs.results import face_recognition_benchmark, face_recognition_columns, far_text
 
 COLUMNS = [
     "model",
@@ -346,10 +346,10 @@ def _section(text: str) -> str:
 
 
 def test_report_has_the_face_recognition_section(results_dir) -> None:
-    from pytest_facebench.registry import builtin_task_types
+    from pytest_facebench.grid.registry import builtin_task_types
+    from pytest_facebench.outputs.results import build_face_recognition_table
     from pytest_facebench.report.data import load_references, read_results
     from pytest_facebench.report.html import face_recognition_section, render_html
-    from pytest_facebench.results import build_face_recognition_table
 
     builtin_task_types()
     results, references = read_results(results_dir), load_references(results_dir)

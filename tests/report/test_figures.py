@@ -21,7 +21,7 @@ from matplotlib.colors import to_hex, to_rgba
 from PIL import Image
 
 from pytest_facebench.__main__ import main as cli_main
-from pytest_facebench.config import load_grid
+from pytest_facebench.grid.config import load_grid
 from pytest_facebench.outputs.reading import read_records
 from pytest_facebench.outputs.write import write_outputs
 from pytest_facebench.report.data import (

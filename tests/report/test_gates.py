@@ -8,7 +8,7 @@ import math
 import pytest
 
 from pytest_facebench.errors import ConfigError, FacebenchError
-from pytest_facebench.gates import (
+from pytest_facebench.outputs.gates import (
     GateOutcome,
     baseline_payload,
     check_thresholds,

@@ -13,8 +13,8 @@ import pytest
 
 from pytest_facebench.__main__ import main as cli_main
 from pytest_facebench.outputs.reading import read_results
+from pytest_facebench.outputs.results import TableCell, build_table, summary_frame
 from pytest_facebench.report.paper import format_number
-from pytest_facebench.results import TableCell, build_table, summary_frame
 
 NAN = math.nan
 COLUMNS = [
@@ -479,7 +479,7 @@ def test_summary_csv_is_the_table_csv_of_every_metric_and_layer(results_dir, cap
 
 def test_summary_frame_of_in_memory_records(results_dir) -> None:
     """results_frame's records (condition None, readout bool, no target column) give the same summary."""
-    from pytest_facebench.results import results_frame
+    from pytest_facebench.outputs.results import results_frame
 
     read = read_results(results_dir / "results.csv", normalized=False)
     records = [

@@ -557,8 +557,8 @@ def check_pytest_html(report: Path, expect_cells: set[str]) -> None:
         headline = re.search(r'class="col-fbheadline">([^<]*)<', cells[4]).group(1)
         seen.add(f"{model}-{task}")
         if task in ("verif", "sim") and "passed" in cells[0].lower():
-            from pytest_facebench.metrics import display_name
-            from pytest_facebench.registry import builtin_task_types
+            from pytest_facebench.grid.registry import builtin_task_types
+            from pytest_facebench.outputs.metrics import display_name
 
             name = display_name(builtin_task_types()["accuracy" if task == "verif" else "correlation"].headline)
             assert re.match(re.escape(name) + r" -?\d", headline), headline

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pytest_facebench import hub
+from pytest_facebench.engine import hub
 from pytest_facebench.errors import WeightsUnavailable
 from pytest_facebench.report.data import normalize_results
 from pytest_facebench.report.html import (
@@ -300,7 +300,7 @@ def test_a_grid_mixing_demo_and_real_data_names_the_demo_tasks(tmp_path: Path) -
 
 # --- the demo grid's human values -----------------------------------------------------------------------
 def test_the_demo_grid_declares_illustrative_human_values() -> None:
-    from pytest_facebench.config import load_grid
+    from pytest_facebench.grid.config import load_grid
     from pytest_facebench.report.data import references_from_grid
 
     grid = load_grid(BENCHMARKS / "facebench.toml")

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pytest_facebench.compare import comparisons_frame
+from pytest_facebench.outputs.compare import comparisons_frame
 from pytest_facebench.report.html import write_html
 from pytest_facebench.report.plots import draw_figures
 from pytest_facebench.report.verdicts import significant, verdict

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_facebench.cache import write_entry
-from pytest_facebench.store import FILE_HEADER_SIZE, RECORD_SIZE, ShardStore
-from pytest_facebench.store_admin import info, parse_age, prune, verify
+from pytest_facebench.storage.cache import write_entry
+from pytest_facebench.storage.store import FILE_HEADER_SIZE, RECORD_SIZE, ShardStore
+from pytest_facebench.storage.store_admin import info, parse_age, prune, verify
 
 DAY = 86400.0
 

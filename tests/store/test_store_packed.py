@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_facebench import store as store_module
-from pytest_facebench.store import FILE_HEADER_SIZE, RECORD_SIZE, ShardStore
+from pytest_facebench.storage import store as store_module
+from pytest_facebench.storage.store import FILE_HEADER_SIZE, RECORD_SIZE, ShardStore
 
 
 def row_for(i: int, dim: int) -> np.ndarray:
@@ -291,7 +291,7 @@ def test_unwritable_root_warns_once_and_runs_without_cache(tmp_path):
 def test_legacy_v1_entries_are_ignored_and_kept(tmp_path):
     import io
 
-    from pytest_facebench.cache import write_entry
+    from pytest_facebench.storage.cache import write_entry
 
     buffer = io.BytesIO()  # an entry as the one-file-per-row store of earlier versions wrote it
     np.save(buffer, row_for(0, 8), allow_pickle=False)

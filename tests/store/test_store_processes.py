@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pytest_facebench.store import ShardStore
-from pytest_facebench.store_admin import info
+from pytest_facebench.storage.store import ShardStore
+from pytest_facebench.storage.store_admin import info
 
 SPAWN = multiprocessing.get_context("spawn")
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from pytest_facebench import stats
-from pytest_facebench.gates import compare_runs, compare_to_baseline
-from pytest_facebench.metrics import badness, metric_info
+from pytest_facebench.outputs.gates import compare_runs, compare_to_baseline
+from pytest_facebench.outputs.metrics import badness, metric_info
 from pytest_facebench.report.verdicts import verdict
 from pytest_facebench.tasks import RelativeDifferenceTask
 from pytest_facebench.tasks.base import CellValues

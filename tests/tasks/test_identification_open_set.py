@@ -14,12 +14,13 @@ import torch
 from PIL import Image
 from testkit import cuda_available
 
-from pytest_facebench import search, stats
-from pytest_facebench.compare import comparisons_frame
+from pytest_facebench import stats
+from pytest_facebench.data import search
+from pytest_facebench.data.search import fpir_metric, open_set_rates, scan_mates, topk, tpir_at_fpir
 from pytest_facebench.errors import ConfigError, DataError, ModelError
-from pytest_facebench.metrics import metric_info
+from pytest_facebench.outputs.compare import comparisons_frame
+from pytest_facebench.outputs.metrics import metric_info
 from pytest_facebench.report.figures.labels import gallery_size
-from pytest_facebench.search import fpir_metric, open_set_rates, scan_mates, topk, tpir_at_fpir
 from pytest_facebench.stats import Bootstrap
 from pytest_facebench.tasks import IdentificationTask
 from pytest_facebench.tasks import identification as identification_module

@@ -10,10 +10,10 @@ import json
 import pandas as pd
 import pytest
 
-from pytest_facebench import metrics
 from pytest_facebench.errors import ConfigError
-from pytest_facebench.gates import register_saved_metrics
-from pytest_facebench.metrics import (
+from pytest_facebench.outputs import metrics
+from pytest_facebench.outputs.gates import register_saved_metrics
+from pytest_facebench.outputs.metrics import (
     HIGHER,
     LOWER,
     Axis,

@@ -14,8 +14,8 @@ from scipy import stats as scipy_stats
 
 from pytest_facebench import stats
 from pytest_facebench.errors import ConfigError, DataError
-from pytest_facebench.fingerprint import plain
-from pytest_facebench.metrics import metric_info
+from pytest_facebench.outputs.metrics import metric_info
+from pytest_facebench.storage.fingerprint import plain
 from pytest_facebench.tasks import RsaTask
 
 FAST = {"n_boot": 200}

@@ -18,10 +18,10 @@ from scipy.spatial.distance import pdist
 from sklearn.metrics import roc_auc_score
 
 from pytest_facebench import stats
-from pytest_facebench.compare import comparisons_frame
+from pytest_facebench.engine.model import BaseModel
 from pytest_facebench.errors import DataError
-from pytest_facebench.metrics import metric_info
-from pytest_facebench.model import BaseModel
+from pytest_facebench.outputs.compare import comparisons_frame
+from pytest_facebench.outputs.metrics import metric_info
 from pytest_facebench.report.verdicts import verdict
 from pytest_facebench.tasks import (
     AccuracyTask,

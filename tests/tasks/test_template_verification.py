@@ -15,14 +15,14 @@ from PIL import Image
 from sklearn.metrics import roc_auc_score, roc_curve
 from testkit import one_line_failure
 
+from pytest_facebench.data.templates import template_features
 from pytest_facebench.errors import ConfigError, DataError
-from pytest_facebench.registry import task_class
+from pytest_facebench.grid.registry import task_class
 from pytest_facebench.stats import Roc, weight_blocks
 from pytest_facebench.tasks import TemplateVerificationTask
 from pytest_facebench.tasks.base import CellValues
 from pytest_facebench.tasks.template_verification import IJB_FARS, ScoreCells
 from pytest_facebench.tasks.verification import far_metric
-from pytest_facebench.templates import template_features
 
 FAST = {"n_boot": 200}
 POINTS = np.array([[22.0, 26.0], [42.0, 26.0], [32.0, 36.0], [24.0, 46.0], [40.0, 46.0]])  # in a 64 x 64 image

@@ -24,7 +24,7 @@ from warm_cases import (
 )
 
 from pytest_facebench import stats
-from pytest_facebench.distances import pair_distances
+from pytest_facebench.engine.distances import pair_distances
 
 GOLD = json.loads(GOLDEN.read_text())
 

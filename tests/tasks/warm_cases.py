@@ -109,7 +109,7 @@ def distance_case(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_golden(root: Path) -> None:
-    from pytest_facebench.distances import pair_distances
+    from pytest_facebench.engine.distances import pair_distances
     from pytest_facebench.stats import bootstrap_weights
 
     golden: dict[str, Any] = {"verification": {}, "bootstrap": {}, "distances": {}}

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
+from pytest_facebench.engine.model import BaseModel
 from pytest_facebench.faces.align import ALIGNMENTS
-from pytest_facebench.model import BaseModel
 from pytest_facebench.zoo import FAMILIES
 
 EXPECTED_ALIGN = {

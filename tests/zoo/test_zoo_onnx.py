@@ -19,9 +19,9 @@ from testkit import one_line_failure
 from torch import nn
 from zoo_helpers import grid_model
 
-from pytest_facebench.engine import Engine, EngineOptions
+from pytest_facebench.engine.engine import Engine, EngineOptions
 from pytest_facebench.errors import ModelError, WeightsUnavailable
-from pytest_facebench.store import EmbeddingStore
+from pytest_facebench.storage.store import EmbeddingStore
 
 FACTORY = "pytest_facebench.zoo.onnx:Onnx"
 

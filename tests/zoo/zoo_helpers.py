@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_facebench.builders import build_model
-from pytest_facebench.config import ModelSpec
-from pytest_facebench.model import BaseModel
+from pytest_facebench.engine.model import BaseModel
+from pytest_facebench.grid.builders import build_model
+from pytest_facebench.grid.config import ModelSpec
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

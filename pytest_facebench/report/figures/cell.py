@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from ...metrics import display_name
+from ...outputs.metrics import display_name
 from ..data import (
     headline_metrics,
     human_column,

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ...metrics import display_name
+from ...outputs.metrics import display_name
 from ..data import _correlate, finite
 from ..numbers import DEFAULT_DECIMALS, format_estimate, format_number
 from .base import CHAR_IN, adjust, figure, shorten, wrap

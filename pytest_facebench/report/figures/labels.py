@@ -8,7 +8,7 @@ import re
 
 import pandas as pd
 
-from ...metrics import Axis, TaskTypeInfo, display_name, task_type_info
+from ...outputs.metrics import Axis, TaskTypeInfo, display_name, task_type_info
 from ..data import finite
 
 GALLERY = re.compile(r"(\d+)\s+gallery")
