@@ -75,13 +75,23 @@ def merge_dirs(
         _merged_run(runs, [records[n] for n in sorted(records)], bool(shards)),
         report=report,
         plots=plots,
-        model_order=_order(runs, "models"),
-        task_order=_order(runs, "tasks"),
-        references=_references(runs),
-        model_styles=_styles(runs),
-        figure_formats=figure_formats or _formats(runs),
-        dpi=dpi or _dpi(runs),
+        **_saved_settings(runs, figure_formats, dpi),
     )
+
+
+def _saved_settings(
+    runs: dict[Path, dict[str, Any]], figure_formats: tuple[str, ...] | None, dpi: int | None
+) -> dict[str, Any]:
+    """What the folders' run.json kept for the writer: model and task order, references, model styles, and
+    the figures' formats and dpi (unless given)."""
+    return {
+        "model_order": _order(runs, "models"),
+        "task_order": _order(runs, "tasks"),
+        "references": _references(runs),
+        "model_styles": _styles(runs),
+        "figure_formats": figure_formats or _formats(runs),
+        "dpi": dpi or _dpi(runs),
+    }
 
 
 def rewrite_dir(
@@ -105,12 +115,7 @@ def rewrite_dir(
         sorted(records, key=lambda r: r["nodeid"]),
         runs[directory],
         plots=plots,
-        model_order=_order(runs, "models"),
-        task_order=_order(runs, "tasks"),
-        references=_references(runs),
-        model_styles=_styles(runs),
-        figure_formats=figure_formats or _formats(runs),
-        dpi=dpi or _dpi(runs),
+        **_saved_settings(runs, figure_formats, dpi),
         force=True,
         plot_workers=plot_workers,
     )
