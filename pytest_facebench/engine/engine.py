@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import nullcontext, suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from ..storage.keys import FACES, embedding_inputs, embedding_keys
 from ..storage.store import EmbeddingStore
 from .images import content_hash, load_rgb
 from .model import BaseModel
-from .options import DECODERS, EngineOptions
+from .options import DECODERS, EmbedCounters, EngineOptions
 from .workers import PortableCall, fork_hazard, loader_context, main_kept_out, picklable, start_method, warm_up
 from .writer import Job, StoreWriter
 
@@ -40,28 +40,14 @@ BATCH_BYTES = 1024**3  # pooled outputs of one batch, all layers: bounds peak me
 
 
 @dataclass
-class EmbedStats:
-    """Per-model counters for run.json."""
+class EmbedStats(EmbedCounters):
+    """Per-model counters for run.json: `EmbedCounters` and how the forward pass ran."""
 
-    images: int = 0
-    cache_hits: int = 0
-    cache_misses: int = 0
-    embedded: int = 0
-    load_s: float = 0.0
-    forward_s: float = 0.0
-    total_s: float = 0.0
-    batch_size: int = 0
-    oom_retries: int = 0
     workers: int = 0  # loader worker processes
     start_method: str = ""  # how they were started (`workers.start_method`)
     channels_last: bool = False  # the network ran in channels_last memory format (CUDA, convolutions)
     cudnn_benchmark: bool = False  # cuDNN chose its kernels by timing them (CUDA, convolutions)
     faces: dict[str, Any] = field(default_factory=dict)  # alignment outcomes (see `Engine.embed`)
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["images_per_s"] = round(self.embedded / self.forward_s, 1) if self.forward_s > 0 else None
-        return data
 
 
 def resolve_device(option: str, worker_index: int | None = None) -> torch.device:

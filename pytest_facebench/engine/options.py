@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 DECODERS = ("pil",)  # `torchvision` (nvJPEG on CUDA) was removed: its embeddings differed from PIL's (issue 19)
 MAX_WORKERS = 16  # a 16-CPU GPU host gets 15: an H200 runs VGG16 at ~5,000 img/s, PIL decodes ~2-3 ms an image per core
@@ -60,3 +61,24 @@ def _torch_version() -> str:
         return version("torch")
     except PackageNotFoundError:
         return "absent"
+
+
+@dataclass
+class EmbedCounters:
+    """A cell's embedding counters for run.json, shared by the engine (`engine.EmbedStats`) and the warm path
+    (`warm.CachedStats`, nothing embedded); here, below both, so that the warm path never imports torch."""
+
+    images: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    embedded: int = 0
+    load_s: float = 0.0
+    forward_s: float = 0.0
+    total_s: float = 0.0
+    batch_size: int = 0
+    oom_retries: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["images_per_s"] = round(self.embedded / self.forward_s, 1) if self.forward_s > 0 else None
+        return data

@@ -12,7 +12,7 @@ to hold in memory. It duck-types the part of `engine.Engine` that `evaluate_cell
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ from ..faces.stimuli import DerivedImage, stimulus_key
 from ..storage.fingerprint import Unkeyable
 from ..storage.keys import embedding_inputs, embedding_keys
 from .images import content_hash
-from .options import device_type
+from .options import EmbedCounters, device_type
 
 if TYPE_CHECKING:
     from ..storage.store import EmbeddingStore
@@ -33,22 +33,10 @@ IN_MEMORY_BYTES = 512 * 1024**2  # as `engine.IN_MEMORY_BYTES`: a wider layer is
 
 
 @dataclass
-class CachedStats:
-    """`engine.EmbedStats` of a cell served from the store (same fields, nothing embedded)."""
+class CachedStats(EmbedCounters):
+    """`engine.EmbedStats` of a cell served from the store (the shared counters, nothing embedded)."""
 
-    images: int = 0
-    cache_hits: int = 0
-    cache_misses: int = 0
-    embedded: int = 0
-    load_s: float = 0.0
-    forward_s: float = 0.0
-    total_s: float = 0.0
-    batch_size: int = 0
-    oom_retries: int = 0
     faces: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "images_per_s": None}
 
 
 @dataclass
