@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ConfigError
+from .threads import map_ordered, scoring_threads
 
 if TYPE_CHECKING:  # torch loads when a distance is computed, not when tasks are read
     import torch
@@ -153,19 +154,33 @@ def _row_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _row_stats(rows: np.ndarray, used: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Per image (rows `used`), once, in float64: the mean (`correlation`) and the norm of the (centred) row
-    (`cosine`, `correlation`); zeros elsewhere."""
+    (`cosine`, `correlation`); zeros elsewhere. Parts of `used` run on the scoring threads."""
     means, norms = np.zeros(len(rows)), np.zeros(len(rows))
     if name == "euclidean":
         return means, norms
-    widen = _Widened(rows, _chunk_rows(rows.shape[1], sides=1))
-    for start in range(0, len(used), widen.size):
-        ids = used[start : start + widen.size]
-        block = widen(ids)
-        if name == "correlation":
-            means[ids] = block.mean(axis=1)
-            block -= means[ids][:, None]
-        norms[ids] = np.sqrt(_row_dots(block, block))
+    size = _chunk_rows(rows.shape[1], sides=1)
+
+    def part(ids_of_part: np.ndarray) -> None:
+        widen = _Widened(rows, size)  # a buffer per thread
+        for start in range(0, len(ids_of_part), size):
+            ids = ids_of_part[start : start + size]
+            block = widen(ids)
+            if name == "correlation":
+                means[ids] = block.mean(axis=1)
+                block -= means[ids][:, None]
+            norms[ids] = np.sqrt(_row_dots(block, block))
+
+    for _ in map_ordered(part, _parts(used, size)):
+        pass
     return means, norms
+
+
+def _parts(items: np.ndarray, size: int) -> list[np.ndarray]:
+    """`items` cut into one run of whole chunks of `size` per scoring thread (the chunks, hence every result, are
+    the same whatever the thread count)."""
+    chunks = -(-len(items) // size)
+    per_part = -(-chunks // max(1, min(scoring_threads(), chunks)))
+    return [items[start : start + per_part * size] for start in range(0, len(items), per_part * size)]
 
 
 def _pairs_into(
@@ -174,24 +189,28 @@ def _pairs_into(
     """Distances of the pairs `idx` (row indices into `rows`) into `out`: per chunk of pairs that stays in cache,
     both sides gathered and widened to float64 at once, then a dot product (of the difference, for `euclidean`)
     per pair; the normalization over all pairs at the end. Pairs are visited sorted by their rows, so that a row
-    used by neighbouring pairs is read once from memory."""
+    used by neighbouring pairs is read once from memory. Runs of whole chunks go to the scoring threads."""
     means, norms = stats
     size = _chunk_rows(rows.shape[1], sides=2)
-    widen = _Widened(rows, 2 * size)
-    order = np.lexsort((idx[:, 1], idx[:, 0]))
-    for start in range(0, len(idx), size):
-        at = order[start : start + size]
-        chunk = idx[at]
-        n = len(chunk)
-        both = widen(chunk.T.reshape(-1))  # the first rows of the chunk's pairs, then the second rows
-        a, b = both[:n], both[n:]
-        if name == "euclidean":
-            a -= b
-            b = a
-        elif name == "correlation":
-            a -= means[chunk[:, 0]][:, None]
-            b -= means[chunk[:, 1]][:, None]
-        out[at] = _row_dots(a, b)
+
+    def part(order: np.ndarray) -> None:
+        widen = _Widened(rows, 2 * size)  # a buffer per thread
+        for start in range(0, len(order), size):
+            at = order[start : start + size]
+            chunk = idx[at]
+            n = len(chunk)
+            both = widen(chunk.T.reshape(-1))  # the first rows of the chunk's pairs, then the second rows
+            a, b = both[:n], both[n:]
+            if name == "euclidean":
+                a -= b
+                b = a
+            elif name == "correlation":
+                a -= means[chunk[:, 0]][:, None]
+                b -= means[chunk[:, 1]][:, None]
+            out[at] = _row_dots(a, b)
+
+    for _ in map_ordered(part, _parts(np.lexsort((idx[:, 1], idx[:, 0])), size)):
+        pass
     if name == "euclidean":
         np.sqrt(out, out=out)
     else:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ..engine.threads import map_ordered
 from ..errors import ConfigError
 from ._checks import FloatArray, check_level
 
@@ -131,27 +132,21 @@ class Bootstrap:
             return {}
         out: dict[str, list[FloatArray]] = {}
         started, done, bar = time.perf_counter(), 0, None
-        for block in self.blocks(n, groups, strata):
-            with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                values = metric(block)
-            for name, value in values.items():
-                out.setdefault(name, []).append(np.asarray(value, dtype=float).reshape(len(block)))
-            done += len(block)
-            if bar is None and _progress["enabled"] and time.perf_counter() - started > PROGRESS_AFTER_S:
-                from tqdm.auto import tqdm
 
-                bar = tqdm(
-                    total=self.n_boot,
-                    initial=done,
-                    desc="bootstrap",
-                    unit="resample",
-                    leave=False,
-                    file=sys.stderr,
-                    dynamic_ncols=True,
-                )
-            elif bar is not None:
-                bar.update(len(block))
+        def measure(block: NDArray[np.int64]) -> tuple[int, Mapping[str, ArrayLike]]:
+            with np.errstate(invalid="ignore", divide="ignore"):  # per thread
+                return len(block), metric(block)
+
+        with warnings.catch_warnings():  # process-wide: covers the scoring threads
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for size, values in map_ordered(measure, self.blocks(n, groups, strata)):
+                for name, value in values.items():
+                    out.setdefault(name, []).append(np.asarray(value, dtype=float).reshape(size))
+                done += size
+                if bar is None and _progress["enabled"] and time.perf_counter() - started > PROGRESS_AFTER_S:
+                    bar = _bar(self.n_boot, done)
+                elif bar is not None:
+                    bar.update(size)
         if bar is not None:
             bar.close()
         return {name: np.concatenate(values) for name, values in out.items()}
@@ -165,6 +160,15 @@ class Bootstrap:
         if not self.enabled:
             return "none (n_boot = 0)"
         return f"bootstrap({self.n_boot}, {unit}), {100 * self.ci:.10g}% percentile"
+
+
+def _bar(total: int, done: int) -> Any:
+    """The bootstrap's progress bar, shown once a bootstrap runs long."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total, initial=done, desc="bootstrap", unit="resample", leave=False, file=sys.stderr, dynamic_ncols=True
+    )
 
 
 def weight_blocks(

@@ -76,6 +76,7 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.threads import map_ordered
 from .leases import host_identity, release_lease, take_lease
 
 log = logging.getLogger("facebench")
@@ -277,39 +278,60 @@ def read_runs_into(
 ) -> list[int]:
     """Records `(offset, dim, i)` (sorted by offset; dim = out.shape[1]) of an open shard read straight into the rows
     `out[i]` of a C-contiguous float32 array: one `preadv` per run of neighbouring records (headers and gaps into
-    scratch buffers, no copy of the rows), each record verified as `decode_record` does. Sets `found[i]` for the
-    rows that verify; zeroes the others and returns their `i`."""
-    failed: list[int] = []
+    scratch buffers, no copy of the rows), each record verified as `decode_record` does; the runs are read and
+    verified on the scoring threads. Sets `found[i]` for the rows that verify; zeroes the others and returns their
+    `i`."""
+
+    def read(run: tuple[int, int]) -> list[int]:
+        return _read_run_into(fd, items[run[0] : run[1]], idents[run[0] : run[1]], out, found)
+
+    return [i for failed in map_ordered(read, _runs(items)) for i in failed]
+
+
+def _runs(items: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
+    """`items` (sorted by offset) cut into runs `[start, end)` of neighbouring records: at most RUN_RECORDS, gaps up
+    to GAP_BYTES, spans up to SPAN_BYTES, offsets increasing."""
+    runs: list[tuple[int, int]] = []
     start = 0
     while start < len(items):
         base = position = items[start][0]
-        buffers: list[Any] = []
-        headers: list[bytearray] = []
-        end = start
+        end = start + 1
+        position = base + RECORD_SIZE + 4 * items[start][1]
         while end < len(items) and end - start < RUN_RECORDS:
-            offset, dim, i = items[end]
+            offset, dim, _ = items[end]
             size = RECORD_SIZE + 4 * dim
-            if end > start and (
-                offset < position or offset - position > GAP_BYTES or offset + size - base > SPAN_BYTES
-            ):
+            if offset < position or offset - position > GAP_BYTES or offset + size - base > SPAN_BYTES:
                 break
-            if offset > position:
-                buffers.append(bytearray(offset - position))  # a gap between records
-            headers.append(bytearray(RECORD_SIZE))
-            buffers += [headers[-1], memoryview(out[i]).cast("B")]
             position = offset + size
             end += 1
-        got = os.preadv(fd, buffers, base)
-        for k in range(start, end):
-            offset, dim, i = items[k]
-            whole = offset + RECORD_SIZE + 4 * dim - base <= got
-            pcrc = header_crc(headers[k - start], idents[k], dim) if whole else None
-            if pcrc is not None and zlib.crc32(out[i]) == pcrc:
-                found[i] = True
-            else:
-                out[i] = 0
-                failed.append(i)
+        runs.append((start, end))
         start = end
+    return runs
+
+
+def _read_run_into(
+    fd: int, run: list[tuple[int, int, int]], idents: list[bytes], out: np.ndarray, found: np.ndarray
+) -> list[int]:
+    """One run of `_runs` by one `preadv`; returns the rows that did not verify."""
+    base = position = run[0][0]
+    buffers: list[Any] = []
+    headers: list[bytearray] = []
+    for offset, dim, i in run:
+        if offset > position:
+            buffers.append(bytearray(offset - position))  # a gap between records
+        headers.append(bytearray(RECORD_SIZE))
+        buffers += [headers[-1], memoryview(out[i]).cast("B")]
+        position = offset + RECORD_SIZE + 4 * dim
+    got = os.preadv(fd, buffers, base)
+    failed: list[int] = []
+    for (offset, dim, i), header, ident in zip(run, headers, idents):
+        whole = offset + RECORD_SIZE + 4 * dim - base <= got
+        pcrc = header_crc(header, ident, dim) if whole else None
+        if pcrc is not None and zlib.crc32(out[i]) == pcrc:
+            found[i] = True
+        else:
+            out[i] = 0
+            failed.append(i)
     return failed
 
 

@@ -121,10 +121,12 @@ def one_pass(x, pairs, name):
 @pytest.mark.parametrize("name", ["cosine", "euclidean", "correlation"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("chunk_bytes", [1, 8 * 257 * 2 * 3, 1 << 20])
-def test_chunks_and_buffers_give_the_one_pass_numbers_bitwise(monkeypatch, name, dtype, chunk_bytes):
-    """Chunks of 2 pairs (a lone pair last), of 3, or all at once; reused gather buffers; float32 or float64 rows:
-    every distance equals the one-pass computation to the last bit."""
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_chunks_and_buffers_give_the_one_pass_numbers_bitwise(monkeypatch, name, dtype, chunk_bytes, threads):
+    """Chunks of 2 pairs (a lone pair last), of 3, or all at once; reused gather buffers, one per scoring thread;
+    float32 or float64 rows: every distance equals the one-pass computation to the last bit."""
     monkeypatch.setattr(distances, "CACHE_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setenv("FACEBENCH_THREADS", threads)
     x, pairs = case(5, p=401)
     x = x.astype(dtype)
     want = one_pass(x, pairs, name)

@@ -101,16 +101,18 @@ def test_rows_read_straight_into_the_array_equal_rows_read_through_a_buffer(tmp_
     ids = np.append(np.random.default_rng(dim).permutation(1300), [5, 5, 700])  # every row, some never put
     wanted = [f"img{i}" for i in ids]
     results = {}
-    for direct in (False, True):
+    for direct, threads in ((False, "1"), (True, "1"), (True, "3")):  # direct runs on 3 threads: the same rows
         monkeypatch.setattr(store_module, "DIRECT_READS", direct)
+        monkeypatch.setenv("FACEBENCH_THREADS", threads)
         store = ShardStore(tmp_path)
-        results[direct] = store.get_many("layer", wanted)
+        results[direct, threads] = store.get_many("layer", wanted)
         store.close()
-    np.testing.assert_array_equal(results[True][0], results[False][0])
-    np.testing.assert_array_equal(results[True][1], results[False][1])
-    found = results[True][1]
+    for key in ((True, "1"), (True, "3")):
+        np.testing.assert_array_equal(results[key][0], results[False, "1"][0])
+        np.testing.assert_array_equal(results[key][1], results[False, "1"][1])
+    found = results[True, "3"][1]
     assert len(set(ids[~found & (ids < 1200)])) == 2  # the flipped and the torn record are misses
-    assert found[-3:].all() and not results[True][0][~found].any()
+    assert found[-3:].all() and not results[True, "3"][0][~found].any()
 
 
 def test_put_many_stores_a_block(tmp_path):
