@@ -32,6 +32,9 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pytest_facebench.engine.threads import scoring_threads  # noqa: E402
 
 GRID = """\
 [[models]]
@@ -189,7 +192,8 @@ def main() -> None:
     pc, rc = statistics.median(c for _, c in plain), statistics.median(c for _, c in rescore)
     print(
         f"{args.pairs} pairs over {args.images} images (pixels, {args.n_boot} resamples"
-        f"{', identities' if args.ids else ''}): median unchanged rerun {p:.2f} s, "
+        f"{', identities' if args.ids else ''}; {scoring_threads()} scoring thread(s), load {os.getloadavg()[0]:.1f}): "
+        f"median unchanged rerun {p:.2f} s, "
         f"median --facebench-rescore {r:.2f} s, rescore / unchanged = {r / p:.2f} (target <= 1.3); "
         f"CPU time {pc:.2f} s vs {rc:.2f} s = {rc / pc:.2f} (the wall ratio on a machine shared with other work)"
     )
