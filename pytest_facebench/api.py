@@ -44,8 +44,10 @@ def run(
     batch_size: int = 32,
     workers: int | None = 0,
     cache: str | Path | None = ".facebench_cache",
+    compile: str = "off",
 ) -> RunTables:
     """Evaluate every model on every task. `models` may be a grid file path (then `tasks` is None).
+    `compile`: a `torch.compile` mode for the networks (as `--facebench-compile`), or off.
 
     A cell that fails (bad data, missing weights) is reported in `errors` and the others still run.
     """
@@ -71,7 +73,7 @@ def run(
 
         references = references_from_grid(grid)
         styles = model_styles_from_grid(grid)
-    options = EngineOptions(device=device, precision=precision, batch_size=batch_size, workers=workers)
+    options = EngineOptions(device=device, precision=precision, batch_size=batch_size, workers=workers, compile=compile)
     engines: list[Engine] = []
 
     def engine() -> Engine:  # created on the first cell the cell cache cannot serve
@@ -151,7 +153,7 @@ def _write(
             duration_s=time.time() - started,
             tests=tests,
             payloads=payloads,
-            engine={"precision": options.precision, "batch_size": options.batch_size},
+            engine={"precision": options.precision, "batch_size": options.batch_size, "compile": options.compile},
             api="pytest_facebench.run",
         )
         return write_outputs(

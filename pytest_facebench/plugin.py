@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .engine.options import COMPILE_MODES
 from .errors import FacebenchError
 from .grid.config import ModelSpec, TaskSpec
 from .outputs.gates import GateFailure
@@ -85,7 +86,7 @@ def _shard_options(group: pytest.OptionGroup) -> None:
 
 
 def _engine_options(group: pytest.OptionGroup) -> None:
-    """The engine: device, precision, batches and decoding."""
+    """The engine: device, precision, batches, decoding and compiling."""
     group.addoption(
         "--facebench-device",
         default="auto",
@@ -112,6 +113,14 @@ def _engine_options(group: pytest.OptionGroup) -> None:
         type=_decoder,
         help="image decoding: pil (in the loader workers; the only decoder: torchvision's nvJPEG decoding was "
         "removed because its embeddings differed from PIL's)",
+    )
+    group.addoption(
+        "--facebench-compile",
+        default="off",
+        choices=COMPILE_MODES,
+        help="run the networks through torch.compile in this mode (reduce-overhead and max-autotune add CUDA "
+        "graphs on CUDA). Off by default: bench/compile_speed.py measures whether it helps. The first batch of "
+        "each model pays the compile time; a model that cannot compile runs eagerly, with a warning",
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import types
 import uuid
 from collections.abc import Callable
 from contextlib import nullcontext, suppress
@@ -37,6 +38,7 @@ log = logging.getLogger("facebench")
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 IN_MEMORY_BYTES = 512 * 1024**2  # a layer larger than this (all images) stays on disk
 BATCH_BYTES = 1024**3  # pooled outputs of one batch, all layers: bounds peak memory for wide layers
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # torch.compile modes with CUDA graphs on CUDA
 
 
 @dataclass
@@ -47,6 +49,10 @@ class EmbedStats(EmbedCounters):
     start_method: str = ""  # how they were started (`workers.start_method`)
     channels_last: bool = False  # the network ran in channels_last memory format (CUDA, convolutions)
     cudnn_benchmark: bool = False  # cuDNN chose its kernels by timing them (CUDA, convolutions)
+    compile: str = "off"  # the torch.compile mode the forward passes ran in (`--facebench-compile`); off: eager
+    compiled: bool = False  # they ran compiled (False too when compile was asked for and the model ran eagerly)
+    compile_note: str = ""  # why a model asked to compile ran eagerly: it runs outside torch, or the compile error
+    compile_s: float = 0.0  # host seconds of the batches that compiled (the first of each input shape), in forward_s
     faces: dict[str, Any] = field(default_factory=dict)  # alignment outcomes (see `Engine.embed`)
 
 
@@ -325,6 +331,8 @@ class Engine:
         (CUDA), run, and its outputs copied back asynchronously into pinned buffers; the writer thread waits for
         them and stores them. The loop itself never waits for the device."""
         self._prepare_net(model, stats)
+        compiled = model.compiled_forward if isinstance(model.compiled_forward, CompiledForward) else None
+        compile_s = compiled.compile_s if compiled is not None else 0.0
         dataset = self._dataset(model, paths, hashes)
         loader = self._loader(dataset, stats)
         copier = DeviceCopier(self.device, stats.channels_last)
@@ -371,13 +379,17 @@ class Engine:
             if bar is not None:
                 bar.close()
         stats.batch_size = batch_limit
+        if compiled is not None:  # as it ended: a compile that failed mid-cell ran the rest eagerly
+            stats.compile, stats.compiled = (compiled.mode, True) if compiled.active else ("off", False)
+            stats.compile_note, stats.compile_s = compiled.failure, compiled.compile_s - compile_s
         _check_finite(model, writer, paths)
         if errors:
             raise DataError(f"model '{model.name}': {len(errors)} image(s) could not be read: {list_some(errors)}")
 
     def _prepare_net(self, model: BaseModel, stats: EmbedStats) -> None:
         """Build the model on the device; a convolutional one on CUDA gets channels-last memory and cuDNN's
-        benchmark when the options ask for them (noted in `stats`)."""
+        benchmark when the options ask for them; with `--facebench-compile`, a compiled forward (all noted in
+        `stats`)."""
         model.to(self.device)
         model.build()
         net = model.net
@@ -389,6 +401,24 @@ class Engine:
         if stats.channels_last:
             net.to(memory_format=torch.channels_last)
         stats.cudnn_benchmark = self.options.cudnn_benchmark and convolutional
+        self._compile(model, stats)
+
+    def _compile(self, model: BaseModel, stats: EmbedStats) -> None:
+        """`--facebench-compile MODE`: `model.extract` runs a `CompiledForward` (kept while the model stays built,
+        so a model's later cells reuse its compiled code). A network that runs outside torch (ONNX Runtime,
+        dlib) stays eager, noted in `stats`. Not keyed: compiled and eager embeddings agree within float
+        tolerance, as with channels_last (`storage.keys`)."""
+        mode = self.options.compile
+        current = model.compiled_forward
+        if mode == "off" or (isinstance(current, CompiledForward) and current.mode == mode):
+            return
+        reason = _uncompilable(model.net)
+        if reason:
+            model.compiled_forward = None
+            stats.compile_note = reason
+            log.info("facebench: model '%s' is not compiled: %s", model.name, reason)
+            return
+        model.compiled_forward = CompiledForward(model, mode, self.device)
 
     def _dataset(self, model: BaseModel, paths: list[Path], hashes: list[str]) -> ImageDataset:
         """What the loader workers run: each image aligned (the detector loaded here, once), derived and
@@ -442,9 +472,11 @@ class Engine:
         self, model: BaseModel, copier: DeviceCopier, batch: torch.Tensor, batch_limit: int, stats: EmbedStats
     ) -> tuple[dict[str, torch.Tensor], int]:
         """Run a batch; on out-of-memory halve the batch size and retry, down to one image.
-        Returns the outputs (on the device) and the batch size to use from now on."""
+        Returns the outputs (on the device) and the batch size to use from now on. A compiled forward gets every
+        batch padded to `batch_limit` images: one input shape, compiled once (not once per cell's last batch)."""
+        compiled = isinstance(model.compiled_forward, CompiledForward) and model.compiled_forward.active
         try:
-            return self._run(model, copier, batch), batch_limit
+            return self._run(model, copier, batch, batch_limit if compiled else 0), batch_limit
         except torch.OutOfMemoryError:
             if len(batch) == 1:
                 raise
@@ -459,11 +491,106 @@ class Engine:
             out_b, limit = self._forward(model, copier, batch[half:], min(limit, half), stats)
             return {k: torch.cat([out_a[k], out_b[k]]) for k in out_a}, limit
 
-    def _run(self, model: BaseModel, copier: DeviceCopier, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _run(
+        self, model: BaseModel, copier: DeviceCopier, batch: torch.Tensor, pad_to: int = 0
+    ) -> dict[str, torch.Tensor]:
+        """The batch's pooled outputs; with `pad_to`, the batch runs padded to that many images with copies of its
+        first one, whose rows are dropped (every operation of a network in eval mode is per image)."""
         batch = copier.to_device(batch)
+        n = len(batch)
+        if pad_to > n:
+            batch = torch.cat([batch, batch[:1].expand(pad_to - n, *batch.shape[1:])])
+            if copier.channels_last and batch.dim() == 4:
+                batch = batch.contiguous(memory_format=torch.channels_last)
         autocast = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32 else nullcontext()
+        forward = model.compiled_forward
+        graphed = isinstance(forward, CompiledForward) and forward.cudagraphs and forward.active
         with torch.inference_mode(), autocast:
-            return model.extract(batch)
+            outputs = model.extract(batch)
+            if pad_to > n or graphed:  # a CUDA graph's outputs are overwritten by its next replay: copied
+                outputs = {layer: value[:n].clone() if graphed else value[:n] for layer, value in outputs.items()}
+        return outputs
+
+
+class CompiledForward:
+    """`model._forward` through `torch.compile(mode=..., dynamic=False)`, run by `BaseModel.extract` in its
+    place. The network stays `model.net`, uncompiled: `release()` drops both. Dynamo inlines the forward hooks
+    into the graph, so the captured layer outputs are the compiled graph's.
+
+    Each model compiles a code object of its own (`_forward_code`): dynamo caches compiled code, and counts
+    recompiles against its limit, per code object; shared by every model that uses `BaseModel._forward`, the
+    limit would be reached after a few models and the rest would run eagerly without a word.
+
+    A compile that fails (no C++ compiler, an op inductor cannot lower; at `torch.compile` or on a first call)
+    runs the batch eagerly instead. A model's own error is then raised by that eager run, as without compile;
+    otherwise the model runs eagerly from then on, with one warning naming it and the reason (`failure`)."""
+
+    def __init__(self, model: BaseModel, mode: str, device: torch.device):
+        self.model, self.mode = model, mode
+        self.cudagraphs = mode in CUDA_GRAPH_MODES and device.type == "cuda"
+        self.failure = ""  # why the model runs eagerly; "" while it runs compiled
+        self.compile_s = 0.0  # host seconds of the calls that met a new input shape (and compiled for it)
+        self._shapes: set[tuple[Any, ...]] = set()
+        self._compiled: Callable[[BaseModel, torch.Tensor], Any] | None = None
+        try:
+            self._compiled = torch.compile(_forward_code(model.name), mode=mode, dynamic=False)
+        except Exception as exc:  # noqa: BLE001 - whatever torch.compile raises, the model runs eagerly
+            self._fall_back(exc)
+
+    @property
+    def active(self) -> bool:
+        return not self.failure
+
+    def __call__(self, batch: torch.Tensor) -> Any:
+        if self.failure or self._compiled is None:
+            return self.model._forward(batch)
+        shape = (tuple(batch.shape), batch.dtype, torch.is_autocast_enabled(batch.device.type))
+        started = time.perf_counter()
+        try:
+            if self.cudagraphs:  # each batch is a new step: the previous one's outputs were copied back
+                torch.compiler.cudagraph_mark_step_begin()
+            output = self._compiled(self.model, batch)
+        except torch.OutOfMemoryError:
+            raise  # the engine halves the batch
+        except Exception as exc:  # noqa: BLE001 - a compile error: run the batch eagerly
+            output = self.model._forward(batch)  # a model's own error is raised here, as without compile
+            self._fall_back(exc)
+            return output
+        if shape not in self._shapes:
+            self._shapes.add(shape)
+            self.compile_s += time.perf_counter() - started
+        return output
+
+    def _fall_back(self, exc: BaseException) -> None:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [""]
+        if lines[0].endswith(":") and len(lines) > 1:  # "backend='inductor' raised:" and, below, what it raised
+            lines[0] = f"{lines[0]} {lines[1]}"
+        self.failure = f"torch.compile failed: {type(exc).__name__}: {lines[0][:300]}".rstrip(": ")
+        self._compiled = None
+        log.warning(
+            "facebench: model '%s' runs eagerly (--facebench-compile %s): %s", self.model.name, self.mode, self.failure
+        )
+
+
+def _call_forward(model: BaseModel, batch: torch.Tensor) -> Any:
+    """What `CompiledForward` compiles, through a copy of this code (`_forward_code`)."""
+    return model._forward(batch)
+
+
+def _forward_code(name: str) -> Callable[[BaseModel, torch.Tensor], Any]:
+    """`_call_forward` with a code object of its own, named after the model (dynamo's cache is per code object)."""
+    label = "forward_" + "".join(c if c.isalnum() else "_" for c in name)
+    code = _call_forward.__code__.replace(co_name=label)
+    return types.FunctionType(code, _call_forward.__globals__, label)
+
+
+def _uncompilable(net: Any) -> str:
+    """Why `torch.compile` has nothing to compile in `net` ("" when it has): the network is not a torch module, or
+    wraps a runtime outside torch (`runs_outside_torch`: ONNX Runtime, dlib)."""
+    if not isinstance(net, torch.nn.Module):
+        return f"its network ({type(net).__name__}) is not a torch nn.Module"
+    outside = getattr(net, "runs_outside_torch", "")
+    return f"it runs in {outside}, outside torch" if outside else ""
 
 
 class DeviceCopier:

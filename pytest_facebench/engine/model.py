@@ -97,6 +97,9 @@ class BaseModel:
                 preprocessing if isinstance(preprocessing, Preprocessing) else Preprocessing(**preprocessing)
             )
         self.net: nn.Module | None = None
+        # what `_extract` runs instead of `_forward` when set: the engine's compiled forward (`--facebench-compile`);
+        # the network itself stays `net`, uncompiled, with its hooks
+        self.compiled_forward: Callable[[torch.Tensor], Any] | None = None
         self._captured: dict[str, torch.Tensor] = {}
         self._hooks: list[Any] = []
 
@@ -223,6 +226,7 @@ class BaseModel:
         self._hooks.clear()
         self._captured.clear()
         self.net = None
+        self.compiled_forward = None
         if "torch" in sys.modules and self.device.type == "cuda" and sys.modules["torch"].cuda.is_available():
             sys.modules["torch"].cuda.empty_cache()
 
@@ -274,7 +278,7 @@ class BaseModel:
     def _extract(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         self.build()
         self._captured.clear()
-        output = self._forward(batch)
+        output = (self.compiled_forward or self._forward)(batch)
         if OUTPUT in self.layers:
             self._captured[OUTPUT] = _first_tensor(output, OUTPUT)
         missing = [layer for layer in self.layers if layer not in self._captured]
@@ -288,9 +292,9 @@ class BaseModel:
 
     def __getstate__(self) -> dict[str, Any]:
         """What crosses to a spawned loader worker (a model's own `preprocess` takes the model with it): all but
-        the network, its hooks and captured outputs; a deferred device is resolved first."""
+        the network, its compiled forward, its hooks and captured outputs; a deferred device is resolved first."""
         state = self.__dict__.copy()
-        state.update(net=None, _hooks=[], _captured={})
+        state.update(net=None, compiled_forward=None, _hooks=[], _captured={})
         if callable(state.get("_device")):
             state["_device"] = str(self.device)
         return state

@@ -7,8 +7,14 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..errors import ConfigError
+
 DECODERS = ("pil",)  # `torchvision` (nvJPEG on CUDA) was removed: its embeddings differed from PIL's (issue 19)
 MAX_WORKERS = 16  # a 16-CPU GPU host gets 15: an H200 runs VGG16 at ~5,000 img/s, PIL decodes ~2-3 ms an image per core
+# `--facebench-compile`: off, or a `torch.compile` mode (`reduce-overhead` adds CUDA graphs); measured by
+# bench/compile_speed.py. Not part of any cache key, like channels_last: it changes numbers only within float
+# tolerance (a test holds compiled and eager embeddings within 1e-4).
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
 
 @dataclass
@@ -21,6 +27,13 @@ class EngineOptions:
     cudnn_benchmark: bool = True  # on CUDA, for networks with convolutions (the input size is fixed per model)
     progress: bool = False
     decode: str = "pil"  # images are decoded by PIL in the loader workers (the only decoder)
+    compile: str = "off"  # a `torch.compile` mode for the networks (COMPILE_MODES), or off
+
+    def __post_init__(self) -> None:
+        if self.compile not in COMPILE_MODES:
+            raise ConfigError(
+                f"--facebench-compile (compile=) must be one of {', '.join(COMPILE_MODES)}; got {self.compile!r}"
+            )
 
     def loader_workers(self) -> int:
         if self.workers is not None:

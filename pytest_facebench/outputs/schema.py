@@ -144,6 +144,8 @@ def model_counters(cells: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 entry[key] = round(entry.get(key, 0) + value, 4)
             elif key == "batch_size":
                 entry[key] = value or entry.get(key, 0)  # a fully cached cell ran no batch (0)
+            elif key in ("compile", "compile_note") and value not in ("", "off"):
+                entry[key] = value  # the torch.compile mode the model ran in, or why it ran eagerly
             elif key == "faces" and value:  # alignment policy and outcomes, per task's images
                 entry.setdefault(
                     "faces", {k: v for k, v in value.items() if k not in ("images", "outcomes", "several_faces")}

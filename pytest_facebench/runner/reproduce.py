@@ -171,7 +171,7 @@ def _same(a: float, b: float) -> bool:
 
 def provenance_changes(old_run: dict[str, Any], new_run: dict[str, Any]) -> list[str]:
     """What differs between two run.json files among what changes numbers: library versions, devices,
-    precision, decoder, GPUs, git commit."""
+    precision, decoder, torch.compile mode, GPUs, git commit."""
     changes = []
     old_versions, new_versions = old_run.get("versions") or {}, new_run.get("versions") or {}
     for name in sorted(set(old_versions) | set(new_versions)):
@@ -181,6 +181,9 @@ def provenance_changes(old_run: dict[str, Any], new_run: dict[str, Any]) -> list
     for name in ("devices", "precision"):
         if old_engine.get(name) != new_engine.get(name):
             changes.append(f"{name} {_text(old_engine.get(name))} → {_text(new_engine.get(name))}")
+    old_compile, new_compile = old_engine.get("compile") or "off", new_engine.get("compile") or "off"
+    if old_compile != new_compile:  # within float tolerance, yet not bit for bit (runs before it have none: off)
+        changes.append(f"compile {old_compile} → {new_compile}")
     for name in ("gpus", "git_commit"):
         if old_run.get(name) != new_run.get(name):
             changes.append(f"{name} {_text(old_run.get(name))} → {_text(new_run.get(name))}")

@@ -148,6 +148,7 @@ class FacebenchSession:
             workers=option("facebench_workers"),
             progress=self.show_progress(),
             decode=option("facebench_decode"),
+            compile=option("facebench_compile"),
         )
 
     def cache_dir(self) -> Path | None:
@@ -542,6 +543,7 @@ class FacebenchSession:
                 "devices": sorted({c.get("stats", {}).get("engine", {}).get("device") for c in payloads} - {None}),
                 "precision": options.precision,
                 "batch_size": options.batch_size,
+                "compile": options.compile,
                 "loader_workers": options.loader_workers(),
                 "cache": str(self.cache_dir() or ""),
             },
