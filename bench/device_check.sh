@@ -6,6 +6,10 @@
 #                              process (cold, warm), the naive pipeline, the demo grid  -> throughput_pil.json
 #   3. gpu_tests               the GPU-only tests of tests/ (see below)                  -> gpu_tests.xml
 #   4. xdist_grid              pytest benchmarks/ -n 2 --facebench-device cuda (both workers on cuda:0) -> xdist_grid.xml
+#   5. compile_speed           bench/compile_speed.py: model-only VGG16 eager vs torch.compile (reduce-overhead =
+#                              CUDA graphs, then default), fp32 + bf16, cold compiles, within what is left of the
+#                              budget (at most 180 s); optional: skipped, not broken, when < 60 s are left
+#                                                                                    -> compile_speed.json
 # then bench/device_summary.py writes summary.json and prints the table: figures, targets (PASS/FAIL/MISSING),
 # GPU-only test outcomes. Every step runs under `timeout`, capped by what is left of the budget, so a hung
 # step cannot eat the others' time, and the summary is always reached.
@@ -22,7 +26,7 @@
 # Usage:
 #   OUT=/some/dir bench/device_check.sh        on the GPU machine (OUT defaults to bench/out/device_check)
 #   bench/device_check.sh --dry-run            the same steps at tiny sizes on the CPU (OUT defaults to a
-#                                              temp dir); GPU-only tests are reported as skipped; ~1 minute
+#                                              temp dir); GPU-only tests are reported as skipped; ~2 minutes
 # Environment: PYTHON (default python3), DEVICE_CHECK_BUDGET_S (default 450; dry run 1200),
 #   DEVICE_CHECK_THROUGHPUT_ARGS (extra bench/throughput.py arguments, e.g. "--sustained 6000"; last wins).
 #
@@ -33,7 +37,9 @@
 # measured there): data generation ~10 s; per precision (a) ~5 s, (b) sustained 13,000 images ~5-10 s,
 # task cold+warm ~5 s, (e) the task as two pytest processes ~25 s; naive ~15 s; (d) three grid runs ~40 s;
 # GPU tests ~20 s; xdist grid ~40 s: about 4 minutes in all, half the budget. The step timeouts (60/270/90/120 s,
-# capped by the budget) leave each step about twice its estimate.
+# capped by the budget) leave each step about twice its estimate. The compile step comes last and takes what is
+# left (~3 minutes when the others keep to their estimates; each measurement is a fresh process, ~10 s eager,
+# an estimated 30-90 s a cold compile): it skips or stops what does not fit, so the check stays within the budget.
 
 set -u -o pipefail
 
@@ -59,7 +65,7 @@ mkdir -p "$OUT" || exit 2
 OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/device-check-work.XXXXXX") || exit 2
 trap 'rm -rf "$WORK"' EXIT
-rm -f "$OUT"/{summary.json,check.log,throughput_pil.json,gpu_tests.xml,xdist_grid.xml}
+rm -f "$OUT"/{summary.json,check.log,throughput_pil.json,gpu_tests.xml,xdist_grid.xml,compile_speed.json}
 rm -f "$OUT"/*.partial
 LOG=$OUT/check.log
 STEPS=$WORK/steps.tsv
@@ -75,15 +81,18 @@ if (( DRY )); then
          --input-size 32)
   GRID_ARGS=(-k "pixels and (verification or similarity)" --facebench-no-report)
   # generous: no device time is at stake, and a shared CI box can be slow
-  T_ENV=90; T_PIL=480; T_GPU=150; T_XDIST=180
+  T_ENV=90; T_PIL=480; T_GPU=150; T_XDIST=180; T_COMPILE=300
   REQUIRE_CUDA=()
+  # one cold inductor compile of the tiny VGG16 (~30-60 s on two cores): the plumbing, not the figures
+  COMPILE_ARGS=(--quick --batch-size 2 --iters 2 --modes default --precision fp32)
 else
   DEVICE=cuda
   BUDGET=${DEVICE_CHECK_BUDGET_S:-450}
   SIZES=(--images 2000 --pairs 6000 --sustained 13000 --naive-pairs 1500 --batch-size 128 --model-only-iters 50)
   GRID_ARGS=()
-  T_ENV=60; T_PIL=270; T_GPU=90; T_XDIST=120
+  T_ENV=60; T_PIL=270; T_GPU=90; T_XDIST=120; T_COMPILE=180
   REQUIRE_CUDA=(--require-cuda)
+  COMPILE_ARGS=(--batch-size 128 --modes reduce-overhead default --precision fp32 bf16)
 fi
 # shellcheck disable=SC2206  # word splitting is the point
 SIZES+=(${DEVICE_CHECK_THROUGHPUT_ARGS:-})
@@ -170,6 +179,13 @@ GRID=(-p no:cacheprovider -p no:hypothesispytest "${PLUGIN[@]}" --facebench-devi
       --facebench-cache "$WORK/xdist/cache" --facebench-out "$WORK/xdist/out" --facebench-no-progress)
 run_step xdist_grid 1 "$T_XDIST" 20 "$PY" -m pytest benchmarks/ -n 2 "${GRID[@]}" -q \
   --junitxml "$OUT/xdist_grid.xml" -o junit_family=xunit1 "${GRID_ARGS[@]}"
+
+# 5. torch.compile against eager (optional, last): bench/compile_speed.py keeps to its own budget, 10 s inside the
+#    step's timeout (what is left, at most T_COMPILE), skipping or stopping the measurements that do not fit
+COMPILE_LEFT=$(( BUDGET - (SECONDS - START) - RESERVE ))
+(( COMPILE_LEFT > T_COMPILE )) && COMPILE_LEFT=$T_COMPILE
+run_step compile_speed 0 "$T_COMPILE" 60 "$PY" bench/compile_speed.py --device "$DEVICE" "${COMPILE_ARGS[@]}" \
+  --budget-s "$(( COMPILE_LEFT - 10 ))" --out "$OUT/compile_speed.json"
 
 # the summary: OUT/summary.json and the table; its exit status is the check's
 rm -f "$OUT"/*.partial

@@ -9,8 +9,8 @@ GPU-only tests are the tests under `tests/` decorated (function, class, or a mod
 `@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")`. They are found by reading
 the source (no import, no collection), so listing them costs milliseconds.
 
-`summarize` reads what the check's steps left (OUT/throughput_*.json, OUT/*.xml, WORK/steps.tsv,
-WORK/env.json), writes OUT/summary.json, prints the table and exits 0 when every required step ran and
+`summarize` reads what the check's steps left (OUT/throughput_*.json, OUT/compile_speed.json, OUT/*.xml,
+WORK/steps.tsv, WORK/env.json), writes OUT/summary.json, prints the table and exits 0 when every required step ran and
 passed, 1 otherwise (missed targets are reported, never an error). Nothing here imports torch except `env`.
 """
 
@@ -48,6 +48,7 @@ OUTPUT_FILES = (
     "throughput_pil.json",
     "gpu_tests.xml",
     "xdist_grid.xml",
+    "compile_speed.json",
 )
 
 
@@ -311,6 +312,18 @@ def figures(runs: dict[str, dict | None]) -> dict[str, Any]:
     return out
 
 
+def compile_figures(run: dict | None) -> list[dict[str, Any]]:
+    """bench/compile_speed.py's measurements (eager and each torch.compile mode, by precision), as it wrote them."""
+    keys = ("precision", "mode", "status", "img_s", "over_eager", "compile_s", "compiled", "compile_note", "why")
+    rows = []
+    for result in _get(run, "results") or []:
+        row = {key: result.get(key) for key in keys}
+        diff = result.get("max_abs_diff") or {}
+        row["max_abs_diff"] = max(diff.values()) if diff and result.get("mode") != "off" else None
+        rows.append(row)
+    return rows
+
+
 def _row(
     target_id: str,
     what: str,
@@ -443,6 +456,7 @@ def step_status(
     runs: dict[str, dict | None],
     gpu_cases: list[dict] | None,
     xdist_cases: list[dict] | None,
+    compile_run: dict | None = None,
 ) -> tuple[str, str]:
     """(status, why): ok | failed | timeout | skipped, for one step, from its exit status and its outputs."""
     if step["state"] == "skipped":
@@ -476,6 +490,8 @@ def step_status(
             return "failed", f"{len(no_gpu)} GPU-only test(s) skipped on the GPU machine (CUDA not seen?)"
     if name == "xdist_grid" and xdist_cases is None:
         return "failed", "no junit XML"
+    if name == "compile_speed" and compile_run is None:
+        return "failed", "no JSON written"
     return "ok", ""
 
 
@@ -486,9 +502,10 @@ def summarize(
     runs = {decode: read_json(out / f"throughput_{decode}.json") for decode in DECODES}
     gpu_cases = read_junit(out / "gpu_tests.xml")
     xdist_cases = read_junit(out / "xdist_grid.xml")
+    compile_run = read_json(out / "compile_speed.json")
     steps = read_steps(work / "steps.tsv")
     for step in steps:
-        step["status"], step["why"] = step_status(step, dry_run, runs, gpu_cases, xdist_cases)
+        step["status"], step["why"] = step_status(step, dry_run, runs, gpu_cases, xdist_cases, compile_run)
     xdist_step = next((s for s in steps if s["name"] == "xdist_grid"), None)
     run_json = read_json(work / "xdist" / "out" / "run.json")
     xdist = {
@@ -500,13 +517,13 @@ def summarize(
     }
     rows = target_rows(runs)
     broken = [s["name"] for s in steps if s["status"] != "ok" and (s["required"] or s["status"] != "skipped")]
-    expected = {"env", "throughput_pil", "gpu_tests", "xdist_grid"}
+    expected = {"env", "throughput_pil", "gpu_tests", "xdist_grid"}  # compile_speed is optional
     broken += sorted(expected - {s["name"] for s in steps})  # a step the script never recorded
     summary = {
         "dry_run": dry_run,
         "env": read_json(work / "env.json"),
         "steps": steps,
-        "figures": figures(runs),
+        "figures": {**figures(runs), "compile": compile_figures(compile_run)},
         "targets": rows,
         "gpu_tests": gpu_cases or [],
         "xdist_grid": xdist,
@@ -579,6 +596,7 @@ def format_table(summary: dict[str, Any]) -> str:
             f"cold {_num(grid['cold'], '.1f')} s, warm {_num(grid['warm'], '.1f')} s, "
             f"warm --facebench-rescore {_num(grid['warm_rescore'], '.1f')} s"
         )
+    lines += _compile_lines(f.get("compile") or [])
     lines += ["", f"{'target':<44}{'measured':>10}{'target':>9}  result"]
     for r in summary["targets"]:
         unit = {"x": "×", "s": " s"}.get(r["unit"], "")
@@ -607,6 +625,25 @@ def format_table(summary: dict[str, Any]) -> str:
         + f"; exit {summary['exit_status']}",
     ]
     return "\n".join(lines)
+
+
+def _compile_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The torch.compile figures (bench/compile_speed.py), none when the step did not run."""
+    if not rows:
+        return []
+    lines = [
+        "",
+        "torch.compile, model-only (bench/compile_speed.py: cold compiles; × eager: img/s over eager's)",
+        f"{'':<8}{'mode':<17}{'status':<9}{'img/s':>9}{'× eager':>9}{'compile s':>11}{'max |Δ|':>10}  note",
+    ]
+    for r in rows:
+        note = r.get("why") or r.get("compile_note") or ""
+        lines.append(
+            f"{r['precision'] or '':<8}{(r['mode'] or '').replace('off', 'eager'):<17}{r['status'] or '':<9}"
+            f"{_num(r['img_s'], '.0f'):>9}{_num(r['over_eager'], '.2f'):>9}{_num(r['compile_s'], '.1f'):>11}"
+            f"{_num(r['max_abs_diff'], '.1e'):>10}  {note}"
+        )
+    return lines
 
 
 # --- command line -----------------------------------------------------------------------------------

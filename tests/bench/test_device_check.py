@@ -215,6 +215,64 @@ def test_grid_that_fails_breaks_the_throughput_step(tmp_path):
     assert (step["status"], "warm" in step["why"]) == ("failed", True)
 
 
+def _compile_run() -> dict:
+    """A bench/compile_speed.py report: eager and reduce-overhead in fp32, a bf16 compile stopped by its budget."""
+    return {
+        "args": {"device": "cuda", "batch_size": 128},
+        "results": [
+            {
+                "precision": "fp32",
+                "mode": "off",
+                "status": "ok",
+                "img_s": 1000.0,
+                "compiled": False,
+                "max_abs_diff": {"avgpool": 0.0, "classifier.5": 0.0},
+            },
+            {
+                "precision": "fp32",
+                "mode": "reduce-overhead",
+                "status": "ok",
+                "img_s": 1250.0,
+                "over_eager": 1.25,
+                "compile_s": 41.5,
+                "compiled": True,
+                "compile_note": "",
+                "max_abs_diff": {"avgpool": 2e-6, "classifier.5": 3e-5},
+            },
+            {"precision": "bf16", "mode": "reduce-overhead", "status": "timeout", "why": "stopped after 60 s"},
+        ],
+    }
+
+
+def test_compile_figures_are_summarized_and_the_step_is_optional(tmp_path):
+    out, work = tmp_path / "out", tmp_path / "work"
+    out.mkdir()
+    (out / "throughput_pil.json").write_text(json.dumps(_pil_run()))
+    _junit(out / "gpu_tests.xml", '<testcase classname="tests.t" name="test_gpu" file="tests/t.py"/>')
+    _junit(out / "xdist_grid.xml", "")
+    (out / "compile_speed.json").write_text(json.dumps(_compile_run()))
+    _write_steps(work, [*ALL_RAN, ("compile_speed", 0, 0, 150.0, 180, "ran", "")])
+    summary = ds.summarize(out, work, dry_run=False)
+    assert summary["exit_status"] == 0
+    rows = summary["figures"]["compile"]
+    assert [(r["precision"], r["mode"], r["status"]) for r in rows] == [
+        ("fp32", "off", "ok"),
+        ("fp32", "reduce-overhead", "ok"),
+        ("bf16", "reduce-overhead", "timeout"),
+    ]
+    assert rows[0]["max_abs_diff"] is None and rows[1]["max_abs_diff"] == 3e-5  # the largest layer's; none for eager
+    table = ds.format_table(summary)
+    assert "torch.compile, model-only" in table
+    assert "reduce-overhead  ok            1250     1.25       41.5   3.0e-05" in table
+    assert "stopped after 60 s" in table
+    # it ran and wrote nothing: broken; too little time left to start it: skipped, the check is not broken
+    (out / "compile_speed.json").unlink()
+    assert ds.summarize(out, work, dry_run=False)["broken_steps"] == ["compile_speed"]
+    _write_steps(work, [*ALL_RAN, ("compile_speed", 0, "", 0, 40, "skipped", "not started: 40 s left")])
+    summary = ds.summarize(out, work, dry_run=False)
+    assert summary["exit_status"] == 0 and "torch.compile" not in ds.format_table(summary)
+
+
 def test_find_gpu_tests_reads_decorators(tmp_path):
     tests = tmp_path / "tests"
     (tests / "sub").mkdir(parents=True)
@@ -259,7 +317,8 @@ def test_find_gpu_tests_reads_decorators(tmp_path):
     shutil.which("bash") is None or shutil.which("timeout") is None, reason="needs bash and coreutils' timeout"
 )
 def test_dry_run_end_to_end_slow(tmp_path):
-    """SLOW: the whole check on the CPU at tiny sizes (about a minute on two idle cores)."""
+    """SLOW: the whole check on the CPU at tiny sizes (about two minutes on two idle cores, one of them the cold
+    torch.compile of the tiny VGG16)."""
     out = tmp_path / "out"
     # not the outer run's PYTEST_* variables (xdist worker ids, PYTEST_ADDOPTS): the check's pytest runs are its own
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
@@ -290,7 +349,13 @@ def test_dry_run_end_to_end_slow(tmp_path):
         "exit_status",
     } <= set(summary)
     assert summary["dry_run"] is True and summary["steps_ok"] and summary["exit_status"] == 0
-    assert [s["name"] for s in summary["steps"]] == ["env", "throughput_pil", "gpu_tests", "xdist_grid"]
+    assert [s["name"] for s in summary["steps"]] == [
+        "env",
+        "throughput_pil",
+        "gpu_tests",
+        "xdist_grid",
+        "compile_speed",
+    ]
     assert all(s["status"] == "ok" for s in summary["steps"])
     assert [r["id"] for r in summary["targets"]] == TARGET_IDS
     assert all(r["result"] in ("PASS", "FAIL") for r in summary["targets"]), "a figure is missing in the dry run"
@@ -298,6 +363,12 @@ def test_dry_run_end_to_end_slow(tmp_path):
     assert any("test_gpu_matches_cpu" in c["nodeid"] for c in summary["gpu_tests"])
     assert summary["xdist_grid"]["passed"] >= 1 and summary["xdist_grid"]["failed"] == 0
     assert summary["figures"]["model_only_img_s"]["fp32"]["plain"] > 0
+    compiled = summary["figures"]["compile"]
+    assert [(r["precision"], r["mode"], r["status"]) for r in compiled] == [
+        ("fp32", "off", "ok"),
+        ("fp32", "default", "ok"),
+    ]
+    assert compiled[1]["compiled"] is True and compiled[1]["img_s"] > 0 and compiled[1]["max_abs_diff"] < 1e-3
     assert summary["env"]["cuda_available"] is False
     for row in summary["targets"]:
         assert f"{row['id']}" in proc.stdout and row["result"] in proc.stdout
