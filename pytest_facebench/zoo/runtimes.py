@@ -17,7 +17,7 @@ class OnnxSession(nn.Module):
 
     `batch_size`: the model's static batch dimension, if it has one (the batch is then run in chunks)."""
 
-    runs_outside_torch = "ONNX Runtime"  # `torch.compile` leaves it alone (`engine.CompiledForward`)
+    runs_outside_torch = "ONNX Runtime"  # `torch.compile` leaves it alone (`engine.compiled.CompiledForward`)
 
     def __init__(self, session: Any, batch_size: int | None = None, label: str = "ONNX model"):
         super().__init__()
@@ -53,7 +53,7 @@ class DlibDescriptor(nn.Module):
     `compute_face_descriptor` (aligned 150×150 chips) gives one 128-D descriptor per chip."""
 
     CHIP = 150
-    runs_outside_torch = "dlib"  # `torch.compile` leaves it alone (`engine.CompiledForward`)
+    runs_outside_torch = "dlib"  # `torch.compile` leaves it alone (`engine.compiled.CompiledForward`)
 
     def __init__(self, facerec: Any, num_jitters: int = 0):
         super().__init__()

@@ -13,7 +13,8 @@ import torch
 from test_engine import TinyNet, write_images
 from torch import nn
 
-from pytest_facebench.engine.engine import CompiledForward, Engine, EngineOptions
+from pytest_facebench.engine.compiled import CompiledForward
+from pytest_facebench.engine.engine import Engine, EngineOptions
 from pytest_facebench.engine.options import COMPILE_MODES
 from pytest_facebench.errors import ConfigError, ModelError
 from pytest_facebench.outputs.schema import RECORDS_DIR, model_counters
