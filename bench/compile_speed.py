@@ -22,6 +22,7 @@ runs past it is stopped, both recorded. Writes JSON to --out after each measurem
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -48,6 +49,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     from pytest_facebench.engine.engine import DeviceCopier, EmbedStats, Engine, EngineOptions
     from pytest_facebench.storage.store import EmbeddingStore
 
+    if spec.get("backend", "inductor") != "inductor":  # a plumbing check: dynamo captures, nothing is generated
+        torch.compile = functools.partial(torch.compile, backend=spec["backend"])  # type: ignore[assignment]
     options = EngineOptions(device=spec["device"], precision=spec["precision"], workers=0, compile=spec["mode"])
     engine = Engine(options, EmbeddingStore(None))
     model, stats = vgg16(engine.device, spec["input_size"]), EmbedStats()
@@ -118,7 +121,13 @@ def run_child(spec: dict[str, Any], timeout_s: float) -> dict[str, Any]:
 def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The measurements, most wanted first (eager, then each mode in order, each in every precision), so that a
     budget that runs out drops the last modes."""
-    base = {"device": args.device, "batch": args.batch_size, "input_size": args.input_size, "iters": args.iters}
+    base = {
+        "device": args.device,
+        "batch": args.batch_size,
+        "input_size": args.input_size,
+        "iters": args.iters,
+        "backend": args.backend,
+    }
     return [
         {**base, "precision": precision, "mode": mode, "warmup": args.warmup}
         for mode in ("off", *args.modes)
@@ -147,7 +156,8 @@ def table(data: dict[str, Any]) -> str:
     args = data["args"]
     lines = [
         f"torch.compile vs eager, model-only: VGG16 (avgpool + classifier.5) on {args['device']}, batch "
-        f"{args['batch_size']}, {args['input_size']} px, {args['iters']} timed iterations (cold inductor cache)",
+        f"{args['batch_size']}, {args['input_size']} px, {args['iters']} timed iterations (cold inductor cache"
+        f"{'' if args.get('backend', 'inductor') == 'inductor' else '; backend ' + args['backend'] + ': plumbing only'})",
         f"{'precision':<10}{'mode':<17}{'status':<9}{'img/s':>9}{'× eager':>9}{'compile s':>11}"
         f"{'max|Δ| avgpool':>16}{'max|Δ| cls.5':>14}  note",
     ]
@@ -179,6 +189,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--iters", type=int, default=None, help="timed calls (default 30; --quick: 5)")
     parser.add_argument("--warmup", type=int, default=3, help="calls between the first and the timed ones")
     parser.add_argument("--quick", action="store_true", help="tiny input, small batch, few iterations (the CPU)")
+    parser.add_argument(
+        "--backend",
+        default="inductor",
+        help="torch.compile's backend (default inductor, what --facebench-compile uses); 'eager' only checks the "
+        "plumbing: dynamo captures the graph but generates no code (the device check's CPU dry run)",
+    )
     parser.add_argument("--budget-s", type=float, default=None, help="the whole run (default 170 s; --quick: 900 s)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "compile_speed.json")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
